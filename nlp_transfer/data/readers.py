@@ -1,0 +1,186 @@
+"""Readers for tabular text files: csv, tsv, json and jsonl.
+
+Each reader returns ``Record``s: the row's fields plus the line it started on, so that every later
+check can name ``file:line``. Bytes are decoded up front, so a wrong encoding is reported with the
+line of the first undecodable byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import DataError
+
+EXTENSION_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".conll": "conll",
+    ".txt": "conll",
+}
+
+
+@dataclass
+class Record:
+    """One row of a data file, with the 1-based line it starts on."""
+
+    line: int
+    fields: dict[str, Any]
+
+
+def infer_format(path: str, format: str | None) -> str:
+    """The given ``format``, or the one the file extension implies."""
+    if format:
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXTENSION_FORMATS:
+        raise DataError(
+            f"{path}: cannot tell the format from the extension '{suffix}'. "
+            "Set data.format to csv, tsv, json, jsonl, conll or hub."
+        )
+    return EXTENSION_FORMATS[suffix]
+
+
+def read_text(path: str, encoding: str) -> str:
+    """The whole file decoded, or a :class:`DataError` naming the line of the first bad byte."""
+    file = Path(path)
+    if not file.exists():
+        raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
+    if not file.is_file():
+        raise DataError(f"{path}: not a file. Give the path of a data file.")
+    raw = file.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'. Set data.encoding to e.g. utf-8 or latin-1.") from None
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        bad = raw[err.start : err.start + 1].hex()
+        raise DataError(
+            f"{path}:{line}: byte 0x{bad} cannot be decoded as {encoding}. "
+            "Set data.encoding to the file's encoding (e.g. data.encoding=latin-1) or re-save it as UTF-8."
+        ) from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty. Give a file with data rows.")
+    return text.removeprefix("\ufeff")
+
+
+def read_delimited(path: str, *, delimiter: str, header: bool | list[str], encoding: str) -> list[Record]:
+    """Rows of a csv/tsv file as records; ``header`` is True, False (columns 0, 1, ...) or the names."""
+    text = read_text(path, encoding)
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
+    records: list[Record] = []
+    names: list[str] | None = list(header) if isinstance(header, list) else None
+    line = 1
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if names is None:
+                if header is True:
+                    names = [cell.strip() for cell in row]
+                    _check_header(path, names)
+                    continue
+                names = [str(i) for i in range(len(row))]
+            if len(row) != len(names):
+                raise DataError(
+                    f"{path}:{start}: expected {len(names)} fields separated by {delimiter!r}, found {len(row)}. "
+                    "Quote fields that contain the delimiter, or set data.delimiter / data.header."
+                )
+            records.append(Record(start, dict(zip(names, row, strict=True))))
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({err}).") from None
+    if not records:
+        raise DataError(f"{path}: no data rows (only a header). Give a file with data rows.")
+    return records
+
+
+def _check_header(path: str, names: list[str]) -> None:
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise DataError(f"{path}:1: duplicate column name(s) {sorted(duplicates)} in the header. Rename them.")
+
+
+def read_jsonl(path: str, *, encoding: str) -> list[Record]:
+    """One JSON object per line; blank lines are skipped."""
+    text = read_text(path, encoding)
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(
+                f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}). Each line must be one JSON object."
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
+        records.append(Record(number, obj))
+    return records
+
+
+def read_json(path: str, *, encoding: str) -> list[Record]:
+    """A JSON array of objects, or an object holding one such array (e.g. ``{"data": [...]}``)."""
+    text = read_text(path, encoding)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.lineno > 1 and "Extra data" in err.msg:
+            raise DataError(f"{path}:{err.lineno}: several JSON values; for one object per line use data.format=jsonl.") from None
+        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno}).") from None
+    if isinstance(obj, dict):
+        arrays = [v for v in obj.values() if isinstance(v, list)]
+        if len(arrays) != 1:
+            raise DataError(f"{path}: expected a JSON array of objects, or an object holding exactly one array.")
+        obj = arrays[0]
+    if not isinstance(obj, list) or not obj:
+        raise DataError(f"{path}: expected a non-empty JSON array of objects.")
+    line_starts = _object_lines(text, len(obj))
+    records = []
+    for index, item in enumerate(obj):
+        line = line_starts[index] if index < len(line_starts) else 1
+        if not isinstance(item, dict):
+            raise DataError(f"{path}:{line}: item {index} is a {type(item).__name__}, expected an object.")
+        records.append(Record(line, item))
+    return records
+
+
+def _object_lines(text: str, count: int) -> list[int]:
+    """Best-effort line numbers of the top-level array's objects (for messages only)."""
+    decoder = json.JSONDecoder()
+    start = text.find("[")
+    lines = []
+    position = start + 1
+    while len(lines) < count and position > 0:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        if position >= len(text) or text[position] == "]":
+            break
+        lines.append(text.count("\n", 0, position) + 1)
+        try:
+            _, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            break
+    return lines
+
+
+def read_records(path: str, *, format: str, delimiter: str | None, header: bool | list[str], encoding: str) -> list[Record]:
+    """Read a csv, tsv, json or jsonl file into records."""
+    if format in ("csv", "tsv"):
+        delimiter = delimiter or ("\t" if format == "tsv" else ",")
+        return read_delimited(path, delimiter=delimiter, header=header, encoding=encoding)
+    if format == "jsonl":
+        return read_jsonl(path, encoding=encoding)
+    if format == "json":
+        return read_json(path, encoding=encoding)
+    raise DataError(f"{path}: format '{format}' is not a table format. Use csv, tsv, json or jsonl for this task.")

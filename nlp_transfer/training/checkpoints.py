@@ -1,0 +1,115 @@
+"""Checkpoints that are either complete or absent.
+
+A checkpoint is written into a temporary folder and renamed into place only once complete, so a
+crash mid-write never replaces a good checkpoint. Only the newest ``keep`` are kept.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import UserError
+
+STATE_FILE = "trainer_state.json"
+PREFIX = "step-"
+
+
+def checkpoint_dir(output_dir: Path) -> Path:
+    """Where a run's checkpoints live."""
+    return Path(output_dir) / "checkpoints"
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    root = checkpoint_dir(output_dir)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]))
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint, or None."""
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def _reason(err: OSError) -> str:
+    known = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
+    return known.get(err.errno, err.strerror or str(err))
+
+
+def commit_dir(tmp: Path, target: Path) -> None:
+    """Move the complete folder ``tmp`` to ``target``, replacing an older ``target`` only after."""
+    if target.exists():
+        old = target.with_name(f".old-{target.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def write_atomically(target: Path, write: Any) -> Path:
+    """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``target`` (replacing an older one).
+
+    Disk-full and permission errors become a :class:`UserError`; the older ``target`` survives.
+    """
+    target = Path(target)
+    tmp = target.with_name(f".tmp-{target.name}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        write(tmp)
+        commit_dir(tmp, target)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(
+            f"{target}: cannot write ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
+        ) from None
+    return target
+
+
+def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Save model, optimizer, scheduler and RNG states through Accelerate, plus ``state`` as JSON.
+
+    Every process writes its part into one temporary folder; the main process renames it into place.
+    """
+    target = checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}"
+    tmp = target.with_name(f".tmp-{target.name}")
+    failure = None
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+    except OSError as err:
+        failure = err
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        try:
+            if failure is not None:
+                raise failure
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+            commit_dir(tmp, target)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UserError(
+                f"{target}: cannot write checkpoint ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
+            ) from None
+        for old in list_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return target
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    """The loop state saved with a checkpoint."""
+    return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
