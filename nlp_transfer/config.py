@@ -342,6 +342,11 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as text
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, None
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         return ok, float(value) if ok else None
     if hint is str:

@@ -76,10 +76,21 @@ def write_atomically(target: Path, write: Any) -> Path:
     return target
 
 
-def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` (no extra space), copying where links are not possible."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def save_checkpoint(
+    accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int, extra_files: dict[str, Path] | None = None
+) -> Path:
     """Save model, optimizer, scheduler and RNG states through Accelerate, plus ``state`` as JSON.
 
     Every process writes its part into one temporary folder; the main process renames it into place.
+    ``extra_files`` (name -> existing file) are linked into the checkpoint, e.g. the best model so far.
     """
     target = checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}"
     tmp = target.with_name(f".tmp-{target.name}")
@@ -97,6 +108,9 @@ def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[s
         try:
             if failure is not None:
                 raise failure
+            for name, source in (extra_files or {}).items():
+                if Path(source).is_file():
+                    link_or_copy(Path(source), tmp / name)
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
             commit_dir(tmp, target)
         except OSError as err:

@@ -30,6 +30,7 @@ from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.training.checkpoints import (
     checkpoint_dir,
     latest_checkpoint,
+    link_or_copy,
     read_state,
     save_checkpoint,
     write_atomically,
@@ -37,6 +38,7 @@ from nlp_transfer.training.checkpoints import (
 from nlp_transfer.training.sampler import LengthGroupedBatchSampler
 
 BEST_DIR = "best"
+BEST_FILE = "best_model.safetensors"
 
 
 class TrainableTask(Protocol):
@@ -138,6 +140,8 @@ def fit(
         "train_seconds": 0.0,
         "train_samples": 0,
     }
+    best_dir = checkpoint_dir(output_dir) / BEST_DIR
+    best_files = {BEST_FILE: best_dir / "model.safetensors"}
     if resume:
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint is None:
@@ -146,12 +150,14 @@ def fit(
             )
         accelerator.load_state(str(checkpoint))
         state = read_state(checkpoint)
+        best_copy = checkpoint / BEST_FILE
+        if accelerator.is_main_process and best_copy.is_file():  # the best model as of this checkpoint
+            write_atomically(best_dir, lambda tmp: link_or_copy(best_copy, tmp / "model.safetensors"))
         accelerator.print(f"Resuming from {checkpoint} (epoch {state['epoch'] + 1}, step {state['global_step']}).")
 
     if hparams and accelerator.log_with:
         accelerator.init_trackers("logs", config=_flat_hparams(hparams))
 
-    best_dir = checkpoint_dir(output_dir) / BEST_DIR
     progress = tqdm(
         total=total_steps,
         initial=state["global_step"],
@@ -166,10 +172,11 @@ def fit(
     running_count = 0
     window_start, window_samples = time.perf_counter(), 0
 
-    def evaluate_and_checkpoint(epoch_done: bool) -> None:
+    def evaluate_and_checkpoint() -> None:
         nonlocal stop
         metrics = evaluate_model(model, eval_dl, task, accelerator)
-        record = {"epoch": state["epoch"] + (1 if epoch_done else 0), "step": state["global_step"], **scalar_metrics(metrics)}
+        epoch_position = state["epoch"] + state["batches_done"] / max(len(train_dl), 1)
+        record = {"epoch": round(epoch_position, 4), "step": state["global_step"], **scalar_metrics(metrics)}
         state["history"].append(record)
         value = metrics.get(metric_name)
         if value is None:
@@ -198,7 +205,7 @@ def fit(
         if patience is not None and state["evals_without_improvement"] >= patience:
             accelerator.print(f"Early stopping: {metric_name} did not improve for {patience} evaluation(s).")
             stop = True
-        save_checkpoint(accelerator, output_dir, state["global_step"], state, config.save_total_limit)
+        save_checkpoint(accelerator, output_dir, state["global_step"], state, config.save_total_limit, extra_files=best_files)
 
     model.train()
     start_epoch = state["epoch"]
@@ -206,10 +213,14 @@ def fit(
         state["epoch"] = epoch
         if epoch_callback is not None:
             epoch_callback(accelerator.unwrap_model(model), optimizer, epoch)
-        train_sampler.set_epoch(epoch)
         loader = train_dl
         if epoch == start_epoch and state["batches_done"]:
             loader = accelerator.skip_first_batches(train_dl, state["batches_done"])
+        # Accelerate's loader re-seeds its batch sampler with its own iteration count on every pass:
+        # tell it the epoch, so a resumed run draws the same order as an uninterrupted one
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        train_sampler.set_epoch(epoch)
         epoch_start = window_start = time.perf_counter()
         window_samples = 0
         for batch in loader:
@@ -258,13 +269,13 @@ def fit(
                 window_start, window_samples = time.perf_counter(), 0
             if config.eval_strategy == "steps" and state["global_step"] % config.eval_steps == 0:
                 state["train_seconds"] += time.perf_counter() - epoch_start
-                evaluate_and_checkpoint(epoch_done=False)
+                evaluate_and_checkpoint()
                 model.train()
                 epoch_start = window_start = time.perf_counter()
                 window_samples = 0
             elif config.save_steps and state["global_step"] % config.save_steps == 0:
                 state["train_seconds"] += time.perf_counter() - epoch_start
-                save_checkpoint(accelerator, output_dir, state["global_step"], state, config.save_total_limit)
+                save_checkpoint(accelerator, output_dir, state["global_step"], state, config.save_total_limit, extra_files=best_files)
                 epoch_start = window_start = time.perf_counter()
                 window_samples = 0
             if stop:
@@ -272,13 +283,13 @@ def fit(
         state["train_seconds"] += time.perf_counter() - epoch_start
         if stop:
             break
-        state["batches_done"] = 0
+        # the epoch is complete: a checkpoint written from here on resumes at the next epoch
+        state["epoch"], state["batches_done"] = epoch + 1, 0
         last_epoch = epoch == config.epochs - 1
         evaluated_now = bool(state["history"]) and state["history"][-1]["step"] == state["global_step"]
         if config.eval_strategy == "epoch" or (last_epoch and not evaluated_now):
-            evaluate_and_checkpoint(epoch_done=True)
+            evaluate_and_checkpoint()
             model.train()
-        state["epoch"] = epoch + 1
         if stop:
             break
     progress.close()

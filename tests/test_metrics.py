@@ -1,0 +1,48 @@
+"""The offline `evaluate` metric module against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from nlp_transfer.evaluation import classification_metrics, load_metric, save_confusion_matrix
+
+
+def test_multiclass_metrics_hand_computed():
+    # gold: a a b b c ; predicted: a b b b a
+    metrics = classification_metrics(np.array([0, 1, 1, 1, 0]), np.array([0, 0, 1, 1, 2]), label_names=["a", "b", "c"])
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    # per class: a p=1/2 r=1/2 ; b p=2/3 r=1 ; c p=0 r=0
+    assert metrics["per_class"]["a"]["f1"] == pytest.approx(0.5)
+    assert metrics["per_class"]["b"]["f1"] == pytest.approx(0.8)
+    assert metrics["per_class"]["c"]["support"] == 1
+    assert metrics["f1_macro"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+    assert metrics["f1_micro"] == pytest.approx(0.6)
+    assert metrics["confusion_matrix"]["matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    assert "roc_auc" not in metrics
+
+
+def test_binary_roc_auc_from_scores():
+    scores = np.array([[0.9, 0.1], [0.3, 0.7], [0.35, 0.65], [0.2, 0.8]])  # one of four pos>neg pairs is misordered
+    metrics = classification_metrics(scores.argmax(1), np.array([0, 0, 1, 1]), label_names=["n", "p"], prediction_scores=scores)
+    assert metrics["roc_auc"] == pytest.approx(0.75)
+
+
+def test_multilabel_metrics_hand_computed():
+    gold = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]])
+    pred = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 1]])
+    metrics = classification_metrics(pred, gold, label_names=["x", "y", "z"], multi_label=True)
+    assert metrics["subset_accuracy"] == pytest.approx(1 / 3)
+    # tp=4 fp=1 fn=1 -> micro p=r=f1=0.8
+    assert metrics["f1_micro"] == pytest.approx(0.8)
+    assert metrics["per_class"]["z"]["f1"] == pytest.approx(0.0)
+    assert metrics["hamming_loss"] == pytest.approx(2 / 9)
+
+
+def test_module_loads_offline_through_evaluate(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    module = load_metric("classification_metrics", "multiclass")
+    assert module.compute(predictions=[1, 1], references=[1, 0])["accuracy"] == pytest.approx(0.5)
+
+
+def test_confusion_matrix_png(tmp_path):
+    path = save_confusion_matrix({"labels": ["a", "b"], "matrix": [[3, 1], [0, 4]]}, tmp_path / "cm.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,174 @@
+"""Readers: formats, options, and a clear file:line error for each kind of bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nlp_transfer.config import DataConfig
+from nlp_transfer.data import load_text_classification_data, read_records
+from nlp_transfer.errors import DataError
+from tests.conftest import shared_dataset
+
+
+def data(**kwargs) -> DataConfig:
+    return DataConfig(**kwargs)
+
+
+def test_csv_tsv_json_jsonl_give_the_same_rows(tmp_path):
+    rows = [("good film", "pos"), ("bad, really bad", "neg"), ('a "quoted" word', "pos")]
+    (tmp_path / "a.csv").write_text('text,label\ngood film,pos\n"bad, really bad",neg\n"a ""quoted"" word",pos\n', encoding="utf-8")
+    (tmp_path / "a.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows), encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
+    (tmp_path / "a.json").write_text(json.dumps({"data": [{"text": t, "label": lab} for t, lab in rows]}), encoding="utf-8")
+    for name in ("a.csv", "a.tsv", "a.jsonl", "a.json"):
+        loaded = load_text_classification_data(data(train_file=str(tmp_path / name), validation_split=0.34))
+        texts = sorted(list(loaded.splits["train"]["text"]) + list(loaded.splits["validation"]["text"]))
+        assert texts == sorted(t for t, _ in rows), name
+        assert loaded.labels == ["neg", "pos"]
+
+
+def test_header_false_and_named_columns_and_delimiter(tmp_path):
+    path = tmp_path / "e.txt"
+    path.write_text("i feel great;joy\ni am scared;fear\nso happy today;joy\nterrified of it;fear\n", encoding="utf-8")
+    named = load_text_classification_data(data(train_file=str(path), format="csv", delimiter=";", header=["text", "label"]))
+    assert named.labels == ["fear", "joy"]
+    numbered = load_text_classification_data(
+        data(train_file=str(path), format="csv", delimiter=";", header=False, text_column="0", label_column="1")
+    )
+    assert numbered.labels == ["fear", "joy"]
+
+
+def test_integer_labels_index_data_labels(tmp_path):
+    path = tmp_path / "t.tsv"
+    path.write_text("sentence\tlabel\nnice one \t1\nawful \t0\nlovely \t1\nbad \t0\n", encoding="utf-8")
+    loaded = load_text_classification_data(
+        data(train_file=str(path), text_column="sentence", labels=["negative", "positive"], validation_split=0.5), seed=0
+    )
+    assert loaded.labels == ["negative", "positive"]
+    everything = dict(zip(loaded.splits["train"]["text"], loaded.splits["train"]["label"], strict=True))
+    everything.update(zip(loaded.splits["validation"]["text"], loaded.splits["validation"]["label"], strict=True))
+    assert everything == {"nice one": "positive", "awful": "negative", "lovely": "positive", "bad": "negative"}
+
+
+def test_multilabel_lists_and_delimited_strings(tmp_path):
+    (tmp_path / "m.csv").write_text('text,labels\nlate and overcharged,"billing|shipping"\nlove it,praise\nno tag here,\n', encoding="utf-8")
+    (tmp_path / "m.jsonl").write_text(
+        '{"text": "late and overcharged", "labels": ["shipping", "billing"]}\n{"text": "love it", "labels": ["praise"]}\n',
+        encoding="utf-8",
+    )
+    csv_data = load_text_classification_data(
+        data(train_file=str(tmp_path / "m.csv"), validation_file=str(tmp_path / "m.csv"), label_column="labels"), multi_label=True
+    )
+    assert csv_data.labels == ["billing", "praise", "shipping"]
+    assert list(csv_data.splits["train"]["label"]) == [["billing", "shipping"], ["praise"], []]
+    json_data = load_text_classification_data(
+        data(train_file=str(tmp_path / "m.jsonl"), validation_file=str(tmp_path / "m.jsonl"), label_column="labels"),
+        multi_label=True,
+    )
+    assert list(json_data.splits["train"]["label"])[0] == ["billing", "shipping"]
+
+
+def test_seeded_stratified_split_is_reproducible(tmp_path):
+    lines = "".join(f"text number {i},{'a' if i % 2 else 'b'}\n" for i in range(100))
+    (tmp_path / "s.csv").write_text("text,label\n" + lines, encoding="utf-8")
+    first = load_text_classification_data(data(train_file=str(tmp_path / "s.csv"), validation_split=0.2), seed=3)
+    again = load_text_classification_data(data(train_file=str(tmp_path / "s.csv"), validation_split=0.2), seed=3)
+    other = load_text_classification_data(data(train_file=str(tmp_path / "s.csv"), validation_split=0.2), seed=4)
+    assert list(first.splits["validation"]["text"]) == list(again.splits["validation"]["text"])
+    assert list(first.splits["validation"]["text"]) != list(other.splits["validation"]["text"])
+    assert len(first.splits["validation"]) == 20
+    assert sorted(first.splits["validation"]["label"]).count("a") == 10
+
+
+BAD_INPUTS = [
+    ("empty.csv", b"", {}, r"empty.csv: the file is empty"),
+    ("header_only.csv", b"text,label\n", {}, r"header_only.csv: no data rows"),
+    ("latin.csv", "text,label\nok,pos\ncaf\u00e9 au lait,neg\n".encode("latin-1"), {}, r"latin.csv:3: byte 0xe9 cannot be decoded as utf-8.*data.encoding"),
+    ("cols.csv", b"review,label\nok,pos\n", {}, r"cols.csv: no column 'text' for data.text_column.*\['review', 'label'\]"),
+    ("fields.csv", b"text,label\nok,pos\ntoo,many,fields\n", {}, r"fields.csv:3: expected 2 fields.*found 3"),
+    ("emptytext.csv", b"text,label\nok,pos\n  ,neg\n", {}, r"emptytext.csv:3: empty text"),
+    ("nolabel.csv", b"text,label\nok,pos\nfine,\n", {}, r"nolabel.csv:3: empty label"),
+    ("bad.jsonl", b'{"text": "a", "label": "x"}\n{"text": "b", "label": \n', {}, r"bad.jsonl:2: invalid JSON"),
+    ("list.jsonl", b'["a", "x"]\n', {}, r"list.jsonl:1: expected a JSON object per line"),
+    ("bad.json", b'[{"text": "a", "label": "x"},\n {"text": ]', {}, r"bad.json:2: invalid JSON"),
+    ("notext.jsonl", b'{"text": 5, "label": "x"}\n', {}, r"notext.jsonl:1: text column 'text' holds 5"),
+    ("data.parquet", b"x", {}, r"data.parquet: cannot tell the format"),
+    ("dup.csv", b"text,text\na,b\n", {}, r"dup.csv:1: duplicate column name"),
+    ("one_label.csv", b"text,label\na,x\nb,x\n", {"validation_split": 0.5}, r"1 distinct label"),
+    ("quote.csv", b'text,label\n"unclosed,pos\n', {}, r"quote.csv"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "options", "pattern"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_gets_one_clear_error(tmp_path, name, content, options, pattern):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=pattern):
+        load_text_classification_data(data(train_file=str(path), **options))
+
+
+def test_unseen_label_in_validation_names_file_and_line(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\na,pos\nb,neg\n", encoding="utf-8")
+    (tmp_path / "val.csv").write_text("text,label\nc,pos\nd,neutral\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"val.csv:3: label 'neutral' was not seen in the training data"):
+        load_text_classification_data(data(train_file=str(tmp_path / "train.csv"), validation_file=str(tmp_path / "val.csv")))
+
+
+def test_missing_file_and_wrong_encoding_name(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_text_classification_data(data(train_file=str(tmp_path / "missing.csv")))
+    (tmp_path / "a.csv").write_text("text,label\na,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match="unknown encoding 'utf-99'"):
+        load_text_classification_data(data(train_file=str(tmp_path / "a.csv"), encoding="utf-99"))
+
+
+def test_latin1_reads_with_the_encoding_option(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_bytes("text,label\ncaf\u00e9,a\nth\u00e9,b\n".encode("latin-1"))
+    loaded = load_text_classification_data(data(train_file=str(path), encoding="latin-1", validation_file=str(path)))
+    assert "café" in list(loaded.splits["train"]["text"])
+
+
+def test_hub_dataset_offline_gets_a_clear_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="Hub dataset 'stanfordnlp/sst2' cannot be reached"):
+        load_text_classification_data(data(train_file="stanfordnlp/sst2", format="hub"))
+
+
+def test_real_sst2_tsv_reads_as_published():
+    train = shared_dataset("sst2", "train.tsv")
+    records = read_records(str(train), format="tsv", delimiter=None, header=True, encoding="utf-8")
+    assert len(records) == 67349
+    assert set(records[0].fields) == {"sentence", "label"}
+    loaded = load_text_classification_data(
+        data(train_file=str(train), validation_file=str(shared_dataset("sst2", "dev.tsv")), text_column="sentence",
+             labels=["negative", "positive"], max_train_samples=500)
+    )
+    assert len(loaded.splits["validation"]) == 872
+    assert set(loaded.splits["validation"]["label"]) == {"negative", "positive"}
+    assert not any(t != t.strip() for t in loaded.splits["train"]["text"])
+
+
+def test_real_emotion_reads_as_published():
+    loaded = load_text_classification_data(
+        data(train_file=str(shared_dataset("emotion", "train.txt")), validation_file=str(shared_dataset("emotion", "val.txt")),
+             format="csv", delimiter=";", header=["text", "label"])
+    )
+    assert loaded.labels == ["anger", "fear", "joy", "love", "sadness", "surprise"]
+    assert len(loaded.splits["train"]) == 16000
+    assert len(loaded.splits["validation"]) == 2000
+
+
+def test_project_data_is_clean():
+    repo = Path(__file__).resolve().parent.parent
+    for folder, column, multi in (("sentiment", "label", False), ("topics", "label", False), ("support_tickets", "labels", True)):
+        base = repo / "data" / folder
+        loaded = load_text_classification_data(
+            data(train_file=str(base / "train.csv"), validation_file=str(base / "validation.csv"), test_file=str(base / "test.csv"),
+                 label_column=column),
+            multi_label=multi,
+        )
+        texts = [t for split in loaded.splits.values() for t in split["text"]]
+        assert len(texts) == len(set(texts)), f"duplicate texts in data/{folder}"
+        assert len(loaded.splits["train"]) >= 250

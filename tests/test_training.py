@@ -1,0 +1,136 @@
+"""The training loop on a tiny random model: it learns, it is reproducible, and it resumes exactly."""
+
+import json
+
+import pytest
+import torch
+
+from nlp_transfer.config import load_config
+from nlp_transfer.errors import UserError
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.training import LengthGroupedBatchSampler
+from tests.conftest import tiny_overrides
+
+
+def config_for(files, model_dir, out, **extra):
+    overrides = tiny_overrides(
+        model_dir, out,
+        **{"data.train_file": files["train"], "data.validation_file": files["validation"], "data.test_file": files["test"],
+           "training.epochs": 4, "training.learning_rate": 2e-3, "training.logging_steps": 5, **extra},
+    )
+    return load_config(None, overrides)
+
+
+def test_tiny_model_learns_heldout_sentiment(sentiment_files, tiny_model_dir, tmp_path):
+    result = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "run"))
+    # balanced binary task: chance is 0.5
+    assert result.metrics["test"]["accuracy"] >= 0.8
+    assert result.metrics["validation"]["f1_macro"] >= 0.8
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+    assert set(saved) == {"validation", "test"}
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["data_files"]["train_file"]["sha256"] and info["versions"]["torch"]
+    assert len(info["history"]) == 4
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert (tmp_path / "run" / "confusion_matrix_test.png").is_file()
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*"))
+
+
+def test_same_seed_same_metrics(sentiment_files, tiny_model_dir, tmp_path):
+    a = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "a", **{"training.epochs": 1}))
+    b = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "b", **{"training.epochs": 1}))
+    assert a.metrics == b.metrics
+    wa = (tmp_path / "a" / "model.safetensors").read_bytes()
+    assert wa == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(sentiment_files, tiny_model_dir, tmp_path):
+    """Train 2 epochs; separately train 1 epoch, keep its checkpoint, then resume to 2: identical weights."""
+    full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **{"training.epochs": 2}))
+    first = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2, "training.keep_checkpoints": True})
+    run_training(first)
+    # drop the final checkpoint, keeping the one written after epoch 1 as if the process died during epoch 2
+    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 2
+    import shutil
+
+    shutil.rmtree(checkpoints[-1])
+    resumed = run_training(first, resume=True)
+    assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
+def test_existing_output_dir_is_not_overwritten(sentiment_files, tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="exists and is not empty.*--overwrite"):
+        run_training(config_for(sentiment_files, tiny_model_dir, out, **{"training.epochs": 1}))
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_bad_data_leaves_no_output_dir(tmp_path, tiny_model_dir):
+    (tmp_path / "bad.csv").write_text("review,label\nok,a\n", encoding="utf-8")
+    config = load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **{"data.train_file": tmp_path / "bad.csv"}))
+    with pytest.raises(UserError, match="no column 'text'"):
+        run_training(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_early_stopping_and_steps_evaluation(sentiment_files, tiny_model_dir, tmp_path):
+    config = config_for(
+        sentiment_files, tiny_model_dir, tmp_path / "run",
+        **{"training.epochs": 6, "training.eval_strategy": "steps", "training.eval_steps": 5,
+           "training.early_stopping_patience": 2, "training.learning_rate": 1e-9},
+    )
+    result = run_training(config)
+    assert result.info["stopped_early"]
+    assert len(result.info["history"]) == 3  # first evaluation sets the best, two more without improvement
+    assert [h["step"] for h in result.info["history"]] == [5, 10, 15]
+
+
+def test_multilabel_training_and_class_weights(tmp_path, tiny_model_dir):
+    from tests.conftest import NEGATIVE, POSITIVE
+
+    rows = []
+    for i in range(300):
+        labels = []
+        words = ["the", "thing", "was"]
+        if i % 2 == 0:
+            labels.append("good")
+            words.append(POSITIVE[i % len(POSITIVE)])
+        if i % 3 == 0:
+            labels.append("bad")
+            words.append(NEGATIVE[i % len(NEGATIVE)])
+        rows.append((" ".join(words), "|".join(labels)))
+    path = tmp_path / "ml.csv"
+    from tests.conftest import write_csv
+
+    write_csv(path, rows[:240], header=("text", "labels"))
+    write_csv(tmp_path / "val.csv", rows[240:], header=("text", "labels"))
+    config = load_config(None, tiny_overrides(
+        tiny_model_dir, tmp_path / "run",
+        **{"task": "multilabel", "data.train_file": path, "data.validation_file": tmp_path / "val.csv", "data.label_column": "labels",
+           "training.epochs": 15, "training.learning_rate": 3e-3, "training.class_weights": "balanced"},
+    ))
+    result = run_training(config)
+    assert result.metrics["validation"]["f1_micro"] >= 0.8
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["problem_type"] == "multi_label_classification"
+
+
+def test_length_grouped_sampler_is_seeded_and_complete():
+    lengths = [(i * 37) % 101 + 1 for i in range(1000)]
+    sampler = LengthGroupedBatchSampler(lengths, 16, seed=5, group_batches=4)
+    sampler.set_epoch(0)
+    first = list(sampler)
+    sampler.set_epoch(0)
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    assert sorted(i for b in first for i in b) == list(range(1000))
+    padded = sum(16 * max(lengths[i] for i in b) for b in first)
+    random_order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    padded_random = sum(16 * max(lengths[i] for i in random_order[s : s + 16]) for s in range(0, 1000, 16))
+    assert padded < 0.75 * padded_random
