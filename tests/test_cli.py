@@ -14,13 +14,21 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def cli(*args, cwd=REPO, stdin=None):
-    return subprocess.run([sys.executable, "-m", "nlp_transfer.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=ENV, input=stdin, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "nlp_transfer.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=ENV,
+        input=stdin,
+        timeout=300,
+    )
 
 
 def recipe(name, *args):
-    return subprocess.run([sys.executable, f"recipes/{name}.py", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env=ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, f"recipes/{name}.py", *map(str, args)], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +40,17 @@ def trained_run(tmp_path_factory, tiny_model_dir):
     train = write_csv(base / "train.csv", synthetic_sentiment(400, 1))
     val = write_csv(base / "val.csv", synthetic_sentiment(100, 2))
     out = base / "run"
-    overrides = tiny_overrides(tiny_model_dir, out, **{"data.train_file": train, "data.validation_file": val,
-                                                         "data.test_file": val, "training.epochs": 3,
-                                                         "training.learning_rate": 2e-3})
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        out,
+        **{
+            "data.train_file": train,
+            "data.validation_file": val,
+            "data.test_file": val,
+            "training.epochs": 3,
+            "training.learning_rate": 2e-3,
+        },
+    )
     done = cli("train", "recipes/configs/sentiment/minilm_full.yaml", *overrides)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"out": out, "val": val, "stdout": done.stdout}
@@ -42,14 +58,28 @@ def trained_run(tmp_path_factory, tiny_model_dir):
 
 def test_train_writes_a_plain_hugging_face_run(trained_run):
     out = trained_run["out"]
-    for name in ("config.json", "model.safetensors", "tokenizer.json", "config.yaml", "metrics.json", "run_info.json",
-                 "confusion_matrix_validation.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "config.yaml",
+        "metrics.json",
+        "run_info.json",
+        "confusion_matrix_validation.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin"))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"accuracy", "f1_macro", "f1_micro", "precision_macro", "recall_macro", "per_class", "confusion_matrix", "roc_auc"} <= set(
-        metrics["validation"]
-    )
+    assert {
+        "accuracy",
+        "f1_macro",
+        "f1_micro",
+        "precision_macro",
+        "recall_macro",
+        "per_class",
+        "confusion_matrix",
+        "roc_auc",
+    } <= set(metrics["validation"])
     assert "validation" in trained_run["stdout"] and "accuracy=" in trained_run["stdout"]
     resolved = (out / "config.yaml").read_text()
     assert "epochs: 3" in resolved and "learning_rate: 0.002" in resolved
@@ -94,8 +124,14 @@ BAD_CLI = [
     (["train", "missing.yaml"], "config file not found"),
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.train_file=nope.csv"], "nope.csv: no such file"),
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "model=./no/such/model"], "no such folder"),
-    (["train", "recipes/configs/sentiment/minilm_full.yaml", "model=nobody/no-such-model-xyz"], "not in the local Hugging Face cache"),
-    (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.text_column=review"], "no column 'review' for data.text_column"),
+    (
+        ["train", "recipes/configs/sentiment/minilm_full.yaml", "model=nobody/no-such-model-xyz"],
+        "not in the local Hugging Face cache",
+    ),
+    (
+        ["train", "recipes/configs/sentiment/minilm_full.yaml", "data.text_column=review"],
+        "no column 'review' for data.text_column",
+    ),
     (["predict", "no_such_run", "hello"], "not a saved model"),
     (["evaluate", "no_such_run", "--data", "data/sentiment/test.csv"], "not a saved model"),
 ]
@@ -152,7 +188,10 @@ def test_every_recipe_runs_with_overrides(name, config, extra, tiny_model_dir, t
 
 
 def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path):
-    done = recipe("sentiment", "recipes/configs/classification/support_tickets_multilabel.yaml",
-                  *tiny_overrides(tiny_model_dir, tmp_path / "run"))
+    done = recipe(
+        "sentiment",
+        "recipes/configs/classification/support_tickets_multilabel.yaml",
+        *tiny_overrides(tiny_model_dir, tmp_path / "run"),
+    )
     assert done.returncode == 2
     assert "does not fit the sentiment recipe" in done.stderr

@@ -66,7 +66,7 @@ def test_invalid_yaml_names_the_line(tmp_path):
 def test_missing_config_file_and_missing_train_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
-    with pytest.raises(ConfigError, match="data.train_file is required"):
+    with pytest.raises(ConfigError, match=r"data\.train_file is required"):
         load_config(write(tmp_path, "seed: 1\n"))
 
 

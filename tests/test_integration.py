@@ -19,9 +19,15 @@ def sst2_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("sst2") / "run"
     config = load_config(
         REPO / "recipes/configs/sentiment/sst2_full.yaml",
-        [f"output_dir={out}", "data.max_train_samples=2000", "training.epochs=3", "training.learning_rate=1e-4",
-         "training.torch_threads=2", f"data.train_file={shared_dataset('sst2', 'train.tsv')}",
-         f"data.validation_file={shared_dataset('sst2', 'dev.tsv')}"],
+        [
+            f"output_dir={out}",
+            "data.max_train_samples=2000",
+            "training.epochs=3",
+            "training.learning_rate=1e-4",
+            "training.torch_threads=2",
+            f"data.train_file={shared_dataset('sst2', 'train.tsv')}",
+            f"data.validation_file={shared_dataset('sst2', 'dev.tsv')}",
+        ],
     )
     return run_training(config)
 
@@ -48,9 +54,16 @@ def test_emotion_slice_macro_f1_far_above_chance(tmp_path):
     out = tmp_path / "run"
     config = load_config(
         REPO / "recipes/configs/classification/emotion_full.yaml",
-        [f"output_dir={out}", "data.max_train_samples=2000", "data.max_eval_samples=1000", "training.epochs=3",
-         "training.torch_threads=2", f"data.train_file={shared_dataset('emotion', 'train.txt')}",
-         f"data.validation_file={shared_dataset('emotion', 'val.txt')}", f"data.test_file={shared_dataset('emotion', 'test.txt')}"],
+        [
+            f"output_dir={out}",
+            "data.max_train_samples=2000",
+            "data.max_eval_samples=1000",
+            "training.epochs=3",
+            "training.torch_threads=2",
+            f"data.train_file={shared_dataset('emotion', 'train.txt')}",
+            f"data.validation_file={shared_dataset('emotion', 'val.txt')}",
+            f"data.test_file={shared_dataset('emotion', 'test.txt')}",
+        ],
     )
     result = run_training(config)
     # six classes: a uniform guess has macro-F1 about 0.17, the majority class about 0.08

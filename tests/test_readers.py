@@ -17,7 +17,9 @@ def data(**kwargs) -> DataConfig:
 
 def test_csv_tsv_json_jsonl_give_the_same_rows(tmp_path):
     rows = [("good film", "pos"), ("bad, really bad", "neg"), ('a "quoted" word', "pos")]
-    (tmp_path / "a.csv").write_text('text,label\ngood film,pos\n"bad, really bad",neg\n"a ""quoted"" word",pos\n', encoding="utf-8")
+    (tmp_path / "a.csv").write_text(
+        'text,label\ngood film,pos\n"bad, really bad",neg\n"a ""quoted"" word",pos\n', encoding="utf-8"
+    )
     (tmp_path / "a.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{lab}\n" for t, lab in rows), encoding="utf-8")
     (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
     (tmp_path / "a.json").write_text(json.dumps({"data": [{"text": t, "label": lab} for t, lab in rows]}), encoding="utf-8")
@@ -52,7 +54,9 @@ def test_integer_labels_index_data_labels(tmp_path):
 
 
 def test_multilabel_lists_and_delimited_strings(tmp_path):
-    (tmp_path / "m.csv").write_text('text,labels\nlate and overcharged,"billing|shipping"\nlove it,praise\nno tag here,\n', encoding="utf-8")
+    (tmp_path / "m.csv").write_text(
+        'text,labels\nlate and overcharged,"billing|shipping"\nlove it,praise\nno tag here,\n', encoding="utf-8"
+    )
     (tmp_path / "m.jsonl").write_text(
         '{"text": "late and overcharged", "labels": ["shipping", "billing"]}\n{"text": "love it", "labels": ["praise"]}\n',
         encoding="utf-8",
@@ -66,7 +70,7 @@ def test_multilabel_lists_and_delimited_strings(tmp_path):
         data(train_file=str(tmp_path / "m.jsonl"), validation_file=str(tmp_path / "m.jsonl"), label_column="labels"),
         multi_label=True,
     )
-    assert list(json_data.splits["train"]["label"])[0] == ["billing", "shipping"]
+    assert next(iter(json_data.splits["train"]["label"])) == ["billing", "shipping"]
 
 
 def test_seeded_stratified_split_is_reproducible(tmp_path):
@@ -84,7 +88,12 @@ def test_seeded_stratified_split_is_reproducible(tmp_path):
 BAD_INPUTS = [
     ("empty.csv", b"", {}, r"empty.csv: the file is empty"),
     ("header_only.csv", b"text,label\n", {}, r"header_only.csv: no data rows"),
-    ("latin.csv", "text,label\nok,pos\ncaf\u00e9 au lait,neg\n".encode("latin-1"), {}, r"latin.csv:3: byte 0xe9 cannot be decoded as utf-8.*data.encoding"),
+    (
+        "latin.csv",
+        "text,label\nok,pos\ncaf\u00e9 au lait,neg\n".encode("latin-1"),
+        {},
+        r"latin.csv:3: byte 0xe9 cannot be decoded as utf-8.*data.encoding",
+    ),
     ("cols.csv", b"review,label\nok,pos\n", {}, r"cols.csv: no column 'text' for data.text_column.*\['review', 'label'\]"),
     ("fields.csv", b"text,label\nok,pos\ntoo,many,fields\n", {}, r"fields.csv:3: expected 2 fields.*found 3"),
     ("emptytext.csv", b"text,label\nok,pos\n  ,neg\n", {}, r"emptytext.csv:3: empty text"),
@@ -142,8 +151,13 @@ def test_real_sst2_tsv_reads_as_published():
     assert len(records) == 67349
     assert set(records[0].fields) == {"sentence", "label"}
     loaded = load_text_classification_data(
-        data(train_file=str(train), validation_file=str(shared_dataset("sst2", "dev.tsv")), text_column="sentence",
-             labels=["negative", "positive"], max_train_samples=500)
+        data(
+            train_file=str(train),
+            validation_file=str(shared_dataset("sst2", "dev.tsv")),
+            text_column="sentence",
+            labels=["negative", "positive"],
+            max_train_samples=500,
+        )
     )
     assert len(loaded.splits["validation"]) == 872
     assert set(loaded.splits["validation"]["label"]) == {"negative", "positive"}
@@ -152,8 +166,13 @@ def test_real_sst2_tsv_reads_as_published():
 
 def test_real_emotion_reads_as_published():
     loaded = load_text_classification_data(
-        data(train_file=str(shared_dataset("emotion", "train.txt")), validation_file=str(shared_dataset("emotion", "val.txt")),
-             format="csv", delimiter=";", header=["text", "label"])
+        data(
+            train_file=str(shared_dataset("emotion", "train.txt")),
+            validation_file=str(shared_dataset("emotion", "val.txt")),
+            format="csv",
+            delimiter=";",
+            header=["text", "label"],
+        )
     )
     assert loaded.labels == ["anger", "fear", "joy", "love", "sadness", "surprise"]
     assert len(loaded.splits["train"]) == 16000
@@ -165,8 +184,12 @@ def test_project_data_is_clean():
     for folder, column, multi in (("sentiment", "label", False), ("topics", "label", False), ("support_tickets", "labels", True)):
         base = repo / "data" / folder
         loaded = load_text_classification_data(
-            data(train_file=str(base / "train.csv"), validation_file=str(base / "validation.csv"), test_file=str(base / "test.csv"),
-                 label_column=column),
+            data(
+                train_file=str(base / "train.csv"),
+                validation_file=str(base / "validation.csv"),
+                test_file=str(base / "test.csv"),
+                label_column=column,
+            ),
             multi_label=multi,
         )
         texts = [t for split in loaded.splits.values() for t in split["text"]]

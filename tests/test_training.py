@@ -14,9 +14,17 @@ from tests.conftest import tiny_overrides
 
 def config_for(files, model_dir, out, **extra):
     overrides = tiny_overrides(
-        model_dir, out,
-        **{"data.train_file": files["train"], "data.validation_file": files["validation"], "data.test_file": files["test"],
-           "training.epochs": 4, "training.learning_rate": 2e-3, "training.logging_steps": 5, **extra},
+        model_dir,
+        out,
+        **{
+            "data.train_file": files["train"],
+            "data.validation_file": files["validation"],
+            "data.test_file": files["test"],
+            "training.epochs": 4,
+            "training.learning_rate": 2e-3,
+            "training.logging_steps": 5,
+            **extra,
+        },
     )
     return load_config(None, overrides)
 
@@ -48,7 +56,9 @@ def test_same_seed_same_metrics(sentiment_files, tiny_model_dir, tmp_path):
 def test_resume_from_checkpoint_equals_uninterrupted(sentiment_files, tiny_model_dir, tmp_path):
     """Train 2 epochs; separately train 1 epoch, keep its checkpoint, then resume to 2: identical weights."""
     full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **{"training.epochs": 2}))
-    first = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2, "training.keep_checkpoints": True})
+    first = config_for(
+        sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2, "training.keep_checkpoints": True}
+    )
     run_training(first)
     # drop the final checkpoint, keeping the one written after epoch 1 as if the process died during epoch 2
     checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
@@ -65,7 +75,7 @@ def test_existing_output_dir_is_not_overwritten(sentiment_files, tiny_model_dir,
     out = tmp_path / "run"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    with pytest.raises(UserError, match="exists and is not empty.*--overwrite"):
+    with pytest.raises(UserError, match=r"exists and is not empty.*--overwrite"):
         run_training(config_for(sentiment_files, tiny_model_dir, out, **{"training.epochs": 1}))
     assert (out / "precious.txt").read_text() == "keep me"
 
@@ -80,9 +90,16 @@ def test_bad_data_leaves_no_output_dir(tmp_path, tiny_model_dir):
 
 def test_early_stopping_and_steps_evaluation(sentiment_files, tiny_model_dir, tmp_path):
     config = config_for(
-        sentiment_files, tiny_model_dir, tmp_path / "run",
-        **{"training.epochs": 6, "training.eval_strategy": "steps", "training.eval_steps": 5,
-           "training.early_stopping_patience": 2, "training.learning_rate": 1e-9},
+        sentiment_files,
+        tiny_model_dir,
+        tmp_path / "run",
+        **{
+            "training.epochs": 6,
+            "training.eval_strategy": "steps",
+            "training.eval_steps": 5,
+            "training.early_stopping_patience": 2,
+            "training.learning_rate": 1e-9,
+        },
     )
     result = run_training(config)
     assert result.info["stopped_early"]
@@ -109,11 +126,22 @@ def test_multilabel_training_and_class_weights(tmp_path, tiny_model_dir):
 
     write_csv(path, rows[:240], header=("text", "labels"))
     write_csv(tmp_path / "val.csv", rows[240:], header=("text", "labels"))
-    config = load_config(None, tiny_overrides(
-        tiny_model_dir, tmp_path / "run",
-        **{"task": "multilabel", "data.train_file": path, "data.validation_file": tmp_path / "val.csv", "data.label_column": "labels",
-           "training.epochs": 15, "training.learning_rate": 3e-3, "training.class_weights": "balanced"},
-    ))
+    config = load_config(
+        None,
+        tiny_overrides(
+            tiny_model_dir,
+            tmp_path / "run",
+            **{
+                "task": "multilabel",
+                "data.train_file": path,
+                "data.validation_file": tmp_path / "val.csv",
+                "data.label_column": "labels",
+                "training.epochs": 15,
+                "training.learning_rate": 3e-3,
+                "training.class_weights": "balanced",
+            },
+        ),
+    )
     result = run_training(config)
     assert result.metrics["validation"]["f1_micro"] >= 0.8
     saved = json.loads((tmp_path / "run" / "config.json").read_text())

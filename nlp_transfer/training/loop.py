@@ -275,7 +275,9 @@ def fit(
                 window_samples = 0
             elif config.save_steps and state["global_step"] % config.save_steps == 0:
                 state["train_seconds"] += time.perf_counter() - epoch_start
-                save_checkpoint(accelerator, output_dir, state["global_step"], state, config.save_total_limit, extra_files=best_files)
+                save_checkpoint(
+                    accelerator, output_dir, state["global_step"], state, config.save_total_limit, extra_files=best_files
+                )
                 epoch_start = window_start = time.perf_counter()
                 window_samples = 0
             if stop:
