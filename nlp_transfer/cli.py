@@ -1,6 +1,6 @@
 """The ``nlp-transfer`` command: a thin layer over the package's functions.
 
-Verbs: ``train``, ``evaluate``, ``predict`` and ``config``. Any :class:`UserError` prints one line
+Verbs: ``train``, ``evaluate``, ``predict``, ``config``, ``push`` and ``compare``. Any :class:`UserError` prints one line
 and exits with code 2; ``--debug`` shows the traceback instead.
 """
 
@@ -19,7 +19,7 @@ from nlp_transfer.errors import UserError
 
 EXIT_USER_ERROR = 2
 
-RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel")}
+RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel"), "ner": ("ner",)}
 
 
 def _quiet_libraries(debug: bool) -> None:
@@ -67,7 +67,7 @@ def _train_parser(prog: str) -> argparse.ArgumentParser:
 
 def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
     """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
-    args = _train_parser(prog).parse_args(list(argv))
+    args = _train_parser(prog).parse_intermixed_args(list(argv))
     _quiet_libraries(args.debug)
 
     def action() -> None:
@@ -89,7 +89,9 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl"], help="file format (default: from the extension)")
+    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "conll"], help="file format (default: from the extension)")
+    parser.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the token (default: 0)")
+    parser.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default: -1, the last)")
     parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
     parser.add_argument("--label-column", default="label", help="column with the label (default: label)")
     parser.add_argument("--delimiter", help="field delimiter of csv/tsv files")
@@ -116,6 +118,8 @@ def _data_config(args: argparse.Namespace, path: str) -> Any:
         header=header,
         encoding=args.encoding,
         label_separator=args.label_separator,
+        token_column=args.token_column,
+        tag_column=args.tag_column,
     )
 
 
@@ -157,6 +161,31 @@ def _predict(args: argparse.Namespace) -> None:
         print(json.dumps(row, ensure_ascii=False))
 
 
+def _push(args: argparse.Namespace) -> None:
+    from nlp_transfer.hub import push_run
+
+    mode = "adapter" if args.adapter else "merged" if args.merged else "auto"
+    url = push_run(
+        args.run_dir, repo_id=args.repo_id, private=args.private, token=args.token, mode=mode, license=args.license
+    )
+    print(f"pushed {args.run_dir} to {url}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from nlp_transfer.compare import markdown_table, parse_strategies, parse_train_sizes, run_comparison
+    from nlp_transfer.config import load_config
+
+    config = load_config(args.config, args.overrides)
+    rows = run_comparison(
+        config,
+        parse_strategies(args.strategies),
+        parse_train_sizes(args.train_sizes),
+        output_dir=args.output,
+        scratch=not args.no_scratch,
+    )
+    print("\n" + markdown_table(rows))
+
+
 def _config(args: argparse.Namespace) -> None:
     from nlp_transfer.config import describe_settings, load_config, save_config
 
@@ -169,6 +198,12 @@ def _config(args: argparse.Namespace) -> None:
         config = load_config(args.resolve, args.overrides)
         save_config(config, "/dev/stdout")
         return
+    if args.markdown:
+        print("| key | type | default | meaning |\n|---|---|---|---|")
+        for key, type_name, default, help_text in describe_settings():
+            kind, meaning = (text.replace("|", "\\|") for text in (type_name, help_text))
+            print(f"| `{key}` | {kind} | `{default!r}` | {meaning} |")
+        return
     for key, type_name, default, help_text in describe_settings():
         print(f"{key} ({type_name}, default {default!r})\n    {help_text}")
 
@@ -179,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "train":
         return run_recipe(None, argv[1:])
     parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare}")
     verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
 
     evaluate = verbs.add_parser("evaluate", help="score a saved run on a labelled file")
@@ -201,11 +236,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
     config.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
     config.add_argument("overrides", nargs="*", metavar="key=value")
+    config.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table")
     config.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    push = verbs.add_parser("push", help="upload a saved run to the Hugging Face Hub with a model card")
+    push.add_argument("run_dir")
+    push.add_argument("--repo-id", required=True, help="target repository OWNER/NAME (created when missing)")
+    push.add_argument("--private", action="store_true", help="create the repository as private")
+    which = push.add_mutually_exclusive_group()
+    which.add_argument("--adapter", action="store_true", help="push the LoRA adapter (RUN_DIR/adapter) of a lora run")
+    which.add_argument("--merged", action="store_true", help="push the plain (merged) model")
+    push.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`; prefer those, a flag shows in ps)")
+    push.add_argument("--license", help="license id for the model card, e.g. apache-2.0 (default: the base model's)")
+    push.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    compare = verbs.add_parser("compare", help="train several strategies and a from-scratch baseline on the same data")
+    compare.add_argument("config", help="YAML config of the runs; 'key=value' items override its keys")
+    compare.add_argument("overrides", nargs="*", metavar="key=value")
+    compare.add_argument("--strategies", default="full,frozen,lora", help="comma-separated strategies (default: full,frozen,lora)")
+    compare.add_argument("--train-sizes", default="all", help="comma-separated training-set sizes or 'all', e.g. 50,100,500,all")
+    compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
+    compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    compare.add_argument("--debug", action="store_true", help="show tracebacks")
 
     args = parser.parse_args(argv)
     _quiet_libraries(args.debug)
-    action = {"evaluate": _evaluate, "predict": _predict, "config": _config}[args.verb]
+    action = {"evaluate": _evaluate, "predict": _predict, "config": _config, "push": _push, "compare": _compare}[args.verb]
     return _guard(args.debug, lambda: action(args))
 
 

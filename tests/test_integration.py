@@ -71,3 +71,45 @@ def test_emotion_slice_macro_f1_far_above_chance(tmp_path):
     assert result.metrics["test"]["accuracy"] >= 0.55
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["test"]["per_class"]) == {"anger", "fear", "joy", "love", "sadness", "surprise"}
+
+
+@pytest.fixture(scope="module")
+def conll_run(tmp_path_factory):
+    """The NER recipe's CoNLL-2003 config on 2,000 training sentences, validated on 1,000."""
+    out = tmp_path_factory.mktemp("conll") / "run"
+    config = load_config(
+        REPO / "recipes/configs/ner/conll2003_full.yaml",
+        [f"output_dir={out}", "data.max_train_samples=2000", "data.max_eval_samples=1000", "training.epochs=2",
+         "training.torch_threads=2", f"data.train_file={shared_dataset('conll2003', 'train.txt')}",
+         f"data.validation_file={shared_dataset('conll2003', 'valid.txt')}", f"data.test_file={shared_dataset('conll2003', 'test.txt')}"],
+    )
+    return run_training(config)
+
+
+def test_conll_slice_entity_f1_far_above_majority_tag(conll_run):
+    # tagging every word with the majority tag O finds no entity: precision, recall and F1 are 0
+    assert conll_run.metrics["validation"]["f1"] >= 0.55
+    assert set(conll_run.metrics["test"]["per_type"]) == {"PER", "ORG", "LOC", "MISC"}
+    assert conll_run.metrics["test"]["per_type"]["PER"]["f1"] >= 0.6
+
+
+def test_ner_pipeline_first_aggregation_agrees_with_predict(conll_run):
+    import re
+
+    from transformers import pipeline
+
+    from nlp_transfer.data.conll import read_conll
+
+    sentences = read_conll(str(shared_dataset("conll2003", "test.txt")), tag_column=3).sentences
+    plain = [s for s in sentences if len(s.tokens) > 4 and all(re.fullmatch(r"\w+|[^\w\s]", t) for t in s.tokens)]
+    texts = [" ".join(s.tokens) for s in plain[:60]]
+    ours = predict(conll_run.output_dir, texts)
+    tagger = pipeline("token-classification", model=str(conll_run.output_dir), aggregation_strategy="first", device="cpu")
+    theirs = tagger(texts)
+    found = 0
+    for mine, other in zip(ours, theirs, strict=True):
+        assert [(e["type"], e["start"], e["end"]) for e in mine["entities"]] == [
+            (e["entity_group"], e["start"], e["end"]) for e in other
+        ]
+        found += len(mine["entities"])
+    assert found >= 30

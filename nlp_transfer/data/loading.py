@@ -14,6 +14,15 @@ import datasets
 from sklearn.model_selection import train_test_split
 
 from nlp_transfer.config import DataConfig
+from nlp_transfer.data.conll import (
+    TaggedFile,
+    TaggedSentence,
+    entity_types,
+    normalise_file,
+    read_conll,
+    read_tagged_json,
+    tag_names,
+)
 from nlp_transfer.data.labels import (
     check_known_labels,
     choose_label_names,
@@ -41,7 +50,9 @@ def load_text_classification_data(config: DataConfig, *, multi_label: bool = Fal
     if fmt == "hub":
         columns = _load_hub(config, multi_label)
     elif fmt == "conll":
-        raise DataError(f"{config.train_file}: CoNLL files hold token tags, not text labels. Use csv, tsv, json or jsonl.")
+        raise DataError(
+            f"{config.train_file}: CoNLL files hold token tags, not text labels. Use task=ner, or csv/tsv/json/jsonl."
+        )
     else:
         columns = {}
         for split, path in (("train", config.train_file), ("validation", config.validation_file), ("test", config.test_file)):
@@ -199,3 +210,124 @@ def _hub_label(value: Any, names: list[str] | None) -> Any:
     if isinstance(value, list):
         return [names[v] for v in value]
     return names[value] if isinstance(value, int) and value >= 0 else value
+
+
+@dataclass
+class TokenClassificationData:
+    """NER splits (columns ``tokens``, ``tags`` in IOB2, ``line``), the tag names in id order, sources."""
+
+    splits: datasets.DatasetDict
+    labels: list[str]
+    scheme: str = "iob2"
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def read_tagged_file(path: str, config: DataConfig) -> TaggedFile:
+    """One token-tagged file (conll, json or jsonl) with tags normalised to IOB2."""
+    fmt = infer_format(path, config.format)
+    if fmt == "conll":
+        return read_conll(
+            path,
+            token_column=config.token_column,
+            tag_column=config.tag_column,
+            encoding=config.encoding,
+            scheme=config.tag_scheme,
+        )
+    if fmt in ("json", "jsonl"):
+        tokens_field = "tokens" if config.text_column == "text" else config.text_column
+        tags_field = "tags" if config.label_column == "label" else config.label_column
+        return read_tagged_json(
+            path, fmt=fmt, tokens_field=tokens_field, tags_field=tags_field, encoding=config.encoding, scheme=config.tag_scheme
+        )
+    raise DataError(f"{path}: NER reads conll, json or jsonl files (or format=hub), not {fmt}. Set data.format.")
+
+
+def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> TokenClassificationData:
+    """Read train/validation/test token-tagged files; hold out validation from train when none is given."""
+    fmt = infer_format(config.train_file or "", config.format)
+    sentences: dict[str, list[TaggedSentence]] = {}
+    sources: dict[str, str] = {}
+    scheme = "iob2"
+    if fmt == "hub":
+        sentences = _load_hub_tagged(config)
+        sources = {split: _source(config, split) for split in sentences}
+    else:
+        for split, path in (("train", config.train_file), ("validation", config.validation_file), ("test", config.test_file)):
+            if path:
+                tagged = read_tagged_file(path, config)
+                sentences[split], sources[split] = tagged.sentences, str(path)
+                scheme = tagged.scheme if split == "train" else scheme
+    if config.max_train_samples:
+        sentences["train"] = sentences["train"][: config.max_train_samples]
+    if config.max_eval_samples:
+        for split in ("validation", "test"):
+            if split in sentences:
+                sentences[split] = sentences[split][: config.max_eval_samples]
+    types = entity_types(sentences["train"])
+    names = config.labels or tag_names(types)
+    known = set(names)
+    for split, items in sentences.items():
+        for sentence in items:
+            for tag in sentence.tags:
+                if tag not in known:
+                    raise DataError(
+                        f"{sources[split]}:{sentence.line}: tag '{tag}' was not seen in the training data "
+                        f"(types: {', '.join(types)}). Fix the tag, or list every tag in data.labels."
+                    )
+    if "validation" not in sentences:
+        columns = {"index": list(range(len(sentences["train"]))), "label": ["x"] * len(sentences["train"])}
+        keep, held = _hold_out(columns, config.validation_split, seed, multi_label=True)
+        train = sentences["train"]
+        sentences["train"] = [train[i] for i in keep["index"]]
+        sentences["validation"] = [train[i] for i in held["index"]]
+        sources["validation"] = f"{config.validation_split:.0%} of {sources['train']} (seed {seed})"
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "tags": datasets.Sequence(datasets.Value("string")),
+            "line": datasets.Value("int64"),
+        }
+    )
+    splits = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict(
+                {
+                    "tokens": [s.tokens for s in sentences[split]],
+                    "tags": [s.tags for s in sentences[split]],
+                    "line": [s.line for s in sentences[split]],
+                },
+                features=features,
+            )
+            for split in ("train", "validation", "test")
+            if split in sentences
+        }
+    )
+    return TokenClassificationData(splits=splits, labels=list(names), scheme=scheme, sources=sources)
+
+
+def _load_hub_tagged(config: DataConfig) -> dict[str, list[TaggedSentence]]:
+    name = config.train_file or ""
+    try:
+        loaded = datasets.load_dataset(name, config.hub_config)
+    except Exception as err:
+        raise DataError(
+            f"Hub dataset '{name}' cannot be reached ({type(err).__name__}). Check the name and your network "
+            "(HF_HUB_OFFLINE must be unset), or point data.train_file at local CoNLL files."
+        ) from None
+    tokens_field = "tokens" if config.text_column == "text" else config.text_column
+    tags_field = "ner_tags" if config.label_column == "label" else config.label_column
+    result = {}
+    for split, hub_split in config.hub_splits.items():
+        if hub_split not in loaded:
+            continue
+        part = loaded[hub_split]
+        feature = part.features[tags_field]
+        names = getattr(getattr(feature, "feature", None), "names", None)
+        items = []
+        for i, row in enumerate(part):
+            tags = [names[t] for t in row[tags_field]] if names else list(row[tags_field])
+            items.append(TaggedSentence(list(row[tokens_field]), tags, i + 1))
+        result[split] = normalise_file(TaggedFile(items), f"{name} [{hub_split}]", config.tag_scheme).sentences
+    if "train" not in result:
+        raise DataError(f"Hub dataset '{name}' has no split '{config.hub_splits.get('train')}'. Set data.hub_splits.train.")
+    return result

@@ -39,6 +39,12 @@ def classification_metrics(
     return metric.compute(predictions=np.asarray(predictions).tolist(), references=np.asarray(references).tolist(), **kwargs)
 
 
+def entity_metrics(predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Entity-level precision, recall, F1 (micro and macro), a per-type report and token accuracy (seqeval)."""
+    metric = load_metric("entity_metrics")
+    return metric.compute(predictions=[list(p) for p in predictions], references=[list(r) for r in references])
+
+
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Only the numbers of a metrics dict (for logs and progress lines)."""
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

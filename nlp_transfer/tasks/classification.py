@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from nlp_transfer.evaluation.metrics import classification_metrics
-from nlp_transfer.models import resolve_model
+from nlp_transfer.models import load_pretrained, resolve_model
 
 
 @dataclass
@@ -48,6 +48,7 @@ class SequenceClassificationTask:
     truncated: dict[str, int] = field(default_factory=dict)
 
     name = "text-classification"
+    batch_columns = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -109,10 +110,11 @@ class SequenceClassificationTask:
         if from_scratch:
             config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
             return AutoModelForSequenceClassification.from_config(config, trust_remote_code=self.trust_remote_code)
-        return AutoModelForSequenceClassification.from_pretrained(
+        return load_pretrained(
+            AutoModelForSequenceClassification,
             self.model_path,
+            allow_pickle=self.allow_pickle,
             trust_remote_code=self.trust_remote_code,
-            use_safetensors=None if self.allow_pickle else True,
             **kwargs,
         )
 
@@ -133,7 +135,7 @@ class SequenceClassificationTask:
         shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return shifted / shifted.sum(axis=-1, keepdims=True)
 
-    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
         """Metrics of one split from its logits and gold labels."""
         probs = self.probabilities(logits)
         if self.multi_label:

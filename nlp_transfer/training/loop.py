@@ -10,6 +10,7 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ from nlp_transfer.training.checkpoints import (
 )
 from nlp_transfer.training.sampler import LengthGroupedBatchSampler
 
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 BEST_DIR = "best"
 BEST_FILE = "best_model.safetensors"
 
@@ -48,7 +50,7 @@ class TrainableTask(Protocol):
 
     def collator(self) -> Any: ...
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
-    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]: ...
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -79,13 +81,23 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
 
 
 def make_dataloader(
-    dataset: datasets.Dataset, collator: Any, batch_size: int, *, shuffle: bool, seed: int, group_by_length: bool
+    dataset: datasets.Dataset,
+    collator: Any,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    group_by_length: bool,
+    columns: Sequence[str] = MODEL_COLUMNS,
 ) -> tuple[DataLoader, LengthGroupedBatchSampler]:
-    """A DataLoader over ``dataset`` (tokenized, with a ``length`` column) batched by length."""
+    """A DataLoader over ``dataset`` (tokenized, with a ``length`` column) batched by length.
+
+    Only ``columns`` (model inputs and labels) reach the collator.
+    """
     sampler = LengthGroupedBatchSampler(
         list(dataset["length"]), batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length
     )
-    rows = dataset.remove_columns([c for c in ("length",) if c in dataset.column_names]).to_list()
+    rows = dataset.select_columns([c for c in dataset.column_names if c in columns]).to_list()
     return DataLoader(rows, batch_sampler=sampler, collate_fn=collator), sampler
 
 
@@ -117,12 +129,20 @@ def fit(
     metric_name = task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
     greater_is_better = not metric_name.endswith(("loss", "hamming_loss"))
 
+    columns = getattr(task, "batch_columns", MODEL_COLUMNS)
     train_dl, train_sampler = make_dataloader(
-        train_dataset, task.collator(), config.batch_size, shuffle=True, seed=seed, group_by_length=config.group_by_length
+        train_dataset,
+        task.collator(),
+        config.batch_size,
+        shuffle=True,
+        seed=seed,
+        group_by_length=config.group_by_length,
+        columns=columns,
     )
-    eval_dl, _ = make_dataloader(
-        eval_dataset, task.collator(), config.eval_batch_size, shuffle=False, seed=seed, group_by_length=True
+    eval_dl, eval_sampler = make_dataloader(
+        eval_dataset, task.collator(), config.eval_batch_size, shuffle=False, seed=seed, group_by_length=True, columns=columns
     )
+    eval_order = loader_order(eval_sampler)
     steps_per_epoch = math.ceil(len(train_dl) / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
     optimizer = torch.optim.AdamW(param_groups, lr=config.learning_rate)
@@ -174,7 +194,7 @@ def fit(
 
     def evaluate_and_checkpoint() -> None:
         nonlocal stop
-        metrics = evaluate_model(model, eval_dl, task, accelerator)
+        metrics = evaluate_model(model, eval_dl, task, accelerator, dataset=eval_dataset, order=eval_order)
         epoch_position = state["epoch"] + state["batches_done"] / max(len(train_dl), 1)
         record = {"epoch": round(epoch_position, 4), "step": state["global_step"], **scalar_metrics(metrics)}
         state["history"].append(record)
@@ -347,13 +367,36 @@ def _concat(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 def evaluate_model(
-    model: torch.nn.Module, dataloader: DataLoader, task: TrainableTask, accelerator: Accelerator
+    model: torch.nn.Module,
+    dataloader: DataLoader,
+    task: TrainableTask,
+    accelerator: Accelerator,
+    dataset: datasets.Dataset | None = None,
+    order: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """The task's metrics on every example of ``dataloader``."""
+    """The task's metrics on every example of ``dataloader``.
+
+    ``order`` is the dataset index of each example in loader order (length-sorted batches); with it
+    the logits are put back in dataset order, which tasks that read ``dataset`` rely on.
+    """
     logits, labels = predict_logits(model, dataloader, accelerator)
     if labels is None:
         raise UserError("the evaluation data has no labels; evaluation needs a label column.")
-    return task.compute_metrics(logits, labels)
+    if order is not None:
+        logits, labels = restore_order(logits, order), restore_order(labels, order)
+    return task.compute_metrics(logits, labels, dataset)
+
+
+def restore_order(values: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Rows in loader order back to dataset order."""
+    restored = np.empty_like(values)
+    restored[np.asarray(order)] = values
+    return restored
+
+
+def loader_order(sampler: LengthGroupedBatchSampler) -> list[int]:
+    """The dataset index of each example, in the order an unshuffled sampler yields them."""
+    return [index for batch in sampler for index in batch]
 
 
 def _flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

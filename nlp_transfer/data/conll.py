@@ -1,0 +1,185 @@
+"""Token-tagged data: CoNLL column files and JSONL/JSON with token and tag lists.
+
+Tags are checked against the tagging scheme and normalised to IOB2 (B- starts every entity).
+IOB1 (I- may start an entity, B- only separates two adjacent ones) and BIOES (S- single, E- end)
+are accepted. Each problem names ``file:line``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from nlp_transfer.data.readers import read_records, read_text
+from nlp_transfer.errors import DataError
+
+TAG_PATTERN = re.compile(r"^(?:O|([BIES])-(.+))$")
+
+
+@dataclass
+class TaggedSentence:
+    """One sentence: its words, their tags, and the line it starts on."""
+
+    tokens: list[str]
+    tags: list[str]
+    line: int
+
+
+@dataclass
+class TaggedFile:
+    """The sentences of one file, and the scheme its tags were written in."""
+
+    sentences: list[TaggedSentence] = field(default_factory=list)
+    scheme: str = "iob2"
+
+
+def read_conll(
+    path: str, *, token_column: int = 0, tag_column: int = -1, encoding: str = "utf-8", scheme: str = "auto"
+) -> TaggedFile:
+    """Read a CoNLL file: one token a line, whitespace- or tab-separated columns, blank lines between sentences.
+
+    ``-DOCSTART-`` lines are skipped. Every line must have as many columns as the first token line.
+    """
+    text = read_text(path, encoding)
+    sentences: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    lines: list[int] = []
+    start = 0
+    width = None
+
+    def flush() -> None:
+        if tokens:
+            sentences.append(TaggedSentence(list(tokens), list(tags), start))
+            tokens.clear()
+            tags.clear()
+            lines.clear()
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            flush()
+            continue
+        columns = raw.rstrip("\r\n").split("\t") if "\t" in raw else line.split()
+        if columns[0] == "-DOCSTART-":
+            flush()
+            continue
+        if width is None:
+            width = len(columns)
+            if width < 2:
+                raise DataError(f"{path}:{number}: expected a token and a tag separated by spaces or a tab, found {line!r}.")
+        if len(columns) != width:
+            raise DataError(
+                f"{path}:{number}: expected {width} columns like the first token line, found {len(columns)} ({line!r}). "
+                "Fix the line; columns are separated by spaces or tabs."
+            )
+        try:
+            token, tag = columns[token_column].strip(), columns[tag_column].strip()
+        except IndexError:
+            raise DataError(
+                f"{path}:{number}: no column {token_column if abs(token_column) >= width else tag_column} in a {width}-column file. "
+                "Set data.token_column / data.tag_column."
+            ) from None
+        if not token:
+            raise DataError(f"{path}:{number}: empty token. Remove the line or fill in the token.")
+        if not TAG_PATTERN.match(tag):
+            raise DataError(
+                f"{path}:{number}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE). "
+                "Fix the tag, or set data.tag_column if the tags are in another column."
+            )
+        if not tokens:
+            start = number
+        tokens.append(token)
+        tags.append(tag)
+        lines.append(number)
+    flush()
+    if not sentences:
+        raise DataError(f"{path}: no tagged sentences found. Give a file with 'token tag' lines.")
+    return normalise_file(TaggedFile(sentences), path, scheme)
+
+
+def read_tagged_json(
+    path: str, *, fmt: str, tokens_field: str, tags_field: str, encoding: str = "utf-8", scheme: str = "auto"
+) -> TaggedFile:
+    """JSON/JSONL objects with a list of tokens and a list of tags each."""
+    records = read_records(path, format=fmt, delimiter=None, header=True, encoding=encoding)
+    sentences = []
+    for record in records:
+        where = f"{path}:{record.line}"
+        for key in (tokens_field, tags_field):
+            if key not in record.fields:
+                raise DataError(
+                    f"{where}: no '{key}' field; the fields are {sorted(record.fields)}. Set data.text_column / data.label_column."
+                )
+        tokens, tags = record.fields[tokens_field], record.fields[tags_field]
+        if not isinstance(tokens, list) or not isinstance(tags, list):
+            raise DataError(f"{where}: '{tokens_field}' and '{tags_field}' must be lists.")
+        if len(tokens) != len(tags):
+            raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} tags. Give one tag per token.")
+        if not tokens:
+            raise DataError(f"{where}: an empty sentence. Remove it.")
+        for token, tag in zip(tokens, tags, strict=True):
+            if not isinstance(token, str) or not token.strip():
+                raise DataError(f"{where}: empty token {token!r}. Fill it in or remove it.")
+            if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+                raise DataError(f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE).")
+        sentences.append(TaggedSentence([t.strip() for t in tokens], list(tags), record.line))
+    return normalise_file(TaggedFile(sentences), path, scheme)
+
+
+def detect_scheme(sentences: Sequence[TaggedSentence]) -> str:
+    """``bioes`` if E-/S- tags occur; ``iob1`` if an entity starts with I-; else ``iob2``."""
+    seen_i_start = False
+    for sentence in sentences:
+        previous = "O"
+        for tag in sentence.tags:
+            if tag[:2] in ("E-", "S-"):
+                return "bioes"
+            if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
+                seen_i_start = True
+            previous = tag
+    return "iob1" if seen_i_start else "iob2"
+
+
+def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
+    """Rewrite one sentence's tags from ``scheme`` (iob1, iob2, bioes) to IOB2."""
+    result = []
+    previous = "O"
+    for tag in tags:
+        prefix, kind = (tag[0], tag[2:]) if tag != "O" else ("O", "")
+        if scheme == "bioes":
+            prefix = {"S": "B", "E": "I"}.get(prefix, prefix)
+        if prefix == "I" and (previous == "O" or previous[2:] != kind):
+            prefix = "B"  # IOB1 starts, and any stray I- that follows O or another type
+        new = "O" if prefix == "O" else f"{prefix}-{kind}"
+        result.append(new)
+        previous = new
+    return result
+
+
+def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> TaggedFile:
+    """Detect (or check) the scheme and rewrite all tags to IOB2."""
+    detected = detect_scheme(tagged.sentences)
+    if scheme == "auto":
+        scheme = detected
+    elif scheme == "iob2" and detected != "iob2":
+        sentence = next(s for s in tagged.sentences if detect_scheme([s]) != "iob2")
+        raise DataError(
+            f"{path}:{sentence.line}: the tags are not IOB2 (found {detected} tags in this sentence). "
+            "Set data.tag_scheme to auto, iob1 or bioes."
+        )
+    for sentence in tagged.sentences:
+        sentence.tags = to_iob2(sentence.tags, scheme)
+    tagged.scheme = scheme
+    return tagged
+
+
+def entity_types(sentences: Sequence[TaggedSentence]) -> list[str]:
+    """Sorted entity types found in IOB2 tags."""
+    return sorted({tag[2:] for s in sentences for tag in s.tags if tag != "O"})
+
+
+def tag_names(types: Sequence[str]) -> list[str]:
+    """The IOB2 label list: O, then B-/I- for each type."""
+    return ["O"] + [f"{prefix}-{kind}" for kind in types for prefix in ("B", "I")]

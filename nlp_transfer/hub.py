@@ -1,0 +1,661 @@
+"""Push a finished run to the Hugging Face Hub, with a generated model card.
+
+``push_run`` uploads a run directory (the merged/plain model, or the LoRA adapter) as ONE commit;
+``build_model_card`` writes its README.md from run_info.json, metrics.json and config.yaml.
+The token comes from the argument, ``HF_TOKEN`` or the login cache (``huggingface_hub.get_token``);
+it is never read from or written to a file of the run, and never printed.
+The endpoint follows ``HF_ENDPOINT`` (read by huggingface_hub when it is imported).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from nlp_transfer.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+PushMode = Literal["auto", "merged", "adapter"]
+T = TypeVar("T")
+
+#: How often a commit is tried when the Hub answers 5xx/429 or the connection fails, and the first wait.
+COMMIT_ATTEMPTS = 3
+RETRY_WAIT_SECONDS = 2.0
+
+REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+WEIGHT_PATTERNS = ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+TOKENIZER_PATTERNS = (
+    "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt",
+    "spiece.model", "sentencepiece*.model", "*.tiktoken", "chat_template*",
+)  # fmt: skip
+RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*.png")
+#: Never uploaded: training state, pickles, editor/OS clutter, a README we replace with the card.
+EXCLUDED_PATTERNS = (
+    "optimizer*", "scheduler*", "rng_state*", "training_args*", "trainer_state*", "*.pt", "*.pth",
+    "*.bin", "*.ckpt", "*.pkl", "*.pickle", ".*", "*~", "README.md",
+)  # fmt: skip
+#: Files of an earlier push that would confuse loading when left beside the new ones (e.g. an old adapter).
+STALE_PATTERNS = ("adapter_config.json", "adapter_model.*", "*.safetensors", "*.safetensors.index.json", "*.bin")
+SECRET_KEY_RE = re.compile(r"(^|_)(token|secret|password|passwd|api_?key|credentials?)$", re.IGNORECASE)
+HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+
+PIPELINE_TAGS = {
+    "classification": "text-classification",
+    "multilabel": "text-classification",
+    "ner": "token-classification",
+    "token_classification": "token-classification",
+    "token-classification": "token-classification",
+}
+METRIC_NAMES = {
+    "accuracy": ("accuracy", None, "Accuracy"),
+    "f1_macro": ("f1", "macro", "F1 (macro)"),
+    "f1_micro": ("f1", "micro", "F1 (micro)"),
+    "f1_weighted": ("f1", "weighted", "F1 (weighted)"),
+    "f1": ("f1", None, "F1"),
+    "precision_macro": ("precision", "macro", "Precision (macro)"),
+    "recall_macro": ("recall", "macro", "Recall (macro)"),
+    "precision": ("precision", None, "Precision"),
+    "recall": ("recall", None, "Recall"),
+    "roc_auc": ("roc_auc", None, "ROC AUC"),
+    "subset_accuracy": ("accuracy", "subset", "Subset accuracy"),
+    "hamming_loss": ("hamming_loss", None, "Hamming loss"),
+}
+
+
+class PushError(UserError):
+    """The Hub refused or failed the push; the message says why and what to do."""
+
+
+# --------------------------------------------------------------------------- reading a run
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise UserError(f"{path}: not valid JSON ({err}).") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _has_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(any(folder.glob(p)) for p in WEIGHT_PATTERNS)
+
+
+def _has_adapter(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ADAPTER_FILES)
+
+
+def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
+    """Which model the push uploads: ``auto`` takes the plain/merged model, else the adapter."""
+    if mode not in ("auto", "merged", "adapter"):
+        raise UserError(f"push mode {mode!r}: use auto, merged or adapter.")
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory. Give the output_dir of a finished run.")
+    adapter_dir = run_dir / "adapter"
+    if mode == "adapter":
+        if not _has_adapter(adapter_dir):
+            raise UserError(
+                f"{run_dir}: no LoRA adapter to push ({adapter_dir} with {' and '.join(ADAPTER_FILES)} is missing). "
+                "--adapter needs a run trained with strategy=lora; push the model with --merged."
+            )
+        return "adapter"
+    if _has_model(run_dir):
+        return "merged"
+    if _has_adapter(adapter_dir):
+        if mode == "auto":
+            return "adapter"
+        raise UserError(f"{run_dir}: no merged model (transfer.save_merged was false); push the adapter with --adapter.")
+    raise UserError(
+        f"{run_dir}: nothing to push: no config.json with model weights (model.safetensors). "
+        "Give the output_dir of a finished run (nlp-transfer train writes them at the end)."
+    )
+
+
+def _sanitized_config_yaml(path: Path) -> bytes | None:
+    """config.yaml without any secret-looking key or token-looking value."""
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if not SECRET_KEY_RE.search(str(k))}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if isinstance(node, str) and HF_TOKEN_RE.search(node):
+            return "<redacted>"
+        return node
+
+    return yaml.safe_dump(clean(data), sort_keys=False).encode("utf-8")
+
+
+def _adapter_config_for_hub(path: Path, base_model: str | None) -> bytes:
+    """adapter_config.json with ``base_model_name_or_path`` set to the Hub id when it names a local copy."""
+    config = _read_json(path)
+    recorded = str(config.get("base_model_name_or_path") or "")
+    local = recorded.startswith(("/", ".", "~")) or Path(recorded).is_dir()
+    if base_model and local and _looks_like_hub_id(base_model):
+        config["base_model_name_or_path"] = base_model
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(REPO_ID_RE.fullmatch(name)) and not Path(name).expanduser().exists()
+
+
+def collect_files(run_dir: Path, mode: Literal["merged", "adapter"], base_model: str | None = None) -> dict[str, Path | bytes]:
+    """Path in the repo -> local file or bytes, for everything the push uploads (the card excluded)."""
+    files: dict[str, Path | bytes] = {}
+    top = sorted(p for p in run_dir.iterdir() if p.is_file() and not _matches(p.name, EXCLUDED_PATTERNS))
+    for path in top:
+        keep = _matches(path.name, RUN_FILES + TOKENIZER_PATTERNS)
+        if mode == "merged":
+            keep = keep or path.name == "config.json" or path.name == "generation_config.json"
+            keep = keep or _matches(path.name, WEIGHT_PATTERNS)
+        if keep:
+            files[path.name] = path
+    if mode == "adapter":
+        adapter_dir = run_dir / "adapter"
+        for path in sorted(adapter_dir.iterdir()):
+            if path.is_file() and not _matches(path.name, EXCLUDED_PATTERNS):
+                if path.name == "config.json":  # a full config beside an adapter misleads from_pretrained
+                    continue
+                files[path.name] = path
+        files["adapter_config.json"] = _adapter_config_for_hub(adapter_dir / "adapter_config.json", base_model)
+    if "config.yaml" in files:
+        cleaned = _sanitized_config_yaml(run_dir / "config.yaml")
+        if cleaned is None:
+            del files["config.yaml"]
+        else:
+            files["config.yaml"] = cleaned
+    return files
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def _base_model_license(base_model: str | None) -> str | None:
+    """The license in the base model's own card, when a copy of it is available offline."""
+    if not base_model:
+        return None
+    candidates: list[Path] = []
+    local = Path(base_model).expanduser()
+    if local.is_dir():
+        candidates.append(local / "README.md")
+    else:
+        from nlp_transfer.models import packaged_model_path
+
+        packaged = packaged_model_path(base_model)
+        if packaged:
+            candidates.append(Path(packaged) / "README.md")
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(base_model, "README.md")
+            if isinstance(cached, str):
+                candidates.append(Path(cached))
+        except Exception:  # an invalid id or an unreadable cache: no license from there
+            pass
+    from huggingface_hub import metadata_load
+
+    for path in candidates:
+        if path.is_file():
+            try:
+                value = (metadata_load(path) or {}).get("license")
+            except Exception:
+                continue
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _dataset_entries(info: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(split, dataset id, display name) for the train/validation/test data of the run."""
+    entries = []
+    for key, value in (info.get("data_files") or {}).items():
+        split = key.removesuffix("_file")
+        if not isinstance(value, dict):
+            continue
+        if value.get("name"):  # a Hub dataset name
+            entries.append((split, str(value["name"]), str(value["name"])))
+        elif value.get("path"):
+            path = Path(str(value["path"]))
+            folder = path.parent.name or path.stem
+            entries.append((split, folder, path.name))
+    return entries
+
+
+def _scalar_metrics(values: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
+
+
+def _eval_results(info: dict[str, Any], metrics: dict[str, Any], pipeline_tag: str) -> list[Any]:
+    from huggingface_hub import EvalResult
+
+    datasets = {split: (ds_id, name) for split, ds_id, name in _dataset_entries(info)}
+    fallback = datasets.get("train", ("custom", "custom data"))
+    results = []
+    for split, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        ds_id, name = datasets.get(split, fallback)
+        if split == "validation" and "validation" not in datasets:
+            name = f"{name} (held-out part)"
+        for key, value in _scalar_metrics(values).items():
+            if key not in METRIC_NAMES:
+                continue
+            metric_type, metric_config, pretty = METRIC_NAMES[key]
+            results.append(
+                EvalResult(
+                    task_type=pipeline_tag,
+                    dataset_type=ds_id,
+                    dataset_name=name,
+                    dataset_split=split,
+                    metric_type=metric_type,
+                    metric_value=round(value, 4),
+                    metric_config=metric_config,
+                    metric_name=f"{split.capitalize()} {pretty}",
+                )
+            )
+    return results
+
+
+def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    training = config.get("training") or {}
+    keys = (
+        "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm",
+        "gradient_accumulation_steps", "max_length", "mixed_precision", "class_weights", "metric_for_best_model",
+        "early_stopping_patience", "threshold",
+    )  # fmt: skip
+    rows = [(f"training.{k}", training[k]) for k in keys if k in training]
+    rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items()]
+    if "seed" in config:
+        rows.append(("seed", config["seed"]))
+    return rows
+
+
+def _usage(repo_id: str, info: dict[str, Any], pipeline_tag: str, adapter: bool) -> str:
+    labels = [str(label) for label in info.get("labels") or []]
+    multilabel = info.get("task") == "multilabel"
+    if adapter:
+        base = str(info.get("base_model") or "BASE_MODEL")
+        auto = (
+            "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
+        )
+        id2label = {i: label for i, label in enumerate(labels)}
+        return (
+            "This repository holds a LoRA adapter; load it on its base model with `peft`:\n\n"
+            "```python\n"
+            "from peft import PeftModel\n"
+            f"from transformers import {auto}, AutoTokenizer, pipeline\n\n"
+            f"id2label = {_q(id2label)}\n"
+            f"base = {auto}.from_pretrained(\n"
+            f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}\n"
+            ")\n"
+            f"model = PeftModel.from_pretrained(base, {_q(repo_id)}).merge_and_unload()\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
+            f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer)\n"
+            "```\n"
+        )
+    extra = ', top_k=None, function_to_apply="sigmoid"' if multilabel else ""
+    if pipeline_tag == "token-classification":
+        extra = ', aggregation_strategy="first"'
+    example = (
+        "Hugging Face released a new library in Paris."
+        if pipeline_tag == "token-classification"
+        else "The room was spotless and the staff were lovely."
+    )
+    return (
+        "With `transformers` alone:\n\n"
+        "```python\n"
+        "from transformers import pipeline\n\n"
+        f"classifier = pipeline({_q(pipeline_tag)}, model={_q(repo_id)}{extra})\n"
+        f"classifier({_q(example)})\n"
+        "```\n\n"
+        "With nlp-transfer (downloads the repository first):\n\n"
+        "```python\n"
+        "from huggingface_hub import snapshot_download\n"
+        "from nlp_transfer import predict\n\n"
+        f"predict(snapshot_download({_q(repo_id)}), [{_q(example)}])\n"
+        "```\n"
+    )
+
+
+def _q(value: Any) -> str:
+    """A Python literal with double quotes, for the code snippets of the card."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def build_model_card(
+    run_dir: str | Path,
+    *,
+    repo_id: str,
+    license: str | None = None,
+    adapter: bool = False,
+) -> Any:
+    """A ``huggingface_hub.ModelCard`` for the run: metadata (model-index with its metrics) and a body.
+
+    ``license`` wins; otherwise the base model's license is used when its card is available offline.
+    ``adapter`` describes a LoRA adapter repository instead of a full model.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    run_dir = Path(run_dir)
+    info = _read_json(run_dir / "run_info.json")
+    metrics = _read_json(run_dir / "metrics.json")
+    config_path = run_dir / "config.yaml"
+    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.is_file() else {}
+    task = str(info.get("task") or config.get("task") or "classification")
+    strategy = str(info.get("strategy") or config.get("strategy") or "full")
+    pipeline_tag = PIPELINE_TAGS.get(task, "text-classification")
+    base_model = info.get("base_model") or config.get("model")
+    base_is_hub = bool(base_model) and _looks_like_hub_id(str(base_model))
+    license = license or _base_model_license(base_model)
+    datasets = sorted({name for _, _, name in _dataset_entries(info)})
+    name = repo_id.split("/")[-1]
+    tags = ["nlp-transfer", task, strategy, pipeline_tag] + (["lora", "peft"] if adapter else [])
+
+    data = ModelCardData(
+        library_name="peft" if adapter else "transformers",
+        pipeline_tag=pipeline_tag,
+        base_model=str(base_model) if base_is_hub else None,
+        license=license,
+        datasets=datasets or None,
+        tags=list(dict.fromkeys(tags)),
+        metrics=sorted({METRIC_NAMES[k][0] for v in metrics.values() if isinstance(v, dict) for k in v if k in METRIC_NAMES})
+        or None,
+        model_name=name,
+        eval_results=_eval_results(info, metrics, pipeline_tag) or None,
+    )
+
+    labels = [str(label) for label in info.get("labels") or []]
+    lines = [f"# {name}", ""]
+    what = "A LoRA adapter for" if adapter else "A fine-tuned version of"
+    base_text = f"[{base_model}](https://huggingface.co/{base_model})" if base_is_hub else f"`{base_model or 'a local model'}`"
+    lines += [
+        f"{what} {base_text} for **{pipeline_tag}** ({task}), trained with "
+        f"nlp-transfer using the **{strategy}** transfer strategy.",
+        "",
+    ]
+    if not license:
+        lines += ["No license was set: pass `--license ID` when pushing to state one.", ""]
+    lines += ["## Labels", ""]
+    lines += [", ".join(f"`{label}`" for label in labels) if labels else "See `config.json` (`id2label`).", ""]
+    if info.get("task") == "multilabel":
+        lines += [f"Multi-label: a label is predicted when its sigmoid score reaches {info.get('threshold', 0.5)}.", ""]
+
+    lines += ["## Training data", "", "| split | data | examples |", "|---|---|---|"]
+    examples = info.get("examples") or {}
+    entries = {split: name for split, _, name in _dataset_entries(info)}
+    order = {"train": 0, "validation": 1, "test": 2}
+    for split in sorted(set(examples) | set(entries), key=lambda s: (order.get(s, 3), s)):
+        lines.append(f"| {split} | {_fmt(entries.get(split, 'held out from train'))} | {_fmt(examples.get(split, ''))} |")
+    lines.append("")
+
+    lines += ["## Training procedure", ""]
+    trainable, total = info.get("trainable_parameters"), info.get("total_parameters")
+    if trainable and total:
+        lines += [f"Strategy `{strategy}`: {trainable:,} of {total:,} parameters trained ({100 * trainable / total:.2f} %).", ""]
+    hyper = _hyperparameters(config)
+    if hyper:
+        lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {_fmt(v)} |" for k, v in hyper] + [""]
+    facts = [
+        (label, info[key])
+        for label, key in (("optimizer steps", "global_steps"), ("best step", "best_step"),
+                           ("training time (s)", "train_seconds"), ("stopped early", "stopped_early"))
+        if key in info
+    ]  # fmt: skip
+    if facts:
+        lines += ["; ".join(f"{label}: {_fmt(value)}" for label, value in facts) + ".", ""]
+
+    lines += ["## Evaluation", ""]
+    for split, values in metrics.items():
+        if not isinstance(values, dict):
+            continue
+        numbers = _scalar_metrics(values)
+        if not numbers:
+            continue
+        lines += [f"### {split}", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in numbers.items()] + [""]
+        image = f"confusion_matrix_{split}.png"
+        if (run_dir / image).is_file():
+            lines += [f"![Confusion matrix ({split})]({image})", ""]
+    if not metrics:
+        lines += ["No metrics were recorded for this run.", ""]
+
+    lines += ["## How to use", "", _usage(repo_id, info, pipeline_tag, adapter)]
+    lines += [
+        "## Limitations",
+        "",
+        "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
+        "model and of the training data.",
+        "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
+        f"- Inputs longer than {info.get('max_length', 'the maximum length')} tokens were truncated in training.",
+        "",
+        "## Reproducing",
+        "",
+        "`config.yaml` in this repository is the resolved training config; `run_info.json` records the data files "
+        "(with sha256), library versions and the evaluation history. With the data files at the recorded paths, "
+        "`nlp-transfer train config.yaml` trains the run again.",
+        "",
+    ]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
+
+
+def check_card_metadata(card: Any) -> None:
+    """Validate the card's metadata offline: YAML round-trip, ModelCardData and model-index parsing."""
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    reloaded = ModelCard(str(card))
+    meta = reloaded.data.to_dict()
+    if "model-index" in meta:
+        model_index_to_eval_results(meta["model-index"])
+    for key in ("library_name", "pipeline_tag"):
+        if not isinstance(meta.get(key), str):
+            raise ValueError(f"model card metadata: {key} is missing")
+
+
+# --------------------------------------------------------------------------- pushing
+
+
+def resolve_token(token: str | None = None) -> str:
+    """The explicit token, else ``HF_TOKEN``, else the login cache; a UserError when there is none."""
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    found = get_token()
+    if not found:
+        raise UserError(
+            "no Hugging Face token: set the HF_TOKEN environment variable, run `hf auth login`, or pass --token. "
+            "The token needs write access to the target namespace."
+        )
+    return found
+
+
+def _status(err: BaseException) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _is_transient(err: BaseException) -> bool:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return False
+    status = _status(err)
+    if status is not None:
+        return status >= 500 or status == 429
+    transport: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    try:
+        import httpx2
+
+        transport += (httpx2.TransportError,)
+    except ImportError:
+        pass
+    return isinstance(err, transport)
+
+
+def _explain(err: BaseException, repo_id: str, step: str) -> PushError:
+    """A clear message for a failed Hub call (never containing the token)."""
+    status = _status(err)
+    if status == 401:
+        return PushError(
+            f"the Hugging Face token was refused (401 while {step}). Check HF_TOKEN / --token, or log in again "
+            "with `hf auth login`."
+        )
+    if status == 403:
+        namespace = repo_id.split("/")[0]
+        return PushError(
+            f"no write access to '{namespace}' (403 while {step}): the token's user cannot create or write "
+            f"{repo_id}. Use your own user name or an organization you can write to, and a token with write access."
+        )
+    if status is not None:
+        return PushError(f"the Hub answered {status} while {step} for {repo_id}: {str(err).splitlines()[0][:300]}")
+    return PushError(f"could not reach the Hub while {step} for {repo_id} ({type(err).__name__}). Check the network.")
+
+
+def _with_retries(action: Callable[[], T], *, attempts: int, wait: float, what: str) -> T:
+    """Run ``action``, retrying transient Hub errors (5xx, 429, connection) with exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as err:
+            if attempt == attempts or not _is_transient(err):
+                raise
+            delay = wait * 2 ** (attempt - 1)
+            logger.warning("%s failed (%s); retrying in %.0f s (%d/%d)", what, type(err).__name__, delay, attempt, attempts)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _refuse_leaks(files: dict[str, Path | bytes], token: str) -> None:
+    """Stop when a file about to be uploaded contains the token (read in chunks: weights can be large)."""
+    raw = token.encode()
+    for path_in_repo, source in files.items():
+        if isinstance(source, bytes):
+            found = raw in source
+        else:
+            found, tail = False, b""
+            with source.open("rb") as handle:
+                while not found and (chunk := handle.read(8 << 20)):
+                    found = raw in tail + chunk
+                    tail = chunk[-(len(raw) - 1) :] if len(raw) > 1 else b""
+        if found:
+            raise UserError(f"{path_in_repo} contains the Hugging Face token; refusing to upload it. Remove the token from it.")
+
+
+def push_run(
+    run_dir: str | Path,
+    *,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    mode: PushMode = "auto",
+    commit_message: str | None = None,
+    license: str | None = None,
+    attempts: int = COMMIT_ATTEMPTS,
+    retry_wait: float | None = None,
+) -> str:
+    """Create ``repo_id`` (or reuse it) and upload the run in one commit; returns the repository URL.
+
+    ``mode``: ``merged`` the plain (or LoRA-merged) model, ``adapter`` the LoRA adapter in RUN_DIR/adapter,
+    ``auto`` the model when there is one, else the adapter. Checkpoints, logs and training state stay local.
+    Transient errors of the commit are retried ``attempts`` times, waiting ``retry_wait`` (default
+    ``RETRY_WAIT_SECONDS``) seconds, doubled each time.
+    """
+    run_dir = Path(run_dir)
+    retry_wait = RETRY_WAIT_SECONDS if retry_wait is None else retry_wait
+    if not REPO_ID_RE.fullmatch(repo_id or ""):
+        raise UserError(f"repo id {repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+    chosen = resolve_mode(run_dir, mode)
+    info = _read_json(run_dir / "run_info.json")
+    files = collect_files(run_dir, chosen, base_model=info.get("base_model"))
+    card = build_model_card(run_dir, repo_id=repo_id, license=license, adapter=chosen == "adapter")
+    check_card_metadata(card)
+    files["README.md"] = str(card).encode("utf-8")
+    token = resolve_token(token)
+    _refuse_leaks(files, token)
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise UserError("HF_HUB_OFFLINE is set: pushing needs the Hub. Unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to push.")
+
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+
+    api = HfApi(token=token)
+
+    def hub_call(step: str, action: Callable[[], T]) -> T:
+        try:
+            return _with_retries(action, attempts=attempts, wait=retry_wait, what=step)
+        except UserError:
+            raise
+        except Exception as err:
+            if _status(err) is None and not _is_transient(err):
+                raise
+            raise _explain(err, repo_id, step) from None
+
+    hub_call("checking the token", api.whoami)
+    existed = hub_call("looking up the repository", lambda: api.repo_exists(repo_id))
+    url = str(hub_call("creating the repository", lambda: api.create_repo(repo_id, private=private, exist_ok=True)))
+    stale: list[str] = []
+    if existed:
+        remote = hub_call("listing the repository", lambda: api.list_repo_files(repo_id))
+        stale = [p for p in remote if p not in files and "/" not in p and _matches(p, STALE_PATTERNS)]
+
+    def commit() -> Any:
+        operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=s) for p, s in files.items()]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
+        message = commit_message or f"Upload {chosen} model from nlp-transfer run {run_dir.name}"
+        return api.create_commit(repo_id, operations=operations, commit_message=message)
+
+    try:
+        hub_call("committing the files", commit)
+    except PushError:
+        if not existed:  # leave no empty repository behind
+            try:
+                api.delete_repo(repo_id, missing_ok=True)
+            except Exception as err:
+                logger.warning("could not delete the empty repository %s (%s)", repo_id, type(err).__name__)
+        raise
+    logger.info("pushed %s (%s) to %s", run_dir, chosen, url)
+    return url
+
+
+def push_configured_run(hub: Any, output_dir: str | Path) -> str:
+    """Push a just-finished run as its config's ``hub`` section says (``run_training`` calls this)."""
+    try:
+        return push_run(output_dir, repo_id=hub.repo_id, private=hub.private, mode=hub.mode, license=hub.license)
+    except UserError as err:
+        raise type(err)(
+            f"{err} The run itself is saved in {output_dir}; push it later with "
+            f"`nlp-transfer push {output_dir} --repo-id {hub.repo_id}`."
+        ) from None

@@ -1,0 +1,299 @@
+"""Token classification (named-entity recognition): a tag per word, entities as IOB2 spans.
+
+Words are split into subwords by the model's tokenizer. By default the first subword of a word
+carries its tag and the others are ignored (-100); ``label_all_subwords`` tags every piece, turning
+B- into I- on continuation pieces. A sentence that does not fit ``max_length`` is cut into windows of
+whole words, each a separate model input, and put back together for metrics and predictions: no word
+is ever dropped. Metrics are entity-level (seqeval) on words, not subwords.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from nlp_transfer.errors import UserError
+from nlp_transfer.evaluation.metrics import entity_metrics
+from nlp_transfer.models import load_pretrained, resolve_model
+
+IGNORE = -100
+WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Words and their character spans: runs of letters and digits, and single punctuation marks.
+
+    This is how BERT-style tokenizers pre-split text, so word boundaries match the model's.
+    """
+    matches = list(WORD_PATTERN.finditer(text))
+    return [m.group() for m in matches], [m.span() for m in matches]
+
+
+def word_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """Cut a sentence into [start, end) word windows whose subword counts fit ``budget``.
+
+    A single word longer than the budget gets a window of its own (and is truncated by the tokenizer).
+    """
+    windows, start, used = [], 0, 0
+    for index, count in enumerate(piece_counts):
+        count = max(count, 1)
+        if used and used + count > budget:
+            windows.append((start, index))
+            start, used = index, 0
+        used += count
+    windows.append((start, len(piece_counts)))
+    return windows
+
+
+class TokenCollator:
+    """Pads model inputs with the tokenizer and ``labels`` with -100 (dynamic padding)."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        labels = [f["labels"] for f in features] if "labels" in features[0] else None
+        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]  # the rows are reused every epoch
+        batch = self.tokenizer.pad(inputs, return_tensors="pt")
+        if labels is not None:
+            width = batch["input_ids"].shape[1]
+            batch["labels"] = torch.tensor([row + [IGNORE] * (width - len(row)) for row in labels], dtype=torch.long)
+        return batch
+
+
+@dataclass
+class TokenClassificationTask:
+    """Everything task-specific about fine-tuning a tagger; build one with :func:`build_token_classification_task`."""
+
+    model_path: str
+    labels: list[str]
+    tokenizer: PreTrainedTokenizerBase
+    max_length: int = 256
+    label_all_subwords: bool = False
+    class_weights: torch.Tensor | None = None
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    model_name: str = ""
+    model_source: str = ""
+    truncated: dict[str, int] = field(default_factory=dict)
+
+    name = "token-classification"
+    multi_label = False
+    default_metric = "f1"
+    batch_columns = ("input_ids", "attention_mask", "token_type_ids", "labels")
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Tag names by id."""
+        return dict(enumerate(self.labels))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        """Tag ids by name."""
+        return {name: i for i, name in enumerate(self.labels)}
+
+    # ------------------------------------------------------------------ data
+
+    def encode_words(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+        """Tokenize word lists into model inputs, windowing long sentences.
+
+        Returns model inputs plus ``word_ids`` (sentence-level word index per subword, -1 for special
+        tokens and non-first pieces), ``sentence_id`` and ``length`` for each window. ``self.truncated``
+        counts sentences that needed more than one window.
+        """
+        budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
+        if not self.tokenizer.is_fast:
+            raise UserError(f"{self.model_name}: NER needs a fast tokenizer (word alignment); this model has a slow one.")
+        flat = [w for words in sentences for w in words]
+        counts = [len(ids) for ids in self.tokenizer(flat, add_special_tokens=False)["input_ids"]] if flat else []
+        chunks, owners, offsets = [], [], []
+        position = 0
+        windowed = 0
+        for sentence_id, words in enumerate(sentences):
+            windows = word_windows(counts[position : position + len(words)], budget)
+            windowed += len(windows) > 1
+            for start, end in windows:
+                chunks.append(list(words[start:end]))
+                owners.append(sentence_id)
+                offsets.append(start)
+            position += len(words)
+        encoded = self.tokenizer(chunks, is_split_into_words=True, truncation=True, max_length=self.max_length)
+        word_ids, first_ids = [], []
+        for row, offset in enumerate(offsets):
+            ids = encoded.word_ids(row)
+            word_ids.append([-1 if w is None else w + offset for w in ids])
+            first_ids.append([w + offset if w is not None and (p == 0 or ids[p - 1] != w) else -1 for p, w in enumerate(ids)])
+        columns = dict(encoded)
+        columns.update(
+            word_ids=word_ids, first_word_ids=first_ids, sentence_id=owners, length=[len(ids) for ids in encoded["input_ids"]]
+        )
+        self.truncated["windowed_sentences"] = windowed
+        return columns
+
+    def preprocess(self, dataset: datasets.Dataset, split: str = "") -> datasets.Dataset:
+        """Tokenize ``tokens`` and align ``tags`` to subwords (first piece, or every piece)."""
+        sentences = [list(t) for t in dataset["tokens"]]
+        columns = self.encode_words(sentences)
+        if split:
+            self.truncated[split] = self.truncated.pop("windowed_sentences")
+        if "tags" in dataset.column_names:
+            label2id = self.label2id
+            tags = [list(t) for t in dataset["tags"]]
+            labels = []
+            for sentence_id, word_ids, first_ids in zip(
+                columns["sentence_id"], columns["word_ids"], columns["first_word_ids"], strict=True
+            ):
+                row = []
+                for word, first in zip(word_ids, first_ids, strict=True):
+                    if word < 0:
+                        row.append(IGNORE)
+                    elif first >= 0:
+                        row.append(label2id[tags[sentence_id][word]])
+                    elif self.label_all_subwords:
+                        tag = tags[sentence_id][word]
+                        row.append(label2id["I-" + tag[2:] if tag.startswith("B-") else tag])
+                    else:
+                        row.append(IGNORE)
+                labels.append(row)
+            columns["labels"] = labels
+        return datasets.Dataset.from_dict(columns)
+
+    def collator(self) -> TokenCollator:
+        """Dynamic padding of inputs and labels."""
+        return TokenCollator(self.tokenizer)
+
+    # ------------------------------------------------------------------ model
+
+    def build_model(self, *, from_scratch: bool = False) -> PreTrainedModel:
+        """The pretrained encoder with a fresh token-classification head (random weights if ``from_scratch``)."""
+        kwargs: dict[str, Any] = {"num_labels": len(self.labels), "id2label": self.id2label, "label2id": self.label2id}
+        if from_scratch:
+            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
+            return AutoModelForTokenClassification.from_config(config, trust_remote_code=self.trust_remote_code)
+        return load_pretrained(
+            AutoModelForTokenClassification,
+            self.model_path,
+            allow_pickle=self.allow_pickle,
+            trust_remote_code=self.trust_remote_code,
+            **kwargs,
+        )
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over tagged subwords (-100 ignored)."""
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        return torch.nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=weight, ignore_index=IGNORE
+        )
+
+    # ------------------------------------------------------------------ outputs
+
+    def word_predictions(self, logits: np.ndarray, dataset: datasets.Dataset) -> dict[int, dict[int, np.ndarray]]:
+        """Per sentence, per word: the softmax over tags at the word's first subword."""
+        sentence_ids = list(dataset["sentence_id"])
+        first_ids = list(dataset["first_word_ids"])
+        words: dict[int, dict[int, np.ndarray]] = {}
+        for row, (sentence_id, firsts) in enumerate(zip(sentence_ids, first_ids, strict=True)):
+            target = words.setdefault(sentence_id, {})
+            for position, word in enumerate(firsts):
+                if word >= 0:
+                    scores = logits[row, position].astype(np.float64)
+                    scores = np.exp(scores - scores.max())
+                    target[word] = scores / scores.sum()
+        return words
+
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
+        """Entity-level precision, recall and F1 (seqeval) on whole sentences of words."""
+        if dataset is None:
+            raise UserError("NER metrics need the preprocessed dataset (word alignment) to score words.")
+        predictions = self.word_predictions(logits, dataset)
+        gold: dict[int, dict[int, str]] = {}
+        for row, (sentence_id, firsts) in enumerate(zip(dataset["sentence_id"], dataset["first_word_ids"], strict=True)):
+            for position, word in enumerate(firsts):
+                if word >= 0:
+                    gold.setdefault(sentence_id, {})[word] = self.labels[int(labels[row, position])]
+        y_true, y_pred = [], []
+        for sentence_id in sorted(gold):
+            order = sorted(gold[sentence_id])
+            y_true.append([gold[sentence_id][w] for w in order])
+            y_pred.append(self.repair([self.labels[int(predictions[sentence_id][w].argmax())] for w in order]))
+        return entity_metrics(y_pred, y_true)
+
+    @staticmethod
+    def repair(tags: Sequence[str]) -> list[str]:
+        """Make predicted tags valid IOB2: an I-X that does not continue an X entity starts one."""
+        fixed, previous = [], "O"
+        for tag in tags:
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                tag = "B-" + tag[2:]
+            fixed.append(tag)
+            previous = tag
+        return fixed
+
+    def postprocess(
+        self, logits: np.ndarray, dataset: datasets.Dataset, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> list[dict[str, Any]]:
+        """Entities per text: ``text``, ``type``, character ``start``/``end`` and mean word ``score``."""
+        predictions = self.word_predictions(logits, dataset)
+        results = []
+        for sentence_id, (text, word_spans) in enumerate(zip(texts, spans, strict=True)):
+            words = predictions.get(sentence_id, {})
+            probs = [words[w] for w in range(len(word_spans))]
+            tags = self.repair([self.labels[int(p.argmax())] for p in probs])
+            entities: list[dict[str, Any]] = []
+            for index, tag in enumerate(tags):
+                score = float(probs[index].max())
+                if tag.startswith("B-"):
+                    entities.append(
+                        {"type": tag[2:], "start": word_spans[index][0], "end": word_spans[index][1], "scores": [score]}
+                    )
+                elif tag.startswith("I-"):
+                    entities[-1]["end"] = word_spans[index][1]
+                    entities[-1]["scores"].append(score)
+            for entity in entities:
+                scores = entity.pop("scores")
+                entity["text"] = text[entity["start"] : entity["end"]]
+                entity["score"] = float(np.mean(scores))
+            results.append(
+                {"text": text, "entities": [{k: e[k] for k in ("text", "type", "start", "end", "score")} for e in entities]}
+            )
+        return results
+
+
+def build_token_classification_task(
+    *,
+    model: str,
+    labels: Sequence[str],
+    max_length: int = 256,
+    label_all_subwords: bool = False,
+    class_weights: Sequence[float] | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> TokenClassificationTask:
+    """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
+    resolved = resolve_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+    return TokenClassificationTask(
+        model_path=resolved.path,
+        labels=list(labels),
+        tokenizer=tokenizer,
+        max_length=max_length,
+        label_all_subwords=label_all_subwords,
+        class_weights=None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32),
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+        model_name=resolved.name,
+        model_source=resolved.source,
+    )

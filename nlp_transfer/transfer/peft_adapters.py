@@ -1,0 +1,201 @@
+"""Parameter-efficient fine-tuning with peft: LoRA, DoRA and IA3 adapters plus a trained task head.
+
+The head (classifier, and the pooler of BERT-like models) trains fully and is saved with the
+adapter through peft's ``modules_to_save``: an adapter loaded onto the base model gets the trained
+head back, not the random one ``from_pretrained`` initialises.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nlp_transfer.config import TransferConfig
+from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.transfer.layers import find_encoder_parts
+
+ADAPTER_DIR = "adapter"
+
+#: LoRA / DoRA target modules by ``config.model_type`` (attention query and value projections).
+LORA_TARGETS: dict[str, list[str]] = {
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "xlm-roberta": ["query", "value"],
+    "electra": ["query", "value"],
+    "camembert": ["query", "value"],
+    "deberta": ["in_proj"],
+    "deberta-v2": ["query_proj", "value_proj"],
+    "distilbert": ["q_lin", "v_lin"],
+}
+
+#: IA3 (target modules, feed-forward modules) by ``config.model_type``: keys, values and the FFN output layer.
+IA3_TARGETS: dict[str, tuple[list[str], list[str]]] = {
+    "bert": (["key", "value", "output.dense"], ["output.dense"]),
+    "roberta": (["key", "value", "output.dense"], ["output.dense"]),
+    "xlm-roberta": (["key", "value", "output.dense"], ["output.dense"]),
+    "electra": (["key", "value", "output.dense"], ["output.dense"]),
+    "camembert": (["key", "value", "output.dense"], ["output.dense"]),
+    "deberta-v2": (["key_proj", "value_proj", "output.dense"], ["output.dense"]),
+    "distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"]),
+}
+
+
+def is_peft_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``peft.PeftModel`` wrapper."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the modules that make up the task head: the classifier(s) and the encoder's pooler, if any."""
+    parts = find_encoder_parts(model)
+    prefix = model.base_model_prefix + "."
+    names: list[str] = []
+    for param in parts.head:
+        if param.startswith(prefix):  # the pooler inside the encoder
+            module = param[len(prefix) :].split(".")[0]
+        else:
+            module = param.split(".")[0]
+        if module not in names:
+            names.append(module)
+    return names
+
+
+def _task_type(model: nn.Module) -> Any:
+    from peft import TaskType
+
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return TaskType.SEQ_CLS
+    if name.endswith("ForTokenClassification"):
+        return TaskType.TOKEN_CLS
+    return None
+
+
+def peft_config_for(model: nn.Module, options: TransferConfig) -> Any:
+    """The peft config (LoRA, DoRA or IA3) for ``model`` as ``options`` say, with the head in ``modules_to_save``."""
+    from peft import IA3Config, LoraConfig
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if options.lora_r < 1:
+        raise ConfigError(f"transfer.lora_r must be at least 1, got {options.lora_r}.")
+    if not 0 <= options.lora_dropout < 1:
+        raise ConfigError(f"transfer.lora_dropout must be in [0, 1), got {options.lora_dropout}.")
+    head = head_modules(model)
+    common = {"task_type": _task_type(model), "modules_to_save": head}
+    targets = options.lora_target_modules
+    if options.peft_method == "ia3":
+        if targets is None:
+            if model_type not in IA3_TARGETS:
+                raise UserError(
+                    f"IA3 has no default target modules for model type '{model_type}'. "
+                    "Set transfer.lora_target_modules=[...] (module names of the attention/FFN linears)."
+                )
+            targets, feedforward = IA3_TARGETS[model_type]
+        else:
+            feedforward = []
+        return IA3Config(target_modules=list(targets), feedforward_modules=list(feedforward), **common)
+    if targets is None:
+        if model_type not in LORA_TARGETS:
+            raise UserError(
+                f"LoRA has no default target modules for model type '{model_type}'. "
+                "Set transfer.lora_target_modules=[...] (e.g. the attention query and value linears)."
+            )
+        targets = LORA_TARGETS[model_type]
+    return LoraConfig(
+        r=options.lora_r,
+        lora_alpha=options.lora_alpha,
+        lora_dropout=options.lora_dropout,
+        target_modules=list(targets),
+        use_dora=options.peft_method == "dora",
+        bias="none",
+        **common,
+    )
+
+
+def add_adapters(model: nn.Module, options: TransferConfig) -> nn.Module:
+    """Wrap ``model`` in a ``PeftModel`` with fresh adapters; only adapters and head train.
+
+    The adapters are injected into ``model`` in place, so ``model`` itself trains them too.
+    """
+    from peft import get_peft_model
+
+    if is_peft_model(model):
+        return model
+    config = peft_config_for(model, options)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as err:
+        raise UserError(f"{options.peft_method} adapters: {err}. Check transfer.lora_target_modules.") from None
+
+
+def save_adapter_model(model: nn.Module, output_dir: str | Path, options: TransferConfig | None = None) -> bool:
+    """Save a run's model: a ``PeftModel`` writes RUN_DIR/adapter and (``save_merged``) a merged plain model.
+
+    Returns False (and writes nothing) for a model without adapters. The merge happens in place:
+    ``model`` is left holding merged weights.
+    """
+    options = options or TransferConfig()
+    if not is_peft_model(model):
+        return False
+    output_dir = Path(output_dir)
+    model.save_pretrained(str(output_dir / ADAPTER_DIR), safe_serialization=True)
+    if options.save_merged:
+        merge_adapters(model).save_pretrained(output_dir, safe_serialization=True)
+    else:  # the model's config (labels, architecture) without weights: load_adapter_run rebuilds the model
+        base = model.get_base_model()
+        base.config.architectures = [type(base).__name__]
+        base.config.save_pretrained(output_dir)
+    return True
+
+
+def is_adapter_run(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds an adapter but no merged weights (a run saved with ``save_merged: false``)."""
+    run_dir = Path(run_dir)
+    has_weights = any(run_dir.glob("*.safetensors")) or any(run_dir.glob("*.bin"))
+    return not has_weights and (run_dir / ADAPTER_DIR / "adapter_config.json").is_file()
+
+
+def load_adapter_run(run_dir: str | Path, auto_class: Any, *, trust_remote_code: bool = False) -> nn.Module:
+    """The model of an adapter-only run: its base model (from run_info.json, else adapter_config.json) with
+    the run's config (labels), the adapter loaded with peft and merged in."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoConfig
+
+    from nlp_transfer.models import resolve_model
+
+    run_dir = Path(run_dir)
+    info_file = run_dir / "run_info.json"
+    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
+    adapter_config = json.loads((run_dir / ADAPTER_DIR / "adapter_config.json").read_text(encoding="utf-8"))
+    base_name = info.get("base_model") or adapter_config.get("base_model_name_or_path")
+    if not base_name:
+        raise UserError(f"{run_dir}: adapter-only run without a recorded base model; load it with peft on its base model.")
+    config = AutoConfig.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
+    base = auto_class.from_pretrained(
+        resolve_model(base_name).path, config=config, trust_remote_code=trust_remote_code, use_safetensors=True
+    )
+    return merge_adapters(PeftModel.from_pretrained(base, str(run_dir / ADAPTER_DIR)))
+
+
+def merge_adapters(model: nn.Module) -> nn.Module:
+    """The plain transformers model of a ``PeftModel``: adapters merged into the weights, trained head in place.
+
+    The head copies in ``modules_to_save`` are put back first (peft's IA3 unload cannot replace a
+    module without a ``weight``, such as BERT's pooler), then peft merges the adapter layers.
+    """
+    from peft.utils import ModulesToSaveWrapper
+
+    base = model.get_base_model()
+    adapter = model.active_adapter
+    for name, module in list(base.named_modules()):
+        if isinstance(module, ModulesToSaveWrapper):
+            parent_name, _, child = name.rpartition(".")
+            parent = base.get_submodule(parent_name) if parent_name else base
+            setattr(parent, child, module.modules_to_save[adapter])
+    return model.merge_and_unload()

@@ -1,0 +1,452 @@
+"""Pushing runs to the Hub, end to end: the real huggingface_hub client against the loopback HubServer.
+
+huggingface_hub reads HF_ENDPOINT when it is imported, so everything that talks to the server runs in ONE
+client subprocess (importing nlp_transfer costs seconds): it runs the CLI's ``main`` for each push, one
+training run with ``hub.push=true``, then downloads the repositories and loads them with transformers and
+peft. The tests below check what it reported and what the server holds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from nlp_transfer.config import load_config
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.hub import build_model_card, check_card_metadata, collect_files, resolve_mode
+from nlp_transfer.pipeline import run_training
+from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
+
+try:
+    from hub_server import HubServer
+except ModuleNotFoundError:  # tests/ is not on sys.path under some import modes
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hub_server import HubServer
+
+TOKEN = "hf_aliceWriteToken0123456789abcdefXYZ"
+BOB_TOKEN = "hf_bobWriteToken0123456789abcdefXYZ00"
+TEXTS = ["the movie was excellent and quite lovely", "awful food and terrible service", "plot staff room"]
+REPO = Path(__file__).resolve().parent.parent
+
+CLIENT = r"""
+import contextlib, io, json, os, sys, traceback
+import nlp_transfer.hub as hub
+from nlp_transfer.cli import main
+
+hub.RETRY_WAIT_SECONDS = 0.05
+plan = json.loads(open(sys.argv[1]).read())
+results = {}
+
+def with_token(token):
+    os.environ.pop("HF_TOKEN", None)
+    if token:
+        os.environ["HF_TOKEN"] = token
+
+for step in plan["steps"]:
+    with_token(step.get("token"))
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        if step["kind"] == "cli":
+            rc = main(["push", *step["args"]])
+        else:  # a training run that pushes at its end
+            from nlp_transfer.config import load_config
+            from nlp_transfer.pipeline import run_training
+            try:
+                run_training(load_config(None, step["overrides"]))
+                rc = 0
+            except Exception:
+                traceback.print_exc()
+                rc = 1
+    results[step["name"]] = {"rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+import torch
+from huggingface_hub import snapshot_download
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+os.environ.pop("HF_TOKEN", None)
+def logits(model, tokenizer):
+    batch = tokenizer(plan["texts"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model.eval()(**batch).logits.tolist()
+
+for name, spec in plan["downloads"].items():
+    path = snapshot_download(spec["repo"], token=plan["token"], cache_dir=plan["cache"])
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if spec.get("base"):
+        from peft import PeftModel
+        labels = spec["labels"]
+        base = AutoModelForSequenceClassification.from_pretrained(
+            spec["base"], num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={l: i for i, l in enumerate(labels)})
+        model = PeftModel.from_pretrained(base, path)
+        labels_out = None
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+        clf = pipeline("text-classification", model=path)
+        labels_out = [r["label"] for r in clf(plan["texts"])]
+    results[name] = {"files": sorted(os.listdir(path)), "logits": logits(model, tokenizer), "labels": labels_out}
+print("RESULT:" + json.dumps(results))
+"""
+
+
+def local_logits(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model.eval()(**batch).logits
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("hub-data")
+    return {
+        "train": write_csv(base / "train.csv", synthetic_sentiment(200, 1)),
+        "validation": write_csv(base / "validation.csv", synthetic_sentiment(60, 2)),
+        "test": write_csv(base / "test.csv", synthetic_sentiment(60, 3)),
+    }
+
+
+def _overrides(tiny_model_dir: str, files: dict[str, Path], out: Path, **extra: object) -> list[str]:
+    return tiny_overrides(
+        tiny_model_dir,
+        out,
+        **{
+            "data.train_file": files["train"],
+            "data.validation_file": files["validation"],
+            "data.test_file": files["test"],
+            "training.epochs": 2,
+            "training.learning_rate": 2e-3,
+            **extra,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_model_dir, data_files) -> Path:
+    """A tiny full fine-tuning run, with a checkpoint kept and a stray secret file (neither may be pushed)."""
+    out = tmp_path_factory.mktemp("hub-runs") / "full"
+    run_training(load_config(None, _overrides(tiny_model_dir, data_files, out, **{"training.keep_checkpoints": True})))
+    assert (out / "checkpoints").is_dir() and (out / "logs").is_dir()
+    (out / "notes.txt").write_text(f"my token is {TOKEN}\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def lora_run(trained_run, tiny_model_dir) -> Path:
+    """A run laid out as strategy=lora writes it: a merged model on top, the adapter in RUN_DIR/adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification
+
+    out = trained_run.parent / "lora"
+    out.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "metrics.json", "confusion_matrix_test.png"):
+        shutil.copy(trained_run / name, out / name)
+    info = json.loads((trained_run / "run_info.json").read_text())
+    (out / "run_info.json").write_text(json.dumps({**info, "strategy": "lora"}))
+    config = yaml.safe_load((trained_run / "config.yaml").read_text())
+    config["strategy"] = "lora"
+    config["hub_token"] = TOKEN  # a secret that slipped into a config must not be uploaded
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    labels = info["labels"]
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=2, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+    )
+    lora = LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"], modules_to_save=["classifier"])
+    model = get_peft_model(base, lora)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # B starts at zero; make the adapter change the predictions
+            torch.nn.init.normal_(param, std=0.5)
+    model.save_pretrained(out / "adapter")
+    model.merge_and_unload().save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hub(trained_run, lora_run, tiny_model_dir, data_files, tmp_path_factory):
+    """Run every client step once against one server; yields (server, client results)."""
+    work = tmp_path_factory.mktemp("hub-client")
+    (work / "empty-run").mkdir()
+    (work / "empty-run" / "metrics.json").write_text("{}")
+    labels = json.loads((trained_run / "run_info.json").read_text())["labels"]
+
+    def push(name: str, run: Path, repo_id: str, *flags: str, token: str | None = TOKEN) -> dict:
+        return {"name": name, "kind": "cli", "token": token, "args": [str(run), "--repo-id", repo_id, *flags]}
+
+    steps = [
+        push("full", trained_run, "alice/tiny-sentiment", "--license", "mit"),
+        push("again", trained_run, "alice/tiny-sentiment", "--token", TOKEN, token=None),
+        push("adapter", lora_run, "alice/tiny-lora", "--adapter"),
+        push("merged", lora_run, "alice/tiny-lora-merged", "--merged", "--private"),
+        push("switch_adapter", lora_run, "alice/switch", "--adapter"),
+        push("switch_merged", lora_run, "alice/switch", "--merged"),
+        push("bad_token", trained_run, "alice/nope", token="hf_notARealToken000000000000000000"),
+        push("no_token", trained_run, "alice/nope", token=None),
+        push("foreign", trained_run, "bob/stolen"),
+        push("nothing", work / "empty-run", "alice/nope"),
+        push("no_adapter", trained_run, "alice/nope", "--adapter"),
+        push("bad_repo_id", trained_run, "just-a-name"),
+        push("retried", trained_run, "alice/retried"),
+        push("doomed", trained_run, "alice/doomed"),
+        {
+            "name": "train_push",
+            "kind": "train",
+            "token": TOKEN,
+            "overrides": _overrides(
+                tiny_model_dir,
+                data_files,
+                work / "trained-and-pushed",
+                **{"training.epochs": 1, "hub.push": True, "hub.repo_id": "alice/from-config", "hub.license": "mit"},
+            ),
+        },
+    ]
+    downloads = {
+        "get_full": {"repo": "alice/tiny-sentiment"},
+        "get_adapter": {"repo": "alice/tiny-lora", "base": tiny_model_dir, "labels": labels},
+        "get_merged": {"repo": "alice/tiny-lora-merged"},
+    }
+    plan = {"steps": steps, "downloads": downloads, "texts": TEXTS, "token": TOKEN, "cache": str(work / "cache")}
+    (work / "plan.json").write_text(json.dumps(plan))
+
+    with HubServer(tokens={TOKEN: "alice", BOB_TOKEN: "bob"}, orgs={"alice": [], "bob": []}) as server:
+        server.create_repo("bob/stolen")
+        server.fail_next(1, "/alice/retried/commit/", status=500)
+        server.fail_next(3, "/alice/doomed/commit/", status=502)
+        env = {**server.client_env(hf_home=str(work / "hf_home")), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-c", CLIENT, str(work / "plan.json")],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}\nserver: {server.errors}"
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT:"))
+        results = json.loads(line[len("RESULT:") :])
+        results["_process"] = {"stdout": proc.stdout, "stderr": proc.stderr}
+        yield server, results
+
+
+def _ok(results: dict, name: str) -> dict:
+    step = results[name]
+    assert step["rc"] == 0, step
+    return step
+
+
+def test_pushed_model_downloads_and_predicts_the_same(hub, trained_run):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    server, results = hub
+    assert _ok(results, "full")["stdout"].strip().endswith(f"{server.url}/alice/tiny-sentiment")
+    repo = server.repos["alice/tiny-sentiment"]
+    assert set(repo.files) == {
+        ".gitattributes",
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "config.yaml",
+        "metrics.json",
+        "run_info.json",
+        "confusion_matrix_validation.png",
+        "confusion_matrix_test.png",
+    }  # no checkpoints/, logs/ or stray files
+    assert repo.files["model.safetensors"] == (trained_run / "model.safetensors").read_bytes()
+    assert "model.safetensors" in repo.head.lfs
+    expected = local_logits(
+        AutoModelForSequenceClassification.from_pretrained(trained_run), AutoTokenizer.from_pretrained(trained_run), TEXTS
+    )
+    got = results["get_full"]
+    assert torch.allclose(torch.tensor(got["logits"]), expected, atol=1e-5)
+    id2label = json.loads((trained_run / "config.json").read_text())["id2label"]
+    assert got["labels"] == [id2label[str(i)] for i in expected.argmax(-1).tolist()]
+
+
+def test_existing_repo_is_reused_with_one_commit_per_push(hub):
+    server, results = hub
+    _ok(results, "again")
+    repo = server.repos["alice/tiny-sentiment"]
+    assert repo.commits[0].title == "initial commit"
+    assert len(repo.commits) == 3  # creation, first push, second push: one commit each
+
+
+def test_lora_adapter_push_loads_with_peft(hub, lora_run, tiny_model_dir):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    server, results = hub
+    _ok(results, "adapter")
+    files = server.repos["alice/tiny-lora"].files
+    assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= set(files)
+    assert "config.json" not in files and "model.safetensors" not in files
+    labels = json.loads((lora_run / "run_info.json").read_text())["labels"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=2, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+    )
+    expected = local_logits(PeftModel.from_pretrained(base, lora_run / "adapter"), AutoTokenizer.from_pretrained(lora_run), TEXTS)
+    assert torch.allclose(torch.tensor(results["get_adapter"]["logits"]), expected, atol=1e-5)
+    card = files["README.md"].decode()
+    assert "library_name: peft" in card and "PeftModel.from_pretrained" in card
+
+
+def test_merged_lora_push_loads_without_peft(hub, lora_run):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    server, results = hub
+    _ok(results, "merged")
+    repo = server.repos["alice/tiny-lora-merged"]
+    assert repo.private
+    assert "adapter_config.json" not in repo.files and "config.json" in repo.files
+    expected = local_logits(
+        AutoModelForSequenceClassification.from_pretrained(lora_run), AutoTokenizer.from_pretrained(lora_run), TEXTS
+    )
+    assert torch.allclose(torch.tensor(results["get_merged"]["logits"]), expected, atol=1e-5)
+    assert torch.allclose(
+        torch.tensor(results["get_merged"]["logits"]), torch.tensor(results["get_adapter"]["logits"]), atol=1e-4
+    )
+    # pushing the merged model over an adapter repo removes the adapter, which would hijack from_pretrained
+    _ok(results, "switch_adapter")
+    _ok(results, "switch_merged")
+    switched = server.repos["alice/switch"].files
+    assert "adapter_config.json" not in switched and "adapter_model.safetensors" not in switched
+    assert "model.safetensors" in switched
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("bad_token", "token was refused (401"),
+        ("no_token", "no Hugging Face token: set the HF_TOKEN environment variable"),
+        ("foreign", "no write access to 'bob' (403"),
+        ("nothing", "nothing to push: no config.json with model weights"),
+        ("no_adapter", "no LoRA adapter to push"),
+        ("bad_repo_id", "write it as OWNER/NAME"),
+    ],
+)
+def test_refusals_are_clear_and_exit_2(hub, step, message):
+    server, results = hub
+    out = results[step]
+    assert out["rc"] == 2
+    assert out["stderr"].startswith("error: ") and message in out["stderr"], out["stderr"]
+    assert "Traceback" not in out["stderr"]
+    assert not {"alice/nope", "just-a-name"} & set(server.repos)
+    assert set(server.repos["bob/stolen"].files) == {".gitattributes"}
+
+
+def test_failed_commit_is_retried_or_leaves_no_repo(hub):
+    server, results = hub
+    _ok(results, "retried")
+    assert "retrying" in results["retried"]["stderr"]
+    assert len(server.repos["alice/retried"].commits) == 2
+    doomed = results["doomed"]
+    assert doomed["rc"] == 2 and "502 while committing the files" in doomed["stderr"]
+    assert "alice/doomed" not in server.repos  # the repository created for the push was removed again
+    commits = [r for r in server.request_log if r.method == "POST" and "/alice/doomed/commit/" in r.path]
+    assert len(commits) == 3
+
+
+def test_training_pushes_when_the_config_says_so(hub):
+    server, results = hub
+    out = _ok(results, "train_push")
+    assert f"pushed to {server.url}/alice/from-config" in out["stdout"]
+    files = server.repos["alice/from-config"].files
+    assert {"config.json", "model.safetensors", "metrics.json", "README.md"} <= set(files)
+    assert "hub:" in files["config.yaml"].decode() and "license: mit" in files["README.md"].decode()
+
+
+def test_token_never_leaks(hub):
+    server, results = hub
+    assert server.find_leaks(TOKEN) == []
+    assert any(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in server.request_log)
+    assert not any(TOKEN in r.path for r in server.request_log)
+    for name, out in results.items():
+        assert TOKEN not in json.dumps(out), name
+    config_yaml = yaml.safe_load(server.repos["alice/tiny-lora"].files["config.yaml"])
+    assert "hub_token" not in config_yaml and config_yaml["strategy"] == "lora"
+    for repo in server.repos.values():
+        assert "notes.txt" not in repo.files
+        assert not any(p.startswith(("checkpoints/", "logs/")) for p in repo.files)
+
+
+def test_model_card_validates_and_carries_the_metrics(hub, trained_run):
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    server, _ = hub
+    first_push = server.repos["alice/tiny-sentiment"].commits[1]  # with --license mit
+    card = ModelCard(first_push.files["README.md"].decode())
+    assert card.data.library_name == "transformers" and card.data.pipeline_tag == "text-classification"
+    assert card.data.license == "mit"
+    assert {"nlp-transfer", "full", "classification"} <= set(card.data.tags)
+    assert set(card.data.datasets) == {"train.csv", "validation.csv", "test.csv"}
+    name, results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    assert name == "tiny-sentiment"
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    found = {(r.dataset_split, r.metric_type, r.metric_config): r.metric_value for r in results}
+    assert found[("test", "accuracy", None)] == round(metrics["test"]["accuracy"], 4)
+    assert found[("validation", "f1", "macro")] == round(metrics["validation"]["f1_macro"], 4)
+    assert all(r.task_type == "text-classification" for r in results)
+    assert "![Confusion matrix (test)](confusion_matrix_test.png)" in card.text
+    assert 'pipeline("text-classification"' in card.text.replace("'", '"')
+    assert "training.learning_rate" in card.text
+    check_card_metadata(card)
+
+
+def test_card_license_comes_from_the_option_or_the_base_model(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    assert build_model_card(run, repo_id="a/b").data.license is None  # the tiny base model has no card
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "base_model": "sentence-transformers/all-MiniLM-L6-v2"}))
+    card = build_model_card(run, repo_id="a/b")
+    assert card.data.license == "apache-2.0"  # read from the packaged copy's model card, offline
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert build_model_card(run, repo_id="a/b", license="mit").data.license == "mit"
+    (run / "run_info.json").write_text(json.dumps({**info, "task": "ner"}))
+    assert build_model_card(run, repo_id="a/b").data.pipeline_tag == "token-classification"
+
+
+def test_files_chosen_for_each_mode(trained_run, lora_run):
+    assert resolve_mode(trained_run, "auto") == "merged"
+    merged = collect_files(trained_run, "merged")
+    assert "model.safetensors" in merged and not any(p.startswith(("checkpoints", "logs")) for p in merged)
+    adapter = collect_files(lora_run, "adapter", base_model="sentence-transformers/all-MiniLM-L6-v2")
+    config = json.loads(adapter["adapter_config.json"])
+    assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"  # not a local path
+
+
+def test_hub_config_section():
+    base = ["data.train_file=x.csv"]
+    with pytest.raises(ConfigError, match=r"hub\.repo_id"):
+        load_config(None, [*base, "hub.push=true"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'hub\.token'"):
+        load_config(None, [*base, "hub.token=hf_x"])
+    config = load_config(None, [*base, "hub.push=true", "hub.repo_id=alice/m", "hub.mode=adapter"])
+    assert (config.hub.repo_id, config.hub.mode, config.hub.private) == ("alice/m", "adapter", False)
+
+
+def test_local_refusals_before_any_request(trained_run, lora_run, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.hub import push_run
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    config = json.loads((run / "tokenizer_config.json").read_text())
+    (run / "tokenizer_config.json").write_text(json.dumps({**config, "note": TOKEN}))
+    with pytest.raises(UserError, match=r"tokenizer_config\.json contains the Hugging Face token"):
+        push_run(run, repo_id="alice/x", token=TOKEN)
+    # with HF_HUB_OFFLINE=1 (the tests' default) a push says so instead of retrying
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE is set"):
+        push_run(trained_run, repo_id="alice/x", token=TOKEN)
+    adapter_only = tmp_path / "adapter-only"
+    shutil.copytree(lora_run / "adapter", adapter_only / "adapter")
+    assert resolve_mode(adapter_only, "auto") == "adapter"
+    with pytest.raises(UserError, match="push the adapter with --adapter"):
+        resolve_mode(adapter_only, "merged")

@@ -1,0 +1,85 @@
+"""Guards: a NaN loss stops the run, a full disk is reported, over-long texts are counted."""
+
+import errno
+
+import pytest
+import torch
+
+from nlp_transfer.config import load_config
+from nlp_transfer.errors import UserError
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.tasks.classification import SequenceClassificationTask
+from nlp_transfer.training import checkpoints
+from tests.conftest import tiny_overrides
+
+
+def config_for(files, model_dir, out, **extra):
+    return load_config(None, tiny_overrides(
+        model_dir, out,
+        **{"data.train_file": files["train"], "data.validation_file": files["validation"], "data.test_file": files["test"],
+           "training.epochs": 2, "training.logging_steps": 1, **extra},
+    ))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = SequenceClassificationTask.loss
+
+    def poisoned(self, logits, labels):
+        calls["n"] += 1
+        loss = original(self, logits, labels)
+        return loss * torch.tensor(float("nan")) if calls["n"] > 12 else loss
+
+    monkeypatch.setattr(SequenceClassificationTask, "loss", poisoned)
+    out = tmp_path / "run"
+    config = config_for(sentiment_files, tiny_model_dir, out, **{"training.eval_strategy": "steps", "training.eval_steps": 5})
+    with pytest.raises(UserError, match=r"training loss became nan at step 13.*last good checkpoint is .*step-00000010"):
+        run_training(config)
+    survivors = sorted(p.name for p in (out / "checkpoints").glob("step-*"))
+    assert survivors == ["step-00000005", "step-00000010"]
+    assert not (out / "model.safetensors").exists()
+
+
+def test_a_failed_write_keeps_the_previous_version(tmp_path):
+    target = tmp_path / "best"
+    checkpoints.write_atomically(target, lambda tmp: (tmp / "model.safetensors").write_text("good"))
+
+    def disk_full(tmp):
+        (tmp / "model.safetensors").write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(UserError, match=r"the disk is full.*earlier checkpoints are intact"):
+        checkpoints.write_atomically(target, disk_full)
+    assert (target / "model.safetensors").read_text() == "good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_disk_full_during_a_run_is_reported_and_the_last_checkpoint_survives(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    saves = {"n": 0}
+    from accelerate import Accelerator
+
+    original = Accelerator.save_state
+
+    def flaky(self, *args, **kwargs):
+        saves["n"] += 1
+        if saves["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "save_state", flaky)
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"cannot write checkpoint \(the disk is full\)"):
+        run_training(config_for(sentiment_files, tiny_model_dir, out))
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-00000025"]
+    assert not list((out / "checkpoints").glob(".tmp-*"))
+
+
+def test_over_long_texts_are_truncated_and_counted(sentiment_files, tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    result = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "run", **{"training.max_length": 8, "training.epochs": 1}))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = [line.split(",")[0] for line in sentiment_files["train"].read_text().splitlines()[1:]]
+    expected = sum(len(tokenizer(t)["input_ids"]) > 8 for t in texts)
+    assert expected > 0
+    assert result.info["truncated_texts"]["train"] == expected

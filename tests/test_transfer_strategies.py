@@ -1,0 +1,507 @@
+"""Transfer strategies beyond full/frozen: freeze_layers, layer-wise LR decay, gradual unfreezing, LoRA/DoRA/IA3."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from nlp_transfer.config import TransferConfig, load_config
+from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.tasks import build_classification_task
+from nlp_transfer.transfer import (
+    apply_strategy,
+    count_parameters,
+    find_encoder_parts,
+    prepare_model,
+    save_adapter_model,
+    strategy_epoch_callback,
+)
+from nlp_transfer.transfer.strategies import unfrozen_blocks
+from tests.conftest import tiny_overrides
+
+LR = 1e-3
+EMBEDDINGS = "bert.embeddings."
+LAYER0 = "bert.encoder.layer.0."
+LAYER1 = "bert.encoder.layer.1."
+HEAD = ("bert.pooler.", "classifier.")
+
+
+@pytest.fixture()
+def task(tiny_model_dir):
+    return build_classification_task(model=tiny_model_dir, labels=["negative", "positive"])
+
+
+def fixed_batch(task):
+    batch = task.tokenizer(["a great film", "an awful film", "lovely", "dreadful service"], padding=True, return_tensors="pt")
+    return batch, torch.tensor([1, 0, 1, 0])
+
+
+def train_steps(model, optimizer, task, steps=3):
+    """A few optimizer steps on a fixed batch; returns the parameters before them."""
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch, labels = fixed_batch(task)
+    model.train()
+    for _ in range(steps):
+        task.loss(model(**batch).logits, labels).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return before
+
+
+def changed(model, before):
+    """Names of the parameters that moved (ignoring embedding rows the batch never touches)."""
+    return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+
+
+def block_of(name):
+    if name.startswith(EMBEDDINGS):
+        return "embeddings"
+    if name.startswith(LAYER0):
+        return "layer.0"
+    if name.startswith(LAYER1):
+        return "layer.1"
+    assert name.startswith(HEAD), name
+    return "head"
+
+
+def lr_by_name(groups):
+    return {n: g["lr"] for g in groups for n in g["names"]}
+
+
+# --------------------------------------------------------------------------- layer-wise LR decay
+
+
+def test_layer_lr_decay_exact_rates_for_full(task):
+    model = task.build_model()
+    groups = apply_strategy(model, "full", learning_rate=LR, weight_decay=0.01, options=TransferConfig(layer_lr_decay=0.5))
+    expected = {"head": LR, "layer.1": LR * 0.5, "layer.0": LR * 0.25, "embeddings": LR * 0.125}
+    rates = lr_by_name(groups)
+    assert sorted(rates) == sorted(n for n, _ in model.named_parameters())  # every parameter exactly once
+    for name, lr in rates.items():
+        assert lr == pytest.approx(expected[block_of(name)], rel=1e-12), name
+    # weight decay still only on weights, never on biases / LayerNorm
+    for group in groups:
+        assert group["weight_decay"] == (0.0 if all(n.endswith(("bias", "LayerNorm.weight")) for n in group["names"]) else 0.01)
+    # the optimizer keeps each group's rate (the scheduler scales them all by the same factor)
+    optimizer = torch.optim.AdamW(groups)
+    assert sorted({g["lr"] for g in optimizer.param_groups}) == sorted(expected.values())
+
+
+def test_no_decay_is_the_same_as_before(task):
+    model = task.build_model()
+    groups = apply_strategy(model, "full", learning_rate=LR, weight_decay=0.01, options=TransferConfig(layer_lr_decay=1.0))
+    assert {g["lr"] for g in groups} == {LR}
+    assert len(groups) == 2
+    with pytest.raises(ConfigError, match="layer_lr_decay"):
+        apply_strategy(model, "full", learning_rate=LR, weight_decay=0.01, options=TransferConfig(layer_lr_decay=1.5))
+
+
+# --------------------------------------------------------------------------- freeze_layers
+
+
+def test_freeze_layers_freezes_embeddings_and_bottom_layers(task):
+    model = task.build_model()
+    options = TransferConfig(freeze_layers=1, layer_lr_decay=0.8)
+    groups = apply_strategy(model, "freeze_layers", learning_rate=LR, weight_decay=0.0, options=options)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, _ in model.named_parameters() if n.startswith((LAYER1, *HEAD))}
+    assert {n for g in groups for n in g["names"]} == trainable
+    rates = lr_by_name(groups)
+    assert {block_of(n) for n in rates} == {"head", "layer.1"}
+    assert all(rates[n] == pytest.approx(LR if block_of(n) == "head" else LR * 0.8) for n in rates)
+    before = train_steps(model, torch.optim.AdamW(groups), task)
+    moved = changed(model, before)
+    for name, param in model.named_parameters():
+        if name in trainable:
+            assert name in moved, f"{name} did not train"
+        else:
+            assert torch.equal(param, before[name]) and param.grad is None, f"{name} changed although frozen"
+
+
+def test_freeze_layers_bounds(task):
+    model = task.build_model()
+    apply_strategy(model, "freeze_layers", learning_rate=LR, weight_decay=0.0, options=TransferConfig(freeze_layers=2))
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == set(find_encoder_parts(model).head)
+    with pytest.raises(ConfigError, match=r"freeze_layers=3: this model has 2 encoder layers"):
+        apply_strategy(model, "freeze_layers", learning_rate=LR, weight_decay=0.0, options=TransferConfig(freeze_layers=3))
+
+
+# --------------------------------------------------------------------------- gradual unfreezing
+
+
+def test_unfreezing_schedule():
+    parts = find_encoder_parts_stub(layers=3)
+    assert unfrozen_blocks(parts, 0, 1) == ["head"]
+    assert unfrozen_blocks(parts, 1, 1) == ["head", "layer.2"]
+    assert unfrozen_blocks(parts, 3, 1) == ["head", "layer.2", "layer.1", "layer.0"]
+    assert unfrozen_blocks(parts, 4, 1) == ["head", "layer.2", "layer.1", "layer.0", "embeddings"]
+    assert unfrozen_blocks(parts, 9, 1) == unfrozen_blocks(parts, 4, 1)
+    assert [len(unfrozen_blocks(parts, e, 2)) for e in range(6)] == [1, 1, 2, 2, 3, 3]
+
+
+def find_encoder_parts_stub(layers):
+    from nlp_transfer.transfer.layers import EncoderParts
+
+    return EncoderParts(embeddings=["e"], layers=[[f"l{i}"] for i in range(layers)], other=[], head=["h"])
+
+
+def test_gradual_unfreezing_trains_one_more_block_each_epoch(task):
+    model = task.build_model()
+    options = TransferConfig(layer_lr_decay=0.5)
+    groups = apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.01, options=options)
+    # the optimizer holds every parameter from the start, at its layer's decayed rate
+    assert sorted(n for g in groups for n in g["names"]) == sorted(n for n, _ in model.named_parameters())
+    rates = lr_by_name(groups)
+    assert rates["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(LR * 0.25)
+    optimizer = torch.optim.AdamW(groups)
+    callback = strategy_epoch_callback(model, "gradual_unfreezing", options)
+    assert callback is not None and strategy_epoch_callback(model, "full") is None
+    schedule = {0: {"head"}, 1: {"head", "layer.1"}, 2: {"head", "layer.1", "layer.0"}, 3: {"head", "layer.1", "layer.0", "embeddings"}}
+    for epoch, blocks in schedule.items():
+        callback(model, optimizer, epoch)
+        assert {block_of(n) for n, p in model.named_parameters() if p.requires_grad} == blocks
+        before = train_steps(model, optimizer, task, steps=2)
+        moved = changed(model, before)
+        for name, param in model.named_parameters():
+            if block_of(name) in blocks:
+                if "token_type" not in name:  # only row 0 of a 2-row table is used; it still moves
+                    assert name in moved, f"epoch {epoch}: {name} did not train"
+            else:
+                assert torch.equal(param, before[name]) and param.grad is None, f"epoch {epoch}: {name} changed"
+                assert param not in optimizer.state or not optimizer.state[param], f"{name} has AdamW state while frozen"
+
+
+def test_gradual_unfreezing_every_two_epochs(task):
+    model = task.build_model()
+    options = TransferConfig(unfreeze_every=2)
+    apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.0, options=options)
+    callback = strategy_epoch_callback(model, "gradual_unfreezing", options)
+    trained = []
+    for epoch in range(6):
+        callback(model, None, epoch)
+        trained.append({block_of(n) for n, p in model.named_parameters() if p.requires_grad})
+    assert trained[0] == trained[1] == {"head"}
+    assert trained[2] == trained[3] == {"head", "layer.1"}
+    assert trained[4] == {"head", "layer.1", "layer.0"}
+
+
+# --------------------------------------------------------------------------- LoRA / DoRA / IA3
+
+
+def lora_model(task, **options):
+    options = TransferConfig(**options)
+    model = prepare_model(task.build_model(), "lora", options)
+    groups = apply_strategy(model, "lora", learning_rate=1e-2, weight_decay=0.0, options=options)
+    return model, groups, options
+
+
+def test_lora_trainable_parameter_count_is_analytic(task):
+    model, groups, _ = lora_model(task, lora_r=4)
+    assert isinstance(model, PeftModel)
+    hidden, layers, r, labels = 64, 2, 4, 2
+    lora = layers * 2 * r * (hidden + hidden)  # query and value: A (r x in) + B (out x r)
+    head = (hidden * hidden + hidden) + (hidden * labels + labels)  # pooler dense + classifier
+    trainable, total = count_parameters(model)
+    assert trainable == lora + head
+    _, base_total = count_parameters(task.build_model())
+    assert total == base_total + lora  # peft's frozen spare copy of the head is not counted twice
+    assert sum(p.numel() for g in groups for p in g["params"]) == trainable
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(".lora_" in n or ".modules_to_save." in n for n in names)
+
+
+def test_lora_trains_adapters_and_head_only(task):
+    model, groups, _ = lora_model(task)
+    before = train_steps(model, torch.optim.AdamW(groups), task)
+    moved = changed(model, before)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            # lora_A only moves once lora_B (zero at init) has moved; after 3 steps both must have
+            assert name in moved, f"{name} did not train"
+        else:
+            assert torch.equal(param, before[name]) and param.grad is None, f"{name} changed although frozen"
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3"])
+def test_adapter_and_merged_reload_give_the_same_logits(task, tmp_path, method):
+    model, groups, options = lora_model(task, peft_method=method)
+    train_steps(model, torch.optim.AdamW(groups), task, steps=5)
+    batch, _ = fixed_batch(task)
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch).logits
+    trained_head = {k: v.clone() for k, v in model.base_model.model.classifier.modules_to_save["default"].state_dict().items()}
+    fresh_head = model.base_model.model.classifier.original_module.weight.detach().clone()
+    assert not torch.equal(trained_head["weight"], fresh_head)
+
+    assert save_adapter_model(model, tmp_path, options)
+    assert {p.name for p in (tmp_path / "adapter").iterdir()} >= {"adapter_config.json", "adapter_model.safetensors"}
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["modules_to_save"] is not None
+
+    # merged: a plain transformers model, no peft involved
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert not any("lora" in n or "ia3" in n or "modules_to_save" in n for n, _ in merged.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(merged(**batch).logits, expected, atol=1e-5)
+    assert torch.equal(merged.classifier.weight, trained_head["weight"])
+
+    # adapter: peft on a freshly built base (whose classifier is random) restores the trained head
+    reloaded = PeftModel.from_pretrained(task.build_model(), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)
+    head = reloaded.base_model.model.classifier.modules_to_save["default"]
+    assert torch.equal(head.weight, trained_head["weight"]) and torch.equal(head.bias, trained_head["bias"])
+
+
+def test_lora_in_place_on_a_plain_model(task):
+    model = task.build_model()
+    groups = apply_strategy(model, "lora", learning_rate=1e-2, weight_decay=0.0)
+    assert not isinstance(model, PeftModel)
+    assert {n for g in groups for n in g["names"]} == {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".lora_A." in n for g in groups for n in g["names"])
+
+
+def test_lora_unknown_architecture_needs_target_modules():
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
+                                  vocab_size=100, max_position_embeddings=64)
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.config.model_type = "mystery"
+    with pytest.raises(UserError, match="no default target modules for model type 'mystery'"):
+        prepare_model(model, "lora", TransferConfig())
+    wrapped = prepare_model(model, "lora", TransferConfig(lora_target_modules=["query", "key"]))
+    assert any(".key.lora_A." in n for n, _ in wrapped.named_parameters())
+    with pytest.raises(UserError, match="cannot find the pretrained encoder"):
+        apply_strategy(torch.nn.Linear(2, 2), "freeze_layers", learning_rate=LR, weight_decay=0.0)
+
+
+# --------------------------------------------------------------------------- layer discovery on 5 architectures
+
+SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 37, "vocab_size": 100,
+         "max_position_embeddings": 64}
+ARCHITECTURES = {
+    "bert": (SMALL, "bert", ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"], []),
+    "roberta": (SMALL, "roberta", ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
+                                   "classifier.out_proj.bias"], []),
+    "distilbert": ({"dim": 32, "n_layers": 3, "n_heads": 2, "hidden_dim": 37, "vocab_size": 100, "max_position_embeddings": 64},
+                   "distilbert", ["pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"], []),
+    "deberta-v2": ({**SMALL, "relative_attention": True, "position_buckets": 8, "norm_rel_ebd": "layer_norm"}, "deberta",
+                   ["pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"],
+                   ["deberta.encoder.rel_embeddings.weight", "deberta.encoder.LayerNorm.weight", "deberta.encoder.LayerNorm.bias"]),
+    "electra": ({**SMALL, "embedding_size": 16}, "electra", ["classifier.dense.weight", "classifier.dense.bias",
+                "classifier.out_proj.weight", "classifier.out_proj.bias"],
+                ["electra.embeddings_project.weight", "electra.embeddings_project.bias"]),
+}
+
+
+@pytest.mark.parametrize("model_type", list(ARCHITECTURES))
+def test_layer_discovery_on_five_architectures(model_type):
+    sizes, prefix, head, other = ARCHITECTURES[model_type]
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, num_labels=3, **sizes))
+    parts = find_encoder_parts(model)
+    assert len(parts.layers) == 3
+    for i, layer in enumerate(parts.layers):
+        assert layer and all(n.startswith(prefix + ".") and f".{i}." in n for n in layer)
+    assert parts.embeddings and all(n.startswith(f"{prefix}.embeddings.") for n in parts.embeddings)
+    assert parts.head == head
+    assert sorted(parts.other) == sorted(other)
+    listed = parts.embeddings + [n for layer in parts.layers for n in layer] + parts.other + parts.head
+    assert sorted(listed) == sorted(n for n, _ in model.named_parameters())
+    # the strategies run on each of them: layer decay reaches the embeddings, LoRA finds its default targets
+    groups = apply_strategy(model, "full", learning_rate=LR, weight_decay=0.0, options=TransferConfig(layer_lr_decay=0.5))
+    assert min(g["lr"] for g in groups) == pytest.approx(LR * 0.5**4)
+    wrapped = prepare_model(model, "lora", TransferConfig(lora_r=2))
+    lora = sum(p.numel() for n, p in wrapped.named_parameters() if ".lora_" in n)
+    assert lora == 3 * 2 * 2 * (32 + 32)  # 3 layers x (query, value) x r=2 x (in + out)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def run_config(files, model_dir, out, **extra):
+    values = {
+        "data.train_file": files["train"],
+        "data.validation_file": files["validation"],
+        "data.test_file": files["test"],
+        "training.learning_rate": 5e-3,
+        **extra,
+    }
+    return load_config(None, tiny_overrides(model_dir, out, **values))
+
+
+def test_run_training_with_lora_saves_merged_model_and_adapter(sentiment_files, tiny_model_dir, tmp_path):
+    from nlp_transfer.inference import load_run, text_logits
+
+    out = tmp_path / "lora"
+    result = run_training(run_config(sentiment_files, tiny_model_dir, out, strategy="lora", **{"training.epochs": 2}))
+    assert result.info["strategy"] == "lora"
+    assert result.info["trainable_parameters"] < result.info["total_parameters"] / 10
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    # the run dir is a plain model: nlp-transfer's own inference loads it and reproduces the test metrics
+    model, task = load_run(out, device="cpu")
+    assert not isinstance(model, PeftModel)
+    texts = ["lovely superb film", "awful boring plot"]
+    merged_logits = torch.from_numpy(text_logits(model, task, texts))
+    # the adapter on the base model gives the same logits
+    base = build_classification_task(model=tiny_model_dir, labels=task.labels).build_model()
+    adapted = PeftModel.from_pretrained(base, out / "adapter").eval()
+    assert torch.allclose(torch.from_numpy(text_logits(adapted, task, texts)), merged_logits, atol=1e-5)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+
+
+def test_adapter_only_run_predicts_like_the_merged_run(sentiment_files, tiny_model_dir, tmp_path):
+    """save_merged=false writes no weights but the adapter; load_run rebuilds the same model through peft."""
+    from nlp_transfer.inference import load_run, text_logits
+
+    merged_run = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "merged", strategy="lora"))
+    adapter_run = run_training(
+        run_config(sentiment_files, tiny_model_dir, tmp_path / "adapter", strategy="lora", **{"transfer.save_merged": False})
+    )
+    assert adapter_run.metrics == merged_run.metrics
+    out = tmp_path / "adapter"
+    assert not list(out.glob("*.safetensors")) and (out / "adapter" / "adapter_model.safetensors").is_file()
+    texts = ["lovely superb film", "awful boring plot", "the staff were great"]
+    model_a, task_a = load_run(out, device="cpu")
+    model_m, task_m = load_run(tmp_path / "merged", device="cpu")
+    assert not isinstance(model_a, PeftModel) and task_a.labels == task_m.labels
+    assert torch.allclose(torch.from_numpy(text_logits(model_a, task_a, texts)), torch.from_numpy(text_logits(model_m, task_m, texts)), atol=1e-5)
+
+
+def test_lora_resume_equals_uninterrupted(sentiment_files, tiny_model_dir, tmp_path):
+    """Checkpoints of a PeftModel (full state dict through safetensors) resume exactly."""
+    full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="lora", **{"training.epochs": 2}))
+    config = run_config(
+        sentiment_files, tiny_model_dir, tmp_path / "part", strategy="lora",
+        **{"training.epochs": 2, "training.keep_checkpoints": True},
+    )
+    run_training(config)
+    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 2
+    shutil.rmtree(checkpoints[-1])
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics
+    for name in ("model.safetensors", "adapter/adapter_model.safetensors"):
+        assert (tmp_path / "part" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir, tmp_path):
+    """Gradual unfreezing through run_training: the callback re-derives requires_grad from the epoch on resume."""
+    extra = {"training.epochs": 3, "transfer.layer_lr_decay": 0.8}
+    full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="gradual_unfreezing", **extra))
+    config = run_config(
+        sentiment_files, tiny_model_dir, tmp_path / "part", strategy="gradual_unfreezing",
+        **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": 3},
+    )
+    run_training(config)
+    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert len(checkpoints) == 3
+    shutil.rmtree(checkpoints[-1])  # as if killed during epoch 3, when layer 0 had just been unfrozen
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+    # the embeddings never trained (they would unfreeze in epoch 4)
+    from safetensors.torch import load_file
+
+    tiny = load_file(f"{tiny_model_dir}/model.safetensors")
+    final = load_file(str(tmp_path / "full" / "model.safetensors"))
+    word = next(k for k in tiny if k.endswith("embeddings.word_embeddings.weight"))
+    assert torch.equal(final["bert.embeddings.word_embeddings.weight"], tiny[word])
+    assert not torch.equal(final["bert.encoder.layer.1.output.dense.weight"], tiny[word.replace("embeddings.word_embeddings", "encoder.layer.1.output.dense")])
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
+    from nlp_transfer.compare import ComparisonRow, flag_negative_transfer, parse_strategies, parse_train_sizes
+
+    def row(strategy, size, value):
+        return ComparisonRow(strategy, size, size or 999, "accuracy", "test", value, 1, 1, 0.0, 0.0, "process_rss", "")
+
+    rows = [row("full", 50, 0.6), row("frozen", 50, 0.8), row("scratch", 50, 0.7), row("full", None, 0.9), row("scratch", None, 0.95)]
+    flag_negative_transfer(rows)
+    assert [r.negative_transfer for r in rows] == [True, False, False, True, False]
+    assert parse_train_sizes("50, 100,all") == [50, 100, None]
+    assert parse_strategies("full,lora") == ["full", "lora"]
+    with pytest.raises(ConfigError, match="unknown lorax"):
+        parse_strategies("full,lorax")
+    with pytest.raises(ConfigError, match="'-3'"):
+        parse_train_sizes("-3")
+
+
+def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir, tmp_path):
+    from nlp_transfer.cli import main
+
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        tmp_path / "run",
+        **{"data.train_file": sentiment_files["train"], "data.validation_file": sentiment_files["validation"],
+           "data.test_file": sentiment_files["test"], "training.learning_rate": 5e-3},
+    )
+    out = tmp_path / "report"
+    code = main(["compare", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--strategies", "full,lora",
+                 "--train-sizes", "100,all", "--output", str(out)])
+    assert code == 0
+    report = json.loads((out / "compare.json").read_text())
+    rows = report["rows"]
+    assert [(r["strategy"], r["train_size"]) for r in rows] == [
+        ("full", 100), ("lora", 100), ("scratch", 100), ("full", None), ("lora", None), ("scratch", None)
+    ]
+    assert [r["train_examples"] for r in rows] == [100, 100, 100, 400, 400, 400]
+    by = {(r["strategy"], r["train_size"]): r for r in rows}
+    assert by["lora", None]["trainable_parameters"] < by["full", None]["trainable_parameters"] == by["scratch", None]["total_parameters"]
+    for r in rows:
+        assert r["metric"] == "accuracy" and 0 <= r["value"] <= 1 and r["peak_memory_mb"] > 0 and r["train_seconds"] > 0
+        scratch = by["scratch", r["train_size"]]["value"]
+        assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
+    assert (out / "compare.png").stat().st_size > 1000
+    assert "| lora | 400 |" in (out / "compare.md").read_text()
+    # the scratch run really started from random weights: its run info says so
+    assert json.loads((out / "runs" / "scratch-all" / "run_info.json").read_text())["from_scratch"] is True
+
+
+def test_layer_decay_is_refused_where_it_does_not_apply(task):
+    for strategy in ("frozen", "lora"):
+        with pytest.raises(ConfigError, match=f"layer_lr_decay applies to .*not to strategy={strategy}"):
+            apply_strategy(task.build_model(), strategy, learning_rate=LR, weight_decay=0.0, options=TransferConfig(layer_lr_decay=0.9))
+
+
+def test_unknown_architecture_is_a_clear_error():
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    model = GPT2ForSequenceClassification(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=64))
+    for strategy in ("freeze_layers", "gradual_unfreezing", "lora"):
+        with pytest.raises(UserError, match=r"unknown architecture.*use strategy=full"):
+            apply_strategy(prepare_model(model, "full"), strategy, learning_rate=LR, weight_decay=0.0)
+    assert apply_strategy(model, "full", learning_rate=LR, weight_decay=0.0)  # full needs no layer discovery
+
+
+def test_lora_on_a_token_classifier_merges_and_reloads(tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    config = AutoConfig.for_model("bert", num_labels=5, **SMALL)
+    torch.manual_seed(0)
+    model = prepare_model(AutoModelForTokenClassification.from_config(config), "lora", TransferConfig())
+    assert {n.split(".modules_to_save")[0] for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n} == {
+        "base_model.model.classifier"  # a token classifier has no pooler in its head
+    }
+    groups = apply_strategy(model, "lora", learning_rate=1e-2, weight_decay=0.0)
+    ids = torch.randint(0, 100, (2, 7))
+    optimizer = torch.optim.AdamW(groups)
+    for _ in range(3):
+        torch.nn.functional.cross_entropy(model(input_ids=ids).logits.reshape(-1, 5), torch.randint(0, 5, (14,))).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    save_adapter_model(model, tmp_path)
+    merged = AutoModelForTokenClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
