@@ -200,6 +200,8 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         from nlp_transfer.hub import push_configured_run
 
         accelerator.print(f"pushed to {push_configured_run(config.hub, output_dir)}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
     return RunResult(output_dir=output_dir, metrics=metrics, info=info)
 
 

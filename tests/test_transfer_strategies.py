@@ -505,3 +505,14 @@ def test_lora_on_a_token_classifier_merges_and_reloads(tmp_path):
     merged = AutoModelForTokenClassification.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_gradual_unfreezing_refuses_multiple_processes(task, monkeypatch):
+    """DDP only syncs parameters that required grad when it wrapped the model: refuse rather than drift."""
+    model = task.build_model()
+    apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.0)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda *args: 2)
+    with pytest.raises(UserError, match="gradual_unfreezing runs in one process"):
+        strategy_epoch_callback(model, "gradual_unfreezing")
+    assert strategy_epoch_callback(model, "freeze_layers") is None

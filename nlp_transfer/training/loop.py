@@ -73,7 +73,10 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
     kwargs: dict[str, Any] = {}
     if log and output_dir is not None:
         kwargs.update(log_with="tensorboard", project_dir=str(output_dir))
+    # without a GPU, Accelerate needs cpu=True to join processes started by torchrun
+    # (`accelerate launch --multi_gpu --num_processes N`) as MULTI_CPU workers over gloo
     return Accelerator(
+        cpu=not torch.cuda.is_available(),
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         **kwargs,
@@ -318,8 +321,10 @@ def fit(
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     if (best_dir / "model.safetensors").is_file():
-        load_model(unwrapped, str(best_dir / "model.safetensors"), device=str(accelerator.device))
-    accelerator.end_training()
+        device = accelerator.device
+        load_model(unwrapped, str(best_dir / "model.safetensors"), device="cpu" if device.type == "cpu" else str(device))
+    for tracker in accelerator.trackers:  # end_training() would also end the process group the caller still needs
+        tracker.finish()
     seconds = state["train_seconds"]
     return FitResult(
         model=unwrapped,

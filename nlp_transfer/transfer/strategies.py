@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from nlp_transfer.config import TransferConfig
-from nlp_transfer.errors import ConfigError
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.transfer.layers import EncoderParts, find_encoder_parts
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def layerwise_groups(
 
     Block ``d`` levels below the head (head d=0, top layer d=1, ..., embeddings d=layers+1) gets
     ``learning_rate * layer_lr_decay ** d``. Each group carries ``names`` and ``block``.
-    With ``layer_lr_decay == 1`` this is the same as :func:`parameter_groups` (split per block).
+    With ``layer_lr_decay == 1`` and no ``parts`` it is :func:`parameter_groups` (no layer discovery needed).
     """
     if not 0 < layer_lr_decay <= 1:
         raise ConfigError(f"transfer.layer_lr_decay must be in (0, 1], got {layer_lr_decay}.")
@@ -128,7 +128,7 @@ def frozen_encoder(model: nn.Module, *, learning_rate: float, weight_decay: floa
         head = {n for n in head if ".pooler." not in n}
     _set_trainable(model, head)
     names = [n for n, _ in model.named_parameters() if n in head]
-    return parameter_groups(model, names, learning_rate=learning_rate, weight_decay=weight_decay)
+    return layerwise_groups(model, names, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
 def freeze_bottom_layers(
@@ -189,7 +189,12 @@ def gradual_unfreezing_callback(model: nn.Module, options: TransferConfig) -> Ep
     """The epoch callback of gradual unfreezing: sets ``requires_grad`` from the epoch number alone."""
     parts = find_encoder_parts(model)
     if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
-        logger.warning("gradual_unfreezing under DDP: layers unfrozen after the start are not synchronised; use one process.")
+        # DDP registers the parameters that require grad when it wraps the model: layers unfrozen later
+        # would train on each process's own gradients and the copies would drift apart
+        raise UserError(
+            "strategy=gradual_unfreezing runs in one process (DDP cannot sync layers unfrozen after the start). "
+            "Launch it without multiple processes, or use strategy=freeze_layers."
+        )
 
     def callback(model: nn.Module, optimizer: Any, epoch: int) -> None:
         blocks = set_gradual_unfreezing(model, parts, epoch, options.unfreeze_every)
@@ -209,7 +214,7 @@ def lora_strategy(model: nn.Module, *, learning_rate: float, weight_decay: float
     if not is_peft_model(model) and not hasattr(model, "peft_config"):
         add_adapters(model, options)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
-    return parameter_groups(model, names, learning_rate=learning_rate, weight_decay=weight_decay)
+    return layerwise_groups(model, names, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
 def _prepare_lora(model: nn.Module, options: TransferConfig) -> nn.Module:
