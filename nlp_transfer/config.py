@@ -88,6 +88,12 @@ class TrainingConfig:
         "no", "Autocast precision handed to Accelerate. bf16 works on recent GPUs and on CPUs with bf16 support."
     )
     max_length: int = _setting(256, "Tokens per text; longer texts are truncated and counted in the run report.")
+    gradient_checkpointing: bool = _setting(
+        False, "Recompute activations in the backward pass instead of storing them: less memory, about 30 % more compute."
+    )
+    torch_compile: bool = _setting(
+        False, "Compile the model with torch.compile (inductor, dynamic shapes). Pays off on long runs; the first steps compile."
+    )
     group_by_length: bool = _setting(
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."
     )

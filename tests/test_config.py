@@ -90,3 +90,16 @@ def test_every_shipped_config_is_valid_and_opens_with_its_command(path):
 def test_configs_exist_for_each_recipe():
     names = {p.parent.name for p in CONFIGS}
     assert {"sentiment", "classification"} <= names
+
+
+def test_readme_config_reference_matches_the_code():
+    import io
+    from contextlib import redirect_stdout
+
+    from nlp_transfer.cli import main
+
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        assert main(["config", "--markdown"]) == 0
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert buffer.getvalue().strip() in readme, "regenerate README's table with: nlp-transfer config --markdown"

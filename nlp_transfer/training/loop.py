@@ -19,7 +19,7 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import TorchDynamoPlugin, set_seed
 from safetensors.torch import load_model, save_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -75,6 +75,8 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
         kwargs.update(log_with="tensorboard", project_dir=str(output_dir))
     # without a GPU, Accelerate needs cpu=True to join processes started by torchrun
     # (`accelerate launch --multi_gpu --num_processes N`) as MULTI_CPU workers over gloo
+    if config.torch_compile:
+        kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", dynamic=True)
     return Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=config.mixed_precision,
@@ -128,6 +130,8 @@ def fit(
     """
     output_dir = Path(output_dir)
     accelerator = accelerator or make_accelerator(config, output_dir)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     set_seed(seed)
     metric_name = task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
     greater_is_better = not metric_name.endswith(("loss", "hamming_loss"))
