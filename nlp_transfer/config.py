@@ -19,6 +19,8 @@ import yaml
 from nlp_transfer.errors import ConfigError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+YAML_FALSE = ("no", "off", "false")
+YAML_TRUE = ("yes", "on", "true")
 
 
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
@@ -386,7 +388,11 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
                 return True, result
         return False, None
     if origin is Literal:
-        return value in typing.get_args(hint), value
+        choices = typing.get_args(hint)
+        if isinstance(value, bool):  # YAML 1.1 reads no/off as False and yes/on as True
+            spelled = [c for c in choices if isinstance(c, str) and c.lower() in (YAML_FALSE if not value else YAML_TRUE)]
+            return bool(spelled), spelled[0] if spelled else None
+        return value in choices, value
     if origin is list:
         if not isinstance(value, list):
             return False, None

@@ -27,6 +27,14 @@ def test_overrides_are_typed_and_nested(tmp_path):
     assert isinstance(config, RunConfig)
 
 
+def test_yaml_boolean_spellings_of_a_choice(tmp_path):
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  mixed_precision: no\n")
+    assert load_config(path).training.mixed_precision == "no"
+    assert load_config(path, ["training.mixed_precision=no"]).training.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="training.mixed_precision"):
+        load_config(path, ["training.mixed_precision=yes"])
+
+
 def test_unknown_key_names_it_and_the_nearest_valid_key(tmp_path):
     path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epoch: 3\n")
     with pytest.raises(ConfigError, match=r"unknown config key 'training.epoch'.*training.epochs"):

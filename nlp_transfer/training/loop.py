@@ -7,6 +7,7 @@ It knows nothing about tasks or strategies: it gets a model, optimizer parameter
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import TorchDynamoPlugin, set_seed
 from safetensors.torch import load_model, save_model
 from torch.utils.data import DataLoader
@@ -75,6 +77,9 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
         kwargs.update(log_with="tensorboard", project_dir=str(output_dir))
     # without a GPU, Accelerate needs cpu=True to join processes started by torchrun
     # (`accelerate launch --multi_gpu --num_processes N`) as MULTI_CPU workers over gloo
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # one process: let a later run in the same process (compare, notebooks) choose another precision
+        AcceleratorState._reset_state()
     if config.torch_compile:
         kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", dynamic=True)
     return Accelerator(
@@ -83,6 +88,14 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         **kwargs,
     )
+
+
+def make_optimizer(param_groups: list[dict[str, Any]], learning_rate: float) -> torch.optim.Optimizer:
+    """AdamW, fused into one kernel where torch supports it (about 10x faster steps on CPU than the foreach version)."""
+    try:
+        return torch.optim.AdamW(param_groups, lr=learning_rate, fused=True)
+    except (RuntimeError, ValueError):  # e.g. parameters on a device or in a dtype without a fused kernel
+        return torch.optim.AdamW(param_groups, lr=learning_rate)
 
 
 def make_dataloader(
@@ -152,7 +165,7 @@ def fit(
     eval_order = loader_order(eval_sampler)
     steps_per_epoch = math.ceil(len(train_dl) / config.gradient_accumulation_steps)
     total_steps = steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(param_groups, lr=config.learning_rate)
+    optimizer = make_optimizer(param_groups, config.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, train_dl, eval_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, eval_dl, scheduler)
 
