@@ -31,7 +31,7 @@ def test_yaml_boolean_spellings_of_a_choice(tmp_path):
     path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  mixed_precision: no\n")
     assert load_config(path).training.mixed_precision == "no"
     assert load_config(path, ["training.mixed_precision=no"]).training.mixed_precision == "no"
-    with pytest.raises(ConfigError, match="training.mixed_precision"):
+    with pytest.raises(ConfigError, match=r"training\.mixed_precision"):
         load_config(path, ["training.mixed_precision=yes"])
 
 

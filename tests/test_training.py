@@ -162,3 +162,16 @@ def test_length_grouped_sampler_is_seeded_and_complete():
     random_order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
     padded_random = sum(16 * max(lengths[i] for i in random_order[s : s + 16]) for s in range(0, 1000, 16))
     assert padded < 0.75 * padded_random
+
+
+def test_gradient_checkpointing_gives_the_same_training(sentiment_files, tiny_model_dir, tmp_path):
+    """Recomputing activations in the backward pass changes memory, not results."""
+    plain = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "plain", **{"training.epochs": 1}))
+    checkpointed = run_training(
+        config_for(sentiment_files, tiny_model_dir, tmp_path / "ckpt", **{"training.epochs": 1, "training.gradient_checkpointing": True})
+    )
+    assert checkpointed.metrics["validation"]["accuracy"] == pytest.approx(plain.metrics["validation"]["accuracy"], abs=0.02)
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "ckpt" / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
