@@ -19,9 +19,15 @@ def test_readme_python_api_example(tiny_model_dir, tmp_path):
     task = build_classification_task(model=tiny_model_dir, labels=data.labels)
     model = task.build_model()
     groups = apply_strategy(model, "full", learning_rate=1e-4, weight_decay=0.01)
-    result = fit(model=model, task=task, param_groups=groups, train_dataset=task.preprocess(data.splits["train"]),
-                 eval_dataset=task.preprocess(data.splits["validation"]), config=TrainingConfig(epochs=1, torch_threads=1),
-                 output_dir=tmp_path / "topics")
+    result = fit(
+        model=model,
+        task=task,
+        param_groups=groups,
+        train_dataset=task.preprocess(data.splits["train"]),
+        eval_dataset=task.preprocess(data.splits["validation"]),
+        config=TrainingConfig(epochs=1, torch_threads=1),
+        output_dir=tmp_path / "topics",
+    )
     assert result.global_step == 10  # 300 rows, batch 32
     assert len(result.history) == 1 and "accuracy" in result.history[0]
     [prediction] = predict_texts(result.model.eval(), task, ["Parliament votes on the new budget today."])
