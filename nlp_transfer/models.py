@@ -102,3 +102,11 @@ def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust
                 f"model '{path}' needs its own Python code to load. Set trust_remote_code=true only if you trust its author."
             ) from None
         raise
+
+
+def resolve_with_tokenizer(name: str, *, trust_remote_code: bool = False) -> tuple[ResolvedModel, Any]:
+    """Resolve ``name`` (see :func:`resolve_model`) and load its tokenizer."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model(name)
+    return resolved, AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)

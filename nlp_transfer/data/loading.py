@@ -171,16 +171,21 @@ def _hold_out(train: dict[str, list[Any]], fraction: float, seed: int, multi_lab
     return pick(keep), pick(held)
 
 
-def _load_hub(config: DataConfig, multi_label: bool) -> dict[str, dict[str, list[Any]]]:
-    name = config.train_file or ""
+def _fetch_hub_dataset(name: str, hub_config: str | None) -> datasets.DatasetDict:
+    """All splits of a Hub dataset, or one DataError saying why it cannot be had."""
     try:
-        loaded = datasets.load_dataset(name, config.hub_config)
+        return datasets.load_dataset(name, hub_config)
     except Exception as err:
         raise DataError(
             f"Hub dataset '{name}' cannot be reached ({type(err).__name__}: {str(err).splitlines()[0][:160]}). "
             "Check the name and your network (HF_HUB_OFFLINE must be unset), or download it and point "
             "data.train_file at local files."
         ) from None
+
+
+def _load_hub(config: DataConfig, multi_label: bool) -> dict[str, dict[str, list[Any]]]:
+    name = config.train_file or ""
+    loaded = _fetch_hub_dataset(name, config.hub_config)
     columns: dict[str, dict[str, list[Any]]] = {}
     for split, hub_split in config.hub_splits.items():
         if hub_split not in loaded:
@@ -307,13 +312,7 @@ def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> Tok
 
 def _load_hub_tagged(config: DataConfig) -> dict[str, list[TaggedSentence]]:
     name = config.train_file or ""
-    try:
-        loaded = datasets.load_dataset(name, config.hub_config)
-    except Exception as err:
-        raise DataError(
-            f"Hub dataset '{name}' cannot be reached ({type(err).__name__}). Check the name and your network "
-            "(HF_HUB_OFFLINE must be unset), or point data.train_file at local CoNLL files."
-        ) from None
+    loaded = _fetch_hub_dataset(name, config.hub_config)
     tokens_field = "tokens" if config.text_column == "text" else config.text_column
     tags_field = "ner_tags" if config.label_column == "label" else config.label_column
     result = {}

@@ -17,14 +17,13 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     DataCollatorWithPadding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from nlp_transfer.evaluation.metrics import classification_metrics
-from nlp_transfer.models import load_pretrained, resolve_model
+from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
 
 
 @dataclass
@@ -173,8 +172,7 @@ def build_classification_task(
     allow_pickle: bool = False,
 ) -> SequenceClassificationTask:
     """A sequence-classification task for ``model`` (Hub id or folder) and ``labels`` in id order."""
-    resolved = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
     return SequenceClassificationTask(
         model_path=resolved.path,
         labels=list(labels),

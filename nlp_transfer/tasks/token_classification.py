@@ -20,14 +20,13 @@ import torch
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
-    AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import entity_metrics
-from nlp_transfer.models import load_pretrained, resolve_model
+from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
 
 IGNORE = -100
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -283,8 +282,7 @@ def build_token_classification_task(
     allow_pickle: bool = False,
 ) -> TokenClassificationTask:
     """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
-    resolved = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
     return TokenClassificationTask(
         model_path=resolved.path,
         labels=list(labels),
