@@ -51,7 +51,9 @@ def run_trainer(model_path: str, args: argparse.Namespace) -> dict[str, float]:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
 
     def encode(sentences):
-        data = Dataset.from_dict({"tokens": [s.tokens for s in sentences], "tags": [[label2id[t] for t in s.tags] for s in sentences]})
+        data = Dataset.from_dict(
+            {"tokens": [s.tokens for s in sentences], "tags": [[label2id[t] for t in s.tags] for s in sentences]}
+        )
 
         def align(batch):
             enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=128)
@@ -73,13 +75,24 @@ def run_trainer(model_path: str, args: argparse.Namespace) -> dict[str, float]:
     steps = math.ceil(len(train_set) / args.batch_size) * args.epochs
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-            learning_rate=args.learning_rate, num_train_epochs=args.epochs, weight_decay=0.01,
-            warmup_steps=math.ceil(0.06 * steps), lr_scheduler_type="linear", save_strategy="no", eval_strategy="no",
-            report_to="none", seed=args.seed, use_cpu=True, disable_tqdm=True,
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=args.learning_rate,
+            num_train_epochs=args.epochs,
+            weight_decay=0.01,
+            warmup_steps=math.ceil(0.06 * steps),
+            lr_scheduler_type="linear",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            seed=args.seed,
+            use_cpu=True,
+            disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=training_args, train_dataset=train_set,
-                          data_collator=DataCollatorForTokenClassification(tokenizer))
+        trainer = Trainer(
+            model=model, args=training_args, train_dataset=train_set, data_collator=DataCollatorForTokenClassification(tokenizer)
+        )
         result = trainer.train()
         output = trainer.predict(eval_set)
     predictions = np.argmax(output.predictions, axis=-1)
@@ -88,8 +101,11 @@ def run_trainer(model_path: str, args: argparse.Namespace) -> dict[str, float]:
         keep = gold_row != -100
         y_true.append([labels[t] for t in gold_row[keep]])
         y_pred.append([labels[t] for t in pred_row[keep]])
-    return {"samples_per_second": result.metrics["train_samples_per_second"], "train_seconds": result.metrics["train_runtime"],
-            "entity_f1": float(f1_score(y_true, y_pred))}
+    return {
+        "samples_per_second": result.metrics["train_samples_per_second"],
+        "train_seconds": result.metrics["train_runtime"],
+        "entity_f1": float(f1_score(y_true, y_pred)),
+    }
 
 
 def run_nlp_transfer(args: argparse.Namespace, out: Path) -> dict[str, float]:
@@ -97,15 +113,26 @@ def run_nlp_transfer(args: argparse.Namespace, out: Path) -> dict[str, float]:
     from nlp_transfer.config import load_config
     from nlp_transfer.pipeline import run_training
 
-    overrides = [f"output_dir={out}", f"training.epochs={args.epochs}", f"training.batch_size={args.batch_size}",
-                 f"training.learning_rate={args.learning_rate}", f"training.torch_threads={args.threads}", f"seed={args.seed}",
-                 "training.warmup_ratio=0.06", f"data.train_file={CONLL / 'train.txt'}", f"data.validation_file={CONLL / args.eval_file}",
-                 "data.test_file=null"]
+    overrides = [
+        f"output_dir={out}",
+        f"training.epochs={args.epochs}",
+        f"training.batch_size={args.batch_size}",
+        f"training.learning_rate={args.learning_rate}",
+        f"training.torch_threads={args.threads}",
+        f"seed={args.seed}",
+        "training.warmup_ratio=0.06",
+        f"data.train_file={CONLL / 'train.txt'}",
+        f"data.validation_file={CONLL / args.eval_file}",
+        "data.test_file=null",
+    ]
     if args.train_sentences:
         overrides.append(f"data.max_train_samples={args.train_sentences}")
     result = run_training(load_config(REPO / "recipes/configs/ner/conll2003_full.yaml", overrides), overwrite=True)
-    return {"samples_per_second": result.info["train_samples_per_second"], "train_seconds": result.info["train_seconds"],
-            "entity_f1": result.metrics["validation"]["f1"]}
+    return {
+        "samples_per_second": result.info["train_samples_per_second"],
+        "train_seconds": result.info["train_seconds"],
+        "entity_f1": result.metrics["validation"]["f1"],
+    }
 
 
 def main() -> int:
@@ -133,10 +160,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ours = run_nlp_transfer(args, Path(tmp) / "run")
         theirs = run_trainer(model_path, args)
-    report = {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv),
-              "machine": f"{os.cpu_count()} CPUs, torch threads {args.threads}, torch {torch.__version__}",
-              "nlp_transfer": ours, "trainer": theirs,
-              "throughput_ratio": ours["samples_per_second"] / theirs["samples_per_second"]}
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python " + " ".join(sys.argv),
+        "machine": f"{os.cpu_count()} CPUs, torch threads {args.threads}, torch {torch.__version__}",
+        "nlp_transfer": ours,
+        "trainer": theirs,
+        "throughput_ratio": ours["samples_per_second"] / theirs["samples_per_second"],
+    }
     print(f"\nCoNLL-2003, {args.train_sentences or 'all'} train sentences, {args.epochs} epoch(s), scored on {args.eval_file}:")
     print(f"{'':<14}{'samples/s':>10}{'train s':>10}{'entity F1':>11}")
     for side, values in (("trainer", theirs), ("nlp_transfer", ours)):

@@ -63,18 +63,32 @@ def run_trainer(model_path: str, rows: int, args: argparse.Namespace) -> dict[st
     steps = math.ceil(len(train) / args.batch_size) * args.epochs
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=64,
-            learning_rate=args.learning_rate, num_train_epochs=args.epochs, weight_decay=0.01,
-            warmup_steps=math.ceil(0.06 * steps), max_grad_norm=1.0, lr_scheduler_type="linear",
-            save_strategy="no", eval_strategy="no", report_to="none", logging_steps=50, seed=args.seed,
-            use_cpu=True, disable_tqdm=True,
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=64,
+            learning_rate=args.learning_rate,
+            num_train_epochs=args.epochs,
+            weight_decay=0.01,
+            warmup_steps=math.ceil(0.06 * steps),
+            max_grad_norm=1.0,
+            lr_scheduler_type="linear",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            logging_steps=50,
+            seed=args.seed,
+            use_cpu=True,
+            disable_tqdm=True,
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
         result = trainer.train()
         predictions = trainer.predict(dev).predictions
     accuracy = float((np.argmax(predictions, axis=-1) == np.asarray(dev_labels)).mean())
-    return {"samples_per_second": result.metrics["train_samples_per_second"], "train_seconds": result.metrics["train_runtime"],
-            "dev_accuracy": accuracy}
+    return {
+        "samples_per_second": result.metrics["train_samples_per_second"],
+        "train_seconds": result.metrics["train_runtime"],
+        "dev_accuracy": accuracy,
+    }
 
 
 def run_nlp_transfer(rows: int, args: argparse.Namespace, out: Path) -> dict[str, float]:
@@ -84,14 +98,25 @@ def run_nlp_transfer(rows: int, args: argparse.Namespace, out: Path) -> dict[str
 
     config = load_config(
         REPO / "recipes/configs/sentiment/sst2_full.yaml",
-        [f"output_dir={out}", f"data.max_train_samples={rows}", f"training.epochs={args.epochs}",
-         f"training.batch_size={args.batch_size}", f"training.learning_rate={args.learning_rate}",
-         "training.eval_strategy=epoch", f"training.torch_threads={args.threads}", f"seed={args.seed}",
-         f"data.train_file={SST2 / 'train.tsv'}", f"data.validation_file={SST2 / 'dev.tsv'}"],
+        [
+            f"output_dir={out}",
+            f"data.max_train_samples={rows}",
+            f"training.epochs={args.epochs}",
+            f"training.batch_size={args.batch_size}",
+            f"training.learning_rate={args.learning_rate}",
+            "training.eval_strategy=epoch",
+            f"training.torch_threads={args.threads}",
+            f"seed={args.seed}",
+            f"data.train_file={SST2 / 'train.tsv'}",
+            f"data.validation_file={SST2 / 'dev.tsv'}",
+        ],
     )
     result = run_training(config, overwrite=True)
-    return {"samples_per_second": result.info["train_samples_per_second"], "train_seconds": result.info["train_seconds"],
-            "dev_accuracy": result.metrics["validation"]["accuracy"]}
+    return {
+        "samples_per_second": result.info["train_samples_per_second"],
+        "train_seconds": result.info["train_seconds"],
+        "dev_accuracy": result.metrics["validation"]["accuracy"],
+    }
 
 
 def main() -> int:
@@ -127,12 +152,18 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPUs, torch threads {args.threads}, torch {torch.__version__}, transformers {transformers.__version__}",
-        "train_rows": args.train_rows, "epochs": args.epochs, "batch_size": args.batch_size, "repeats": args.repeats,
-        "median": median, "runs": runs,
+        "train_rows": args.train_rows,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "repeats": args.repeats,
+        "median": median,
+        "runs": runs,
         "throughput_ratio": median["nlp_transfer"]["samples_per_second"] / median["trainer"]["samples_per_second"],
     }
-    print(f"\nSST-2, first {args.train_rows} train rows, {args.epochs} epoch(s), batch {args.batch_size}, {args.threads} threads, "
-          f"median of {args.repeats}:")
+    print(
+        f"\nSST-2, first {args.train_rows} train rows, {args.epochs} epoch(s), batch {args.batch_size}, {args.threads} threads, "
+        f"median of {args.repeats}:"
+    )
     print(f"{'':<14}{'samples/s':>10}{'train s':>10}{'dev acc':>10}")
     for side in ("trainer", "nlp_transfer"):
         m = median[side]

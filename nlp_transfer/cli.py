@@ -89,7 +89,9 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["csv", "tsv", "json", "jsonl", "conll"], help="file format (default: from the extension)")
+    parser.add_argument(
+        "--format", choices=["csv", "tsv", "json", "jsonl", "conll"], help="file format (default: from the extension)"
+    )
     parser.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the token (default: 0)")
     parser.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default: -1, the last)")
     parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
@@ -165,23 +167,30 @@ def _push(args: argparse.Namespace) -> None:
     from nlp_transfer.hub import push_run
 
     mode = "adapter" if args.adapter else "merged" if args.merged else "auto"
-    url = push_run(
-        args.run_dir, repo_id=args.repo_id, private=args.private, token=args.token, mode=mode, license=args.license
-    )
+    url = push_run(args.run_dir, repo_id=args.repo_id, private=args.private, token=args.token, mode=mode, license=args.license)
     print(f"pushed {args.run_dir} to {url}")
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from nlp_transfer.compare import markdown_table, parse_strategies, parse_train_sizes, run_comparison
+    from nlp_transfer.compare import (
+        markdown_table,
+        parse_strategies,
+        parse_train_sizes,
+        run_comparison,
+        split_strategy_overrides,
+    )
     from nlp_transfer.config import load_config
 
-    config = load_config(args.config, args.overrides)
+    strategies = parse_strategies(args.strategies)
+    common, own = split_strategy_overrides(args.overrides, strategies)
+    config = load_config(args.config, common)
     rows = run_comparison(
         config,
-        parse_strategies(args.strategies),
+        strategies,
         parse_train_sizes(args.train_sizes),
         output_dir=args.output,
         scratch=not args.no_scratch,
+        strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
     )
     print("\n" + markdown_table(rows))
 
@@ -252,8 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     compare = verbs.add_parser("compare", help="train several strategies and a from-scratch baseline on the same data")
     compare.add_argument("config", help="YAML config of the runs; 'key=value' items override its keys")
-    compare.add_argument("overrides", nargs="*", metavar="key=value")
-    compare.add_argument("--strategies", default="full,frozen,lora", help="comma-separated strategies (default: full,frozen,lora)")
+    compare.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="overrides for every run; STRATEGY:key=value for one strategy's runs"
+    )
+    compare.add_argument(
+        "--strategies", default="full,frozen,lora", help="comma-separated strategies (default: full,frozen,lora)"
+    )
     compare.add_argument("--train-sizes", default="all", help="comma-separated training-set sizes or 'all', e.g. 50,100,500,all")
     compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
     compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")

@@ -46,6 +46,7 @@ class ComparisonRow:
     peak_memory_mb: float
     memory_kind: str
     run_dir: str
+    learning_rate: float = 0.0
     negative_transfer: bool = False
 
 
@@ -56,6 +57,27 @@ def parse_strategies(text: str) -> list[str]:
     if not names or unknown:
         raise ConfigError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(STRATEGIES)}.")
     return names
+
+
+def split_strategy_overrides(overrides: Sequence[str], strategies: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split ``key=value`` overrides into the common ones and ``STRATEGY:key=value`` ones for one strategy.
+
+    ``lora:training.learning_rate=5e-4`` changes the learning rate of the lora runs only; the prefix
+    may be any compared strategy or ``scratch``.
+    """
+    common: list[str] = []
+    own: dict[str, list[str]] = {}
+    for item in overrides:
+        prefix, sep, rest = item.partition(":")
+        if sep and "=" not in prefix:
+            if prefix not in (*strategies, SCRATCH):
+                raise ConfigError(
+                    f"override {item!r}: '{prefix}' is not a compared strategy; use one of {', '.join((*strategies, SCRATCH))}."
+                )
+            own.setdefault(prefix, []).append(rest)
+        else:
+            common.append(item)
+    return common, own
 
 
 def parse_train_sizes(text: str) -> list[int | None]:
@@ -123,10 +145,12 @@ def run_comparison(
     *,
     output_dir: str | Path | None = None,
     scratch: bool = True,
+    strategy_configs: dict[str, RunConfig] | None = None,
 ) -> list[ComparisonRow]:
     """Train every strategy (plus the from-scratch baseline) at every training size; write the report.
 
-    Runs go to ``OUTPUT_DIR/runs/<strategy>-<size>`` (replaced if present); the report to ``OUTPUT_DIR``
+    ``strategy_configs`` gives a strategy (or ``scratch``) its own config in place of ``config``, e.g. a
+    higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). Runs go to ``OUTPUT_DIR/runs/<strategy>-<size>`` (replaced if present); the report to ``OUTPUT_DIR``
     (default: ``config.output_dir``-compare).
     """
     from nlp_transfer.pipeline import run_training
@@ -136,7 +160,7 @@ def run_comparison(
     rows: list[ComparisonRow] = []
     for size in train_sizes:
         for name in names:
-            run_config = copy.deepcopy(config)
+            run_config = copy.deepcopy((strategy_configs or {}).get(name, config))
             run_config.strategy = "full" if name == SCRATCH else name  # type: ignore[assignment]
             if name == SCRATCH:  # the baseline: plain full training of random weights
                 run_config.transfer = TransferConfig()
@@ -163,6 +187,7 @@ def run_comparison(
                     peak_memory_mb=round(memory.peak_bytes / 2**20, 1),
                     memory_kind=memory.kind,
                     run_dir=str(result.output_dir),
+                    learning_rate=run_config.training.learning_rate,
                 )
             )
     flag_negative_transfer(rows)
@@ -184,13 +209,13 @@ def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
 def markdown_table(rows: Sequence[ComparisonRow]) -> str:
     """The comparison as a Markdown table, one row per run."""
     lines = [
-        "| strategy | train size | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
-        "|---|---|---|---|---|---|---|",
+        "| strategy | train size | learning rate | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         share = 100 * r.trainable_parameters / max(r.total_parameters, 1)
         lines.append(
-            f"| {r.strategy} | {r.train_examples} | {r.split} {r.metric} {r.value:.4f} | "
+            f"| {r.strategy} | {r.train_examples} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
             f"{r.trainable_parameters:,} ({share:.2f}%) | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
             f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
         )
@@ -232,8 +257,15 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
             ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
         negative = [r for r in rows if r.negative_transfer]
         if negative:
-            ax.scatter([r.train_examples for r in negative], [r.value for r in negative], marker="x", s=80, color="red",
-                       zorder=3, label="negative transfer")
+            ax.scatter(
+                [r.train_examples for r in negative],
+                [r.value for r in negative],
+                marker="x",
+                s=80,
+                color="red",
+                zorder=3,
+                label="negative transfer",
+            )
         ax.set_xscale("log")
         ax.set_xlabel("training examples")
         ax.legend()

@@ -131,6 +131,17 @@ class TransferConfig:
     freeze_pooler: bool = _setting(
         False, "frozen: also freeze the encoder's pooler (BERT's dense+tanh over [CLS]); by default it trains with the head."
     )
+    pooling: Literal["cls", "mean"] = _setting(
+        "cls",
+        "frozen, sequence tasks: what the head reads. cls: the first token's state (the Hugging Face heads' own, so "
+        "transformers.pipeline gives the same predictions); mean: the average of the token states (how sentence-embedding "
+        "models are trained). A mean-pooled run loads with nlp-transfer (predict, evaluate, load_run); pipeline would read the first token.",
+    )
+    cache_features: bool = _setting(
+        True,
+        "frozen, sequence tasks: run the frozen encoder once per split and train the head on the cached pooled outputs "
+        "(same head as recomputing them, many times faster). false recomputes the encoder every step.",
+    )
     freeze_layers: int = _setting(
         0, "freeze_layers: freeze the embeddings and the bottom N encoder layers (0 freezes the embeddings only)."
     )
@@ -140,7 +151,8 @@ class TransferConfig:
         "training.learning_rate, the top layer lr*decay, the next lr*decay^2, ..., the embeddings the lowest.",
     )
     unfreeze_every: int = _setting(
-        1, "gradual_unfreezing: epochs between unfreezing the next layer group (head first, then layers top-down, embeddings last)."
+        1,
+        "gradual_unfreezing: epochs between unfreezing the next layer group (head first, then layers top-down, embeddings last).",
     )
     peft_method: Literal["lora", "dora", "ia3"] = _setting(
         "lora", "lora strategy: the PEFT method, LoRA, DoRA (weight-decomposed LoRA) or IA3 (learned rescaling vectors)."
@@ -168,10 +180,12 @@ class HubConfig:
     repo_id: str | None = _setting(None, "Target repository OWNER/NAME; created when missing, reused when it exists.")
     private: bool = _setting(False, "Create the repository as private (an existing repository keeps its visibility).")
     mode: Literal["auto", "merged", "adapter"] = _setting(
-        "auto", "What to push: merged (the plain model), adapter (the LoRA adapter of RUN_DIR/adapter), auto (the model, else the adapter)."
+        "auto",
+        "What to push: merged (the plain model), adapter (the LoRA adapter of RUN_DIR/adapter), auto (the model, else the adapter).",
     )
     license: str | None = _setting(
-        None, "License id for the model card (e.g. apache-2.0); null: the base model's license when its card is available offline."
+        None,
+        "License id for the model card (e.g. apache-2.0); null: the base model's license when its card is available offline.",
     )
 
 

@@ -25,6 +25,7 @@ from nlp_transfer.models import load_pretrained
 from nlp_transfer.pipeline import RUN_INFO_FILE, Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask, count_truncated
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
+from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
 from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
 
 
@@ -48,6 +49,8 @@ def load_run(
         model = load_adapter_run(run_dir, auto, trust_remote_code=trust_remote_code)
     else:
         model = load_pretrained(auto, str(run_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    if getattr(model.config, POOLING_KEY, "cls") == "mean":  # a feature-extraction run whose head reads the mean
+        model = MeanPooledModel(model)
     tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     info = json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")) if (run_dir / RUN_INFO_FILE).is_file() else {}
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]

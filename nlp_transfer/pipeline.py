@@ -10,7 +10,8 @@ import json
 import logging
 import platform
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.tasks.classification import SequenceClassificationTask, balanced_class_weights, build_classification_task
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, build_token_classification_task
 from nlp_transfer.training.loop import evaluate_model, fit, loader_order, make_accelerator, make_dataloader, remove_checkpoints
+from nlp_transfer.transfer.feature_extraction import (
+    CachedFeatureHead,
+    CachedFeatureTask,
+    encode_features,
+    with_pooling,
+)
 from nlp_transfer.transfer.peft_adapters import save_adapter_model
 from nlp_transfer.transfer.strategies import apply_strategy, count_parameters, prepare_model, strategy_epoch_callback
 
@@ -85,6 +92,25 @@ def build_task_and_data(config: RunConfig) -> tuple[Task, TextClassificationData
     return task, data
 
 
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def uses_cached_features(config: RunConfig) -> bool:
+    """Whether the run trains its head on cached encoder outputs (frozen strategy, sequence task, cache on)."""
+    return config.strategy == "frozen" and config.task != "ner" and config.transfer.cache_features
+
+
+def check_pooling(config: RunConfig) -> None:
+    """Mean pooling is a feature-extraction option of sequence tasks; refuse it elsewhere with the fix."""
+    if config.transfer.pooling == "cls":
+        return
+    if config.strategy != "frozen" or config.task == "ner":
+        raise ConfigError(
+            f"transfer.pooling={config.transfer.pooling} applies to strategy=frozen on classification or multilabel tasks "
+            f"(this run: strategy={config.strategy}, task={config.task}); remove it or set transfer.pooling=cls."
+        )
+
+
 def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> None:
     """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``."""
     if resume:
@@ -108,6 +134,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
+    check_pooling(config)
     prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
     task, data = build_task_and_data(config)
 
@@ -134,20 +161,56 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)\n"
         f"data: " + ", ".join(f"{name} {len(split):,} ({data.sources[name]})" for name, split in data.splits.items())
     )
-    result = fit(
-        model=model,
-        task=task,
-        param_groups=groups,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
+    trained = with_pooling(model, config.transfer.pooling)  # mean pooling: a wrapper whose head reads the mean
+    fit_args = dict(
         config=config.training,
         output_dir=output_dir,
         seed=config.seed,
         resume=resume,
         accelerator=accelerator,
         hparams=config_to_dict(config),
-        epoch_callback=strategy_epoch_callback(model, config.strategy, config.transfer),
     )
+    feature_seconds: dict[str, float] = {}
+    if uses_cached_features(config):
+        features = {}
+        for name in ("train", "validation"):
+            started = time.perf_counter()
+            split = splits[name]
+            features[name] = encode_features(
+                model,
+                split.select_columns([c for c in split.column_names if c in task.batch_columns]).to_list(),
+                task.collator(),
+                pooling=config.transfer.pooling,
+                batch_size=config.training.eval_batch_size,
+                device=accelerator.device,
+                autocast_dtype=AUTOCAST_DTYPES.get(config.training.mixed_precision),
+            )
+            feature_seconds[name] = round(time.perf_counter() - started, 2)
+        accelerator.print(
+            f"feature extraction: encoded {sum(len(f) for f in features.values()):,} texts once "
+            f"({sum(feature_seconds.values()):.1f} s); the head trains on the cached vectors"
+        )
+        cached = CachedFeatureTask(task, features)
+        fit_args["config"] = replace(config.training, gradient_checkpointing=False)
+        result = fit(
+            model=CachedFeatureHead(model),
+            task=cached,
+            param_groups=groups,
+            train_dataset=cached.dataset(splits["train"], "train"),
+            eval_dataset=cached.dataset(splits["validation"], "validation"),
+            **fit_args,
+        )
+        result.model = trained  # the head's weights are the model's own: the best ones are loaded into it
+    else:
+        result = fit(
+            model=trained,
+            task=task,
+            param_groups=groups,
+            train_dataset=splits["train"],
+            eval_dataset=splits["validation"],
+            epoch_callback=strategy_epoch_callback(model, config.strategy, config.transfer),
+            **fit_args,
+        )
 
     metrics: dict[str, dict[str, Any]] = {}
     for name in ("validation", "test"):
@@ -176,11 +239,17 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "max_length": task.max_length,
         "trainable_parameters": trainable,
         "total_parameters": total,
+        # gradual unfreezing trains more of the model each epoch: the count above is epoch 1's
+        "trainable_parameters_last_epoch": count_parameters(result.model)[0],
+        "pooling": config.transfer.pooling if config.task != "ner" else None,
+        "cached_features": uses_cached_features(config),
+        # cached features: encoding time per split; train's counts as training time, validation's as evaluation
+        "feature_encoding_seconds": feature_seconds,
         "best_step": result.best_step,
         "best_metric": {result.metric_name: result.best_metric},
         "global_steps": result.global_step,
         "stopped_early": result.stopped_early,
-        "train_seconds": round(result.train_seconds, 2),
+        "train_seconds": round(result.train_seconds + feature_seconds.get("train", 0.0), 2),
         "train_samples_per_second": round(result.train_samples_per_second, 2),
         "examples": {name: len(split) for name, split in data.splits.items()},
         "truncated_texts": dict(task.truncated),
@@ -236,7 +305,18 @@ def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:
         numbers = scalar_metrics(values)
         shown = [
             k
-            for k in ("precision", "recall", "f1", "accuracy", "f1_macro", "f1_micro", "subset_accuracy", "precision_macro", "recall_macro", "roc_auc")
+            for k in (
+                "precision",
+                "recall",
+                "f1",
+                "accuracy",
+                "f1_macro",
+                "f1_micro",
+                "subset_accuracy",
+                "precision_macro",
+                "recall_macro",
+                "roc_auc",
+            )
             if k in numbers
         ]
         lines.append(f"  {split:<11}" + "  ".join(f"{k}={numbers[k]:.4f}" for k in shown))

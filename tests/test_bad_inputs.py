@@ -18,8 +18,15 @@ def tiny_run(tmp_path_factory, tiny_model_dir):
     base = tmp_path_factory.mktemp("bad-inputs")
     train = write_csv(base / "train.csv", synthetic_sentiment(64, 1))
     out = base / "run"
-    code = main(["train", "recipes/configs/sentiment/minilm_full.yaml",
-                 *tiny_overrides(tiny_model_dir, out, **{"data.train_file": train, "data.validation_file": train, "data.test_file": "null"})])
+    code = main(
+        [
+            "train",
+            "recipes/configs/sentiment/minilm_full.yaml",
+            *tiny_overrides(
+                tiny_model_dir, out, **{"data.train_file": train, "data.validation_file": train, "data.test_file": "null"}
+            ),
+        ]
+    )
     assert code == 0
     return out
 

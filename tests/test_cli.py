@@ -211,7 +211,14 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path):
     assert refused.returncode == 2
     assert "no safetensors weights" in refused.stderr and "allow_pickle=true" in refused.stderr
     assert not (tmp_path / "out").exists()
-    allowed = cli("train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={tmp_path / 'out'}",
-                  "allow_pickle=true", "training.epochs=1", "data.max_train_samples=64")
+    allowed = cli(
+        "train",
+        "recipes/configs/sentiment/minilm_full.yaml",
+        f"model={folder}",
+        f"output_dir={tmp_path / 'out'}",
+        "allow_pickle=true",
+        "training.epochs=1",
+        "data.max_train_samples=64",
+    )
     assert allowed.returncode == 0, allowed.stderr[-2000:]
     assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -8,8 +8,22 @@ import sys
 from tests.conftest import REPO, synthetic_sentiment, write_csv
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "--main_process_port",
+    "29517",
+]
 TIMEOUT = 240  # a hang in a collective fails the test instead of stalling CI
 
 
@@ -22,12 +36,22 @@ def run(command, out):
 def test_two_processes_match_one(tiny_model_dir, tmp_path):
     train = write_csv(tmp_path / "train.csv", synthetic_sentiment(400, 1))
     val = write_csv(tmp_path / "val.csv", synthetic_sentiment(101, 2))  # 101: the last batch does not divide evenly
-    common = ["recipes/sentiment.py", "recipes/configs/sentiment/minilm_full.yaml", f"model={tiny_model_dir}",
-              f"data.train_file={train}", f"data.validation_file={val}", f"data.test_file={val}", "training.epochs=3",
-              "training.learning_rate=2e-3", "training.torch_threads=1"]
+    common = [
+        "recipes/sentiment.py",
+        "recipes/configs/sentiment/minilm_full.yaml",
+        f"model={tiny_model_dir}",
+        f"data.train_file={train}",
+        f"data.validation_file={val}",
+        f"data.test_file={val}",
+        "training.epochs=3",
+        "training.learning_rate=2e-3",
+        "training.torch_threads=1",
+    ]
     # same effective batch: 2 processes x 8 against 1 process x 16
     two, two_info, launched = run([*LAUNCH, *common, "training.batch_size=8", f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
-    one, one_info, _ = run([sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one")
+    one, one_info, _ = run(
+        [sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one"
+    )
     assert two_info["num_processes"] == 2 and one_info["num_processes"] == 1
     assert two_info["global_steps"] == one_info["global_steps"] == 75
     for metrics in (one, two):
@@ -41,8 +65,18 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
 
 def test_ner_under_two_processes_scores_every_entity_once(tiny_model_dir, tmp_path):
     out = tmp_path / "ner"
-    metrics, info, _ = run([*LAUNCH, "recipes/ner.py", "recipes/configs/ner/minilm_full.yaml", f"model={tiny_model_dir}",
-                            "training.epochs=1", "training.torch_threads=1", f"output_dir={out}"], out)
+    metrics, info, _ = run(
+        [
+            *LAUNCH,
+            "recipes/ner.py",
+            "recipes/configs/ner/minilm_full.yaml",
+            f"model={tiny_model_dir}",
+            "training.epochs=1",
+            "training.torch_threads=1",
+            f"output_dir={out}",
+        ],
+        out,
+    )
     assert info["num_processes"] == 2
     support = {kind: values["support"] for kind, values in metrics["validation"]["per_type"].items()}
     from nlp_transfer.data.conll import read_conll

@@ -79,9 +79,16 @@ def conll_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("conll") / "run"
     config = load_config(
         REPO / "recipes/configs/ner/conll2003_full.yaml",
-        [f"output_dir={out}", "data.max_train_samples=2000", "data.max_eval_samples=1000", "training.epochs=2",
-         "training.torch_threads=2", f"data.train_file={shared_dataset('conll2003', 'train.txt')}",
-         f"data.validation_file={shared_dataset('conll2003', 'valid.txt')}", f"data.test_file={shared_dataset('conll2003', 'test.txt')}"],
+        [
+            f"output_dir={out}",
+            "data.max_train_samples=2000",
+            "data.max_eval_samples=1000",
+            "training.epochs=2",
+            "training.torch_threads=2",
+            f"data.train_file={shared_dataset('conll2003', 'train.txt')}",
+            f"data.validation_file={shared_dataset('conll2003', 'valid.txt')}",
+            f"data.test_file={shared_dataset('conll2003', 'test.txt')}",
+        ],
     )
     return run_training(config)
 

@@ -14,11 +14,21 @@ from tests.conftest import tiny_overrides
 
 
 def config_for(files, model_dir, out, **extra):
-    return load_config(None, tiny_overrides(
-        model_dir, out,
-        **{"data.train_file": files["train"], "data.validation_file": files["validation"], "data.test_file": files["test"],
-           "training.epochs": 2, "training.logging_steps": 1, **extra},
-    ))
+    return load_config(
+        None,
+        tiny_overrides(
+            model_dir,
+            out,
+            **{
+                "data.train_file": files["train"],
+                "data.validation_file": files["validation"],
+                "data.test_file": files["test"],
+                "training.epochs": 2,
+                "training.logging_steps": 1,
+                **extra,
+            },
+        ),
+    )
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
@@ -54,7 +64,9 @@ def test_a_failed_write_keeps_the_previous_version(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
 
 
-def test_disk_full_during_a_run_is_reported_and_the_last_checkpoint_survives(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+def test_disk_full_during_a_run_is_reported_and_the_last_checkpoint_survives(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
     saves = {"n": 0}
     from accelerate import Accelerator
 
@@ -77,7 +89,9 @@ def test_disk_full_during_a_run_is_reported_and_the_last_checkpoint_survives(sen
 def test_over_long_texts_are_truncated_and_counted(sentiment_files, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    result = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "run", **{"training.max_length": 8, "training.epochs": 1}))
+    result = run_training(
+        config_for(sentiment_files, tiny_model_dir, tmp_path / "run", **{"training.max_length": 8, "training.epochs": 1})
+    )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     texts = [line.split(",")[0] for line in sentiment_files["train"].read_text().splitlines()[1:]]
     expected = sum(len(tokenizer(t)["input_ids"]) > 8 for t in texts)

@@ -168,7 +168,9 @@ def test_gradient_checkpointing_gives_the_same_training(sentiment_files, tiny_mo
     """Recomputing activations in the backward pass changes memory, not results."""
     plain = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "plain", **{"training.epochs": 1}))
     checkpointed = run_training(
-        config_for(sentiment_files, tiny_model_dir, tmp_path / "ckpt", **{"training.epochs": 1, "training.gradient_checkpointing": True})
+        config_for(
+            sentiment_files, tiny_model_dir, tmp_path / "ckpt", **{"training.epochs": 1, "training.gradient_checkpointing": True}
+        )
     )
     assert checkpointed.metrics["validation"]["accuracy"] == pytest.approx(plain.metrics["validation"]["accuracy"], abs=0.02)
     from safetensors.torch import load_file

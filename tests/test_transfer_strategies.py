@@ -160,7 +160,12 @@ def test_gradual_unfreezing_trains_one_more_block_each_epoch(task):
     optimizer = torch.optim.AdamW(groups)
     callback = strategy_epoch_callback(model, "gradual_unfreezing", options)
     assert callback is not None and strategy_epoch_callback(model, "full") is None
-    schedule = {0: {"head"}, 1: {"head", "layer.1"}, 2: {"head", "layer.1", "layer.0"}, 3: {"head", "layer.1", "layer.0", "embeddings"}}
+    schedule = {
+        0: {"head"},
+        1: {"head", "layer.1"},
+        2: {"head", "layer.1", "layer.0"},
+        3: {"head", "layer.1", "layer.0", "embeddings"},
+    }
     for epoch, blocks in schedule.items():
         callback(model, optimizer, epoch)
         assert {block_of(n) for n, p in model.named_parameters() if p.requires_grad} == blocks
@@ -266,8 +271,15 @@ def test_lora_in_place_on_a_plain_model(task):
 
 
 def test_lora_unknown_architecture_needs_target_modules():
-    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-                                  vocab_size=100, max_position_embeddings=64)
+    config = AutoConfig.for_model(
+        "bert",
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        vocab_size=100,
+        max_position_embeddings=64,
+    )
     model = AutoModelForSequenceClassification.from_config(config)
     model.config.model_type = "mystery"
     with pytest.raises(UserError, match="no default target modules for model type 'mystery'"):
@@ -280,20 +292,40 @@ def test_lora_unknown_architecture_needs_target_modules():
 
 # --------------------------------------------------------------------------- layer discovery on 5 architectures
 
-SMALL = {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 37, "vocab_size": 100,
-         "max_position_embeddings": 64}
+SMALL = {
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "vocab_size": 100,
+    "max_position_embeddings": 64,
+}
 ARCHITECTURES = {
     "bert": (SMALL, "bert", ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"], []),
-    "roberta": (SMALL, "roberta", ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight",
-                                   "classifier.out_proj.bias"], []),
-    "distilbert": ({"dim": 32, "n_layers": 3, "n_heads": 2, "hidden_dim": 37, "vocab_size": 100, "max_position_embeddings": 64},
-                   "distilbert", ["pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"], []),
-    "deberta-v2": ({**SMALL, "relative_attention": True, "position_buckets": 8, "norm_rel_ebd": "layer_norm"}, "deberta",
-                   ["pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"],
-                   ["deberta.encoder.rel_embeddings.weight", "deberta.encoder.LayerNorm.weight", "deberta.encoder.LayerNorm.bias"]),
-    "electra": ({**SMALL, "embedding_size": 16}, "electra", ["classifier.dense.weight", "classifier.dense.bias",
-                "classifier.out_proj.weight", "classifier.out_proj.bias"],
-                ["electra.embeddings_project.weight", "electra.embeddings_project.bias"]),
+    "roberta": (
+        SMALL,
+        "roberta",
+        ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"],
+        [],
+    ),
+    "distilbert": (
+        {"dim": 32, "n_layers": 3, "n_heads": 2, "hidden_dim": 37, "vocab_size": 100, "max_position_embeddings": 64},
+        "distilbert",
+        ["pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"],
+        [],
+    ),
+    "deberta-v2": (
+        {**SMALL, "relative_attention": True, "position_buckets": 8, "norm_rel_ebd": "layer_norm"},
+        "deberta",
+        ["pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"],
+        ["deberta.encoder.rel_embeddings.weight", "deberta.encoder.LayerNorm.weight", "deberta.encoder.LayerNorm.bias"],
+    ),
+    "electra": (
+        {**SMALL, "embedding_size": 16},
+        "electra",
+        ["classifier.dense.weight", "classifier.dense.bias", "classifier.out_proj.weight", "classifier.out_proj.bias"],
+        ["electra.embeddings_project.weight", "electra.embeddings_project.bias"],
+    ),
 }
 
 
@@ -370,14 +402,19 @@ def test_adapter_only_run_predicts_like_the_merged_run(sentiment_files, tiny_mod
     model_a, task_a = load_run(out, device="cpu")
     model_m, task_m = load_run(tmp_path / "merged", device="cpu")
     assert not isinstance(model_a, PeftModel) and task_a.labels == task_m.labels
-    assert torch.allclose(torch.from_numpy(text_logits(model_a, task_a, texts)), torch.from_numpy(text_logits(model_m, task_m, texts)), atol=1e-5)
+    assert torch.allclose(
+        torch.from_numpy(text_logits(model_a, task_a, texts)), torch.from_numpy(text_logits(model_m, task_m, texts)), atol=1e-5
+    )
 
 
 def test_lora_resume_equals_uninterrupted(sentiment_files, tiny_model_dir, tmp_path):
     """Checkpoints of a PeftModel (full state dict through safetensors) resume exactly."""
     full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="lora", **{"training.epochs": 2}))
     config = run_config(
-        sentiment_files, tiny_model_dir, tmp_path / "part", strategy="lora",
+        sentiment_files,
+        tiny_model_dir,
+        tmp_path / "part",
+        strategy="lora",
         **{"training.epochs": 2, "training.keep_checkpoints": True},
     )
     run_training(config)
@@ -395,7 +432,10 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
     extra = {"training.epochs": 3, "transfer.layer_lr_decay": 0.8}
     full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="gradual_unfreezing", **extra))
     config = run_config(
-        sentiment_files, tiny_model_dir, tmp_path / "part", strategy="gradual_unfreezing",
+        sentiment_files,
+        tiny_model_dir,
+        tmp_path / "part",
+        strategy="gradual_unfreezing",
         **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": 3},
     )
     run_training(config)
@@ -412,19 +452,34 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
     final = load_file(str(tmp_path / "full" / "model.safetensors"))
     word = next(k for k in tiny if k.endswith("embeddings.word_embeddings.weight"))
     assert torch.equal(final["bert.embeddings.word_embeddings.weight"], tiny[word])
-    assert not torch.equal(final["bert.encoder.layer.1.output.dense.weight"], tiny[word.replace("embeddings.word_embeddings", "encoder.layer.1.output.dense")])
+    assert not torch.equal(
+        final["bert.encoder.layer.1.output.dense.weight"],
+        tiny[word.replace("embeddings.word_embeddings", "encoder.layer.1.output.dense")],
+    )
 
 
 # --------------------------------------------------------------------------- compare
 
 
 def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
-    from nlp_transfer.compare import ComparisonRow, flag_negative_transfer, parse_strategies, parse_train_sizes
+    from nlp_transfer.compare import (
+        ComparisonRow,
+        flag_negative_transfer,
+        parse_strategies,
+        parse_train_sizes,
+        split_strategy_overrides,
+    )
 
     def row(strategy, size, value):
         return ComparisonRow(strategy, size, size or 999, "accuracy", "test", value, 1, 1, 0.0, 0.0, "process_rss", "")
 
-    rows = [row("full", 50, 0.6), row("frozen", 50, 0.8), row("scratch", 50, 0.7), row("full", None, 0.9), row("scratch", None, 0.95)]
+    rows = [
+        row("full", 50, 0.6),
+        row("frozen", 50, 0.8),
+        row("scratch", 50, 0.7),
+        row("full", None, 0.9),
+        row("scratch", None, 0.95),
+    ]
     flag_negative_transfer(rows)
     assert [r.negative_transfer for r in rows] == [True, False, False, True, False]
     assert parse_train_sizes("50, 100,all") == [50, 100, None]
@@ -433,6 +488,10 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
         parse_strategies("full,lorax")
     with pytest.raises(ConfigError, match="'-3'"):
         parse_train_sizes("-3")
+    common, own = split_strategy_overrides(["seed=1", "lora:training.learning_rate=5e-4", "scratch:training.epochs=5"], ["lora"])
+    assert common == ["seed=1"] and own == {"lora": ["training.learning_rate=5e-4"], "scratch": ["training.epochs=5"]}
+    with pytest.raises(ConfigError, match="'full' is not a compared strategy"):
+        split_strategy_overrides(["full:seed=3"], ["lora"])
 
 
 def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir, tmp_path):
@@ -441,27 +500,55 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
     overrides = tiny_overrides(
         tiny_model_dir,
         tmp_path / "run",
-        **{"data.train_file": sentiment_files["train"], "data.validation_file": sentiment_files["validation"],
-           "data.test_file": sentiment_files["test"], "training.learning_rate": 5e-3},
+        **{
+            "data.train_file": sentiment_files["train"],
+            "data.validation_file": sentiment_files["validation"],
+            "data.test_file": sentiment_files["test"],
+            "training.learning_rate": 5e-3,
+        },
     )
     out = tmp_path / "report"
-    code = main(["compare", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--strategies", "full,lora",
-                 "--train-sizes", "100,all", "--output", str(out)])
+    code = main(
+        [
+            "compare",
+            "recipes/configs/sentiment/minilm_full.yaml",
+            *overrides,
+            "lora:training.learning_rate=0.01",
+            "--strategies",
+            "full,lora",
+            "--train-sizes",
+            "100,all",
+            "--output",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads((out / "compare.json").read_text())
     rows = report["rows"]
     assert [(r["strategy"], r["train_size"]) for r in rows] == [
-        ("full", 100), ("lora", 100), ("scratch", 100), ("full", None), ("lora", None), ("scratch", None)
+        ("full", 100),
+        ("lora", 100),
+        ("scratch", 100),
+        ("full", None),
+        ("lora", None),
+        ("scratch", None),
     ]
     assert [r["train_examples"] for r in rows] == [100, 100, 100, 400, 400, 400]
     by = {(r["strategy"], r["train_size"]): r for r in rows}
-    assert by["lora", None]["trainable_parameters"] < by["full", None]["trainable_parameters"] == by["scratch", None]["total_parameters"]
+    assert (
+        by["lora", None]["trainable_parameters"]
+        < by["full", None]["trainable_parameters"]
+        == by["scratch", None]["total_parameters"]
+    )
     for r in rows:
         assert r["metric"] == "accuracy" and 0 <= r["value"] <= 1 and r["peak_memory_mb"] > 0 and r["train_seconds"] > 0
         scratch = by["scratch", r["train_size"]]["value"]
         assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
     assert (out / "compare.png").stat().st_size > 1000
-    assert "| lora | 400 |" in (out / "compare.md").read_text()
+    assert "| lora | 400 | 0.01 |" in (out / "compare.md").read_text()
+    # a STRATEGY:key=value override reaches that strategy's runs only
+    assert [r["learning_rate"] for r in rows] == [5e-3, 1e-2, 5e-3, 5e-3, 1e-2, 5e-3]
+    assert "learning_rate: 0.01" in (out / "runs" / "lora-all" / "config.yaml").read_text()
     # the scratch run really started from random weights: its run info says so
     assert json.loads((out / "runs" / "scratch-all" / "run_info.json").read_text())["from_scratch"] is True
 
@@ -469,7 +556,9 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
 def test_layer_decay_is_refused_where_it_does_not_apply(task):
     for strategy in ("frozen", "lora"):
         with pytest.raises(ConfigError, match=f"layer_lr_decay applies to .*not to strategy={strategy}"):
-            apply_strategy(task.build_model(), strategy, learning_rate=LR, weight_decay=0.0, options=TransferConfig(layer_lr_decay=0.9))
+            apply_strategy(
+                task.build_model(), strategy, learning_rate=LR, weight_decay=0.0, options=TransferConfig(layer_lr_decay=0.9)
+            )
 
 
 def test_unknown_architecture_is_a_clear_error():

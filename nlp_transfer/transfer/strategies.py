@@ -27,6 +27,7 @@ from torch import nn
 
 from nlp_transfer.config import TransferConfig
 from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.transfer.feature_extraction import keep_encoder_in_eval
 from nlp_transfer.transfer.layers import EncoderParts, find_encoder_parts
 
 logger = logging.getLogger(__name__)
@@ -111,15 +112,15 @@ def full_finetuning(model: nn.Module, *, learning_rate: float, weight_decay: flo
     """Every parameter trains at ``learning_rate`` (or layer-wise decayed rates with ``layer_lr_decay``)."""
     for param in model.parameters():
         param.requires_grad_(True)
-    return layerwise_groups(
-        model, learning_rate=learning_rate, weight_decay=weight_decay, layer_lr_decay=options.layer_lr_decay
-    )
+    return layerwise_groups(model, learning_rate=learning_rate, weight_decay=weight_decay, layer_lr_decay=options.layer_lr_decay)
 
 
 def frozen_encoder(model: nn.Module, *, learning_rate: float, weight_decay: float, options: TransferConfig) -> ParamGroups:
     """Feature extraction: the pretrained encoder is frozen and only the task head trains.
 
     The pooler (BERT's dense+tanh over [CLS]) counts as head unless ``options.freeze_pooler``.
+    The encoder stays in eval mode (no dropout) while the head trains: it is a fixed feature
+    extractor, so its outputs can be cached (:mod:`nlp_transfer.transfer.feature_extraction`).
     """
     _no_layer_decay(options, "frozen")
     parts = find_encoder_parts(model)
@@ -127,13 +128,12 @@ def frozen_encoder(model: nn.Module, *, learning_rate: float, weight_decay: floa
     if options.freeze_pooler:
         head = {n for n in head if ".pooler." not in n}
     _set_trainable(model, head)
+    keep_encoder_in_eval(model)
     names = [n for n, _ in model.named_parameters() if n in head]
     return layerwise_groups(model, names, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
-def freeze_bottom_layers(
-    model: nn.Module, *, learning_rate: float, weight_decay: float, options: TransferConfig
-) -> ParamGroups:
+def freeze_bottom_layers(model: nn.Module, *, learning_rate: float, weight_decay: float, options: TransferConfig) -> ParamGroups:
     """The embeddings and the bottom ``options.freeze_layers`` encoder layers are frozen; the rest trains."""
     parts = find_encoder_parts(model)
     count = options.freeze_layers
@@ -275,4 +275,3 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     return trainable, total
-

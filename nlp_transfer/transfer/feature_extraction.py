@@ -1,0 +1,232 @@
+"""Feature extraction: run the frozen encoder once, cache its pooled outputs, train only the head on them.
+
+With ``strategy=frozen`` the encoder never changes, so its output for a text is the same every epoch.
+:func:`encode_features` computes it once per split (inference mode, length-grouped batches) and
+:class:`CachedFeatureHead` trains the model's own head on the cached vectors. The head's parameters
+are the model's, so the trained model is the usual Hugging Face model and saves as one.
+
+Pooling turns token states into one vector per text:
+
+- ``cls``: the first token's state, which is what every Hugging Face sequence-classification head
+  reads, so the saved model gives the same predictions through ``transformers.pipeline``.
+- ``mean``: the average over the text's tokens (padding excluded), the pooling sentence-embedding
+  models such as all-MiniLM-L6-v2 are trained with. The model's head reads the mean instead of the
+  first token, through :class:`MeanPooledModel`; ``config.json`` records it under
+  :data:`POOLING_KEY` and nlp-transfer's ``load_run`` rebuilds the wrapper.
+
+The head of each architecture is reached through its standard attributes (BERT/DeBERTa ``pooler``,
+DistilBERT ``pre_classifier``, RoBERTa/ELECTRA ``classifier`` over the sequence);
+:func:`head_logits` fed the full sequence reproduces the model's own logits (tested per architecture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from nlp_transfer.errors import ConfigError
+
+POOLING_KEY = "nlp_transfer_pooling"
+POOLINGS = ("cls", "mean")
+
+
+def head_logits(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """The logits ``model``'s sequence-classification head gives for token states ``hidden`` (batch, tokens, width).
+
+    Like the model's own forward, the head reads the first position; pass ``pooled[:, None]`` to feed it
+    any one vector per text.
+    """
+    base = model.base_model
+    if getattr(model, "pre_classifier", None) is not None:  # DistilBERT: dense + ReLU + dropout over [CLS]
+        pooled = torch.relu(model.pre_classifier(hidden[:, 0]))
+        return model.classifier(model.dropout(pooled))
+    pooler = getattr(model, "pooler", None)
+    if pooler is None:
+        pooler = getattr(base, "pooler", None)
+    if pooler is not None:  # BERT (dense+tanh inside the encoder), DeBERTa (ContextPooler beside it)
+        return model.classifier(model.dropout(pooler(hidden)))
+    return model.classifier(hidden)  # RoBERTa, ELECTRA: the head pools the first token itself
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """One vector per text (batch, width): the first token's state, or the mean over non-padding tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "mean":
+        if attention_mask is None:
+            return hidden.mean(dim=1)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    raise ConfigError(f"transfer.pooling={pooling!r} is unknown; choose one of {', '.join(POOLINGS)}.")
+
+
+def encoder_states(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The encoder's last hidden states for a tokenized batch (the task head does not run)."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    return model.base_model(**inputs).last_hidden_state
+
+
+class MeanPooledModel(nn.Module):
+    """A sequence-classification model whose head reads the mean of the token states instead of the first token.
+
+    It holds the Hugging Face model (``self.model``) and saves as it, adding :data:`POOLING_KEY` to its config.
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the wrapped model."""
+        return self.model.device
+
+    def forward(self, labels: torch.Tensor | None = None, **batch: torch.Tensor) -> SequenceClassifierOutput:
+        """Logits from the mean-pooled encoder output (``labels`` are accepted and ignored: the task computes the loss)."""
+        hidden = encoder_states(self.model, batch)
+        pooled = pool(hidden, batch.get("attention_mask"), "mean")
+        return SequenceClassifierOutput(logits=head_logits(self.model, pooled[:, None]))
+
+    def save_pretrained(self, output_dir: Any, **kwargs: Any) -> None:
+        """Save the wrapped model with ``save_pretrained``; its config records mean pooling."""
+        self.model.config.update({POOLING_KEY: "mean"})
+        self.model.save_pretrained(output_dir, **kwargs)
+
+
+def with_pooling(model: PreTrainedModel, pooling: str) -> nn.Module:
+    """``model`` itself for cls pooling (the Hugging Face heads' own), or :class:`MeanPooledModel` for mean."""
+    pool(torch.zeros(1, 1, 1), None, pooling)  # rejects an unknown pooling with the config key in the message
+    return MeanPooledModel(model) if pooling == "mean" else model
+
+
+class CachedFeatureHead(nn.Module):
+    """The head of ``model`` over cached pooled features: ``forward(features=...)`` gives the model's logits.
+
+    Its parameters are ``model``'s own (the frozen encoder included, untouched), so training it trains
+    the model's head, and its state dict is the model's with a ``model.`` prefix.
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
+        """Logits of the head on ``features`` (batch, width)."""
+        return SequenceClassifierOutput(logits=head_logits(self.model, features[:, None]))
+
+
+class FrozenEncoderEval:
+    """Forward pre-hook that keeps the frozen encoder in eval mode (no dropout) while the head trains.
+
+    A frozen encoder is a fixed feature extractor: with its dropout off, training on its outputs gives the
+    same head whether those outputs are recomputed each step or cached once.
+    """
+
+    def __call__(self, module: nn.Module, args: Any) -> None:
+        """Switch the encoder (and only the encoder) to eval mode before it runs."""
+        if module.training:
+            module.eval()
+
+
+def keep_encoder_in_eval(model: PreTrainedModel) -> None:
+    """Register :class:`FrozenEncoderEval` on ``model.base_model`` (once)."""
+    base = model.base_model
+    if not getattr(base, "_nlp_transfer_eval_hook", False):
+        base.register_forward_pre_hook(FrozenEncoderEval())
+        base._nlp_transfer_eval_hook = True
+
+
+@torch.inference_mode()
+def encode_features(
+    model: PreTrainedModel,
+    rows: Sequence[dict[str, Any]],
+    collator: Any,
+    *,
+    pooling: str,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Pooled encoder outputs (rows, width) in float32, in row order; batches are formed by length.
+
+    ``rows`` are tokenized examples (``input_ids``, ``attention_mask``, ...). The encoder runs in eval
+    mode; ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs it under autocast.
+    """
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(row["input_ids"]) for row in rows], kind="stable")
+    width = model.config.hidden_size
+    features = torch.empty(len(rows), width, dtype=torch.float32)
+    device = torch.device(device)
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        batch = collator([{k: v for k, v in rows[i].items() if k != "labels"} for i in index])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            hidden = encoder_states(model, batch)
+        features[torch.as_tensor(index)] = pool(hidden.float(), batch.get("attention_mask"), pooling).cpu()
+    model.train(was_training)
+    return features
+
+
+class CachedFeatureCollator:
+    """Batches of cached features: rows carry ``feature_index`` (and ``labels``); the vectors come from the cache."""
+
+    def __init__(self, features: torch.Tensor, multi_label: bool = False) -> None:
+        self.features = features
+        self.multi_label = multi_label
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Stack the cached vectors of ``rows`` and their labels."""
+        index = torch.tensor([row["feature_index"] for row in rows])
+        batch = {"features": self.features[index]}
+        if "labels" in rows[0]:
+            dtype = torch.float32 if self.multi_label else torch.long
+            batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=dtype)
+        return batch
+
+
+class CachedFeatureTask:
+    """A task's loss and metrics over cached features (what :func:`nlp_transfer.training.fit` needs from a task)."""
+
+    batch_columns = ("feature_index", "labels", "split")
+
+    def __init__(self, task: Any, features_by_split: dict[str, torch.Tensor]) -> None:
+        self.task = task
+        self.features_by_split = features_by_split
+        self.default_metric = task.default_metric
+        self._collators = {
+            name: CachedFeatureCollator(features, multi_label=task.multi_label) for name, features in features_by_split.items()
+        }
+        self._current = next(iter(features_by_split))
+
+    def dataset(self, tokenized: Any, split: str) -> Any:
+        """``tokenized`` reduced to ``feature_index``, ``labels`` and ``length`` (kept so batches match uncached training)."""
+        keep = [c for c in ("labels", "length") if c in tokenized.column_names]
+        data = tokenized.select_columns(keep).add_column("feature_index", list(range(len(tokenized))))
+        return data.add_column("split", [split] * len(tokenized))
+
+    def collator(self) -> Any:
+        """A collator that reads each row's vector from its own split's cache."""
+        collators = self._collators
+
+        def collate(rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+            split = rows[0]["split"]
+            return collators[split]([{k: v for k, v in row.items() if k != "split"} for row in rows])
+
+        return collate
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The task's loss."""
+        return self.task.loss(logits, labels)
+
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]:
+        """The task's metrics."""
+        return self.task.compute_metrics(logits, labels, dataset)
