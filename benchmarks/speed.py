@@ -10,7 +10,10 @@ Training variants, each one epoch at batch 32 and lr 5e-5 on the same rows, scor
 Model FLOPs utilisation (MFU) = 6 x non-embedding parameters x non-pad training tokens / train time,
 divided by this machine's median matmul rate in the same precision (measured first, 1024^3 matmuls).
 Prediction: `nlp-transfer predict` (predict_texts) against transformers.pipeline on the dev sentences
-at the same batch size, with the labels compared.
+at the same batch size, with the labels compared. The float32 and bf16 models' dev predictions are
+compared too (how many labels agree, the largest probability difference), so equal accuracies are
+shown to come from two different models. With --repeats N every variant runs N times, interleaved,
+and the medians are reported (each run's figures are kept in the JSON).
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip", default="", help="comma-separated variants to leave out")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each variant; medians are reported")
     args = parser.parse_args()
     if not (SST2 / "train.tsv").is_file():
         print(f"error: {SST2} is missing; the benchmark reads SST-2 from ../shared/datasets.", file=sys.stderr)
@@ -170,17 +174,38 @@ def main() -> int:
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         variants = {
-            "trainer_random": lambda: trainer_run(model_path, texts, labels, dev_texts, dev_labels, args, "random"),
-            "trainer_grouped": lambda: trainer_run(model_path, texts, labels, dev_texts, dev_labels, args, "group_by_length"),
-            "nlp_fp32": lambda: nlp_run(args, "no", Path(tmp) / "fp32"),
-            "nlp_bf16": lambda: nlp_run(args, "bf16", Path(tmp) / "bf16"),
+            "trainer_random": lambda r: trainer_run(model_path, texts, labels, dev_texts, dev_labels, args, "random"),
+            "trainer_grouped": lambda r: trainer_run(model_path, texts, labels, dev_texts, dev_labels, args, "group_by_length"),
+            "nlp_fp32": lambda r: nlp_run(args, "no", Path(tmp) / f"fp32-{r}"),
+            "nlp_bf16": lambda r: nlp_run(args, "bf16", Path(tmp) / f"bf16-{r}"),
         }
-        for name, run in variants.items():
-            if name in skip:
-                continue
-            results[name] = run()
+        runs: dict[str, list[dict]] = {name: [] for name in variants if name not in skip}
+        for repeat in range(args.repeats):
+            for name in runs:
+                runs[name].append(variants[name](repeat))
+        for name, measured in runs.items():
+            results[name] = {
+                key: statistics.median(m[key] for m in measured)
+                for key in ("samples_per_second", "train_seconds", "dev_accuracy")
+            }
+            results[name]["runs_samples_per_second"] = [round(m["samples_per_second"], 2) for m in measured]
+            if "run_dir" in measured[0]:
+                results[name]["run_dir"] = measured[0]["run_dir"]
             rate = rates["bf16" if name.endswith("bf16") else "fp32"]
             results[name]["mfu"] = flops / results[name]["train_seconds"] / 1e9 / rate
+        if "nlp_fp32" in results and "nlp_bf16" in results:
+            from nlp_transfer.inference import text_logits
+
+            probs = {}
+            for name in ("nlp_fp32", "nlp_bf16"):
+                model, task = load_run(results[name]["run_dir"], device="cpu")
+                probs[name] = torch.softmax(torch.from_numpy(text_logits(model, task, dev_texts)), dim=-1)
+            same = int((probs["nlp_fp32"].argmax(-1) == probs["nlp_bf16"].argmax(-1)).sum())
+            results["fp32_vs_bf16"] = {
+                "same_dev_labels": f"{same}/{len(dev_texts)}",
+                "max_abs_probability_difference": float((probs["nlp_fp32"] - probs["nlp_bf16"]).abs().max()),
+                "mean_abs_probability_difference": float((probs["nlp_fp32"] - probs["nlp_bf16"]).abs().mean()),
+            }
         if "nlp_fp32" in results:
             run_dir = results["nlp_fp32"]["run_dir"]
             model, task = load_run(run_dir, device="cpu")
@@ -203,6 +228,7 @@ def main() -> int:
         "command": "python " + " ".join(sys.argv),
         "machine": f"{os.cpu_count()} CPUs, torch threads {args.threads}, torch {torch.__version__}, transformers {transformers.__version__}",
         "matmul_gflops": rates,
+        "repeats": args.repeats,
         "training_tokens": tokens,
         "non_embedding_parameters": non_embedding,
         "results": results,
@@ -213,7 +239,7 @@ def main() -> int:
     )
     print(f"{'':<17}{'samples/s':>10}{'dev acc':>9}{'MFU':>7}")
     for name, values in results.items():
-        if name != "predict":
+        if name not in ("predict", "fp32_vs_bf16"):
             print(f"{name:<17}{values['samples_per_second']:>10.1f}{values['dev_accuracy']:>9.4f}{values['mfu']:>7.2f}")
     base = results.get("trainer_grouped") or results.get("trainer_random")
     for name in ("nlp_fp32", "nlp_bf16"):
@@ -224,6 +250,12 @@ def main() -> int:
                 if k in results
             }
             print(f"{name} / Trainer: " + ", ".join(f"{v:.2f}x vs {k}" for k, v in ratios.items()))
+    if "fp32_vs_bf16" in results:
+        c = results["fp32_vs_bf16"]
+        print(
+            f"fp32 vs bf16 models on dev: same labels {c['same_dev_labels']}, probability difference "
+            f"max {c['max_abs_probability_difference']:.4f}, mean {c['mean_abs_probability_difference']:.4f}"
+        )
     if "predict" in results:
         p = results["predict"]
         print(

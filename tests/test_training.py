@@ -177,3 +177,22 @@ def test_gradient_checkpointing_gives_the_same_training(sentiment_files, tiny_mo
 
     a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "ckpt" / "model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
+
+
+def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tiny_model_dir, tmp_path):
+    """training.torch_compile=true trains through inductor-compiled graphs and still learns and saves the plain model.
+
+    (Compiled dropout draws other random masks than eager, so the weights are not compared with an eager run.)
+    """
+    import torch._dynamo
+    from safetensors.torch import load_file
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    result = run_training(
+        config_for(sentiment_files, tiny_model_dir, tmp_path / "compiled", **{"training.epochs": 4, "training.torch_compile": True})
+    )
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured graphs: the model ran compiled
+    assert result.metrics["test"]["accuracy"] >= 0.8  # chance is 0.5
+    saved = load_file(tmp_path / "compiled" / "model.safetensors")
+    assert saved and not any("_orig_mod" in name for name in saved)  # the plain model, not the compiled wrapper
