@@ -190,7 +190,9 @@ def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tin
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     result = run_training(
-        config_for(sentiment_files, tiny_model_dir, tmp_path / "compiled", **{"training.epochs": 4, "training.torch_compile": True})
+        config_for(
+            sentiment_files, tiny_model_dir, tmp_path / "compiled", **{"training.epochs": 4, "training.torch_compile": True}
+        )
     )
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured graphs: the model ran compiled
     assert result.metrics["test"]["accuracy"] >= 0.8  # chance is 0.5
