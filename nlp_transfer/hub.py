@@ -158,6 +158,15 @@ def _adapter_config_for_hub(path: Path, base_model: str | None) -> bytes:
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
+def _run_info_for_hub(path: Path) -> bytes:
+    """run_info.json with local data paths cut to file names (their size and sha256 still identify them)."""
+    info = _read_json(path)
+    for entry in (info.get("data_files") or {}).values():
+        if isinstance(entry, dict) and "path" in entry:
+            entry["path"] = Path(str(entry["path"])).name
+    return (json.dumps(info, indent=2) + "\n").encode("utf-8")
+
+
 def _looks_like_hub_id(name: str) -> bool:
     return bool(REPO_ID_RE.fullmatch(name)) and not Path(name).expanduser().exists()
 
@@ -181,6 +190,8 @@ def collect_files(run_dir: Path, mode: Literal["merged", "adapter"], base_model:
                     continue
                 files[path.name] = path
         files["adapter_config.json"] = _adapter_config_for_hub(adapter_dir / "adapter_config.json", base_model)
+    if "run_info.json" in files:
+        files["run_info.json"] = _run_info_for_hub(run_dir / "run_info.json")
     if "config.yaml" in files:
         cleaned = _sanitized_config_yaml(run_dir / "config.yaml")
         if cleaned is None:
@@ -629,6 +640,11 @@ def push_run(
     stale: list[str] = []
     if existed:
         remote = hub_call("listing the repository", lambda: api.list_repo_files(repo_id))
+        kept = None if license or "README.md" not in remote else _remote_license(api, repo_id)
+        if kept:  # a push without --license keeps the license the repository's card already states
+            card = build_model_card(run_dir, repo_id=repo_id, license=kept, adapter=chosen == "adapter")
+            check_card_metadata(card)
+            files["README.md"] = str(card).encode("utf-8")
         stale = [p for p in remote if p not in files and "/" not in p and _matches(p, STALE_PATTERNS)]
 
     def commit() -> Any:
@@ -648,6 +664,19 @@ def push_run(
         raise
     logger.info("pushed %s (%s) to %s", run_dir, chosen, url)
     return url
+
+
+def _remote_license(api: Any, repo_id: str) -> str | None:
+    """The license in the metadata of the repository's current README.md, or None when it cannot be read."""
+    from huggingface_hub.repocard import metadata_load
+
+    try:
+        path = api.hf_hub_download(repo_id, "README.md")
+        value = (metadata_load(path) or {}).get("license")
+    except Exception as err:  # an unreadable card must not stop the push; the new card says no license was set
+        logger.warning("could not read the license of %s's current model card (%s)", repo_id, type(err).__name__)
+        return None
+    return str(value) if value else None
 
 
 def push_configured_run(hub: Any, output_dir: str | Path) -> str:

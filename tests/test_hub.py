@@ -271,7 +271,13 @@ def test_existing_repo_is_reused_with_one_commit_per_push(hub):
     _ok(results, "again")
     repo = server.repos["alice/tiny-sentiment"]
     assert repo.commits[0].title == "initial commit"
-    assert len(repo.commits) == 3  # creation, first push, second push: one commit each
+    # The second push gave no --license, so its card keeps the license the first push set; with every file
+    # the same as the first push's, the Hub records no empty commit (a dropped license would show up as a
+    # third commit whose card has none).
+    from huggingface_hub import ModelCard
+
+    assert len(repo.commits) == 2
+    assert ModelCard(repo.head.files["README.md"].decode()).data.license == "mit"
 
 
 def test_lora_adapter_push_loads_with_peft(hub, lora_run, tiny_model_dir):
@@ -414,6 +420,11 @@ def test_files_chosen_for_each_mode(trained_run, lora_run):
     assert resolve_mode(trained_run, "auto") == "merged"
     merged = collect_files(trained_run, "merged")
     assert "model.safetensors" in merged and not any(p.startswith(("checkpoints", "logs")) for p in merged)
+    # the uploaded run info names its data files, not where they were on this machine
+    local = json.loads((trained_run / "run_info.json").read_text())["data_files"]
+    uploaded = json.loads(merged["run_info.json"])["data_files"]
+    assert local["train_file"]["path"] != "train.csv" and uploaded["train_file"]["path"] == "train.csv"
+    assert uploaded["train_file"]["sha256"] == local["train_file"]["sha256"]
     adapter = collect_files(lora_run, "adapter", base_model="sentence-transformers/all-MiniLM-L6-v2")
     config = json.loads(adapter["adapter_config.json"])
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"  # not a local path
