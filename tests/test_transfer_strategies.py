@@ -445,6 +445,14 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
     resumed = run_training(config, resume=True)
     assert resumed.metrics == full.metrics
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+    # run info counts the head alone in epoch 1 and head + both layers in the last epoch
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "full")
+    parts = find_encoder_parts(model)
+    sizes = dict((n, p.numel()) for n, p in model.named_parameters())
+    head = sum(sizes[n] for n in parts.head)
+    layers = sum(sizes[n] for layer in parts.layers for n in layer)
+    assert full.info["trainable_parameters"] == head
+    assert full.info["trainable_parameters_last_epoch"] == head + layers
     # the embeddings never trained (they would unfreeze in epoch 4)
     from safetensors.torch import load_file
 
