@@ -58,7 +58,7 @@ def run_trainer(model_path: str, args: argparse.Namespace, *, grouped: bool) -> 
         data = Dataset.from_dict({"text": t, "label": y})
         return data.map(lambda b: tokenizer(b["text"], truncation=True, max_length=128), batched=True, remove_columns=["text"])
 
-    train, dev = encode(texts, labels), encode(dev_texts, dev_labels)
+    train = encode(texts, labels)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
     for name, param in model.bert.named_parameters():
         param.requires_grad_(name.startswith("pooler."))  # the same head as nlp-transfer's frozen strategy
@@ -86,8 +86,13 @@ def run_trainer(model_path: str, args: argparse.Namespace, *, grouped: bool) -> 
         )
         trainer = Trainer(model=model, args=training_args, train_dataset=train, data_collator=DataCollatorWithPadding(tokenizer))
         result = trainer.train()
-        predictions = trainer.predict(dev).predictions
-    accuracy = float((np.argmax(predictions, axis=-1) == np.asarray(dev_labels)).mean())
+    # score outside the Trainer: with group_by_length, Trainer.predict returns its predictions out of order (transformers 5.23)
+    from nlp_transfer.inference import text_logits
+    from nlp_transfer.tasks.classification import SequenceClassificationTask
+
+    task = SequenceClassificationTask(model_path=model_path, labels=["0", "1"], tokenizer=tokenizer, max_length=128)
+    model.eval()
+    accuracy = float((text_logits(model, task, dev_texts).argmax(-1) == np.asarray(dev_labels)).mean())
     return {"train_seconds": result.metrics["train_runtime"], "dev_accuracy": accuracy}
 
 

@@ -182,7 +182,7 @@ def _compare(args: argparse.Namespace) -> None:
     from nlp_transfer.config import load_config
 
     strategies = parse_strategies(args.strategies)
-    common, own = split_strategy_overrides(args.overrides, strategies)
+    common, own = split_strategy_overrides(args.overrides, list(strategies))
     config = load_config(args.config, common)
     rows = run_comparison(
         config,
@@ -191,6 +191,7 @@ def _compare(args: argparse.Namespace) -> None:
         output_dir=args.output,
         scratch=not args.no_scratch,
         strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
+        min_steps=args.min_steps,
     )
     print("\n" + markdown_table(rows))
 
@@ -265,11 +266,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overrides", nargs="*", metavar="key=value", help="overrides for every run; STRATEGY:key=value for one strategy's runs"
     )
     compare.add_argument(
-        "--strategies", default="full,frozen,lora", help="comma-separated strategies (default: full,frozen,lora)"
+        "--strategies",
+        default="full,frozen,lora",
+        help="comma-separated strategies (default: full,frozen,lora); LABEL=STRATEGY adds a variant, configured by LABEL:key=value",
     )
     compare.add_argument("--train-sizes", default="all", help="comma-separated training-set sizes or 'all', e.g. 50,100,500,all")
     compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
     compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    compare.add_argument(
+        "--min-steps",
+        type=int,
+        default=0,
+        help="raise the epochs of small training sets so each run takes at least this many optimizer steps (learning curves)",
+    )
     compare.add_argument("--debug", action="store_true", help="show tracebacks")
 
     args = parser.parse_args(argv)

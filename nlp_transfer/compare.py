@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import resource
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,31 @@ class ComparisonRow:
     run_dir: str
     learning_rate: float = 0.0
     negative_transfer: bool = False
+    epochs: int = 0
+    base_strategy: str = ""  # the strategy behind the label (``strategy``); scratch trains fully
 
 
-def parse_strategies(text: str) -> list[str]:
-    """``full,frozen,lora`` -> a checked list of strategy names."""
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in STRATEGIES]
-    if not names or unknown:
+def parse_strategies(text: str) -> dict[str, str]:
+    """``full,frozen,llrd=full`` -> {run label: strategy}, checked.
+
+    A plain name compares that strategy; ``LABEL=STRATEGY`` adds a variant of a strategy under its own
+    label, which ``LABEL:key=value`` overrides then configure (e.g. ``llrd=full`` with
+    ``llrd:transfer.layer_lr_decay=0.8``).
+    """
+    entries: dict[str, str] = {}
+    unknown = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        label, _, strategy = item.partition("=")
+        label, strategy = label.strip(), (strategy or label).strip()
+        if strategy not in STRATEGIES:
+            unknown.append(strategy)
+        elif not label or label == SCRATCH or label in entries:
+            raise ConfigError(f"--strategies: the label {label!r} is empty, reserved or given twice; name each run once.")
+        else:
+            entries[label] = strategy
+    if not entries or unknown:
         raise ConfigError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(STRATEGIES)}.")
-    return names
+    return entries
 
 
 def split_strategy_overrides(overrides: Sequence[str], strategies: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -138,33 +155,50 @@ def _rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+def epochs_for_min_steps(epochs: int, train_size: int, batch_size: int, min_steps: int) -> int:
+    """Epochs that give at least ``min_steps`` optimizer steps on ``train_size`` examples (never fewer than ``epochs``)."""
+    steps_per_epoch = max(1, math.ceil(train_size / batch_size))
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
 def run_comparison(
     config: RunConfig,
-    strategies: Sequence[str],
+    strategies: Sequence[str] | Mapping[str, str],
     train_sizes: Sequence[int | None] = (None,),
     *,
     output_dir: str | Path | None = None,
     scratch: bool = True,
     strategy_configs: dict[str, RunConfig] | None = None,
+    min_steps: int = 0,
 ) -> list[ComparisonRow]:
     """Train every strategy (plus the from-scratch baseline) at every training size; write the report.
 
-    ``strategy_configs`` gives a strategy (or ``scratch``) its own config in place of ``config``, e.g. a
-    higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). Runs go to ``OUTPUT_DIR/runs/<strategy>-<size>`` (replaced if present); the report to ``OUTPUT_DIR``
+    ``strategies`` names strategies, or maps run labels to strategies (:func:`parse_strategies`).
+    ``strategy_configs`` gives a label (or ``scratch``) its own config in place of ``config``, e.g. a
+    higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). ``min_steps`` raises
+    the epochs of small training sets so that every run takes at least that many optimizer steps (a
+    learning curve at 50 examples is otherwise two steps long). Runs go to
+    ``OUTPUT_DIR/runs/<label>-<size>`` (replaced if present); the report to ``OUTPUT_DIR``
     (default: ``config.output_dir``-compare).
     """
     from nlp_transfer.pipeline import run_training
 
     out = Path(output_dir or f"{config.output_dir.rstrip('/')}-compare")
-    names = list(strategies) + ([SCRATCH] if scratch else [])
+    chosen = dict(strategies) if isinstance(strategies, Mapping) else {name: name for name in strategies}
+    if scratch:
+        chosen[SCRATCH] = "full"
     rows: list[ComparisonRow] = []
     for size in train_sizes:
-        for name in names:
+        for name, strategy in chosen.items():
             run_config = copy.deepcopy((strategy_configs or {}).get(name, config))
-            run_config.strategy = "full" if name == SCRATCH else name  # type: ignore[assignment]
+            run_config.strategy = strategy  # type: ignore[assignment]
             if name == SCRATCH:  # the baseline: plain full training of random weights
                 run_config.transfer = TransferConfig()
             run_config.data.max_train_samples = size
+            if min_steps and size is not None:
+                training = run_config.training
+                per_step = training.batch_size * training.gradient_accumulation_steps
+                training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)
             run_config.output_dir = str(out / "runs" / f"{name}-{size or 'all'}")
             print(f"\n=== compare: {name}, train size {size or 'all'} ===", flush=True)
             start = time.perf_counter()
@@ -188,6 +222,8 @@ def run_comparison(
                     memory_kind=memory.kind,
                     run_dir=str(result.output_dir),
                     learning_rate=run_config.training.learning_rate,
+                    epochs=run_config.training.epochs,
+                    base_strategy=strategy,
                 )
             )
     flag_negative_transfer(rows)
@@ -209,13 +245,13 @@ def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
 def markdown_table(rows: Sequence[ComparisonRow]) -> str:
     """The comparison as a Markdown table, one row per run."""
     lines = [
-        "| strategy | train size | learning rate | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
-        "|---|---|---|---|---|---|---|---|",
+        "| strategy | train size | epochs | learning rate | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         share = 100 * r.trainable_parameters / max(r.total_parameters, 1)
         lines.append(
-            f"| {r.strategy} | {r.train_examples} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
+            f"| {r.strategy} | {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
             f"{r.trainable_parameters:,} ({share:.2f}%) | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
             f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
         )

@@ -154,6 +154,11 @@ class TransferConfig:
         1,
         "gradual_unfreezing: epochs between unfreezing the next layer group (head first, then layers top-down, embeddings last).",
     )
+    unfreeze_every_steps: int | None = _setting(
+        None,
+        "gradual_unfreezing: unfreeze the next layer group every N optimizer steps instead of every unfreeze_every epochs "
+        "(phases within an epoch, for large training sets trained for one or two epochs); null: by epoch.",
+    )
     peft_method: Literal["lora", "dora", "ia3"] = _setting(
         "lora", "lora strategy: the PEFT method, LoRA, DoRA (weight-decomposed LoRA) or IA3 (learned rescaling vectors)."
     )

@@ -39,7 +39,13 @@ from nlp_transfer.transfer.feature_extraction import (
     with_pooling,
 )
 from nlp_transfer.transfer.peft_adapters import save_adapter_model
-from nlp_transfer.transfer.strategies import apply_strategy, count_parameters, prepare_model, strategy_epoch_callback
+from nlp_transfer.transfer.strategies import (
+    apply_strategy,
+    count_parameters,
+    prepare_model,
+    strategy_epoch_callback,
+    strategy_step_callback,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +215,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
             train_dataset=splits["train"],
             eval_dataset=splits["validation"],
             epoch_callback=strategy_epoch_callback(model, config.strategy, config.transfer),
+            step_callback=strategy_step_callback(model, config.strategy, config.transfer),
             **fit_args,
         )
 

@@ -19,6 +19,7 @@ from nlp_transfer.transfer import (
     prepare_model,
     save_adapter_model,
     strategy_epoch_callback,
+    strategy_step_callback,
 )
 from nlp_transfer.transfer.strategies import unfrozen_blocks
 from tests.conftest import tiny_overrides
@@ -192,6 +193,73 @@ def test_gradual_unfreezing_every_two_epochs(task):
     assert trained[0] == trained[1] == {"head"}
     assert trained[2] == trained[3] == {"head", "layer.1"}
     assert trained[4] == {"head", "layer.1", "layer.0"}
+
+
+def test_gradual_unfreezing_in_step_phases(task):
+    """unfreeze_every_steps: one more block every N optimizer steps; the epoch callback stands aside."""
+    model = task.build_model()
+    options = TransferConfig(unfreeze_every_steps=3)
+    groups = apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.0, options=options)
+    assert strategy_epoch_callback(model, "gradual_unfreezing", options) is None
+    assert strategy_step_callback(model, "gradual_unfreezing") is None  # by epoch: no step callback
+    callback = strategy_step_callback(model, "gradual_unfreezing", options)
+    optimizer = torch.optim.AdamW(groups)
+    expected = {0: {"head"}, 2: {"head"}, 3: {"head", "layer.1"}, 6: {"head", "layer.1", "layer.0"}}
+    expected[9] = expected[6] | {"embeddings"}
+    for step, blocks in expected.items():
+        callback(model, optimizer, step)
+        assert {block_of(n) for n, p in model.named_parameters() if p.requires_grad} == blocks, f"step {step}"
+        before = train_steps(model, optimizer, task, steps=1)
+        for name, param in model.named_parameters():
+            if block_of(name) not in blocks:
+                assert torch.equal(param, before[name]) and param.grad is None, f"step {step}: {name} changed"
+    with pytest.raises(ConfigError, match="unfreeze_every_steps must be at least 1"):
+        apply_strategy(task.build_model(), "gradual_unfreezing", learning_rate=LR, weight_decay=0.0,
+                       options=TransferConfig(unfreeze_every_steps=0))  # fmt: skip
+
+
+def test_gradual_unfreezing_step_phases_run_and_resume_exactly(sentiment_files, tiny_model_dir, tmp_path):
+    """Through run_training: 25 steps with a phase of 10 unfreeze layer 1 at step 10 and layer 0 at step 20, never
+    the embeddings (read from the kept checkpoints); a run resumed from step 16 (mid-phase) ends byte-identical."""
+    from safetensors.torch import load_file
+
+    extra = {"transfer.unfreeze_every_steps": 10, "training.eval_strategy": "steps", "training.eval_steps": 8}
+    full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="gradual_unfreezing", **extra))
+    assert full.info["global_steps"] == 25
+    assert full.info["trainable_parameters_last_epoch"] > full.info["trainable_parameters"]
+    config = run_config(
+        sentiment_files,
+        tiny_model_dir,
+        tmp_path / "part",
+        strategy="gradual_unfreezing",
+        **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": 5},
+    )
+    run_training(config)
+    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert [int(c.name.split("-")[1]) for c in checkpoints] == [8, 16, 24, 25]
+
+    tiny = load_file(f"{tiny_model_dir}/model.safetensors")
+    prefix = next(k for k in tiny if k.endswith("embeddings.word_embeddings.weight")).removesuffix(
+        "embeddings.word_embeddings.weight"
+    )
+
+    def moved(checkpoint, name):
+        weights = load_file(str(checkpoint / "model.safetensors"))
+        return not torch.equal(weights["bert." + name], tiny[prefix + name])
+
+    layer0, layer1 = "encoder.layer.0.output.dense.weight", "encoder.layer.1.output.dense.weight"
+    embeddings = "embeddings.word_embeddings.weight"
+    step8, step16, _, step25 = checkpoints
+    assert not moved(step8, layer1) and not moved(step8, layer0)  # steps 1-8: the head alone
+    assert moved(step16, layer1) and not moved(step16, layer0)  # layer 1 from step 10
+    assert moved(step25, layer1) and moved(step25, layer0)  # layer 0 from step 20
+    assert not any(moved(c, embeddings) for c in checkpoints)  # the embeddings would unfreeze at step 30
+
+    for checkpoint in checkpoints[2:]:
+        shutil.rmtree(checkpoint)  # as if killed at step 17: layer 0 unfreezes after the resume, at step 20
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
 
 
 # --------------------------------------------------------------------------- LoRA / DoRA / IA3
@@ -472,6 +540,7 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
 def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
     from nlp_transfer.compare import (
         ComparisonRow,
+        epochs_for_min_steps,
         flag_negative_transfer,
         parse_strategies,
         parse_train_sizes,
@@ -491,9 +560,19 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
     flag_negative_transfer(rows)
     assert [r.negative_transfer for r in rows] == [True, False, False, True, False]
     assert parse_train_sizes("50, 100,all") == [50, 100, None]
-    assert parse_strategies("full,lora") == ["full", "lora"]
+    assert parse_strategies("full,lora") == {"full": "full", "lora": "lora"}
+    assert parse_strategies("full, llrd=full") == {"full": "full", "llrd": "full"}
     with pytest.raises(ConfigError, match="unknown lorax"):
         parse_strategies("full,lorax")
+    with pytest.raises(ConfigError, match="unknown fool"):
+        parse_strategies("llrd=fool")
+    for bad in ("full,full", "scratch=full", "=full"):
+        with pytest.raises(ConfigError, match="empty, reserved or given twice"):
+            parse_strategies(bad)
+    # 50 examples at batch 16 are 4 steps an epoch: 100 steps need 25 epochs; large sets keep the configured epochs
+    assert epochs_for_min_steps(3, 50, 16, 100) == 25
+    assert epochs_for_min_steps(3, 5000, 16, 100) == 3
+    assert epochs_for_min_steps(3, 50, 16, 0) == 3
     with pytest.raises(ConfigError, match="'-3'"):
         parse_train_sizes("-3")
     common, own = split_strategy_overrides(["seed=1", "lora:training.learning_rate=5e-4", "scratch:training.epochs=5"], ["lora"])
@@ -522,10 +601,13 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
             "recipes/configs/sentiment/minilm_full.yaml",
             *overrides,
             "lora:training.learning_rate=0.01",
+            "llrd:transfer.layer_lr_decay=0.5",
             "--strategies",
-            "full,lora",
+            "full,lora,llrd=full",
             "--train-sizes",
             "100,all",
+            "--min-steps",
+            "14",
             "--output",
             str(out),
         ]
@@ -536,12 +618,20 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
     assert [(r["strategy"], r["train_size"]) for r in rows] == [
         ("full", 100),
         ("lora", 100),
+        ("llrd", 100),
         ("scratch", 100),
         ("full", None),
         ("lora", None),
+        ("llrd", None),
         ("scratch", None),
     ]
-    assert [r["train_examples"] for r in rows] == [100, 100, 100, 400, 400, 400]
+    assert [r["train_examples"] for r in rows] == [100] * 4 + [400] * 4
+    # --min-steps 14: 100 examples at batch 16 are 7 steps an epoch, so those runs take 2 epochs; "all" keeps 1
+    assert [r["epochs"] for r in rows] == [2] * 4 + [1] * 4
+    assert [r["base_strategy"] for r in rows] == ["full", "lora", "full", "full"] * 2
+    # the labelled variant is full fine-tuning with its own layer-wise decay; plain full has none
+    assert "layer_lr_decay: 0.5" in (out / "runs" / "llrd-all" / "config.yaml").read_text()
+    assert "layer_lr_decay: 1.0" in (out / "runs" / "full-all" / "config.yaml").read_text()
     by = {(r["strategy"], r["train_size"]): r for r in rows}
     assert (
         by["lora", None]["trainable_parameters"]
@@ -553,9 +643,9 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
         scratch = by["scratch", r["train_size"]]["value"]
         assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
     assert (out / "compare.png").stat().st_size > 1000
-    assert "| lora | 400 | 0.01 |" in (out / "compare.md").read_text()
+    assert "| lora | 400 | 1 | 0.01 |" in (out / "compare.md").read_text()
     # a STRATEGY:key=value override reaches that strategy's runs only
-    assert [r["learning_rate"] for r in rows] == [5e-3, 1e-2, 5e-3, 5e-3, 1e-2, 5e-3]
+    assert [r["learning_rate"] for r in rows] == [5e-3, 1e-2, 5e-3, 5e-3] * 2
     assert "learning_rate: 0.01" in (out / "runs" / "lora-all" / "config.yaml").read_text()
     # the scratch run really started from random weights: its run info says so
     assert json.loads((out / "runs" / "scratch-all" / "run_info.json").read_text())["from_scratch"] is True

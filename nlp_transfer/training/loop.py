@@ -133,13 +133,17 @@ def fit(
     accelerator: Accelerator | None = None,
     hparams: dict[str, Any] | None = None,
     epoch_callback: Any = None,
+    step_callback: Any = None,
 ) -> FitResult:
     """Train ``model`` with AdamW, linear warmup/decay, clipping and accumulation; keep the best model.
 
     Evaluates on ``eval_dataset`` every epoch (or every ``eval_steps``), checkpoints at each
     evaluation (and every ``save_steps``), stops early on ``metric_for_best_model`` if asked, and
     with ``resume=True`` continues exactly from the newest checkpoint in ``output_dir``.
-    ``epoch_callback(model, optimizer, epoch)`` runs before each epoch (e.g. gradual unfreezing).
+    ``epoch_callback(model, optimizer, epoch)`` runs before each epoch (e.g. gradual unfreezing), and
+    ``step_callback(model, optimizer, global_step)`` before the first batch of the run and after every
+    optimizer step (gradual unfreezing in phases of N steps). Both derive their effect from their
+    arguments alone, so a resumed run is set up as the uninterrupted one was.
     """
     output_dir = Path(output_dir)
     accelerator = accelerator or make_accelerator(config, output_dir)
@@ -253,6 +257,8 @@ def fit(
         state["epoch"] = epoch
         if epoch_callback is not None:
             epoch_callback(accelerator.unwrap_model(model), optimizer, epoch)
+        if step_callback is not None and epoch == start_epoch:
+            step_callback(accelerator.unwrap_model(model), optimizer, state["global_step"])
         loader = train_dl
         if epoch == start_epoch and state["batches_done"]:
             loader = accelerator.skip_first_batches(train_dl, state["batches_done"])
@@ -284,6 +290,8 @@ def fit(
                 continue
             state["global_step"] += 1
             progress.update(1)
+            if step_callback is not None:
+                step_callback(accelerator.unwrap_model(model), optimizer, state["global_step"])
             if state["global_step"] % config.logging_steps == 0 or state["global_step"] == total_steps:
                 mean_loss = accelerator.reduce(running_loss, reduction="mean").item() / running_count
                 if not math.isfinite(mean_loss):

@@ -5,6 +5,7 @@ from nlp_transfer.transfer.peft_adapters import ADAPTER_DIR, add_adapters, peft_
 from nlp_transfer.transfer.strategies import (
     EPOCH_CALLBACKS,
     MODEL_PREPARERS,
+    STEP_CALLBACKS,
     STRATEGIES,
     apply_strategy,
     count_parameters,
@@ -12,12 +13,14 @@ from nlp_transfer.transfer.strategies import (
     parameter_groups,
     prepare_model,
     strategy_epoch_callback,
+    strategy_step_callback,
 )
 
 __all__ = [
     "ADAPTER_DIR",
     "EPOCH_CALLBACKS",
     "MODEL_PREPARERS",
+    "STEP_CALLBACKS",
     "STRATEGIES",
     "EncoderParts",
     "add_adapters",
@@ -30,4 +33,5 @@ __all__ = [
     "prepare_model",
     "save_adapter_model",
     "strategy_epoch_callback",
+    "strategy_step_callback",
 ]

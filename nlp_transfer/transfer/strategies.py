@@ -10,7 +10,8 @@ Two optional hooks complete a strategy, each a registry keyed by the strategy's 
   model (``lora`` returns a ``peft.PeftModel``). :func:`prepare_model` applies it.
 - ``EPOCH_CALLBACKS[name](model, options) -> callback`` builds the ``epoch_callback(model, optimizer,
   epoch)`` that :func:`nlp_transfer.training.fit` calls before each epoch (gradual unfreezing).
-  :func:`strategy_epoch_callback` returns it, or None.
+  :func:`strategy_epoch_callback` returns it, or None. ``STEP_CALLBACKS`` and
+  :func:`strategy_step_callback` do the same for ``step_callback(model, optimizer, global_step)``.
 
 Every group-building strategy goes through :func:`layerwise_groups`, the one place that assigns
 learning rates (layer-wise decay) and weight decay.
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 ParamGroups = list[dict[str, Any]]
 EpochCallback = Callable[[nn.Module, Any, int], None]
+StepCallback = Callable[[nn.Module, Any, int], None]
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "layernorm.weight", "norm.weight")
 
@@ -154,30 +156,36 @@ def freeze_bottom_layers(model: nn.Module, *, learning_rate: float, weight_decay
     )
 
 
-def unfrozen_blocks(parts: EncoderParts, epoch: int, unfreeze_every: int) -> list[str]:
-    """Names of the blocks that train in ``epoch`` under gradual unfreezing (head always; one more every N epochs)."""
+def unfrozen_blocks(parts: EncoderParts, phase: int, unfreeze_every: int) -> list[str]:
+    """Names of the blocks that train in ``phase`` under gradual unfreezing (head always; one more every N phases).
+
+    A phase is an epoch, or a span of ``transfer.unfreeze_every_steps`` optimizer steps.
+    """
     if unfreeze_every < 1:
         raise ConfigError(f"transfer.unfreeze_every must be at least 1, got {unfreeze_every}.")
     blocks = depth_blocks(parts)
-    return [name for name, _ in blocks[: 1 + epoch // unfreeze_every]]
+    return [name for name, _ in blocks[: 1 + phase // unfreeze_every]]
 
 
-def set_gradual_unfreezing(model: nn.Module, parts: EncoderParts, epoch: int, unfreeze_every: int) -> list[str]:
-    """Set ``requires_grad`` for ``epoch`` of gradual unfreezing; returns the training blocks' names."""
-    chosen = unfrozen_blocks(parts, epoch, unfreeze_every)
+def set_gradual_unfreezing(model: nn.Module, parts: EncoderParts, phase: int, unfreeze_every: int) -> list[str]:
+    """Set ``requires_grad`` for ``phase`` of gradual unfreezing; returns the training blocks' names."""
+    chosen = unfrozen_blocks(parts, phase, unfreeze_every)
     names = {n for block, block_names in depth_blocks(parts) if block in chosen for n in block_names}
     _set_trainable(model, names)
     return chosen
 
 
 def gradual_unfreezing(model: nn.Module, *, learning_rate: float, weight_decay: float, options: TransferConfig) -> ParamGroups:
-    """ULMFiT's gradual unfreezing: epoch 0 trains the head, each ``unfreeze_every`` epochs one more block.
+    """ULMFiT's gradual unfreezing: the first phase trains the head, each later phase one more block.
 
+    A phase is ``unfreeze_every`` epochs, or ``unfreeze_every_steps`` optimizer steps when that is set.
     Blocks unfreeze from the top layer down, the embeddings last. The optimizer holds every
     parameter from the start (a frozen one gets no gradient, so AdamW leaves it untouched): its
     state and the LR schedule stay valid, and a resumed run rebuilds the same state. The model is
-    left as in epoch 0; the epoch callback (:data:`EPOCH_CALLBACKS`) moves it on.
+    left as in phase 0; the epoch or step callback (:data:`EPOCH_CALLBACKS`, :data:`STEP_CALLBACKS`) moves it on.
     """
+    if options.unfreeze_every_steps is not None and options.unfreeze_every_steps < 1:
+        raise ConfigError(f"transfer.unfreeze_every_steps must be at least 1 (or null), got {options.unfreeze_every_steps}.")
     parts = find_encoder_parts(model)
     set_gradual_unfreezing(model, parts, 0, options.unfreeze_every)
     return layerwise_groups(
@@ -185,9 +193,7 @@ def gradual_unfreezing(model: nn.Module, *, learning_rate: float, weight_decay: 
     )
 
 
-def gradual_unfreezing_callback(model: nn.Module, options: TransferConfig) -> EpochCallback:
-    """The epoch callback of gradual unfreezing: sets ``requires_grad`` from the epoch number alone."""
-    parts = find_encoder_parts(model)
+def _refuse_multiple_processes() -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
         # DDP registers the parameters that require grad when it wraps the model: layers unfrozen later
         # would train on each process's own gradients and the copies would drift apart
@@ -196,9 +202,39 @@ def gradual_unfreezing_callback(model: nn.Module, options: TransferConfig) -> Ep
             "Launch it without multiple processes, or use strategy=freeze_layers."
         )
 
+
+def gradual_unfreezing_callback(model: nn.Module, options: TransferConfig) -> EpochCallback | None:
+    """The epoch callback of gradual unfreezing by epoch: sets ``requires_grad`` from the epoch number alone.
+
+    None when the phases are counted in steps (``unfreeze_every_steps``): then the step callback does it.
+    """
+    if options.unfreeze_every_steps is not None:
+        return None
+    parts = find_encoder_parts(model)
+    _refuse_multiple_processes()
+
     def callback(model: nn.Module, optimizer: Any, epoch: int) -> None:
         blocks = set_gradual_unfreezing(model, parts, epoch, options.unfreeze_every)
         logger.info("gradual unfreezing, epoch %d: training %s", epoch + 1, ", ".join(blocks))
+
+    return callback
+
+
+def gradual_unfreezing_step_callback(model: nn.Module, options: TransferConfig) -> StepCallback | None:
+    """The step callback of gradual unfreezing in phases of ``unfreeze_every_steps`` steps (None when by epoch)."""
+    every = options.unfreeze_every_steps
+    if every is None:
+        return None
+    parts = find_encoder_parts(model)
+    _refuse_multiple_processes()
+    current = {"phase": -1}
+
+    def callback(model: nn.Module, optimizer: Any, global_step: int) -> None:
+        phase = global_step // every
+        if phase != current["phase"]:  # requires_grad changes only at a phase boundary
+            current["phase"] = phase
+            blocks = set_gradual_unfreezing(model, parts, phase, 1)
+            logger.info("gradual unfreezing, step %d: training %s", global_step, ", ".join(blocks))
 
     return callback
 
@@ -235,8 +271,13 @@ STRATEGIES: dict[str, Callable[..., ParamGroups]] = {
 MODEL_PREPARERS: dict[str, Callable[[nn.Module, TransferConfig], nn.Module]] = {"lora": _prepare_lora}
 
 #: strategy name -> ``(model, options) -> epoch_callback(model, optimizer, epoch)``.
-EPOCH_CALLBACKS: dict[str, Callable[[nn.Module, TransferConfig], EpochCallback]] = {
+EPOCH_CALLBACKS: dict[str, Callable[[nn.Module, TransferConfig], EpochCallback | None]] = {
     "gradual_unfreezing": gradual_unfreezing_callback,
+}
+
+#: strategy name -> ``(model, options) -> step_callback(model, optimizer, global_step)`` (or None).
+STEP_CALLBACKS: dict[str, Callable[[nn.Module, TransferConfig], StepCallback | None]] = {
+    "gradual_unfreezing": gradual_unfreezing_step_callback,
 }
 
 
@@ -266,6 +307,13 @@ def strategy_epoch_callback(model: nn.Module, strategy: str, options: TransferCo
     """The ``epoch_callback`` for :func:`nlp_transfer.training.fit` that ``strategy`` needs, or None."""
     _check_strategy(strategy)
     factory = EPOCH_CALLBACKS.get(strategy)
+    return factory(model, options or TransferConfig()) if factory else None
+
+
+def strategy_step_callback(model: nn.Module, strategy: str, options: TransferConfig | None = None) -> StepCallback | None:
+    """The ``step_callback`` for :func:`nlp_transfer.training.fit` that ``strategy`` needs, or None."""
+    _check_strategy(strategy)
+    factory = STEP_CALLBACKS.get(strategy)
     return factory(model, options or TransferConfig()) if factory else None
 
 
