@@ -194,7 +194,8 @@ def run_comparison(
             run_config.strategy = strategy  # type: ignore[assignment]
             if name == SCRATCH:  # the baseline: plain full training of random weights
                 run_config.transfer = TransferConfig()
-            run_config.data.max_train_samples = size
+            if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
+                run_config.data.max_train_samples = size
             if min_steps and size is not None:
                 training = run_config.training
                 per_step = training.batch_size * training.gradient_accumulation_steps

@@ -591,6 +591,7 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
             "data.train_file": sentiment_files["train"],
             "data.validation_file": sentiment_files["validation"],
             "data.test_file": sentiment_files["test"],
+            "data.max_train_samples": 300,  # "all" below means these 300, not the file's 400
             "training.learning_rate": 5e-3,
         },
     )
@@ -625,7 +626,7 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
         ("llrd", None),
         ("scratch", None),
     ]
-    assert [r["train_examples"] for r in rows] == [100] * 4 + [400] * 4
+    assert [r["train_examples"] for r in rows] == [100] * 4 + [300] * 4
     # --min-steps 14: 100 examples at batch 16 are 7 steps an epoch, so those runs take 2 epochs; "all" keeps 1
     assert [r["epochs"] for r in rows] == [2] * 4 + [1] * 4
     assert [r["base_strategy"] for r in rows] == ["full", "lora", "full", "full"] * 2
@@ -643,7 +644,7 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
         scratch = by["scratch", r["train_size"]]["value"]
         assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
     assert (out / "compare.png").stat().st_size > 1000
-    assert "| lora | 400 | 1 | 0.01 |" in (out / "compare.md").read_text()
+    assert "| lora | 300 | 1 | 0.01 |" in (out / "compare.md").read_text()
     # a STRATEGY:key=value override reaches that strategy's runs only
     assert [r["learning_rate"] for r in rows] == [5e-3, 1e-2, 5e-3, 5e-3] * 2
     assert "learning_rate: 0.01" in (out / "runs" / "lora-all" / "config.yaml").read_text()
