@@ -196,7 +196,6 @@ def run_comparison(
                 run_config.transfer = TransferConfig()
             if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
                 run_config.data.max_train_samples = size
-            if min_steps and size is not None:
                 training = run_config.training
                 per_step = training.batch_size * training.gradient_accumulation_steps
                 training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)

@@ -227,15 +227,7 @@ def test_gradual_unfreezing_step_phases_run_and_resume_exactly(sentiment_files, 
     full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="gradual_unfreezing", **extra))
     assert full.info["global_steps"] == 25
     assert full.info["trainable_parameters_last_epoch"] > full.info["trainable_parameters"]
-    config = run_config(
-        sentiment_files,
-        tiny_model_dir,
-        tmp_path / "part",
-        strategy="gradual_unfreezing",
-        **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": 5},
-    )
-    run_training(config)
-    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    config, checkpoints = gradual_run_keeping_checkpoints(sentiment_files, tiny_model_dir, tmp_path / "part", 5, **extra)
     assert [int(c.name.split("-")[1]) for c in checkpoints] == [8, 16, 24, 25]
 
     tiny = load_file(f"{tiny_model_dir}/model.safetensors")
@@ -433,6 +425,19 @@ def run_config(files, model_dir, out, **extra):
     return load_config(None, tiny_overrides(model_dir, out, **values))
 
 
+def gradual_run_keeping_checkpoints(files, model_dir, out, limit, **extra):
+    """A gradual-unfreezing run that keeps its newest ``limit`` checkpoints; returns its config and them, oldest first."""
+    config = run_config(
+        files,
+        model_dir,
+        out,
+        strategy="gradual_unfreezing",
+        **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": limit},
+    )
+    run_training(config)
+    return config, sorted((out / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
 def test_run_training_with_lora_saves_merged_model_and_adapter(sentiment_files, tiny_model_dir, tmp_path):
     from nlp_transfer.inference import load_run, text_logits
 
@@ -499,15 +504,7 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
     """Gradual unfreezing through run_training: the callback re-derives requires_grad from the epoch on resume."""
     extra = {"training.epochs": 3, "transfer.layer_lr_decay": 0.8}
     full = run_training(run_config(sentiment_files, tiny_model_dir, tmp_path / "full", strategy="gradual_unfreezing", **extra))
-    config = run_config(
-        sentiment_files,
-        tiny_model_dir,
-        tmp_path / "part",
-        strategy="gradual_unfreezing",
-        **{**extra, "training.keep_checkpoints": True, "training.save_total_limit": 3},
-    )
-    run_training(config)
-    checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    config, checkpoints = gradual_run_keeping_checkpoints(sentiment_files, tiny_model_dir, tmp_path / "part", 3, **extra)
     assert len(checkpoints) == 3
     shutil.rmtree(checkpoints[-1])  # as if killed during epoch 3, when layer 0 had just been unfrozen
     resumed = run_training(config, resume=True)
