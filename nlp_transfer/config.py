@@ -122,6 +122,12 @@ class TrainingConfig:
     label_all_subwords: bool = _setting(
         False, "NER: train on every subword of a word (B- becomes I- on continuation pieces); default: first subword only."
     )
+    document_context: int = _setting(
+        0,
+        "NER: frame each sentence with up to N subwords of the surrounding sentences of its document on each side "
+        "(documents: -DOCSTART- in CoNLL files, a 'document' field in JSON); the context is read, never tagged or "
+        "scored. 0: each sentence alone. Costs compute roughly in proportion to the longer inputs.",
+    )
 
 
 @dataclass
@@ -462,6 +468,10 @@ def _check_values(config: RunConfig, source: str) -> None:
     for key, value in positive.items():
         if value < 1:
             raise ConfigError(f"{source}: {key} must be at least 1, got {value}.")
+    if t.document_context < 0:
+        raise ConfigError(f"{source}: training.document_context must be 0 or more, got {t.document_context}.")
+    if t.document_context and config.task != "ner":
+        raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")
     if not t.learning_rate > 0:
         raise ConfigError(f"{source}: training.learning_rate must be positive, got {t.learning_rate}.")
     if not 0 <= t.warmup_ratio < 1:

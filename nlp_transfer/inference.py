@@ -58,7 +58,12 @@ def load_run(
     task: Task
     if is_tagger:
         task = TokenClassificationTask(
-            model_path=str(run_dir), labels=labels, tokenizer=tokenizer, max_length=max_length, model_name=str(run_dir)
+            model_path=str(run_dir),
+            labels=labels,
+            tokenizer=tokenizer,
+            max_length=max_length,
+            document_context=int(info.get("document_context") or 0),
+            model_name=str(run_dir),
         )
     else:
         task = SequenceClassificationTask(
@@ -146,7 +151,13 @@ def evaluate_file(
             if unknown:
                 raise DataError(f"{path}:{sentence.line}: tag '{unknown[0]}' is not one of the model's tags {task.labels}.")
         dataset = task.preprocess(
-            datasets.Dataset.from_dict({"tokens": [s.tokens for s in sentences], "tags": [s.tags for s in sentences]})
+            datasets.Dataset.from_dict(
+                {
+                    "tokens": [s.tokens for s in sentences],
+                    "tags": [s.tags for s in sentences],
+                    "document": [s.document for s in sentences],
+                }
+            )
         )
         rows = {name: list(dataset[name]) for name in dataset.column_names}
         logits = batched_logits(model, task, rows, batch_size=batch_size)

@@ -76,6 +76,7 @@ def build_task_and_data(config: RunConfig) -> tuple[Task, TextClassificationData
             labels=tagged.labels,
             max_length=config.training.max_length,
             label_all_subwords=config.training.label_all_subwords,
+            document_context=config.training.document_context,
             trust_remote_code=config.trust_remote_code,
             allow_pickle=config.allow_pickle,
         )
@@ -244,6 +245,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "labels": task.labels,
         "threshold": getattr(task, "threshold", None) if task.multi_label else None,
         "max_length": task.max_length,
+        "document_context": getattr(task, "document_context", 0),
         "trainable_parameters": trainable,
         "total_parameters": total,
         # gradual unfreezing trains more of the model each epoch: the count above is epoch 1's

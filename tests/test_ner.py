@@ -209,3 +209,72 @@ def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path):
 def test_ner_configs_validate():
     for path in sorted((REPO / "recipes" / "configs" / "ner").glob("*.yaml")):
         assert load_config(path).task == "ner"
+
+
+def test_docstart_lines_number_the_documents(tmp_path):
+    text = "-DOCSTART- O\n\nA B-PER\n\nb O\n\n-DOCSTART- O\n\nC B-LOC\n\n-DOCSTART- O\n\nd O\n"
+    (tmp_path / "docs.conll").write_text(text, encoding="utf-8")
+    assert [s.document for s in read_conll(str(tmp_path / "docs.conll")).sentences] == [0, 0, 1, 2]
+    lines = [
+        {"tokens": ["a"], "tags": ["O"], "document": "x"},
+        {"tokens": ["b"], "tags": ["O"], "document": "x"},
+        {"tokens": ["c"], "tags": ["O"], "document": "y"},
+    ]
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    data = load_token_classification_data(
+        DataConfig(train_file=str(tmp_path / "docs.jsonl"), validation_file=str(tmp_path / "docs.jsonl"))
+    )
+    assert list(data.splits["train"]["document"]) == [0, 0, 1]
+
+
+def test_document_context_frames_sentences_without_tagging_it(task):
+    task.max_length = 64
+    task.document_context = 6
+    sentences = [["alpha", "beta", "gamma"], ["Paris", "is", "big"], ["delta", "epsilon"], ["Rome"]]
+    tags = [["O"] * 3, ["B-LOC", "O", "O"], ["O", "O"], ["B-LOC"]]
+    documents = [0, 0, 0, 1]  # the last sentence is another document: never context for the others
+    dataset = task.preprocess(datasets.Dataset.from_dict({"tokens": sentences, "tags": tags, "document": documents}))
+    middle = dataset[1]
+    words = task.tokenizer.decode(middle["input_ids"], skip_special_tokens=True).split()
+    assert words[0] == "alpha" and words[-1] == "epsilon"  # framed by its neighbours on both sides
+    assert "rome" not in words
+    tagged = [task.labels[label] for label in middle["labels"] if label != -100]
+    assert tagged == ["B-LOC", "O", "O"]  # only the sentence's own words carry labels
+    assert sorted(w for w in middle["first_word_ids"] if w >= 0) == [0, 1, 2]
+    assert dataset[3]["input_ids"] == task.tokenizer("Rome")["input_ids"]  # alone in its document
+    # the budget per side is in subwords: with 2 only the nearest words fit
+    task.document_context = 2
+    narrow = task.preprocess(datasets.Dataset.from_dict({"tokens": sentences, "tags": tags, "document": documents}))[1]
+    assert task.tokenizer.decode(narrow["input_ids"], skip_special_tokens=True).split() == [
+        "beta",
+        "gamma",
+        "paris",
+        "is",
+        "big",
+        "delta",
+        "epsilon",
+    ]
+
+
+def test_document_context_respects_max_length_and_scores_each_word_once(task):
+    task.document_context = 32
+    rng = random.Random(1)
+    sentences = [[rng.choice(["alpha", "beta", "Gamma", "delta"]) for _ in range(rng.randint(3, 30))] for _ in range(12)]
+    tags = [["O"] * len(s) for s in sentences]
+    dataset = task.preprocess(datasets.Dataset.from_dict({"tokens": sentences, "tags": tags, "document": [0] * 12}))
+    assert all(len(ids) <= task.max_length for ids in dataset["input_ids"])
+    scored = {}
+    for sentence_id, firsts in zip(dataset["sentence_id"], dataset["first_word_ids"], strict=True):
+        for word in firsts:
+            if word >= 0:
+                scored.setdefault(sentence_id, []).append(word)
+    assert {k: sorted(v) for k, v in scored.items()} == {i: list(range(len(s))) for i, s in enumerate(sentences)}
+
+
+def test_ner_without_validation_file_holds_out_sentences(tmp_path):
+    text = "\n\n".join(f"Name{i} B-PER\nsmiled O" for i in range(20)) + "\n"
+    (tmp_path / "train.conll").write_text(text, encoding="utf-8")
+    data = load_token_classification_data(DataConfig(train_file=str(tmp_path / "train.conll"), validation_split=0.2), seed=3)
+    assert len(data.splits["train"]) == 16 and len(data.splits["validation"]) == 4
+    seen = {tuple(t) for split in ("train", "validation") for t in data.splits[split]["tokens"]}
+    assert len(seen) == 20

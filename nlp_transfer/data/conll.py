@@ -19,11 +19,12 @@ TAG_PATTERN = re.compile(r"^(?:O|([BIES])-(.+))$")
 
 @dataclass
 class TaggedSentence:
-    """One sentence: its words, their tags, and the line it starts on."""
+    """One sentence: its words, their tags, the line it starts on, and the document it belongs to."""
 
     tokens: list[str]
     tags: list[str]
     line: int
+    document: int = 0
 
 
 @dataclass
@@ -39,7 +40,8 @@ def read_conll(
 ) -> TaggedFile:
     """Read a CoNLL file: one token a line, whitespace- or tab-separated columns, blank lines between sentences.
 
-    ``-DOCSTART-`` lines are skipped. Every line must have as many columns as the first token line.
+    ``-DOCSTART-`` lines separate documents (numbered from 0 in :attr:`TaggedSentence.document`; a file
+    without them is one document). Every line must have as many columns as the first token line.
     """
     text = read_text(path, encoding)
     sentences: list[TaggedSentence] = []
@@ -48,10 +50,11 @@ def read_conll(
     lines: list[int] = []
     start = 0
     width = None
+    document = 0
 
     def flush() -> None:
         if tokens:
-            sentences.append(TaggedSentence(list(tokens), list(tags), start))
+            sentences.append(TaggedSentence(list(tokens), list(tags), start, document))
             tokens.clear()
             tags.clear()
             lines.clear()
@@ -64,6 +67,8 @@ def read_conll(
         columns = raw.rstrip("\r\n").split("\t") if "\t" in raw else line.split()
         if columns[0] == "-DOCSTART-":
             flush()
+            if sentences and sentences[-1].document == document:
+                document += 1
             continue
         if width is None:
             width = len(columns)
@@ -102,9 +107,14 @@ def read_conll(
 def read_tagged_json(
     path: str, *, fmt: str, tokens_field: str, tags_field: str, encoding: str = "utf-8", scheme: str = "auto"
 ) -> TaggedFile:
-    """JSON/JSONL objects with a list of tokens and a list of tags each."""
+    """JSON/JSONL objects with a list of tokens and a list of tags each.
+
+    An optional ``document`` field groups consecutive sentences into documents (for document context);
+    without it the file is one document.
+    """
     records = read_records(path, format=fmt, delimiter=None, header=True, encoding=encoding)
-    sentences = []
+    sentences: list[TaggedSentence] = []
+    document, previous_key = 0, None
     for record in records:
         where = f"{path}:{record.line}"
         for key in (tokens_field, tags_field):
@@ -124,7 +134,11 @@ def read_tagged_json(
                 raise DataError(f"{where}: empty token {token!r}. Fill it in or remove it.")
             if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
                 raise DataError(f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE).")
-        sentences.append(TaggedSentence([t.strip() for t in tokens], list(tags), record.line))
+        key = record.fields.get("document")
+        if sentences and key != previous_key:
+            document += 1
+        previous_key = key
+        sentences.append(TaggedSentence([t.strip() for t in tokens], list(tags), record.line, document))
     return normalise_file(TaggedFile(sentences), path, scheme)
 
 

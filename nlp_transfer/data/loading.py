@@ -153,7 +153,7 @@ def _columns_from_records(records: list[Record], path: str, config: DataConfig, 
 
 
 def _hold_out(train: dict[str, list[Any]], fraction: float, seed: int, multi_label: bool) -> tuple[dict, dict]:
-    indices = list(range(len(train["text"])))
+    indices = list(range(len(train["label"])))
     labels = train["label"]
     stratify = None
     if not multi_label:
@@ -291,6 +291,7 @@ def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> Tok
             "tokens": datasets.Sequence(datasets.Value("string")),
             "tags": datasets.Sequence(datasets.Value("string")),
             "line": datasets.Value("int64"),
+            "document": datasets.Value("int64"),
         }
     )
     splits = datasets.DatasetDict(
@@ -300,6 +301,7 @@ def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> Tok
                     "tokens": [s.tokens for s in sentences[split]],
                     "tags": [s.tags for s in sentences[split]],
                     "line": [s.line for s in sentences[split]],
+                    "document": [s.document for s in sentences[split]],
                 },
                 features=features,
             )
@@ -325,7 +327,7 @@ def _load_hub_tagged(config: DataConfig) -> dict[str, list[TaggedSentence]]:
         items = []
         for i, row in enumerate(part):
             tags = [names[t] for t in row[tags_field]] if names else list(row[tags_field])
-            items.append(TaggedSentence(list(row[tokens_field]), tags, i + 1))
+            items.append(TaggedSentence(list(row[tokens_field]), tags, i + 1, document=i))  # no document marks: each alone
         result[split] = normalise_file(TaggedFile(items), f"{name} [{hub_split}]", config.tag_scheme).sentences
     if "train" not in result:
         raise DataError(f"Hub dataset '{name}' has no split '{config.hub_splits.get('train')}'. Set data.hub_splits.train.")

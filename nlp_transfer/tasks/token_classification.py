@@ -57,6 +57,30 @@ def word_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, in
     return windows
 
 
+def document_bounds(documents: Sequence[int], starts: Sequence[int]) -> list[tuple[int, int]]:
+    """For each sentence, the [first, last) word positions of its run of sentences with the same document id."""
+    bounds: list[tuple[int, int]] = []
+    run_start = 0
+    for index in range(1, len(documents) + 1):
+        if index == len(documents) or documents[index] != documents[run_start]:
+            bounds.extend([(starts[run_start], starts[index])] * (index - run_start))
+            run_start = index
+    return bounds
+
+
+def context_span(counts: Sequence[int], bound: tuple[int, int], left: int, right: int, budget: int) -> tuple[int, int]:
+    """Widen the word span [left, right) by whole words on each side, up to ``budget`` subwords a side, within ``bound``."""
+    used = 0
+    while left > bound[0] and used + max(counts[left - 1], 1) <= budget:
+        left -= 1
+        used += max(counts[left], 1)
+    used = 0
+    while right < bound[1] and used + max(counts[right], 1) <= budget:
+        used += max(counts[right], 1)
+        right += 1
+    return left, right
+
+
 class TokenCollator:
     """Pads model inputs with the tokenizer and ``labels`` with -100 (dynamic padding)."""
 
@@ -82,6 +106,7 @@ class TokenClassificationTask:
     tokenizer: PreTrainedTokenizerBase
     max_length: int = 256
     label_all_subwords: bool = False
+    document_context: int = 0
     class_weights: torch.Tensor | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False
@@ -106,33 +131,44 @@ class TokenClassificationTask:
 
     # ------------------------------------------------------------------ data
 
-    def encode_words(self, sentences: Sequence[Sequence[str]]) -> dict[str, list[Any]]:
+    def encode_words(self, sentences: Sequence[Sequence[str]], documents: Sequence[int] | None = None) -> dict[str, list[Any]]:
         """Tokenize word lists into model inputs, windowing long sentences.
 
         Returns model inputs plus ``word_ids`` (sentence-level word index per subword, -1 for special
-        tokens and non-first pieces), ``sentence_id`` and ``length`` for each window. ``self.truncated``
-        counts sentences that needed more than one window.
+        tokens, context and non-first pieces), ``sentence_id`` and ``length`` for each window.
+        ``self.truncated`` counts sentences that needed more than one window. With
+        ``document_context`` and ``documents`` (a document id per sentence), each window is framed by
+        up to that many subwords of the words around it in the same document; those words are read
+        but never tagged or scored.
         """
         budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=False)
         if not self.tokenizer.is_fast:
             raise UserError(f"{self.model_name}: NER needs a fast tokenizer (word alignment); this model has a slow one.")
         flat = [w for words in sentences for w in words]
         counts = [len(ids) for ids in self.tokenizer(flat, add_special_tokens=False)["input_ids"]] if flat else []
-        chunks, owners, offsets = [], [], []
-        position = 0
+        starts = np.cumsum([0] + [len(words) for words in sentences]).tolist()  # sentence -> first index in flat
+        context = self.document_context if documents is not None else 0
+        bounds = document_bounds(documents, starts) if context else []
+        chunks, owners, offsets, lefts, sizes = [], [], [], [], []
         windowed = 0
         for sentence_id, words in enumerate(sentences):
-            windows = word_windows(counts[position : position + len(words)], budget)
+            first = starts[sentence_id]
+            windows = word_windows(counts[first : first + len(words)], budget)
             windowed += len(windows) > 1
             for start, end in windows:
-                chunks.append(list(words[start:end]))
+                left, right = (first + start, first + end)
+                if context:
+                    spare = budget - sum(max(c, 1) for c in counts[left:right])
+                    left, right = context_span(counts, bounds[sentence_id], left, right, min(context, spare // 2))
+                chunks.append(flat[left:right])
                 owners.append(sentence_id)
                 offsets.append(start)
-            position += len(words)
+                lefts.append(first + start - left)  # context words before the window
+                sizes.append(end - start)
         encoded = self.tokenizer(chunks, is_split_into_words=True, truncation=True, max_length=self.max_length)
         word_ids, first_ids = [], []
-        for row, offset in enumerate(offsets):
-            ids = encoded.word_ids(row)
+        for row, (offset, skip, size) in enumerate(zip(offsets, lefts, sizes, strict=True)):
+            ids = [None if w is None or not skip <= w < skip + size else w - skip for w in encoded.word_ids(row)]
             word_ids.append([-1 if w is None else w + offset for w in ids])
             first_ids.append([w + offset if w is not None and (p == 0 or ids[p - 1] != w) else -1 for p, w in enumerate(ids)])
         columns = dict(encoded)
@@ -145,7 +181,8 @@ class TokenClassificationTask:
     def preprocess(self, dataset: datasets.Dataset, split: str = "") -> datasets.Dataset:
         """Tokenize ``tokens`` and align ``tags`` to subwords (first piece, or every piece)."""
         sentences = [list(t) for t in dataset["tokens"]]
-        columns = self.encode_words(sentences)
+        documents = list(dataset["document"]) if "document" in dataset.column_names else None
+        columns = self.encode_words(sentences, documents)
         if split:
             self.truncated[split] = self.truncated.pop("windowed_sentences")
         if "tags" in dataset.column_names:
@@ -277,6 +314,7 @@ def build_token_classification_task(
     labels: Sequence[str],
     max_length: int = 256,
     label_all_subwords: bool = False,
+    document_context: int = 0,
     class_weights: Sequence[float] | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
@@ -289,6 +327,7 @@ def build_token_classification_task(
         tokenizer=tokenizer,
         max_length=max_length,
         label_all_subwords=label_all_subwords,
+        document_context=document_context,
         class_weights=None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32),
         trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,

@@ -84,6 +84,43 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def write_collectively(
+    accelerator: Any, target: Path, write_all: Any, write_main: Any = None, *, what: str = "the best model"
+) -> Path:
+    """Write a folder that every process contributes to, then rename it into place (main process).
+
+    ``write_all(tmp)`` runs on every process (Accelerate's collective saves: sharded FSDP or ZeRO-3
+    weights are gathered there), ``write_main(tmp)`` on the main process only. A failure on any process
+    leaves the older ``target`` intact and becomes a :class:`UserError` naming ``what`` was being written.
+    """
+    target = Path(target)
+    tmp = target.with_name(f".tmp-{target.name}")
+    failure = None
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    try:
+        write_all(tmp)
+    except OSError as err:
+        failure = err
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        try:
+            if failure is not None:
+                raise failure
+            if write_main is not None:
+                write_main(tmp)
+            commit_dir(tmp, target)
+        except OSError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise UserError(
+                f"{target}: cannot write {what} ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
+            ) from None
+    accelerator.wait_for_everyone()
+    return target
+
+
 def save_checkpoint(
     accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int, extra_files: dict[str, Path] | None = None
 ) -> Path:
@@ -92,35 +129,23 @@ def save_checkpoint(
     Every process writes its part into one temporary folder; the main process renames it into place.
     ``extra_files`` (name -> existing file) are linked into the checkpoint, e.g. the best model so far.
     """
-    target = checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}"
-    tmp = target.with_name(f".tmp-{target.name}")
-    failure = None
+
+    def finish(tmp: Path) -> None:
+        for name, source in (extra_files or {}).items():
+            if Path(source).is_file():
+                link_or_copy(Path(source), tmp / name)
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    target = write_collectively(
+        accelerator,
+        checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}",
+        lambda tmp: accelerator.save_state(str(tmp), safe_serialization=True),
+        finish,
+        what="checkpoint",
+    )
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True, exist_ok=True)
-    accelerator.wait_for_everyone()
-    try:
-        accelerator.save_state(str(tmp), safe_serialization=True)
-    except OSError as err:
-        failure = err
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        try:
-            if failure is not None:
-                raise failure
-            for name, source in (extra_files or {}).items():
-                if Path(source).is_file():
-                    link_or_copy(Path(source), tmp / name)
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-            commit_dir(tmp, target)
-        except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise UserError(
-                f"{target}: cannot write checkpoint ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
-            ) from None
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
     return target
 
 

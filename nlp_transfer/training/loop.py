@@ -22,7 +22,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from accelerate.utils import TorchDynamoPlugin, set_seed
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -37,6 +37,7 @@ from nlp_transfer.training.checkpoints import (
     read_state,
     save_checkpoint,
     write_atomically,
+    write_collectively,
 )
 from nlp_transfer.training.sampler import LengthGroupedBatchSampler
 
@@ -233,10 +234,10 @@ def fit(
         )
         if improved:
             state.update(best_metric=value, best_step=state["global_step"], evals_without_improvement=0)
-            if accelerator.is_main_process:
-                write_atomically(
-                    best_dir, lambda tmp: save_model(accelerator.unwrap_model(model), str(tmp / "model.safetensors"))
-                )
+            # every process takes part: FSDP and DeepSpeed ZeRO-3 gather their shards into one state dict here
+            write_collectively(
+                accelerator, best_dir, lambda tmp: accelerator.save_model(model, str(tmp), safe_serialization=True)
+            )
         else:
             state["evals_without_improvement"] += 1
         accelerator.log({f"eval/{k}": v for k, v in scalar_metrics(metrics).items()}, step=state["global_step"])
@@ -346,8 +347,7 @@ def fit(
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     if (best_dir / "model.safetensors").is_file():
-        device = accelerator.device
-        load_model(unwrapped, str(best_dir / "model.safetensors"), device="cpu" if device.type == "cpu" else str(device))
+        load_best_model(accelerator, unwrapped, best_dir / "model.safetensors")
     for tracker in accelerator.trackers:  # end_training() would also end the process group the caller still needs
         tracker.finish()
     seconds = state["train_seconds"]
@@ -362,6 +362,23 @@ def fit(
         global_step=state["global_step"],
         stopped_early=stop,
     )
+
+
+def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
+    """Load the best snapshot (a full state dict) back into the trained ``model``.
+
+    A model sharded by FSDP2 gets it through torch's distributed state-dict API (the main process
+    reads the file and broadcasts); every other model loads the file directly.
+    """
+    if getattr(accelerator, "is_fsdp2", False):
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        full = load_file(str(path)) if accelerator.is_main_process else {}
+        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        return
+    device = accelerator.device
+    load_model(model, str(path), device="cpu" if device.type == "cpu" else str(device))
 
 
 _SHOWN = ("accuracy", "f1_macro", "f1_micro", "subset_accuracy", "roc_auc", "precision", "recall", "f1", "loss")
