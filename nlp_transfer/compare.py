@@ -226,8 +226,8 @@ def run_comparison(
                     base_strategy=strategy,
                 )
             )
-    flag_negative_transfer(rows)
-    write_report(rows, out)
+            flag_negative_transfer(rows)
+            write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
     return rows
 
 

@@ -701,3 +701,33 @@ def test_gradual_unfreezing_refuses_multiple_processes(task, monkeypatch):
     with pytest.raises(UserError, match="gradual_unfreezing runs in one process"):
         strategy_epoch_callback(model, "gradual_unfreezing")
     assert strategy_epoch_callback(model, "freeze_layers") is None
+
+
+def test_compare_keeps_the_report_of_finished_runs_when_a_later_run_fails(sentiment_files, tmp_path, monkeypatch):
+    """A long comparison interrupted after its first run still has that run's row on disk."""
+    import nlp_transfer.pipeline as pipeline
+    from nlp_transfer.compare import run_comparison
+    from nlp_transfer.config import load_config
+
+    calls = []
+
+    def fake_run(config, **kwargs):
+        calls.append(config.strategy)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        info = {
+            "best_metric": {"accuracy": 0.75},
+            "examples": {"train": 400},
+            "trainable_parameters": 10,
+            "total_parameters": 100,
+            "train_seconds": 1.5,
+        }
+        return pipeline.RunResult(output_dir=tmp_path / "r", metrics={"validation": {"accuracy": 0.75}}, info=info)
+
+    monkeypatch.setattr(pipeline, "run_training", fake_run)
+    config = load_config(None, [f"data.train_file={sentiment_files['train']}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, ["full", "lora"], output_dir=tmp_path / "report")
+    rows = json.loads((tmp_path / "report" / "compare.json").read_text())["rows"]
+    assert [(r["strategy"], r["value"]) for r in rows] == [("full", 0.75)]
+    assert "| full | 400 |" in (tmp_path / "report" / "compare.md").read_text()
