@@ -297,6 +297,8 @@ def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
         "gradient_accumulation_steps", "max_length", "mixed_precision", "class_weights", "metric_for_best_model",
         "early_stopping_patience", "threshold",
     )  # fmt: skip
+    if config.get("task") == "ner":
+        keys += ("label_all_subwords", "document_context")
     rows = [(f"training.{k}", training[k]) for k in keys if k in training]
     rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items()]
     if "seed" in config:
