@@ -173,6 +173,9 @@ def fit(
     optimizer = make_optimizer(param_groups, config.learning_rate)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, train_dl, eval_dl, scheduler = accelerator.prepare(model, optimizer, train_dl, eval_dl, scheduler)
+    # the schedule above counts unsharded batches (Accelerate steps it once per process); each process
+    # takes its share of the batches, so it runs this many optimizer steps
+    run_steps = math.ceil(len(train_dl) / config.gradient_accumulation_steps) * config.epochs
 
     state: dict[str, Any] = {
         "epoch": 0,
@@ -204,7 +207,7 @@ def fit(
         accelerator.init_trackers("logs", config=_flat_hparams(hparams))
 
     progress = tqdm(
-        total=total_steps,
+        total=run_steps,
         initial=state["global_step"],
         disable=not accelerator.is_local_main_process,
         desc="training",
@@ -293,7 +296,7 @@ def fit(
             progress.update(1)
             if step_callback is not None:
                 step_callback(accelerator.unwrap_model(model), optimizer, state["global_step"])
-            if state["global_step"] % config.logging_steps == 0 or state["global_step"] == total_steps:
+            if state["global_step"] % config.logging_steps == 0 or state["global_step"] == run_steps:
                 mean_loss = accelerator.reduce(running_loss, reduction="mean").item() / running_count
                 if not math.isfinite(mean_loss):
                     last = latest_checkpoint(output_dir)
