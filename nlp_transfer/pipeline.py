@@ -31,7 +31,15 @@ from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.tasks.classification import SequenceClassificationTask, balanced_class_weights, build_classification_task
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, build_token_classification_task
-from nlp_transfer.training.loop import evaluate_model, fit, loader_order, make_accelerator, make_dataloader, remove_checkpoints
+from nlp_transfer.training.loop import (
+    evaluate_model,
+    fit,
+    full_state_dict,
+    loader_order,
+    make_accelerator,
+    make_dataloader,
+    remove_checkpoints,
+)
 from nlp_transfer.transfer.feature_extraction import (
     CachedFeatureHead,
     CachedFeatureTask,
@@ -268,8 +276,9 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "num_processes": accelerator.num_processes,
         "mixed_precision": config.training.mixed_precision,
     }
+    state_dict = full_state_dict(accelerator, result.prepared_model)  # FSDP / ZeRO-3: gathered on every process
     if accelerator.is_main_process:
-        save_run(output_dir, result.model, task, metrics, info, transfer=config.transfer)
+        save_run(output_dir, result.model, task, metrics, info, transfer=config.transfer, state_dict=state_dict)
         if not config.training.keep_checkpoints:
             remove_checkpoints(output_dir)
     accelerator.wait_for_everyone()
@@ -290,13 +299,15 @@ def save_run(
     metrics: dict[str, Any],
     info: dict[str, Any],
     transfer: TransferConfig | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write the model and tokenizer (``save_pretrained``, safetensors), metrics, plots and run info.
 
     A PEFT model writes RUN_DIR/adapter and, with ``transfer.save_merged``, the merged plain model.
+    ``state_dict`` (the gathered weights of a sharded run) is saved in place of the model's own.
     """
     if not save_adapter_model(model, output_dir, transfer):
-        model.save_pretrained(output_dir, safe_serialization=True)
+        model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
     task.tokenizer.save_pretrained(output_dir)
     for split, values in metrics.items():
         if "confusion_matrix" in values:

@@ -198,3 +198,32 @@ def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tin
     assert result.metrics["test"]["accuracy"] >= 0.8  # chance is 0.5
     saved = load_file(tmp_path / "compiled" / "model.safetensors")
     assert saved and not any("_orig_mod" in name for name in saved)  # the plain model, not the compiled wrapper
+
+
+def test_sharded_runs_save_the_gathered_state_dict(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    """FSDP / ZeRO-3 hold shards in each process: the run saves the state dict gathered from all of them.
+
+    No sharded backend runs on a CPU, so the gathering is replaced by one that marks the weights; the
+    saved model must be the gathered one, not the process's own parameters.
+    """
+    from accelerate import Accelerator
+
+    import nlp_transfer.pipeline as pipeline
+    from nlp_transfer.training.loop import full_state_dict
+
+    assert full_state_dict(Accelerator(cpu=True), torch.nn.Linear(2, 2)) is None  # one process: nothing to gather
+    seen = {}
+
+    def gathered(accelerator, prepared_model):
+        seen["prepared"] = prepared_model
+        weights = {k: v.detach().clone() for k, v in accelerator.unwrap_model(prepared_model).state_dict().items()}
+        weights["classifier.bias"] = torch.full_like(weights["classifier.bias"], 7.0)
+        return weights
+
+    monkeypatch.setattr(pipeline, "full_state_dict", gathered)
+    out = tmp_path / "run"
+    run_training(config_for(sentiment_files, tiny_model_dir, out, **{"training.epochs": 1}))
+    from safetensors.torch import load_file
+
+    assert seen["prepared"] is not None
+    assert torch.equal(load_file(str(out / "model.safetensors"))["classifier.bias"], torch.full((2,), 7.0))

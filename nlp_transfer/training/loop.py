@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import TorchDynamoPlugin, set_seed
+from accelerate.utils import DistributedType, TorchDynamoPlugin, set_seed
 from safetensors.torch import load_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -69,6 +69,7 @@ class FitResult:
     train_seconds: float = 0.0
     global_step: int = 0
     stopped_early: bool = False
+    prepared_model: torch.nn.Module | None = None  # the model as Accelerate wrapped it (DDP, FSDP, DeepSpeed)
 
 
 def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log: bool = True) -> Accelerator:
@@ -364,7 +365,21 @@ def fit(
         train_seconds=seconds,
         global_step=state["global_step"],
         stopped_early=stop,
+        prepared_model=model,
     )
+
+
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def full_state_dict(accelerator: Accelerator, prepared_model: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights gathered from FSDP or DeepSpeed shards (call it on every process); None otherwise.
+
+    Other runs hold full weights in every process, and ``save_pretrained`` reads them directly.
+    """
+    if prepared_model is None or accelerator.distributed_type not in SHARDED:
+        return None
+    return accelerator.get_state_dict(prepared_model)
 
 
 def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
