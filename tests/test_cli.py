@@ -187,6 +187,25 @@ def test_every_recipe_runs_with_overrides(name, config, extra, tiny_model_dir, t
     assert set(metrics) == {"validation", "test"}
 
 
+RECIPE_OF = {"sentiment": "sentiment", "classification": "classification", "ner": "ner"}  # config folder -> recipe
+ALL_CONFIGS = sorted(Path(REPO, "recipes", "configs").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("config", ALL_CONFIGS, ids=[f"{p.parent.name}/{p.name}" for p in ALL_CONFIGS])
+def test_every_config_trains_through_its_recipe(config, tiny_model_dir, tmp_path, monkeypatch):
+    """Each shipped config, as written plus the tiny model and a small slice of its data, trains and saves."""
+    from nlp_transfer.cli import run_recipe
+
+    monkeypatch.chdir(REPO)  # the configs name their data relative to the repository
+
+    slice_ = {"data.max_train_samples": 64, "data.max_eval_samples": 32}
+    overrides = tiny_overrides(tiny_model_dir, tmp_path / "run", **slice_)
+    assert run_recipe(RECIPE_OF[config.parent.name], [str(config), *overrides]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "validation" in metrics
+    assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "tokenizer.json").is_file()
+
+
 def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path):
     done = recipe(
         "sentiment",
