@@ -176,6 +176,12 @@ class TransferConfig:
         "lora: names of the modules to adapt; null picks per architecture (BERT/RoBERTa/ELECTRA: query,value; "
         "DistilBERT: q_lin,v_lin; DeBERTa-v2: query_proj,value_proj).",
     )
+    lora_pooler: Literal["train", "adapt"] = _setting(
+        "train",
+        "lora/dora, models with a pooler (BERT, DeBERTa): train: the pooler trains in full with the classifier "
+        "(hidden^2 parameters, two thirds of a 1 % budget for a 384-wide model); adapt: the pooler's linear layer gets "
+        "a low-rank update like the target modules, which leaves that budget to the encoder.",
+    )
     save_merged: bool = _setting(
         True,
         "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "

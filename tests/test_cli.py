@@ -118,6 +118,26 @@ def test_evaluate_matches_training_metrics(trained_run):
     assert metrics["confusion_matrix"] == saved["confusion_matrix"]
 
 
+def test_evaluate_reads_integer_labels_as_label_ids(trained_run, tmp_path):
+    import csv
+
+    from nlp_transfer.config import DataConfig
+    from nlp_transfer.inference import evaluate_file
+
+    label2id = json.loads((trained_run["out"] / "config.json").read_text())["label2id"]
+    with open(trained_run["val"], encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    as_ids = tmp_path / "ids.csv"
+    with open(as_ids, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows({"text": r["text"], "label": label2id[r["label"]]} for r in rows)
+    by_id = evaluate_file(trained_run["out"], str(as_ids), DataConfig())
+    by_name = evaluate_file(trained_run["out"], str(trained_run["val"]), DataConfig())
+    assert by_id["accuracy"] == by_name["accuracy"] and by_id["confusion_matrix"] == by_name["confusion_matrix"]
+    assert 0.5 < by_id["accuracy"]  # the labels were not all mapped to one class
+
+
 BAD_CLI = [
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "training.epoch=2"], "unknown config key 'training.epoch'"),
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "training.batch_size=big"], "training.batch_size must be int"),

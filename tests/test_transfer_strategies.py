@@ -322,6 +322,37 @@ def test_adapter_and_merged_reload_give_the_same_logits(task, tmp_path, method):
     assert torch.equal(head.weight, trained_head["weight"]) and torch.equal(head.bias, trained_head["bias"])
 
 
+def test_lora_pooler_adapt_gives_the_pooler_a_low_rank_update(task, tmp_path):
+    model, groups, options = lora_model(task, lora_r=4, lora_pooler="adapt")
+    hidden, layers, r, labels = 64, 2, 4, 2
+    lora = (layers * 2 + 1) * r * (hidden + hidden)  # query and value of each layer, and the pooler's dense
+    trainable, _ = count_parameters(model)
+    assert trainable == lora + hidden * labels + labels  # the classifier is the only module trained whole
+    assert "pooler" not in model.peft_config["default"].modules_to_save
+
+    base_pooler = model.base_model.model.bert.pooler.dense.base_layer.weight.detach().clone()
+    before = train_steps(model, torch.optim.AdamW(groups), task, steps=5)
+    moved = changed(model, before)
+    assert {n for n in moved if "pooler" in n} == {n for n, _ in model.named_parameters() if "pooler.dense.lora_" in n}, (
+        "only the pooler's LoRA matrices may move"
+    )
+    assert torch.equal(model.base_model.model.bert.pooler.dense.base_layer.weight, base_pooler)
+
+    batch, _ = fixed_batch(task)
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch).logits
+    assert save_adapter_model(model, tmp_path, options)
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert not torch.equal(merged.bert.pooler.dense.weight, base_pooler)  # the update is merged into the pooler
+    reloaded = PeftModel.from_pretrained(task.build_model(), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(**batch).logits, expected, atol=1e-5)
+        assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="lora_pooler=adapt is for LoRA and DoRA"):
+        prepare_model(task.build_model(), "lora", TransferConfig(peft_method="ia3", lora_pooler="adapt"))
+
+
 def test_lora_in_place_on_a_plain_model(task):
     model = task.build_model()
     groups = apply_strategy(model, "lora", learning_rate=1e-2, weight_decay=0.0)
@@ -409,6 +440,15 @@ def test_layer_discovery_on_five_architectures(model_type):
     wrapped = prepare_model(model, "lora", TransferConfig(lora_r=2))
     lora = sum(p.numel() for n, p in wrapped.named_parameters() if ".lora_" in n)
     assert lora == 3 * 2 * 2 * (32 + 32)  # 3 layers x (query, value) x r=2 x (in + out)
+    # lora_pooler=adapt: a low-rank pooler where the architecture has one (BERT inside the encoder, DeBERTa beside it)
+    fresh = AutoModelForSequenceClassification.from_config(AutoConfig.for_model(model_type, num_labels=3, **sizes))
+    if any(".dense." in n and "pooler" in n for n in head):
+        adapted = prepare_model(fresh, "lora", TransferConfig(lora_r=2, lora_pooler="adapt"))
+        pooler = [n for n, p in adapted.named_parameters() if "pooler" in n and p.requires_grad]
+        assert pooler and all(".dense.lora_" in n for n in pooler), pooler
+    else:
+        with pytest.raises(ConfigError, match="has no pooler with a linear layer"):
+            prepare_model(fresh, "lora", TransferConfig(lora_r=2, lora_pooler="adapt"))
 
 
 # --------------------------------------------------------------------------- end to end

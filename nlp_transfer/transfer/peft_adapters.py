@@ -2,7 +2,8 @@
 
 The head (classifier, and the pooler of BERT-like models) trains fully and is saved with the
 adapter through peft's ``modules_to_save``: an adapter loaded onto the base model gets the trained
-head back, not the random one ``from_pretrained`` initialises.
+head back, not the random one ``from_pretrained`` initialises. With ``lora_pooler: adapt`` the
+pooler gets a low-rank update instead and only the classifier is saved whole.
 """
 
 from __future__ import annotations
@@ -64,6 +65,19 @@ def head_modules(model: nn.Module) -> list[str]:
     return names
 
 
+def _pooler_linears(model: nn.Module) -> list[str]:
+    """Full names of the linear layers of the pooler (BERT's inside the encoder, DeBERTa's beside it), if any."""
+    prefix = model.base_model_prefix
+    base = getattr(model, prefix, None)
+    if base is not None and getattr(base, "pooler", None) is not None:
+        owner, path = base.pooler, f"{prefix}.pooler"
+    elif getattr(model, "pooler", None) is not None:
+        owner, path = model.pooler, "pooler"
+    else:
+        return []
+    return [f"{path}.{name}" for name, module in owner.named_modules() if isinstance(module, nn.Linear)]
+
+
 def _task_type(model: nn.Module) -> Any:
     from peft import TaskType
 
@@ -85,6 +99,18 @@ def peft_config_for(model: nn.Module, options: TransferConfig) -> Any:
     if not 0 <= options.lora_dropout < 1:
         raise ConfigError(f"transfer.lora_dropout must be in [0, 1), got {options.lora_dropout}.")
     head = head_modules(model)
+    pooler_targets = _pooler_linears(model) if options.lora_pooler == "adapt" else []
+    if options.lora_pooler == "adapt":
+        if options.peft_method == "ia3":
+            raise ConfigError(
+                "transfer.lora_pooler=adapt is for LoRA and DoRA; IA3 trains the pooler in full (lora_pooler=train)."
+            )
+        if not pooler_targets:
+            raise ConfigError(
+                f"transfer.lora_pooler=adapt: model type '{model_type}' has no pooler with a linear layer; "
+                "set transfer.lora_pooler=train."
+            )
+        head = [name for name in head if name != "pooler"]
     common = {"task_type": _task_type(model), "modules_to_save": head}
     targets = options.lora_target_modules
     if options.peft_method == "ia3":
@@ -109,7 +135,7 @@ def peft_config_for(model: nn.Module, options: TransferConfig) -> Any:
         r=options.lora_r,
         lora_alpha=options.lora_alpha,
         lora_dropout=options.lora_dropout,
-        target_modules=list(targets),
+        target_modules=list(targets) + pooler_targets,
         use_dora=options.peft_method == "dora",
         bias="none",
         **common,
