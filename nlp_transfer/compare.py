@@ -51,6 +51,7 @@ class ComparisonRow:
     negative_transfer: bool = False
     epochs: int = 0
     base_strategy: str = ""  # the strategy behind the label (``strategy``); scratch trains fully
+    trainable_parameters_end: int = 0  # at the end of training (gradual unfreezing opens more as it goes); 0: unknown
 
 
 def parse_strategies(text: str) -> dict[str, str]:
@@ -224,6 +225,7 @@ def run_comparison(
                     learning_rate=run_config.training.learning_rate,
                     epochs=run_config.training.epochs,
                     base_strategy=strategy,
+                    trainable_parameters_end=int(result.info.get("trainable_parameters_last_epoch") or 0),
                 )
             )
             flag_negative_transfer(rows)
@@ -242,6 +244,10 @@ def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
         row.negative_transfer = row.value > base.value if lower_is_better else row.value < base.value
 
 
+def _parameter_share(count: int, total: int) -> str:
+    return f"{count:,} ({100 * count / max(total, 1):.2f}%)"
+
+
 def markdown_table(rows: Sequence[ComparisonRow]) -> str:
     """The comparison as a Markdown table, one row per run."""
     lines = [
@@ -249,10 +255,12 @@ def markdown_table(rows: Sequence[ComparisonRow]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        share = 100 * r.trainable_parameters / max(r.total_parameters, 1)
+        trainable = _parameter_share(r.trainable_parameters, r.total_parameters)
+        if r.trainable_parameters_end and r.trainable_parameters_end != r.trainable_parameters:
+            trainable += " at the start, " + _parameter_share(r.trainable_parameters_end, r.total_parameters) + " at the end"
         lines.append(
             f"| {r.strategy} | {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
-            f"{r.trainable_parameters:,} ({share:.2f}%) | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
+            f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
             f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
         )
     return "\n".join(lines)

@@ -579,6 +579,7 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
         ComparisonRow,
         epochs_for_min_steps,
         flag_negative_transfer,
+        markdown_table,
         parse_strategies,
         parse_train_sizes,
         split_strategy_overrides,
@@ -596,6 +597,11 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
     ]
     flag_negative_transfer(rows)
     assert [r.negative_transfer for r in rows] == [True, False, False, True, False]
+    gradual = row("gradual_unfreezing", 50, 0.8)
+    gradual.trainable_parameters, gradual.total_parameters, gradual.trainable_parameters_end = 150, 1000, 1000
+    table = markdown_table([rows[0], gradual])
+    assert "| 150 (15.00%) at the start, 1,000 (100.00%) at the end |" in table
+    assert "| 1 (100.00%) |" in table  # a strategy whose trainable set never changes shows one count
     assert parse_train_sizes("50, 100,all") == [50, 100, None]
     assert parse_strategies("full,lora") == {"full": "full", "lora": "lora"}
     assert parse_strategies("full, llrd=full") == {"full": "full", "llrd": "full"}
