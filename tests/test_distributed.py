@@ -88,3 +88,59 @@ def test_ner_under_two_processes_scores_every_entity_once(tiny_model_dir, tmp_pa
             if tag.startswith("B-"):
                 expected[tag[2:]] = expected.get(tag[2:], 0) + 1
     assert support == expected
+
+
+COLLECTIVE_WRITE = """
+import errno, sys
+from pathlib import Path
+from accelerate import Accelerator
+from nlp_transfer.errors import UserError
+from nlp_transfer.training.checkpoints import write_collectively
+
+acc = Accelerator(cpu=True)
+rank = acc.process_index
+target = Path(sys.argv[1]) / "best"
+
+def write(version, failing_rank=None):
+    def parts(tmp):
+        (tmp / f"part-{rank}").write_text(version)
+        if rank == failing_rank:
+            raise OSError(errno.ENOSPC, "No space left on device")
+    return parts
+
+def main_fails(tmp):
+    raise OSError(errno.EACCES, "Permission denied")
+
+write_collectively(acc, target, write("v1"))
+for name, args in (("worker", (write("v2", failing_rank=1),)), ("main", (write("v3"), main_fails))):
+    try:
+        write_collectively(acc, target, *args)
+        print(f"rank {rank} {name}: no error", flush=True)
+    except UserError as err:
+        print(f"rank {rank} {name}: {err}", flush=True)
+acc.wait_for_everyone()
+print(f"rank {rank} done", flush=True)
+"""
+
+
+def test_a_failed_write_on_any_process_keeps_the_old_folder_and_stops_every_process(tmp_path):
+    """One process failing to write its part (disk full), or the main process failing to finish: every
+    process gets the error, none hangs, and the folder written before stays whole."""
+    script = tmp_path / "collective_write.py"
+    script.write_text(COLLECTIVE_WRITE, encoding="utf-8")
+    done = subprocess.run(
+        [*LAUNCH, str(script), str(tmp_path)], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = set(done.stdout.splitlines())
+    best = tmp_path / "best"
+    assert (
+        f"rank 1 worker: {best}: cannot write the best model (the disk is full). Free space or fix permissions; earlier checkpoints are intact."
+        in lines
+    )
+    assert any(line.startswith("rank 0 worker:") and "another process could not write its part" in line for line in lines)
+    assert any(line.startswith("rank 0 main:") and "(permission denied)" in line for line in lines)
+    assert any(line.startswith("rank 1 main:") and "the main process could not finish it" in line for line in lines)
+    assert {"rank 0 done", "rank 1 done"} <= lines
+    assert {p.name: p.read_text() for p in best.iterdir()} == {"part-0": "v1", "part-1": "v1"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "collective_write.py"]  # no temporary folder left

@@ -90,35 +90,49 @@ def write_collectively(
     """Write a folder that every process contributes to, then rename it into place (main process).
 
     ``write_all(tmp)`` runs on every process (Accelerate's collective saves: sharded FSDP or ZeRO-3
-    weights are gathered there), ``write_main(tmp)`` on the main process only. A failure on any process
-    leaves the older ``target`` intact and becomes a :class:`UserError` naming ``what`` was being written.
+    weights are gathered there), ``write_main(tmp)`` on the main process only. The processes agree on
+    the outcome before anything is committed: a failure on any of them leaves the older ``target``
+    intact and becomes a :class:`UserError` naming ``what`` on every process (none is left waiting).
     """
     target = Path(target)
     tmp = target.with_name(f".tmp-{target.name}")
-    failure = None
+    advice = "Free space or fix permissions; earlier checkpoints are intact."
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
+    failure: OSError | None = None
     try:
         write_all(tmp)
     except OSError as err:
         failure = err
-    accelerator.wait_for_everyone()
+    if _failed_anywhere(accelerator, failure is not None):
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        reason = _reason(failure) if failure is not None else "another process could not write its part"
+        raise UserError(f"{target}: cannot write {what} ({reason}). {advice}")
     if accelerator.is_main_process:
         try:
-            if failure is not None:
-                raise failure
             if write_main is not None:
                 write_main(tmp)
             commit_dir(tmp, target)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise UserError(
-                f"{target}: cannot write {what} ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
-            ) from None
-    accelerator.wait_for_everyone()
+            failure = err
+    if _failed_anywhere(accelerator, failure is not None):
+        reason = _reason(failure) if failure is not None else "the main process could not finish it"
+        raise UserError(f"{target}: cannot write {what} ({reason}). {advice}")
     return target
+
+
+def _failed_anywhere(accelerator: Any, failed: bool) -> bool:
+    """Whether ``failed`` is true on any process (one small all-reduce; also a barrier)."""
+    import torch
+
+    if accelerator.num_processes == 1:
+        return failed
+    flag = torch.tensor([1.0 if failed else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 def save_checkpoint(
