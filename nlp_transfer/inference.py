@@ -18,7 +18,7 @@ from transformers import (
 )
 
 from nlp_transfer.config import DataConfig
-from nlp_transfer.data.labels import check_known_labels, map_integer_labels
+from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
 from nlp_transfer.data.loading import read_tagged_file, read_text_classification_file
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import load_pretrained
@@ -166,10 +166,7 @@ def evaluate_file(
         return task.compute_metrics(logits, labels, dataset)
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)
     # integer labels that are not label names are label ids (SST-2's 0/1 for a run trained with data.labels)
-    columns["label"] = [
-        [map_integer_labels(x, task.labels) for x in label] if isinstance(label, list) else map_integer_labels(label, task.labels)
-        for label in columns["label"]
-    ]
+    columns["label"] = map_integer_label_column(columns["label"], task.labels)
     check_known_labels(columns["label"], columns["line"], task.labels, path)
     logits = text_logits(model, task, columns["text"], batch_size=batch_size)
     if task.multi_label:

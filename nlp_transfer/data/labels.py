@@ -61,6 +61,14 @@ def map_integer_labels(label: str, names: list[str]) -> str:
     return names[index] if 0 <= index < len(names) else label
 
 
+def map_integer_label_column(labels: Sequence[str | list[str]], names: list[str]) -> list[str | list[str]]:
+    """:func:`map_integer_labels` over a label column (single labels, or lists for multi-label)."""
+    return [
+        [map_integer_labels(x, names) for x in label] if isinstance(label, list) else map_integer_labels(label, names)
+        for label in labels
+    ]
+
+
 def check_known_labels(labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str) -> None:
     """Raise on the first label not in ``names``, naming ``path:line``."""
     known = set(names)

@@ -26,7 +26,7 @@ from nlp_transfer.data.conll import (
 from nlp_transfer.data.labels import (
     check_known_labels,
     choose_label_names,
-    map_integer_labels,
+    map_integer_label_column,
     parse_multi_label,
     parse_single_label,
 )
@@ -61,10 +61,7 @@ def load_text_classification_data(config: DataConfig, *, multi_label: bool = Fal
 
     if config.labels:
         for split_columns in columns.values():
-            split_columns["label"] = [
-                [map_integer_labels(x, config.labels) for x in label] if multi_label else map_integer_labels(label, config.labels)
-                for label in split_columns["label"]
-            ]
+            split_columns["label"] = map_integer_label_column(split_columns["label"], config.labels)
     train = columns["train"]
     if config.max_train_samples:
         train = {k: v[: config.max_train_samples] for k, v in train.items()}

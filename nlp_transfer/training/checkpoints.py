@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from nlp_transfer.errors import UserError
 
 STATE_FILE = "trainer_state.json"
@@ -127,8 +129,6 @@ def write_collectively(
 
 def _failed_anywhere(accelerator: Any, failed: bool) -> bool:
     """Whether ``failed`` is true on any process (one small all-reduce; also a barrier)."""
-    import torch
-
     if accelerator.num_processes == 1:
         return failed
     flag = torch.tensor([1.0 if failed else 0.0], device=accelerator.device)

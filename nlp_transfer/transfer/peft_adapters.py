@@ -66,16 +66,10 @@ def head_modules(model: nn.Module) -> list[str]:
 
 
 def _pooler_linears(model: nn.Module) -> list[str]:
-    """Full names of the linear layers of the pooler (BERT's inside the encoder, DeBERTa's beside it), if any."""
-    prefix = model.base_model_prefix
-    base = getattr(model, prefix, None)
-    if base is not None and getattr(base, "pooler", None) is not None:
-        owner, path = base.pooler, f"{prefix}.pooler"
-    elif getattr(model, "pooler", None) is not None:
-        owner, path = model.pooler, "pooler"
-    else:
-        return []
-    return [f"{path}.{name}" for name, module in owner.named_modules() if isinstance(module, nn.Linear)]
+    """Full names of the linear layers of the pooler that :func:`head_modules` finds (BERT's, DeBERTa's)."""
+    prefix = model.base_model_prefix + "."
+    modules = {n.rsplit(".", 1)[0] for n in find_encoder_parts(model).head if n.removeprefix(prefix).startswith("pooler.")}
+    return sorted(name for name in modules if isinstance(model.get_submodule(name), nn.Linear))
 
 
 def _task_type(model: nn.Module) -> Any:
@@ -99,12 +93,13 @@ def peft_config_for(model: nn.Module, options: TransferConfig) -> Any:
     if not 0 <= options.lora_dropout < 1:
         raise ConfigError(f"transfer.lora_dropout must be in [0, 1), got {options.lora_dropout}.")
     head = head_modules(model)
-    pooler_targets = _pooler_linears(model) if options.lora_pooler == "adapt" else []
+    pooler_targets: list[str] = []
     if options.lora_pooler == "adapt":
         if options.peft_method == "ia3":
             raise ConfigError(
                 "transfer.lora_pooler=adapt is for LoRA and DoRA; IA3 trains the pooler in full (lora_pooler=train)."
             )
+        pooler_targets = _pooler_linears(model)
         if not pooler_targets:
             raise ConfigError(
                 f"transfer.lora_pooler=adapt: model type '{model_type}' has no pooler with a linear layer; "
