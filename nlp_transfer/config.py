@@ -182,6 +182,13 @@ class TransferConfig:
         "(hidden^2 parameters, two thirds of a 1 % budget for a 384-wide model); adapt: the pooler's linear layer gets "
         "a low-rank update like the target modules, which leaves that budget to the encoder.",
     )
+    case_vocab: bool = _setting(
+        False,
+        "task=ner, uncased BERT-style WordPiece models (the default one): give the capitalised and all-capitals forms of "
+        "every vocabulary piece ids of their own, so the model sees capitals ('Apple' vs 'apple'). A new id's embedding "
+        "is its lowercase piece's plus a learned vector per case; the saved model and tokenizer are plain cased ones. "
+        "Needs a strategy that trains the embeddings (full, gradual_unfreezing).",
+    )
     save_merged: bool = _setting(
         True,
         "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "
@@ -478,6 +485,13 @@ def _check_values(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: training.document_context must be 0 or more, got {t.document_context}.")
     if t.document_context and config.task != "ner":
         raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")
+    if config.transfer.case_vocab and config.task != "ner":
+        raise ConfigError(f"{source}: transfer.case_vocab is for task=ner; remove it for task={config.task}.")
+    if config.transfer.case_vocab and config.strategy not in ("full", "gradual_unfreezing"):
+        raise ConfigError(
+            f"{source}: transfer.case_vocab needs the embeddings to train, and strategy={config.strategy} freezes them; "
+            "use strategy=full or gradual_unfreezing, or set transfer.case_vocab=false."
+        )
     if not t.learning_rate > 0:
         raise ConfigError(f"{source}: training.learning_rate must be positive, got {t.learning_rate}.")
     if not 0 <= t.warmup_ratio < 1:

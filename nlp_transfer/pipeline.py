@@ -40,6 +40,7 @@ from nlp_transfer.training.loop import (
     make_dataloader,
     remove_checkpoints,
 )
+from nlp_transfer.transfer.case_vocab import materialize_case_embeddings
 from nlp_transfer.transfer.feature_extraction import (
     CachedFeatureHead,
     CachedFeatureTask,
@@ -85,6 +86,7 @@ def build_task_and_data(config: RunConfig) -> tuple[Task, TextClassificationData
             max_length=config.training.max_length,
             label_all_subwords=config.training.label_all_subwords,
             document_context=config.training.document_context,
+            case_vocab=config.transfer.case_vocab,
             trust_remote_code=config.trust_remote_code,
             allow_pickle=config.allow_pickle,
         )
@@ -277,6 +279,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "mixed_precision": config.training.mixed_precision,
     }
     state_dict = full_state_dict(accelerator, result.prepared_model)  # FSDP / ZeRO-3: gathered on every process
+    state_dict = materialize_case_embeddings(result.model, state_dict)  # case_vocab: a plain embedding matrix
     if accelerator.is_main_process:
         save_run(output_dir, result.model, task, metrics, info, transfer=config.transfer, state_dict=state_dict)
         if not config.training.keep_checkpoints:

@@ -27,6 +27,7 @@ from transformers import (
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import entity_metrics
 from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
+from nlp_transfer.transfer.case_vocab import CaseMap, add_case_embeddings, case_aware_tokenizer
 
 IGNORE = -100
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -112,6 +113,7 @@ class TokenClassificationTask:
     allow_pickle: bool = False
     model_name: str = ""
     model_source: str = ""
+    case_map: CaseMap | None = None
     truncated: dict[str, int] = field(default_factory=dict)
 
     name = "token-classification"
@@ -214,18 +216,23 @@ class TokenClassificationTask:
     # ------------------------------------------------------------------ model
 
     def build_model(self, *, from_scratch: bool = False) -> PreTrainedModel:
-        """The pretrained encoder with a fresh token-classification head (random weights if ``from_scratch``)."""
+        """The pretrained encoder with a fresh token-classification head (random weights if ``from_scratch``).
+
+        With a ``case_map`` (``transfer.case_vocab``) its input embeddings read the cased vocabulary.
+        """
         kwargs: dict[str, Any] = {"num_labels": len(self.labels), "id2label": self.id2label, "label2id": self.label2id}
         if from_scratch:
             config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
-            return AutoModelForTokenClassification.from_config(config, trust_remote_code=self.trust_remote_code)
-        return load_pretrained(
-            AutoModelForTokenClassification,
-            self.model_path,
-            allow_pickle=self.allow_pickle,
-            trust_remote_code=self.trust_remote_code,
-            **kwargs,
-        )
+            model = AutoModelForTokenClassification.from_config(config, trust_remote_code=self.trust_remote_code)
+        else:
+            model = load_pretrained(
+                AutoModelForTokenClassification,
+                self.model_path,
+                allow_pickle=self.allow_pickle,
+                trust_remote_code=self.trust_remote_code,
+                **kwargs,
+            )
+        return model if self.case_map is None else add_case_embeddings(model, self.case_map)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over tagged subwords (-100 ignored)."""
@@ -315,12 +322,19 @@ def build_token_classification_task(
     max_length: int = 256,
     label_all_subwords: bool = False,
     document_context: int = 0,
+    case_vocab: bool = False,
     class_weights: Sequence[float] | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> TokenClassificationTask:
-    """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
+    """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention).
+
+    ``case_vocab`` gives an uncased WordPiece model a cased vocabulary (:mod:`nlp_transfer.transfer.case_vocab`).
+    """
     resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
+    case_map = None
+    if case_vocab:
+        tokenizer, case_map = case_aware_tokenizer(tokenizer)
     return TokenClassificationTask(
         model_path=resolved.path,
         labels=list(labels),
@@ -333,4 +347,5 @@ def build_token_classification_task(
         allow_pickle=allow_pickle,
         model_name=resolved.name,
         model_source=resolved.source,
+        case_map=case_map,
     )
