@@ -173,14 +173,17 @@ def materialize_case_embeddings(
     for name, module in list(model.named_modules()):
         if not isinstance(module, CaseAwareEmbedding):
             continue
-        if state_dict is not None:
-            state_dict = dict(state_dict)
-            base = state_dict.pop(f"{name}.base.weight")
-            case = state_dict.pop(f"{name}.case.weight")
-            state_dict[f"{name}.weight"] = base[module.base_ids.to(base.device)] + case[module.case_ids.to(case.device)]
         with torch.no_grad():
+            if state_dict is None:
+                weight = module.weight.detach().clone()
+            else:  # the gathered copy: the module's own parameters may be shards
+                state_dict = dict(state_dict)
+                base = state_dict.pop(f"{name}.base.weight")
+                case = state_dict.pop(f"{name}.case.weight")
+                weight = base[module.base_ids.to(base.device)] + case[module.case_ids.to(case.device)]
+                state_dict[f"{name}.weight"] = weight
             plain = nn.Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx)
-            plain.weight.data = module.weight.detach().clone()
+            plain.weight.data = weight
         plain.weight.requires_grad_(module.base.weight.requires_grad)
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, plain)
