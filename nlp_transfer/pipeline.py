@@ -279,7 +279,8 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         "mixed_precision": config.training.mixed_precision,
     }
     state_dict = full_state_dict(accelerator, result.prepared_model)  # FSDP / ZeRO-3: gathered on every process
-    state_dict = materialize_case_embeddings(result.model, state_dict)  # case_vocab: a plain embedding matrix
+    if config.transfer.case_vocab:  # a plain embedding matrix for the cased vocabulary
+        state_dict = materialize_case_embeddings(result.model, state_dict)
     if accelerator.is_main_process:
         save_run(output_dir, result.model, task, metrics, info, transfer=config.transfer, state_dict=state_dict)
         if not config.training.keep_checkpoints:

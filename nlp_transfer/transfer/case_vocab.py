@@ -79,7 +79,8 @@ def case_aware_tokenizer(tokenizer: PreTrainedTokenizerBase) -> tuple[PreTrained
         raise UserError(f"transfer.case_vocab needs a fast tokenizer; '{tokenizer.name_or_path}' has a slow one.")
     from tokenizers import Tokenizer, models, normalizers
 
-    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    serialized = tokenizer.backend_tokenizer.to_str()
+    spec = json.loads(serialized)
     _check_uncased_wordpiece(tokenizer, spec)
     vocab = dict(spec["model"]["vocab"])
     size = len(vocab)
@@ -94,7 +95,7 @@ def case_aware_tokenizer(tokenizer: PreTrainedTokenizerBase) -> tuple[PreTrained
                 base_ids.append(index)
                 case_ids.append(case)
 
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend = Tokenizer.from_str(serialized)
     old = spec["normalizer"]
     backend.normalizer = normalizers.BertNormalizer(
         clean_text=old.get("clean_text", True),
@@ -128,9 +129,8 @@ class CaseAwareEmbedding(nn.Module):
     def __init__(self, base: nn.Embedding, case_map: CaseMap) -> None:
         super().__init__()
         self.base = base
-        self.case = nn.Embedding(3, base.embedding_dim)
+        self.case = nn.Embedding(ALL_CAPITALS + 1, base.embedding_dim, dtype=base.weight.dtype, device=base.weight.device)
         nn.init.zeros_(self.case.weight)
-        self.case.weight.data = self.case.weight.data.to(base.weight.dtype)
         self.register_buffer("base_ids", torch.tensor(case_map.base_ids, dtype=torch.long), persistent=False)
         self.register_buffer("case_ids", torch.tensor(case_map.case_ids, dtype=torch.long), persistent=False)
         self.num_embeddings = len(case_map)
@@ -141,22 +141,24 @@ class CaseAwareEmbedding(nn.Module):
         """Embed ids of the cased vocabulary."""
         return self.base(self.base_ids[input_ids]) + self.case(self.case_ids[input_ids])
 
+    def rows(self, base_weight: torch.Tensor, case_weight: torch.Tensor) -> torch.Tensor:
+        """The cased embedding matrix (one row per cased id) from piece and case weights (own, or a gathered copy)."""
+        return base_weight[self.base_ids.to(base_weight.device)] + case_weight[self.case_ids.to(case_weight.device)]
+
     @property
     def weight(self) -> torch.Tensor:
-        """The full cased embedding matrix (one row per cased id), as an ``nn.Embedding`` would hold it."""
-        return self.base.weight[self.base_ids] + self.case.weight[self.case_ids]
+        """The full cased embedding matrix, as an ``nn.Embedding`` would hold it."""
+        return self.rows(self.base.weight, self.case.weight)
 
 
 def add_case_embeddings(model: nn.Module, case_map: CaseMap) -> nn.Module:
     """Give ``model`` the cased vocabulary of ``case_map``: its input embeddings become a :class:`CaseAwareEmbedding`."""
     embeddings = model.get_input_embeddings()
-    if not isinstance(embeddings, nn.Embedding) or embeddings.num_embeddings > len(case_map):
+    if not isinstance(embeddings, nn.Embedding) or embeddings.num_embeddings <= max(case_map.base_ids):
         raise UserError(
             f"transfer.case_vocab: {type(model).__name__}'s input embeddings do not match its tokenizer "
             f"({getattr(embeddings, 'num_embeddings', '?')} rows); set transfer.case_vocab=false."
         )
-    if embeddings.num_embeddings < max(case_map.base_ids) + 1:
-        raise UserError("transfer.case_vocab: the tokenizer has more ids than the model has embeddings.")
     model.set_input_embeddings(CaseAwareEmbedding(embeddings, case_map))
     model.config.vocab_size = len(case_map)
     return model
@@ -170,21 +172,17 @@ def materialize_case_embeddings(
     With ``state_dict`` (the gathered weights of a sharded run), its factored entries are replaced by
     the plain ``...word_embeddings.weight`` too, and the new dict is returned.
     """
-    for name, module in list(model.named_modules()):
-        if not isinstance(module, CaseAwareEmbedding):
-            continue
-        with torch.no_grad():
-            if state_dict is None:
-                weight = module.weight.detach().clone()
-            else:  # the gathered copy: the module's own parameters may be shards
-                state_dict = dict(state_dict)
-                base = state_dict.pop(f"{name}.base.weight")
-                case = state_dict.pop(f"{name}.case.weight")
-                weight = base[module.base_ids.to(base.device)] + case[module.case_ids.to(case.device)]
-                state_dict[f"{name}.weight"] = weight
-            plain = nn.Embedding(module.num_embeddings, module.embedding_dim, padding_idx=module.padding_idx)
-            plain.weight.data = weight
-        plain.weight.requires_grad_(module.base.weight.requires_grad)
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, plain)
+    module = model.get_input_embeddings()
+    if not isinstance(module, CaseAwareEmbedding):
+        return state_dict
+    with torch.no_grad():
+        if state_dict is None:
+            weight = module.weight
+        else:  # the gathered copy: the module's own parameters may be shards
+            name = next(n for n, m in model.named_modules() if m is module)
+            state_dict = dict(state_dict)
+            weight = module.rows(state_dict.pop(f"{name}.base.weight"), state_dict.pop(f"{name}.case.weight"))
+            state_dict[f"{name}.weight"] = weight
+    frozen = not module.base.weight.requires_grad
+    model.set_input_embeddings(nn.Embedding.from_pretrained(weight, freeze=frozen, padding_idx=module.padding_idx))
     return state_dict
