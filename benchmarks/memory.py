@@ -14,17 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-REPO = Path(__file__).resolve().parent.parent
-SST2 = REPO.parent / "shared" / "datasets" / "sst2"
+from common import SST2, SST2_CONFIG, dataset_present, report_header, run_recipe, sst2_overrides, write_result
 
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
@@ -43,28 +39,16 @@ def child(variant: str, args: argparse.Namespace, out: Path) -> dict[str, float]
     import torch
 
     from nlp_transfer.config import load_config
-    from nlp_transfer.pipeline import build_task_and_data, run_training
+    from nlp_transfer.pipeline import build_task_and_data
 
-    config = load_config(
-        REPO / "recipes/configs/sentiment/sst2_full.yaml",
-        [
-            f"output_dir={out}",
-            f"data.max_train_samples={args.train_rows}",
-            "training.epochs=1",
-            "training.eval_strategy=epoch",
-            f"training.torch_threads={args.threads}",
-            f"data.train_file={SST2 / 'train.tsv'}",
-            f"data.validation_file={SST2 / 'dev.tsv'}",
-            *VARIANTS[variant],
-        ],
-    )
+    overrides = [*sst2_overrides(out, args), *VARIANTS[variant]]
     if variant == "baseline":
         torch.set_num_threads(args.threads)
-        task, data = build_task_and_data(config)
+        task, data = build_task_and_data(load_config(SST2_CONFIG, overrides))
         model = task.build_model()
         _ = {name: task.preprocess(split, name) for name, split in data.splits.items()}, model
     else:
-        run_training(config, overwrite=True)
+        run_recipe(SST2_CONFIG, overrides)
     if torch.cuda.is_available():
         return {"peak_mb": torch.cuda.max_memory_allocated() / 2**20, "kind": "cuda_max_allocated"}
     return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "kind": "process_peak_rss"}
@@ -81,8 +65,7 @@ def main() -> int:
     if args.child:
         print("RESULT:" + json.dumps(child(args.child, args, Path(args.out))))
         return 0
-    if not (SST2 / "train.tsv").is_file():
-        print(f"error: {SST2} is missing; the benchmark reads SST-2 from ../shared/datasets.", file=sys.stderr)
+    if not dataset_present(SST2, "train.tsv", "SST-2"):
         return 2
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,9 +83,7 @@ def main() -> int:
     for values in results.values():
         values["training_mb"] = values["peak_mb"] - base
     report = {
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{os.cpu_count()} CPUs, threads {args.threads}",
+        **report_header(args.threads),
         "train_rows": args.train_rows,
         "results": results,
     }
@@ -110,9 +91,7 @@ def main() -> int:
     print(f"{'':<30}{'peak MB':>10}{'training MB':>13}")
     for name, values in results.items():
         print(f"{name:<30}{values['peak_mb']:>10.0f}{values['training_mb']:>13.0f}")
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"memory_{args.train_rows}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_result(f"memory_{args.train_rows}", report)
     return 0
 
 

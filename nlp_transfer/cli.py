@@ -173,6 +173,8 @@ def _push(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from nlp_transfer.compare import (
+        default_output_dir,
+        failure_summary,
         markdown_table,
         parse_strategies,
         parse_train_sizes,
@@ -184,16 +186,21 @@ def _compare(args: argparse.Namespace) -> None:
     strategies = parse_strategies(args.strategies)
     common, own = split_strategy_overrides(args.overrides, list(strategies))
     config = load_config(args.config, common)
+    output = args.output or default_output_dir(config)
     rows = run_comparison(
         config,
         strategies,
         parse_train_sizes(args.train_sizes),
-        output_dir=args.output,
+        output_dir=output,
         scratch=not args.no_scratch,
         strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
         min_steps=args.min_steps,
+        debug=args.debug,
     )
     print("\n" + markdown_table(rows))
+    failed = failure_summary(rows, output)
+    if failed:  # every run was tried and reported; the exit code still says that some failed
+        raise UserError(failed)
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -279,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=0,
         help="raise the epochs of small training sets so each run takes at least this many optimizer steps (learning curves)",
     )
-    compare.add_argument("--debug", action="store_true", help="show tracebacks")
+    compare.add_argument("--debug", action="store_true", help="show tracebacks and library logs (of every run)")
 
     args = parser.parse_args(argv)
     _quiet_libraries(args.debug)

@@ -1,34 +1,50 @@
 """Compare transfer strategies on the same data: metric, trainable parameters, time, peak memory.
 
 Each strategy (and a from-scratch baseline: the same architecture with random weights, trained
-fully) runs once per training-set size through :func:`nlp_transfer.pipeline.run_training`. The
-results go to ``compare.json``, ``compare.md`` and ``compare.png``. A strategy that scores below
+fully) runs once per training-set size through :func:`nlp_transfer.pipeline.run_training`, each run
+in a child process of its own (``python -m nlp_transfer.compare JOB.json``): its peak memory is its
+own, it starts from a fresh Accelerate state, and a crash fails that run only. The results go to
+``compare.json``, ``compare.md`` and ``compare.png`` after every run. A strategy that scores below
 the from-scratch baseline at the same size is flagged as negative transfer.
 """
 
 from __future__ import annotations
 
+import codecs
 import copy
 import json
 import math
 import os
+import re
 import resource
+import shutil
+import signal
+import subprocess
 import sys
-import threading
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import torch
-
-from nlp_transfer.config import RunConfig, TransferConfig
-from nlp_transfer.errors import ConfigError
-from nlp_transfer.transfer.strategies import STRATEGIES
+from nlp_transfer.config import RunConfig, TransferConfig, config_from_dict, config_to_dict
+from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.transfer import STRATEGIES
 
 SCRATCH = "scratch"
 REPORT_FILES = ("compare.json", "compare.md", "compare.png")
+METRICS_FILE, RUN_INFO_FILE = "metrics.json", "run_info.json"  # what a finished run leaves in its run directory
+CHILD_RSS = "child_peak_rss"
+CHILD_RSS_BOUND = "child_peak_rss_upper_bound"
+CUDA_PEAK = "cuda_max_allocated"
+MEMORY_NOTES = {
+    CHILD_RSS: "peak resident set of the run's own process, as it reported it (interpreter and libraries included)",
+    CHILD_RSS_BOUND: "the kernel's peak resident set of a run that died before reporting its own; it counts the "
+    "comparison's own resident set as a floor",
+    CUDA_PEAK: "CUDA allocator peak of the run's process",
+    "unavailable": "not measured",
+}
 
 
 @dataclass
@@ -40,7 +56,7 @@ class ComparisonRow:
     train_examples: int
     metric: str
     split: str
-    value: float
+    value: float | None  # None: the run failed (see error)
     trainable_parameters: int
     total_parameters: int
     train_seconds: float
@@ -52,6 +68,7 @@ class ComparisonRow:
     epochs: int = 0
     base_strategy: str = ""  # the strategy behind the label (``strategy``); scratch trains fully
     trainable_parameters_end: int = 0  # at the end of training (gradual unfreezing opens more as it goes); 0: unknown
+    error: str = ""  # a failed run: the last error line of its process ("": it succeeded)
 
 
 def parse_strategies(text: str) -> dict[str, str]:
@@ -113,53 +130,30 @@ def parse_train_sizes(text: str) -> list[int | None]:
     return sizes
 
 
-class PeakMemory:
-    """Peak memory while the block runs: CUDA's allocator peak on a GPU, else the process's resident set (sampled)."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak_bytes = 0
-        self.kind = "cuda_max_allocated" if torch.cuda.is_available() else "process_rss"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> PeakMemory:
-        if self.kind == "cuda_max_allocated":
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self.peak_bytes = _rss_bytes()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak_bytes = max(self.peak_bytes, _rss_bytes())
-
-    def __exit__(self, *exc: object) -> None:
-        if self.kind == "cuda_max_allocated":
-            self.peak_bytes = torch.cuda.max_memory_allocated()
-            return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, _rss_bytes())
-
-
-def _rss_bytes() -> int:
-    """Resident set size of this process now (/proc on Linux; the lifetime peak elsewhere)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
 def epochs_for_min_steps(epochs: int, train_size: int, batch_size: int, min_steps: int) -> int:
     """Epochs that give at least ``min_steps`` optimizer steps on ``train_size`` examples (never fewer than ``epochs``)."""
     steps_per_epoch = max(1, math.ceil(train_size / batch_size))
     return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
+def default_output_dir(config: RunConfig) -> Path:
+    """Where a comparison's report goes unless told: ``OUTPUT_DIR-compare``."""
+    return Path(f"{config.output_dir.rstrip('/')}-compare")
+
+
+def _run_config(base: RunConfig, name: str, strategy: str, size: int | None, min_steps: int, runs_dir: Path) -> RunConfig:
+    """The config of one run: ``base`` with the run's strategy, training size, epochs and run directory."""
+    run_config = copy.deepcopy(base)
+    run_config.strategy = strategy  # type: ignore[assignment]
+    if name == SCRATCH:  # the baseline: plain full training of random weights
+        run_config.transfer = TransferConfig()
+    if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
+        run_config.data.max_train_samples = size
+        training = run_config.training
+        per_step = training.batch_size * training.gradient_accumulation_steps
+        training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)
+    run_config.output_dir = str(runs_dir / f"{name}-{size or 'all'}")
+    return run_config
 
 
 def run_comparison(
@@ -171,6 +165,7 @@ def run_comparison(
     scratch: bool = True,
     strategy_configs: dict[str, RunConfig] | None = None,
     min_steps: int = 0,
+    debug: bool = False,
 ) -> list[ComparisonRow]:
     """Train every strategy (plus the from-scratch baseline) at every training size; write the report.
 
@@ -178,67 +173,259 @@ def run_comparison(
     ``strategy_configs`` gives a label (or ``scratch``) its own config in place of ``config``, e.g. a
     higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). ``min_steps`` raises
     the epochs of small training sets so that every run takes at least that many optimizer steps (a
-    learning curve at 50 examples is otherwise two steps long). Runs go to
-    ``OUTPUT_DIR/runs/<label>-<size>`` (replaced if present); the report to ``OUTPUT_DIR``
-    (default: ``config.output_dir``-compare).
+    learning curve at 50 examples is otherwise two steps long). Each run trains in its own child process
+    (``debug``: with tracebacks and library logs) into ``OUTPUT_DIR/runs/<label>-<size>`` (replaced if
+    present); the report goes to ``OUTPUT_DIR`` (default: ``config.output_dir``-compare) after every run.
+    A run that fails is recorded with its error (``ComparisonRow.error``) and the comparison goes on.
     """
-    from nlp_transfer.pipeline import run_training
-
-    out = Path(output_dir or f"{config.output_dir.rstrip('/')}-compare")
+    out = Path(output_dir) if output_dir else default_output_dir(config)
     chosen = dict(strategies) if isinstance(strategies, Mapping) else {name: name for name in strategies}
     if scratch:
         chosen[SCRATCH] = "full"
     rows: list[ComparisonRow] = []
-    for size in train_sizes:
-        for name, strategy in chosen.items():
-            run_config = copy.deepcopy((strategy_configs or {}).get(name, config))
-            run_config.strategy = strategy  # type: ignore[assignment]
-            if name == SCRATCH:  # the baseline: plain full training of random weights
-                run_config.transfer = TransferConfig()
-            if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
-                run_config.data.max_train_samples = size
-                training = run_config.training
-                per_step = training.batch_size * training.gradient_accumulation_steps
-                training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)
-            run_config.output_dir = str(out / "runs" / f"{name}-{size or 'all'}")
-            print(f"\n=== compare: {name}, train size {size or 'all'} ===", flush=True)
-            start = time.perf_counter()
-            with PeakMemory() as memory:
-                result = run_training(run_config, overwrite=True, from_scratch=name == SCRATCH)
-            wall = time.perf_counter() - start
-            metric = next(iter(result.info["best_metric"]))
-            split = "test" if "test" in result.metrics else "validation"
-            rows.append(
-                ComparisonRow(
-                    strategy=name,
-                    train_size=size,
-                    train_examples=int(result.info["examples"]["train"]),
-                    metric=metric,
-                    split=split,
-                    value=float(result.metrics[split][metric]),
-                    trainable_parameters=int(result.info["trainable_parameters"]),
-                    total_parameters=int(result.info["total_parameters"]),
-                    train_seconds=float(result.info.get("train_seconds") or wall),
-                    peak_memory_mb=round(memory.peak_bytes / 2**20, 1),
-                    memory_kind=memory.kind,
-                    run_dir=str(result.output_dir),
-                    learning_rate=run_config.training.learning_rate,
-                    epochs=run_config.training.epochs,
-                    base_strategy=strategy,
-                    trainable_parameters_end=int(result.info.get("trainable_parameters_last_epoch") or 0),
-                )
-            )
-            flag_negative_transfer(rows)
-            write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
+    with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
+        for size in train_sizes:
+            for name, strategy in chosen.items():
+                base = (strategy_configs or {}).get(name, config)
+                run_config = _run_config(base, name, strategy, size, min_steps, out / "runs")
+                print(f"\n=== compare: {name}, train size {size or 'all'} ===", flush=True)
+                start = time.perf_counter()
+                outcome = train_in_child(run_config, from_scratch=name == SCRATCH, jobs=Path(jobs), debug=debug)
+                row = comparison_row(name, strategy, size, run_config, outcome, time.perf_counter() - start)
+                if row.error:
+                    print(f"=== compare: {name}, train size {size or 'all'} failed: {row.error}", file=sys.stderr, flush=True)
+                rows.append(row)
+                flag_negative_transfer(rows)
+                write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
     return rows
 
 
+# --------------------------------------------------------------------------- one run in a child process
+
+
+@dataclass
+class ChildOutcome:
+    """How a child process ended: exit code (negative: killed by that signal), peak memory, error line."""
+
+    returncode: int
+    peak_rss_bytes: int  # see memory_kind; 0: unknown
+    error: str = ""  # the child's last error line ("" when it succeeded)
+    cuda_peak_bytes: int | None = None  # the CUDA allocator peak the child reported, on a GPU
+    memory_kind: str = CHILD_RSS_BOUND  # CHILD_RSS once the child reported its own peak
+
+
+def run_child(command: Sequence[str], env: Mapping[str, str] | None = None) -> ChildOutcome:
+    """Run ``command``, passing its standard error through; return its exit code, peak memory and last error line.
+
+    The peak is the kernel's ``ru_maxrss`` of this child alone (``os.wait4``), an upper bound: on Linux the
+    child inherits the high-water mark of the address space it replaced at ``exec``, so it counts this
+    process's resident set as a floor. (``RUSAGE_CHILDREN`` is worse: the largest of all children reaped so
+    far.) :func:`train_in_child` therefore prefers the peak the child reports itself (:func:`own_peak_rss_bytes`).
+    """
+    with subprocess.Popen(list(command), stderr=subprocess.PIPE, env=None if env is None else dict(env)) as proc:
+        try:
+            tail = _pass_through(proc.stderr)  # type: ignore[arg-type]
+            peak = _reap(proc)
+        except BaseException:  # e.g. Ctrl-C in the parent: do not leave the run behind
+            proc.kill()
+            raise
+    returncode = int(proc.returncode)
+    error = "" if returncode == 0 else _last_line(tail) or _describe_exit(returncode)
+    return ChildOutcome(returncode, peak, error, memory_kind=CHILD_RSS_BOUND if peak else "unavailable")
+
+
+def _pass_through(stream: IO[bytes], keep: int = 8192) -> str:
+    """Copy a child's standard error to ours as it comes (progress bars included); return its last ``keep`` characters."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    tail = ""
+    while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+        text = decoder.decode(chunk)
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        tail = (tail + text)[-keep:]
+    return tail + decoder.decode(b"", final=True)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for ``proc``; set its return code and return its peak resident set in bytes (0 without os.wait4)."""
+    if not hasattr(os, "wait4"):
+        proc.wait()
+        return 0
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux
+
+
+def _last_line(text: str) -> str:
+    """The last non-blank line of ``text`` (a progress bar's carriage returns end lines too)."""
+    return next((line.strip() for line in reversed(re.split(r"[\r\n]+", text)) if line.strip()), "")
+
+
+def _describe_exit(returncode: int) -> str:
+    """Words for an exit without an error message: a signal (the out-of-memory killer sends SIGKILL) or a code."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"killed by {name}{hint}"
+    return f"exit code {returncode} without an error message"
+
+
+def train_in_child(run_config: RunConfig, *, from_scratch: bool, jobs: Path, debug: bool = False) -> ChildOutcome:
+    """Train ``run_config`` in a child process (``python -m nlp_transfer.compare JOB.json``); return how it ended.
+
+    The job and result files the two processes exchange go to the folder ``jobs``. The run directory is
+    removed first, so that a run that fails early leaves no earlier comparison's results behind. The child
+    imports the package as this interpreter finds it from the current directory (an installed or checked-out copy).
+    """
+    shutil.rmtree(run_config.output_dir, ignore_errors=True)
+    stem = Path(run_config.output_dir).name
+    job, result = jobs / f"{stem}.job.json", jobs / f"{stem}.result.json"
+    result.unlink(missing_ok=True)
+    spec = {"config": config_to_dict(run_config), "from_scratch": from_scratch, "debug": debug, "result": str(result)}
+    job.write_text(json.dumps(spec), encoding="utf-8")
+    outcome = run_child([sys.executable, "-m", "nlp_transfer.compare", str(job)])
+    reported = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else {}
+    outcome.cuda_peak_bytes = reported.get("cuda_peak_bytes")
+    if reported.get("peak_rss_bytes"):
+        outcome.peak_rss_bytes, outcome.memory_kind = int(reported["peak_rss_bytes"]), CHILD_RSS
+    if outcome.returncode != 0 and reported.get("error"):
+        outcome.error = reported["error"]  # the child's own words beat whatever it printed last
+    return outcome
+
+
+def comparison_row(
+    name: str, strategy: str, size: int | None, run_config: RunConfig, outcome: ChildOutcome, wall: float
+) -> ComparisonRow:
+    """The report row of one finished (or failed) run, read from its run directory."""
+    run_dir = Path(run_config.output_dir)
+    cuda = outcome.cuda_peak_bytes is not None
+    peak = outcome.cuda_peak_bytes if cuda else outcome.peak_rss_bytes
+    row = ComparisonRow(
+        strategy=name,
+        train_size=size,
+        train_examples=size or 0,
+        metric="",
+        split="",
+        value=None,
+        trainable_parameters=0,
+        total_parameters=0,
+        train_seconds=round(wall, 2),
+        peak_memory_mb=round((peak or 0) / 2**20, 1),
+        memory_kind=CUDA_PEAK if cuda else outcome.memory_kind,
+        run_dir=str(run_dir),
+        learning_rate=run_config.training.learning_rate,
+        epochs=run_config.training.epochs,
+        base_strategy=strategy,
+        error=outcome.error,
+    )
+    if outcome.returncode != 0:
+        return row
+    try:
+        metrics = json.loads((run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+        info = json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        row.error = f"the run exited cleanly but its results are unreadable: {err}"
+        return row
+    row.metric = next(iter(info["best_metric"]))
+    row.split = "test" if "test" in metrics else "validation"
+    row.value = float(metrics[row.split][row.metric])
+    row.train_examples = int(info["examples"]["train"])
+    row.trainable_parameters, row.total_parameters = int(info["trainable_parameters"]), int(info["total_parameters"])
+    row.trainable_parameters_end = int(info.get("trainable_parameters_last_epoch") or 0)
+    row.train_seconds = float(info.get("train_seconds") or row.train_seconds)
+    return row
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line: a user error's message alone, anything else with its type."""
+    text = " ".join(str(err).split())
+    line = text if isinstance(err, UserError) else f"{type(err).__name__}: {text}".rstrip(": ")
+    return line[:500]
+
+
+def own_peak_rss_bytes() -> int:
+    """This process's peak resident set since it started (``VmHWM``: its own address space only, on Linux).
+
+    ``getrusage(RUSAGE_SELF).ru_maxrss`` is the fallback elsewhere; on Linux it would also count the parent's
+    resident set, inherited at ``exec``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            found = re.search(r"^VmHWM:\s*(\d+) kB", handle.read(), re.MULTILINE)
+        if found:
+            return int(found.group(1)) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _train_job(job: Mapping[str, Any]) -> int | None:
+    """Train the job's run; return the CUDA allocator peak in bytes (None without a GPU)."""
+    import torch
+
+    from nlp_transfer.pipeline import run_training
+
+    config = config_from_dict(job["config"], source=f"{job['config'].get('output_dir')} (compare job)")
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    run_training(config, overwrite=True, from_scratch=bool(job["from_scratch"]))
+    return int(torch.cuda.max_memory_allocated()) if cuda else None
+
+
+def child_main(argv: Sequence[str]) -> int:
+    """Entry of a run's child process: ``python -m nlp_transfer.compare JOB.json`` (written by :func:`train_in_child`).
+
+    Writes the job's result file: its own peak memory, and the error that ended the run if one did; exits like
+    ``nlp-transfer train``.
+    """
+    from nlp_transfer.cli import _guard, _quiet_libraries
+
+    if len(argv) != 1:
+        print("usage: python -m nlp_transfer.compare JOB.json (nlp-transfer compare writes the job)", file=sys.stderr)
+        return 2
+    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    result = Path(job["result"])
+    _quiet_libraries(bool(job["debug"]))
+
+    def action() -> None:
+        try:
+            peak = _train_job(job)
+        except BaseException as err:
+            result.write_text(json.dumps({"error": _one_line(err), "peak_rss_bytes": own_peak_rss_bytes()}), encoding="utf-8")
+            raise
+        result.write_text(json.dumps({"cuda_peak_bytes": peak, "peak_rss_bytes": own_peak_rss_bytes()}), encoding="utf-8")
+
+    return _guard(bool(job["debug"]), action)
+
+
+def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> str:
+    """One line about the failed runs and how to go on ("" when none failed)."""
+    failed = [r for r in rows if r.error]
+    if not failed:
+        return ""
+    first = failed[0]
+    return (
+        f"{len(failed)} of {len(rows)} runs failed (first: {first.strategy}, train size {first.train_size or 'all'}: "
+        f"{first.error}); the other rows are in {Path(output_dir) / 'compare.md'}. Fix that run's settings "
+        f"({first.strategy}:key=value) and compare it again."
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+
 def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
-    """Mark each strategy row that scores worse than the from-scratch run of the same training size."""
-    baseline = {r.train_size: r for r in rows if r.strategy == SCRATCH}
+    """Mark each strategy row that scores worse than the from-scratch run of the same training size (failed runs: never)."""
+    baseline = {r.train_size: r for r in rows if r.strategy == SCRATCH and r.value is not None}
     for row in rows:
         base = baseline.get(row.train_size)
-        if base is None or row.strategy == SCRATCH:
+        if base is None or row.strategy == SCRATCH or row.value is None or base.value is None:
+            row.negative_transfer = False
             continue
         lower_is_better = row.metric.endswith("loss")
         row.negative_transfer = row.value > base.value if lower_is_better else row.value < base.value
@@ -248,22 +435,31 @@ def _parameter_share(count: int, total: int) -> str:
     return f"{count:,} ({100 * count / max(total, 1):.2f}%)"
 
 
+def _markdown_row(r: ComparisonRow) -> str:
+    """One run as a Markdown table row; a failed run shows the size it asked for, and its error in place of the metric."""
+    if r.value is None:
+        error = (r.error or "failed").replace("|", "\\|")
+        return (
+            f"| {r.strategy} | {r.train_size or 'all'} | {r.epochs} | {r.learning_rate:g} | **failed**: {error} | | "
+            f"{r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | |"
+        )
+    trainable = _parameter_share(r.trainable_parameters, r.total_parameters)
+    if r.trainable_parameters_end and r.trainable_parameters_end != r.trainable_parameters:
+        trainable += " at the start, " + _parameter_share(r.trainable_parameters_end, r.total_parameters) + " at the end"
+    return (
+        f"| {r.strategy} | {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
+        f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
+        f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
+    )
+
+
 def markdown_table(rows: Sequence[ComparisonRow]) -> str:
     """The comparison as a Markdown table, one row per run."""
     lines = [
         "| strategy | train size | epochs | learning rate | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        trainable = _parameter_share(r.trainable_parameters, r.total_parameters)
-        if r.trainable_parameters_end and r.trainable_parameters_end != r.trainable_parameters:
-            trainable += " at the start, " + _parameter_share(r.trainable_parameters_end, r.total_parameters) + " at the end"
-        lines.append(
-            f"| {r.strategy} | {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
-            f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
-            f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + [_markdown_row(r) for r in rows])
 
 
 def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[str, Path]:
@@ -271,16 +467,17 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in REPORT_FILES}
-    memory_kind = rows[0].memory_kind if rows else ""
-    payload: dict[str, Any] = {"rows": [asdict(r) for r in rows], "memory": memory_kind}
+    kinds = list(dict.fromkeys(r.memory_kind for r in rows))
+    payload: dict[str, Any] = {"rows": [asdict(r) for r in rows], "memory": kinds[0] if len(kinds) == 1 else kinds}
     paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
     note = (
         "Peak memory: "
-        + ("CUDA allocator peak." if memory_kind == "cuda_max_allocated" else "resident set of the process during the run.")
-        + " Negative transfer: the strategy scored below the from-scratch baseline at the same training size."
+        + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
+        + ". Each run trains in a process of its own. "
+        + "Negative transfer: the strategy scored below the from-scratch baseline at the same training size."
     )
     paths["compare.md"].write_text(markdown_table(rows) + "\n\n" + note + "\n", encoding="utf-8")
-    plot_comparison(rows, paths["compare.png"])
+    plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
     return paths
 
 
@@ -322,3 +519,7 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(child_main(sys.argv[1:]))

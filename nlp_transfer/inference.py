@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,12 @@ from nlp_transfer.data.labels import check_known_labels, map_integer_label_colum
 from nlp_transfer.data.loading import read_tagged_file, read_text_classification_file
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import load_pretrained
-from nlp_transfer.pipeline import RUN_INFO_FILE, Task
+from nlp_transfer.run_info import RunInfo
+from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask, count_truncated
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
+from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.training.loop import logits_of
 from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
 from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
 
@@ -52,9 +54,9 @@ def load_run(
     if getattr(model.config, POOLING_KEY, "cls") == "mean":  # a feature-extraction run whose head reads the mean
         model = MeanPooledModel(model)
     tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
-    info = json.loads((run_dir / RUN_INFO_FILE).read_text(encoding="utf-8")) if (run_dir / RUN_INFO_FILE).is_file() else {}
+    info = RunInfo.read(run_dir)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    max_length = int(info.get("max_length") or min(tokenizer.model_max_length, 512))
+    max_length = int(info.max_length or min(tokenizer.model_max_length, 512))
     task: Task
     if is_tagger:
         task = TokenClassificationTask(
@@ -62,7 +64,7 @@ def load_run(
             labels=labels,
             tokenizer=tokenizer,
             max_length=max_length,
-            document_context=int(info.get("document_context") or 0),
+            document_context=int(info.document_context or 0),
             model_name=str(run_dir),
         )
     else:
@@ -72,36 +74,26 @@ def load_run(
             tokenizer=tokenizer,
             multi_label=model.config.problem_type == "multi_label_classification",
             max_length=max_length,
-            threshold=float(info.get("threshold") or 0.5),
+            threshold=float(info.threshold or 0.5),
             model_name=str(run_dir),
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), task
 
 
-@torch.inference_mode()
 def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64) -> np.ndarray:
     """Logits for encoded ``rows`` (columns of lists), in row order; batches are formed by length.
 
     Token-level logits are padded to the longest row.
     """
     keys = [k for k in task.batch_columns if k in rows and k != "labels"]
-    count = len(rows["input_ids"])
-    order = np.argsort([-len(ids) for ids in rows["input_ids"]], kind="stable")
-    collate = task.collator()
-    outputs: list[np.ndarray | None] = [None] * count
-    for start in range(0, count, batch_size):
-        index = order[start : start + batch_size]
-        batch = collate([{k: rows[k][i] for k in keys} for i in index])
-        logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu().numpy()
-        for row, i in enumerate(index):
-            outputs[i] = logits[row]
-    if not outputs:
+    examples = [{k: rows[k][i] for k in keys} for i in range(len(rows["input_ids"]))]
+    if not examples:
         return np.zeros((0, len(task.labels)), dtype=np.float32)
-    if outputs[0].ndim == 1:
-        return np.stack(outputs)
-    width = max(o.shape[0] for o in outputs)
-    return np.stack([np.pad(o, ((0, width - o.shape[0]), (0, 0))) for o in outputs])
+    model.eval()
+    batches = LengthSortedBatches.build(examples, task.collator(), batch_size)
+    logits, _ = batches.outputs(logits_of(model), device=model.device)
+    return logits
 
 
 def text_logits(

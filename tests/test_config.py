@@ -1,5 +1,6 @@
 """The typed config: YAML, dotted overrides, helpful errors, and every shipped config."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_unknown_override_suggests_the_full_dotted_key(tmp_path):
         ("training.group_by_length=maybe", r"training.group_by_length must be bool"),
         ("strategy=ful", r"strategy='ful' is not one of .*Did you mean 'full'"),
         ("training.epochs=0", r"training.epochs must be at least 1"),
-        ("data.validation_split=1.5", r"data.validation_split must be between 0 and 1"),
+        ("data.validation_split=1.5", r"data.validation_split must be in \(0, 1\)"),
         ("training", r"write overrides as key=value"),
     ],
 )
@@ -63,6 +64,71 @@ def test_wrong_types_and_values_name_the_key(tmp_path, override, pattern):
     path = write(tmp_path, "data:\n  train_file: a.csv\n")
     with pytest.raises(ConfigError, match=pattern):
         load_config(path, [override])
+
+
+OUT_OF_RANGE = [
+    ("training.epochs", 0),
+    ("training.batch_size", 0),
+    ("training.eval_batch_size", -1),
+    ("training.learning_rate", 0),
+    ("training.warmup_ratio", 1),
+    ("training.warmup_ratio", -0.1),
+    ("training.weight_decay", -0.01),
+    ("training.max_grad_norm", 0),
+    ("training.gradient_accumulation_steps", 0),
+    ("training.max_length", 4),
+    ("training.logging_steps", 0),
+    ("training.eval_steps", 0),
+    ("training.save_steps", 0),
+    ("training.save_total_limit", 0),
+    ("training.early_stopping_patience", 0),
+    ("training.threshold", 1),
+    ("training.threshold", 0),
+    ("training.torch_threads", 0),
+    ("training.document_context", -1),
+    ("data.validation_split", 0),
+    ("data.validation_split", 1),
+    ("data.max_train_samples", 0),
+    ("data.max_eval_samples", 0),
+    ("transfer.lora_r", 0),
+    ("transfer.lora_alpha", 0),
+    ("transfer.lora_dropout", 1),
+    ("transfer.freeze_layers", -1),
+    ("transfer.unfreeze_every", 0),
+    ("transfer.unfreeze_every_steps", 0),
+    ("transfer.layer_lr_decay", 0),
+    ("transfer.layer_lr_decay", 1.5),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), OUT_OF_RANGE, ids=[f"{k}={v}" for k, v in OUT_OF_RANGE])
+def test_out_of_range_values_name_the_key_and_the_range(key, value):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["data.train_file=a.csv", f"{key}={value}"])
+    message = str(caught.value)
+    assert f"{key} must be " in message and f"got {value}" in message, message
+    assert re.search(r"must be (at least -?\d+|positive|in [\[(]0, 1[\])])", message), message
+    assert "\n" not in message
+
+
+def test_defaults_and_range_boundaries_pass():
+    assert load_config(None, ["data.train_file=a.csv"]).training.epochs == 3
+    boundaries = [
+        "training.warmup_ratio=0",
+        "training.weight_decay=0",
+        "training.max_length=8",
+        "training.save_steps=null",
+        "training.early_stopping_patience=null",
+        "training.max_grad_norm=null",
+        "transfer.layer_lr_decay=1",
+        "transfer.lora_dropout=0",
+        "transfer.freeze_layers=0",
+        "data.max_train_samples=1",
+        "task=ner",
+        "training.document_context=0",
+    ]
+    config = load_config(None, ["data.train_file=a.csv", *boundaries])
+    assert config.transfer.layer_lr_decay == 1.0 and config.training.save_steps is None
 
 
 def test_invalid_yaml_names_the_line(tmp_path):
@@ -98,16 +164,3 @@ def test_every_shipped_config_is_valid_and_opens_with_its_command(path):
 def test_configs_exist_for_each_recipe():
     names = {p.parent.name for p in CONFIGS}
     assert {"sentiment", "classification"} <= names
-
-
-def test_readme_config_reference_matches_the_code():
-    import io
-    from contextlib import redirect_stdout
-
-    from nlp_transfer.cli import main
-
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        assert main(["config", "--markdown"]) == 0
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert buffer.getvalue().strip() in readme, "regenerate README's table with: nlp-transfer config --markdown"

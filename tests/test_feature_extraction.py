@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +138,52 @@ def test_head_over_token_states_reproduces_each_architectures_logits(model_type)
         mean = pool(hidden, batch["attention_mask"], "mean")
         torch.testing.assert_close(mean[1], hidden[1, :6].mean(dim=0))
         torch.testing.assert_close(MeanPooledModel(model)(**batch).logits, head_logits(model, mean[:, None]))
+
+
+def test_cached_features_are_encoded_on_the_device_the_loop_trains_on(tiny_model_dir, monkeypatch):
+    """On a GPU the model must move before encoding; a 'meta' device stands in for it on this CPU."""
+    import datasets
+
+    from nlp_transfer.config import RunConfig
+    from nlp_transfer.transfer import TrainingRun, frozen
+
+    seen = {}
+
+    class Encoded(Exception):
+        pass
+
+    def fake_encode(model, rows, collator, *, device, **kwargs):
+        seen.update(model=next(model.parameters()).device, batches=torch.device(device))
+        raise Encoded
+
+    class Accelerator:
+        device = torch.device("meta")
+
+    monkeypatch.setattr(frozen, "encode_features", fake_encode)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+    split = datasets.Dataset.from_dict({"input_ids": [[101, 102]], "attention_mask": [[1, 1]], "labels": [0]})
+    task = type("Task", (), {"batch_columns": ("input_ids", "attention_mask"), "collator": lambda self: None})()
+    strategy = frozen.FrozenEncoder()
+    strategy.caches = True
+    run = TrainingRun(model, task, [], {"train": split, "validation": split}, RunConfig(), Accelerator(), Path("unused"))
+    with pytest.raises(Encoded):
+        strategy.train(run)
+    assert seen == {"model": torch.device("meta"), "batches": torch.device("meta")}
+
+
+def test_mean_pooling_without_cache_trains_with_gradient_checkpointing(sentiment_files, tiny_model_dir, tmp_path):
+    """frozen + mean pooling + cache_features=false + gradient_checkpointing used to raise AttributeError."""
+    config = frozen_config(
+        sentiment_files,
+        tiny_model_dir,
+        tmp_path / "gc",
+        **{
+            "transfer.pooling": "mean",
+            "transfer.cache_features": False,
+            "training.gradient_checkpointing": True,
+            "training.epochs": 1,
+        },
+    )
+    result = run_training(config)
+    assert result.info["pooling"] == "mean" and result.info["cached_features"] is False
+    assert json.loads((tmp_path / "gc" / "config.json").read_text())["nlp_transfer_pooling"] == "mean"

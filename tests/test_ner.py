@@ -183,7 +183,8 @@ def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path):
             out.append("\n".join(f"{w} {t}" for w, t in zip(words, tags, strict=True)))
         return "\n\n".join(out) + "\n"
 
-    (tmp_path / "train.conll").write_text(sentences(300), encoding="utf-8")
+    stray = "we O\nmet O\nAlice I-PER\n\n"  # a stray I- that begins an entity: read as B-, and counted
+    (tmp_path / "train.conll").write_text(stray + sentences(300), encoding="utf-8")
     (tmp_path / "val.conll").write_text(sentences(60), encoding="utf-8")
     config = load_config(
         None,
@@ -204,6 +205,8 @@ def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path):
     assert result.metrics["validation"]["f1"] >= 0.8
     info = json.loads((tmp_path / "run" / "config.json").read_text())
     assert info["architectures"] == ["BertForTokenClassification"]
+    assert result.info["repaired_tags"] == {"train": 1, "validation": 0}
+    assert json.loads((tmp_path / "run" / "run_info.json").read_text())["repaired_tags"]["train"] == 1
 
 
 def test_ner_configs_validate():

@@ -85,6 +85,15 @@ def test_seeded_stratified_split_is_reproducible(tmp_path):
     assert sorted(first.splits["validation"]["label"]).count("a") == 10
 
 
+@pytest.mark.parametrize("delimiter", [",", "\t"], ids=["csv", "tsv"])
+def test_a_field_longer_than_csvs_default_limit_reads(tmp_path, delimiter):
+    long_text = ("lorem " * 40_000)[:200_000]  # a long document: over csv's default field limit of 131,072
+    path = tmp_path / ("long.csv" if delimiter == "," else "long.tsv")
+    path.write_text(f"text{delimiter}label\n{long_text}{delimiter}pos\nshort{delimiter}neg\n", encoding="utf-8")
+    loaded = load_text_classification_data(data(train_file=str(path), validation_file=str(path)))
+    assert [len(t) for t in loaded.splits["train"]["text"]] == [200_000, 5]
+
+
 BAD_INPUTS = [
     ("empty.csv", b"", {}, r"empty.csv: the file is empty"),
     ("header_only.csv", b"text,label\n", {}, r"header_only.csv: no data rows"),

@@ -18,10 +18,9 @@ from nlp_transfer.transfer import (
     find_encoder_parts,
     prepare_model,
     save_adapter_model,
-    strategy_epoch_callback,
-    strategy_step_callback,
 )
-from nlp_transfer.transfer.strategies import unfrozen_blocks
+from nlp_transfer.transfer.full import FullFineTuning
+from nlp_transfer.transfer.gradual_unfreezing import GradualUnfreezing, UnfreezeByEpoch, UnfreezeBySteps, unfrozen_blocks
 from tests.conftest import tiny_overrides
 
 LR = 1e-3
@@ -159,8 +158,8 @@ def test_gradual_unfreezing_trains_one_more_block_each_epoch(task):
     rates = lr_by_name(groups)
     assert rates["bert.encoder.layer.0.output.dense.weight"] == pytest.approx(LR * 0.25)
     optimizer = torch.optim.AdamW(groups)
-    callback = strategy_epoch_callback(model, "gradual_unfreezing", options)
-    assert callback is not None and strategy_epoch_callback(model, "full") is None
+    [callback] = GradualUnfreezing(options).callbacks(model)
+    assert isinstance(callback, UnfreezeByEpoch) and FullFineTuning().callbacks(model) == []
     schedule = {
         0: {"head"},
         1: {"head", "layer.1"},
@@ -168,7 +167,7 @@ def test_gradual_unfreezing_trains_one_more_block_each_epoch(task):
         3: {"head", "layer.1", "layer.0", "embeddings"},
     }
     for epoch, blocks in schedule.items():
-        callback(model, optimizer, epoch)
+        callback.on_epoch_start(model, optimizer, epoch)
         assert {block_of(n) for n, p in model.named_parameters() if p.requires_grad} == blocks
         before = train_steps(model, optimizer, task, steps=2)
         moved = changed(model, before)
@@ -185,10 +184,10 @@ def test_gradual_unfreezing_every_two_epochs(task):
     model = task.build_model()
     options = TransferConfig(unfreeze_every=2)
     apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.0, options=options)
-    callback = strategy_epoch_callback(model, "gradual_unfreezing", options)
+    [callback] = GradualUnfreezing(options).callbacks(model)
     trained = []
     for epoch in range(6):
-        callback(model, None, epoch)
+        callback.on_epoch_start(model, None, epoch)
         trained.append({block_of(n) for n, p in model.named_parameters() if p.requires_grad})
     assert trained[0] == trained[1] == {"head"}
     assert trained[2] == trained[3] == {"head", "layer.1"}
@@ -196,18 +195,18 @@ def test_gradual_unfreezing_every_two_epochs(task):
 
 
 def test_gradual_unfreezing_in_step_phases(task):
-    """unfreeze_every_steps: one more block every N optimizer steps; the epoch callback stands aside."""
+    """unfreeze_every_steps: one more block every N optimizer steps; no epoch callback then."""
     model = task.build_model()
     options = TransferConfig(unfreeze_every_steps=3)
     groups = apply_strategy(model, "gradual_unfreezing", learning_rate=LR, weight_decay=0.0, options=options)
-    assert strategy_epoch_callback(model, "gradual_unfreezing", options) is None
-    assert strategy_step_callback(model, "gradual_unfreezing") is None  # by epoch: no step callback
-    callback = strategy_step_callback(model, "gradual_unfreezing", options)
+    assert [type(c) for c in GradualUnfreezing(TransferConfig()).callbacks(model)] == [UnfreezeByEpoch]  # by epoch
+    [callback] = GradualUnfreezing(options).callbacks(model)
+    assert isinstance(callback, UnfreezeBySteps)
     optimizer = torch.optim.AdamW(groups)
     expected = {0: {"head"}, 2: {"head"}, 3: {"head", "layer.1"}, 6: {"head", "layer.1", "layer.0"}}
     expected[9] = expected[6] | {"embeddings"}
     for step, blocks in expected.items():
-        callback(model, optimizer, step)
+        callback.on_step_end(model, optimizer, step)
         assert {block_of(n) for n, p in model.named_parameters() if p.requires_grad} == blocks, f"step {step}"
         before = train_steps(model, optimizer, task, steps=1)
         for name, param in model.named_parameters():
@@ -571,136 +570,11 @@ def test_gradual_unfreezing_run_resumes_exactly(sentiment_files, tiny_model_dir,
     )
 
 
-# --------------------------------------------------------------------------- compare
-
-
-def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
-    from nlp_transfer.compare import (
-        ComparisonRow,
-        epochs_for_min_steps,
-        flag_negative_transfer,
-        markdown_table,
-        parse_strategies,
-        parse_train_sizes,
-        split_strategy_overrides,
-    )
-
-    def row(strategy, size, value):
-        return ComparisonRow(strategy, size, size or 999, "accuracy", "test", value, 1, 1, 0.0, 0.0, "process_rss", "")
-
-    rows = [
-        row("full", 50, 0.6),
-        row("frozen", 50, 0.8),
-        row("scratch", 50, 0.7),
-        row("full", None, 0.9),
-        row("scratch", None, 0.95),
-    ]
-    flag_negative_transfer(rows)
-    assert [r.negative_transfer for r in rows] == [True, False, False, True, False]
-    gradual = row("gradual_unfreezing", 50, 0.8)
-    gradual.trainable_parameters, gradual.total_parameters, gradual.trainable_parameters_end = 150, 1000, 1000
-    table = markdown_table([rows[0], gradual])
-    assert "| 150 (15.00%) at the start, 1,000 (100.00%) at the end |" in table
-    assert "| 1 (100.00%) |" in table  # a strategy whose trainable set never changes shows one count
-    assert parse_train_sizes("50, 100,all") == [50, 100, None]
-    assert parse_strategies("full,lora") == {"full": "full", "lora": "lora"}
-    assert parse_strategies("full, llrd=full") == {"full": "full", "llrd": "full"}
-    with pytest.raises(ConfigError, match="unknown lorax"):
-        parse_strategies("full,lorax")
-    with pytest.raises(ConfigError, match="unknown fool"):
-        parse_strategies("llrd=fool")
-    for bad in ("full,full", "scratch=full", "=full"):
-        with pytest.raises(ConfigError, match="empty, reserved or given twice"):
-            parse_strategies(bad)
-    # 50 examples at batch 16 are 4 steps an epoch: 100 steps need 25 epochs; large sets keep the configured epochs
-    assert epochs_for_min_steps(3, 50, 16, 100) == 25
-    assert epochs_for_min_steps(3, 5000, 16, 100) == 3
-    assert epochs_for_min_steps(3, 50, 16, 0) == 3
-    with pytest.raises(ConfigError, match="'-3'"):
-        parse_train_sizes("-3")
-    common, own = split_strategy_overrides(["seed=1", "lora:training.learning_rate=5e-4", "scratch:training.epochs=5"], ["lora"])
-    assert common == ["seed=1"] and own == {"lora": ["training.learning_rate=5e-4"], "scratch": ["training.epochs=5"]}
-    with pytest.raises(ConfigError, match="'full' is not a compared strategy"):
-        split_strategy_overrides(["full:seed=3"], ["lora"])
-
-
-def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir, tmp_path):
-    from nlp_transfer.cli import main
-
-    overrides = tiny_overrides(
-        tiny_model_dir,
-        tmp_path / "run",
-        **{
-            "data.train_file": sentiment_files["train"],
-            "data.validation_file": sentiment_files["validation"],
-            "data.test_file": sentiment_files["test"],
-            "data.max_train_samples": 300,  # "all" below means these 300, not the file's 400
-            "training.learning_rate": 5e-3,
-        },
-    )
-    out = tmp_path / "report"
-    code = main(
-        [
-            "compare",
-            "recipes/configs/sentiment/minilm_full.yaml",
-            *overrides,
-            "lora:training.learning_rate=0.01",
-            "llrd:transfer.layer_lr_decay=0.5",
-            "--strategies",
-            "full,lora,llrd=full",
-            "--train-sizes",
-            "100,all",
-            "--min-steps",
-            "14",
-            "--output",
-            str(out),
-        ]
-    )
-    assert code == 0
-    report = json.loads((out / "compare.json").read_text())
-    rows = report["rows"]
-    assert [(r["strategy"], r["train_size"]) for r in rows] == [
-        ("full", 100),
-        ("lora", 100),
-        ("llrd", 100),
-        ("scratch", 100),
-        ("full", None),
-        ("lora", None),
-        ("llrd", None),
-        ("scratch", None),
-    ]
-    assert [r["train_examples"] for r in rows] == [100] * 4 + [300] * 4
-    # --min-steps 14: 100 examples at batch 16 are 7 steps an epoch, so those runs take 2 epochs; "all" keeps 1
-    assert [r["epochs"] for r in rows] == [2] * 4 + [1] * 4
-    assert [r["base_strategy"] for r in rows] == ["full", "lora", "full", "full"] * 2
-    # the labelled variant is full fine-tuning with its own layer-wise decay; plain full has none
-    assert "layer_lr_decay: 0.5" in (out / "runs" / "llrd-all" / "config.yaml").read_text()
-    assert "layer_lr_decay: 1.0" in (out / "runs" / "full-all" / "config.yaml").read_text()
-    by = {(r["strategy"], r["train_size"]): r for r in rows}
-    assert (
-        by["lora", None]["trainable_parameters"]
-        < by["full", None]["trainable_parameters"]
-        == by["scratch", None]["total_parameters"]
-    )
-    for r in rows:
-        assert r["metric"] == "accuracy" and 0 <= r["value"] <= 1 and r["peak_memory_mb"] > 0 and r["train_seconds"] > 0
-        scratch = by["scratch", r["train_size"]]["value"]
-        assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
-    assert (out / "compare.png").stat().st_size > 1000
-    assert "| lora | 300 | 1 | 0.01 |" in (out / "compare.md").read_text()
-    # a STRATEGY:key=value override reaches that strategy's runs only
-    assert [r["learning_rate"] for r in rows] == [5e-3, 1e-2, 5e-3, 5e-3] * 2
-    assert "learning_rate: 0.01" in (out / "runs" / "lora-all" / "config.yaml").read_text()
-    # the scratch run really started from random weights: its run info says so
-    assert json.loads((out / "runs" / "scratch-all" / "run_info.json").read_text())["from_scratch"] is True
-
-
-def test_layer_decay_is_refused_where_it_does_not_apply(task):
+def test_layer_decay_is_refused_where_it_does_not_apply():
+    """At config time, before any model loads: the strategy owns the check."""
     for strategy in ("frozen", "lora"):
         with pytest.raises(ConfigError, match=f"layer_lr_decay applies to .*not to strategy={strategy}"):
-            apply_strategy(
-                task.build_model(), strategy, learning_rate=LR, weight_decay=0.0, options=TransferConfig(layer_lr_decay=0.9)
-            )
+            load_config(None, ["data.train_file=x.csv", f"strategy={strategy}", "transfer.layer_lr_decay=0.9"])
 
 
 def test_unknown_architecture_is_a_clear_error():
@@ -745,35 +619,4 @@ def test_gradual_unfreezing_refuses_multiple_processes(task, monkeypatch):
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda *args: 2)
     with pytest.raises(UserError, match="gradual_unfreezing runs in one process"):
-        strategy_epoch_callback(model, "gradual_unfreezing")
-    assert strategy_epoch_callback(model, "freeze_layers") is None
-
-
-def test_compare_keeps_the_report_of_finished_runs_when_a_later_run_fails(sentiment_files, tmp_path, monkeypatch):
-    """A long comparison interrupted after its first run still has that run's row on disk."""
-    import nlp_transfer.pipeline as pipeline
-    from nlp_transfer.compare import run_comparison
-    from nlp_transfer.config import load_config
-
-    calls = []
-
-    def fake_run(config, **kwargs):
-        calls.append(config.strategy)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        info = {
-            "best_metric": {"accuracy": 0.75},
-            "examples": {"train": 400},
-            "trainable_parameters": 10,
-            "total_parameters": 100,
-            "train_seconds": 1.5,
-        }
-        return pipeline.RunResult(output_dir=tmp_path / "r", metrics={"validation": {"accuracy": 0.75}}, info=info)
-
-    monkeypatch.setattr(pipeline, "run_training", fake_run)
-    config = load_config(None, [f"data.train_file={sentiment_files['train']}"])
-    with pytest.raises(KeyboardInterrupt):
-        run_comparison(config, ["full", "lora"], output_dir=tmp_path / "report")
-    rows = json.loads((tmp_path / "report" / "compare.json").read_text())["rows"]
-    assert [(r["strategy"], r["value"]) for r in rows] == [("full", 0.75)]
-    assert "| full | 400 |" in (tmp_path / "report" / "compare.md").read_text()
+        GradualUnfreezing().callbacks(model)

@@ -2,15 +2,23 @@
 
 from nlp_transfer.data.loading import (
     TextClassificationData,
+    TokenClassificationData,
+    load_splits,
     load_text_classification_data,
+    load_token_classification_data,
+    read_tagged_file,
     read_text_classification_file,
 )
 from nlp_transfer.data.readers import infer_format, read_records
 
 __all__ = [
     "TextClassificationData",
+    "TokenClassificationData",
     "infer_format",
+    "load_splits",
     "load_text_classification_data",
+    "load_token_classification_data",
     "read_records",
+    "read_tagged_file",
     "read_text_classification_file",
 ]

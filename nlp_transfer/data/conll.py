@@ -7,6 +7,7 @@ are accepted. Each problem names ``file:line``.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,17 +15,21 @@ from dataclasses import dataclass, field
 from nlp_transfer.data.readers import read_records, read_text
 from nlp_transfer.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 TAG_PATTERN = re.compile(r"^(?:O|([BIES])-(.+))$")
 
 
 @dataclass
 class TaggedSentence:
-    """One sentence: its words, their tags, the line it starts on, and the document it belongs to."""
+    """One sentence: its words, their tags, the line it starts on, the document it belongs to, and how many
+    of its tags were I- (or E-) tags that began an entity and were read as B- (see :func:`normalise_file`)."""
 
     tokens: list[str]
     tags: list[str]
     line: int
     document: int = 0
+    repaired: int = 0
 
 
 @dataclass
@@ -173,7 +178,11 @@ def to_iob2(tags: Sequence[str], scheme: str) -> list[str]:
 
 
 def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> TaggedFile:
-    """Detect (or check) the scheme and rewrite all tags to IOB2."""
+    """Detect (or check) the scheme and rewrite all tags to IOB2.
+
+    A tag that continues an entity (I-, or E- in BIOES) but begins one is read as B-; each sentence counts
+    these in :attr:`TaggedSentence.repaired`, and a file with any gets one warning.
+    """
     detected = detect_scheme(tagged.sentences)
     if scheme == "auto":
         scheme = detected
@@ -184,8 +193,20 @@ def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> Tagge
             "Set data.tag_scheme to auto, iob1 or bioes."
         )
     for sentence in tagged.sentences:
-        sentence.tags = to_iob2(sentence.tags, scheme)
+        new = to_iob2(sentence.tags, scheme)
+        sentence.repaired = sum(old[0] in "IE" and tag[0] == "B" for old, tag in zip(sentence.tags, new, strict=True))
+        sentence.tags = new
     tagged.scheme = scheme
+    repaired = sum(s.repaired for s in tagged.sentences)
+    if repaired:
+        logger.warning(
+            "%s: %d %s tags that began an entity were read as B- (IOB2, file read as %s); seqeval's default mode and "
+            "conlleval score such tags the same way, seqeval's strict IOB2 mode on the raw file would drop those entities.",
+            path,
+            repaired,
+            "I-/E-" if scheme == "bioes" else "I-",
+            scheme.upper(),
+        )
     return tagged
 
 

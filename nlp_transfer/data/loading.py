@@ -1,16 +1,24 @@
-"""Load the splits of a text-classification run into a ``datasets.DatasetDict``.
+"""One path from a :class:`DataConfig` to checked ``datasets.DatasetDict`` splits, for every task.
 
-Output columns: ``text`` (str), ``label`` (str, or list[str] for multi-label) and ``line``
-(the source line, for messages). Labels stay strings here; the task turns them into ids.
+:func:`load_splits` reads train/validation/test (files through the per-format readers, or the splits of a
+Hub dataset), keeps the first ``max_train_samples`` / ``max_eval_samples`` rows, checks the labels against
+the training split and holds validation out of train when no validation file is given. What differs
+between tasks is a small row reader: :class:`TextRows` (columns ``text``, ``label``, ``line``; labels stay
+strings, the task turns them into ids) and :class:`TaggedRows` (``tokens``, ``tags`` in IOB2, ``line``,
+``document``).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import datasets
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nlp_transfer.config import DataConfig
@@ -33,139 +41,95 @@ from nlp_transfer.data.labels import (
 from nlp_transfer.data.readers import Record, infer_format, read_records
 from nlp_transfer.errors import DataError
 
+SPLITS = ("train", "validation", "test")
+
+
+class RowReader(Protocol):
+    """The task-specific part of :func:`load_splits`: rows from a file or a Hub split, and their labels."""
+
+    features: datasets.Features
+
+    def read_file(self, path: str) -> list[Any]:
+        """The rows of one data file, checked."""
+
+    def read_hub(self, part: datasets.Dataset, where: str) -> list[Any]:
+        """The rows of one split of a Hub dataset, checked."""
+
+    def check_labels(self, splits: dict[str, list[Any]], sources: dict[str, str]) -> list[str]:
+        """The label names in id order (from train or data.labels); raise on a label other splits add."""
+
+    def hold_out_keys(self, rows: list[Any]) -> tuple[list[Any] | None, list[Any] | None]:
+        """What a held-out validation split keeps together: (labels to stratify by, groups never to divide)."""
+
 
 @dataclass
-class TextClassificationData:
-    """The splits, the label names in id order, and where each split came from."""
+class LoadedSplits:
+    """The rows of each split, where each came from, and the label names in id order."""
 
-    splits: datasets.DatasetDict
+    rows: dict[str, list[Any]]
+    sources: dict[str, str]
     labels: list[str]
-    multi_label: bool
-    sources: dict[str, str] = field(default_factory=dict)
 
-
-def load_text_classification_data(config: DataConfig, *, multi_label: bool = False, seed: int = 42) -> TextClassificationData:
-    """Read train/validation/test as ``config`` says, check them, and split off validation if needed."""
-    fmt = infer_format(config.train_file or "", config.format)
-    if fmt == "hub":
-        columns = _load_hub(config, multi_label)
-    elif fmt == "conll":
-        raise DataError(
-            f"{config.train_file}: CoNLL files hold token tags, not text labels. Use task=ner, or csv/tsv/json/jsonl."
+    def to_datasets(self, features: datasets.Features) -> datasets.DatasetDict:
+        """The splits as datasets with ``features`` (read from the rows' attributes of the same names)."""
+        return datasets.DatasetDict(
+            {split: datasets.Dataset.from_dict(_columns(rows, features), features=features) for split, rows in self.rows.items()}
         )
-    else:
-        columns = {}
-        for split, path in (("train", config.train_file), ("validation", config.validation_file), ("test", config.test_file)):
-            if path:
-                columns[split] = _load_file(path, config, multi_label)
-
-    if config.labels:
-        for split_columns in columns.values():
-            split_columns["label"] = map_integer_label_column(split_columns["label"], config.labels)
-    train = columns["train"]
-    if config.max_train_samples:
-        train = {k: v[: config.max_train_samples] for k, v in train.items()}
-    names = choose_label_names(train["label"], config.labels)
-    sources = {split: _source(config, split) for split in columns}
-    columns["train"] = train
-    for split, split_columns in columns.items():
-        check_known_labels(split_columns["label"], split_columns["line"], names, sources[split])
-    if config.max_eval_samples:
-        for split in ("validation", "test"):
-            if split in columns:
-                columns[split] = {k: v[: config.max_eval_samples] for k, v in columns[split].items()}
-
-    if "validation" not in columns:
-        train, columns["validation"] = _hold_out(train, config.validation_split, seed, multi_label)
-        sources["validation"] = f"{config.validation_split:.0%} of {sources['train']} (seed {seed})"
-    columns["train"] = train
-    features = datasets.Features(
-        {
-            "text": datasets.Value("string"),
-            "label": datasets.Sequence(datasets.Value("string")) if multi_label else datasets.Value("string"),
-            "line": datasets.Value("int64"),
-        }
-    )
-    splits = datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_dict(columns[split], features=features)
-            for split in ("train", "validation", "test")
-            if split in columns
-        }
-    )
-    return TextClassificationData(splits=splits, labels=names, multi_label=multi_label, sources=sources)
 
 
-def read_text_classification_file(path: str, config: DataConfig, *, multi_label: bool = False) -> dict[str, list[Any]]:
-    """One file as columns ``text``, ``label`` and ``line``, checked row by row."""
-    return _load_file(path, config, multi_label)
-
-
-def _source(config: DataConfig, split: str) -> str:
-    path = {"train": config.train_file, "validation": config.validation_file, "test": config.test_file}[split]
+def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> LoadedSplits:
+    """Read, truncate and check train/validation/test as ``config`` says; hold out validation when none is given."""
     if infer_format(config.train_file or "", config.format) == "hub":
-        return f"{config.train_file} [{config.hub_splits.get(split, split)}]"
-    return str(path)
+        rows, sources = _read_hub(config, reader)
+    else:
+        paths = {"train": config.train_file, "validation": config.validation_file, "test": config.test_file}
+        rows = {split: reader.read_file(path) for split, path in paths.items() if path}
+        sources = {split: str(path) for split, path in paths.items() if path}
+    limits = {"train": config.max_train_samples, "validation": config.max_eval_samples, "test": config.max_eval_samples}
+    rows = {split: items[: limits[split]] for split, items in rows.items()}
+    labels = reader.check_labels(rows, sources)
+    if "validation" not in rows:
+        stratify, groups = reader.hold_out_keys(rows["train"])
+        by_document = groups is not None and len(set(groups)) > 1
+        rows["train"], rows["validation"] = hold_out(rows["train"], config.validation_split, seed, stratify, groups)
+        sources["validation"] = (
+            f"{config.validation_split:.0%} of {sources['train']} ({'whole documents, ' if by_document else ''}seed {seed})"
+        )
+    ordered = {split: rows[split] for split in SPLITS if split in rows}
+    return LoadedSplits(ordered, {split: sources[split] for split in ordered}, labels)
 
 
-def _load_file(path: str, config: DataConfig, multi_label: bool) -> dict[str, list[Any]]:
-    fmt = infer_format(path, config.format)
-    records = read_records(path, format=fmt, delimiter=config.delimiter, header=config.header, encoding=config.encoding)
-    _check_columns(path, records, config)
-    return _columns_from_records(records, path, config, multi_label)
+def hold_out(
+    rows: list[Any], fraction: float, seed: int, stratify: Sequence[Any] | None = None, groups: Sequence[Any] | None = None
+) -> tuple[list[Any], list[Any]]:
+    """Split ``rows`` into (train, validation), seeded, both in file order.
 
-
-def _check_columns(path: str, records: list[Record], config: DataConfig) -> None:
-    available = list(records[0].fields)
-    for key, column in (("data.text_column", config.text_column), ("data.label_column", config.label_column)):
-        if column not in available:
-            close = difflib.get_close_matches(column, available, n=1)
-            hint = f" Did you mean {key}={close[0]}?" if close else f" Set {key} to one of them."
-            header_hint = " (data.header=false numbers the columns 0, 1, ...)" if config.header is False else ""
-            raise DataError(f"{path}: no column '{column}' for {key}; the columns are {available}{header_hint}.{hint}")
-
-
-def _columns_from_records(records: list[Record], path: str, config: DataConfig, multi_label: bool) -> dict[str, list[Any]]:
-    texts, labels, lines = [], [], []
-    for record in records:
-        where = f"{path}:{record.line}"
-        if config.text_column not in record.fields or config.label_column not in record.fields:
-            missing = config.text_column if config.text_column not in record.fields else config.label_column
-            raise DataError(f"{where}: the row has no '{missing}' field. Give every row a text and a label.")
-        text = record.fields[config.text_column]
-        if not isinstance(text, str):
-            raise DataError(f"{where}: text column '{config.text_column}' holds {text!r}; expected a string.")
-        text = text.strip()
-        if not text:
-            raise DataError(f"{where}: empty text in column '{config.text_column}'. Remove the row or fill in the text.")
-        raw = record.fields[config.label_column]
-        if multi_label:
-            label: Any = parse_multi_label(raw, where, config.label_column, config.label_separator)
-        else:
-            label = parse_single_label(raw, where, config.label_column)
-        texts.append(text)
-        labels.append(label)
-        lines.append(record.line)
-    return {"text": texts, "label": labels, "line": lines}
-
-
-def _hold_out(train: dict[str, list[Any]], fraction: float, seed: int, multi_label: bool) -> tuple[dict, dict]:
-    indices = list(range(len(train["label"])))
-    labels = train["label"]
-    stratify = None
-    if not multi_label:
-        counts: dict[str, int] = {}
-        for label in labels:
-            counts[label] = counts.get(label, 0) + 1
-        n_val = max(1, round(fraction * len(indices)))
-        if min(counts.values()) >= 2 and n_val >= len(counts):
-            stratify = labels
-    if len(indices) < 2:
+    With ``groups`` of two or more values (documents), whole groups go to validation until about ``fraction``
+    of the rows do; otherwise ``fraction`` of the rows, stratified by ``stratify`` when given.
+    """
+    if len(rows) < 2:
         raise DataError("the training data has fewer than 2 rows; nothing can be held out for validation. Add data.")
-    keep, held = train_test_split(indices, test_size=fraction, random_state=seed, stratify=stratify)
-    keep, held = sorted(keep), sorted(held)
-    pick = lambda idx: {k: [v[i] for i in idx] for k, v in train.items()}  # noqa: E731
-    return pick(keep), pick(held)
+    if groups is not None and len(set(groups)) > 1:
+        held = set(_held_out_groups(list(groups), fraction, seed))
+    else:
+        _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
+        held = set(chosen)
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def _held_out_groups(groups: list[Any], fraction: float, seed: int) -> list[int]:
+    """Indices of the rows of whole groups, taken in seeded random order while that brings them nearest ``fraction``."""
+    names = sorted(set(groups))
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    sizes = Counter(groups)
+    taken = np.cumsum([sizes[name] for name in order])[:-1]  # at least one group stays in train
+    count = int(np.argmin(np.abs(taken - fraction * len(groups)))) + 1
+    chosen = set(order[:count])
+    return [i for i, group in enumerate(groups) if group in chosen]
+
+
+def _columns(rows: list[Any], features: datasets.Features) -> dict[str, list[Any]]:
+    return {name: [getattr(row, name) for row in rows] for name in features}
 
 
 def _fetch_hub_dataset(name: str, hub_config: str | None) -> datasets.DatasetDict:
@@ -180,30 +144,113 @@ def _fetch_hub_dataset(name: str, hub_config: str | None) -> datasets.DatasetDic
         ) from None
 
 
-def _load_hub(config: DataConfig, multi_label: bool) -> dict[str, dict[str, list[Any]]]:
+def _read_hub(config: DataConfig, reader: RowReader) -> tuple[dict[str, list[Any]], dict[str, str]]:
     name = config.train_file or ""
     loaded = _fetch_hub_dataset(name, config.hub_config)
-    columns: dict[str, dict[str, list[Any]]] = {}
+    rows, sources = {}, {}
     for split, hub_split in config.hub_splits.items():
-        if hub_split not in loaded:
-            continue
-        part = loaded[hub_split]
-        for key, column in (("data.text_column", config.text_column), ("data.label_column", config.label_column)):
-            if column not in part.column_names:
-                raise DataError(f"{name} [{hub_split}]: no column '{column}' for {key}; the columns are {part.column_names}.")
-        feature = part.features[config.label_column]
-        names = getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
-        records = [
-            Record(
-                i + 1,
-                {config.text_column: row[config.text_column], config.label_column: _hub_label(row[config.label_column], names)},
-            )
-            for i, row in enumerate(part)
-        ]
-        columns[split] = _columns_from_records(records, f"{name} [{hub_split}]", config, multi_label)
-    if "train" not in columns:
+        if split in SPLITS and hub_split in loaded:
+            sources[split] = f"{name} [{hub_split}]"
+            rows[split] = reader.read_hub(loaded[hub_split], sources[split])
+    if "train" not in rows:
         raise DataError(f"Hub dataset '{name}' has no split '{config.hub_splits.get('train')}'. Set data.hub_splits.train.")
-    return columns
+    return rows, sources
+
+
+def _require_columns(where: str, available: list[str], wanted: dict[str, str], header: bool | list[str] = True) -> None:
+    """Raise when a column a config key names (``wanted``: key -> column) is not ``available``."""
+    for key, column in wanted.items():
+        if column not in available:
+            close = difflib.get_close_matches(column, available, n=1)
+            hint = f" Did you mean {key}={close[0]}?" if close else f" Set {key} to one of them."
+            header_hint = " (data.header=false numbers the columns 0, 1, ...)" if header is False else ""
+            raise DataError(f"{where}: no column '{column}' for {key}; the columns are {available}{header_hint}.{hint}")
+
+
+def _class_names(feature: Any) -> list[str] | None:
+    """The names of a Hub ``ClassLabel`` feature, or of a sequence of them; None for plain values."""
+    return getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
+
+
+# ----------------------------------------------------------------------------- text classification
+
+
+@dataclass
+class TextRow:
+    """One text, its label (a list of labels for multi-label) and the line it came from."""
+
+    text: str
+    label: Any
+    line: int
+
+
+class TextRows:
+    """Rows of text classification: records with a text column and a label column."""
+
+    def __init__(self, config: DataConfig, multi_label: bool) -> None:
+        self.config, self.multi_label = config, multi_label
+        label = datasets.Sequence(datasets.Value("string")) if multi_label else datasets.Value("string")
+        self.features = datasets.Features({"text": datasets.Value("string"), "label": label, "line": datasets.Value("int64")})
+
+    def read_file(self, path: str) -> list[TextRow]:
+        """The checked rows of a csv/tsv/json/jsonl file."""
+        config = self.config
+        fmt = infer_format(path, config.format)
+        if fmt == "conll":
+            raise DataError(f"{path}: CoNLL files hold token tags, not text labels. Use task=ner, or csv/tsv/json/jsonl.")
+        records = read_records(path, format=fmt, delimiter=config.delimiter, header=config.header, encoding=config.encoding)
+        wanted = {"data.text_column": config.text_column, "data.label_column": config.label_column}
+        _require_columns(path, list(records[0].fields), wanted, config.header)
+        return self._rows(records, path)
+
+    def read_hub(self, part: datasets.Dataset, where: str) -> list[TextRow]:
+        """The checked rows of a Hub split; ClassLabel ids become their names."""
+        text, label = self.config.text_column, self.config.label_column
+        _require_columns(where, part.column_names, {"data.text_column": text, "data.label_column": label})
+        names = _class_names(part.features[label])
+        records = [Record(i + 1, {text: row[text], label: _hub_label(row[label], names)}) for i, row in enumerate(part)]
+        return self._rows(records, where)
+
+    def check_labels(self, splits: dict[str, list[TextRow]], sources: dict[str, str]) -> list[str]:
+        """Label names from data.labels (integer labels index them) or the training split; other splits must fit."""
+        if self.config.labels:
+            for rows in splits.values():
+                for row, label in zip(rows, map_integer_label_column([r.label for r in rows], self.config.labels), strict=True):
+                    row.label = label
+        names = choose_label_names([r.label for r in splits["train"]], self.config.labels)
+        for split, rows in splits.items():
+            check_known_labels([r.label for r in rows], [r.line for r in rows], names, sources[split])
+        return names
+
+    def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:
+        """Stratify single-label data by label when every class can appear on both sides."""
+        if self.multi_label:
+            return None, None
+        labels = [r.label for r in rows]
+        counts = Counter(labels)
+        held = math.ceil(self.config.validation_split * len(labels))
+        fits = min(counts.values()) >= 2 and min(held, len(labels) - held) >= len(counts)
+        return (labels if fits else None), None
+
+    def _rows(self, records: list[Record], path: str) -> list[TextRow]:
+        config, rows = self.config, []
+        for record in records:
+            where = f"{path}:{record.line}"
+            missing = [c for c in (config.text_column, config.label_column) if c not in record.fields]
+            if missing:
+                raise DataError(f"{where}: the row has no '{missing[0]}' field. Give every row a text and a label.")
+            text = record.fields[config.text_column]
+            if not isinstance(text, str):
+                raise DataError(f"{where}: text column '{config.text_column}' holds {text!r}; expected a string.")
+            if not text.strip():
+                raise DataError(f"{where}: empty text in column '{config.text_column}'. Remove the row or fill in the text.")
+            raw = record.fields[config.label_column]
+            if self.multi_label:
+                label: Any = parse_multi_label(raw, where, config.label_column, config.label_separator)
+            else:
+                label = parse_single_label(raw, where, config.label_column)
+            rows.append(TextRow(text.strip(), label, record.line))
+        return rows
 
 
 def _hub_label(value: Any, names: list[str] | None) -> Any:
@@ -215,13 +262,103 @@ def _hub_label(value: Any, names: list[str] | None) -> Any:
 
 
 @dataclass
+class TextClassificationData:
+    """The splits, the label names in id order, and where each split came from."""
+
+    splits: datasets.DatasetDict
+    labels: list[str]
+    multi_label: bool
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def load_text_classification_data(config: DataConfig, *, multi_label: bool = False, seed: int = 42) -> TextClassificationData:
+    """Read train/validation/test as ``config`` says, check them, and split off validation if needed."""
+    reader = TextRows(config, multi_label)
+    loaded = load_splits(config, reader, seed=seed)
+    return TextClassificationData(loaded.to_datasets(reader.features), loaded.labels, multi_label, loaded.sources)
+
+
+def read_text_classification_file(path: str, config: DataConfig, *, multi_label: bool = False) -> dict[str, list[Any]]:
+    """One file as columns ``text``, ``label`` and ``line``, checked row by row."""
+    reader = TextRows(config, multi_label)
+    return _columns(reader.read_file(path), reader.features)
+
+
+# ----------------------------------------------------------------------------- token classification
+
+TAGGED_FEATURES = datasets.Features(
+    {
+        "tokens": datasets.Sequence(datasets.Value("string")),
+        "tags": datasets.Sequence(datasets.Value("string")),
+        "line": datasets.Value("int64"),
+        "document": datasets.Value("int64"),
+    }
+)
+
+
+class TaggedRows:
+    """Rows of token classification: sentences with a tag per token, normalised to IOB2."""
+
+    features = TAGGED_FEATURES
+
+    def __init__(self, config: DataConfig) -> None:
+        self.config = config
+        self.schemes: dict[str, str] = {}  # source -> the scheme its tags were written in
+
+    def read_file(self, path: str) -> list[TaggedSentence]:
+        """The sentences of a conll/json/jsonl file."""
+        tagged = read_tagged_file(path, self.config)
+        self.schemes[str(path)] = tagged.scheme
+        return tagged.sentences
+
+    def read_hub(self, part: datasets.Dataset, where: str) -> list[TaggedSentence]:
+        """The sentences of a Hub split; each is its own document (Hub datasets carry no document marks)."""
+        tokens_field = "tokens" if self.config.text_column == "text" else self.config.text_column
+        tags_field = "ner_tags" if self.config.label_column == "label" else self.config.label_column
+        _require_columns(where, part.column_names, {"data.text_column": tokens_field, "data.label_column": tags_field})
+        names = _class_names(part.features[tags_field])
+        items = [
+            TaggedSentence(
+                list(row[tokens_field]), [names[t] for t in row[tags_field]] if names else list(row[tags_field]), i + 1, i
+            )
+            for i, row in enumerate(part)
+        ]
+        tagged = normalise_file(TaggedFile(items), where, self.config.tag_scheme)
+        self.schemes[where] = tagged.scheme
+        return tagged.sentences
+
+    def check_labels(self, splits: dict[str, list[TaggedSentence]], sources: dict[str, str]) -> list[str]:
+        """Tag names from data.labels or the training split's entity types; other splits must fit."""
+        types = entity_types(splits["train"])
+        names = self.config.labels or tag_names(types)
+        known = set(names)
+        for split, sentences in splits.items():
+            for sentence in sentences:
+                unknown = [tag for tag in sentence.tags if tag not in known]
+                if unknown:
+                    raise DataError(
+                        f"{sources[split]}:{sentence.line}: tag '{unknown[0]}' was not seen in the training data "
+                        f"(types: {', '.join(types)}). Fix the tag, or list every tag in data.labels."
+                    )
+        return list(names)
+
+    def hold_out_keys(self, rows: list[TaggedSentence]) -> tuple[None, list[int]]:
+        """Documents stay whole: validation never shares an article with training."""
+        return None, [s.document for s in rows]
+
+
+@dataclass
 class TokenClassificationData:
-    """NER splits (columns ``tokens``, ``tags`` in IOB2, ``line``), the tag names in id order, sources."""
+    """NER splits (columns ``tokens``, ``tags`` in IOB2, ``line``, ``document``), the tag names in id order, sources.
+
+    ``repaired_tags`` counts, per split, the gold I- tags that began an entity and were read as B-.
+    """
 
     splits: datasets.DatasetDict
     labels: list[str]
     scheme: str = "iob2"
     sources: dict[str, str] = field(default_factory=dict)
+    repaired_tags: dict[str, int] = field(default_factory=dict)
 
 
 def read_tagged_file(path: str, config: DataConfig) -> TaggedFile:
@@ -245,87 +382,9 @@ def read_tagged_file(path: str, config: DataConfig) -> TaggedFile:
 
 
 def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> TokenClassificationData:
-    """Read train/validation/test token-tagged files; hold out validation from train when none is given."""
-    fmt = infer_format(config.train_file or "", config.format)
-    sentences: dict[str, list[TaggedSentence]] = {}
-    sources: dict[str, str] = {}
-    scheme = "iob2"
-    if fmt == "hub":
-        sentences = _load_hub_tagged(config)
-        sources = {split: _source(config, split) for split in sentences}
-    else:
-        for split, path in (("train", config.train_file), ("validation", config.validation_file), ("test", config.test_file)):
-            if path:
-                tagged = read_tagged_file(path, config)
-                sentences[split], sources[split] = tagged.sentences, str(path)
-                scheme = tagged.scheme if split == "train" else scheme
-    if config.max_train_samples:
-        sentences["train"] = sentences["train"][: config.max_train_samples]
-    if config.max_eval_samples:
-        for split in ("validation", "test"):
-            if split in sentences:
-                sentences[split] = sentences[split][: config.max_eval_samples]
-    types = entity_types(sentences["train"])
-    names = config.labels or tag_names(types)
-    known = set(names)
-    for split, items in sentences.items():
-        for sentence in items:
-            for tag in sentence.tags:
-                if tag not in known:
-                    raise DataError(
-                        f"{sources[split]}:{sentence.line}: tag '{tag}' was not seen in the training data "
-                        f"(types: {', '.join(types)}). Fix the tag, or list every tag in data.labels."
-                    )
-    if "validation" not in sentences:
-        columns = {"index": list(range(len(sentences["train"]))), "label": ["x"] * len(sentences["train"])}
-        keep, held = _hold_out(columns, config.validation_split, seed, multi_label=True)
-        train = sentences["train"]
-        sentences["train"] = [train[i] for i in keep["index"]]
-        sentences["validation"] = [train[i] for i in held["index"]]
-        sources["validation"] = f"{config.validation_split:.0%} of {sources['train']} (seed {seed})"
-    features = datasets.Features(
-        {
-            "tokens": datasets.Sequence(datasets.Value("string")),
-            "tags": datasets.Sequence(datasets.Value("string")),
-            "line": datasets.Value("int64"),
-            "document": datasets.Value("int64"),
-        }
-    )
-    splits = datasets.DatasetDict(
-        {
-            split: datasets.Dataset.from_dict(
-                {
-                    "tokens": [s.tokens for s in sentences[split]],
-                    "tags": [s.tags for s in sentences[split]],
-                    "line": [s.line for s in sentences[split]],
-                    "document": [s.document for s in sentences[split]],
-                },
-                features=features,
-            )
-            for split in ("train", "validation", "test")
-            if split in sentences
-        }
-    )
-    return TokenClassificationData(splits=splits, labels=list(names), scheme=scheme, sources=sources)
-
-
-def _load_hub_tagged(config: DataConfig) -> dict[str, list[TaggedSentence]]:
-    name = config.train_file or ""
-    loaded = _fetch_hub_dataset(name, config.hub_config)
-    tokens_field = "tokens" if config.text_column == "text" else config.text_column
-    tags_field = "ner_tags" if config.label_column == "label" else config.label_column
-    result = {}
-    for split, hub_split in config.hub_splits.items():
-        if hub_split not in loaded:
-            continue
-        part = loaded[hub_split]
-        feature = part.features[tags_field]
-        names = getattr(getattr(feature, "feature", None), "names", None)
-        items = []
-        for i, row in enumerate(part):
-            tags = [names[t] for t in row[tags_field]] if names else list(row[tags_field])
-            items.append(TaggedSentence(list(row[tokens_field]), tags, i + 1, document=i))  # no document marks: each alone
-        result[split] = normalise_file(TaggedFile(items), f"{name} [{hub_split}]", config.tag_scheme).sentences
-    if "train" not in result:
-        raise DataError(f"Hub dataset '{name}' has no split '{config.hub_splits.get('train')}'. Set data.hub_splits.train.")
-    return result
+    """Read train/validation/test token-tagged data; hold out whole documents for validation when none is given."""
+    reader = TaggedRows(config)
+    loaded = load_splits(config, reader, seed=seed)
+    repaired = {split: sum(s.repaired for s in sentences) for split, sentences in loaded.rows.items()}
+    scheme = reader.schemes.get(loaded.sources["train"], "iob2")
+    return TokenClassificationData(loaded.to_datasets(reader.features), loaded.labels, scheme, loaded.sources, repaired)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ EXTENSION_FORMATS = {
     ".conll": "conll",
     ".txt": "conll",
 }
+
+
+# csv's default field limit (131,072 characters) refuses long documents; the file is in memory anyway.
+CSV_FIELD_SIZE_LIMIT = min(sys.maxsize, 2**31 - 1)  # a C long, also on Windows
 
 
 @dataclass
@@ -76,6 +81,8 @@ def read_delimited(path: str, *, delimiter: str, header: bool | list[str], encod
     """Rows of a csv/tsv file as records; ``header`` is True, False (columns 0, 1, ...) or the names."""
     text = read_text(path, encoding)
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    if csv.field_size_limit() < CSV_FIELD_SIZE_LIMIT:
+        csv.field_size_limit(CSV_FIELD_SIZE_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
     records: list[Record] = []
     names: list[str] | None = list(header) if isinstance(header, list) else None

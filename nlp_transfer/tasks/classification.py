@@ -1,63 +1,37 @@
-"""Sequence classification, single-label (sentiment, topics) and multi-label.
-
-A task bundles what a training run needs to know about the problem: the label schema, how to
-tokenize, how to batch, which model head to build, the loss, the metrics, and how to turn logits
-into predictions. The training loop and the recipes only talk to this interface.
-"""
+"""Sequence classification, single-label (sentiment, topics) and multi-label."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForSequenceClassification,
-    DataCollatorWithPadding,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from sklearn.utils.class_weight import compute_class_weight
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from nlp_transfer.config import RunConfig
+from nlp_transfer.data.loading import TextClassificationData, load_text_classification_data
+from nlp_transfer.errors import DataError
 from nlp_transfer.evaluation.metrics import classification_metrics
-from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
+from nlp_transfer.models import resolve_with_tokenizer
+from nlp_transfer.tasks.base import Task, softmax
 
 
 @dataclass
-class SequenceClassificationTask:
+class SequenceClassificationTask(Task):
     """Everything task-specific about fine-tuning a sequence classifier.
 
     Build one with :func:`build_classification_task`.
     """
 
-    model_path: str
-    labels: list[str]
-    tokenizer: PreTrainedTokenizerBase
     multi_label: bool = False
-    max_length: int = 256
     threshold: float = 0.5
-    class_weights: torch.Tensor | None = None
-    trust_remote_code: bool = False
-    allow_pickle: bool = False
-    model_name: str = ""
-    model_source: str = ""
-    truncated: dict[str, int] = field(default_factory=dict)
 
     name = "text-classification"
-    batch_columns = ("input_ids", "attention_mask", "token_type_ids", "labels")
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        """Label names by id, as saved in the model config."""
-        return dict(enumerate(self.labels))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        """Label ids by name."""
-        return {name: i for i, name in enumerate(self.labels)}
+    auto_class = AutoModelForSequenceClassification
 
     @property
     def default_metric(self) -> str:
@@ -98,41 +72,25 @@ class SequenceClassificationTask:
 
     # ------------------------------------------------------------------ model
 
-    def build_model(self, *, from_scratch: bool = False) -> PreTrainedModel:
-        """The pretrained encoder with a fresh classification head (or random weights if ``from_scratch``)."""
-        kwargs: dict[str, Any] = {
-            "num_labels": len(self.labels),
-            "id2label": self.id2label,
-            "label2id": self.label2id,
-            "problem_type": "multi_label_classification" if self.multi_label else "single_label_classification",
-        }
-        if from_scratch:
-            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
-            return AutoModelForSequenceClassification.from_config(config, trust_remote_code=self.trust_remote_code)
-        return load_pretrained(
-            AutoModelForSequenceClassification,
-            self.model_path,
-            allow_pickle=self.allow_pickle,
-            trust_remote_code=self.trust_remote_code,
-            **kwargs,
-        )
+    def model_config(self) -> dict[str, Any]:
+        """Labels and the problem type (single- or multi-label), which ``pipeline`` reads to pick softmax or sigmoid."""
+        problem = "multi_label_classification" if self.multi_label else "single_label_classification"
+        return {**super().model_config(), "problem_type": problem}
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (single-label) or binary cross-entropy (multi-label), class-weighted if set."""
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         if self.multi_label:
+            weight = None if self.class_weights is None else self.class_weights.to(logits.device)
             return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weight)
-        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=weight)
+        return self.weighted_cross_entropy(logits, labels)
 
     # ------------------------------------------------------------------ outputs
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Softmax for single-label, sigmoid for multi-label (what ``pipeline`` applies too)."""
-        logits = logits.astype(np.float64)
         if self.multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return shifted / shifted.sum(axis=-1, keepdims=True)
+            return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return softmax(logits)
 
     def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
         """Metrics of one split from its logits and gold labels."""
@@ -189,15 +147,21 @@ def build_classification_task(
 
 
 def balanced_class_weights(labels: Sequence[str | list[str]], names: Sequence[str], multi_label: bool = False) -> list[float]:
-    """Inverse-frequency weights ``n / (k * count)``; for multi-label, BCE ``pos_weight = negatives / positives``."""
-    n = len(labels)
-    counts = dict.fromkeys(names, 0)
-    for label in labels:
-        for item in label if isinstance(label, list) else [label]:
-            counts[item] += 1
+    """Single-label: scikit-learn's balanced weights ``n / (k * count)``; multi-label: BCE ``pos_weight = negatives / positives``."""
     if multi_label:
+        n = len(labels)
+        counts = dict.fromkeys(names, 0)
+        for row in labels:
+            for item in row:
+                counts[item] += 1
         return [(n - counts[name]) / max(counts[name], 1) for name in names]
-    return [n / (len(names) * max(counts[name], 1)) for name in names]
+    missing = sorted(set(names) - set(labels))
+    if missing:
+        raise DataError(
+            f"training.class_weights=balanced: no training example has the label(s) {missing}; "
+            "remove them from data.labels or set training.class_weights=none."
+        )
+    return compute_class_weight("balanced", classes=np.asarray(list(names)), y=np.asarray(list(labels))).tolist()
 
 
 def count_truncated(encoded: Any, texts: Sequence[str], tokenizer: PreTrainedTokenizerBase, max_length: int) -> int:
@@ -207,3 +171,23 @@ def count_truncated(encoded: Any, texts: Sequence[str], tokenizer: PreTrainedTok
         return sum(bool(e.overflowing) for e in encodings)
     full = tokenizer(list(texts), truncation=False)["input_ids"]
     return sum(len(ids) > max_length for ids in full)
+
+
+def classification_from_config(config: RunConfig) -> tuple[SequenceClassificationTask, TextClassificationData]:
+    """Read the run's text data and build its (multi-label when ``task: multilabel``) classification task."""
+    multi_label = config.task == "multilabel"
+    data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed)
+    weights = None
+    if config.training.class_weights == "balanced":
+        weights = balanced_class_weights(list(data.splits["train"]["label"]), data.labels, multi_label=multi_label)
+    task = build_classification_task(
+        model=config.model,
+        labels=data.labels,
+        multi_label=multi_label,
+        max_length=config.training.max_length,
+        threshold=config.training.threshold,
+        class_weights=weights,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    return task, data

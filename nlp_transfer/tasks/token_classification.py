@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForTokenClassification,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoModelForTokenClassification, PreTrainedTokenizerBase
 
-from nlp_transfer.errors import UserError
+from nlp_transfer.config import RunConfig
+from nlp_transfer.data.loading import TokenClassificationData, load_token_classification_data
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import entity_metrics
-from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
-from nlp_transfer.transfer.case_vocab import CaseMap, add_case_embeddings, case_aware_tokenizer
+from nlp_transfer.models import resolve_with_tokenizer
+from nlp_transfer.tasks.base import Task, softmax
 
 IGNORE = -100
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -99,37 +96,15 @@ class TokenCollator:
 
 
 @dataclass
-class TokenClassificationTask:
+class TokenClassificationTask(Task):
     """Everything task-specific about fine-tuning a tagger; build one with :func:`build_token_classification_task`."""
 
-    model_path: str
-    labels: list[str]
-    tokenizer: PreTrainedTokenizerBase
-    max_length: int = 256
     label_all_subwords: bool = False
     document_context: int = 0
-    class_weights: torch.Tensor | None = None
-    trust_remote_code: bool = False
-    allow_pickle: bool = False
-    model_name: str = ""
-    model_source: str = ""
-    case_map: CaseMap | None = None
-    truncated: dict[str, int] = field(default_factory=dict)
 
     name = "token-classification"
-    multi_label = False
     default_metric = "f1"
-    batch_columns = ("input_ids", "attention_mask", "token_type_ids", "labels")
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        """Tag names by id."""
-        return dict(enumerate(self.labels))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        """Tag ids by name."""
-        return {name: i for i, name in enumerate(self.labels)}
+    auto_class = AutoModelForTokenClassification
 
     # ------------------------------------------------------------------ data
 
@@ -215,31 +190,9 @@ class TokenClassificationTask:
 
     # ------------------------------------------------------------------ model
 
-    def build_model(self, *, from_scratch: bool = False) -> PreTrainedModel:
-        """The pretrained encoder with a fresh token-classification head (random weights if ``from_scratch``).
-
-        With a ``case_map`` (``transfer.case_vocab``) its input embeddings read the cased vocabulary.
-        """
-        kwargs: dict[str, Any] = {"num_labels": len(self.labels), "id2label": self.id2label, "label2id": self.label2id}
-        if from_scratch:
-            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
-            model = AutoModelForTokenClassification.from_config(config, trust_remote_code=self.trust_remote_code)
-        else:
-            model = load_pretrained(
-                AutoModelForTokenClassification,
-                self.model_path,
-                allow_pickle=self.allow_pickle,
-                trust_remote_code=self.trust_remote_code,
-                **kwargs,
-            )
-        return model if self.case_map is None else add_case_embeddings(model, self.case_map)
-
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over tagged subwords (-100 ignored)."""
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        return torch.nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=weight, ignore_index=IGNORE
-        )
+        return self.weighted_cross_entropy(logits, labels, ignore_index=IGNORE)
 
     # ------------------------------------------------------------------ outputs
 
@@ -252,9 +205,7 @@ class TokenClassificationTask:
             target = words.setdefault(sentence_id, {})
             for position, word in enumerate(firsts):
                 if word >= 0:
-                    scores = logits[row, position].astype(np.float64)
-                    scores = np.exp(scores - scores.max())
-                    target[word] = scores / scores.sum()
+                    target[word] = softmax(logits[row, position])
         return words
 
     def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
@@ -322,19 +273,12 @@ def build_token_classification_task(
     max_length: int = 256,
     label_all_subwords: bool = False,
     document_context: int = 0,
-    case_vocab: bool = False,
     class_weights: Sequence[float] | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
 ) -> TokenClassificationTask:
-    """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention).
-
-    ``case_vocab`` gives an uncased WordPiece model a cased vocabulary (:mod:`nlp_transfer.transfer.case_vocab`).
-    """
+    """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
     resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
-    case_map = None
-    if case_vocab:
-        tokenizer, case_map = case_aware_tokenizer(tokenizer)
     return TokenClassificationTask(
         model_path=resolved.path,
         labels=list(labels),
@@ -347,5 +291,21 @@ def build_token_classification_task(
         allow_pickle=allow_pickle,
         model_name=resolved.name,
         model_source=resolved.source,
-        case_map=case_map,
     )
+
+
+def ner_from_config(config: RunConfig) -> tuple[TokenClassificationTask, TokenClassificationData]:
+    """Read the run's tagged data and build its NER task."""
+    if config.training.class_weights == "balanced":
+        raise ConfigError("training.class_weights=balanced is for classification tasks; remove it for task=ner.")
+    tagged = load_token_classification_data(config.data, seed=config.seed)
+    task = build_token_classification_task(
+        model=config.model,
+        labels=tagged.labels,
+        max_length=config.training.max_length,
+        label_all_subwords=config.training.label_all_subwords,
+        document_context=config.training.document_context,
+        trust_remote_code=config.trust_remote_code,
+        allow_pickle=config.allow_pickle,
+    )
+    return task, tagged

@@ -1,14 +1,17 @@
-"""The Accelerate training loop, batching by length, and checkpoints."""
+"""The Accelerate training loop, batching by length, callbacks and checkpoints."""
 
-from nlp_transfer.training.loop import FitResult, evaluate_model, fit, make_accelerator, make_dataloader, predict_logits
+from nlp_transfer.training.batches import LengthSortedBatches, make_dataloader
+from nlp_transfer.training.callbacks import TrainingCallback
+from nlp_transfer.training.loop import FitResult, evaluate_model, fit, make_accelerator
 from nlp_transfer.training.sampler import LengthGroupedBatchSampler
 
 __all__ = [
     "FitResult",
     "LengthGroupedBatchSampler",
+    "LengthSortedBatches",
+    "TrainingCallback",
     "evaluate_model",
     "fit",
     "make_accelerator",
     "make_dataloader",
-    "predict_logits",
 ]

@@ -1,37 +1,63 @@
-"""Transfer strategies and the layer discovery they rely on."""
+"""Transfer strategies (one module each), the options they share, and the layer discovery they rely on.
 
+:func:`build_strategy` turns a run's config into its :class:`~nlp_transfer.transfer.base.Strategy`;
+importing this package registers every strategy module below.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from nlp_transfer.config import RunConfig, TransferConfig
+from nlp_transfer.transfer import freeze_layers, frozen, full, gradual_unfreezing, lora  # noqa: F401  (registers them)
+from nlp_transfer.transfer.base import STRATEGIES, Strategy, TrainingRun, TransferExtension, register_strategy, strategy_class
+from nlp_transfer.transfer.case_vocab import CaseVocabulary
+from nlp_transfer.transfer.groups import ParamGroups, count_parameters, layerwise_groups, parameter_groups
 from nlp_transfer.transfer.layers import EncoderParts, find_encoder_parts
 from nlp_transfer.transfer.peft_adapters import ADAPTER_DIR, add_adapters, peft_config_for, save_adapter_model
-from nlp_transfer.transfer.strategies import (
-    EPOCH_CALLBACKS,
-    MODEL_PREPARERS,
-    STEP_CALLBACKS,
-    STRATEGIES,
-    apply_strategy,
-    count_parameters,
-    layerwise_groups,
-    parameter_groups,
-    prepare_model,
-    strategy_epoch_callback,
-    strategy_step_callback,
-)
+
+#: ``transfer.<key>: true`` -> the extension that carries that option out
+EXTENSIONS: dict[str, type[TransferExtension]] = {"case_vocab": CaseVocabulary}
+
+
+def build_strategy(config: RunConfig) -> Strategy:
+    """The run's strategy with its active extensions, its options checked against the config."""
+    extensions = [cls() for key, cls in EXTENSIONS.items() if getattr(config.transfer, key)]
+    strategy = strategy_class(config.strategy)(config.transfer, extensions)
+    strategy.check(config)
+    return strategy
+
+
+def prepare_model(model: nn.Module, strategy: str, options: TransferConfig | None = None) -> nn.Module:
+    """The model the named strategy trains: ``model`` itself or a wrapper of it (a ``PeftModel`` for lora)."""
+    return strategy_class(strategy)(options).prepare_model(model)
+
+
+def apply_strategy(
+    model: nn.Module, strategy: str, *, learning_rate: float, weight_decay: float, options: TransferConfig | None = None
+) -> ParamGroups:
+    """Apply the named strategy to ``model`` (set what trains) and return its optimizer parameter groups."""
+    return strategy_class(strategy)(options).parameter_groups(model, learning_rate=learning_rate, weight_decay=weight_decay)
+
 
 __all__ = [
     "ADAPTER_DIR",
-    "EPOCH_CALLBACKS",
-    "MODEL_PREPARERS",
-    "STEP_CALLBACKS",
+    "EXTENSIONS",
     "STRATEGIES",
     "EncoderParts",
+    "ParamGroups",
+    "Strategy",
+    "TrainingRun",
+    "TransferExtension",
     "add_adapters",
     "apply_strategy",
+    "build_strategy",
     "count_parameters",
     "find_encoder_parts",
     "layerwise_groups",
     "parameter_groups",
     "peft_config_for",
     "prepare_model",
+    "register_strategy",
     "save_adapter_model",
-    "strategy_epoch_callback",
-    "strategy_step_callback",
 ]

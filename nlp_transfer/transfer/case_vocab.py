@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from nlp_transfer.errors import UserError
+from nlp_transfer.config import RunConfig
+from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.transfer.base import Strategy, TransferExtension
 
 #: Case classes of a vocabulary id: as written in the uncased vocabulary, first letter capital, all capitals.
 LOWER, CAPITALISED, ALL_CAPITALS = 0, 1, 2
@@ -186,3 +188,39 @@ def materialize_case_embeddings(
     frozen = not module.base.weight.requires_grad
     model.set_input_embeddings(nn.Embedding.from_pretrained(weight, freeze=frozen, padding_idx=module.padding_idx))
     return state_dict
+
+
+class CaseVocabulary(TransferExtension):
+    """``transfer.case_vocab``: the run's tokenizer gains cased ids, its embeddings the case vectors.
+
+    Tokenizer and embeddings change before training; before saving, the factored embedding becomes a
+    plain one, so the run folder is an ordinary cased model.
+    """
+
+    def __init__(self) -> None:
+        self.case_map: CaseMap | None = None
+
+    def check(self, config: RunConfig, strategy: Strategy) -> None:
+        """NER only, and only with a strategy that trains the embeddings."""
+        if config.task != "ner":
+            raise ConfigError(f"transfer.case_vocab is for task=ner; remove it for task={config.task}.")
+        if not strategy.trains_embeddings:
+            raise ConfigError(
+                f"transfer.case_vocab needs the embeddings to train, and strategy={strategy.name} freezes them; "
+                "use strategy=full or gradual_unfreezing, or set transfer.case_vocab=false."
+            )
+
+    def prepare_task(self, task: Any) -> Any:
+        """Give the task the case-aware tokenizer (before any text is tokenized)."""
+        task.tokenizer, self.case_map = case_aware_tokenizer(task.tokenizer)
+        return task
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """Replace the input embeddings with the factored, case-aware ones."""
+        if self.case_map is None:
+            raise UserError("transfer.case_vocab: the task must be prepared (its tokenizer made case-aware) before the model.")
+        return add_case_embeddings(model, self.case_map)
+
+    def before_save(self, model: nn.Module, state_dict: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+        """Write the sums into a plain embedding matrix (and into the gathered state dict of a sharded run)."""
+        return materialize_case_embeddings(model, state_dict)

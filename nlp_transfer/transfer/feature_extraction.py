@@ -31,6 +31,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from nlp_transfer.errors import ConfigError
+from nlp_transfer.training.batches import LengthSortedBatches
 
 POOLING_KEY = "nlp_transfer_pooling"
 POOLINGS = ("cls", "mean")
@@ -94,6 +95,10 @@ class MeanPooledModel(nn.Module):
         pooled = pool(hidden, batch.get("attention_mask"), "mean")
         return SequenceClassifierOutput(logits=head_logits(self.model, pooled[:, None]))
 
+    def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
+        """Recompute the wrapped model's activations in the backward pass (``training.gradient_checkpointing``)."""
+        self.model.gradient_checkpointing_enable(**kwargs)
+
     def save_pretrained(self, output_dir: Any, **kwargs: Any) -> None:
         """Save the wrapped model with ``save_pretrained``; its config records mean pooling."""
         self.model.config.update({POOLING_KEY: "mean"})
@@ -143,7 +148,6 @@ def keep_encoder_in_eval(model: PreTrainedModel) -> None:
         base._nlp_transfer_eval_hook = True
 
 
-@torch.inference_mode()
 def encode_features(
     model: PreTrainedModel,
     rows: Sequence[dict[str, Any]],
@@ -157,23 +161,23 @@ def encode_features(
     """Pooled encoder outputs (rows, width) in float32, in row order; batches are formed by length.
 
     ``rows`` are tokenized examples (``input_ids``, ``attention_mask``, ...). The encoder runs in eval
-    mode; ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs it under autocast.
+    mode on ``device`` (where ``model`` must be); ``autocast_dtype`` (e.g. ``torch.bfloat16``) runs it under autocast.
     """
     was_training = model.training
     model.eval()
-    order = np.argsort([len(row["input_ids"]) for row in rows], kind="stable")
-    width = model.config.hidden_size
-    features = torch.empty(len(rows), width, dtype=torch.float32)
     device = torch.device(device)
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        batch = collator([{k: v for k, v in rows[i].items() if k != "labels"} for i in index])
-        batch = {k: v.to(device) for k, v in batch.items()}
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             hidden = encoder_states(model, batch)
-        features[torch.as_tensor(index)] = pool(hidden.float(), batch.get("attention_mask"), pooling).cpu()
+        return pool(hidden.float(), batch.get("attention_mask"), pooling)
+
+    inputs = [{k: v for k, v in row.items() if k != "labels"} for row in rows]
+    features, _ = LengthSortedBatches.build(inputs, collator, batch_size).outputs(forward, device=device)
     model.train(was_training)
-    return features
+    if not len(features):
+        return torch.empty(0, model.config.hidden_size, dtype=torch.float32)
+    return torch.from_numpy(features)
 
 
 class CachedFeatureCollator:

@@ -1,0 +1,93 @@
+"""The run report (RUN_DIR/run_info.json) as a typed record, written by a run and read by inference and the Hub card."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RUN_INFO_FILE = "run_info.json"
+LIBRARIES = ("nlp-transfer", "torch", "transformers", "datasets", "accelerate", "evaluate", "peft", "tokenizers", "scikit-learn")
+
+
+@dataclass
+class RunInfo:
+    """Facts about one run: what it trained, how, on which data, and what it took."""
+
+    task: str = ""
+    strategy: str = ""
+    base_model: str = ""
+    labels: list[str] = field(default_factory=list)
+    max_length: int | None = None
+    from_scratch: bool = False
+    base_model_source: str = ""
+    threshold: float | None = None  # multi-label runs: the score a label needs
+    document_context: int = 0  # NER: subwords of neighbouring sentences read as context
+    trainable_parameters: int = 0
+    total_parameters: int = 0
+    trainable_parameters_last_epoch: int = 0  # gradual unfreezing trains more of the model each epoch
+    pooling: str | None = None
+    cached_features: bool = False
+    feature_encoding_seconds: dict[str, float] = field(default_factory=dict)
+    best_step: int = 0
+    best_metric: dict[str, float | None] = field(default_factory=dict)
+    global_steps: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    train_samples_per_second: float = 0.0
+    examples: dict[str, int] = field(default_factory=dict)
+    truncated_texts: dict[str, int] = field(default_factory=dict)
+    repaired_tags: dict[str, int] = field(default_factory=dict)  # NER: stray I- tags read as B- per split
+    data_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    num_processes: int = 1
+    mixed_precision: str = "no"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunInfo:
+        """A record from saved data; keys it does not know (older or newer runs) are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def read(cls, run_dir: str | Path) -> RunInfo:
+        """The record of ``run_dir`` (an empty one when the run has none, e.g. a model folder from elsewhere)."""
+        path = Path(run_dir) / RUN_INFO_FILE
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else cls()
+
+    def write(self, run_dir: str | Path) -> None:
+        """Write RUN_DIR/run_info.json."""
+        (Path(run_dir) / RUN_INFO_FILE).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+
+def data_provenance(files: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+    """Path, size and sha256 of each local data file (split name -> path); other names (Hub datasets) as given."""
+    found = {}
+    for split, path in files.items():
+        if path and Path(path).is_file():
+            digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+            found[split] = {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": digest}
+        elif path:
+            found[split] = {"name": str(path)}
+    return found
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a run depends on."""
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,125 @@
+"""Batching tokenized rows for training and for inference.
+
+:func:`make_dataloader` gives the training loop shuffled, length-grouped batches.
+:class:`LengthSortedBatches` is the one inference path: the loop's evaluation, ``predict`` /
+``evaluate`` on a saved run and feature extraction all run a forward function over length-sorted
+batches (little padding) and get the outputs back in row order, gathered once per row across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from nlp_transfer.training.sampler import LengthGroupedBatchSampler
+
+MODEL_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
+IGNORE = -100
+
+Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def batch_rows(dataset: datasets.Dataset, columns: Sequence[str] = MODEL_COLUMNS) -> list[dict[str, Any]]:
+    """The rows of ``dataset`` restricted to ``columns`` (what the collator should see)."""
+    return dataset.select_columns([c for c in dataset.column_names if c in columns]).to_list()
+
+
+def row_lengths(rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Each row's ``length`` if it has one, else its number of input ids (1 for rows without tokens)."""
+    return [int(row["length"]) if "length" in row else len(row.get("input_ids", [0])) for row in rows]
+
+
+def make_dataloader(
+    dataset: datasets.Dataset,
+    collator: Any,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    group_by_length: bool,
+    columns: Sequence[str] = MODEL_COLUMNS,
+) -> tuple[DataLoader, LengthGroupedBatchSampler]:
+    """A DataLoader over ``dataset`` (tokenized, with a ``length`` column) batched by length.
+
+    Only ``columns`` (model inputs and labels) reach the collator.
+    """
+    sampler = LengthGroupedBatchSampler(
+        list(dataset["length"]), batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length
+    )
+    return DataLoader(batch_rows(dataset, columns), batch_sampler=sampler, collate_fn=collator), sampler
+
+
+@dataclass
+class LengthSortedBatches:
+    """Rows batched longest first, and the row index of each position in that order."""
+
+    loader: Any
+    order: list[int]
+
+    @classmethod
+    def build(
+        cls, rows: Sequence[dict[str, Any]], collator: Any, batch_size: int, accelerator: Any = None
+    ) -> LengthSortedBatches:
+        """Batches of ``rows`` (tokenized dicts) by descending length; ``accelerator`` shards them over processes."""
+        sampler = LengthGroupedBatchSampler(row_lengths(rows), batch_size, shuffle=False)
+        loader = DataLoader(list(rows), batch_sampler=sampler, collate_fn=collator)
+        order = [index for batch in sampler for index in batch]
+        return cls(accelerator.prepare(loader) if accelerator is not None else loader, order)
+
+    @torch.inference_mode()
+    def outputs(
+        self, forward: Forward, *, accelerator: Any = None, device: torch.device | str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``forward``'s output for every row and the rows' ``labels`` (None without), in row order.
+
+        Token-level outputs of different widths are padded with -100. With ``accelerator`` the batches
+        are already on its device and every row is gathered once; otherwise they move to ``device``.
+        """
+        outputs, labels = [], []
+        for batch in self.loader:
+            gold = batch.pop("labels", None)
+            if accelerator is None and device is not None:
+                batch = {k: v.to(device) for k, v in batch.items()}
+            values = forward(batch).float()
+            if accelerator is not None:
+                values, gold = _gather(accelerator, values, gold)
+            outputs.append(values.cpu().numpy())
+            if gold is not None:
+                labels.append(gold.cpu().numpy())
+        restored = restore_order(concat_padded(outputs), self.order)
+        return restored, (restore_order(concat_padded(labels), self.order) if labels else None)
+
+
+def _gather(accelerator: Any, values: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Gather a batch's outputs and labels from every process, each row once (token-level: padded first)."""
+    if values.dim() == 3:
+        values = accelerator.pad_across_processes(values, dim=1, pad_index=IGNORE)
+        if labels is not None:
+            labels = accelerator.pad_across_processes(labels, dim=1, pad_index=IGNORE)
+    values = accelerator.gather_for_metrics(values)
+    return values, (accelerator.gather_for_metrics(labels) if labels is not None else None)
+
+
+def concat_padded(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenate batches; token-level arrays of different widths are padded with -100 first."""
+    if not arrays:
+        return np.zeros((0,), dtype=np.float32)
+    if arrays[0].ndim >= 2 and len({a.shape[1] for a in arrays}) > 1:
+        width = max(a.shape[1] for a in arrays)
+        arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=IGNORE) for a in arrays]
+    return np.concatenate(arrays, axis=0)
+
+
+def restore_order(values: np.ndarray, order: Sequence[int]) -> np.ndarray:
+    """Rows in loader order back to row order."""
+    if len(values) == 0:
+        return values
+    restored = np.empty_like(values)
+    restored[np.asarray(order)] = values
+    return restored

@@ -1,0 +1,210 @@
+"""What a transfer strategy is: one object that owns a run's whole training plan.
+
+A strategy decides, in one place:
+
+- which options it accepts (:meth:`Strategy.check`, at config time, before any model loads);
+- how the model is prepared (:meth:`Strategy.prepare_model`: wrap it, inject adapters, ...);
+- which parameters train and at which learning rates (:meth:`Strategy.parameter_groups`);
+- what callbacks the loop calls (:meth:`Strategy.callbacks`: gradual unfreezing moves on by epoch or step);
+- how training runs (:meth:`Strategy.train`: the standard loop, or encode once and train the head, or
+  a phase before the head);
+- which model predicts (:meth:`Strategy.inference_model`) and how the result is saved (:meth:`Strategy.save`);
+- what it adds to the run report (:meth:`Strategy.run_info`).
+
+The base class gives the standard answer to each, so a strategy overrides only what differs.
+Transfer *options* that combine with several strategies (``transfer.case_vocab``) are
+:class:`TransferExtension` objects the strategy holds and consults at the same points.
+
+Register a strategy with :func:`register_strategy`; ``strategy: NAME`` in a config then selects it.
+``pipeline.py`` and ``training/`` never name a strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from nlp_transfer.config import RunConfig, TransferConfig
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.training.callbacks import TrainingCallback
+
+if TYPE_CHECKING:
+    import datasets
+    from accelerate import Accelerator
+
+    from nlp_transfer.training.loop import FitResult
+
+ParamGroups = list[dict[str, Any]]
+
+
+@dataclass
+class TrainingRun:
+    """Everything a strategy's :meth:`Strategy.train` needs to train: the prepared pieces of one run."""
+
+    model: nn.Module
+    task: Any
+    param_groups: ParamGroups
+    splits: dict[str, datasets.Dataset]
+    config: RunConfig
+    accelerator: Accelerator
+    output_dir: Path
+    resume: bool = False
+    callbacks: list[TrainingCallback] = field(default_factory=list)
+
+    def fit(self, **changes: Any) -> FitResult:
+        """Run the standard loop on this run's pieces; keyword ``changes`` replace any of them for one phase.
+
+        ``model``, ``task``, ``param_groups``, ``callbacks``, ``train_dataset``, ``eval_dataset`` and
+        ``training`` (a ``TrainingConfig``) can be replaced.
+        """
+        from nlp_transfer.config import config_to_dict
+        from nlp_transfer.training.loop import fit
+
+        arguments: dict[str, Any] = {
+            "model": self.model,
+            "task": self.task,
+            "param_groups": self.param_groups,
+            "train_dataset": self.splits["train"],
+            "eval_dataset": self.splits["validation"],
+            "config": self.config.training,
+            "callbacks": self.callbacks,
+        }
+        training = changes.pop("training", None)
+        arguments.update(changes)
+        if training is not None:
+            arguments["config"] = training
+        return fit(
+            output_dir=self.output_dir,
+            seed=self.config.seed,
+            resume=self.resume,
+            accelerator=self.accelerator,
+            hparams=config_to_dict(self.config),
+            **arguments,
+        )
+
+
+class TransferExtension:
+    """A transfer option that several strategies share (for example ``transfer.case_vocab``).
+
+    It may change the task (its tokenizer), the model, and the weights that are saved.
+    """
+
+    def check(self, config: RunConfig, strategy: Strategy) -> None:
+        """Refuse a config this option cannot serve (raise ``ConfigError``)."""
+
+    def prepare_task(self, task: Any) -> Any:
+        """The task with this option applied (before any text is tokenized)."""
+        return task
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """The model with this option applied (before the strategy sets what trains)."""
+        return model
+
+    def before_save(self, model: nn.Module, state_dict: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+        """Turn the trained model back into a plain one before saving; returns the (possibly new) gathered state dict."""
+        return state_dict
+
+
+class Strategy:
+    """The standard plan: everything trains at ``training.learning_rate`` in the standard loop.
+
+    Subclasses set :attr:`name` and override the steps that differ.
+    """
+
+    name: ClassVar[str] = ""
+    #: whether the input embeddings train (``transfer.case_vocab`` needs it)
+    trains_embeddings: ClassVar[bool] = True
+    #: whether ``transfer.layer_lr_decay`` means something to this strategy
+    uses_layer_lr_decay: ClassVar[bool] = True
+
+    def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
+        self.options = options or TransferConfig()
+        self.extensions = list(extensions or [])
+
+    # ------------------------------------------------------------------ config time
+
+    def check(self, config: RunConfig) -> None:
+        """Refuse options this strategy cannot use, naming the key and the fix."""
+        if config.transfer.pooling != "cls":
+            raise ConfigError(
+                f"transfer.pooling={config.transfer.pooling} applies to strategy=frozen on classification or multilabel "
+                f"tasks (this run: strategy={self.name}, task={config.task}); remove it or set transfer.pooling=cls."
+            )
+        if not self.uses_layer_lr_decay and config.transfer.layer_lr_decay != 1.0:
+            raise ConfigError(
+                f"transfer.layer_lr_decay applies to full, freeze_layers and gradual_unfreezing, not to strategy={self.name}; "
+                "remove it or pick one of those strategies."
+            )
+        for extension in self.extensions:
+            extension.check(config, self)
+
+    # ------------------------------------------------------------------ preparing
+
+    def prepare_task(self, task: Any) -> Any:
+        """The task the run uses (extensions may give it another tokenizer)."""
+        for extension in self.extensions:
+            task = extension.prepare_task(task)
+        return task
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """The model this strategy trains: ``model`` after the extensions, possibly wrapped."""
+        for extension in self.extensions:
+            model = extension.prepare_model(model)
+        return model
+
+    def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
+        """Set ``requires_grad`` on ``model`` and return the optimizer's parameter groups."""
+        raise NotImplementedError(f"strategy {self.name!r} does not say which parameters train")
+
+    def callbacks(self, model: nn.Module) -> list[TrainingCallback]:
+        """Callbacks the loop calls at the start, before each epoch and after each optimizer step."""
+        return []
+
+    # ------------------------------------------------------------------ training
+
+    def train(self, run: TrainingRun) -> FitResult:
+        """Train: by default the standard loop over the tokenized splits."""
+        return run.fit()
+
+    # ------------------------------------------------------------------ results
+
+    def inference_model(self, model: nn.Module) -> nn.Module:
+        """The module that predicts with the trained ``model`` (evaluation, the saved run)."""
+        return model
+
+    def state_dict_for_save(self, model: nn.Module, state_dict: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+        """The weights to save: the extensions turn their parts back into plain modules (call on every process)."""
+        for extension in self.extensions:
+            state_dict = extension.before_save(model, state_dict)
+        return state_dict
+
+    def save(self, model: nn.Module, output_dir: Path, state_dict: dict[str, torch.Tensor] | None) -> None:
+        """Write the trained model with ``save_pretrained`` (safetensors); ``state_dict`` replaces its own weights."""
+        model.save_pretrained(output_dir, safe_serialization=True, state_dict=state_dict)
+
+    def run_info(self) -> dict[str, Any]:
+        """Facts about this strategy's run for run_info.json (for example feature-encoding time)."""
+        return {}
+
+
+#: strategy name -> class; filled by :func:`register_strategy`
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make ``cls`` selectable as ``strategy: cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a name to be registered")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The registered strategy called ``name``, or a ConfigError listing the choices."""
+    if name not in STRATEGIES:
+        raise ConfigError(f"strategy '{name}' is unknown; choose one of {', '.join(STRATEGIES)}.")
+    return STRATEGIES[name]

@@ -1,0 +1,127 @@
+"""Feature extraction: the pretrained encoder is frozen and only the task head trains.
+
+The pooler (BERT's dense+tanh over [CLS]) counts as head unless ``transfer.freeze_pooler``. The
+encoder stays in eval mode (no dropout), so its output for a text never changes: for sequence tasks,
+with ``transfer.cache_features`` (the default), it runs once per split and the head trains on the
+cached vectors for every epoch (:mod:`nlp_transfer.transfer.feature_extraction`). ``transfer.pooling``
+chooses what the head reads: the first token (``cls``) or the mean of the token states (``mean``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from nlp_transfer.config import RunConfig
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.transfer.base import Strategy, TrainingRun, register_strategy
+from nlp_transfer.transfer.feature_extraction import (
+    CachedFeatureHead,
+    CachedFeatureTask,
+    MeanPooledModel,
+    encode_features,
+    keep_encoder_in_eval,
+    with_pooling,
+)
+from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
+from nlp_transfer.transfer.layers import find_encoder_parts
+
+if TYPE_CHECKING:
+    from nlp_transfer.training.loop import FitResult
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def hf_model(model: nn.Module) -> nn.Module:
+    """The Hugging Face model inside a pooling wrapper (or ``model`` itself)."""
+    return model.model if isinstance(model, MeanPooledModel) else model
+
+
+@register_strategy
+class FrozenEncoder(Strategy):
+    """Only the head trains, on the frozen encoder's outputs (cached once per split for sequence tasks)."""
+
+    name = "frozen"
+    trains_embeddings = False
+    uses_layer_lr_decay = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.caches = False
+        self.encoding_seconds: dict[str, float] = {}
+
+    def check(self, config: RunConfig) -> None:
+        """Mean pooling and feature caching are options of sequence tasks."""
+        if config.transfer.pooling != "cls" and config.task == "ner":
+            raise ConfigError(
+                f"transfer.pooling={config.transfer.pooling} applies to classification or multilabel tasks, not task=ner; "
+                "remove it or set transfer.pooling=cls."
+            )
+        super().check(replace(config, transfer=replace(config.transfer, pooling="cls")))
+        self.caches = config.task != "ner" and config.transfer.cache_features
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """``model``, or for mean pooling a wrapper whose head reads the mean of the token states."""
+        return with_pooling(super().prepare_model(model), self.options.pooling)
+
+    def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
+        """The head (and the pooler unless ``freeze_pooler``); the encoder is frozen and kept in eval mode."""
+        inner = hf_model(model)
+        head = set(find_encoder_parts(inner).head)
+        if self.options.freeze_pooler:
+            head = {n for n in head if ".pooler." not in n}
+        set_trainable(inner, head)
+        keep_encoder_in_eval(inner)
+        names = [n for n, _ in inner.named_parameters() if n in head]
+        return layerwise_groups(inner, names, learning_rate=learning_rate, weight_decay=weight_decay)
+
+    def train(self, run: TrainingRun) -> FitResult:
+        """Encode train and validation once, then train the head on the cached vectors (or the standard loop)."""
+        if not self.caches:
+            return run.fit()
+        inner = hf_model(run.model).to(run.accelerator.device)  # encode where the loop will train
+        features = {name: self.encode(inner, run, name) for name in ("train", "validation")}
+        run.accelerator.print(
+            f"feature extraction: encoded {sum(len(f) for f in features.values()):,} texts once "
+            f"({sum(self.encoding_seconds.values()):.1f} s); the head trains on the cached vectors"
+        )
+        cached = CachedFeatureTask(run.task, features)
+        result = run.fit(
+            model=CachedFeatureHead(inner),
+            task=cached,
+            train_dataset=cached.dataset(run.splits["train"], "train"),
+            eval_dataset=cached.dataset(run.splits["validation"], "validation"),
+            training=replace(run.config.training, gradient_checkpointing=False),
+        )
+        result.model = run.model  # the head's weights are the model's own: the best ones are loaded into it
+        result.train_seconds += self.encoding_seconds["train"]
+        return result
+
+    def encode(self, model: nn.Module, run: TrainingRun, split: str) -> torch.Tensor:
+        """The pooled encoder outputs of one split, timed."""
+        started = time.perf_counter()
+        dataset = run.splits[split]
+        features = encode_features(
+            model,
+            dataset.select_columns([c for c in dataset.column_names if c in run.task.batch_columns]).to_list(),
+            run.task.collator(),
+            pooling=self.options.pooling,
+            batch_size=run.config.training.eval_batch_size,
+            device=run.accelerator.device,
+            autocast_dtype=AUTOCAST_DTYPES.get(run.config.training.mixed_precision),
+        )
+        self.encoding_seconds[split] = round(time.perf_counter() - started, 2)
+        return features
+
+    def run_info(self) -> dict[str, Any]:
+        """Pooling, whether features were cached, and the encoding time per split."""
+        return {
+            "pooling": self.options.pooling,
+            "cached_features": self.caches,
+            # train's encoding counts as training time, validation's as evaluation
+            "feature_encoding_seconds": self.encoding_seconds,
+        }
