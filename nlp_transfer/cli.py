@@ -225,15 +225,7 @@ def _config(args: argparse.Namespace) -> None:
         print(f"{key} ({type_name}, default {default!r})\n    {help_text}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``nlp-transfer`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":
-        return run_recipe(None, argv[1:])
-    parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare}")
-    verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
-
+def _add_evaluate_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = verbs.add_parser("evaluate", help="score a saved run on a labelled file")
     evaluate.add_argument("run_dir")
     evaluate.add_argument("--data", required=True, help="labelled csv/tsv/json/jsonl file")
@@ -241,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_data_options(evaluate)
     _add_load_options(evaluate)
 
+
+def _add_predict_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     predict = verbs.add_parser("predict", help="label texts with a saved run; JSON lines out")
     predict.add_argument("run_dir")
     predict.add_argument("texts", nargs="*", help="texts to label")
@@ -249,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--encoding", default="utf-8", help="encoding of --input (default: utf-8)")
     _add_load_options(predict)
 
+
+def _add_config_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = verbs.add_parser("config", help="print the config reference, check configs, or print a resolved config")
     config.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
     config.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
@@ -256,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table")
     config.add_argument("--debug", action="store_true", help="show tracebacks")
 
+
+def _add_push_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     push = verbs.add_parser("push", help="upload a saved run to the Hugging Face Hub with a model card")
     push.add_argument("run_dir")
     push.add_argument("--repo-id", required=True, help="target repository OWNER/NAME (created when missing)")
@@ -267,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     push.add_argument("--license", help="license id for the model card, e.g. apache-2.0 (default: the base model's)")
     push.add_argument("--debug", action="store_true", help="show tracebacks")
 
+
+def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     compare = verbs.add_parser("compare", help="train several strategies and a from-scratch baseline on the same data")
     compare.add_argument("config", help="YAML config of the runs; 'key=value' items override its keys")
     compare.add_argument(
@@ -288,10 +288,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     compare.add_argument("--debug", action="store_true", help="show tracebacks and library logs (of every run)")
 
-    args = parser.parse_args(argv)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb but ``train`` (which :func:`run_recipe` parses; it is listed here for the help)."""
+    parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare}")
+    verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
+    _add_evaluate_parser(verbs)
+    _add_predict_parser(verbs)
+    _add_config_parser(verbs)
+    _add_push_parser(verbs)
+    _add_compare_parser(verbs)
+    return parser
+
+
+VERBS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "config": _config,
+    "push": _push,
+    "compare": _compare,
+}
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the verb ``args`` names; returns the exit code."""
     _quiet_libraries(args.debug)
-    action = {"evaluate": _evaluate, "predict": _predict, "config": _config, "push": _push, "compare": _compare}[args.verb]
+    action = VERBS[args.verb]
     return _guard(args.debug, lambda: action(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nlp-transfer`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return run_recipe(None, argv[1:])
+    return dispatch(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo
 
 logger = logging.getLogger(__name__)
 
@@ -239,10 +241,20 @@ def _base_model_license(base_model: str | None) -> str | None:
     return None
 
 
-def _dataset_entries(info: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _read_run_info(run_dir: Path) -> RunInfo:
+    """The run's :class:`RunInfo`; a UserError naming the file when it is not valid JSON."""
+    try:
+        return RunInfo.read(run_dir)
+    except ValueError as err:
+        raise UserError(f"{run_dir / RUN_INFO_FILE}: not valid JSON ({err}).") from None
+    except AttributeError:  # valid JSON, but not an object: nothing known about the run
+        return RunInfo()
+
+
+def _dataset_entries(info: RunInfo) -> list[tuple[str, str, str]]:
     """(split, dataset id, display name) for the train/validation/test data of the run."""
     entries = []
-    for key, value in (info.get("data_files") or {}).items():
+    for key, value in (info.data_files or {}).items():
         split = key.removesuffix("_file")
         if not isinstance(value, dict):
             continue
@@ -259,7 +271,8 @@ def _scalar_metrics(values: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v}
 
 
-def _eval_results(info: dict[str, Any], metrics: dict[str, Any], pipeline_tag: str) -> list[Any]:
+def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> list[Any]:
+    """The model-index entries (``huggingface_hub.EvalResult``) of the metrics the Hub knows by name."""
     from huggingface_hub import EvalResult
 
     datasets = {split: (ds_id, name) for split, ds_id, name in _dataset_entries(info)}
@@ -291,6 +304,7 @@ def _eval_results(info: dict[str, Any], metrics: dict[str, Any], pipeline_tag: s
 
 
 def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(name, value) rows of the training settings, the transfer section and the seed of the resolved config."""
     training = config.get("training") or {}
     keys = (
         "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm",
@@ -306,30 +320,31 @@ def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-def _usage(repo_id: str, info: dict[str, Any], pipeline_tag: str, adapter: bool) -> str:
-    labels = [str(label) for label in info.get("labels") or []]
-    multilabel = info.get("task") == "multilabel"
-    if adapter:
-        base = str(info.get("base_model") or "BASE_MODEL")
-        auto = (
-            "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
-        )
-        id2label = {i: label for i, label in enumerate(labels)}
-        return (
-            "This repository holds a LoRA adapter; load it on its base model with `peft`:\n\n"
-            "```python\n"
-            "from peft import PeftModel\n"
-            f"from transformers import {auto}, AutoTokenizer, pipeline\n\n"
-            f"id2label = {_q(id2label)}\n"
-            f"base = {auto}.from_pretrained(\n"
-            f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}\n"
-            ")\n"
-            f"model = PeftModel.from_pretrained(base, {_q(repo_id)}).merge_and_unload()\n"
-            f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
-            f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer)\n"
-            "```\n"
-        )
-    extra = ', top_k=None, function_to_apply="sigmoid"' if multilabel else ""
+def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
+    """How to load a LoRA adapter repository on its base model with ``peft``."""
+    labels = [str(label) for label in info.labels or []]
+    base = str(info.base_model or "BASE_MODEL")
+    auto = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
+    id2label = {i: label for i, label in enumerate(labels)}
+    return (
+        "This repository holds a LoRA adapter; load it on its base model with `peft`:\n\n"
+        "```python\n"
+        "from peft import PeftModel\n"
+        f"from transformers import {auto}, AutoTokenizer, pipeline\n\n"
+        f"id2label = {_q(id2label)}\n"
+        f"base = {auto}.from_pretrained(\n"
+        f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}\n"
+        ")\n"
+        f"model = PeftModel.from_pretrained(base, {_q(repo_id)}).merge_and_unload()\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
+        f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer)\n"
+        "```\n"
+    )
+
+
+def _model_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
+    """How to run a full-model repository with a ``transformers`` pipeline, or with nlp-transfer."""
+    extra = ', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else ""
     if pipeline_tag == "token-classification":
         extra = ', aggregation_strategy="first"'
     example = (
@@ -353,6 +368,13 @@ def _usage(repo_id: str, info: dict[str, Any], pipeline_tag: str, adapter: bool)
     )
 
 
+def _usage(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool) -> str:
+    """The card's code snippets: the adapter's or the full model's."""
+    if adapter:
+        return _adapter_usage(repo_id, info, pipeline_tag)
+    return _model_usage(repo_id, info, pipeline_tag)
+
+
 def _q(value: Any) -> str:
     """A Python literal with double quotes, for the code snippets of the card."""
     if isinstance(value, dict):
@@ -364,6 +386,197 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|")
+
+
+@dataclass
+class _CardFacts:
+    """What the model card says about a run, gathered once from its run_info.json, metrics.json and config.yaml."""
+
+    run_dir: Path
+    repo_id: str
+    adapter: bool
+    info: RunInfo
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    task: str
+    strategy: str
+    pipeline_tag: str
+    base_model: str | None
+    base_is_hub: bool
+    license: str | None
+
+    @property
+    def name(self) -> str:
+        """The model's name: the repository name without its owner."""
+        return self.repo_id.split("/")[-1]
+
+
+def _card_facts(run_dir: Path, repo_id: str, license: str | None, adapter: bool) -> _CardFacts:
+    """Read the run's files and settle the task, strategy, base model and license the card states."""
+    info = _read_run_info(run_dir)
+    metrics = _read_json(run_dir / "metrics.json")
+    config_path = run_dir / "config.yaml"
+    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.is_file() else {}
+    task = str(info.task or config.get("task") or "classification")
+    base_model = info.base_model or config.get("model")
+    return _CardFacts(
+        run_dir=run_dir,
+        repo_id=repo_id,
+        adapter=adapter,
+        info=info,
+        metrics=metrics,
+        config=config,
+        task=task,
+        strategy=str(info.strategy or config.get("strategy") or "full"),
+        pipeline_tag=PIPELINE_TAGS.get(task, "text-classification"),
+        base_model=base_model,
+        base_is_hub=bool(base_model) and _looks_like_hub_id(str(base_model)),
+        license=license or _base_model_license(base_model),
+    )
+
+
+def _card_metadata(facts: _CardFacts) -> Any:
+    """The card's YAML metadata (``ModelCardData``), with the model-index of its metrics."""
+    from huggingface_hub import ModelCardData
+
+    datasets = sorted({name for _, _, name in _dataset_entries(facts.info)})
+    tags = ["nlp-transfer", facts.task, facts.strategy, facts.pipeline_tag] + (["lora", "peft"] if facts.adapter else [])
+    metric_types = {METRIC_NAMES[k][0] for v in facts.metrics.values() if isinstance(v, dict) for k in v if k in METRIC_NAMES}
+    return ModelCardData(
+        library_name="peft" if facts.adapter else "transformers",
+        pipeline_tag=facts.pipeline_tag,
+        base_model=str(facts.base_model) if facts.base_is_hub else None,
+        license=facts.license,
+        datasets=datasets or None,
+        tags=list(dict.fromkeys(tags)),
+        metrics=sorted(metric_types) or None,
+        model_name=facts.name,
+        eval_results=_eval_results(facts.info, facts.metrics, facts.pipeline_tag) or None,
+    )
+
+
+def _intro_section(facts: _CardFacts) -> list[str]:
+    """The title, what the model is fine-tuned from and how, and a note when no license was set."""
+    what = "A LoRA adapter for" if facts.adapter else "A fine-tuned version of"
+    base = facts.base_model
+    base_text = f"[{base}](https://huggingface.co/{base})" if facts.base_is_hub else f"`{base or 'a local model'}`"
+    lines = [
+        f"# {facts.name}",
+        "",
+        f"{what} {base_text} for **{facts.pipeline_tag}** ({facts.task}), trained with "
+        f"nlp-transfer using the **{facts.strategy}** transfer strategy.",
+        "",
+    ]
+    if not facts.license:
+        lines += ["No license was set: pass `--license ID` when pushing to state one.", ""]
+    return lines
+
+
+def _labels_section(facts: _CardFacts) -> list[str]:
+    """The label list, and the decision threshold of a multi-label model."""
+    labels = [str(label) for label in facts.info.labels or []]
+    lines = ["## Labels", ""]
+    lines += [", ".join(f"`{label}`" for label in labels) if labels else "See `config.json` (`id2label`).", ""]
+    if facts.info.task == "multilabel":
+        threshold = 0.5 if facts.info.threshold is None else facts.info.threshold
+        lines += [f"Multi-label: a label is predicted when its sigmoid score reaches {threshold}.", ""]
+    return lines
+
+
+def _training_data_section(facts: _CardFacts) -> list[str]:
+    """A table of the splits: their data file or dataset and their number of examples."""
+    lines = ["## Training data", "", "| split | data | examples |", "|---|---|---|"]
+    examples = facts.info.examples or {}
+    entries = {split: name for split, _, name in _dataset_entries(facts.info)}
+    order = {"train": 0, "validation": 1, "test": 2}
+    for split in sorted(set(examples) | set(entries), key=lambda s: (order.get(s, 3), s)):
+        lines.append(f"| {split} | {_fmt(entries.get(split, 'held out from train'))} | {_fmt(examples.get(split, ''))} |")
+    lines.append("")
+    return lines
+
+
+def _training_procedure_section(facts: _CardFacts) -> list[str]:
+    """The share of parameters trained, the hyperparameters, and the steps and time the run took."""
+    info = facts.info
+    lines = ["## Training procedure", ""]
+    trainable, total = info.trainable_parameters, info.total_parameters
+    if trainable and total:
+        share = 100 * trainable / total
+        lines += [f"Strategy `{facts.strategy}`: {trainable:,} of {total:,} parameters trained ({share:.2f} %).", ""]
+    hyper = _hyperparameters(facts.config)
+    if hyper:
+        lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {_fmt(v)} |" for k, v in hyper] + [""]
+    if info.global_steps:  # a run that recorded its training (not an empty record)
+        steps = [
+            ("optimizer steps", info.global_steps),
+            ("best step", info.best_step),
+            ("training time (s)", info.train_seconds),
+            ("stopped early", info.stopped_early),
+        ]
+        lines += ["; ".join(f"{label}: {_fmt(value)}" for label, value in steps) + ".", ""]
+    return lines
+
+
+def _evaluation_section(facts: _CardFacts) -> list[str]:
+    """One metrics table per evaluated split, with its confusion matrix when the run plotted one."""
+    lines = ["## Evaluation", ""]
+    for split, values in facts.metrics.items():
+        if not isinstance(values, dict):
+            continue
+        numbers = _scalar_metrics(values)
+        if not numbers:
+            continue
+        lines += [f"### {split}", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4f} |" for k, v in numbers.items()] + [""]
+        image = f"confusion_matrix_{split}.png"
+        if (facts.run_dir / image).is_file():
+            lines += [f"![Confusion matrix ({split})]({image})", ""]
+    if not facts.metrics:
+        lines += ["No metrics were recorded for this run.", ""]
+    return lines
+
+
+def _usage_section(facts: _CardFacts) -> list[str]:
+    """How to load and run the pushed model."""
+    return ["## How to use", "", _usage(facts.repo_id, facts.info, facts.pipeline_tag, facts.adapter)]
+
+
+def _limitations_section(facts: _CardFacts) -> list[str]:
+    """What the model cannot be expected to do."""
+    max_length = "the maximum length" if facts.info.max_length is None else facts.info.max_length
+    return [
+        "## Limitations",
+        "",
+        "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
+        "model and of the training data.",
+        "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
+        f"- Inputs longer than {max_length} tokens were truncated in training.",
+        "",
+    ]
+
+
+def _reproducing_section(facts: _CardFacts) -> list[str]:
+    """Where the config and the provenance of the run are, and how to train it again."""
+    return [
+        "## Reproducing",
+        "",
+        "`config.yaml` in this repository is the resolved training config; `run_info.json` records the data files "
+        "(with sha256), library versions and the evaluation history. With the data files at the recorded paths, "
+        "`nlp-transfer train config.yaml` trains the run again.",
+        "",
+    ]
+
+
+_CARD_SECTIONS: tuple[Callable[[_CardFacts], list[str]], ...] = (
+    _intro_section,
+    _labels_section,
+    _training_data_section,
+    _training_procedure_section,
+    _evaluation_section,
+    _usage_section,
+    _limitations_section,
+    _reproducing_section,
+)
 
 
 def build_model_card(
@@ -378,107 +591,11 @@ def build_model_card(
     ``license`` wins; otherwise the base model's license is used when its card is available offline.
     ``adapter`` describes a LoRA adapter repository instead of a full model.
     """
-    from huggingface_hub import ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
-    run_dir = Path(run_dir)
-    info = _read_json(run_dir / "run_info.json")
-    metrics = _read_json(run_dir / "metrics.json")
-    config_path = run_dir / "config.yaml"
-    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.is_file() else {}
-    task = str(info.get("task") or config.get("task") or "classification")
-    strategy = str(info.get("strategy") or config.get("strategy") or "full")
-    pipeline_tag = PIPELINE_TAGS.get(task, "text-classification")
-    base_model = info.get("base_model") or config.get("model")
-    base_is_hub = bool(base_model) and _looks_like_hub_id(str(base_model))
-    license = license or _base_model_license(base_model)
-    datasets = sorted({name for _, _, name in _dataset_entries(info)})
-    name = repo_id.split("/")[-1]
-    tags = ["nlp-transfer", task, strategy, pipeline_tag] + (["lora", "peft"] if adapter else [])
-
-    data = ModelCardData(
-        library_name="peft" if adapter else "transformers",
-        pipeline_tag=pipeline_tag,
-        base_model=str(base_model) if base_is_hub else None,
-        license=license,
-        datasets=datasets or None,
-        tags=list(dict.fromkeys(tags)),
-        metrics=sorted({METRIC_NAMES[k][0] for v in metrics.values() if isinstance(v, dict) for k in v if k in METRIC_NAMES})
-        or None,
-        model_name=name,
-        eval_results=_eval_results(info, metrics, pipeline_tag) or None,
-    )
-
-    labels = [str(label) for label in info.get("labels") or []]
-    lines = [f"# {name}", ""]
-    what = "A LoRA adapter for" if adapter else "A fine-tuned version of"
-    base_text = f"[{base_model}](https://huggingface.co/{base_model})" if base_is_hub else f"`{base_model or 'a local model'}`"
-    lines += [
-        f"{what} {base_text} for **{pipeline_tag}** ({task}), trained with "
-        f"nlp-transfer using the **{strategy}** transfer strategy.",
-        "",
-    ]
-    if not license:
-        lines += ["No license was set: pass `--license ID` when pushing to state one.", ""]
-    lines += ["## Labels", ""]
-    lines += [", ".join(f"`{label}`" for label in labels) if labels else "See `config.json` (`id2label`).", ""]
-    if info.get("task") == "multilabel":
-        lines += [f"Multi-label: a label is predicted when its sigmoid score reaches {info.get('threshold', 0.5)}.", ""]
-
-    lines += ["## Training data", "", "| split | data | examples |", "|---|---|---|"]
-    examples = info.get("examples") or {}
-    entries = {split: name for split, _, name in _dataset_entries(info)}
-    order = {"train": 0, "validation": 1, "test": 2}
-    for split in sorted(set(examples) | set(entries), key=lambda s: (order.get(s, 3), s)):
-        lines.append(f"| {split} | {_fmt(entries.get(split, 'held out from train'))} | {_fmt(examples.get(split, ''))} |")
-    lines.append("")
-
-    lines += ["## Training procedure", ""]
-    trainable, total = info.get("trainable_parameters"), info.get("total_parameters")
-    if trainable and total:
-        lines += [f"Strategy `{strategy}`: {trainable:,} of {total:,} parameters trained ({100 * trainable / total:.2f} %).", ""]
-    hyper = _hyperparameters(config)
-    if hyper:
-        lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {_fmt(v)} |" for k, v in hyper] + [""]
-    facts = [
-        (label, info[key])
-        for label, key in (("optimizer steps", "global_steps"), ("best step", "best_step"),
-                           ("training time (s)", "train_seconds"), ("stopped early", "stopped_early"))
-        if key in info
-    ]  # fmt: skip
-    if facts:
-        lines += ["; ".join(f"{label}: {_fmt(value)}" for label, value in facts) + ".", ""]
-
-    lines += ["## Evaluation", ""]
-    for split, values in metrics.items():
-        if not isinstance(values, dict):
-            continue
-        numbers = _scalar_metrics(values)
-        if not numbers:
-            continue
-        lines += [f"### {split}", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" for k, v in numbers.items()] + [""]
-        image = f"confusion_matrix_{split}.png"
-        if (run_dir / image).is_file():
-            lines += [f"![Confusion matrix ({split})]({image})", ""]
-    if not metrics:
-        lines += ["No metrics were recorded for this run.", ""]
-
-    lines += ["## How to use", "", _usage(repo_id, info, pipeline_tag, adapter)]
-    lines += [
-        "## Limitations",
-        "",
-        "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
-        "model and of the training data.",
-        "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
-        f"- Inputs longer than {info.get('max_length', 'the maximum length')} tokens were truncated in training.",
-        "",
-        "## Reproducing",
-        "",
-        "`config.yaml` in this repository is the resolved training config; `run_info.json` records the data files "
-        "(with sha256), library versions and the evaluation history. With the data files at the recorded paths, "
-        "`nlp-transfer train config.yaml` trains the run again.",
-        "",
-    ]
+    facts = _card_facts(Path(run_dir), repo_id, license, adapter)
+    data = _card_metadata(facts)
+    lines = [line for section in _CARD_SECTIONS for line in section(facts)]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
@@ -586,6 +703,88 @@ def _refuse_leaks(files: dict[str, Path | bytes], token: str) -> None:
             raise UserError(f"{path_in_repo} contains the Hugging Face token; refusing to upload it. Remove the token from it.")
 
 
+def _card_bytes(run_dir: Path, repo_id: str, license: str | None, adapter: bool) -> bytes:
+    """The run's model card as README.md, its metadata checked offline."""
+    card = build_model_card(run_dir, repo_id=repo_id, license=license, adapter=adapter)
+    check_card_metadata(card)
+    return str(card).encode("utf-8")
+
+
+def _prepare_push(
+    run_dir: Path, repo_id: str, mode: PushMode, license: str | None
+) -> tuple[Literal["merged", "adapter"], dict[str, Path | bytes]]:
+    """Check the repo id, choose what to upload and gather the files with their card: all before any request."""
+    if not REPO_ID_RE.fullmatch(repo_id or ""):
+        raise UserError(f"repo id {repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+    chosen = resolve_mode(run_dir, mode)
+    info = _read_run_info(run_dir)
+    files = collect_files(run_dir, chosen, base_model=info.base_model or None)
+    files["README.md"] = _card_bytes(run_dir, repo_id, license, chosen == "adapter")
+    return chosen, files
+
+
+def _check_online() -> None:
+    """A UserError when huggingface_hub is in offline mode."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise UserError("HF_HUB_OFFLINE is set: pushing needs the Hub. Unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to push.")
+
+
+class _HubCaller:
+    """Runs one Hub call of a push: transient errors are retried, a failure becomes a :class:`PushError`."""
+
+    def __init__(self, repo_id: str, attempts: int, wait: float) -> None:
+        self.repo_id, self.attempts, self.wait = repo_id, attempts, wait
+
+    def __call__(self, step: str, action: Callable[[], T]) -> T:
+        """The result of ``action``; ``step`` names it in log lines and error messages."""
+        try:
+            return _with_retries(action, attempts=self.attempts, wait=self.wait, what=step)
+        except UserError:
+            raise
+        except Exception as err:
+            if _status(err) is None and not _is_transient(err):
+                raise
+            raise _explain(err, self.repo_id, step) from None
+
+
+def _update_for_existing_repo(
+    api: Any, hub_call: _HubCaller, run_dir: Path, files: dict[str, Path | bytes], license: str | None, adapter: bool
+) -> list[str]:
+    """For a repository that exists: keep its card's license (when none was given) and list the stale files to delete."""
+    repo_id = hub_call.repo_id
+    remote = hub_call("listing the repository", lambda: api.list_repo_files(repo_id))
+    kept = None if license or "README.md" not in remote else _remote_license(api, repo_id)
+    if kept:  # a push without --license keeps the license the repository's card already states
+        files["README.md"] = _card_bytes(run_dir, repo_id, kept, adapter)
+    return [p for p in remote if p not in files and "/" not in p and _matches(p, STALE_PATTERNS)]
+
+
+def _commit_files(
+    api: Any, hub_call: _HubCaller, files: dict[str, Path | bytes], stale: list[str], message: str, *, existed: bool
+) -> None:
+    """Upload ``files`` and delete ``stale`` in one commit; a failed push to a new repository deletes it again."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    repo_id = hub_call.repo_id
+
+    def commit() -> Any:
+        operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=s) for p, s in files.items()]
+        operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
+        return api.create_commit(repo_id, operations=operations, commit_message=message)
+
+    try:
+        hub_call("committing the files", commit)
+    except PushError:
+        if not existed:  # leave no empty repository behind
+            try:
+                api.delete_repo(repo_id, missing_ok=True)
+            except Exception as err:
+                logger.warning("could not delete the empty repository %s (%s)", repo_id, type(err).__name__)
+        raise
+
+
 def push_run(
     run_dir: str | Path,
     *,
@@ -607,63 +806,21 @@ def push_run(
     """
     run_dir = Path(run_dir)
     retry_wait = RETRY_WAIT_SECONDS if retry_wait is None else retry_wait
-    if not REPO_ID_RE.fullmatch(repo_id or ""):
-        raise UserError(f"repo id {repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
-    chosen = resolve_mode(run_dir, mode)
-    info = _read_json(run_dir / "run_info.json")
-    files = collect_files(run_dir, chosen, base_model=info.get("base_model"))
-    card = build_model_card(run_dir, repo_id=repo_id, license=license, adapter=chosen == "adapter")
-    check_card_metadata(card)
-    files["README.md"] = str(card).encode("utf-8")
+    chosen, files = _prepare_push(run_dir, repo_id, mode, license)
     token = resolve_token(token)
     _refuse_leaks(files, token)
-    from huggingface_hub import constants
+    _check_online()
 
-    if constants.HF_HUB_OFFLINE:
-        raise UserError("HF_HUB_OFFLINE is set: pushing needs the Hub. Unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to push.")
-
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    from huggingface_hub import HfApi
 
     api = HfApi(token=token)
-
-    def hub_call(step: str, action: Callable[[], T]) -> T:
-        try:
-            return _with_retries(action, attempts=attempts, wait=retry_wait, what=step)
-        except UserError:
-            raise
-        except Exception as err:
-            if _status(err) is None and not _is_transient(err):
-                raise
-            raise _explain(err, repo_id, step) from None
-
+    hub_call = _HubCaller(repo_id, attempts, retry_wait)
     hub_call("checking the token", api.whoami)
     existed = hub_call("looking up the repository", lambda: api.repo_exists(repo_id))
     url = str(hub_call("creating the repository", lambda: api.create_repo(repo_id, private=private, exist_ok=True)))
-    stale: list[str] = []
-    if existed:
-        remote = hub_call("listing the repository", lambda: api.list_repo_files(repo_id))
-        kept = None if license or "README.md" not in remote else _remote_license(api, repo_id)
-        if kept:  # a push without --license keeps the license the repository's card already states
-            card = build_model_card(run_dir, repo_id=repo_id, license=kept, adapter=chosen == "adapter")
-            check_card_metadata(card)
-            files["README.md"] = str(card).encode("utf-8")
-        stale = [p for p in remote if p not in files and "/" not in p and _matches(p, STALE_PATTERNS)]
-
-    def commit() -> Any:
-        operations: list[Any] = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=s) for p, s in files.items()]
-        operations += [CommitOperationDelete(path_in_repo=p) for p in stale]
-        message = commit_message or f"Upload {chosen} model from nlp-transfer run {run_dir.name}"
-        return api.create_commit(repo_id, operations=operations, commit_message=message)
-
-    try:
-        hub_call("committing the files", commit)
-    except PushError:
-        if not existed:  # leave no empty repository behind
-            try:
-                api.delete_repo(repo_id, missing_ok=True)
-            except Exception as err:
-                logger.warning("could not delete the empty repository %s (%s)", repo_id, type(err).__name__)
-        raise
+    stale = _update_for_existing_repo(api, hub_call, run_dir, files, license, chosen == "adapter") if existed else []
+    message = commit_message or f"Upload {chosen} model from nlp-transfer run {run_dir.name}"
+    _commit_files(api, hub_call, files, stale, message, existed=existed)
     logger.info("pushed %s (%s) to %s", run_dir, chosen, url)
     return url
 

@@ -1,81 +1,143 @@
-"""A training process killed with SIGKILL mid-epoch resumes to exactly the uninterrupted result."""
+"""A run killed mid-epoch (SIGKILL, or cut back to an earlier checkpoint) resumes to exactly the uninterrupted result.
+
+The data are real SST-2 sentences (1 to 50+ words), so batches differ in width and the tiny random
+model does not saturate: a resumed run that drifts anywhere (data order, dropout RNG, optimizer)
+shows in the final weights. The final checkpoint's weights are compared as well as the best model,
+because a best model chosen before the interruption would hide any drift after it.
+"""
+
+from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from tests.conftest import REPO, synthetic_sentiment, tiny_overrides, write_csv
+import datasets
+import pytest
+import torch
+
+from nlp_transfer.config import TrainingConfig
+from nlp_transfer.training.batches import LengthSortedBatches, make_dataloader
+from nlp_transfer.training.loop import make_accelerator
+from tests.conftest import REPO, shared_dataset, tiny_overrides
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+STEPS_PER_EPOCH = 20  # 320 rows, batch 16
+LAST_STEP = 2 * STEPS_PER_EPOCH
 
 
-def train_command(config_overrides, *flags):
-    return [
-        sys.executable,
-        "-m",
-        "nlp_transfer.cli",
-        "train",
-        "recipes/configs/sentiment/minilm_full.yaml",
-        *config_overrides,
-        *flags,
-    ]
+def overrides(model_dir: str, output_dir: Path) -> list[str]:
+    """The first 320 SST-2 sentences, 2 epochs, a checkpoint every 7 steps (mid-epoch) and at each epoch end, all kept."""
+    return tiny_overrides(
+        model_dir,
+        output_dir,
+        **{
+            "data.train_file": shared_dataset("sst2", "train.tsv"),
+            "data.validation_file": shared_dataset("sst2", "dev.tsv"),
+            "data.max_train_samples": 320,
+            "data.max_eval_samples": 100,
+            "training.epochs": 2,
+            "training.learning_rate": 1e-3,
+            "training.eval_strategy": "epoch",
+            "training.save_steps": 7,
+            "training.save_total_limit": 20,
+            "training.keep_checkpoints": "true",
+        },
+    )
 
 
-def test_sigkill_mid_epoch_then_resume_is_exact(tiny_model_dir, tmp_path):
-    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(1600, 11))
-    val = write_csv(tmp_path / "val.csv", synthetic_sentiment(200, 12))
-    common = {
-        "data.train_file": train,
-        "data.validation_file": val,
-        "data.test_file": val,
-        "training.epochs": 2,
-        "training.save_steps": 20,
-        "training.save_total_limit": 3,
-        "training.learning_rate": 1e-3,
-    }
+def train_command(model_dir: str, output_dir: Path, *flags: str) -> list[str]:
+    """The CLI command that trains (or with --resume, continues) the run in ``output_dir``."""
+    config = "recipes/configs/sentiment/sst2_full.yaml"
+    return [sys.executable, "-m", "nlp_transfer.cli", "train", config, *overrides(model_dir, output_dir), *flags]
 
-    reference = tmp_path / "reference"
+
+def train(model_dir: str, output_dir: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Run the CLI to completion; fails the test with its stderr when it fails."""
     done = subprocess.run(
-        train_command(tiny_overrides(tiny_model_dir, reference, **common)),
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        train_command(model_dir, output_dir, *flags), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
 
+
+def step_dir(output_dir: Path, step: int) -> Path:
+    """The checkpoint folder of ``step``."""
+    return output_dir / "checkpoints" / f"step-{step:08d}"
+
+
+def assert_same_run(resumed: Path, reference: Path) -> None:
+    """Same metrics (with the history of every evaluation), same best model, same final weights: byte for byte."""
+    final = f"checkpoints/step-{LAST_STEP:08d}/model.safetensors"
+    assert (resumed / final).read_bytes() == (reference / final).read_bytes(), "the final weights differ"
+    assert json.loads((resumed / "metrics.json").read_text()) == json.loads((reference / "metrics.json").read_text())
+    assert (resumed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted run with every checkpoint kept."""
+    output_dir = tmp_path_factory.mktemp("kill-resume") / "reference"
+    train(tiny_model_dir, output_dir)
+    assert step_dir(output_dir, LAST_STEP).is_dir()
+    return output_dir
+
+
+def test_resume_from_a_mid_epoch_checkpoint_of_epoch_two_is_exact(tiny_model_dir, reference, tmp_path):
+    # the run as a kill right after step 28 (8 batches into epoch 2) leaves it
+    cut = tmp_path / "cut"
+    shutil.copytree(reference, cut)
+    for name in ("metrics.json", "model.safetensors"):
+        (cut / name).unlink()
+    for checkpoint in (cut / "checkpoints").glob("step-*"):
+        if int(checkpoint.name.removeprefix("step-")) > 28:
+            shutil.rmtree(checkpoint)
+
+    resumed = train(tiny_model_dir, cut, "--resume")
+    assert "Resuming from" in resumed.stdout and "step-00000028" in resumed.stdout
+    assert_same_run(cut, reference)
+
+
+def test_sigkill_mid_epoch_then_resume_is_exact(tiny_model_dir, reference, tmp_path):
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        train_command(tiny_overrides(tiny_model_dir, killed, **common)),
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        train_command(tiny_model_dir, killed), cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    # 100 steps an epoch: wait for a checkpoint inside the second epoch, then kill without warning
+    # wait for the first mid-epoch checkpoint (step 7 of 20), then kill without warning
     deadline = time.time() + 240
-    target = killed / "checkpoints" / "step-00000120"
+    target = step_dir(killed, 7)
     while not target.is_dir() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     assert target.is_dir(), "the run ended before a mid-epoch checkpoint appeared"
     assert not (killed / "metrics.json").exists(), "the run finished before it was killed"
 
-    resumed = subprocess.run(
-        train_command(tiny_overrides(tiny_model_dir, killed, **common), "--resume"),
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    resumed = train(tiny_model_dir, killed, "--resume")
     assert "Resuming from" in resumed.stdout
-    ref_metrics = json.loads((reference / "metrics.json").read_text())
-    assert json.loads((killed / "metrics.json").read_text()) == ref_metrics
-    assert (killed / "model.safetensors").read_bytes() == (reference / "model.safetensors").read_bytes()
+    assert_same_run(killed, reference)
+
+
+def test_a_pass_over_the_batches_leaves_the_global_rng_alone():
+    # dropout draws from torch's global RNG, which a checkpoint saves and --resume restores; a resumed run starts
+    # with a pass that skips the batches done, the uninterrupted run started its pass before the checkpoint:
+    # a draw per pass (DataLoader's iterator seed) would shift every later dropout mask of the resumed run
+    lengths = [3, 17, 5, 40, 9, 12, 4, 28, 6, 21]
+    rows = datasets.Dataset.from_dict({"input_ids": [[1] * n for n in lengths], "length": lengths, "labels": [0] * 10})
+    train, _ = make_dataloader(rows, len, 2, shuffle=True, seed=42, group_by_length=True)
+    accelerator = make_accelerator(TrainingConfig(), log=False)
+    prepared = accelerator.prepare(train)
+    passes = {
+        "a training pass": prepared,
+        "a resumed pass": accelerator.skip_first_batches(prepared, 2),
+        "an evaluation pass": LengthSortedBatches.build(rows.to_list(), len, 4, accelerator).loader,
+    }
+    for name, loader in passes.items():
+        before = torch.get_rng_state()
+        assert list(loader), name
+        assert torch.equal(torch.get_rng_state(), before), f"{name} drew from the global RNG"

@@ -10,7 +10,7 @@ from nlp_transfer.errors import UserError
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.training import checkpoints
-from tests.conftest import tiny_overrides
+from tests.conftest import REPO, tiny_overrides
 
 
 def config_for(files, model_dir, out, **extra):
@@ -97,3 +97,16 @@ def test_over_long_texts_are_truncated_and_counted(sentiment_files, tiny_model_d
     expected = sum(len(tokenizer(t)["input_ids"]) > 8 for t in texts)
     assert expected > 0
     assert result.info["truncated_texts"]["train"] == expected
+
+
+def test_output_dir_naming_an_existing_file_is_one_line_error(sentiment_files, tiny_model_dir, tmp_path, capsys):
+    """It used to end in a NotADirectoryError traceback."""
+    from nlp_transfer.cli import main
+
+    existing = tmp_path / "results.txt"
+    existing.write_text("keep me\n", encoding="utf-8")
+    args = tiny_overrides(tiny_model_dir, existing, **{"data.train_file": sentiment_files["train"]})
+    assert main(["train", str(REPO / "recipes/configs/sentiment/minilm_full.yaml"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is an existing file, not a directory" in err and "Traceback" not in err
+    assert existing.read_text(encoding="utf-8") == "keep me\n"

@@ -40,6 +40,72 @@ class TaggedFile:
     scheme: str = "iob2"
 
 
+@dataclass
+class _SentenceCollector:
+    """Collects token lines into sentences, numbering documents at ``-DOCSTART-`` lines."""
+
+    sentences: list[TaggedSentence] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    start: int = 0
+    document: int = 0
+
+    def add(self, number: int, token: str, tag: str) -> None:
+        """Append a token of line ``number`` to the open sentence (which starts there when it was empty)."""
+        if not self.tokens:
+            self.start = number
+        self.tokens.append(token)
+        self.tags.append(tag)
+
+    def flush(self) -> None:
+        """Close the open sentence, if any."""
+        if self.tokens:
+            self.sentences.append(TaggedSentence(list(self.tokens), list(self.tags), self.start, self.document))
+            self.tokens.clear()
+            self.tags.clear()
+
+    def new_document(self) -> None:
+        """Close the open sentence; the next one starts a new document unless the current one is still empty."""
+        self.flush()
+        if self.sentences and self.sentences[-1].document == self.document:
+            self.document += 1
+
+
+def _conll_token_and_tag(
+    columns: list[str], line: str, where: str, width: int | None, *, token_column: int, tag_column: int
+) -> tuple[str, str, int]:
+    """The token and tag of one token line, and the file's column count.
+
+    ``line`` is the stripped line and ``where`` its ``file:line``, for messages. ``width`` is the column count of the
+    first token line (None for that line itself); a line with another count, an empty token, a missing column or
+    a tag outside the IOB/BIOES scheme is a DataError.
+    """
+    if width is None:
+        width = len(columns)
+        if width < 2:
+            raise DataError(f"{where}: expected a token and a tag separated by spaces or a tab, found {line!r}.")
+    if len(columns) != width:
+        raise DataError(
+            f"{where}: expected {width} columns like the first token line, found {len(columns)} ({line!r}). "
+            "Fix the line; columns are separated by spaces or tabs."
+        )
+    try:
+        token, tag = columns[token_column].strip(), columns[tag_column].strip()
+    except IndexError:
+        raise DataError(
+            f"{where}: no column {token_column if abs(token_column) >= width else tag_column} in a {width}-column file. "
+            "Set data.token_column / data.tag_column."
+        ) from None
+    if not token:
+        raise DataError(f"{where}: empty token. Remove the line or fill in the token.")
+    if not TAG_PATTERN.match(tag):
+        raise DataError(
+            f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE). "
+            "Fix the tag, or set data.tag_column if the tags are in another column."
+        )
+    return token, tag, width
+
+
 def read_conll(
     path: str, *, token_column: int = 0, tag_column: int = -1, encoding: str = "utf-8", scheme: str = "auto"
 ) -> TaggedFile:
@@ -48,65 +114,24 @@ def read_conll(
     ``-DOCSTART-`` lines separate documents (numbered from 0 in :attr:`TaggedSentence.document`; a file
     without them is one document). Every line must have as many columns as the first token line.
     """
-    text = read_text(path, encoding)
-    sentences: list[TaggedSentence] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-    start = 0
-    width = None
-    document = 0
-
-    def flush() -> None:
-        if tokens:
-            sentences.append(TaggedSentence(list(tokens), list(tags), start, document))
-            tokens.clear()
-            tags.clear()
-            lines.clear()
-
-    for number, raw in enumerate(text.splitlines(), start=1):
+    collector = _SentenceCollector()
+    width: int | None = None
+    for number, raw in enumerate(read_text(path, encoding).splitlines(), start=1):
         line = raw.strip()
         if not line:
-            flush()
+            collector.flush()
             continue
         columns = raw.rstrip("\r\n").split("\t") if "\t" in raw else line.split()
         if columns[0] == "-DOCSTART-":
-            flush()
-            if sentences and sentences[-1].document == document:
-                document += 1
+            collector.new_document()
             continue
-        if width is None:
-            width = len(columns)
-            if width < 2:
-                raise DataError(f"{path}:{number}: expected a token and a tag separated by spaces or a tab, found {line!r}.")
-        if len(columns) != width:
-            raise DataError(
-                f"{path}:{number}: expected {width} columns like the first token line, found {len(columns)} ({line!r}). "
-                "Fix the line; columns are separated by spaces or tabs."
-            )
-        try:
-            token, tag = columns[token_column].strip(), columns[tag_column].strip()
-        except IndexError:
-            raise DataError(
-                f"{path}:{number}: no column {token_column if abs(token_column) >= width else tag_column} in a {width}-column file. "
-                "Set data.token_column / data.tag_column."
-            ) from None
-        if not token:
-            raise DataError(f"{path}:{number}: empty token. Remove the line or fill in the token.")
-        if not TAG_PATTERN.match(tag):
-            raise DataError(
-                f"{path}:{number}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE). "
-                "Fix the tag, or set data.tag_column if the tags are in another column."
-            )
-        if not tokens:
-            start = number
-        tokens.append(token)
-        tags.append(tag)
-        lines.append(number)
-    flush()
-    if not sentences:
+        where = f"{path}:{number}"
+        token, tag, width = _conll_token_and_tag(columns, line, where, width, token_column=token_column, tag_column=tag_column)
+        collector.add(number, token, tag)
+    collector.flush()
+    if not collector.sentences:
         raise DataError(f"{path}: no tagged sentences found. Give a file with 'token tag' lines.")
-    return normalise_file(TaggedFile(sentences), path, scheme)
+    return normalise_file(TaggedFile(collector.sentences), path, scheme)
 
 
 def read_tagged_json(

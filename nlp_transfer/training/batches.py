@@ -52,7 +52,10 @@ def make_dataloader(
     sampler = LengthGroupedBatchSampler(
         list(dataset["length"]), batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length
     )
-    return DataLoader(batch_rows(dataset, columns), batch_sampler=sampler, collate_fn=collator), sampler
+    # the DataLoader draws a seed for its iterator on every pass: from a private generator, so that neither a new
+    # pass nor a resumed run's first (skipping) pass moves the global RNG that dropout draws from (exact resume)
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(batch_rows(dataset, columns), batch_sampler=sampler, collate_fn=collator, generator=generator), sampler
 
 
 @dataclass
@@ -68,7 +71,8 @@ class LengthSortedBatches:
     ) -> LengthSortedBatches:
         """Batches of ``rows`` (tokenized dicts) by descending length; ``accelerator`` shards them over processes."""
         sampler = LengthGroupedBatchSampler(row_lengths(rows), batch_size, shuffle=False)
-        loader = DataLoader(list(rows), batch_sampler=sampler, collate_fn=collator)
+        # a private generator for the iterator's seed: evaluating mid-run leaves the global (dropout) RNG alone
+        loader = DataLoader(list(rows), batch_sampler=sampler, collate_fn=collator, generator=torch.Generator().manual_seed(0))
         order = [index for batch in sampler for index in batch]
         return cls(accelerator.prepare(loader) if accelerator is not None else loader, order)
 
