@@ -536,7 +536,9 @@ def _check_task_and_strategy(config: RunConfig, source: str) -> None:
 
     for key, value, choices in (("task", config.task, TASKS), ("strategy", config.strategy, STRATEGIES)):
         if value not in choices:
-            raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}.")
+            close = difflib.get_close_matches(value, list(choices), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}.{hint}")
     try:
         build_strategy(config)
     except ConfigError as err:
