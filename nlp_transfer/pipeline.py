@@ -70,15 +70,14 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     accelerator.print(describe_run(config, task, data, trainable, total))
 
     run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
-    result = strategy.train(run)
-    trained = strategy.inference_model(result.model)
+    result = strategy.train(run)  # the best weights are loaded back into `model`
     metrics = {
-        name: evaluate_model(trained, splits[name], task, accelerator, config.training.eval_batch_size)
+        name: evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
         for name in ("validation", "test")
         if name in splits
     }
-    info = build_run_info(config, task, data, strategy, result, trainable, total, accelerator, from_scratch)
-    save_outputs(config, strategy, trained, result, task, metrics, info, accelerator)
+    info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
+    save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
     accelerator.print(format_metrics(metrics, output_dir))
     if config.hub.push and accelerator.is_main_process:
         from nlp_transfer.hub import push_configured_run
@@ -145,13 +144,14 @@ def build_run_info(
     task: Task,
     data: Any,
     strategy: Strategy,
+    model: torch.nn.Module,
     result: FitResult,
-    trainable: int,
-    total: int,
+    counts: tuple[int, int],
     accelerator: Accelerator,
     from_scratch: bool,
 ) -> RunInfo:
-    """The typed run report of a finished run."""
+    """The typed run report of a finished run (``counts``: trainable and total parameters at the start)."""
+    trainable, total = counts
     files = {f"{split}_file": getattr(config.data, f"{split}_file") for split in ("train", "validation", "test")}
     info = RunInfo(
         task=config.task,
@@ -165,7 +165,7 @@ def build_run_info(
         document_context=getattr(task, "document_context", 0),
         trainable_parameters=trainable,
         total_parameters=total,
-        trainable_parameters_last_epoch=count_parameters(result.model)[0],
+        trainable_parameters_last_epoch=count_parameters(model)[0],  # gradual unfreezing: more than at the start
         best_step=result.best_step,
         best_metric={result.metric_name: result.best_metric},
         global_steps=result.global_step,
@@ -197,7 +197,7 @@ def save_outputs(
     accelerator: Accelerator,
 ) -> None:
     """Gather the weights (every process), then the main process writes the run directory."""
-    state_dict = strategy.state_dict_for_save(result.model, full_state_dict(accelerator, result.prepared_model))
+    state_dict = strategy.state_dict_for_save(model, full_state_dict(accelerator, result.prepared_model))
     if accelerator.is_main_process:
         output_dir = Path(config.output_dir)
         strategy.save(model, output_dir, state_dict)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def sst2_run(tmp_path_factory):
-    """The sentiment recipe's SST-2 config on the first 2,000 training rows, scored on all 872 dev rows."""
+    """The sentiment recipe's SST-2 config on the first 2,000 training rows (5 % of them validate), tested on all 872 dev rows."""
     shared_dataset("sst2", "train.tsv")
     out = tmp_path_factory.mktemp("sst2") / "run"
     config = load_config(
@@ -26,16 +26,17 @@ def sst2_run(tmp_path_factory):
             "training.learning_rate=1e-4",
             "training.torch_threads=2",
             f"data.train_file={shared_dataset('sst2', 'train.tsv')}",
-            f"data.validation_file={shared_dataset('sst2', 'dev.tsv')}",
+            f"data.test_file={shared_dataset('sst2', 'dev.tsv')}",
         ],
     )
     return run_training(config)
 
 
-def test_sst2_slice_reaches_080_dev_accuracy(sst2_run):
-    assert sst2_run.info["examples"]["validation"] == 872
+def test_sst2_slice_reaches_078_dev_accuracy(sst2_run):
+    """Dev is the untouched test split: the best model was chosen on 100 rows carved from the 2,000."""
+    assert sst2_run.info["examples"] == {"train": 1900, "validation": 100, "test": 872}
     assert sst2_run.info["base_model_source"] in {"packaged", "hub"}
-    assert sst2_run.metrics["validation"]["accuracy"] >= 0.80
+    assert sst2_run.metrics["test"]["accuracy"] >= 0.78  # chance is 0.51
 
 
 def test_pipeline_and_predict_agree_on_the_saved_model(sst2_run):

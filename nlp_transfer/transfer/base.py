@@ -8,7 +8,7 @@ A strategy decides, in one place:
 - what callbacks the loop calls (:meth:`Strategy.callbacks`: gradual unfreezing moves on by epoch or step);
 - how training runs (:meth:`Strategy.train`: the standard loop, or encode once and train the head, or
   a phase before the head);
-- which model predicts (:meth:`Strategy.inference_model`) and how the result is saved (:meth:`Strategy.save`);
+- how the result is saved (:meth:`Strategy.save`);
 - what it adds to the run report (:meth:`Strategy.run_info`).
 
 The base class gives the standard answer to each, so a strategy overrides only what differs.
@@ -167,14 +167,14 @@ class Strategy:
     # ------------------------------------------------------------------ training
 
     def train(self, run: TrainingRun) -> FitResult:
-        """Train: by default the standard loop over the tokenized splits."""
+        """Train: by default the standard loop over the tokenized splits.
+
+        However it trains, the best weights must end up in ``run.model`` (the loop loads them back into the
+        model it was given): evaluation and saving read that one model.
+        """
         return run.fit()
 
     # ------------------------------------------------------------------ results
-
-    def inference_model(self, model: nn.Module) -> nn.Module:
-        """The module that predicts with the trained ``model`` (evaluation, the saved run)."""
-        return model
 
     def state_dict_for_save(self, model: nn.Module, state_dict: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
         """The weights to save: the extensions turn their parts back into plain modules (call on every process)."""
