@@ -17,7 +17,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import AutoModelForTokenClassification, PreTrainedTokenizerBase
+from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.loading import TokenClassificationData, load_token_classification_data
@@ -77,22 +77,6 @@ def context_span(counts: Sequence[int], bound: tuple[int, int], left: int, right
         used += max(counts[right], 1)
         right += 1
     return left, right
-
-
-class TokenCollator:
-    """Pads model inputs with the tokenizer and ``labels`` with -100 (dynamic padding)."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.tokenizer = tokenizer
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        labels = [f["labels"] for f in features] if "labels" in features[0] else None
-        inputs = [{k: v for k, v in f.items() if k != "labels"} for f in features]  # the rows are reused every epoch
-        batch = self.tokenizer.pad(inputs, return_tensors="pt")
-        if labels is not None:
-            width = batch["input_ids"].shape[1]
-            batch["labels"] = torch.tensor([row + [IGNORE] * (width - len(row)) for row in labels], dtype=torch.long)
-        return batch
 
 
 @dataclass
@@ -184,9 +168,9 @@ class TokenClassificationTask(Task):
             columns["labels"] = labels
         return datasets.Dataset.from_dict(columns)
 
-    def collator(self) -> TokenCollator:
-        """Dynamic padding of inputs and labels."""
-        return TokenCollator(self.tokenizer)
+    def collator(self) -> DataCollatorForTokenClassification:
+        """Dynamic padding: inputs by the tokenizer, ``labels`` with -100 (transformers' token-classification collator)."""
+        return DataCollatorForTokenClassification(self.tokenizer, label_pad_token_id=IGNORE)
 
     # ------------------------------------------------------------------ model
 

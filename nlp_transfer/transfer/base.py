@@ -28,17 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from nlp_transfer.config import RunConfig, TransferConfig
+from nlp_transfer.config import RunConfig, TransferConfig, config_to_dict
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.training.callbacks import TrainingCallback
+from nlp_transfer.transfer.groups import ParamGroups
 
 if TYPE_CHECKING:
     import datasets
     from accelerate import Accelerator
 
     from nlp_transfer.training.loop import FitResult
-
-ParamGroups = list[dict[str, Any]]
 
 
 @dataclass
@@ -58,10 +57,9 @@ class TrainingRun:
     def fit(self, **changes: Any) -> FitResult:
         """Run the standard loop on this run's pieces; keyword ``changes`` replace any of them for one phase.
 
-        ``model``, ``task``, ``param_groups``, ``callbacks``, ``train_dataset``, ``eval_dataset`` and
-        ``training`` (a ``TrainingConfig``) can be replaced.
+        ``model``, ``task``, ``param_groups``, ``callbacks``, ``train_dataset``, ``eval_dataset``,
+        ``training`` (a ``TrainingConfig``) and ``output_dir`` (a phase's own checkpoints) can be replaced.
         """
-        from nlp_transfer.config import config_to_dict
         from nlp_transfer.training.loop import fit
 
         arguments: dict[str, Any] = {
@@ -74,11 +72,12 @@ class TrainingRun:
             "callbacks": self.callbacks,
         }
         training = changes.pop("training", None)
+        output_dir = changes.pop("output_dir", self.output_dir)
         arguments.update(changes)
         if training is not None:
             arguments["config"] = training
         return fit(
-            output_dir=self.output_dir,
+            output_dir=output_dir,
             seed=self.config.seed,
             resume=self.resume,
             accelerator=self.accelerator,
