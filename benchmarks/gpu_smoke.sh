@@ -5,7 +5,7 @@
 #   bash benchmarks/gpu_smoke.sh --cpu    # dry run on a CPU: 64 rows, the same steps, DDP over 2 CPU processes
 #
 # Checks, each through the SST-2 recipe (recipes/sentiment.py recipes/configs/sentiment/sst2_full.yaml key=value ...)
-# except the last, each with its own timeout (the timeouts add up to 10 minutes; a healthy GPU run takes a few):
+# except rank, check and speed, each with its own timeout (the GPU timeouts add up to about 13 minutes; a healthy run takes a few):
 #   full_bf16    full fine-tuning with training.mixed_precision=bf16          (CPU: bf16 only where torch supports it)
 #   frozen       strategy=frozen, cached encoder features, mean pooling, lr 1e-3, 3 epochs of the head
 #   lora         strategy=lora (rank 8 on query/value, head trained), lr 1e-3
@@ -13,6 +13,9 @@
 #                processes on one device); in --cpu mode 2 CPU processes over gloo
 #   speed_bf16   benchmarks/speed.py --trainer-bf16: nlp-transfer against the Trainer at its best, both in bf16
 #                (the figure is nlp_bf16 / trainer_grouped_bf16; on one GPU: CUDA_VISIBLE_DEVICES=0)
+#   rank         nlp-transfer rank on the slice (depth 3, mean pooling, a random control): encodes on the GPU and
+#                must not recommend the random control
+#   check        nlp-transfer check on the frozen run: calibration and selective prediction on the GPU
 # Output: one line per check, `PASS|FAIL|SKIP <name> <key figure> <seconds>`, then a summary line; exit 1 if any
 # check failed. A recipe check passes when the run finishes within its timeout, writes metrics.json and run_info.json
 # that say what was asked (bf16, cached features, 2 processes, an adapter), and, on a GPU, reaches a dev-accuracy floor
@@ -44,7 +47,7 @@ TOTAL_START=$SECONDS
 if [[ $MODE == gpu ]]; then
     ROWS=2000 THREADS=4 EVAL_ROWS=0
     FLOOR_FULL=0.70 FLOOR_FROZEN=0.60 FLOOR_LORA=0.65 FLOOR_DDP=0.65
-    T_FULL=120 T_FROZEN=90 T_LORA=120 T_DDP=120 T_SPEED=150
+    T_FULL=120 T_FROZEN=90 T_LORA=120 T_DDP=120 T_SPEED=150 T_RANK=60 T_CHECK=45
     BF16=true
     GPUS=$(python -c "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)" 2>/dev/null || echo 0)
     if [[ $GPUS -lt 1 ]]; then
@@ -55,7 +58,7 @@ if [[ $MODE == gpu ]]; then
 else
     ROWS=64 THREADS=1 EVAL_ROWS=64
     FLOOR_FULL=0 FLOOR_FROZEN=0 FLOOR_LORA=0 FLOOR_DDP=0
-    T_FULL=180 T_FROZEN=180 T_LORA=180 T_DDP=300 T_SPEED=400
+    T_FULL=180 T_FROZEN=180 T_LORA=180 T_DDP=300 T_SPEED=400 T_RANK=240 T_CHECK=120
     BF16=$(python -c "import torch; print('true' if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'false')" 2>/dev/null || echo false)
     GPUS=0
 fi
@@ -91,6 +94,29 @@ print(f"dev_accuracy={accuracy:.4f}")
 if not facts[expect]:
     print(f"run_info does not show {expect}", file=sys.stderr)
 sys.exit(0 if facts[expect] and accuracy >= floor else 1)
+PY
+}
+
+# rank_facts: the recommendation of nlp-transfer rank, which must be a pretrained candidate.
+rank_facts() {
+    python - "$WORK/rank/rank.json" <<'PY'
+import json, sys
+
+report = json.load(open(sys.argv[1]))
+failed = [c["name"] for c in report["candidates"] if c["error"]]
+print(f"recommended={report['recommended'].split('@')[-1]}")
+sys.exit(1 if failed or report["recommended"].endswith("init=random") else 0)
+PY
+}
+
+# check_facts: the calibration error before and after the fitted temperature.
+check_facts() {
+    python - "$WORK/frozen/check/check.json" <<'PY'
+import json, math, sys
+
+c = json.load(open(sys.argv[1]))["calibration"]
+print(f"ece={c['ece']:.4f}->{c['ece_after_temperature']:.4f}")
+sys.exit(0 if math.isfinite(c["ece_after_temperature"]) else 1)
 PY
 }
 
@@ -144,6 +170,12 @@ check frozen "$T_FROZEN" "run_facts $WORK/frozen $FLOOR_FROZEN cached" -- \
     training.learning_rate=1e-3 training.epochs=3 "training.mixed_precision=$PRECISION"
 check lora "$T_LORA" "run_facts $WORK/lora $FLOOR_LORA adapter" -- \
     "${RECIPE[@]}" "output_dir=$WORK/lora" strategy=lora training.learning_rate=1e-3 "training.mixed_precision=$PRECISION"
+
+# rank: candidates encoded where the run would train; check: the frozen run's calibration
+check rank "$T_RANK" rank_facts -- python -m nlp_transfer.cli rank recipes/configs/sentiment/sst2_full.yaml \
+    "${COMMON[@]}" "training.torch_threads=$THREADS" --models @depth=3,@pooling=mean,@init=random --sample 1000 \
+    --output "$WORK/rank"
+check check "$T_CHECK" check_facts -- python -m nlp_transfer.cli check "$WORK/frozen"
 
 # DDP: 2 processes, float32, each with the recipe's batch (effective batch 64)
 LAUNCH=(python -m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no

@@ -1,6 +1,6 @@
 """The ``nlp-transfer`` command: a thin layer over the package's functions.
 
-Verbs: ``train``, ``evaluate``, ``predict``, ``config``, ``push`` and ``compare``. Any :class:`UserError` prints one line
+Verbs: ``train``, ``evaluate``, ``predict``, ``config``, ``push``, ``compare``, ``rank`` and ``check``. Any :class:`UserError` prints one line
 and exits with code 2; ``--debug`` shows the traceback instead.
 """
 
@@ -13,11 +13,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from nlp_transfer.errors import UserError
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader closed the pipe
 
 RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel"), "ner": ("ner",)}
 
@@ -49,6 +51,9 @@ def _guard(debug: bool, action: Callable[[], Any]) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue from the last checkpoint.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`nlp-transfer config | head`): stop quietly, as `yes | head` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return EXIT_BROKEN_PIPE
     return 0
 
 
@@ -160,6 +165,8 @@ def _predict(args: argparse.Namespace) -> None:
     if not texts:
         raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
     for row in predict(args.run_dir, texts, batch_size=args.batch_size, **_load_options(args)):
+        if args.min_score is not None and "score" in row:
+            row["abstain"] = row["score"] < args.min_score
         print(json.dumps(row, ensure_ascii=False))
 
 
@@ -203,6 +210,46 @@ def _compare(args: argparse.Namespace) -> None:
         raise UserError(failed)
 
 
+def _rank(args: argparse.Namespace) -> None:
+    from nlp_transfer.config import load_config
+    from nlp_transfer.rank import markdown_table, parse_candidates, run_ranking
+
+    config = load_config(args.config, args.overrides)
+    candidates = parse_candidates(args.models, default_model=config.model, default_pooling=config.transfer.pooling)
+    estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else None
+    rows, recommended, paths = run_ranking(
+        config,
+        candidates,
+        sample_size=args.sample,
+        estimators=estimators,
+        recommend_by=args.recommend_by,
+        output_dir=Path(args.output) if args.output else None,
+    )
+    shown = estimators or [k for k in rows[0].scores if not k.endswith("_seconds")] or [args.recommend_by]
+    print("\n" + markdown_table(rows, [e for e in shown if any(e in r.scores for r in rows)], recommended))
+    print(f"\nrecommended (by {args.recommend_by}): {recommended}\nreport: {paths['rank.json'].parent}")
+    failed = [r for r in rows if r.error is not None]
+    if failed:
+        print(f"{len(failed)} candidate(s) could not be scored; see the table.", file=sys.stderr)
+
+
+def _check(args: argparse.Namespace) -> None:
+    from nlp_transfer.check.command import check_run, missed_gates, parse_gates
+
+    gates = parse_gates(args.fail_under or [])
+    data = _data_config(args, args.data) if args.data else None
+    report = check_run(args.run_dir, data_path=args.data, data=data, batch_size=args.batch_size, bins=args.bins)
+    c, s = report["calibration"], report["selective"]
+    print(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
+    print(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
+    print(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
+    print(f"report: {Path(args.run_dir) / 'check'}")
+    missed = missed_gates(report, gates)
+    if missed:
+        print("check failed: " + "; ".join(missed), file=sys.stderr)
+        raise SystemExit(1)
+
+
 def _config(args: argparse.Namespace) -> None:
     from nlp_transfer.config import describe_settings, load_config, save_config
 
@@ -241,6 +288,12 @@ def _add_predict_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     predict.add_argument("--input", help="a .txt file (one text a line) or a csv/tsv/json/jsonl file")
     predict.add_argument("--text-column", default="text", help="text column of --input (default: text)")
     predict.add_argument("--encoding", default="utf-8", help="encoding of --input (default: utf-8)")
+    predict.add_argument(
+        "--min-score",
+        type=float,
+        help='classification: mark predictions scored below this "abstain": true (nlp-transfer check reports the score '
+        "that reaches a target accuracy)",
+    )
     _add_load_options(predict)
 
 
@@ -289,16 +342,50 @@ def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     compare.add_argument("--debug", action="store_true", help="show tracebacks and library logs (of every run)")
 
 
+def _add_check_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = verbs.add_parser("check", help="calibration and selective prediction of a saved classification run")
+    check.add_argument("run_dir")
+    check.add_argument("--data", help="labelled file to score (default: the run's test split, else its validation split)")
+    check.add_argument(
+        "--fail-under",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="exit 1 when a figure misses its bound (below it; above it for ece and brier), e.g. calibration.ece_after_temperature=0.05",
+    )
+    check.add_argument("--bins", type=int, default=15, help="confidence bins of the calibration error (default: 15)")
+    _add_data_options(check)
+    _add_load_options(check)
+
+
+def _add_rank_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rank = verbs.add_parser("rank", help="score candidate source models on the run's data before training")
+    rank.add_argument("config", help="YAML config of the run (its data, task and model); 'key=value' items override its keys")
+    rank.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. data.train_file=PATH")
+    rank.add_argument(
+        "--models",
+        required=True,
+        help="comma-separated candidates: Hub ids or folders, each optionally MODEL@key=value+... with keys "
+        "layer (index or mean), pooling (cls, mean), depth (bottom K layers), init (random: a control); @depth=3 means the config's model",
+    )
+    rank.add_argument("--sample", type=int, default=2000, help="training rows encoded per candidate (default: 2000)")
+    rank.add_argument("--estimators", help="comma-separated subset of logme,hscore,knn,linear_probe (default: all)")
+    rank.add_argument("--recommend-by", default="logme", help="the estimator whose best score names the pick (default: logme)")
+    rank.add_argument("--output", help="report folder for rank.json, rank.md, rank.png (default: OUTPUT_DIR-rank)")
+    rank.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb but ``train`` (which :func:`run_recipe` parses; it is listed here for the help)."""
     parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare,rank,check}")
     verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
     _add_evaluate_parser(verbs)
     _add_predict_parser(verbs)
     _add_config_parser(verbs)
     _add_push_parser(verbs)
     _add_compare_parser(verbs)
+    _add_rank_parser(verbs)
+    _add_check_parser(verbs)
     return parser
 
 
@@ -308,6 +395,8 @@ VERBS: dict[str, Callable[[argparse.Namespace], None]] = {
     "config": _config,
     "push": _push,
     "compare": _compare,
+    "rank": _rank,
+    "check": _check,
 }
 
 

@@ -483,12 +483,9 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
 
 def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
     """Metric against training size per strategy (a line each), or bars when there is one size."""
-    import matplotlib
+    from nlp_transfer.evaluation.plots import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_figure(figsize=(6.4, 4.2))
     strategies = list(dict.fromkeys(r.strategy for r in rows))
     sizes = sorted({r.train_examples for r in rows})
     if len(sizes) > 1:
@@ -516,9 +513,7 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
     if rows:
         ax.set_ylabel(f"{rows[0].split} {rows[0].metric}")
     ax.set_title("Transfer strategies compared")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ class TransferConfig:
     )
     pooling: Literal["cls", "mean"] = _setting(
         "cls",
-        "frozen, sequence tasks: what the head reads. cls: the first token's state (the Hugging Face heads' own, so "
+        "frozen and full, sequence tasks: what the head reads. cls: the first token's state (the Hugging Face heads' own, so "
         "transformers.pipeline gives the same predictions); mean: the average of the token states (how sentence-embedding "
         "models are trained). A mean-pooled run loads with nlp-transfer (predict, evaluate, load_run); pipeline would read the first token.",
     )
@@ -190,6 +190,11 @@ class TransferConfig:
         "every vocabulary piece ids of their own, so the model sees capitals ('Apple' vs 'apple'). A new id's embedding "
         "is its lowercase piece's plus a learned vector per case; the saved model and tokenizer are plain cased ones. "
         "Needs a strategy that trains the embeddings (full, gradual_unfreezing).",
+    )
+    depth: int | None = _setting(
+        None,
+        "Any strategy and task: keep only the bottom N layers of the pretrained encoder (faster training and prediction; "
+        "the run saves as a plain model with N layers). null keeps them all. nlp-transfer rank scores depths before training.",
     )
     save_merged: bool = _setting(
         True,
@@ -504,6 +509,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_train_samples": _at_least(1, nullable=True),
     "data.max_eval_samples": _at_least(1, nullable=True),
     "transfer.freeze_layers": _at_least(0),
+    "transfer.depth": _at_least(1, nullable=True),
     "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
     "transfer.unfreeze_every": _at_least(1),
     "transfer.unfreeze_every_steps": _at_least(1, nullable=True),

@@ -40,7 +40,7 @@ TOKENIZER_PATTERNS = (
     "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt",
     "spiece.model", "sentencepiece*.model", "*.tiktoken", "chat_template*",
 )  # fmt: skip
-RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*.png")
+RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*.png", "calibration.json")
 #: Never uploaded: training state, pickles, editor/OS clutter, a README we replace with the card.
 EXCLUDED_PATTERNS = (
     "optimizer*", "scheduler*", "rng_state*", "training_args*", "trainer_state*", "*.pt", "*.pth",
@@ -542,16 +542,36 @@ def _usage_section(facts: _CardFacts) -> list[str]:
 
 
 def _limitations_section(facts: _CardFacts) -> list[str]:
-    """What the model cannot be expected to do."""
+    """What the model cannot be expected to do, and what ``nlp-transfer check`` measured if the run was checked."""
     max_length = "the maximum length" if facts.info.max_length is None else facts.info.max_length
     return [
-        "## Limitations",
+        "## Bias, risks and limitations",
         "",
         "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
         "model and of the training data.",
         "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
         f"- Inputs longer than {max_length} tokens were truncated in training.",
+        *_checked_figures(facts.run_dir),
         "",
+    ]
+
+
+def _checked_figures(run_dir: Path) -> list[str]:
+    """Card lines with the calibration and selective-prediction figures of ``RUN_DIR/check/check.json``, if any."""
+    report = _read_json(run_dir / "check" / "check.json")
+    if not report:
+        return []
+    c, s = report["calibration"], report["selective"]
+    applied = (
+        "`calibration.json` stores it; nlp-transfer applies it, `transformers.pipeline` does not (divide the logits by it)"
+        if c.get("applied", True)
+        else "reported only: the multi-label threshold was set on the raw scores"
+    )
+    return [
+        f"- Calibration (`nlp-transfer check`, on {report['scored_on']}): expected calibration error {c['ece']:.4f}, "
+        f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {report['fitted_on']} ({applied}).",
+        f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident inputs, "
+        f"{s['accuracy_at_90']:.4f} on 90 %.",
     ]
 
 

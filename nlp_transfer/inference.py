@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,28 @@ def load_run(
             max_length=max_length,
             threshold=float(info.threshold or 0.5),
             model_name=str(run_dir),
+            temperature=read_temperature(run_dir),
         )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), task
+
+
+#: written by ``nlp-transfer check`` into the run directory; ``load_run`` applies its temperature to single-label scores
+CALIBRATION_FILE = "calibration.json"
+
+
+def read_temperature(run_dir: Path) -> float:
+    """The temperature ``nlp-transfer check`` fitted for this run (1.0 when it has not been checked)."""
+    path = run_dir / CALIBRATION_FILE
+    if not path.is_file():
+        return 1.0
+    try:
+        temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a calibration file written by nlp-transfer check. Delete it, or rerun the check.") from None
+    if not temperature > 0:
+        raise UserError(f"{path}: temperature must be positive, got {temperature}. Delete the file, or rerun the check.")
+    return temperature
 
 
 def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64) -> np.ndarray:
@@ -160,12 +180,17 @@ def evaluate_file(
     # integer labels that are not label names are label ids (SST-2's 0/1 for a run trained with data.labels)
     columns["label"] = map_integer_label_column(columns["label"], task.labels)
     check_known_labels(columns["label"], columns["line"], task.labels, path)
-    logits = text_logits(model, task, columns["text"], batch_size=batch_size)
+    return task.compute_metrics(*labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size))
+
+
+def labelled_text_logits(
+    model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], labels: Sequence[Any], *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits of ``texts`` and their gold ``labels`` as ids (a 0/1 matrix for multi-label tasks)."""
+    logits = text_logits(model, task, texts, batch_size=batch_size)
     if task.multi_label:
-        references = np.asarray([task.multi_hot(labels, task.label2id) for labels in columns["label"]])
-    else:
-        references = np.asarray([task.label2id[label] for label in columns["label"]])
-    return task.compute_metrics(logits, references)
+        return logits, np.asarray([task.multi_hot(names, task.label2id) for names in labels])
+    return logits, np.asarray([task.label2id[name] for name in labels])
 
 
 def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:

@@ -191,6 +191,20 @@ def test_config_verb_lists_and_checks(tmp_path):
     assert checked.stdout.count(": ok") == len(configs)
 
 
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`nlp-transfer config --markdown | head -1`: the closed pipe ends the command quietly (exit 141, like SIGPIPE)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nlp_transfer.cli", "config", "--markdown"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env=ENV,
+    )
+    process.stdout.close()  # the reader goes away before the command writes (its imports alone take a second)
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
 @pytest.mark.parametrize(
     ("name", "config", "extra"),
     [

@@ -114,10 +114,13 @@ def test_mean_pooled_run_saves_a_plain_model_that_nlp_transfer_reloads_with_its_
 
 
 def test_pooling_options_are_checked(sentiment_files, tiny_model_dir, tmp_path):
-    with pytest.raises(ConfigError, match=r"transfer\.pooling=mean applies to strategy=frozen"):
-        run_training(
-            frozen_config(sentiment_files, tiny_model_dir, tmp_path / "x", strategy="full", **{"transfer.pooling": "mean"})
-        )
+    for strategy in ("lora", "freeze_layers", "gradual_unfreezing"):
+        with pytest.raises(
+            ConfigError, match=r"transfer\.pooling=mean applies to strategy=frozen or full .*strategy=" + strategy
+        ):
+            load_config(None, [f"data.train_file={sentiment_files['train']}", f"strategy={strategy}", "transfer.pooling=mean"])
+    with pytest.raises(ConfigError, match=r"transfer\.pooling=mean applies to .* task=ner"):
+        load_config(None, [f"data.train_file={sentiment_files['train']}", "task=ner", "transfer.pooling=mean"])
     with pytest.raises(ConfigError, match=r"transfer\.pooling"):
         load_config(None, ["transfer.pooling=max"])
 
@@ -187,3 +190,22 @@ def test_mean_pooling_without_cache_trains_with_gradient_checkpointing(sentiment
     result = run_training(config)
     assert result.info["pooling"] == "mean" and result.info["cached_features"] is False
     assert json.loads((tmp_path / "gc" / "config.json").read_text())["nlp_transfer_pooling"] == "mean"
+
+
+def test_full_fine_tuning_with_mean_pooling_trains_everything_and_reloads_with_its_pooling(
+    sentiment_files, tiny_model_dir, tmp_path
+):
+    """strategy=full, transfer.pooling=mean: the encoder trains too, the run learns, and nlp-transfer reloads the pooling."""
+    out = tmp_path / "full-mean"
+    config = frozen_config(
+        sentiment_files, tiny_model_dir, out, strategy="full", **{"transfer.pooling": "mean", "training.epochs": 3}
+    )
+    result = run_training(config)
+    assert result.metrics["test"]["accuracy"] >= 0.8  # 100 held-out rows, chance 0.5
+    assert json.loads((out / "config.json").read_text())["nlp_transfer_pooling"] == "mean"
+    model, _ = load_run(out)
+    assert isinstance(model, MeanPooledModel)
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+    trained = dict(model.model.named_parameters())
+    moved = [n for n, p in start.named_parameters() if n in trained and not torch.equal(p, trained[n])]
+    assert any(".encoder.layer.0." in n for n in moved) and any("embeddings" in n for n in moved)

@@ -204,3 +204,35 @@ def test_project_data_is_clean():
         texts = [t for split in loaded.splits.values() for t in split["text"]]
         assert len(texts) == len(set(texts)), f"duplicate texts in data/{folder}"
         assert len(loaded.splits["train"]) >= 250
+
+
+TSV = {"format": "tsv", "delimiter": None, "header": True, "encoding": "utf-8"}
+
+
+def test_tsv_fields_may_be_quoted_across_tabs_and_lines(tmp_path):
+    """A quoted TSV field holds tabs and line breaks (the Amazon reviews); a plain TSV whose text opens with an
+    unclosed quote still reads, with the quote as a character (the GLUE convention)."""
+    quoted = tmp_path / "quoted.tsv"
+    quoted.write_text('sentence\tlabel\n"Title line\n\tbody with a tab"\t1\nplain one\t0\n', encoding="utf-8")
+    rows = read_records(str(quoted), **TSV)
+    assert [(r.line, r.fields["sentence"], r.fields["label"]) for r in rows] == [
+        (2, "Title line\n\tbody with a tab", "1"),
+        (4, "plain one", "0"),
+    ]
+    plain = tmp_path / "plain.tsv"
+    plain.write_text('text\tlabel\n"so-called" hero\tpos\n" unclosed quote here\tneg\nfine\tpos\n', encoding="utf-8")
+    assert [r.fields["text"] for r in read_records(str(plain), **TSV)] == [
+        '"so-called" hero',
+        '" unclosed quote here',
+        "fine",
+    ]
+
+
+def test_amazon_reviews_read_as_published():
+    """The four Amazon domains: 1,700 train and 300 dev reviews each, multi-line quoted fields, balanced 0/1 labels."""
+    for domain in ("books", "dvd", "electronics", "kitchen"):
+        for split, size in (("train.tsv", 1700), ("dev.tsv", 300)):
+            rows = read_records(str(shared_dataset("amazon_multidomain", domain, split)), **TSV)
+            assert len(rows) == size, (domain, split)
+            assert sorted({r.fields["label"] for r in rows}) == ["0", "1"]
+            assert sum("\n" in r.fields["sentence"] for r in rows) > size / 2  # title and body on separate lines

@@ -78,11 +78,31 @@ def read_text(path: str, encoding: str) -> str:
 
 
 def read_delimited(path: str, *, delimiter: str, header: bool | list[str], encoding: str) -> list[Record]:
-    """Rows of a csv/tsv file as records; ``header`` is True, False (columns 0, 1, ...) or the names."""
+    """Rows of a csv/tsv file as records; ``header`` is True, False (columns 0, 1, ...) or the names.
+
+    Fields may be quoted (``"..."``, with tabs, commas or line breaks inside) in both formats, as pandas reads
+    them. A TSV that fails to parse so is read again with quotes as plain characters, the convention of GLUE-style
+    TSVs, where a text may open with a quote that never closes; if that fails too, the first error is reported.
+    """
     text = read_text(path, encoding)
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     if csv.field_size_limit() < CSV_FIELD_SIZE_LIMIT:
         csv.field_size_limit(CSV_FIELD_SIZE_LIMIT)
+    try:
+        records = _parse_delimited(path, text, delimiter, header, csv.QUOTE_MINIMAL)
+    except DataError as quoted_error:
+        if delimiter != "\t":
+            raise
+        try:
+            records = _parse_delimited(path, text, delimiter, header, csv.QUOTE_NONE)
+        except DataError:
+            raise quoted_error from None
+    if not records:
+        raise DataError(f"{path}: no data rows (only a header). Give a file with data rows.")
+    return records
+
+
+def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[str], quoting: int) -> list[Record]:
+    """The records of ``text`` read with one quoting convention; a malformed row is a DataError naming its line."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
     records: list[Record] = []
     names: list[str] | None = list(header) if isinstance(header, list) else None
@@ -106,8 +126,6 @@ def read_delimited(path: str, *, delimiter: str, header: bool | list[str], encod
             records.append(Record(start, dict(zip(names, row, strict=True))))
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({err}).") from None
-    if not records:
-        raise DataError(f"{path}: no data rows (only a header). Give a file with data rows.")
     return records
 
 

@@ -29,6 +29,8 @@ class SequenceClassificationTask(Task):
 
     multi_label: bool = False
     threshold: float = 0.5
+    #: single-label runs: scores are softmax(logits / temperature); ``nlp-transfer check`` fits it on validation
+    temperature: float = 1.0
 
     name = "text-classification"
     auto_class = AutoModelForSequenceClassification
@@ -87,10 +89,10 @@ class SequenceClassificationTask(Task):
     # ------------------------------------------------------------------ outputs
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Softmax for single-label, sigmoid for multi-label (what ``pipeline`` applies too)."""
+        """Softmax (of logits / temperature) for single-label, sigmoid for multi-label (``pipeline`` applies no temperature)."""
         if self.multi_label:
             return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        return softmax(logits)
+        return softmax(logits.astype(np.float64) / self.temperature)
 
     def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
         """Metrics of one split from its logits and gold labels."""

@@ -12,17 +12,18 @@ from nlp_transfer.config import RunConfig, TransferConfig
 from nlp_transfer.transfer import freeze_layers, frozen, full, gradual_unfreezing, lora  # noqa: F401  (registers them)
 from nlp_transfer.transfer.base import STRATEGIES, Strategy, TrainingRun, TransferExtension, register_strategy, strategy_class
 from nlp_transfer.transfer.case_vocab import CaseVocabulary
+from nlp_transfer.transfer.depth import KeepBottomLayers, encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.groups import ParamGroups, count_parameters, layerwise_groups, parameter_groups
 from nlp_transfer.transfer.layers import EncoderParts, find_encoder_parts
 from nlp_transfer.transfer.peft_adapters import ADAPTER_DIR, add_adapters, peft_config_for, save_adapter_model
 
 #: ``transfer.<key>: true`` -> the extension that carries that option out
-EXTENSIONS: dict[str, type[TransferExtension]] = {"case_vocab": CaseVocabulary}
+EXTENSIONS: dict[str, type[TransferExtension]] = {"case_vocab": CaseVocabulary, "depth": KeepBottomLayers}
 
 
 def build_strategy(config: RunConfig) -> Strategy:
     """The run's strategy with its active extensions, its options checked against the config."""
-    extensions = [cls() for key, cls in EXTENSIONS.items() if getattr(config.transfer, key)]
+    extensions = [cls(config.transfer) for key, cls in EXTENSIONS.items() if getattr(config.transfer, key)]
     strategy = strategy_class(config.strategy)(config.transfer, extensions)
     strategy.check(config)
     return strategy
@@ -53,7 +54,9 @@ __all__ = [
     "apply_strategy",
     "build_strategy",
     "count_parameters",
+    "encoder_depth",
     "find_encoder_parts",
+    "keep_bottom_layers",
     "layerwise_groups",
     "parameter_groups",
     "peft_config_for",

@@ -89,8 +89,12 @@ class TrainingRun:
 class TransferExtension:
     """A transfer option that several strategies share (for example ``transfer.case_vocab``).
 
-    It may change the task (its tokenizer), the model, and the weights that are saved.
+    It may change the task (its tokenizer), the model, and the weights that are saved. It is built with the
+    run's transfer options (:class:`~nlp_transfer.config.TransferConfig`) when its key is set.
     """
+
+    def __init__(self, options: TransferConfig | None = None) -> None:
+        self.options = options or TransferConfig()
 
     def check(self, config: RunConfig, strategy: Strategy) -> None:
         """Refuse a config this option cannot serve (raise ``ConfigError``)."""
@@ -119,6 +123,8 @@ class Strategy:
     trains_embeddings: ClassVar[bool] = True
     #: whether ``transfer.layer_lr_decay`` means something to this strategy
     uses_layer_lr_decay: ClassVar[bool] = True
+    #: whether the head can read the mean of the token states (``transfer.pooling=mean``) in this strategy
+    pools_tokens: ClassVar[bool] = False
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
         self.options = options or TransferConfig()
@@ -128,10 +134,10 @@ class Strategy:
 
     def check(self, config: RunConfig) -> None:
         """Refuse options this strategy cannot use, naming the key and the fix."""
-        if config.transfer.pooling != "cls":
+        if config.transfer.pooling != "cls" and (not self.pools_tokens or config.task == "ner"):
             raise ConfigError(
-                f"transfer.pooling={config.transfer.pooling} applies to strategy=frozen on classification or multilabel "
-                f"tasks (this run: strategy={self.name}, task={config.task}); remove it or set transfer.pooling=cls."
+                f"transfer.pooling={config.transfer.pooling} applies to strategy=frozen or full on classification or "
+                f"multilabel tasks (this run: strategy={self.name}, task={config.task}); remove it or set transfer.pooling=cls."
             )
         if not self.uses_layer_lr_decay and config.transfer.layer_lr_decay != 1.0:
             raise ConfigError(

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from nlp_transfer.config import RunConfig
+from nlp_transfer.config import RunConfig, TransferConfig
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.transfer.base import Strategy, TransferExtension
 
@@ -197,7 +197,8 @@ class CaseVocabulary(TransferExtension):
     plain one, so the run folder is an ordinary cased model.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, options: TransferConfig | None = None) -> None:
+        super().__init__(options)
         self.case_map: CaseMap | None = None
 
     def check(self, config: RunConfig, strategy: Strategy) -> None:

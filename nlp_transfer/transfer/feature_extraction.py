@@ -111,6 +111,11 @@ def with_pooling(model: PreTrainedModel, pooling: str) -> nn.Module:
     return MeanPooledModel(model) if pooling == "mean" else model
 
 
+def unwrap_pooling(model: nn.Module) -> nn.Module:
+    """The Hugging Face model inside a :class:`MeanPooledModel` (or ``model`` itself)."""
+    return model.model if isinstance(model, MeanPooledModel) else model
+
+
 class CachedFeatureHead(nn.Module):
     """The head of ``model`` over cached pooled features: ``forward(features=...)`` gives the model's logits.
 

@@ -17,14 +17,13 @@ import torch
 from torch import nn
 
 from nlp_transfer.config import RunConfig
-from nlp_transfer.errors import ConfigError
 from nlp_transfer.transfer.base import Strategy, TrainingRun, register_strategy
 from nlp_transfer.transfer.feature_extraction import (
     CachedFeatureHead,
     CachedFeatureTask,
-    MeanPooledModel,
     encode_features,
     keep_encoder_in_eval,
+    unwrap_pooling,
     with_pooling,
 )
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
@@ -36,11 +35,6 @@ if TYPE_CHECKING:
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def hf_model(model: nn.Module) -> nn.Module:
-    """The Hugging Face model inside a pooling wrapper (or ``model`` itself)."""
-    return model.model if isinstance(model, MeanPooledModel) else model
-
-
 @register_strategy
 class FrozenEncoder(Strategy):
     """Only the head trains, on the frozen encoder's outputs (cached once per split for sequence tasks)."""
@@ -48,6 +42,7 @@ class FrozenEncoder(Strategy):
     name = "frozen"
     trains_embeddings = False
     uses_layer_lr_decay = False
+    pools_tokens = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,13 +50,8 @@ class FrozenEncoder(Strategy):
         self.encoding_seconds: dict[str, float] = {}
 
     def check(self, config: RunConfig) -> None:
-        """Mean pooling and feature caching are options of sequence tasks."""
-        if config.transfer.pooling != "cls" and config.task == "ner":
-            raise ConfigError(
-                f"transfer.pooling={config.transfer.pooling} applies to classification or multilabel tasks, not task=ner; "
-                "remove it or set transfer.pooling=cls."
-            )
-        super().check(replace(config, transfer=replace(config.transfer, pooling="cls")))
+        """Feature caching is an option of sequence tasks."""
+        super().check(config)
         self.caches = config.task != "ner" and config.transfer.cache_features
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
@@ -70,7 +60,7 @@ class FrozenEncoder(Strategy):
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """The head (and the pooler unless ``freeze_pooler``); the encoder is frozen and kept in eval mode."""
-        inner = hf_model(model)
+        inner = unwrap_pooling(model)
         head = set(find_encoder_parts(inner).head)
         if self.options.freeze_pooler:
             head = {n for n in head if ".pooler." not in n}
@@ -83,7 +73,7 @@ class FrozenEncoder(Strategy):
         """Encode train and validation once, then train the head on the cached vectors (or the standard loop)."""
         if not self.caches:
             return run.fit()
-        inner = hf_model(run.model).to(run.accelerator.device)  # encode where the loop will train
+        inner = unwrap_pooling(run.model).to(run.accelerator.device)  # encode where the loop will train
         features = {name: self.encode(inner, run, name) for name in ("train", "validation")}
         run.accelerator.print(
             f"feature extraction: encoded {sum(len(f) for f in features.values()):,} texts once "

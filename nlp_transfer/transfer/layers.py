@@ -23,6 +23,25 @@ class EncoderParts:
     head: list[str]
 
 
+def find_layer_stack(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The encoder's stack of layers (its largest ``nn.ModuleList`` of blocks) and its name inside ``model.base_model``.
+
+    ``model`` is a model with a task head or the bare encoder (``AutoModel``), whose ``base_model`` is itself.
+    """
+    base = getattr(model, "base_model", model)
+    layer_lists = [
+        (name, module)
+        for name, module in base.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) > 0 and not name.endswith("attention")
+    ]
+    if not layer_lists or not hasattr(base, "embeddings"):
+        raise UserError(
+            f"{type(model).__name__}: unknown architecture, no embeddings and layer stack found. "
+            "Supported: BERT, RoBERTa, DistilBERT, DeBERTa, ELECTRA and similar encoders; use strategy=full otherwise."
+        )
+    return max(layer_lists, key=lambda item: len(item[1]))
+
+
 def find_encoder_parts(model: nn.Module) -> EncoderParts:
     """Split ``model``'s parameters for BERT, RoBERTa, DistilBERT, DeBERTa, ELECTRA and look-alikes.
 
@@ -35,17 +54,7 @@ def find_encoder_parts(model: nn.Module) -> EncoderParts:
             f"{type(model).__name__}: cannot find the pretrained encoder (no base_model). "
             "Use strategy=full for this architecture."
         )
-    layer_lists = [
-        (name, module)
-        for name, module in base.named_modules()
-        if isinstance(module, nn.ModuleList) and len(module) > 0 and not name.endswith("attention")
-    ]
-    if not layer_lists or not hasattr(base, "embeddings"):
-        raise UserError(
-            f"{type(model).__name__}: unknown architecture, no embeddings and layer stack found. "
-            "Supported: BERT, RoBERTa, DistilBERT, DeBERTa, ELECTRA and similar encoders; use strategy=full otherwise."
-        )
-    stack_name, stack = max(layer_lists, key=lambda item: len(item[1]))
+    stack_name, stack = find_layer_stack(model)
     full = lambda local: f"{prefix}.{local}"  # noqa: E731
     layers = [[full(f"{stack_name}.{i}.{n}") for n, _ in block.named_parameters()] for i, block in enumerate(stack)]
     in_layers = {n for layer in layers for n in layer}

@@ -1,0 +1,185 @@
+"""Candidate source models for ``nlp-transfer rank``, and the frozen features each one gives a task.
+
+A candidate is a model (Hub id or folder) and, optionally, a variant of it, written
+``MODEL@key=value+key=value``:
+
+- ``layer``: which hidden state the features come from: ``0`` is the embeddings, ``1`` the first layer's
+  output, and so on; ``mean`` averages the outputs of every layer. Default: the last layer.
+- ``pooling``: for sequence tasks, ``cls`` (the first token's state) or ``mean`` (the average over tokens).
+  Default: the run's ``transfer.pooling``.
+- ``depth``: keep only the bottom K layers (``transfer.depth``); the features come from the K-th layer.
+- ``init``: ``random`` re-initialises the weights (a control every real model should beat).
+
+An empty model part (``@depth=3``) means the run's own ``model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from nlp_transfer.errors import UserError
+from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
+from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
+from nlp_transfer.transfer.feature_extraction import pool
+
+IGNORE = -100
+VARIANT_KEYS = ("layer", "pooling", "depth", "init")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model, or one variant of a model, to score."""
+
+    model: str
+    layer: int | str | None = None
+    pooling: str = "cls"
+    depth: int | None = None
+    init: str = "pretrained"
+
+    @property
+    def name(self) -> str:
+        """The candidate as written on the command line (defaults left out)."""
+        parts = [f"layer={self.layer}"] if self.layer is not None else []
+        parts += [f"pooling={self.pooling}"] if self.pooling != "cls" else []
+        parts += [f"depth={self.depth}"] if self.depth is not None else []
+        parts += [f"init={self.init}"] if self.init != "pretrained" else []
+        return self.model + ("@" + "+".join(parts) if parts else "")
+
+
+def parse_candidate(spec: str, *, default_model: str, default_pooling: str = "cls") -> Candidate:
+    """``MODEL@key=value+key=value`` as a :class:`Candidate`; a bad key or value is a one-line error."""
+    model, _, variant = spec.strip().partition("@")
+    values: dict[str, Any] = {"model": model.strip() or default_model, "pooling": default_pooling}
+    for item in filter(None, variant.split("+")):
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in VARIANT_KEYS:
+            raise UserError(
+                f"candidate '{spec}': '{item}' is not a variant; write MODEL@key=value+key=value with keys {', '.join(VARIANT_KEYS)}."
+            )
+        values[key] = _variant_value(spec, key, value)
+    return Candidate(**values)
+
+
+def _variant_value(spec: str, key: str, value: str) -> int | str:
+    """The typed value of one variant key."""
+    choices = {"pooling": ("cls", "mean"), "init": ("pretrained", "random")}
+    if key in choices:
+        if value not in choices[key]:
+            raise UserError(f"candidate '{spec}': {key}={value} is unknown; choose {' or '.join(choices[key])}.")
+        return value
+    if key == "layer" and value == "mean":
+        return value
+    if not value.isdigit() or (key == "depth" and int(value) < 1):
+        lowest = 1 if key == "depth" else 0
+        raise UserError(
+            f"candidate '{spec}': {key}={value} must be a whole number from {lowest}" + (" or mean." if key == "layer" else ".")
+        )
+    return int(value)
+
+
+def parse_candidates(specs: str, *, default_model: str, default_pooling: str = "cls") -> list[Candidate]:
+    """Comma-separated candidate specs; at least one, none twice."""
+    candidates = [
+        parse_candidate(s, default_model=default_model, default_pooling=default_pooling) for s in specs.split(",") if s.strip()
+    ]
+    if not candidates:
+        raise UserError(
+            "--models names no candidate; give comma-separated Hub ids or folders, e.g. --models MODEL,MODEL@depth=3."
+        )
+    seen: set[Candidate] = set()
+    for candidate in candidates:
+        if candidate in seen:
+            raise UserError(f"--models: candidate '{candidate.name}' is given twice; remove one.")
+        seen.add(candidate)
+    return candidates
+
+
+@dataclass
+class CandidateFeatures:
+    """A candidate's frozen features of the ranking sample, their labels, and what they cost."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    encode_seconds: float
+    parameters: int
+    layers: int
+
+
+def load_encoder(candidate: Candidate, task: Any, *, seed: int = 0) -> tuple[torch.nn.Module, Any]:
+    """The candidate's bare encoder (``AutoModel``, depth applied) and a copy of ``task`` with its tokenizer."""
+    from transformers import AutoConfig, AutoModel
+
+    resolved, tokenizer = resolve_with_tokenizer(candidate.model, trust_remote_code=task.trust_remote_code)
+    own_task = dataclasses.replace(
+        task, model_path=resolved.path, tokenizer=tokenizer, model_name=resolved.name, model_source=resolved.source, truncated={}
+    )
+    if candidate.init == "random":
+        torch.manual_seed(seed)
+        config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=task.trust_remote_code)
+        model = AutoModel.from_config(config, trust_remote_code=task.trust_remote_code)
+    else:
+        model = load_pretrained(
+            AutoModel, resolved.path, allow_pickle=task.allow_pickle, trust_remote_code=task.trust_remote_code
+        )
+    if candidate.depth is not None:
+        keep_bottom_layers(model, candidate.depth)
+    return model.eval(), own_task
+
+
+def hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int | str | None) -> torch.Tensor:
+    """The token states (batch, tokens, width) at ``layer``: an index into the hidden states, ``mean`` of the layers, or the last."""
+    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+    output = model(**inputs, output_hidden_states=True, return_dict=True)
+    states = getattr(output, "hidden_states", None)
+    if not states:
+        raise UserError(f"{type(model).__name__} does not return hidden states; it cannot be ranked on its features.")
+    if layer is None:
+        return states[-1]
+    if layer == "mean":
+        return torch.stack(states[1:]).mean(dim=0)
+    if not 0 <= int(layer) < len(states):
+        raise UserError(f"layer={layer}: the model has hidden states 0 (embeddings) to {len(states) - 1}; choose one of those.")
+    return states[int(layer)]
+
+
+def encode_candidate(
+    candidate: Candidate, task: Any, sample: Any, *, batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0
+) -> CandidateFeatures:
+    """The candidate's frozen features of ``sample`` (a split of the run's data) and their labels.
+
+    Sequence tasks give one pooled vector per text; NER gives one vector per word (its first piece) with
+    the word's tag id. Multi-label labels come back as a 0/1 matrix.
+    """
+    model, own_task = load_encoder(candidate, task, seed=seed)
+    model.to(device)
+    started = time.perf_counter()
+    tokenized = own_task.preprocess(sample, "rank")
+    rows = tokenized.select_columns([c for c in tokenized.column_names if c in own_task.batch_columns]).to_list()
+    token_level = "tags" in sample.column_names
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        states = hidden_state(model, batch, candidate.layer).float()
+        return states if token_level else pool(states, batch.get("attention_mask"), candidate.pooling)
+
+    batches = LengthSortedBatches.build(rows, own_task.collator(), batch_size)
+    outputs, labels = batches.outputs(forward, device=device)
+    if labels is None:
+        raise UserError("the ranking sample has no labels; rank needs the run's labelled training data (data.train_file).")
+    if token_level:
+        keep = labels != IGNORE
+        outputs, labels = outputs[keep], labels[keep]
+    return CandidateFeatures(
+        features=outputs,
+        labels=labels.astype(np.int64),
+        encode_seconds=round(time.perf_counter() - started, 2),
+        parameters=sum(p.numel() for p in model.parameters()),
+        layers=encoder_depth(model),
+    )

@@ -1,0 +1,159 @@
+"""nlp-transfer check: calibration and selective prediction of a saved run, the stored temperature, release gates."""
+
+import json
+import random
+import shutil
+
+import pytest
+from safetensors.torch import load_file, save_file
+
+from nlp_transfer.check.command import check_run
+from nlp_transfer.config import load_config
+from nlp_transfer.inference import load_run, predict
+from nlp_transfer.pipeline import run_training
+from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
+from tests.test_cli import cli
+
+
+def noisy(rows, seed, rate=0.2):
+    """The rows with ``rate`` of their labels flipped: no model can be sure, so confidence has something to match."""
+    rng = random.Random(seed)
+    flip = {"positive": "negative", "negative": "positive"}
+    return [(text, flip[label] if rng.random() < rate else label) for text, label in rows]
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory, tiny_model_dir):
+    base = tmp_path_factory.mktemp("check")
+    files = {
+        split: write_csv(base / f"{split}.csv", noisy(synthetic_sentiment(n, seed), seed))
+        for split, n, seed in (("train", 400, 1), ("validation", 300, 2), ("test", 300, 3))
+    }
+    out = base / "run"
+    values = {f"data.{split}_file": path for split, path in files.items()}
+    run_training(
+        load_config(None, tiny_overrides(tiny_model_dir, out, **values, **{"training.epochs": 3, "training.learning_rate": 5e-3}))
+    )
+    return out, files
+
+
+def unchecked_copy(run_dir, target):
+    """A copy of the shared run without what an earlier check wrote into it."""
+    shutil.copytree(run_dir, target)
+    shutil.rmtree(target / "check", ignore_errors=True)
+    (target / "calibration.json").unlink(missing_ok=True)
+    return target
+
+
+def make_overconfident(run_dir, factor=6.0):
+    """The planted fault: the classifier's weights and bias scaled up, so every score is pushed towards 0 or 1."""
+    path = run_dir / "model.safetensors"
+    weights = load_file(path)
+    for name in ("classifier.weight", "classifier.bias"):
+        weights[name] = weights[name] * factor
+    save_file(weights, path, metadata={"format": "pt"})
+
+
+def test_temperature_repairs_a_model_made_overconfident_on_purpose(noisy_run, tmp_path):
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "overconfident")
+    make_overconfident(run_dir)
+    report = check_run(run_dir)
+    c = report["calibration"]
+    assert "test split" in report["scored_on"] and "validation split" in report["fitted_on"] and not report["same_rows"]
+    assert c["temperature"] > 2.0  # the fit undoes most of the factor 6
+    assert c["ece"] > 0.1 and c["ece_after_temperature"] < c["ece"] / 2, c
+    assert c["brier_after_temperature"] < c["brier"]
+    for name in ("check.json", "report.md", "reliability.png", "accuracy_coverage.png"):
+        assert (run_dir / "check" / name).stat().st_size > 0
+    saved = json.loads((run_dir / "check" / "check.json").read_text())
+    assert saved["calibration"]["ece_after_temperature"] == pytest.approx(c["ece_after_temperature"])
+
+
+def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "run")
+    texts = [line.rsplit(",", 1)[0] for line in noisy_run[1]["test"].read_text().splitlines()[1:40]]
+    before = predict(run_dir, texts)
+    report = check_run(run_dir)
+    assert json.loads((run_dir / "calibration.json").read_text())["temperature"] == pytest.approx(
+        report["calibration"]["temperature"]
+    )
+    _, task = load_run(run_dir)
+    assert task.temperature == pytest.approx(report["calibration"]["temperature"]) and task.temperature != 1.0
+    after = predict(run_dir, texts)
+    assert [r["label"] for r in after] == [r["label"] for r in before]
+    assert any(abs(a["score"] - b["score"]) > 1e-4 for a, b in zip(after, before, strict=True))
+
+
+def test_selective_prediction_and_abstention(noisy_run):
+    run_dir = noisy_run[0]
+    report = check_run(run_dir, data_path=str(noisy_run[1]["test"]))
+    s = report["selective"]
+    assert s["accuracy_at_80"] >= report["calibration"]["accuracy"] - 1e-9  # the confident part is at least as accurate
+    assert "test.csv" in report["scored_on"]
+    result = cli("predict", run_dir, "superb lovely film", "the plot", "--min-score", "0.999")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0 and [r["abstain"] for r in rows] == [r["score"] < 0.999 for r in rows]
+    assert any(r["abstain"] for r in rows)
+
+
+def test_gates_exit_1_when_missed_and_bad_input_exits_2(noisy_run, tiny_model_dir, tmp_path):
+    run_dir = noisy_run[0]
+    missed = cli("check", run_dir, "--fail-under", "selective.accuracy_at_80=1.01", "calibration.ece=0.0")
+    assert missed.returncode == 1, missed.stderr
+    assert "selective.accuracy_at_80" in missed.stderr and "calibration.ece" in missed.stderr and "Traceback" not in missed.stderr
+    passed = cli("check", run_dir, "--fail-under", "selective.accuracy_at_80=0.5")
+    assert passed.returncode == 0 and "ECE" in passed.stdout, passed.stderr
+    unknown = cli("check", run_dir, "--fail-under", "calibration.magic=1")
+    assert unknown.returncode == 2 and "--fail-under calibration.magic=1: write KEY=VALUE with KEY one of" in unknown.stderr
+    assert cli("check", tmp_path).returncode == 2  # not a run
+
+
+def test_a_ner_run_is_refused_with_one_line(tiny_model_dir, tmp_path):
+    (tmp_path / "train.conll").write_text("John B-PER\nruns O\n\nMary B-PER\nsings O\n\n" * 20, encoding="utf-8")
+    out = tmp_path / "ner"
+    overrides = tiny_overrides(tiny_model_dir, out, task="ner", **{"data.train_file": tmp_path / "train.conll"})
+    run_training(load_config(None, overrides))
+    result = cli("check", out)
+    assert result.returncode == 2 and "a NER run; nlp-transfer check covers classification runs so far" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_card_of_a_checked_run_states_its_calibration(noisy_run, tmp_path):
+    from nlp_transfer.hub import build_model_card, collect_files
+
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "carded")
+    plain = str(build_model_card(run_dir, repo_id="me/model"))
+    assert "## Bias, risks and limitations" in plain and "expected calibration error" not in plain
+    report = check_run(run_dir)
+    card = str(build_model_card(run_dir, repo_id="me/model"))
+    c = report["calibration"]
+    assert (
+        f"expected calibration error {c['ece']:.4f}, {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}"
+        in card
+    )
+    assert f"accuracy {report['selective']['accuracy_at_80']:.4f} on the 80 % most confident" in card
+    assert "calibration.json" in collect_files(run_dir, "merged")
+
+
+def test_a_multi_label_run_is_checked_per_decision_and_its_threshold_kept(tiny_model_dir, tmp_path):
+    """Multi-label: calibration over every (text, label) decision; the temperature is reported, not stored."""
+    from tests.conftest import REPO
+
+    data = REPO / "data" / "support_tickets"
+    values = {
+        "task": "multilabel",
+        "data.train_file": data / "train.csv",
+        "data.validation_file": data / "validation.csv",
+        "data.test_file": data / "test.csv",
+        "data.label_column": "labels",
+        "training.epochs": 2,
+        "training.learning_rate": 5e-3,
+    }
+    out = tmp_path / "multi"
+    run_training(load_config(None, tiny_overrides(tiny_model_dir, out, **values)))
+    report = check_run(out)
+    c = report["calibration"]
+    assert c["applied"] is False and 0.0 <= c["ece"] <= 1.0 and c["temperature"] > 0
+    assert not (out / "calibration.json").exists()
+    assert "reported only" in (out / "check" / "report.md").read_text()
+    assert 0.0 <= report["selective"]["accuracy_at_80"] <= 1.0
