@@ -76,6 +76,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.lora_target_modules",
     "transfer.lora_pooler",
     "transfer.case_vocab",
+    "transfer.depth",
 )
 """Settings that change what a run computes: ``--resume`` refuses a change to any of them."""
 
