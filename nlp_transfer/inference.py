@@ -176,11 +176,18 @@ def evaluate_file(
         width = logits.shape[1]
         labels = np.asarray([row + [-100] * (width - len(row)) for row in rows["labels"]])
         return task.compute_metrics(logits, labels, dataset)
+    return task.compute_metrics(*labelled_file_logits(model, task, path, data, batch_size=batch_size))
+
+
+def labelled_file_logits(
+    model: PreTrainedModel, task: SequenceClassificationTask, path: str, data: DataConfig, *, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """The logits and gold label ids of a labelled text file, its labels checked against the model's."""
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)
     # integer labels that are not label names are label ids (SST-2's 0/1 for a run trained with data.labels)
     columns["label"] = map_integer_label_column(columns["label"], task.labels)
     check_known_labels(columns["label"], columns["line"], task.labels, path)
-    return task.compute_metrics(*labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size))
+    return labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
 
 
 def labelled_text_logits(

@@ -54,31 +54,28 @@ class Scored:
     source: str
 
 
-def run_split(run_dir: Path, model: Any, task: Any, split: str, batch_size: int) -> Scored | None:
-    """The logits and labels of one split of the run's own data (as its config.yaml reads it); None without it."""
+def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:
+    """Logits and labels of the run's own validation and test splits (as its config.yaml reads them; read once)."""
     from nlp_transfer.config import load_config
     from nlp_transfer.data.loading import load_text_classification_data
     from nlp_transfer.inference import labelled_text_logits
 
     config = load_config(run_dir / "config.yaml")
     data = load_text_classification_data(config.data, multi_label=task.multi_label, seed=config.seed)
-    if split not in data.splits or len(data.splits[split]) == 0:
-        return None
-    rows = data.splits[split]
-    logits, labels = labelled_text_logits(model, task, rows["text"], rows["label"], batch_size=batch_size)
-    return Scored(logits, labels, f"the run's {split} split ({len(rows)} rows)")
+    scored = {}
+    for split in ("validation", "test"):
+        if split in data.splits and len(data.splits[split]) > 0:
+            rows = data.splits[split]
+            logits, labels = labelled_text_logits(model, task, rows["text"], rows["label"], batch_size=batch_size)
+            scored[split] = Scored(logits, labels, f"the run's {split} split ({len(rows)} rows)")
+    return scored
 
 
 def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: int) -> Scored:
     """The logits and labels of a labelled file, read as ``nlp-transfer evaluate`` reads it."""
-    from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
-    from nlp_transfer.data.loading import read_text_classification_file
-    from nlp_transfer.inference import labelled_text_logits
+    from nlp_transfer.inference import labelled_file_logits
 
-    columns = read_text_classification_file(path, data, multi_label=task.multi_label)
-    columns["label"] = map_integer_label_column(columns["label"], task.labels)
-    check_known_labels(columns["label"], columns["line"], task.labels, path)
-    logits, labels = labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
+    logits, labels = labelled_file_logits(model, task, path, data, batch_size=batch_size)
     return Scored(logits, labels, f"{path} ({len(labels)} rows)")
 
 
@@ -173,11 +170,12 @@ def check_run(
     model, task = load_run(run_dir)
     if isinstance(task, TokenClassificationTask):
         raise UserError(f"{run_dir}: a NER run; nlp-transfer check covers classification runs so far (issue #19).")
-    fit = run_split(run_dir, model, task, "validation", batch_size)
+    splits = run_splits(run_dir, model, task, batch_size)
+    fit = splits.get("validation")
     if fit is None:
         raise UserError(f"{run_dir}: the run has no validation split to fit the temperature on; retrain with one.")
     held_out = file_rows(data_path, data or DataConfig(), model, task, batch_size) if data_path else None
-    held_out = held_out or run_split(run_dir, model, task, "test", batch_size) or fit
+    held_out = held_out or splits.get("test") or fit
     figures = multi_label_figures if task.multi_label else single_label_figures
     calibration, selective, (scores, correct) = figures(fit, held_out, bins)
     report = {
