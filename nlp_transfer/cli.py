@@ -180,24 +180,35 @@ def _push(args: argparse.Namespace) -> None:
 
 def _compare(args: argparse.Namespace) -> None:
     from nlp_transfer.compare import (
+        aggregate_rows,
+        aggregate_table,
         default_output_dir,
         failure_summary,
         markdown_table,
+        parse_per_class,
         parse_strategies,
         parse_train_sizes,
+        recommendations,
         run_comparison,
+        several_seeds,
         split_strategy_overrides,
     )
     from nlp_transfer.config import load_config
 
+    if args.per_class is not None and args.train_sizes is not None:
+        raise UserError("--per-class and --train-sizes both choose the training rows; give one of them.")
     strategies = parse_strategies(args.strategies)
+    per_class = parse_per_class(args.per_class) if args.per_class is not None else []
+    train_sizes = parse_train_sizes(args.train_sizes or "all")
     common, own = split_strategy_overrides(args.overrides, list(strategies))
     config = load_config(args.config, common)
     output = args.output or default_output_dir(config)
     rows = run_comparison(
         config,
         strategies,
-        parse_train_sizes(args.train_sizes),
+        train_sizes,
+        per_class=per_class,
+        seeds=args.seeds,
         output_dir=output,
         scratch=not args.no_scratch,
         strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
@@ -205,6 +216,10 @@ def _compare(args: argparse.Namespace) -> None:
         debug=args.debug,
     )
     print("\n" + markdown_table(rows))
+    if several_seeds(rows):
+        aggregates = aggregate_rows(rows)
+        print("\n" + aggregate_table(aggregates) + "\n")
+        print("\n".join(recommendations(aggregates)))
     failed = failure_summary(rows, output)
     if failed:  # every run was tried and reported; the exit code still says that some failed
         raise UserError(failed)
@@ -330,14 +345,28 @@ def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
         default="full,frozen,lora",
         help="comma-separated strategies (default: full,frozen,lora); LABEL=STRATEGY adds a variant, configured by LABEL:key=value",
     )
-    compare.add_argument("--train-sizes", default="all", help="comma-separated training-set sizes or 'all', e.g. 50,100,500,all")
+    compare.add_argument("--train-sizes", help="comma-separated training-set sizes or 'all' (the default), e.g. 50,100,500,all")
+    compare.add_argument(
+        "--per-class",
+        metavar="SIZES",
+        help="few-shot learning curve in place of --train-sizes: comma-separated training examples per class, e.g. "
+        "8,16,32,64 (data.per_class, sampled with data.sample_seed: the same rows for every strategy)",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="repeat each size with this many seeds and report mean ± std (default: 1); with --per-class they are "
+        "the sample seeds data.sample_seed, +1, ... (the run's seed stays); with --train-sizes the run's seed, +1, ...",
+    )
     compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
     compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
     compare.add_argument(
         "--min-steps",
         type=int,
         default=0,
-        help="raise the epochs of small training sets so each run takes at least this many optimizer steps (learning curves)",
+        help="raise the epochs of small training sets so each run takes at least this many optimizer steps (learning "
+        "curves; with --per-class the training set is the size times the number of classes)",
     )
     compare.add_argument("--debug", action="store_true", help="show tracebacks and library logs (of every run)")
 

@@ -1,11 +1,14 @@
 """Compare transfer strategies on the same data: metric, trainable parameters, time, peak memory.
 
 Each strategy (and a from-scratch baseline: the same architecture with random weights, trained
-fully) runs once per training-set size through :func:`nlp_transfer.pipeline.run_training`, each run
+fully) runs once per training-set size (or few-shot size in examples per class, ``data.per_class``)
+and seed through :func:`nlp_transfer.pipeline.run_training`, each run
 in a child process of its own (``python -m nlp_transfer.compare JOB.json``): its peak memory is its
 own, it starts from a fresh Accelerate state, and a crash fails that run only. The results go to
 ``compare.json``, ``compare.md`` and ``compare.png`` after every run. A strategy that scores below
-the from-scratch baseline at the same size is flagged as negative transfer.
+the from-scratch baseline at the same size is flagged as negative transfer. Over several seeds the
+report adds each strategy's mean and standard deviation per size (:func:`aggregate_rows`) and the
+strategy to use at each size (:func:`recommendations`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from nlp_transfer.config import RunConfig, TransferConfig, config_from_dict, config_to_dict
+from nlp_transfer.config import RunConfig, TransferConfig, check_per_class, config_from_dict, config_to_dict
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.transfer import STRATEGIES
 
@@ -69,6 +73,20 @@ class ComparisonRow:
     base_strategy: str = ""  # the strategy behind the label (``strategy``); scratch trains fully
     trainable_parameters_end: int = 0  # at the end of training (gradual unfreezing opens more as it goes); 0: unknown
     error: str = ""  # a failed run: the last error line of its process ("": it succeeded)
+    per_class: int | None = None  # --per-class: the training examples of each class (data.per_class); None: train_size
+    seed: int | None = None  # the seed --seeds varies: data.sample_seed with --per-class, else the run's seed
+
+
+@dataclass(frozen=True)
+class Point:
+    """Where a run sits on the learning curve: a training size or examples per class, and a seed offset.
+
+    ``seed_offset`` None: the config's own seed, and run directories named as before seeds existed.
+    """
+
+    train_size: int | None = None  # None: all the training data (or the config's data.max_train_samples)
+    per_class: int | None = None
+    seed_offset: int | None = None
 
 
 def parse_strategies(text: str) -> dict[str, str]:
@@ -130,6 +148,36 @@ def parse_train_sizes(text: str) -> list[int | None]:
     return sizes
 
 
+def parse_per_class(text: str) -> list[int]:
+    """``8,16,32`` -> ``[8, 16, 32]``: the training examples of each class at each point of a few-shot curve."""
+    sizes: list[int] = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        if not (item.isdigit() and int(item) > 0):
+            raise ConfigError(f"--per-class: {item!r} is not a positive number of examples per class, e.g. 8,16,32,64.")
+        if int(item) in sizes:
+            raise ConfigError(f"--per-class: {item} is given twice; give each size once.")
+        sizes.append(int(item))
+    if not sizes:
+        raise ConfigError("--per-class: give at least one size, e.g. 8,16,32,64.")
+    return sizes
+
+
+def comparison_points(train_sizes: Sequence[int | None] = (None,), per_class: Sequence[int] = (), seeds: int = 1) -> list[Point]:
+    """The points of a comparison, each size with each of ``seeds`` seeds: ``per_class`` sizes when given, else ``train_sizes``.
+
+    One seed of ``train_sizes`` keeps the config's seed (``seed_offset`` None); ``per_class`` always counts its
+    sample seeds from ``data.sample_seed``.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}.")
+    if per_class:
+        if list(train_sizes) != [None]:
+            raise ConfigError("--per-class and --train-sizes both choose the training rows; give one of them.")
+        return [Point(per_class=size, seed_offset=seed) for size in per_class for seed in range(seeds)]
+    offsets = [None] if seeds == 1 else list(range(seeds))
+    return [Point(train_size=size, seed_offset=seed) for size in train_sizes for seed in offsets]
+
+
 def epochs_for_min_steps(epochs: int, train_size: int, batch_size: int, min_steps: int) -> int:
     """Epochs that give at least ``min_steps`` optimizer steps on ``train_size`` examples (never fewer than ``epochs``)."""
     steps_per_epoch = max(1, math.ceil(train_size / batch_size))
@@ -141,19 +189,82 @@ def default_output_dir(config: RunConfig) -> Path:
     return Path(f"{config.output_dir.rstrip('/')}-compare")
 
 
-def _run_config(base: RunConfig, name: str, strategy: str, size: int | None, min_steps: int, runs_dir: Path) -> RunConfig:
-    """The config of one run: ``base`` with the run's strategy, training size, epochs and run directory."""
+def run_name(label: str, point: Point, run_config: RunConfig) -> str:
+    """The run's directory name under ``runs/``: label, size and (when seeds vary) the seed, so no two runs share it."""
+    if point.per_class is not None:
+        return f"{label}-{point.per_class}-per-class-seed{run_config.data.sample_seed}"
+    name = f"{label}-{point.train_size or 'all'}"
+    return name if point.seed_offset is None else f"{name}-seed{run_config.seed}"
+
+
+def _run_config(
+    base: RunConfig, name: str, strategy: str, point: Point, min_steps: int, runs_dir: Path, labels: int
+) -> RunConfig:
+    """The config of one run: ``base`` with the run's strategy, training rows, seed, epochs and run directory.
+
+    ``labels`` (the number of classes) turns examples per class into the training size the epoch floor needs.
+    """
     run_config = copy.deepcopy(base)
     run_config.strategy = strategy  # type: ignore[assignment]
     if name == SCRATCH:  # the baseline: plain full training of random weights
         run_config.transfer = TransferConfig()
-    if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
-        run_config.data.max_train_samples = size
+    size = point.train_size
+    if point.per_class is not None:  # the same rows for every strategy at this size and seed
+        run_config.data.per_class = point.per_class
+        run_config.data.sample_seed = base.data.sample_seed + (point.seed_offset or 0)
+        size = point.per_class * labels
+    else:
+        run_config.seed = base.seed + (point.seed_offset or 0)
+        if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
+            run_config.data.max_train_samples = size
+    if size is not None:
         training = run_config.training
         per_step = training.batch_size * training.gradient_accumulation_steps
         training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)
-    run_config.output_dir = str(runs_dir / f"{name}-{size or 'all'}")
+    run_config.output_dir = str(runs_dir / run_name(name, point, run_config))
     return run_config
+
+
+def per_class_labels(config: RunConfig, largest: int) -> list[str]:
+    """The label names of ``config``'s data, read as a run at ``largest`` examples per class reads it.
+
+    Raises, before anything trains, the error every ``--per-class`` run would meet: a task without classes,
+    data.max_train_samples set, a class with fewer training rows than ``largest``.
+    """
+    from nlp_transfer.data.loading import TextRows, load_splits
+
+    trial = copy.deepcopy(config)
+    trial.data.per_class = largest
+    check_per_class(trial, "--per-class")
+    return load_splits(trial.data, TextRows(trial.data, trial.task == "multilabel"), seed=trial.seed).labels
+
+
+def _label_counts(configs: Mapping[str, RunConfig], points: Sequence[Point]) -> dict[str, int]:
+    """Label -> number of classes of its config's data, for a ``--per-class`` comparison (each distinct data read once)."""
+    sizes = [p.per_class for p in points if p.per_class is not None]
+    if not sizes:
+        return {name: 0 for name in configs}
+    read: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for name, config in configs.items():
+        key = json.dumps([config.task, config.seed, asdict(config.data)], sort_keys=True, default=str)
+        if key not in read:
+            read[key] = len(per_class_labels(config, max(sizes)))
+        counts[name] = read[key]
+    return counts
+
+
+def describe_point(point: Point, seed: int | None) -> str:
+    """Where a run sits, in words: ``8 per class, sample seed 0``, ``train size 100``, ``train size 100, seed 43``."""
+    if point.per_class is not None:
+        return f"{point.per_class} per class, sample seed {seed}"
+    text = f"train size {point.train_size or 'all'}"
+    return text if point.seed_offset is None else f"{text}, seed {seed}"
+
+
+def _varied_seed(run_config: RunConfig) -> int:
+    """The seed a comparison's seeds vary: the sample seed of a data.per_class run, else the run's seed."""
+    return run_config.data.sample_seed if run_config.data.per_class is not None else run_config.seed
 
 
 def run_comparison(
@@ -161,39 +272,49 @@ def run_comparison(
     strategies: Sequence[str] | Mapping[str, str],
     train_sizes: Sequence[int | None] = (None,),
     *,
+    per_class: Sequence[int] = (),
+    seeds: int = 1,
     output_dir: str | Path | None = None,
     scratch: bool = True,
     strategy_configs: dict[str, RunConfig] | None = None,
     min_steps: int = 0,
     debug: bool = False,
 ) -> list[ComparisonRow]:
-    """Train every strategy (plus the from-scratch baseline) at every training size; write the report.
+    """Train every strategy (plus the from-scratch baseline) at every training size and seed; write the report.
 
     ``strategies`` names strategies, or maps run labels to strategies (:func:`parse_strategies`).
     ``strategy_configs`` gives a label (or ``scratch``) its own config in place of ``config``, e.g. a
-    higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). ``min_steps`` raises
-    the epochs of small training sets so that every run takes at least that many optimizer steps (a
-    learning curve at 50 examples is otherwise two steps long). Each run trains in its own child process
-    (``debug``: with tracebacks and library logs) into ``OUTPUT_DIR/runs/<label>-<size>`` (replaced if
-    present); the report goes to ``OUTPUT_DIR`` (default: ``config.output_dir``-compare) after every run.
-    A run that fails is recorded with its error (``ComparisonRow.error``) and the comparison goes on.
+    higher learning rate for lora and frozen (see :func:`split_strategy_overrides`). ``per_class`` sizes
+    (in place of ``train_sizes``) train every run on ``data.per_class`` examples of each class, the same
+    sample for every strategy at a size and seed. ``seeds`` repeats each size with that many seeds: the
+    sample seeds ``data.sample_seed``, +1, ... with ``per_class`` (the run's own seed stays, and so does a
+    held-out validation split), the run's ``seed``, +1, ... otherwise. ``min_steps`` raises the epochs of
+    small training sets (``per_class`` times the number of classes with ``per_class``) so that every run
+    takes at least that many optimizer steps (a learning curve at 50 examples is otherwise two steps long).
+    Each run trains in its own child process (``debug``: with tracebacks and library logs) into
+    ``OUTPUT_DIR/runs/`` (:func:`run_name`; replaced if present); the report goes to ``OUTPUT_DIR`` (default:
+    ``config.output_dir``-compare) after every run. A run that fails is recorded with its error
+    (``ComparisonRow.error``) and the comparison goes on.
     """
     out = Path(output_dir) if output_dir else default_output_dir(config)
     chosen = dict(strategies) if isinstance(strategies, Mapping) else {name: name for name in strategies}
     if scratch:
         chosen[SCRATCH] = "full"
+    points = comparison_points(train_sizes, per_class, seeds)
+    bases = {name: (strategy_configs or {}).get(name, config) for name in chosen}
+    labels = _label_counts(bases, points)
     rows: list[ComparisonRow] = []
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
-        for size in train_sizes:
+        for point in points:
             for name, strategy in chosen.items():
-                base = (strategy_configs or {}).get(name, config)
-                run_config = _run_config(base, name, strategy, size, min_steps, out / "runs")
-                print(f"\n=== compare: {name}, train size {size or 'all'} ===", flush=True)
+                run_config = _run_config(bases[name], name, strategy, point, min_steps, out / "runs", labels[name])
+                where = describe_point(point, _varied_seed(run_config))
+                print(f"\n=== compare: {name}, {where} ===", flush=True)
                 start = time.perf_counter()
                 outcome = train_in_child(run_config, from_scratch=name == SCRATCH, jobs=Path(jobs), debug=debug)
-                row = comparison_row(name, strategy, size, run_config, outcome, time.perf_counter() - start)
+                row = comparison_row(name, strategy, point.train_size, run_config, outcome, time.perf_counter() - start)
                 if row.error:
-                    print(f"=== compare: {name}, train size {size or 'all'} failed: {row.error}", file=sys.stderr, flush=True)
+                    print(f"=== compare: {name}, {where} failed: {row.error}", file=sys.stderr, flush=True)
                 rows.append(row)
                 flag_negative_transfer(rows)
                 write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
@@ -320,6 +441,8 @@ def comparison_row(
         epochs=run_config.training.epochs,
         base_strategy=strategy,
         error=outcome.error,
+        per_class=run_config.data.per_class,
+        seed=_varied_seed(run_config),
     )
     if outcome.returncode != 0:
         return row
@@ -409,8 +532,10 @@ def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> st
     if not failed:
         return ""
     first = failed[0]
+    seeded = len({r.seed for r in rows if r.per_class is None}) > 1
+    where = describe_point(Point(first.train_size, first.per_class, 0 if seeded else None), first.seed)
     return (
-        f"{len(failed)} of {len(rows)} runs failed (first: {first.strategy}, train size {first.train_size or 'all'}: "
+        f"{len(failed)} of {len(rows)} runs failed (first: {first.strategy}, {where}: "
         f"{first.error}); the other rows are in {Path(output_dir) / 'compare.md'}. Fix that run's settings "
         f"({first.strategy}:key=value) and compare it again."
     )
@@ -420,64 +545,232 @@ def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> st
 
 
 def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
-    """Mark each strategy row that scores worse than the from-scratch run of the same training size (failed runs: never)."""
-    baseline = {r.train_size: r for r in rows if r.strategy == SCRATCH and r.value is not None}
+    """Mark each strategy row that scores worse than the from-scratch run of the same size and seed (failed runs: never)."""
+    baseline = {(r.train_size, r.per_class, r.seed): r for r in rows if r.strategy == SCRATCH and r.value is not None}
     for row in rows:
-        base = baseline.get(row.train_size)
+        base = baseline.get((row.train_size, row.per_class, row.seed))
         if base is None or row.strategy == SCRATCH or row.value is None or base.value is None:
             row.negative_transfer = False
             continue
-        lower_is_better = row.metric.endswith("loss")
-        row.negative_transfer = row.value > base.value if lower_is_better else row.value < base.value
+        row.negative_transfer = _better(base.value, row.value, row.metric)
+
+
+def _better(value: float, other: float, metric: str) -> bool:
+    """Whether ``value`` beats ``other`` on ``metric`` (lower is better for a loss)."""
+    return value < other if metric.endswith("loss") else value > other
 
 
 def _parameter_share(count: int, total: int) -> str:
     return f"{count:,} ({100 * count / max(total, 1):.2f}%)"
 
 
-def _markdown_row(r: ComparisonRow) -> str:
+def _extra_columns(rows: Sequence[ComparisonRow]) -> list[tuple[str, str]]:
+    """(header, ComparisonRow field) of the columns a comparison over sizes per class or several seeds adds."""
+    if any(r.per_class is not None for r in rows):
+        return [("per class", "per_class"), ("sample seed", "seed")]
+    return [("seed", "seed")] if len({r.seed for r in rows}) > 1 else []
+
+
+def _markdown_row(r: ComparisonRow, extra: Sequence[tuple[str, str]] = ()) -> str:
     """One run as a Markdown table row; a failed run shows the size it asked for, and its error in place of the metric."""
+    cells = "".join(f" {getattr(r, field)} |" for _, field in extra)
     if r.value is None:
         error = (r.error or "failed").replace("|", "\\|")
+        asked = f"{r.per_class} per class" if r.per_class is not None else r.train_size or "all"
         return (
-            f"| {r.strategy} | {r.train_size or 'all'} | {r.epochs} | {r.learning_rate:g} | **failed**: {error} | | "
+            f"| {r.strategy} |{cells} {asked} | {r.epochs} | {r.learning_rate:g} | **failed**: {error} | | "
             f"{r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | |"
         )
     trainable = _parameter_share(r.trainable_parameters, r.total_parameters)
     if r.trainable_parameters_end and r.trainable_parameters_end != r.trainable_parameters:
         trainable += " at the start, " + _parameter_share(r.trainable_parameters_end, r.total_parameters) + " at the end"
     return (
-        f"| {r.strategy} | {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
+        f"| {r.strategy} |{cells} {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
         f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
         f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
     )
 
 
 def markdown_table(rows: Sequence[ComparisonRow]) -> str:
-    """The comparison as a Markdown table, one row per run."""
+    """The comparison as a Markdown table, one row per run (with its size per class and seed when those vary)."""
+    extra = _extra_columns(rows)
+    headers = "".join(f" {header} |" for header, _ in extra)
     lines = [
-        "| strategy | train size | epochs | learning rate | metric | trainable params | train time (s) | peak memory (MB) | negative transfer |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| strategy |{headers} train size | epochs | learning rate | metric | trainable params | train time (s) | "
+        "peak memory (MB) | negative transfer |",
+        "|---" * (9 + len(extra)) + "|",
     ]
-    return "\n".join(lines + [_markdown_row(r) for r in rows])
+    return "\n".join(lines + [_markdown_row(r, extra) for r in rows])
+
+
+# --------------------------------------------------------------------------- over seeds
+
+DIGITS = 4  # decimals of a metric in the report; means equal to this precision are a tie
+
+
+@dataclass
+class AggregateRow:
+    """One strategy at one size over its seeds: mean and spread of the headline metric, failed runs counted apart."""
+
+    strategy: str
+    train_size: int | None
+    per_class: int | None
+    train_examples: int  # the most training examples of its successful runs (0: none succeeded)
+    metric: str
+    split: str
+    mean: float | None  # None: no run succeeded
+    std: float | None  # sample standard deviation (ddof=1) over the successful runs; None with fewer than 2
+    seeds: int  # successful runs
+    failed: int  # failed runs, left out of mean and std
+
+
+def several_seeds(rows: Sequence[ComparisonRow]) -> bool:
+    """Whether a comparison is a curve over seeds (sizes per class, or a size run more than once): it gets the aggregate."""
+    sizes = [(r.strategy, r.train_size, r.per_class) for r in rows]
+    return any(r.per_class is not None for r in rows) or len(set(sizes)) < len(sizes)
+
+
+def aggregate_rows(rows: Sequence[ComparisonRow]) -> list[AggregateRow]:
+    """Mean and sample standard deviation of each strategy's metric per size, over its successful seeds, in run order."""
+    groups: dict[tuple[str, int | None, int | None], list[ComparisonRow]] = {}
+    for row in rows:
+        groups.setdefault((row.strategy, row.train_size, row.per_class), []).append(row)
+    return [_aggregate(*key, group) for key, group in groups.items()]
+
+
+def _aggregate(strategy: str, train_size: int | None, per_class: int | None, group: list[ComparisonRow]) -> AggregateRow:
+    """The aggregate of one strategy's runs at one size (``group``, one per seed)."""
+    done = [r for r in group if r.value is not None]
+    values = [float(r.value) for r in done if r.value is not None]
+    return AggregateRow(
+        strategy=strategy,
+        train_size=train_size,
+        per_class=per_class,
+        train_examples=max((r.train_examples for r in done), default=0),
+        metric=done[0].metric if done else "",
+        split=done[0].split if done else "",
+        mean=statistics.mean(values) if values else None,
+        std=statistics.stdev(values) if len(values) >= 2 else None,
+        seeds=len(done),
+        failed=len(group) - len(done),
+    )
+
+
+def size_text(row: AggregateRow) -> str:
+    """A size in words: ``8 per class``, ``100 training examples``, ``all training examples``."""
+    if row.per_class is not None:
+        return f"{row.per_class} per class"
+    return f"{row.train_size or 'all'} training examples"
+
+
+def spread_text(row: AggregateRow) -> str:
+    """``0.8125 ± 0.0340 over 5 seeds`` (``, 1 failed`` when runs failed); one seed has no spread."""
+    if row.mean is None:
+        return f"no successful run, {row.failed} failed"
+    value = f"{row.mean:.{DIGITS}f}" + ("" if row.std is None else f" ± {row.std:.{DIGITS}f}")
+    text = f"{value} over {row.seeds} seed{'s' if row.seeds != 1 else ''}"
+    return text + (f", {row.failed} failed" if row.failed else "")
+
+
+def _shown_mean(row: AggregateRow) -> float:
+    """The mean as the report prints it: means equal to that precision are a tie."""
+    return round(float(row.mean or 0.0), DIGITS)
+
+
+def _spread(row: AggregateRow) -> float:
+    """The standard deviation, unknown (one seed) counting as the widest."""
+    return math.inf if row.std is None else row.std
+
+
+def _ranked(rows: Sequence[AggregateRow]) -> list[AggregateRow]:
+    """Successful strategies best first: by mean (to the report's precision), then smaller spread, then run order."""
+    done = [r for r in rows if r.mean is not None]
+    sign = 1 if done and done[0].metric.endswith("loss") else -1
+    return sorted(done, key=lambda r: (sign * _shown_mean(r), _spread(r)))
+
+
+def recommendation(rows: Sequence[AggregateRow]) -> str:
+    """The line for one size: the strategy with the best mean, the next best, ties and negative transfer said.
+
+    ``rows`` are the aggregates of one size; the from-scratch baseline is never recommended, only noted
+    when it beats the pick.
+    """
+    where = f"at {size_text(rows[0])}"
+    ranked = _ranked([r for r in rows if r.strategy != SCRATCH])
+    if not ranked:
+        return f"{where}: no strategy has a successful run ({sum(r.failed for r in rows)} failed)"
+    best = ranked[0]
+    line = f"{where}: use {best.strategy} ({spread_text(best)})"
+    if len(ranked) > 1 and _shown_mean(ranked[1]) == _shown_mean(best):
+        reason = "for its smaller spread" if _spread(best) < _spread(ranked[1]) else "as listed first"
+        line += f", tied on the mean with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
+    elif len(ranked) > 1:
+        line += f"; next best {ranked[1].strategy} ({spread_text(ranked[1])})"
+    scratch = next((r for r in rows if r.strategy == SCRATCH and r.mean is not None), None)
+    if scratch is not None and _better(_shown_mean(scratch), _shown_mean(best), best.metric):
+        line += f"; {SCRATCH} scores better ({spread_text(scratch)}): negative transfer"
+    return line
+
+
+def recommendations(rows: Sequence[AggregateRow]) -> list[str]:
+    """One :func:`recommendation` line per size, in run order."""
+    sizes: dict[tuple[int | None, int | None], list[AggregateRow]] = {}
+    for row in rows:
+        sizes.setdefault((row.train_size, row.per_class), []).append(row)
+    return [recommendation(group) for group in sizes.values()]
+
+
+def aggregate_table(rows: Sequence[AggregateRow]) -> str:
+    """The aggregate as a Markdown table: one row per strategy and size."""
+    done = next((r for r in rows if r.mean is not None), None)
+    metric = f"{done.split} {done.metric}" if done else "metric"
+    lines = [
+        f"| strategy | size | train examples | {metric}: mean ± sample std (ddof=1) | seeds | failed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        value = "**failed**" if r.mean is None else f"{r.mean:.{DIGITS}f}" + ("" if r.std is None else f" ± {r.std:.{DIGITS}f}")
+        lines.append(f"| {r.strategy} | {size_text(r)} | {r.train_examples} | {value} | {r.seeds} | {r.failed} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- files
 
 
 def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[str, Path]:
-    """Write compare.json, compare.md and compare.png into ``output_dir``; returns their paths."""
+    """Write compare.json, compare.md and compare.png into ``output_dir``; returns their paths.
+
+    Over seeds (:func:`several_seeds`) they add the aggregate per strategy and size, the recommendation
+    per size, and the png draws the mean with a band of one standard deviation.
+    """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in REPORT_FILES}
     kinds = list(dict.fromkeys(r.memory_kind for r in rows))
     payload: dict[str, Any] = {"rows": [asdict(r) for r in rows], "memory": kinds[0] if len(kinds) == 1 else kinds}
-    paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
     note = (
         "Peak memory: "
         + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
         + ". Each run trains in a process of its own. "
         + "Negative transfer: the strategy scored below the from-scratch baseline at the same training size."
     )
-    paths["compare.md"].write_text(markdown_table(rows) + "\n\n" + note + "\n", encoding="utf-8")
-    plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
+    text = markdown_table(rows) + "\n\n" + note + "\n"
+    if several_seeds(rows):
+        aggregates = aggregate_rows(rows)
+        lines = recommendations(aggregates)
+        payload.update(aggregate=[asdict(a) for a in aggregates], recommendations=lines)
+        text += (
+            "\n## Over seeds\n\nSeeds: the sample seed (data.sample_seed) of runs with examples per class, else the "
+            "run's seed; failed runs are counted, not averaged.\n\n"
+            + aggregate_table(aggregates)
+            + "\n\n"
+            + "".join(f"- {line}\n" for line in lines)
+        )
+        plot_curve(aggregates, paths["compare.png"])
+    else:
+        plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
+    paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    paths["compare.md"].write_text(text, encoding="utf-8")
     return paths
 
 
@@ -513,6 +806,43 @@ def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
     if rows:
         ax.set_ylabel(f"{rows[0].split} {rows[0].metric}")
     ax.set_title("Transfer strategies compared")
+    save_figure(fig, path, dpi=120)
+
+
+def plot_curve(rows: Sequence[AggregateRow], path: Path) -> None:
+    """Mean metric against size per strategy with a band of one standard deviation, or bars with error bars at one size.
+
+    The x axis is examples per class (log2) for a few-shot curve, training examples (log10) otherwise.
+    """
+    from nlp_transfer.evaluation.plots import new_figure, save_figure
+
+    done = [r for r in rows if r.mean is not None]
+    per_class = any(r.per_class is not None for r in done)
+
+    def x(row: AggregateRow) -> int:
+        return row.per_class if per_class and row.per_class is not None else row.train_examples
+
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    strategies = list(dict.fromkeys(r.strategy for r in done))
+    sizes = sorted({x(r) for r in done})
+    if len(sizes) > 1:
+        for name in strategies:
+            curve = sorted((x(r), float(r.mean or 0), r.std or 0.0) for r in done if r.strategy == name)
+            xs = [c[0] for c in curve]
+            lows, means, highs = ([c[1] + sign * c[2] for c in curve] for sign in (-1, 0, 1))
+            (line,) = ax.plot(xs, means, "--" if name == SCRATCH else "-", marker="o", label=name)
+            ax.fill_between(xs, lows, highs, alpha=0.2, color=line.get_color())
+        ax.set_xscale("log", base=2 if per_class else 10)
+        if per_class:
+            ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.set_xlabel("training examples per class" if per_class else "training examples")
+        ax.legend()
+    else:
+        ax.bar(strategies, [float(r.mean or 0) for r in done], yerr=[r.std or 0.0 for r in done], capsize=4)
+        ax.set_xlabel("strategy")
+    if done:
+        ax.set_ylabel(f"{done[0].split} {done[0].metric} (mean ± sample std over seeds)")
+    ax.set_title("Transfer strategies compared over seeds")
     save_figure(fig, path, dpi=120)
 
 

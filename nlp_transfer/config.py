@@ -64,6 +64,18 @@ class DataConfig:
     validation_split: float = _setting(0.1, "Fraction of train held out for validation when no validation_file is given.")
     max_train_samples: int | None = _setting(None, "Use only the first N training rows (after reading, before splitting).")
     max_eval_samples: int | None = _setting(None, "Use only the first N validation and test rows.")
+    per_class: int | None = _setting(
+        None,
+        "Few-shot: train on N rows of each class, sampled after validation is held out (validation never shrinks); "
+        "multilabel: at least N rows of each label. Each class, in sorted label order, keeps "
+        "random.Random(sample_seed).sample(its remaining training rows in file order, N); the rows stay in file order. "
+        "Classification and multilabel only; not with max_train_samples. null: every training row.",
+    )
+    sample_seed: int = _setting(
+        0,
+        "Seed of the data.per_class sample (a fresh generator per class). The same seed picks the same rows whatever "
+        "the strategy or the run's seed; nlp-transfer compare --per-class --seeds varies it.",
+    )
     token_column: int = _setting(0, "NER, CoNLL files: the column holding the token (0 = first).")
     tag_column: int = _setting(-1, "NER, CoNLL files: the column holding the tag (-1 = last).")
     tag_scheme: Literal["auto", "iob1", "iob2", "bioes"] = _setting(
@@ -73,6 +85,20 @@ class DataConfig:
     hub_splits: dict[str, str] = _setting(
         {"train": "train", "validation": "validation", "test": "test"},
         "Which split of a Hub dataset to use for train, validation and test.",
+    )
+    augment: list[str] = _setting(
+        [],
+        "Classification and multilabel: augmenters that add altered copies of the training rows (never validation or "
+        "test), labels copied, seeded by the run's seed: word_dropout (drop each word with probability augment_rate, "
+        "never all), word_swap (swap augment_rate x words random pairs of words), neighbour_tokens (replace augment_rate "
+        "x words whole words by one of their 5 nearest neighbours in the model's own input embeddings). Applied last, "
+        "after the validation hold-out and data.per_class; run_info.json records the rows each added. Not recommended: "
+        "none of the three helped on SST-2 with 8 or 32 examples per class and a frozen encoder (test accuracy 0.1 to 1.7 "
+        "points lower, BENCHMARKS.md; docs/data.md). []: off.",
+    )
+    augment_copies: int = _setting(1, "data.augment: augmented copies of each training row, per augmenter.")
+    augment_rate: float = _setting(
+        0.1, "data.augment: the fraction of a text's words each augmented copy alters (at least one word)."
     )
 
 
@@ -196,6 +222,21 @@ class TransferConfig:
         "Any strategy and task: keep only the bottom N layers of the pretrained encoder (faster training and prediction; "
         "the run saves as a plain model with N layers). null keeps them all. nlp-transfer rank scores depths before training.",
     )
+    contrastive_pairs: int = _setting(
+        20,
+        "contrastive, phase 1: pairs per training example and epoch, half of them similar (same label), half dissimilar. "
+        "Pairs are drawn on demand, so memory does not grow with this number; time does, linearly.",
+    )
+    contrastive_epochs: int = _setting(1, "contrastive, phase 1: passes over the pairs before the head trains.")
+    contrastive_learning_rate: float = _setting(
+        2e-5, "contrastive, phase 1: peak learning rate of the encoder on pairs (phase 2, the head, uses training.learning_rate)."
+    )
+    contrastive_batch_size: int = _setting(16, "contrastive, phase 1: pairs per step (each pair is two texts).")
+    contrastive_loss: Literal["cosine", "contrastive"] = _setting(
+        "cosine",
+        "contrastive, phase 1: cosine regresses the cosine of a pair's mean-pooled embeddings on 1 (similar) or 0 "
+        "(dissimilar), SetFit's loss; contrastive pulls similar pairs to 1 and pushes dissimilar ones below 0.5.",
+    )
     save_merged: bool = _setting(
         True,
         "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "
@@ -238,7 +279,8 @@ class RunConfig:
         "A registered transfer strategy (nlp_transfer.transfer.STRATEGIES): full fine-tuning; frozen (encoder frozen, "
         "only the head trains); freeze_layers (embeddings and the bottom transfer.freeze_layers layers frozen); "
         "gradual_unfreezing (ULMFiT: head first, one more layer from the top every transfer.unfreeze_every epochs); "
-        "lora (PEFT adapters + head, transfer.peft_method).",
+        "lora (PEFT adapters + head, transfer.peft_method); contrastive (few labelled examples: the encoder first learns "
+        "from same/different-label pairs, then the head trains on its mean-pooled outputs).",
     )
     output_dir: str = _setting("runs/run", "Run directory: model, tokenizer, config.yaml, metrics.json, plots, logs.")
     seed: int = _setting(42, "Seed for initialisation, shuffling, dropout and the validation split.")
@@ -508,8 +550,15 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.validation_split": _fraction(low_open=True, high_open=True),
     "data.max_train_samples": _at_least(1, nullable=True),
     "data.max_eval_samples": _at_least(1, nullable=True),
+    "data.augment_copies": _at_least(1),
+    "data.augment_rate": _fraction(low_open=True, high_open=False),
+    "data.per_class": _at_least(1, nullable=True),
     "transfer.freeze_layers": _at_least(0),
     "transfer.depth": _at_least(1, nullable=True),
+    "transfer.contrastive_pairs": _at_least(1),
+    "transfer.contrastive_epochs": _at_least(1),
+    "transfer.contrastive_learning_rate": _positive(),
+    "transfer.contrastive_batch_size": _at_least(1),
     "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
     "transfer.unfreeze_every": _at_least(1),
     "transfer.unfreeze_every_steps": _at_least(1, nullable=True),
@@ -533,6 +582,45 @@ def _check_values(config: RunConfig, source: str) -> None:
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
     _check_task_and_strategy(config, source)
+    check_augment(config, source)
+    check_per_class(config, source)
+
+
+def check_per_class(config: RunConfig, source: str) -> None:
+    """data.per_class samples the classes of text classification, and contradicts data.max_train_samples."""
+    per_class = config.data.per_class
+    if per_class is None:
+        return
+    if config.task not in ("classification", "multilabel"):
+        raise ConfigError(
+            f"{source}: data.per_class samples classification and multilabel data; remove it for task={config.task}."
+        )
+    if config.data.max_train_samples is not None:
+        raise ConfigError(
+            f"{source}: data.per_class={per_class} and data.max_train_samples={config.data.max_train_samples} both "
+            "choose the training rows; set one of them (data.max_train_samples=null)."
+        )
+
+
+def check_augment(config: RunConfig, source: str) -> None:
+    """data.augment names registered augmenters, once each, and the task is text classification."""
+    from nlp_transfer.data.augment import AUGMENTERS
+
+    names = config.data.augment
+    if not names:
+        return
+    if config.task not in ("classification", "multilabel"):
+        raise ConfigError(
+            f"{source}: data.augment alters texts for classification and multilabel; remove it for task={config.task} "
+            "(data.augment=[])."
+        )
+    for name in names:
+        if name not in AUGMENTERS:
+            close = difflib.get_close_matches(name, list(AUGMENTERS), n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: data.augment: {name!r} is not one of {', '.join(AUGMENTERS)}.{hint}")
+        if names.count(name) > 1:
+            raise ConfigError(f"{source}: data.augment lists {name!r} twice; list each augmenter once.")
 
 
 def _check_task_and_strategy(config: RunConfig, source: str) -> None:

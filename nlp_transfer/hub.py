@@ -368,10 +368,52 @@ def _model_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
     )
 
 
-def _usage(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool) -> str:
-    """The card's code snippets: the adapter's or the full model's."""
+#: how each architecture's sequence-classification head reads one vector per text (``mean``: the pooled states)
+MEAN_HEADS = {
+    "distilbert": "model.classifier(torch.relu(model.pre_classifier(mean)))",
+    "roberta": "model.classifier(mean[:, None])",
+    "xlm-roberta": "model.classifier(mean[:, None])",
+    "electra": "model.classifier(mean[:, None])",
+    "deberta-v2": "model.classifier(model.pooler(mean[:, None]))",
+    "deberta": "model.classifier(model.pooler(mean[:, None]))",
+}
+BERT_MEAN_HEAD = "model.classifier(model.base_model.pooler(mean[:, None]))"
+
+
+def _mean_pooled_usage(repo_id: str, info: RunInfo, model_type: str) -> str:
+    """How to run a model whose head reads the mean of the token states, with ``transformers`` and ``torch`` alone."""
+    head = MEAN_HEADS.get(model_type, BERT_MEAN_HEAD)
+    if info.task == "multilabel":
+        decide = f"    scores = logits.sigmoid()\n    return [[model.config.id2label[j] for j, s in enumerate(row) if s >= {info.threshold or 0.5}] for row in scores.tolist()]\n"
+    else:
+        decide = "    return [model.config.id2label[i] for i in logits.argmax(-1).tolist()]\n"
+    return (
+        "The classifier reads the **mean of the token states** (not the first token, which `pipeline` would give it). "
+        "With `transformers` and `torch` alone:\n\n"
+        "```python\n"
+        "import torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
+        f"model = AutoModelForSequenceClassification.from_pretrained({_q(repo_id)}).eval()\n\n\n"
+        "@torch.no_grad()\n"
+        "def classify(texts):\n"
+        f'    batch = tokenizer(texts, padding=True, truncation=True, max_length={info.max_length or 256}, return_tensors="pt")\n'
+        "    states = model.base_model(**batch).last_hidden_state\n"
+        '    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)\n'
+        "    mean = (states * mask).sum(1) / mask.sum(1)\n"
+        f"    logits = {head}\n"
+        f"{decide}\n\n"
+        'print(classify(["The room was spotless and the staff were lovely."]))\n'
+        "```\n"
+    )
+
+
+def _usage(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool, model_type: str = "bert") -> str:
+    """The card's code snippets: the adapter's, a mean-pooled model's, or the full model's."""
     if adapter:
         return _adapter_usage(repo_id, info, pipeline_tag)
+    if info.pooling == "mean":
+        return _mean_pooled_usage(repo_id, info, model_type)
     return _model_usage(repo_id, info, pipeline_tag)
 
 
@@ -538,7 +580,8 @@ def _evaluation_section(facts: _CardFacts) -> list[str]:
 
 def _usage_section(facts: _CardFacts) -> list[str]:
     """How to load and run the pushed model."""
-    return ["## How to use", "", _usage(facts.repo_id, facts.info, facts.pipeline_tag, facts.adapter)]
+    model_type = str(_read_json(facts.run_dir / "config.json").get("model_type", "bert"))
+    return ["## How to use", "", _usage(facts.repo_id, facts.info, facts.pipeline_tag, facts.adapter, model_type)]
 
 
 def _limitations_section(facts: _CardFacts) -> list[str]:

@@ -175,6 +175,7 @@ def build_run_info(
         examples={name: len(split) for name, split in data.splits.items()},
         truncated_texts=dict(task.truncated),
         repaired_tags=dict(getattr(data, "repaired_tags", {}) or {}),
+        augmented_examples=dict(getattr(data, "augmented", {}) or {}),
         data_files=data_provenance(files),
         history=result.history,
         versions=library_versions(),

@@ -34,6 +34,7 @@ class RunInfo:
     pooling: str | None = None
     cached_features: bool = False
     feature_encoding_seconds: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # a strategy's phases before the head (contrastive pairs)
     best_step: int = 0
     best_metric: dict[str, float | None] = field(default_factory=dict)
     global_steps: int = 0
@@ -43,6 +44,7 @@ class RunInfo:
     examples: dict[str, int] = field(default_factory=dict)
     truncated_texts: dict[str, int] = field(default_factory=dict)
     repaired_tags: dict[str, int] = field(default_factory=dict)  # NER: stray I- tags read as B- per split
+    augmented_examples: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
     data_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)

@@ -262,3 +262,183 @@ def test_an_interrupted_comparison_keeps_the_report_of_finished_runs(sentiment_f
         "| full | 400 | 3 | 5e-05 | validation accuracy 0.7500 | 10 (10.00%) | 1.5 | 500 |"
         in (tmp_path / "report" / "compare.md").read_text()
     )
+
+
+# --------------------------------------------------------------------------- learning curves over seeds
+
+
+def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy"):
+    """A hand-made row of a --per-class comparison of two classes."""
+    from nlp_transfer.compare import ComparisonRow
+
+    return ComparisonRow(
+        strategy, None, 2 * per_class, metric, "test", value, 1, 1, 0.0, 0.0, "child_peak_rss", "", error=error,
+        per_class=per_class, seed=seed,
+    )  # fmt: skip
+
+
+def test_aggregate_is_mean_and_sample_std_over_the_successful_seeds(tmp_path):
+    from nlp_transfer.compare import aggregate_rows, aggregate_table, markdown_table, recommendations, several_seeds, write_report
+
+    rows = [
+        *(few_shot_row("full", 8, s, v) for s, v in enumerate([0.8, 0.9, 1.0])),
+        few_shot_row("lora", 8, 0, 0.7),
+        few_shot_row("lora", 8, 1, None, "killed by SIGKILL (out of memory?)"),
+        few_shot_row("lora", 8, 2, 0.8),
+        *(few_shot_row("full", 16, s, v) for s, v in enumerate([0.9, 0.9])),
+        *(few_shot_row("lora", 16, s, v) for s, v in enumerate([0.85, 0.95])),
+        *(few_shot_row("scratch", 16, s, v) for s, v in enumerate([0.95, 0.97])),
+        *(few_shot_row(name, 32, 0, None, "boom") for name in ("full", "lora")),
+    ]
+    assert several_seeds(rows)
+    aggregates = aggregate_rows(rows)
+    by = {(a.strategy, a.per_class): a for a in aggregates}
+    assert [(a.strategy, a.per_class) for a in aggregates] == [
+        ("full", 8), ("lora", 8), ("full", 16), ("lora", 16), ("scratch", 16), ("full", 32), ("lora", 32)
+    ]  # fmt: skip
+    full, lora = by["full", 8], by["lora", 8]
+    assert (full.mean, full.std, full.seeds, full.failed) == (pytest.approx(0.9), pytest.approx(0.1), 3, 0)
+    # the failed run is counted, not averaged; ddof=1: sqrt(2 * 0.05**2 / 1), not the population 0.05
+    assert (lora.mean, lora.std, lora.seeds, lora.failed) == (pytest.approx(0.75), pytest.approx(0.0707107), 2, 1)
+    assert (by["full", 32].mean, by["full", 32].std, by["full", 32].failed) == (None, None, 1)
+    assert recommendations(aggregates) == [
+        "at 8 per class: use full (0.9000 ± 0.1000 over 3 seeds); next best lora (0.7500 ± 0.0707 over 2 seeds, 1 failed)",
+        "at 16 per class: use full (0.9000 ± 0.0000 over 2 seeds), tied on the mean with lora (0.9000 ± 0.0707 over 2 seeds), "
+        "picked for its smaller spread; scratch scores better (0.9600 ± 0.0141 over 2 seeds): negative transfer",
+        "at 32 per class: no strategy has a successful run (2 failed)",
+    ]
+    table = aggregate_table(aggregates)
+    assert "| strategy | size | train examples | test accuracy: mean ± sample std (ddof=1) | seeds | failed |" in table
+    assert "| lora | 8 per class | 16 | 0.7500 ± 0.0707 | 2 | 1 |" in table
+    assert "| lora | 32 per class | 0 | **failed** | 0 | 1 |" in table
+    runs = markdown_table(rows)
+    assert "| strategy | per class | sample seed | train size |" in runs
+    assert "| lora | 8 | 1 | 8 per class | 0 | 0 | **failed**: killed by SIGKILL" in runs
+    paths = write_report(rows, tmp_path)
+    report = json.loads(paths["compare.json"].read_text())
+    assert report["recommendations"] == recommendations(aggregates) and len(report["aggregate"]) == 7
+    assert "## Over seeds" in paths["compare.md"].read_text() and paths["compare.png"].stat().st_size > 1000
+
+
+def test_ties_one_seed_and_losses_in_the_recommendation():
+    from nlp_transfer.compare import aggregate_rows, recommendation
+
+    equal = [few_shot_row("frozen", 8, s, 0.7) for s in (0, 1)] + [few_shot_row("full", 8, s, 0.7) for s in (0, 1)]
+    assert recommendation(aggregate_rows(equal)) == (
+        "at 8 per class: use frozen (0.7000 ± 0.0000 over 2 seeds), tied on the mean with full "
+        "(0.7000 ± 0.0000 over 2 seeds), picked as listed first"
+    )
+    one_seed = [few_shot_row("full", 8, 0, 0.6), few_shot_row("lora", 8, 0, 0.65)]
+    assert recommendation(aggregate_rows(one_seed)) == (
+        "at 8 per class: use lora (0.6500 over 1 seed); next best full (0.6000 over 1 seed)"
+    )
+    losses = [few_shot_row("full", 8, 0, 0.4, metric="loss"), few_shot_row("lora", 8, 0, 0.3, metric="loss")]
+    assert recommendation(aggregate_rows(losses)).startswith("at 8 per class: use lora (0.3000")
+
+
+def test_points_and_run_names_keep_every_size_and_seed_apart():
+    from nlp_transfer.compare import Point, comparison_points, parse_per_class
+
+    assert parse_per_class("8, 16,32") == [8, 16, 32]
+    for bad, message in (
+        ("0", "'0' is not a positive"),
+        ("8,x", "'x' is not a positive"),
+        ("8,8", "given twice"),
+        ("", "at least one"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_per_class(bad)
+    assert comparison_points([50, None]) == [Point(50), Point(None)]  # one seed: the config's, names as before
+    assert comparison_points([50], seeds=2) == [Point(50, seed_offset=0), Point(50, seed_offset=1)]
+    assert comparison_points(per_class=[2, 4], seeds=2) == [
+        Point(per_class=2, seed_offset=0), Point(per_class=2, seed_offset=1),
+        Point(per_class=4, seed_offset=0), Point(per_class=4, seed_offset=1),
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="--seeds must be at least 1"):
+        comparison_points([50], seeds=0)
+    with pytest.raises(ConfigError, match="give one of them"):
+        comparison_points([50], per_class=[8])
+
+
+def test_per_class_runs_share_their_examples_across_strategies(sentiment_files, tmp_path, monkeypatch):
+    """Every strategy at a size and seed reads the same sample; seeds differ; epochs follow size x labels; nothing overwrites."""
+    import nlp_transfer.compare as compare
+    from nlp_transfer.config import load_config
+    from nlp_transfer.data.loading import load_text_classification_data
+
+    seen = {}
+
+    def fake_child(run_config, *, from_scratch, jobs, debug=False):
+        data = load_text_classification_data(run_config.data, seed=run_config.seed)
+        seen[run_config.output_dir] = (run_config.seed, run_config.training.epochs, list(data.splits["train"]["text"]))
+        seen.setdefault("validation", set()).add(tuple(data.splits["validation"]["text"]))
+        run_dir = Path(run_config.output_dir)
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5 + len(seen) / 100}}))
+        info = {"best_metric": {"accuracy": 0.5}, "examples": {"train": len(data.splits["train"])}}
+        (run_dir / "run_info.json").write_text(json.dumps({**info, "trainable_parameters": 1, "total_parameters": 2}))
+        return compare.ChildOutcome(returncode=0, peak_rss_bytes=1 << 20)
+
+    monkeypatch.setattr(compare, "train_in_child", fake_child)
+    config = load_config(None, [f"{k}={v}" for k, v in data_overrides(sentiment_files, **{"training.batch_size": 4}).items()])
+    out = tmp_path / "report"
+    # 2 classes: 2 per class are 4 examples (1 step an epoch), 4 per class 8 (2 steps): 6 steps need 6 and 3 epochs
+    rows = compare.run_comparison(config, ["full", "lora"], per_class=[2, 4], seeds=2, output_dir=out, min_steps=6)
+    assert [(r.strategy, r.per_class, r.seed, r.train_examples, r.epochs) for r in rows] == [
+        (name, size, seed, 2 * size, 6 if size == 2 else 3)
+        for size in (2, 4) for seed in (0, 1) for name in ("full", "lora", "scratch")
+    ]  # fmt: skip
+    assert len({r.run_dir for r in rows}) == 12 and all(Path(r.run_dir).parent == out / "runs" for r in rows)
+    assert Path(rows[0].run_dir).name == "full-2-per-class-seed0"
+    samples: dict[tuple[int, int], set[tuple[str, ...]]] = {}
+    for r in rows:
+        samples.setdefault((r.per_class, r.seed), set()).add(tuple(seen[r.run_dir][2]))
+    assert all(len(texts) == 1 for texts in samples.values())  # the same rows whatever the strategy
+    assert samples[2, 0] != samples[2, 1] and samples[4, 0] != samples[4, 1]
+    assert {seen[r.run_dir][0] for r in rows} == {config.seed}  # the run's own seed stays; only the sample varies
+    assert len(seen["validation"]) == 1
+    assert "## Over seeds" in (out / "compare.md").read_text()
+
+
+def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path, capsys):
+    from nlp_transfer.cli import main
+
+    overrides = [f"{k}={v}" for k, v in data_overrides(sentiment_files, output_dir=tmp_path / "run").items()]
+    out = tmp_path / "report"
+    cases = [
+        (["--per-class", "8", "--train-sizes", "50"], "--per-class and --train-sizes both choose the training rows"),
+        (["--per-class", "8", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--per-class", "8,0"], "--per-class: '0' is not a positive number"),
+        (["--per-class", "8,300"], "class 'negative' has 200 training rows, fewer than data.per_class=300"),
+        (["data.max_train_samples=100", "--per-class", "8"], "data.per_class=8 and data.max_train_samples=100 both"),
+    ]
+    for flags, expect in cases:
+        code = main(["compare", SENTIMENT_CONFIG, *overrides, *flags, "--output", str(out)])
+        message = capsys.readouterr().err.strip()
+        assert code == 2 and expect in message and "\n" not in message, (flags, message)
+        assert not out.exists()
+
+
+def test_compare_per_class_over_seeds_end_to_end(sentiment_files, tiny_model_dir, tmp_path, capsys):
+    """Four runs (each child process spends most of its time importing): one strategy, 2 sizes x 2 seeds."""
+    from nlp_transfer.cli import main
+
+    data = data_overrides(sentiment_files, **{"data.max_eval_samples": 32, "training.learning_rate": 5e-3})
+    out = tmp_path / "report"
+    flags = ["--strategies", "frozen", "--per-class", "2,4", "--seeds", "2", "--no-scratch", "--output", str(out)]
+    code = main(["compare", SENTIMENT_CONFIG, *tiny_overrides(tiny_model_dir, tmp_path / "run", **data), *flags])
+    assert code == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert sorted((r["per_class"], r["seed"], r["strategy"]) for r in rows) == [
+        (size, seed, "frozen") for size in (2, 4) for seed in (0, 1)
+    ]
+    for r in rows:
+        assert r["error"] == "" and 0 <= r["value"] <= 1
+        info = json.loads((Path(r["run_dir"]) / "run_info.json").read_text())
+        assert info["examples"]["train"] == r["train_examples"] == 2 * r["per_class"]  # size x labels
+        assert info["examples"]["validation"] == 32
+    report = (out / "compare.md").read_text()
+    assert "mean ± sample std (ddof=1)" in report and "| frozen | 4 per class | 8 |" in report
+    assert (out / "compare.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "at 2 per class: use " in printed and "at 4 per class: use " in printed and "over 2 seeds" in printed

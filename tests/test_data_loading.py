@@ -1,14 +1,16 @@
-"""The one path from a DataConfig to splits: document-level NER hold-out and counted tag repairs."""
+"""The one path from a DataConfig to splits: document-level NER hold-out, counted tag repairs, few-shot sampling."""
 
 import json
 import logging
 import random
+from collections import Counter
 
 import pytest
 
 from nlp_transfer.config import DataConfig
-from nlp_transfer.data.loading import hold_out, load_token_classification_data
+from nlp_transfer.data.loading import hold_out, load_text_classification_data, load_token_classification_data
 from nlp_transfer.errors import DataError
+from tests.conftest import tiny_overrides, write_csv
 
 
 def write_documents(path, sizes: list[int]) -> int:
@@ -96,3 +98,113 @@ def test_repaired_counts_follow_the_held_out_sentences(tmp_path):
 def test_hold_out_of_one_row_is_refused():
     with pytest.raises(DataError, match="fewer than 2 rows"):
         hold_out([1], 0.5, seed=0)
+
+
+# ----------------------------------------------------------------------------- few-shot sampling (data.per_class)
+
+SENTIMENT_CONFIG = "recipes/configs/sentiment/minilm_full.yaml"
+
+
+def write_labelled(path, labels: list[str]):
+    """A CSV whose row i reads ``row i`` and carries ``labels[i]``."""
+    write_csv(path, [(f"row {i}", label) for i, label in enumerate(labels)])
+    return path
+
+
+def shuffled_labels(counts: dict[str, int], seed: int = 0) -> list[str]:
+    labels = [name for name, count in counts.items() for _ in range(count)]
+    random.Random(seed).shuffle(labels)
+    return labels
+
+
+def expected_sample(texts: list[str], labels: list[str], per_class: int, seed: int) -> list[str]:
+    """The protocol written out: per class in sorted order, Random(seed).sample of its rows in file order."""
+    kept: list[int] = []
+    for name in sorted(set(labels)):
+        kept += random.Random(seed).sample([i for i, label in enumerate(labels) if label == name], per_class)
+    return [texts[i] for i in sorted(kept)]
+
+
+def test_per_class_keeps_a_seeded_sample_of_each_class_in_file_order(tmp_path):
+    labels = shuffled_labels({"pos": 25, "neg": 20, "neu": 9})
+    train = write_labelled(tmp_path / "train.csv", labels)
+    validation = write_labelled(tmp_path / "validation.csv", ["pos", "neg", "neu"] * 3)
+    texts = [f"row {i}" for i in range(len(labels))]
+
+    def load(per_class, sample_seed, seed=42):
+        config = DataConfig(train_file=str(train), validation_file=str(validation), per_class=per_class, sample_seed=sample_seed)
+        return load_text_classification_data(config, seed=seed)
+
+    data = load(4, 3)
+    assert list(data.splits["train"]["text"]) == expected_sample(texts, labels, 4, 3)
+    assert sorted(Counter(data.splits["train"]["label"]).values()) == [4, 4, 4]
+    assert data.sources["train"] == f"4 per class (sample seed 3) of {train}"
+    assert len(data.splits["validation"]) == 9  # a validation file is never sampled
+    assert list(load(4, 3, seed=7).splits["train"]["text"]) == list(data.splits["train"]["text"])  # not the run's seed
+    assert list(load(4, 4).splits["train"]["text"]) != list(data.splits["train"]["text"])
+    # a fresh generator per class: without the 'neg' rows, 'neu' and 'pos' keep exactly the same examples
+    without_neg = [(text, label) for text, label in zip(texts, labels, strict=True) if label != "neg"]
+    write_csv(train, without_neg)
+    write_labelled(validation, ["pos", "neu"])
+    assert list(load(4, 3).splits["train"]["text"]) == [t for t in data.splits["train"]["text"] if t in dict(without_neg)]
+
+
+def test_per_class_samples_what_the_held_out_validation_leaves(tmp_path):
+    labels = shuffled_labels({"pos": 30, "neg": 30}, seed=1)
+    train = write_labelled(tmp_path / "train.csv", labels)
+    full = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2), seed=5)
+    few = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, per_class=6), seed=5)
+    assert list(few.splits["validation"]["text"]) == list(full.splits["validation"]["text"])  # validation never shrinks
+    assert len(few.splits["validation"]) == 12
+    rest_texts, rest_labels = list(full.splits["train"]["text"]), list(full.splits["train"]["label"])
+    assert list(few.splits["train"]["text"]) == expected_sample(rest_texts, rest_labels, 6, 0)
+    assert few.sources["train"] == f"6 per class (sample seed 0) of {train}"
+
+
+def test_multilabel_per_class_gives_every_label_at_least_that_many_rows(tmp_path):
+    rng = random.Random(2)
+    names = ["billing", "delivery", "refund", "account"]
+    row_labels = [sorted(rng.sample(names, rng.choice([1, 1, 2, 3]))) for _ in range(80)]
+    train = write_labelled(tmp_path / "train.csv", ["|".join(labels) for labels in row_labels])
+    config = DataConfig(train_file=str(train), validation_file=str(train), per_class=5, sample_seed=11)
+    data = load_text_classification_data(config, multi_label=True)
+    kept: set[int] = set()
+    for name in sorted(names):  # per label in sorted order, among the rows no earlier label kept
+        candidates = [i for i, labels in enumerate(row_labels) if name in labels and i not in kept]
+        kept |= set(random.Random(11).sample(candidates, min(5, len(candidates))))
+    assert list(data.splits["train"]["text"]) == [f"row {i}" for i in sorted(kept)]
+    counts = Counter(label for labels in data.splits["train"]["label"] for label in labels)
+    assert set(counts) == set(names) and min(counts.values()) >= 5
+    assert len(data.splits["train"]) <= 5 * len(names)
+    assert data.sources["train"] == f"at least 5 per label (sample seed 11) of {train}"
+
+
+@pytest.mark.parametrize(
+    ("counts", "overrides", "expect"),
+    [
+        (
+            {"pos": 12, "neg": 5},
+            ["data.per_class=8"],
+            "class 'neg' has 5 training rows, fewer than data.per_class=8; lower data.per_class or add examples",
+        ),
+        ({"pos": 12, "neg": 12, "neu": 1}, ["data.per_class=1"], "class 'neu' has 1 training row(s); data.per_class needs"),
+        ({"pos": 12, "neg": 12}, ["data.per_class=0"], "data.per_class must be at least 1 (or null), got 0"),
+        ({"pos": 12, "neg": 12}, ["data.per_class=4", "task=ner"], "data.per_class samples classification and multilabel"),
+        (
+            {"pos": 12, "neg": 12},
+            ["data.per_class=4", "data.max_train_samples=20"],
+            "data.per_class=4 and data.max_train_samples=20 both choose the training rows",
+        ),
+    ],
+)
+def test_bad_per_class_is_one_message_and_exit_code_2(counts, overrides, expect, tmp_path, tiny_model_dir, capsys):
+    from nlp_transfer.cli import main
+
+    train = write_labelled(tmp_path / "train.csv", shuffled_labels(counts))
+    out = tmp_path / "run"
+    data = {"data.train_file": train, "data.validation_file": train, "data.test_file": "null"}
+    code = main(["train", SENTIMENT_CONFIG, *tiny_overrides(tiny_model_dir, out, **data), *overrides])
+    message = capsys.readouterr().err.strip()
+    assert code == 2 and expect in message, message
+    assert message.startswith("error: ") and "\n" not in message and "Traceback" not in message
+    assert not out.exists()

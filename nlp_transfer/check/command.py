@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,8 @@ def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[st
     from nlp_transfer.inference import labelled_text_logits
 
     config = load_config(run_dir / "config.yaml")
-    data = load_text_classification_data(config.data, multi_label=task.multi_label, seed=config.seed)
+    no_augment = replace(config.data, augment=[])  # data.augment only adds training rows, which check does not read
+    data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
     scored = {}
     for split in ("validation", "test"):
         if split in data.splits and len(data.splits[split]) > 0:

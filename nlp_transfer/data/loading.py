@@ -2,7 +2,8 @@
 
 :func:`load_splits` reads train/validation/test (files through the per-format readers, or the splits of a
 Hub dataset), keeps the first ``max_train_samples`` / ``max_eval_samples`` rows, checks the labels against
-the training split and holds validation out of train when no validation file is given. What differs
+the training split, holds validation out of train when no validation file is given, and then keeps a
+``per_class`` sample of each class of what train has left (:func:`sample_per_class`). What differs
 between tasks is a small row reader: :class:`TextRows` (columns ``text``, ``label``, ``line``; labels stay
 strings, the task turns them into ids) and :class:`TaggedRows` (``tokens``, ``tags`` in IOB2, ``line``,
 ``document``).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nlp_transfer.config import DataConfig
+from nlp_transfer.data.augment import augment_training_split
 from nlp_transfer.data.conll import (
     TaggedFile,
     TaggedSentence,
@@ -78,7 +81,10 @@ class LoadedSplits:
 
 
 def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> LoadedSplits:
-    """Read, truncate and check train/validation/test as ``config`` says; hold out validation when none is given."""
+    """Read, truncate and check train/validation/test as ``config`` says; hold out validation when none is given.
+
+    ``config.per_class`` then samples the training rows that remain, so validation never shrinks.
+    """
     if infer_format(config.train_file or "", config.format) == "hub":
         rows, sources = _read_hub(config, reader)
     else:
@@ -88,13 +94,16 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
     limits = {"train": config.max_train_samples, "validation": config.max_eval_samples, "test": config.max_eval_samples}
     rows = {split: items[: limits[split]] for split, items in rows.items()}
     labels = reader.check_labels(rows, sources)
-    if "validation" not in rows:
+    held_out = "validation" not in rows
+    if held_out:
         stratify, groups = reader.hold_out_keys(rows["train"])
         by_document = groups is not None and len(set(groups)) > 1
         rows["train"], rows["validation"] = hold_out(rows["train"], config.validation_split, seed, stratify, groups)
         sources["validation"] = (
             f"{config.validation_split:.0%} of {sources['train']} ({'whole documents, ' if by_document else ''}seed {seed})"
         )
+    if config.per_class is not None:
+        rows["train"], sources["train"] = _sample_training_rows(rows["train"], labels, config, sources["train"], held_out)
     ordered = {split: rows[split] for split in SPLITS if split in rows}
     return LoadedSplits(ordered, {split: sources[split] for split in ordered}, labels)
 
@@ -115,6 +124,52 @@ def hold_out(
         _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
         held = set(chosen)
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+def sample_per_class(row_labels: Sequence[Any], classes: Sequence[str], per_class: int, seed: int) -> list[int]:
+    """Indices of the rows a few-shot sample keeps, in file order: ``per_class`` rows of each class.
+
+    ``row_labels`` holds each row's label, or its list of labels (multi-label). The classes are visited in sorted
+    order; each keeps ``random.Random(seed).sample(candidates, per_class)`` with a fresh generator, where the
+    candidates are the rows carrying that class, in file order, that no earlier class kept (all of them when a
+    row has one label; with fewer than ``per_class`` candidates left, a multi-label class keeps them all).
+    """
+    carriers: dict[str, list[int]] = {name: [] for name in classes}
+    for index, label in enumerate(row_labels):
+        for name in label if isinstance(label, list) else [label]:
+            carriers[name].append(index)
+    kept: set[int] = set()
+    for name in sorted(classes):
+        candidates = [i for i in carriers[name] if i not in kept]
+        kept.update(random.Random(seed).sample(candidates, min(per_class, len(candidates))))
+    return sorted(kept)
+
+
+def _sample_training_rows(
+    rows: list[Any], classes: list[str], config: DataConfig, source: str, held_out: bool
+) -> tuple[list[Any], str]:
+    """The data.per_class sample of the training rows and its description; raise when a class has too few rows."""
+    per_class = int(config.per_class or 0)
+    if rows and not hasattr(rows[0], "label"):
+        raise DataError("data.per_class samples classes of text classification rows; remove it for tagged (NER) data.")
+    row_labels = [r.label for r in rows]
+    counts = Counter(name for label in row_labels for name in (label if isinstance(label, list) else [label]))
+    remaining = " (once validation is held out)" if held_out else ""
+    for name in sorted(classes):
+        if counts[name] < 2:
+            raise DataError(
+                f"{source}: class '{name}' has {counts[name]} training row(s){remaining}; data.per_class needs at "
+                f"least 2 of every class to sample from. Add training examples of '{name}'."
+            )
+        if counts[name] < per_class:
+            raise DataError(
+                f"{source}: class '{name}' has {counts[name]} training rows{remaining}, fewer than "
+                f"data.per_class={per_class}; lower data.per_class or add examples."
+            )
+    kept = sample_per_class(row_labels, classes, per_class, config.sample_seed)
+    multi_label = any(isinstance(label, list) for label in row_labels)
+    amount = f"at least {per_class} per label" if multi_label else f"{per_class} per class"
+    return [rows[i] for i in kept], f"{amount} (sample seed {config.sample_seed}) of {source}"
 
 
 def _held_out_groups(groups: list[Any], fraction: float, seed: int) -> list[int]:
@@ -269,13 +324,21 @@ class TextClassificationData:
     labels: list[str]
     multi_label: bool
     sources: dict[str, str] = field(default_factory=dict)
+    augmented: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
 
 
-def load_text_classification_data(config: DataConfig, *, multi_label: bool = False, seed: int = 42) -> TextClassificationData:
-    """Read train/validation/test as ``config`` says, check them, and split off validation if needed."""
+def load_text_classification_data(
+    config: DataConfig, *, multi_label: bool = False, seed: int = 42, model: str | None = None
+) -> TextClassificationData:
+    """Read train/validation/test as ``config`` says, check them, and split off validation if needed.
+
+    ``data.augment`` then adds augmented copies of the training rows, last (``model``: the run's model, whose
+    embeddings ``neighbour_tokens`` reads).
+    """
     reader = TextRows(config, multi_label)
     loaded = load_splits(config, reader, seed=seed)
-    return TextClassificationData(loaded.to_datasets(reader.features), loaded.labels, multi_label, loaded.sources)
+    augmented = augment_training_split(loaded, config, seed=seed, model=model)
+    return TextClassificationData(loaded.to_datasets(reader.features), loaded.labels, multi_label, loaded.sources, augmented)
 
 
 def read_text_classification_file(path: str, config: DataConfig, *, multi_label: bool = False) -> dict[str, list[Any]]:

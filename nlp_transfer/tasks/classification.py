@@ -178,7 +178,7 @@ def count_truncated(encoded: Any, texts: Sequence[str], tokenizer: PreTrainedTok
 def classification_from_config(config: RunConfig) -> tuple[SequenceClassificationTask, TextClassificationData]:
     """Read the run's text data and build its (multi-label when ``task: multilabel``) classification task."""
     multi_label = config.task == "multilabel"
-    data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed)
+    data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed, model=config.model)
     weights = None
     if config.training.class_weights == "balanced":
         weights = balanced_class_weights(list(data.splits["train"]["label"]), data.labels, multi_label=multi_label)

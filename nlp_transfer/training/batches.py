@@ -25,8 +25,15 @@ IGNORE = -100
 Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
-def batch_rows(dataset: datasets.Dataset, columns: Sequence[str] = MODEL_COLUMNS) -> list[dict[str, Any]]:
-    """The rows of ``dataset`` restricted to ``columns`` (what the collator should see)."""
+def batch_rows(
+    dataset: datasets.Dataset | Sequence[dict[str, Any]], columns: Sequence[str] = MODEL_COLUMNS
+) -> Sequence[dict[str, Any]]:
+    """The rows of ``dataset`` restricted to ``columns`` (what the collator should see).
+
+    Any other sequence of row dicts (e.g. pairs drawn on demand) is passed through as it is.
+    """
+    if not isinstance(dataset, datasets.Dataset):
+        return dataset
     return dataset.select_columns([c for c in dataset.column_names if c in columns]).to_list()
 
 
@@ -36,7 +43,7 @@ def row_lengths(rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def make_dataloader(
-    dataset: datasets.Dataset,
+    dataset: datasets.Dataset | Sequence[dict[str, Any]],
     collator: Any,
     batch_size: int,
     *,
@@ -47,11 +54,14 @@ def make_dataloader(
 ) -> tuple[DataLoader, LengthGroupedBatchSampler]:
     """A DataLoader over ``dataset`` (tokenized, with a ``length`` column) batched by length.
 
-    Only ``columns`` (model inputs and labels) reach the collator.
+    Only ``columns`` (model inputs and labels) reach the collator. ``dataset`` may also be a sequence of
+    row dicts computed on demand; its ``lengths`` attribute (or each row's ``length``) then groups the batches.
     """
-    sampler = LengthGroupedBatchSampler(
-        list(dataset["length"]), batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length
-    )
+    if isinstance(dataset, datasets.Dataset):
+        lengths: Sequence[int] = dataset["length"]
+    else:
+        lengths = getattr(dataset, "lengths", None) or row_lengths(dataset)
+    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length)
     # the DataLoader draws a seed for its iterator on every pass: from a private generator, so that neither a new
     # pass nor a resumed run's first (skipping) pass moves the global RNG that dropout draws from (exact resume)
     generator = torch.Generator().manual_seed(seed)

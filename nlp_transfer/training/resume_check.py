@@ -36,11 +36,16 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "data.validation_split",
     "data.max_train_samples",
     "data.max_eval_samples",
+    "data.per_class",
+    "data.sample_seed",
     "data.token_column",
     "data.tag_column",
     "data.tag_scheme",
     "data.hub_config",
     "data.hub_splits",
+    "data.augment",
+    "data.augment_copies",
+    "data.augment_rate",
     # the optimisation: schedule, batches, objective, precision, inputs
     "training.epochs",
     "training.batch_size",
@@ -77,6 +82,11 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.lora_pooler",
     "transfer.case_vocab",
     "transfer.depth",
+    "transfer.contrastive_pairs",
+    "transfer.contrastive_epochs",
+    "transfer.contrastive_learning_rate",
+    "transfer.contrastive_batch_size",
+    "transfer.contrastive_loss",
 )
 """Settings that change what a run computes: ``--resume`` refuses a change to any of them."""
 

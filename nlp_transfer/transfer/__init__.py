@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from nlp_transfer.config import RunConfig, TransferConfig
-from nlp_transfer.transfer import freeze_layers, frozen, full, gradual_unfreezing, lora  # noqa: F401  (registers them)
+from nlp_transfer.transfer import contrastive, freeze_layers, frozen, full, gradual_unfreezing, lora  # noqa: F401  (registers them)
 from nlp_transfer.transfer.base import STRATEGIES, Strategy, TrainingRun, TransferExtension, register_strategy, strategy_class
 from nlp_transfer.transfer.case_vocab import CaseVocabulary
 from nlp_transfer.transfer.depth import KeepBottomLayers, encoder_depth, keep_bottom_layers

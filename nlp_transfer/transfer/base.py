@@ -58,7 +58,8 @@ class TrainingRun:
         """Run the standard loop on this run's pieces; keyword ``changes`` replace any of them for one phase.
 
         ``model``, ``task``, ``param_groups``, ``callbacks``, ``train_dataset``, ``eval_dataset``,
-        ``training`` (a ``TrainingConfig``) and ``output_dir`` (a phase's own checkpoints) can be replaced.
+        ``training`` (a ``TrainingConfig``), ``output_dir`` (a phase's own checkpoints) and ``resume`` (whether
+        this phase continues from its newest checkpoint) can be replaced.
         """
         from nlp_transfer.training.loop import fit
 
@@ -73,13 +74,14 @@ class TrainingRun:
         }
         training = changes.pop("training", None)
         output_dir = changes.pop("output_dir", self.output_dir)
+        resume = changes.pop("resume", self.resume)
         arguments.update(changes)
         if training is not None:
             arguments["config"] = training
         return fit(
             output_dir=output_dir,
             seed=self.config.seed,
-            resume=self.resume,
+            resume=resume,
             accelerator=self.accelerator,
             hparams=config_to_dict(self.config),
             **arguments,

@@ -73,39 +73,7 @@ class FrozenEncoder(Strategy):
         """Encode train and validation once, then train the head on the cached vectors (or the standard loop)."""
         if not self.caches:
             return run.fit()
-        inner = unwrap_pooling(run.model).to(run.accelerator.device)  # encode where the loop will train
-        features = {name: self.encode(inner, run, name) for name in ("train", "validation")}
-        run.accelerator.print(
-            f"feature extraction: encoded {sum(len(f) for f in features.values()):,} texts once "
-            f"({sum(self.encoding_seconds.values()):.1f} s); the head trains on the cached vectors"
-        )
-        cached = CachedFeatureTask(run.task, features)
-        result = run.fit(
-            model=CachedFeatureHead(inner),
-            task=cached,
-            train_dataset=cached.dataset(run.splits["train"], "train"),
-            eval_dataset=cached.dataset(run.splits["validation"], "validation"),
-            training=replace(run.config.training, gradient_checkpointing=False),
-        )
-        result.model = run.model  # the head's weights are the model's own: the best ones are loaded into it
-        result.train_seconds += self.encoding_seconds["train"]
-        return result
-
-    def encode(self, model: nn.Module, run: TrainingRun, split: str) -> torch.Tensor:
-        """The pooled encoder outputs of one split, timed."""
-        started = time.perf_counter()
-        dataset = run.splits[split]
-        features = encode_features(
-            model,
-            dataset.select_columns([c for c in dataset.column_names if c in run.task.batch_columns]).to_list(),
-            run.task.collator(),
-            pooling=self.options.pooling,
-            batch_size=run.config.training.eval_batch_size,
-            device=run.accelerator.device,
-            autocast_dtype=AUTOCAST_DTYPES.get(run.config.training.mixed_precision),
-        )
-        self.encoding_seconds[split] = round(time.perf_counter() - started, 2)
-        return features
+        return train_head_on_features(run, self.options.pooling, self.encoding_seconds)
 
     def run_info(self) -> dict[str, Any]:
         """Pooling, whether features were cached, and the encoding time per split."""
@@ -115,3 +83,45 @@ class FrozenEncoder(Strategy):
             # train's encoding counts as training time, validation's as evaluation
             "feature_encoding_seconds": self.encoding_seconds,
         }
+
+
+def train_head_on_features(run: TrainingRun, pooling: str, encoding_seconds: dict[str, float]) -> FitResult:
+    """Encode train and validation once with the (frozen) encoder, then train the model's head on the cached vectors.
+
+    ``encoding_seconds`` receives the time each split took to encode; train's counts as training time.
+    The best head is loaded into ``run.model`` (the head's weights are the model's own).
+    """
+    inner = unwrap_pooling(run.model).to(run.accelerator.device)  # encode where the loop will train
+    features = {name: encode_split(inner, run, name, pooling, encoding_seconds) for name in ("train", "validation")}
+    run.accelerator.print(
+        f"feature extraction: encoded {sum(len(f) for f in features.values()):,} texts once "
+        f"({sum(encoding_seconds.values()):.1f} s); the head trains on the cached vectors"
+    )
+    cached = CachedFeatureTask(run.task, features)
+    result = run.fit(
+        model=CachedFeatureHead(inner),
+        task=cached,
+        train_dataset=cached.dataset(run.splits["train"], "train"),
+        eval_dataset=cached.dataset(run.splits["validation"], "validation"),
+        training=replace(run.config.training, gradient_checkpointing=False),
+    )
+    result.model = run.model
+    result.train_seconds += encoding_seconds["train"]
+    return result
+
+
+def encode_split(model: nn.Module, run: TrainingRun, split: str, pooling: str, seconds: dict[str, float]) -> torch.Tensor:
+    """The pooled encoder outputs of one split of ``run``; the time it took goes to ``seconds[split]``."""
+    started = time.perf_counter()
+    dataset = run.splits[split]
+    features = encode_features(
+        model,
+        dataset.select_columns([c for c in dataset.column_names if c in run.task.batch_columns]).to_list(),
+        run.task.collator(),
+        pooling=pooling,
+        batch_size=run.config.training.eval_batch_size,
+        device=run.accelerator.device,
+        autocast_dtype=AUTOCAST_DTYPES.get(run.config.training.mixed_precision),
+    )
+    seconds[split] = round(time.perf_counter() - started, 2)
+    return features

@@ -1,0 +1,154 @@
+"""Contrastive few-shot training: first teach the encoder which texts belong together, then fit the head.
+
+For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall et al. 2022):
+
+1. **Pairs.** The encoder trains on pairs of training texts (same label: similar, different labels:
+   dissimilar), scored by the cosine of their mean-pooled embeddings. ``transfer.contrastive_pairs`` pairs
+   per example and epoch, exactly half of them similar, drawn on demand (:mod:`nlp_transfer.transfer.pairs`),
+   so memory does not grow with the number of pairs. Only the encoder trains (its pooler and the head
+   wait); the best encoder by ``pair_auc`` on validation pairs is kept.
+2. **Head.** The encoder is frozen, train and validation are encoded once (mean pooling), and the model's
+   own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does.
+
+Both phases run through the standard loop, so both have progress bars, checkpoints, ``--resume`` and
+multi-process runs. Phase 1 keeps its checkpoints in ``RUN_DIR/checkpoints/contrastive``; a resumed run
+finishes (or reloads) phase 1 from there, then continues phase 2 from ``RUN_DIR/checkpoints``.
+
+The saved run is a plain sequence-classification model whose head reads the mean of the token states
+(recorded in ``config.json``, as for ``transfer.pooling=mean``): ``nlp-transfer predict`` and ``load_run``
+rebuild that, and :func:`nlp_transfer.inference.mean_pooled_logits` shows the few lines that do it with
+``transformers`` alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from nlp_transfer.config import RunConfig
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.training.batches import batch_rows
+from nlp_transfer.training.checkpoints import checkpoint_dir, latest_checkpoint
+from nlp_transfer.transfer.base import Strategy, TrainingRun, register_strategy
+from nlp_transfer.transfer.feature_extraction import unwrap_pooling, with_pooling
+from nlp_transfer.transfer.frozen import train_head_on_features
+from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
+from nlp_transfer.transfer.layers import find_encoder_parts
+from nlp_transfer.transfer.pairs import PairEncoder, PairRows, PairTask, check_pairable
+
+if TYPE_CHECKING:
+    from nlp_transfer.training.loop import FitResult
+
+PHASE_DIR = "contrastive"
+#: validation texts whose pairs score the encoder in phase 1 (two pairs each: one similar, one dissimilar)
+VALIDATION_ANCHORS = 256
+TEXT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@register_strategy
+class ContrastiveFewShot(Strategy):
+    """Phase 1 trains the encoder on similar/dissimilar pairs; phase 2 trains the head on the frozen, mean-pooled encoder."""
+
+    name = "contrastive"
+    uses_layer_lr_decay = False
+    pools_tokens = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.encoding_seconds: dict[str, float] = {}
+        self.phase_one: dict[str, Any] = {}
+
+    def check(self, config: RunConfig) -> None:
+        """Sequence tasks only (classification, multilabel)."""
+        if config.task == "ner":
+            raise ConfigError(
+                "strategy=contrastive pairs whole texts by label: it serves task=classification or multilabel, not ner. "
+                "Pick another strategy (full, lora) for ner."
+            )
+        super().check(config)
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        """``model`` after the extensions, its head reading the mean of the token states (what phase 1 trains)."""
+        return with_pooling(super().prepare_model(model), "mean")
+
+    def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
+        """The head's groups (phase 2); the encoder is marked trainable too, since phase 1 trains it."""
+        inner = unwrap_pooling(model)
+        for param in inner.parameters():
+            param.requires_grad_(True)
+        head = find_encoder_parts(inner).head
+        return layerwise_groups(inner, head, learning_rate=learning_rate, weight_decay=weight_decay)
+
+    def train(self, run: TrainingRun) -> FitResult:
+        """Phase 1 on pairs, then phase 2 on the cached features of the trained encoder."""
+        inner = unwrap_pooling(run.model)
+        self.train_encoder_on_pairs(run, inner)
+        set_trainable(inner, set(find_encoder_parts(inner).head))  # phase 2: the encoder is frozen
+        resume_head = run.resume and latest_checkpoint(run.output_dir) is not None
+        result = train_head_on_features(replace(run, resume=resume_head), "mean", self.encoding_seconds)
+        result.train_seconds += self.phase_one["train_seconds"]
+        return result
+
+    def train_encoder_on_pairs(self, run: TrainingRun, inner: nn.Module) -> None:
+        """Phase 1: the encoder (not its pooler, not the head) learns to score same-label pairs above others."""
+        options, training = self.options, run.config.training
+        train_rows = batch_rows(run.splits["train"], TEXT_COLUMNS)
+        train_labels = run.splits["train"]["labels"]
+        check_pairable(PairRows(train_rows, train_labels, 1, 0).labels, run.task.labels)
+        pairs = PairRows(train_rows, train_labels, options.contrastive_pairs, run.config.seed)
+        validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
+        validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"], 2, run.config.seed + 1))
+
+        parts = find_encoder_parts(inner)
+        encoder = [n for n, _ in inner.named_parameters() if n not in set(parts.head)]
+        set_trainable(inner, set(encoder))
+        groups = layerwise_groups(
+            inner, encoder, learning_rate=options.contrastive_learning_rate, weight_decay=training.weight_decay
+        )
+        phase_dir = checkpoint_dir(run.output_dir) / PHASE_DIR
+        started = time.perf_counter()
+        run.accelerator.print(
+            f"contrastive phase 1: {len(pairs):,} pairs ({options.contrastive_pairs} per example, half similar), "
+            f"{options.contrastive_loss} loss, {options.contrastive_epochs} epoch(s)"
+        )
+        result = run.fit(
+            model=PairEncoder(inner),
+            task=PairTask(run.task.collator(), options.contrastive_loss),
+            param_groups=groups,
+            train_dataset=pairs,
+            eval_dataset=validation_pairs,
+            callbacks=[],
+            training=replace(
+                training,
+                epochs=options.contrastive_epochs,
+                learning_rate=options.contrastive_learning_rate,
+                batch_size=options.contrastive_batch_size,
+                eval_strategy="epoch",
+                metric_for_best_model="auto",
+                early_stopping_patience=None,
+            ),
+            output_dir=phase_dir,
+            resume=run.resume and latest_checkpoint(phase_dir) is not None,
+        )
+        self.phase_one = {
+            "pairs": len(pairs),
+            "pairs_per_example": options.contrastive_pairs,
+            "loss": options.contrastive_loss,
+            "epochs": options.contrastive_epochs,
+            "steps": result.global_step,
+            "best_pair_auc": result.best_metric,
+            "train_seconds": round(result.train_seconds, 2),
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        }
+
+    def run_info(self) -> dict[str, Any]:
+        """Mean pooling, what phase 1 did, and the encoding time of phase 2."""
+        return {
+            "pooling": "mean",
+            "cached_features": True,
+            "feature_encoding_seconds": self.encoding_seconds,
+            "phases": {"contrastive": self.phase_one},
+        }

@@ -1,0 +1,217 @@
+"""Sentence pairs for contrastive training: drawn on demand, batched as one forward pass, scored by cosine.
+
+The contrastive strategy (:mod:`nlp_transfer.transfer.contrastive`) trains the encoder on pairs of training
+texts: same label means similar (target 1), different labels dissimilar (target 0). Building every pair up
+front grows with the square of the examples (the out-of-memory reports of SetFit users); here
+:class:`PairRows` is a sequence whose item ``j`` is computed when asked for, from ``(seed, j)`` alone:
+
+- item ``j`` pairs anchor ``j % n`` with a partner; whether that partner is positive or negative follows
+  from ``j // n`` (even passes positive, odd passes negative), so the pairs are exactly balanced when the
+  number of pairs per example is even, and every example is an anchor equally often;
+- the partner is drawn with a generator seeded by ``(seed, j)``, so the same run draws the same pairs and a
+  resumed run continues with the pairs an uninterrupted one would have drawn.
+
+Memory is the tokenized examples plus an index per class: it does not grow with the number of pairs.
+
+Multi-label rows (label vectors of 0/1) pair on one of the anchor's labels: a positive partner carries
+that label, a negative one shares no label with the anchor (or, failing that, lacks that label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from nlp_transfer.errors import UserError
+from nlp_transfer.transfer.feature_extraction import encoder_states, pool
+
+PairLoss = Literal["cosine", "contrastive"]
+PAIR_LOSSES: tuple[str, ...] = ("cosine", "contrastive")
+
+
+def label_sets(labels: Sequence[Any]) -> list[frozenset[int]]:
+    """Each row's labels as a set of ids: ``3`` -> {3}; a 0/1 vector -> the positions of its ones."""
+    sets = []
+    for value in labels:
+        if isinstance(value, (list, tuple, np.ndarray)):
+            sets.append(frozenset(int(i) for i, flag in enumerate(value) if flag))
+        else:
+            sets.append(frozenset({int(value)}))
+    return sets
+
+
+def check_pairable(labels: list[frozenset[int]], names: Sequence[str]) -> None:
+    """Refuse training rows that cannot form pairs: a row without a label, a class with one example, one class only."""
+    for row, found in enumerate(labels):
+        if not found:
+            raise UserError(
+                f"training row {row + 1} has no label; contrastive training pairs rows by label. "
+                "Give every row at least one label or drop it."
+            )
+    counts = {label: 0 for label in range(len(names))}
+    for found in labels:
+        for label in found:
+            counts[label] += 1
+    for label, count in counts.items():
+        if count == 1:
+            raise UserError(
+                f"class {names[label]!r} has 1 training example; contrastive training needs at least 2 per class "
+                "to form a similar pair. Add an example of it or remove the class."
+            )
+    if sum(1 for count in counts.values() if count) < 2:
+        raise UserError("the training data has one class only; contrastive training needs at least 2 classes.")
+
+
+class AnchorLengths(Sequence[int]):
+    """The length of pair ``j``'s anchor (row ``j % n``), for ``total`` pairs, computed on demand."""
+
+    def __init__(self, row_lengths: list[int], total: int) -> None:
+        self.row_lengths = row_lengths
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, j: int) -> int:  # type: ignore[override]
+        """The anchor length of pair ``j``."""
+        if not 0 <= j < self.total:
+            raise IndexError(j)
+        return self.row_lengths[j % len(self.row_lengths)]
+
+
+class PairRows(Sequence[dict[str, Any]]):
+    """``pairs_per_example`` pairs for each of ``rows`` (tokenized examples), drawn on demand; see the module doc."""
+
+    def __init__(self, rows: Sequence[dict[str, Any]], labels: Sequence[Any], pairs_per_example: int, seed: int) -> None:
+        self.rows = rows
+        self.labels = label_sets(labels)
+        self.pairs_per_example = pairs_per_example
+        self.seed = seed
+        members: dict[int, list[int]] = {}
+        for index, found in enumerate(self.labels):
+            for label in found:
+                members.setdefault(label, []).append(index)
+        self.members = {label: np.asarray(indices) for label, indices in members.items()}
+
+    def __len__(self) -> int:
+        return len(self.rows) * self.pairs_per_example
+
+    @property
+    def lengths(self) -> AnchorLengths:
+        """Each pair's anchor length, without drawing the pairs (what batching by length needs)."""
+        return AnchorLengths([len(row["input_ids"]) for row in self.rows], len(self))
+
+    def __getitem__(self, j: int) -> dict[str, Any]:  # type: ignore[override]
+        """The ``j``-th pair: both tokenized texts, its target (1 similar, 0 dissimilar) and its length."""
+        if not 0 <= j < len(self):
+            raise IndexError(j)
+        anchor, pass_number = j % len(self.rows), j // len(self.rows)
+        rng = np.random.default_rng([self.seed, j])
+        positive = pass_number % 2 == 0
+        partner = self.partner(anchor, positive, rng)
+        first, second = self.rows[anchor], self.rows[partner]
+        target = float(positive if partner != anchor else 1.0)
+        return {
+            "first": first,
+            "second": second,
+            "labels": target,
+            "length": max(len(first["input_ids"]), len(second["input_ids"])),
+        }
+
+    def partner(self, anchor: int, positive: bool, rng: np.random.Generator) -> int:
+        """A row sharing a label with ``anchor`` (``positive``) or sharing none; the anchor itself when no such row exists."""
+        own = self.labels[anchor]
+        label = sorted(own)[int(rng.integers(len(own)))]
+        if positive:
+            pool_ = self.members[label]
+            pool_ = pool_[pool_ != anchor]
+        else:
+            others = [index for other, index in self.members.items() if not own & {other}]
+            pool_ = np.setdiff1d(np.concatenate(others), self._sharing(own)) if others else np.asarray([], dtype=int)
+            if not len(pool_):  # every other row shares some label: take one without this label
+                pool_ = np.setdiff1d(np.arange(len(self.rows)), self.members[label])
+        return int(pool_[rng.integers(len(pool_))]) if len(pool_) else anchor
+
+    def _sharing(self, own: frozenset[int]) -> np.ndarray:
+        """Rows carrying any of ``own``'s labels."""
+        return np.unique(np.concatenate([self.members[label] for label in own]))
+
+
+@dataclass
+class PairCollator:
+    """Pads a batch of pairs into one batch of ``2 * B`` texts: the first texts, then their partners."""
+
+    text_collator: Any
+
+    def __call__(self, pairs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """``input_ids`` (2B, L), ``attention_mask`` (and ``token_type_ids``) and the pairs' targets as ``labels`` (B,)."""
+        texts = [pair["first"] for pair in pairs] + [pair["second"] for pair in pairs]
+        batch = self.text_collator(
+            [{k: v for k, v in row.items() if k in ("input_ids", "attention_mask", "token_type_ids")} for row in texts]
+        )
+        batch["labels"] = torch.tensor([pair["labels"] for pair in pairs], dtype=torch.float32)
+        return batch
+
+
+class PairEncoder(nn.Module):
+    """The encoder of a sequence-classification model, scoring pairs by the cosine of their mean-pooled embeddings.
+
+    ``forward`` takes the 2B texts :class:`PairCollator` batches and returns the B cosines as ``logits``.
+    Its parameters are the model's own encoder (``model.base_model``): training it trains the model.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, labels: torch.Tensor | None = None, **batch: torch.Tensor) -> SequenceClassifierOutput:
+        """Cosine similarity of each pair's embeddings (``labels`` accepted and ignored: the task computes the loss)."""
+        embeddings = pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
+        first, second = embeddings.chunk(2)
+        return SequenceClassifierOutput(logits=F.cosine_similarity(first, second, dim=-1))
+
+
+class PairTask:
+    """Loss and metrics of pair training (what :func:`nlp_transfer.training.fit` needs from a task).
+
+    Losses: ``cosine`` regresses the cosine on the target (mean squared error, SetFit's choice);
+    ``contrastive`` pulls similar pairs to cosine 1 and pushes dissimilar ones below ``margin`` (Hadsell et al.
+    2006 on cosine distance). The metric that picks the best encoder is ``pair_auc``: how well the cosine
+    ranks similar pairs above dissimilar ones on validation pairs (1.0: perfectly).
+    """
+
+    batch_columns = ("first", "second", "labels", "length")
+    default_metric = "pair_auc"
+
+    def __init__(self, text_collator: Any, loss: PairLoss = "cosine", margin: float = 0.5) -> None:
+        self.text_collator = text_collator
+        self.loss_name = loss
+        self.margin = margin
+
+    def collator(self) -> PairCollator:
+        """Batches pairs as one batch of texts."""
+        return PairCollator(self.text_collator)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The pair loss of the cosines ``logits`` against the targets ``labels`` (1 similar, 0 dissimilar)."""
+        if self.loss_name == "cosine":
+            return F.mse_loss(logits, labels)
+        similar = labels * (1 - logits).pow(2)
+        dissimilar = (1 - labels) * F.relu(logits - self.margin).pow(2)
+        return (similar + dissimilar).mean() / 2
+
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]:
+        """``pair_auc`` (the chance a similar pair's cosine beats a dissimilar one's) and the mean loss."""
+        from sklearn.metrics import roc_auc_score
+
+        cosines, targets = np.asarray(logits, dtype=np.float64), np.asarray(labels) > 0.5
+        loss = float(self.loss(torch.from_numpy(cosines), torch.from_numpy(targets.astype(np.float64))))
+        auc = float(roc_auc_score(targets, cosines)) if 0 < targets.sum() < len(targets) else float("nan")
+        return {"pair_auc": auc, "loss": loss}

@@ -1,0 +1,233 @@
+"""strategy=contrastive: pairs drawn on demand and balanced, what each phase trains, exact resume, a real few-shot run."""
+
+import csv
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nlp_transfer.config import load_config
+from nlp_transfer.errors import ConfigError, UserError
+from nlp_transfer.hub import build_model_card
+from nlp_transfer.inference import predict
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.transfer import contrastive
+from nlp_transfer.transfer.pairs import PairRows, PairTask, check_pairable, label_sets
+from tests.conftest import shared_dataset, tiny_overrides
+
+ROWS = [{"input_ids": [101, i, 102], "attention_mask": [1, 1, 1]} for i in range(12)]
+LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+
+
+# ----------------------------------------------------------------------------------------- pairs
+
+
+def test_pairs_are_balanced_correct_and_reproducible():
+    pairs = PairRows(ROWS, LABELS, pairs_per_example=6, seed=3)
+    assert len(pairs) == 72
+    items = [pairs[j] for j in range(len(pairs))]
+    targets = [item["labels"] for item in items]
+    assert targets.count(1.0) == targets.count(0.0) == 36  # exactly half similar
+    for j, item in enumerate(items):
+        anchor, partner = j % 12, item["second"]["input_ids"][1]
+        assert item["first"]["input_ids"][1] == anchor  # every example is an anchor equally often
+        assert partner != anchor
+        assert (LABELS[partner] == LABELS[anchor]) == (item["labels"] == 1.0)
+    again = PairRows(ROWS, LABELS, pairs_per_example=6, seed=3)
+    assert [again[j]["second"]["input_ids"] for j in range(72)] == [item["second"]["input_ids"] for item in items]
+    other = PairRows(ROWS, LABELS, pairs_per_example=6, seed=4)
+    assert [other[j]["second"]["input_ids"] for j in range(72)] != [item["second"]["input_ids"] for item in items]
+    with pytest.raises(IndexError):
+        pairs[72]
+
+
+def test_multilabel_pairs_share_a_label_or_none():
+    vectors = [[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [1, 0, 1]]
+    rows = ROWS[: len(vectors)]
+    sets = label_sets(vectors)
+    pairs = PairRows(rows, vectors, pairs_per_example=10, seed=0)
+    for j in range(len(pairs)):
+        item = pairs[j]
+        a, b = item["first"]["input_ids"][1], item["second"]["input_ids"][1]
+        if item["labels"] == 1.0:
+            assert sets[a] & sets[b]
+        else:  # a partner sharing no label when one exists, else one lacking the drawn label
+            assert not (sets[a] & sets[b]) or sets[b] != sets[a]
+
+
+def test_pairs_are_drawn_on_demand_so_memory_does_not_grow_with_their_number():
+    rows = [{"input_ids": [101, i % 500, 102]} for i in range(10_000)]
+    labels = [i % 4 for i in range(10_000)]
+    peaks = []
+    for per_example in (2, 2_000):  # 20 thousand pairs against 20 million
+        tracemalloc.start()
+        pairs = PairRows(rows, labels, per_example, seed=0)
+        _ = [pairs[j] for j in range(0, len(pairs), len(pairs) // 50)]
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert len(pairs) == 20_000_000
+    assert peaks[1] < 1.5 * peaks[0] + 100_000
+
+
+def test_unpairable_training_rows_are_refused_by_name():
+    with pytest.raises(UserError, match="class 'b' has 1 training example"):
+        check_pairable(label_sets([0, 0, 1]), ["a", "b"])
+    with pytest.raises(UserError, match="training row 2 has no label"):
+        check_pairable(label_sets([[1, 0], [0, 0], [1, 1]]), ["a", "b"])
+    with pytest.raises(UserError, match="one class only"):
+        check_pairable(label_sets([0, 0, 0]), ["a", "b"])
+
+
+def test_pair_losses_and_auc():
+    task = PairTask(text_collator=None, loss="cosine")
+    cos, target = torch.tensor([1.0, 0.0, 0.5]), torch.tensor([1.0, 0.0, 1.0])
+    assert task.loss(cos, target).item() == pytest.approx(0.25 / 3)
+    margin = PairTask(text_collator=None, loss="contrastive")
+    # similar at cosine 0.5: (0.5)^2; dissimilar at 0.9 over the 0.5 margin: (0.4)^2; dissimilar at 0.2: nothing
+    value = margin.loss(torch.tensor([0.5, 0.9, 0.2]), torch.tensor([1.0, 0.0, 0.0])).item()
+    assert value == pytest.approx((0.25 + 0.16) / 3 / 2)
+    metrics = task.compute_metrics(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1.0, 1.0, 0.0, 0.0]))
+    assert metrics["pair_auc"] == 1.0
+
+
+def test_contrastive_is_refused_for_ner(tiny_model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="strategy=contrastive"):
+        load_config(
+            None, tiny_overrides(tiny_model_dir, tmp_path, task="ner", strategy="contrastive", **{"data.train_file": "x.conll"})
+        )
+
+
+# ----------------------------------------------------------------------------------------- mechanics
+
+
+def contrastive_config(files, model_dir, out, **extra):
+    values = {
+        "strategy": "contrastive",
+        "data.train_file": files["train"],
+        "data.validation_file": files["validation"],
+        "data.test_file": files["test"],
+        "training.learning_rate": 5e-3,
+        "training.epochs": 3,
+        "transfer.contrastive_pairs": 4,
+        "transfer.contrastive_learning_rate": 1e-3,
+        "transfer.contrastive_batch_size": 32,
+        **extra,
+    }
+    return load_config(None, tiny_overrides(model_dir, out, **values))
+
+
+def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    snapshots = {}
+    original = contrastive.train_head_on_features
+
+    def spy(run, pooling, seconds):
+        snapshots["after_pairs"] = {n: p.detach().clone() for n, p in run.model.named_parameters()}
+        return original(run, pooling, seconds)
+
+    monkeypatch.setattr(contrastive, "train_head_on_features", spy)
+    result = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "run"))
+    start = load_file(f"{tiny_model_dir}/model.safetensors")
+    after_pairs = {n.removeprefix("model."): t for n, t in snapshots["after_pairs"].items()}
+    final = load_file(str(tmp_path / "run" / "model.safetensors"))
+    head = ("bert.pooler.", "classifier.")
+    encoder = [n for n in after_pairs if not n.startswith(head)]
+    # phase 1: the encoder moved, the pooler did not (the classifier is new: compare it with phase 2's end below)
+    assert all(
+        not torch.equal(after_pairs[n], start[n.removeprefix("bert.")]) for n in encoder if "layer.1." in n and "weight" in n
+    )
+    assert all(torch.equal(after_pairs[n], start[n.removeprefix("bert.")]) for n in after_pairs if n.startswith("bert.pooler."))
+    # phase 2: the head moved, the encoder did not
+    assert all(torch.equal(final[n], after_pairs[n]) for n in encoder)
+    assert all(not torch.equal(final[n], after_pairs[n]) for n in after_pairs if n.startswith(head))
+    phase = result.info["phases"]["contrastive"]
+    assert phase["pairs"] == 400 * 4 and phase["steps"] == 50 and phase["best_pair_auc"] > 0.5
+    assert result.info["pooling"] == "mean"
+    assert result.metrics["test"]["accuracy"] > 0.75  # the tiny model learned the polarity words (chance 0.5)
+
+
+def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny_model_dir, tmp_path):
+    extra = {"transfer.contrastive_epochs": 2, "training.epochs": 2}
+    full = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "full", **extra))
+    config = contrastive_config(
+        sentiment_files, tiny_model_dir, tmp_path / "part", **extra, **{"training.keep_checkpoints": True}
+    )
+    run_training(config)
+    head_checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
+    pair_checkpoints = sorted((tmp_path / "part" / "checkpoints" / "contrastive" / "checkpoints").glob("step-*"))
+    assert len(head_checkpoints) == 2 and len(pair_checkpoints) == 2
+    for checkpoint in head_checkpoints:  # killed before phase 2 checkpointed
+        shutil.rmtree(checkpoint)
+    assert run_training(config, resume=True).metrics == full.metrics
+    for checkpoint in sorted((tmp_path / "part" / "checkpoints").glob("step-*")) + pair_checkpoints[-1:]:
+        shutil.rmtree(checkpoint)  # killed in phase 1's second epoch
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
+# ----------------------------------------------------------------------------------------- the real model, few shots
+
+
+def sst2_rows(name):
+    with shared_dataset("sst2", name).open(encoding="utf-8", newline="") as handle:
+        return [(r["sentence"].strip(), r["label"]) for r in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+
+def write(path, rows):
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def few_shot_run(tmp_path_factory):
+    """The default model, 16 SST-2 examples per class (validation: 16 more per class), scored on 300 dev sentences."""
+    folder = tmp_path_factory.mktemp("few-shot")
+    train = sst2_rows("train.tsv")
+    by_class = {}
+    for index, (_, label) in enumerate(train):
+        by_class.setdefault(label, []).append(index)
+    chosen = {label: random.Random(0).sample(indices, 32) for label, indices in sorted(by_class.items())}
+    files = {
+        "data.train_file": write(folder / "train.csv", [train[i] for c in chosen.values() for i in c[:16]]),
+        "data.validation_file": write(folder / "validation.csv", [train[i] for c in chosen.values() for i in c[16:]]),
+        "data.test_file": write(folder / "test.csv", sst2_rows("dev.tsv")[:300]),
+    }
+    overrides = [f"{k}={v}" for k, v in files.items()] + [
+        f"output_dir={folder / 'run'}",
+        "strategy=contrastive",
+        "training.epochs=40",
+        "training.learning_rate=1e-3",
+        "training.max_length=64",
+        "training.torch_threads=2",
+    ]
+    return run_training(load_config(None, overrides))
+
+
+def test_few_shot_contrastive_run_beats_chance_on_held_out_sentences(few_shot_run):
+    assert few_shot_run.info["examples"]["train"] == 32
+    assert few_shot_run.metrics["test"]["accuracy"] > 0.62  # chance is 0.51 on these 300 dev sentences
+
+
+def test_the_card_snippet_loads_the_run_without_nlp_transfer(few_shot_run, tmp_path):
+    run_dir = few_shot_run.output_dir
+    card = str(build_model_card(run_dir, repo_id="someone/few-shot"))
+    snippet = re.search(r"```python\n(import torch\n.*?)```", card, re.S).group(1)
+    assert "mean of the token states" in card and "pipeline(" not in snippet
+    texts = ["a gorgeous, witty, seductive movie .", "the plot is nothing but boilerplate clichés .", "it 's fine ."]
+    script = snippet.replace('"someone/few-shot"', repr(str(run_dir))).replace(
+        'print(classify(["The room was spotless and the staff were lovely."]))', f"print(classify({texts!r}))"
+    )
+    script = "import sys\nsys.modules['nlp_transfer'] = None\n" + script  # the snippet must not need nlp-transfer
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    expected = [row["label"] for row in predict(run_dir, texts)]
+    assert out.strip() == repr(expected)
