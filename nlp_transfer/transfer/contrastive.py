@@ -97,8 +97,8 @@ class ContrastiveFewShot(Strategy):
         options, training = self.options, run.config.training
         train_rows = batch_rows(run.splits["train"], TEXT_COLUMNS)
         train_labels = run.splits["train"]["labels"]
-        check_pairable(PairRows(train_rows, train_labels, 1, 0).labels, run.task.labels)
         pairs = PairRows(train_rows, train_labels, options.contrastive_pairs, run.config.seed)
+        check_pairable(pairs.labels, run.task.labels)
         validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
         validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"], 2, run.config.seed + 1))
 
