@@ -4,18 +4,38 @@ The stages, each importable on its own::
 
     from nlp_transfer import load_config, run_training          # a whole run from a config
     from nlp_transfer import build_classification_task, fit      # or compose the stages yourself
+
+The names below are imported on first use, so ``import nlp_transfer`` (and every ``nlp-transfer`` verb) loads
+torch and transformers only when it needs them.
 """
 
-from nlp_transfer.config import DataConfig, RunConfig, TrainingConfig, TransferConfig, load_config
-from nlp_transfer.data import load_text_classification_data
-from nlp_transfer.errors import ConfigError, DataError, UserError
-from nlp_transfer.inference import evaluate_file, load_run, predict, predict_texts
-from nlp_transfer.pipeline import run_training
-from nlp_transfer.tasks import SequenceClassificationTask, build_classification_task
-from nlp_transfer.training import fit
-from nlp_transfer.transfer import apply_strategy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_HOME = {  # public name -> the module that defines it
+    "ConfigError": "nlp_transfer.errors",
+    "DataError": "nlp_transfer.errors",
+    "UserError": "nlp_transfer.errors",
+    "DataConfig": "nlp_transfer.config",
+    "RunConfig": "nlp_transfer.config",
+    "TrainingConfig": "nlp_transfer.config",
+    "TransferConfig": "nlp_transfer.config",
+    "load_config": "nlp_transfer.config",
+    "load_text_classification_data": "nlp_transfer.data",
+    "evaluate_file": "nlp_transfer.inference",
+    "load_run": "nlp_transfer.inference",
+    "predict": "nlp_transfer.inference",
+    "predict_texts": "nlp_transfer.inference",
+    "run_training": "nlp_transfer.pipeline",
+    "SequenceClassificationTask": "nlp_transfer.tasks",
+    "build_classification_task": "nlp_transfer.tasks",
+    "fit": "nlp_transfer.training",
+    "apply_strategy": "nlp_transfer.transfer",
+}
 
 __all__ = [
     "ConfigError",
@@ -37,3 +57,27 @@ __all__ = [
     "predict_texts",
     "run_training",
 ]
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from nlp_transfer.config import DataConfig, RunConfig, TrainingConfig, TransferConfig, load_config
+    from nlp_transfer.data import load_text_classification_data
+    from nlp_transfer.errors import ConfigError, DataError, UserError
+    from nlp_transfer.inference import evaluate_file, load_run, predict, predict_texts
+    from nlp_transfer.pipeline import run_training
+    from nlp_transfer.tasks import SequenceClassificationTask, build_classification_task
+    from nlp_transfer.training import fit
+    from nlp_transfer.transfer import apply_strategy
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    if name not in _HOME:
+        raise AttributeError(f"module 'nlp_transfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, for ``dir()`` and tab completion."""
+    return sorted({*globals(), *__all__})

@@ -29,14 +29,20 @@ def _quiet_libraries(debug: bool) -> None:
     if debug:
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
+    transformers, datasets = sys.modules.get("transformers"), sys.modules.get("datasets")
+    if transformers is None:  # not imported yet: their own variables quiet them, and a verb that never needs them
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # does not pay seconds to import them
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    else:
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    if datasets is None:
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    else:
+        datasets.disable_progress_bars()
+        datasets.logging.set_verbosity_error()
 
 
 def _guard(debug: bool, action: Callable[[], Any]) -> int:
@@ -77,7 +83,6 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
 
     def action() -> None:
         from nlp_transfer.config import load_config
-        from nlp_transfer.pipeline import run_training
 
         config = load_config(args.config, args.overrides)
         if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
@@ -85,6 +90,8 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
                 f"{args.config}: task={config.task} does not fit the {recipe} recipe "
                 f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
             )
+        from nlp_transfer.pipeline import run_training  # torch and transformers load only for a valid config
+
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 
     return _guard(args.debug, action)

@@ -33,3 +33,30 @@ def test_readme_python_api_example(tiny_model_dir, tmp_path):
     [prediction] = predict_texts(result.model.eval(), task, ["Parliament votes on the new budget today."])
     assert prediction["label"] in data.labels
     assert abs(sum(prediction["scores"].values()) - 1) < 1e-5
+
+
+def test_every_public_name_resolves_and_a_wrong_one_is_an_attribute_error():
+    import pytest
+
+    import nlp_transfer
+
+    for name in nlp_transfer.__all__:
+        assert getattr(nlp_transfer, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'run_trainnig'"):
+        nlp_transfer.run_trainnig  # noqa: B018
+
+
+def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
+    """Bad input answers in a fraction of a second: nothing heavy loads until the config is valid."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from nlp_transfer.cli import main\n"
+        "code = main(['train', 'recipes/configs/sentiment/minilm_full.yaml', 'training.epoch=2'])\n"
+        "print(code, sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
+    assert "unknown config key 'training.epoch'" in done.stderr
