@@ -76,6 +76,35 @@ def test_pairs_are_drawn_on_demand_so_memory_does_not_grow_with_their_number():
     assert peaks[1] < 1.5 * peaks[0] + 100_000
 
 
+def test_the_pair_loader_streams_its_order_so_memory_does_not_grow_with_the_pairs():
+    """An epoch's batch order is made group by group: the first batch reads one group's lengths, not all 200,000."""
+    from nlp_transfer.training.batches import make_dataloader
+
+    class CountedLengths:
+        def __init__(self, lengths):
+            self.lengths, self.reads = lengths, 0
+
+        def __len__(self):
+            return len(self.lengths)
+
+        def __getitem__(self, index):
+            self.reads += 1
+            return self.lengths[index]
+
+    rows = [{"input_ids": [101] + [7] * (i % 30) + [102]} for i in range(10_000)]
+    labels = [i % 4 for i in range(10_000)]
+    pairs = PairRows(rows, labels, 20, seed=0)
+    counted = CountedLengths(pairs.lengths)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PairRows, "lengths", property(lambda self: counted))
+        _loader, sampler = make_dataloader(pairs, lambda batch: batch, batch_size=16, shuffle=True, seed=0, group_by_length=True)
+        first = next(iter(sampler))
+    assert len(pairs) == 200_000 and len(sampler) == len(pairs) // 16
+    assert len(first) == 16 and counted.reads <= 16 * 50  # one group of 50 batches sorted by length
+    lengths = [counted.lengths[i] for i in first]
+    assert lengths == sorted(lengths, reverse=True)
+
+
 def test_unpairable_training_rows_are_refused_by_name():
     with pytest.raises(UserError, match="class 'b' has 1 training example"):
         check_pairable(label_sets([0, 0, 1]), ["a", "b"])

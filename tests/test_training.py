@@ -148,9 +148,11 @@ def test_multilabel_training_and_class_weights(tmp_path, tiny_model_dir):
     assert saved["problem_type"] == "multi_label_classification"
 
 
-def test_length_grouped_sampler_is_seeded_and_complete():
+@pytest.mark.parametrize("streaming", [False, True])
+def test_length_grouped_sampler_is_seeded_and_complete(streaming):
+    """Both orders (listed, or streamed group by group) visit every index once, by seed and epoch, with little padding."""
     lengths = [(i * 37) % 101 + 1 for i in range(1000)]
-    sampler = LengthGroupedBatchSampler(lengths, 16, seed=5, group_batches=4)
+    sampler = LengthGroupedBatchSampler(lengths, 16, seed=5, group_batches=4, streaming=streaming)
     sampler.set_epoch(0)
     first = list(sampler)
     sampler.set_epoch(0)

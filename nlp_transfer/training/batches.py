@@ -55,13 +55,17 @@ def make_dataloader(
     """A DataLoader over ``dataset`` (tokenized, with a ``length`` column) batched by length.
 
     Only ``columns`` (model inputs and labels) reach the collator. ``dataset`` may also be a sequence of
-    row dicts computed on demand; its ``lengths`` attribute (or each row's ``length``) then groups the batches.
+    row dicts computed on demand; its ``lengths`` attribute (or each row's ``length``) then groups the batches, and
+    a ``lengths`` attribute also makes the sampler stream its order (constant memory in the number of rows).
     """
+    streaming = getattr(dataset, "lengths", None) is not None  # rows made on demand: never list every index
     if isinstance(dataset, datasets.Dataset):
         lengths: Sequence[int] = dataset["length"]
     else:
-        lengths = getattr(dataset, "lengths", None) or row_lengths(dataset)
-    sampler = LengthGroupedBatchSampler(lengths, batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length)
+        lengths = dataset.lengths if streaming else row_lengths(dataset)
+    sampler = LengthGroupedBatchSampler(
+        lengths, batch_size, shuffle=shuffle, seed=seed, group_by_length=group_by_length, streaming=streaming
+    )
     # the DataLoader draws a seed for its iterator on every pass: from a private generator, so that neither a new
     # pass nor a resumed run's first (skipping) pass moves the global RNG that dropout draws from (exact resume)
     generator = torch.Generator().manual_seed(seed)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -14,6 +16,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Each epoch shuffles all indices, cuts them into groups of ``group_batches`` batches, sorts each
     group by length, cuts it into batches, and shuffles the batches. With ``shuffle=False`` the
     batches simply follow length order (evaluation and prediction).
+
+    ``streaming=True`` is for datasets too large to list, such as contrastive pairs drawn on demand: the epoch's
+    order is a seeded affine permutation ``k -> (a * k + c) mod n`` (``a`` coprime to ``n``), computed one group at
+    a time, and batches are shuffled within their group; memory stays that of one group whatever ``n`` is.
     """
 
     def __init__(
@@ -25,8 +31,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         group_batches: int = 50,
         group_by_length: bool = True,
+        streaming: bool = False,
     ) -> None:
-        self.lengths = list(lengths)
+        self.lengths = lengths if streaming else list(lengths)
+        self.streaming = streaming
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
@@ -47,6 +55,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             order = sorted(range(n), key=lambda i: -self.lengths[i]) if self.group_by_length else list(range(n))
             yield from (order[i : i + self.batch_size] for i in range(0, n, self.batch_size))
             return
+        if self.streaming:
+            yield from self._streamed_batches(n)
+            return
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(n, generator=generator).tolist()
         if not self.group_by_length:
@@ -59,3 +70,21 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
         for b in torch.randperm(len(batches), generator=generator).tolist():
             yield batches[b]
+
+    def _streamed_batches(self, n: int) -> Iterator[list[int]]:
+        """One epoch in constant memory: an affine permutation cut into groups, each sorted and shuffled on its own."""
+        if n == 0:
+            return
+        draw = random.Random(f"{self.seed}:{self.epoch}")
+        stride = draw.randrange(1, max(n, 2))
+        while math.gcd(stride, n) != 1:
+            stride = draw.randrange(1, n)
+        offset = draw.randrange(n)
+        group = self.batch_size * (self.group_batches if self.group_by_length else 1)
+        for start in range(0, n, group):
+            chunk = [(stride * k + offset) % n for k in range(start, min(start + group, n))]
+            if self.group_by_length:
+                chunk.sort(key=lambda i: -self.lengths[i])
+            batches = [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+            draw.shuffle(batches)
+            yield from batches
