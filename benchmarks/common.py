@@ -114,6 +114,12 @@ def read_sst2(path: Path, limit: int | None = None) -> tuple[list[str], list[int
     return [text.strip() for text, _ in rows], [int(label) for _, label in rows]
 
 
+def read_trec(path: Path) -> tuple[list[str], list[str]]:
+    """Questions and coarse labels of a TREC file (``COARSE:fine question``; train.txt is Latin-1, test.txt ASCII)."""
+    rows = [line.split(" ", 1) for line in path.read_text(encoding="latin-1").splitlines() if line.strip()]
+    return [text.strip() for _, text in rows], [label.split(":", 1)[0] for label, _ in rows]
+
+
 def read_conll_sentences(file_name: str, limit: int | None = None) -> list[Any]:
     """The sentences of a CoNLL-2003 file (NER tags in column 3), the first ``limit`` when given."""
     from nlp_transfer.data.conll import read_conll

@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import Any
 
 from augment_curve import sample_rows, write_rows
-from common import DATASETS, REPO, RESULTS_VARIABLE, read_sst2, report_header, write_result
+from common import DATASETS, REPO, RESULTS_VARIABLE, read_sst2, read_trec, report_header, write_result
 
 METHODS = ("setfit", "contrastive", "full", "frozen_mean")
 RUNS_FILE = "few_shot_runs.jsonl"
@@ -118,12 +118,6 @@ def read_emotion(path: Path) -> tuple[list[str], list[str]]:
     """Texts and label words of an emotion file (``text;label`` lines, no header)."""
     rows = [line.rsplit(";", 1) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [text.strip() for text, _ in rows], [label.strip() for _, label in rows]
-
-
-def read_trec(path: Path) -> tuple[list[str], list[str]]:
-    """Questions and coarse labels of a TREC file (``COARSE:fine question``; train.txt is Latin-1, test.txt ASCII)."""
-    rows = [line.split(" ", 1) for line in path.read_text(encoding="latin-1").splitlines() if line.strip()]
-    return [text.strip() for _, text in rows], [label.split(":", 1)[0] for label, _ in rows]
 
 
 def read_amazon(path: Path) -> tuple[list[str], list[str]]:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import DATASETS, DEFAULT_MODEL, MAX_LENGTH, report_header, setup, write_result
+from common import DATASETS, DEFAULT_MODEL, MAX_LENGTH, read_trec, report_header, setup, write_result
 
 DEPTHS = (2, 3, 4, 6)
 CONTROL = "@init=random"
@@ -37,10 +37,8 @@ CONTROL = "@init=random"
 
 def trec_as_tsv(folder: Path) -> Path:
     """TREC's ``COARSE:fine question`` lines (Latin-1) as a ``text<TAB>label`` file with the coarse label."""
-    rows = ["text\tlabel"]
-    for line in (DATASETS / "trec" / "train.txt").read_text(encoding="latin-1").splitlines():
-        label, _, question = line.partition(" ")
-        rows.append(f"{question.strip()}\t{label.split(':')[0]}")
+    questions, labels = read_trec(DATASETS / "trec" / "train.txt")
+    rows = ["text\tlabel", *(f"{question}\t{label}" for question, label in zip(questions, labels, strict=True))]
     path = folder / "trec-train.tsv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
