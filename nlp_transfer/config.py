@@ -96,6 +96,19 @@ class DataConfig:
         "none of the three helped on SST-2 with 8 or 32 examples per class and a frozen encoder (test accuracy 0.1 to 1.7 "
         "points lower, BENCHMARKS.md; docs/data.md). []: off.",
     )
+    unlabeled_file: str | None = _setting(
+        None,
+        "Self-training (task=classification): unlabelled texts, e.g. of the target domain (one a line in a .txt file, "
+        "or data.text_column of a csv/tsv/json/jsonl file). A teacher trains on the labelled rows, labels these texts, "
+        "and a fresh model trains on the labelled rows plus the confident, class-balanced pseudo-labels "
+        "(self_training.*). null: off.",
+    )
+    pseudo_labeled_file: str | None = _setting(
+        None,
+        'Classification: extra training rows with machine-made labels, a jsonl file of {"text": ..., "label": NAME}, '
+        "appended to the training split after the validation hold-out (validation and test never get them). "
+        "Self-training writes one per round (RUN_DIR/self_training/pseudo_labels_round_N.jsonl). null: none.",
+    )
     augment_copies: int = _setting(1, "data.augment: augmented copies of each training row, per augmenter.")
     augment_rate: float = _setting(
         0.1, "data.augment: the fraction of a text's words each augmented copy alters (at least one word)."
@@ -245,6 +258,24 @@ class TransferConfig:
 
 
 @dataclass
+class SelfTrainingConfig:
+    """Self-training on data.unlabeled_file: rounds of pseudo-labelling (classification)."""
+
+    rounds: int = _setting(
+        1,
+        "Teacher-student rounds: round 0 trains on the labelled rows; each later round trains a fresh model from "
+        "`model` on the labelled rows plus the pseudo-labels of the round before. The last round is the run's model.",
+    )
+    threshold: float = _setting(0.9, "A pseudo-label is kept only when the teacher's probability of its label is at least this.")
+    balance: bool = _setting(
+        True,
+        "Keep the labelled training split's class shares among the pseudo-labels (the most confident of each class, "
+        "as many as the scarcest class allows); false keeps every confident one.",
+    )
+    max_per_class: int | None = _setting(None, "At most this many pseudo-labels per class and round; null: no cap.")
+
+
+@dataclass
 class HubConfig:
     """Pushing the finished run to the Hugging Face Hub (the token comes from HF_TOKEN or `hf auth login`, never a config)."""
 
@@ -291,6 +322,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
 
@@ -553,6 +585,9 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.augment_copies": _at_least(1),
     "data.augment_rate": _fraction(low_open=True, high_open=False),
     "data.per_class": _at_least(1, nullable=True),
+    "self_training.rounds": _at_least(1),
+    "self_training.threshold": _fraction(low_open=False, high_open=False),
+    "self_training.max_per_class": _at_least(1, nullable=True),
     "transfer.freeze_layers": _at_least(0),
     "transfer.depth": _at_least(1, nullable=True),
     "transfer.contrastive_pairs": _at_least(1),
@@ -584,6 +619,16 @@ def _check_values(config: RunConfig, source: str) -> None:
     _check_task_and_strategy(config, source)
     check_augment(config, source)
     check_per_class(config, source)
+    check_pseudo_labels(config, source)
+
+
+def check_pseudo_labels(config: RunConfig, source: str) -> None:
+    """Self-training and pseudo-labelled rows are for single-label text classification."""
+    for key in ("unlabeled_file", "pseudo_labeled_file"):
+        if getattr(config.data, key) and config.task != "classification":
+            raise ConfigError(
+                f"{source}: data.{key} is for task=classification (one label per text); remove it for task={config.task}."
+            )
 
 
 def check_per_class(config: RunConfig, source: str) -> None:

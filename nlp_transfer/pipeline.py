@@ -49,6 +49,10 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
 
     ``from_scratch`` starts from random weights (the no-transfer baseline of ``nlp-transfer compare``).
     """
+    if config.data.unlabeled_file:  # rounds of ordinary runs, each a call of this function
+        from nlp_transfer.self_training import run_self_training
+
+        return run_self_training(config, run_training, resume=resume, overwrite=overwrite, from_scratch=from_scratch)
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
@@ -176,6 +180,7 @@ def build_run_info(
         truncated_texts=dict(task.truncated),
         repaired_tags=dict(getattr(data, "repaired_tags", {}) or {}),
         augmented_examples=dict(getattr(data, "augmented", {}) or {}),
+        pseudo_labeled_examples=int(getattr(data, "pseudo_labeled", 0) or 0),
         data_files=data_provenance(files),
         history=result.history,
         versions=library_versions(),

@@ -45,6 +45,8 @@ class RunInfo:
     truncated_texts: dict[str, int] = field(default_factory=dict)
     repaired_tags: dict[str, int] = field(default_factory=dict)  # NER: stray I- tags read as B- per split
     augmented_examples: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
+    pseudo_labeled_examples: int = 0  # data.pseudo_labeled_file: machine-labelled training rows
+    self_training: dict[str, Any] = field(default_factory=dict)  # data.unlabeled_file: the rounds, their pseudo-labels
     data_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)

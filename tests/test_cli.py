@@ -25,6 +25,15 @@ def cli(*args, cwd=REPO, stdin=None):
     )
 
 
+def cli_in_process(capsys, *args):
+    """``nlp-transfer ARGS`` in this process (no seconds of imports per call): (exit code, stdout, stderr)."""
+    from nlp_transfer.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def recipe(name, *args):
     return subprocess.run(
         [sys.executable, f"recipes/{name}.py", *map(str, args)], capture_output=True, text=True, cwd=REPO, env=ENV, timeout=300
@@ -109,10 +118,10 @@ def test_predict_from_file_and_stdin(trained_run, tmp_path):
     assert json.loads(from_stdin.stdout)["text"] == "lovely"
 
 
-def test_evaluate_matches_training_metrics(trained_run):
-    done = cli("evaluate", trained_run["out"], "--data", trained_run["val"])
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads(done.stdout)
+def test_evaluate_matches_training_metrics(trained_run, capsys):
+    code, stdout, stderr = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", trained_run["val"])
+    assert code == 0, stderr
+    metrics = json.loads(stdout)
     saved = json.loads((trained_run["out"] / "metrics.json").read_text())["validation"]
     assert metrics["accuracy"] == pytest.approx(saved["accuracy"])
     assert metrics["confusion_matrix"] == saved["confusion_matrix"]
@@ -158,20 +167,33 @@ BAD_CLI = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_CLI, ids=[m for _, m in BAD_CLI])
-def test_bad_input_exits_2_with_one_message_and_no_traceback(args, message, tmp_path):
+def test_bad_input_exits_2_with_one_message_and_no_traceback(args, message, tmp_path, monkeypatch, capsys):
+    """In process (a subprocess per case cost seconds of imports each); the console script itself is tested below."""
+    from nlp_transfer.cli import main
+
+    monkeypatch.chdir(REPO)
     extra = [f"output_dir={tmp_path / 'out'}"] if args[0] == "train" else []
-    done = cli(*args, *extra)
-    assert done.returncode == 2, done.stderr
-    assert message in done.stderr
-    assert "Traceback" not in done.stderr
-    assert done.stderr.strip().startswith("error: ")
+    code = main([*args, *extra])
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().startswith("error: ") and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    done = cli("train", "recipes/configs/sentiment/minilm_full.yaml", "training.epoch=2", "--debug")
-    assert done.returncode == 2
-    assert "Traceback" in done.stderr
+@pytest.mark.parametrize("verb", ["train", "predict"])
+def test_the_console_script_exits_2_with_one_line_and_debug_shows_the_traceback(verb, tmp_path):
+    args = {
+        "train": ["train", "recipes/configs/sentiment/minilm_full.yaml", "training.epoch=2", f"output_dir={tmp_path / 'out'}"],
+        "predict": ["predict", "no_such_run", "hello"],
+    }[verb]
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    debug = cli(*args, "--debug")
+    assert debug.returncode == 2
+    assert "Traceback" in debug.stderr
 
 
 def test_evaluate_unknown_label_names_file_and_line(trained_run, tmp_path):
@@ -242,17 +264,17 @@ def test_every_config_trains_through_its_recipe(config, tiny_model_dir, tmp_path
     assert (tmp_path / "run" / "config.json").is_file() and (tmp_path / "run" / "tokenizer.json").is_file()
 
 
-def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path):
-    done = recipe(
-        "sentiment",
-        "recipes/configs/classification/support_tickets_multilabel.yaml",
-        *tiny_overrides(tiny_model_dir, tmp_path / "run"),
-    )
-    assert done.returncode == 2
-    assert "does not fit the sentiment recipe" in done.stderr
+def test_recipe_refuses_a_config_of_another_task(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from nlp_transfer.cli import run_recipe
+
+    monkeypatch.chdir(REPO)
+    config = "recipes/configs/classification/support_tickets_multilabel.yaml"
+    assert run_recipe("sentiment", [config, *tiny_overrides(tiny_model_dir, tmp_path / "run")]) == 2
+    assert "does not fit the sentiment recipe" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
-def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path):
+def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path, monkeypatch, capsys):
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -262,11 +284,15 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path):
     model.config.save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
     torch.save({f"bert.{k}": v for k, v in model.state_dict().items()}, folder / "pytorch_model.bin")
-    refused = cli("train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={tmp_path / 'out'}")
-    assert refused.returncode == 2
-    assert "no safetensors weights" in refused.stderr and "allow_pickle=true" in refused.stderr
+    monkeypatch.chdir(REPO)
+    code, _, stderr = cli_in_process(
+        capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={tmp_path / 'out'}"
+    )
+    assert code == 2
+    assert "no safetensors weights" in stderr and "allow_pickle=true" in stderr
     assert not (tmp_path / "out").exists()
-    allowed = cli(
+    code, _, stderr = cli_in_process(
+        capsys,
         "train",
         "recipes/configs/sentiment/minilm_full.yaml",
         f"model={folder}",
@@ -275,5 +301,5 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path):
         "training.epochs=1",
         "data.max_train_samples=64",
     )
-    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert code == 0, stderr[-2000:]
     assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from nlp_transfer.cli import main
 from nlp_transfer.config import load_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.rank import Candidate, encode_candidate, parse_candidates, run_ranking
@@ -158,19 +159,21 @@ def test_rank_cli_ranks_hub_candidates_and_writes_the_report(tmp_path, tiny_mode
         (["--models", "@depth=1", "--estimators", "logme,magic"], "unknown estimator 'magic'"),
     ],
 )
-def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message):
+def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, capsys):
     tmp_path, _, overrides = sentiment_config
-    result = cli("rank", config_file(tmp_path), *overrides, *extra)
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    code = main(["rank", str(config_file(tmp_path)), *overrides, *extra])  # in process: the console script is tested in test_cli
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr
+    assert message in stderr and "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
-def test_rank_refuses_a_sample_with_one_class(sentiment_config):
+def test_rank_refuses_a_sample_with_one_class(sentiment_config, capsys):
     tmp_path, _, overrides = sentiment_config
-    result = cli("rank", config_file(tmp_path), *overrides, "--models", "@depth=1", "--sample", 1)
-    assert result.returncode == 2 and "the ranking sample (1 rows) has 1 class" in result.stderr, result.stderr
-    assert "--sample" in result.stderr and "Traceback" not in result.stderr
+    code = main(["rank", str(config_file(tmp_path)), *overrides, "--models", "@depth=1", "--sample", "1"])
+    stderr = capsys.readouterr().err
+    assert code == 2 and "the ranking sample (1 rows) has 1 class" in stderr, stderr
+    assert "--sample" in stderr and "Traceback" not in stderr
 
 
 # --------------------------------------------------------------------------- the real model on real slices

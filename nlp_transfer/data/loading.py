@@ -325,6 +325,7 @@ class TextClassificationData:
     multi_label: bool
     sources: dict[str, str] = field(default_factory=dict)
     augmented: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
+    pseudo_labeled: int = 0  # data.pseudo_labeled_file: machine-labelled training rows appended
 
 
 def load_text_classification_data(
@@ -338,7 +339,21 @@ def load_text_classification_data(
     reader = TextRows(config, multi_label)
     loaded = load_splits(config, reader, seed=seed)
     augmented = augment_training_split(loaded, config, seed=seed, model=model)
-    return TextClassificationData(loaded.to_datasets(reader.features), loaded.labels, multi_label, loaded.sources, augmented)
+    pseudo_labeled = append_pseudo_labels(loaded, config.pseudo_labeled_file)
+    splits = loaded.to_datasets(reader.features)
+    return TextClassificationData(splits, loaded.labels, multi_label, loaded.sources, augmented, pseudo_labeled)
+
+
+def append_pseudo_labels(loaded: LoadedSplits, path: str | None) -> int:
+    """Append the rows of a pseudo-label file (``data.pseudo_labeled_file``) to the training split; returns how many."""
+    if not path:
+        return 0
+    from nlp_transfer.data.pseudo_labels import read_pseudo_labels
+
+    rows = [TextRow(r["text"], r["label"], r["line"]) for r in read_pseudo_labels(path, loaded.labels)]
+    loaded.rows["train"] = loaded.rows["train"] + rows
+    loaded.sources["train"] += f" + {len(rows):,} pseudo-labelled ({path})"
+    return len(rows)
 
 
 def read_text_classification_file(path: str, config: DataConfig, *, multi_label: bool = False) -> dict[str, list[Any]]:

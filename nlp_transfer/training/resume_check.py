@@ -46,6 +46,12 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "data.augment",
     "data.augment_copies",
     "data.augment_rate",
+    "data.unlabeled_file",
+    "data.pseudo_labeled_file",
+    "self_training.rounds",
+    "self_training.threshold",
+    "self_training.balance",
+    "self_training.max_per_class",
     # the optimisation: schedule, batches, objective, precision, inputs
     "training.epochs",
     "training.batch_size",

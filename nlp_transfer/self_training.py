@@ -1,0 +1,193 @@
+"""Self-training: a teacher labels unlabelled texts, a fresh student trains on the labelled rows plus its confident labels.
+
+A run with ``data.unlabeled_file`` is ``self_training.rounds + 1`` ordinary runs in ``RUN_DIR/self_training/round_N``:
+round 0 trains on the labelled rows; round N trains a fresh model from ``model`` on the labelled rows plus the
+pseudo-labels that round N-1 gave the unlabelled texts (``RUN_DIR/self_training/pseudo_labels_round_N.jsonl``, read
+as ``data.pseudo_labeled_file``; see
+:mod:`nlp_transfer.data.pseudo_labels`). Every round picks its best model on the same human-labelled validation
+split; only the last round scores the test split, and its files become the run directory's own. A teacher's
+weights are deleted once its pseudo-labels are written (its metrics and run info stay). ``--resume`` skips finished
+rounds and resumes the interrupted one from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp_transfer.config import RunConfig, save_config
+from nlp_transfer.data.pseudo_labels import class_shares, select_pseudo_labels, write_pseudo_labels
+from nlp_transfer.errors import DataError
+from nlp_transfer.run_info import RunInfo
+
+ROUNDS_DIR = "self_training"
+TEACHER_WEIGHTS = ("*.safetensors", "*.bin", "adapter", "checkpoints")
+
+
+def run_self_training(
+    config: RunConfig, train: Callable[..., Any], *, resume: bool = False, overwrite: bool = False, from_scratch: bool = False
+) -> Any:
+    """Train the rounds of a self-training run; ``train`` is :func:`nlp_transfer.pipeline.run_training`.
+
+    Returns the last round's result, its ``output_dir`` and ``info`` now those of ``config.output_dir``.
+    """
+    from accelerate import PartialState
+
+    from nlp_transfer.pipeline import prepare_output_dir
+
+    output_dir, state = Path(config.output_dir), PartialState()
+    if state.is_main_process:
+        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    state.wait_for_everyone()
+    texts = read_unlabeled_texts(config)
+    shares = labelled_class_shares(config) if config.self_training.balance else None
+    rounds: list[dict[str, Any]] = []
+    result = None
+    for number in range(config.self_training.rounds + 1):
+        round_dir = output_dir / ROUNDS_DIR / f"round_{number}"
+        pseudo_file = output_dir / ROUNDS_DIR / f"pseudo_labels_round_{number}.jsonl" if number else None
+        record: dict[str, Any] = {"round": number}
+        if pseudo_file is not None:
+            record.update(pseudo_label_round(config, rounds[-1]["dir"], texts, shares, pseudo_file, state))
+        result = train_round(config, round_dir, pseudo_file, train, resume=resume, last=number == config.self_training.rounds)
+        rounds.append(
+            {**record, "dir": round_dir, "validation": result.metrics.get("validation", {}), "examples": result.info["examples"]}
+        )
+    assert result is not None
+    return finish(config, result, rounds, len(texts), state)
+
+
+def read_unlabeled_texts(config: RunConfig) -> list[str]:
+    """The texts of ``data.unlabeled_file`` (one a line, or ``data.text_column`` of a table); at least one."""
+    from nlp_transfer.inference import read_texts
+
+    path = str(config.data.unlabeled_file)
+    if not Path(path).is_file():
+        raise DataError(f"data.unlabeled_file={path}: no such file. Fix the path, or set data.unlabeled_file=null.")
+    texts = read_texts(path, text_column=config.data.text_column, encoding=config.data.encoding)
+    if not texts:
+        raise DataError(f"data.unlabeled_file={path}: no texts in it. Give a file of unlabelled texts, one per line.")
+    return texts
+
+
+def labelled_class_shares(config: RunConfig) -> dict[str, float]:
+    """Each class's share of the labelled training split (after the hold-out), which the pseudo-labels keep."""
+    from nlp_transfer.data.loading import load_text_classification_data
+
+    labelled = dataclasses.replace(config.data, unlabeled_file=None, pseudo_labeled_file=None, augment=[])
+    data = load_text_classification_data(labelled, seed=config.seed)
+    return class_shares(list(data.splits["train"]["label"]))
+
+
+def pseudo_label_round(
+    config: RunConfig, teacher_dir: Path, texts: list[str], shares: dict[str, float] | None, path: Path, state: Any
+) -> dict[str, Any]:
+    """Label ``texts`` with the teacher in ``teacher_dir``, keep the confident, balanced ones in ``path``; a summary."""
+    if not path.is_file():  # a resumed run keeps the labels it already chose
+        probabilities, labels = teacher_probabilities(teacher_dir, texts, config.training.eval_batch_size)
+        chosen = select_pseudo_labels(
+            texts,
+            probabilities,
+            labels,
+            threshold=config.self_training.threshold,
+            class_shares=shares,
+            max_per_class=config.self_training.max_per_class,
+        )
+        if state.is_main_process:
+            write_pseudo_labels(path, chosen)
+            remove_teacher_weights(teacher_dir)
+        state.wait_for_everyone()
+    labels_of = [json.loads(line)["label"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    counts = dict(sorted(Counter(labels_of).items()))
+    print(f"self-training: {len(labels_of):,} of {len(texts):,} unlabelled texts pseudo-labelled {counts} ({path})")
+    return {"pseudo_labels": len(labels_of), "pseudo_labels_per_class": counts, "pseudo_labeled_file": str(path)}
+
+
+def teacher_probabilities(teacher_dir: Path, texts: list[str], batch_size: int) -> tuple[np.ndarray, list[str]]:
+    """The teacher's softmax probabilities for ``texts`` (no temperature: a fresh run has none) and its label names."""
+    import torch
+
+    from nlp_transfer.inference import load_run, text_logits
+
+    model, task = load_run(teacher_dir)
+    logits = text_logits(model, task, texts, batch_size=batch_size)
+    return torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy(), list(task.labels)
+
+
+def remove_teacher_weights(teacher_dir: Path) -> None:
+    """Delete a teacher's weights and checkpoints once its pseudo-labels are written (metrics and run info stay)."""
+    for pattern in TEACHER_WEIGHTS:
+        for path in teacher_dir.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def train_round(
+    config: RunConfig, round_dir: Path, pseudo_file: Path | None, train: Callable[..., Any], *, resume: bool, last: bool
+) -> Any:
+    """Train one round as an ordinary run in ``round_dir`` (a finished one is read back, not retrained)."""
+    if resume and (round_dir / "metrics.json").is_file():
+        return _finished_round(round_dir)
+    data = dataclasses.replace(
+        config.data,
+        unlabeled_file=None,
+        pseudo_labeled_file=str(pseudo_file) if pseudo_file else None,
+        test_file=config.data.test_file if last else None,  # the test split is scored once, by the last round
+    )
+    hub = dataclasses.replace(config.hub, push=False)
+    round_config = dataclasses.replace(config, data=data, hub=hub, output_dir=str(round_dir))
+    interrupted = resume and (round_dir / "config.yaml").is_file()
+    return train(round_config, resume=interrupted, overwrite=not interrupted)
+
+
+def _finished_round(round_dir: Path) -> Any:
+    from nlp_transfer.pipeline import RunResult
+
+    metrics = json.loads((round_dir / "metrics.json").read_text(encoding="utf-8"))
+    return RunResult(output_dir=round_dir, metrics=metrics, info=RunInfo.read(round_dir).to_dict())
+
+
+def finish(config: RunConfig, result: Any, rounds: list[dict[str, Any]], unlabeled: int, state: Any) -> Any:
+    """Move the last round's files up into the run directory and record the rounds in its run_info.json."""
+    output_dir, last_dir = Path(config.output_dir), Path(result.output_dir)
+    summary = {
+        "unlabeled_file": config.data.unlabeled_file,
+        "unlabeled_texts": unlabeled,
+        "threshold": config.self_training.threshold,
+        "balance": config.self_training.balance,
+        "rounds": [{k: (str(v) if k == "dir" else v) for k, v in r.items()} for r in rounds],
+    }
+    if state.is_main_process:
+        for entry in list(last_dir.iterdir()):
+            target = output_dir / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        save_config(config, output_dir / "config.yaml")
+        info = RunInfo.read(output_dir)
+        info.self_training = summary
+        info.write(output_dir)
+        report_gain(rounds)
+        if config.hub.push:
+            from nlp_transfer.hub import push_configured_run
+
+            print(f"pushed to {push_configured_run(config.hub, output_dir)}")
+    state.wait_for_everyone()
+    return dataclasses.replace(result, output_dir=output_dir, info=RunInfo.read(output_dir).to_dict())
+
+
+def report_gain(rounds: list[dict[str, Any]]) -> None:
+    """Say whether the last round beat round 0 on validation (the only split both were chosen on)."""
+    first, last = rounds[0]["validation"], rounds[-1]["validation"]
+    key = next((k for k in ("f1_macro", "accuracy") if k in first and k in last), None)
+    if key is None or len(rounds) < 2:
+        return
+    verdict = "better" if last[key] > first[key] else "not better: consider training without data.unlabeled_file"
+    print(f"self-training: validation {key} {first[key]:.4f} (labelled only) -> {last[key]:.4f} (last round), {verdict}")

@@ -1,0 +1,156 @@
+"""Self-training: which pseudo-labels are kept, where they go, and a teacher-student run that learns and resumes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nlp_transfer.config import load_config
+from nlp_transfer.data.loading import load_text_classification_data
+from nlp_transfer.data.pseudo_labels import PseudoLabel, class_shares, select_pseudo_labels, write_pseudo_labels
+from nlp_transfer.errors import ConfigError, DataError
+from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
+
+LABELS = ["negative", "positive"]
+
+
+def test_only_confident_predictions_are_kept_most_confident_first_in_text_order():
+    texts = [f"t{i}" for i in range(6)]
+    probabilities = np.array([[0.95, 0.05], [0.6, 0.4], [0.05, 0.95], [0.02, 0.98], [0.91, 0.09], [0.5, 0.5]])
+    kept = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9)
+    assert [(p.text, p.label) for p in kept] == [("t0", "negative"), ("t2", "positive"), ("t3", "positive"), ("t4", "negative")]
+    assert all(p.score >= 0.9 for p in kept)
+    capped = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9, max_per_class=1)
+    assert [p.text for p in capped] == ["t0", "t3"]  # the most confident of each class, back in text order
+
+
+def test_balance_keeps_the_labelled_class_shares_limited_by_the_scarcest_class():
+    rng = np.random.default_rng(0)
+    positive = rng.uniform(0.9, 1.0, 40)  # 40 confident positives, 10 confident negatives
+    negative = rng.uniform(0.9, 1.0, 10)
+    probabilities = np.concatenate([np.stack([1 - positive, positive], 1), np.stack([negative, 1 - negative], 1)])
+    texts = [f"t{i}" for i in range(50)]
+    even = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9, class_shares={"negative": 0.5, "positive": 0.5})
+    counts = {name: sum(p.label == name for p in even) for name in LABELS}
+    assert counts == {"negative": 10, "positive": 10}
+    kept_positive = sorted(p.score for p in even if p.label == "positive")
+    assert kept_positive == sorted(positive)[-10:]  # the ten most confident positives
+    skewed = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9, class_shares={"negative": 0.2, "positive": 0.8})
+    assert {name: sum(p.label == name for p in skewed) for name in LABELS} == {"negative": 10, "positive": 40}
+    none_confident = select_pseudo_labels(texts[:40], probabilities[:40], LABELS, threshold=0.9, class_shares=class_shares(LABELS))
+    assert none_confident == []  # no confident negative: keeping positives alone would unbalance the training set
+
+
+def test_pseudo_labels_join_the_training_split_only(tmp_path):
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(60, 1))
+    pseudo = tmp_path / "pseudo.jsonl"
+    write_pseudo_labels(pseudo, [PseudoLabel("superb great film", "positive", 0.97), PseudoLabel("awful plot", "negative", 0.93)])
+    plain = load_config(None, [f"data.train_file={train}"])
+    with_pseudo = load_config(None, [f"data.train_file={train}", f"data.pseudo_labeled_file={pseudo}"])
+    before, after = load_text_classification_data(plain.data), load_text_classification_data(with_pseudo.data)
+    assert after.splits["validation"]["text"] == before.splits["validation"]["text"]  # the hold-out is unchanged
+    assert after.splits["train"]["text"] == [*before.splits["train"]["text"], "superb great film", "awful plot"]
+    assert after.splits["train"]["label"][-2:] == ["positive", "negative"] and after.pseudo_labeled == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "fine", "label": "neutral"}', "pseudo.jsonl:2: label 'neutral' is not one of"),
+        ("not json", "pseudo.jsonl:2: expected"),
+    ],
+)
+def test_a_bad_pseudo_label_file_names_its_line(tmp_path, line, message):
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
+    pseudo = tmp_path / "pseudo.jsonl"
+    pseudo.write_text('{"text": "great", "label": "positive"}\n' + line + "\n", encoding="utf-8")
+    config = load_config(None, [f"data.train_file={train}", f"data.pseudo_labeled_file={pseudo}"])
+    with pytest.raises(DataError, match=message):
+        load_text_classification_data(config.data)
+
+
+def test_self_training_is_refused_for_other_tasks():
+    with pytest.raises(ConfigError, match=r"data\.unlabeled_file is for task=classification"):
+        load_config(None, ["task=ner", "data.train_file=x.conll", "data.unlabeled_file=u.txt"])
+
+
+@pytest.fixture(scope="module")
+def self_trained(tmp_path_factory, tiny_model_dir):
+    """A teacher on 40 labelled rows, one round of pseudo-labels on 400 unlabelled texts, a student on both."""
+    from nlp_transfer.pipeline import run_training
+
+    base = tmp_path_factory.mktemp("self-training")
+    train = write_csv(base / "train.csv", synthetic_sentiment(60, 1))
+    test = write_csv(base / "test.csv", synthetic_sentiment(200, 3))
+    unlabeled = synthetic_sentiment(400, 2)
+    (base / "unlabeled.txt").write_text("\n".join(text for text, _ in unlabeled) + "\n", encoding="utf-8")
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        base / "run",
+        **{
+            "data.train_file": train,
+            "data.test_file": test,
+            "data.validation_split": 0.3,
+            "data.unlabeled_file": base / "unlabeled.txt",
+            "self_training.threshold": 0.9,
+            "training.epochs": 10,
+            "training.learning_rate": 3e-3,
+            "training.eval_strategy": "steps",  # the teacher's first perfect epoch is still unsure: evaluate late
+            "training.eval_steps": 30,
+        },
+    )
+    result = run_training(load_config(None, overrides))
+    return result, base, dict(unlabeled)
+
+
+def test_a_round_keeps_confident_balanced_labels_and_the_student_learns(self_trained):
+    result, base, truth = self_trained
+    run = base / "run"
+    rounds = result.info["self_training"]["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1] and result.info["self_training"]["unlabeled_texts"] == 400
+    chosen = [json.loads(line) for line in (run / "self_training/pseudo_labels_round_1.jsonl").read_text().splitlines()]
+    assert len(chosen) == rounds[1]["pseudo_labels"] >= 40
+    assert all(row["score"] >= 0.9 for row in chosen)
+    counts = rounds[1]["pseudo_labels_per_class"]
+    assert abs(counts["positive"] - counts["negative"]) <= 1  # the labelled rows are half and half
+    assert np.mean([truth[row["text"]] == row["label"] for row in chosen]) >= 0.8  # the teacher learned
+    assert result.info["pseudo_labeled_examples"] == len(chosen)
+    assert result.info["examples"]["train"] == rounds[0]["examples"]["train"] + len(chosen)
+    assert result.metrics["test"]["accuracy"] >= 0.75  # the student learned (chance: 0.5)
+
+
+def test_only_the_last_round_scores_the_test_split_and_teachers_keep_no_weights(self_trained):
+    _, base, _ = self_trained
+    run = base / "run"
+    teacher = run / "self_training/round_0"
+    assert "test" not in json.loads((teacher / "metrics.json").read_text())
+    assert not list(teacher.glob("*.safetensors")) and (teacher / "run_info.json").is_file()
+    assert (run / "model.safetensors").is_file() and "test" in json.loads((run / "metrics.json").read_text())
+    assert "unlabeled_file" in (run / "config.yaml").read_text()  # the run's own config, not the last round's
+
+
+def test_resume_reuses_finished_rounds(self_trained, tiny_model_dir, monkeypatch):
+    """Round 0 finished and round 1's labels written: a resumed run trains round 1 only, on the same labels."""
+    from nlp_transfer import self_training
+    from nlp_transfer.config import load_config as load
+    from nlp_transfer.pipeline import run_training
+
+    _, base, _ = self_trained
+    run = base / "run"
+    config = load(run / "config.yaml")
+    labels_before = (run / "self_training/pseudo_labels_round_1.jsonl").read_text()
+    round_0_written = (run / "self_training/round_0/metrics.json").stat().st_mtime_ns
+    trained = []
+    real_train = self_training.train_round
+
+    def counting(config, round_dir, *args, **kwargs):
+        trained.append(round_dir.name)
+        return real_train(config, round_dir, *args, **kwargs)
+
+    monkeypatch.setattr(self_training, "train_round", counting)
+    monkeypatch.setattr(self_training, "teacher_probabilities", lambda *a: pytest.fail("the labels were already chosen"))
+    result = run_training(config, resume=True)
+    assert trained == ["round_0", "round_1"]  # round_0 is read back (its metrics.json), not retrained
+    assert (run / "self_training/round_0/metrics.json").stat().st_mtime_ns == round_0_written
+    assert (run / "self_training/pseudo_labels_round_1.jsonl").read_text() == labels_before
+    assert result.metrics["test"]["accuracy"] >= 0.75
