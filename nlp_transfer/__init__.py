@@ -35,6 +35,12 @@ _HOME = {  # public name -> the module that defines it
     "build_classification_task": "nlp_transfer.tasks",
     "fit": "nlp_transfer.training",
     "apply_strategy": "nlp_transfer.transfer",
+    "ShiftReport": "nlp_transfer.shift",
+    "export_run": "nlp_transfer.export.command",
+    "load_backend": "nlp_transfer.inference",
+    "domain_shift": "nlp_transfer.shift",
+    "run_adaptation": "nlp_transfer.adapt.run",
+    "run_self_training": "nlp_transfer.self_training",
 }
 
 __all__ = [
@@ -43,27 +49,37 @@ __all__ = [
     "DataError",
     "RunConfig",
     "SequenceClassificationTask",
+    "ShiftReport",
     "TrainingConfig",
     "TransferConfig",
     "UserError",
     "apply_strategy",
     "build_classification_task",
+    "domain_shift",
     "evaluate_file",
+    "export_run",
     "fit",
+    "load_backend",
     "load_config",
     "load_run",
     "load_text_classification_data",
     "predict",
     "predict_texts",
+    "run_adaptation",
+    "run_self_training",
     "run_training",
 ]
 
 if TYPE_CHECKING:  # what type checkers and editors see
+    from nlp_transfer.adapt.run import run_adaptation
     from nlp_transfer.config import DataConfig, RunConfig, TrainingConfig, TransferConfig, load_config
     from nlp_transfer.data import load_text_classification_data
     from nlp_transfer.errors import ConfigError, DataError, UserError
-    from nlp_transfer.inference import evaluate_file, load_run, predict, predict_texts
+    from nlp_transfer.export.command import export_run
+    from nlp_transfer.inference import evaluate_file, load_backend, load_run, predict, predict_texts
     from nlp_transfer.pipeline import run_training
+    from nlp_transfer.self_training import run_self_training
+    from nlp_transfer.shift import ShiftReport, domain_shift
     from nlp_transfer.tasks import SequenceClassificationTask, build_classification_task
     from nlp_transfer.training import fit
     from nlp_transfer.transfer import apply_strategy

@@ -1,6 +1,7 @@
 """The ``nlp-transfer`` command: a thin layer over the package's functions.
 
-Verbs: ``train``, ``evaluate``, ``predict``, ``config``, ``push``, ``compare``, ``rank`` and ``check``. Any :class:`UserError` prints one line
+Verbs: ``train``, ``adapt``, ``evaluate``, ``predict``, ``config``, ``push``, ``compare``, ``rank``, ``check``, ``shift`` and
+``export``. Any :class:`UserError` prints one line
 and exits with code 2; ``--debug`` shows the traceback instead.
 """
 
@@ -162,26 +163,44 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from nlp_transfer.inference import predict, read_texts
+    """Stream JSON lines: texts are read lazily (arguments, --input, stdin) and predicted a chunk at a time."""
+    from itertools import chain
 
-    texts = list(args.texts)
+    from nlp_transfer.inference import Progress, iter_texts, load_backend, non_empty, stream_predictions
+
+    texts: Any = iter(args.texts)
     if args.input:
-        texts += read_texts(args.input, text_column=args.text_column, encoding=args.encoding)
-    if not texts and not sys.stdin.isatty():
-        texts = [line.strip() for line in sys.stdin if line.strip()]
-    if not texts:
+        texts = chain(texts, iter_texts(args.input, text_column=args.text_column, encoding=args.encoding))
+    elif not args.texts and not sys.stdin.isatty():
+        texts = (line.strip() for line in sys.stdin if line.strip())
+    texts = non_empty(texts)  # reads the first text only: a missing file or column fails before the model loads
+    if texts is None:
         raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
-    for row in predict(args.run_dir, texts, batch_size=args.batch_size, **_load_options(args)):
+    model, task = load_backend(args.run_dir, args.backend, export_dir=args.export_dir, **_load_options(args))
+    progress = Progress(sys.stderr) if args.input else None
+    for row in stream_predictions(model, task, texts, batch_size=args.batch_size, chunk_size=args.chunk_size):
         if args.min_score is not None and "score" in row:
             row["abstain"] = row["score"] < args.min_score
         print(json.dumps(row, ensure_ascii=False))
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        progress.close()
 
 
 def _push(args: argparse.Namespace) -> None:
     from nlp_transfer.hub import push_run
 
     mode = "adapter" if args.adapter else "merged" if args.merged else "auto"
-    url = push_run(args.run_dir, repo_id=args.repo_id, private=args.private, token=args.token, mode=mode, license=args.license)
+    url = push_run(
+        args.run_dir,
+        repo_id=args.repo_id,
+        private=args.private,
+        token=args.token,
+        mode=mode,
+        license=args.license,
+        onnx=args.onnx,
+    )
     print(f"pushed {args.run_dir} to {url}")
 
 
@@ -256,20 +275,65 @@ def _rank(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from nlp_transfer.check.command import check_run, missed_gates, parse_gates
+    from nlp_transfer.check.command import check_run, summary_lines
 
-    gates = parse_gates(args.fail_under or [])
     data = _data_config(args, args.data) if args.data else None
-    report = check_run(args.run_dir, data_path=args.data, data=data, batch_size=args.batch_size, bins=args.bins)
-    c, s = report["calibration"], report["selective"]
-    print(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
-    print(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
-    print(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
+    report = check_run(
+        args.run_dir,
+        data_path=args.data,
+        data=data,
+        batch_size=args.batch_size,
+        bins=args.bins,
+        suites=args.suite or [],
+        slice_column=args.slice_column,
+        fail_under=args.fail_under or [],
+        drift=args.drift,
+        text_column=args.text_column,
+    )
+    print("\n".join(summary_lines(report)))
     print(f"report: {Path(args.run_dir) / 'check'}")
-    missed = missed_gates(report, gates)
+    missed = report["gates"]["missed"]
     if missed:
         print("check failed: " + "; ".join(missed), file=sys.stderr)
         raise SystemExit(1)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from nlp_transfer.export.command import ExportRefused, export_run
+
+    try:
+        report = export_run(args.run_dir, output=args.output, int8=args.int8, max_drop=args.max_drop, batch_size=args.batch_size)
+    except ExportRefused as refused:
+        print(refused, file=sys.stderr)
+        raise SystemExit(1) from None
+    for name, check in report["checks"].items():
+        print(
+            f"{name}: label agreement {check['label_agreement']:.4f}, {check['metric']} {check['before']:.4f} -> "
+            f"{check['after']:.4f} ({100 * (check['after'] - check['before']):+.2f} points) on {report['checked_on']}"
+        )
+    print(f"export: {report['output']}")
+
+
+def _shift(args: argparse.Namespace) -> None:
+    from nlp_transfer.shift.command import run_shift
+    from nlp_transfer.shift.report import render_text
+
+    report, paths = run_shift(
+        args.source,
+        args.target,
+        model=args.model,
+        sample=args.sample,
+        output_dir=args.output,
+        text_column=args.text_column,
+        encoding=args.encoding,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return
+    print(render_text(report))
+    print(f"report: {paths['shift.json'].parent}")
 
 
 def _config(args: argparse.Namespace) -> None:
@@ -316,6 +380,13 @@ def _add_predict_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
         help='classification: mark predictions scored below this "abstain": true (nlp-transfer check reports the score '
         "that reaches a target accuracy)",
     )
+    predict.add_argument(
+        "--backend", choices=["torch", "onnx"], default="torch", help="torch weights, or the ONNX model of nlp-transfer export"
+    )
+    predict.add_argument("--export-dir", help="--backend onnx: the export folder (default: RUN_DIR/onnx)")
+    predict.add_argument(
+        "--chunk-size", type=int, default=1024, help="texts read and predicted at a time; memory stays that of one chunk"
+    )
     _add_load_options(predict)
 
 
@@ -338,6 +409,9 @@ def _add_push_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     which.add_argument("--merged", action="store_true", help="push the plain (merged) model")
     push.add_argument("--token", help="Hub token (default: HF_TOKEN or `hf auth login`; prefer those, a flag shows in ps)")
     push.add_argument("--license", help="license id for the model card, e.g. apache-2.0 (default: the base model's)")
+    push.add_argument(
+        "--onnx", action="store_true", help="also upload RUN_DIR/onnx (nlp-transfer export), with a card section on onnxruntime"
+    )
     push.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -379,14 +453,28 @@ def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _add_check_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    check = verbs.add_parser("check", help="calibration and selective prediction of a saved classification run")
+    check = verbs.add_parser("check", help="calibration, behavioural tests, bias and slices of a saved run, before shipping it")
     check.add_argument("run_dir")
     check.add_argument("--data", help="labelled file to score (default: the run's test split, else its validation split)")
     check.add_argument(
         "--fail-under",
         nargs="+",
         metavar="KEY=VALUE",
-        help="exit 1 when a figure misses its bound (below it; above it for ece and brier), e.g. calibration.ece_after_temperature=0.05",
+        help="exit 1 when a figure of check.json misses its bound: below it for accuracy, recall and auc; above it for "
+        "error, flip and failure rates, gaps, ece and brier; e.g. behaviour.negation.failure_rate=0.2",
+    )
+    check.add_argument(
+        "--suite",
+        nargs="+",
+        metavar="NAME|FILE",
+        help="behavioural suites to add to the shipped ones: a YAML/JSONL file or a shipped name",
+    )
+    check.add_argument("--slice-column", help="also report accuracy per value of this column of --data (or of the test file)")
+    check.add_argument(
+        "--drift",
+        metavar="FILE",
+        help="new, unlabelled inputs (one a line, or --text-column of a table): how far they are from the run's "
+        "training texts (nlp-transfer shift's domain classifier; drift.* gates)",
     )
     check.add_argument("--bins", type=int, default=15, help="confidence bins of the calibration error (default: 15)")
     _add_data_options(check)
@@ -410,11 +498,44 @@ def _add_rank_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
     rank.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
 
 
+def _add_export_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = verbs.add_parser("export", help="write a run as ONNX (optionally int8), checked on its validation split")
+    export.add_argument("run_dir")
+    export.add_argument("--int8", action="store_true", help="also write a dynamically quantized int8 model and serve that one")
+    export.add_argument("--output", help="export folder (default: RUN_DIR/onnx)")
+    export.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.5,
+        help="refuse (exit 1, nothing written) when the export's validation metric is more than this many points below the run's (default: 0.5)",
+    )
+    export.add_argument("--batch-size", type=int, default=64, help="texts per batch when checking (default: 64)")
+    export.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+
+
+def _add_shift_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    shift = verbs.add_parser("shift", help="how far TARGET texts are from SOURCE texts (or a run's training data)")
+    shift.add_argument("source", help="a text file (one text a line, or csv/tsv/json/jsonl) or a saved run's output_dir")
+    shift.add_argument("target", help="a text file (one text a line, or csv/tsv/json/jsonl)")
+    shift.add_argument("--model", help="model whose mean-pooled embeddings are compared (default: the run's, else MiniLM)")
+    shift.add_argument("--sample", type=int, default=1000, help="texts drawn from each side (default: 1000)")
+    shift.add_argument("--json", action="store_true", help="print the report as one JSON object instead of text")
+    shift.add_argument("--output", help="folder for shift.json and shift.png (default: TARGET-shift beside the target)")
+    shift.add_argument("--text-column", default="text", help="text column of csv/tsv/json/jsonl files (default: text)")
+    shift.add_argument("--encoding", default="utf-8", help="encoding of the files (default: utf-8)")
+    shift.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    shift.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier's folds (default: 0)")
+    shift.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb but ``train`` (which :func:`run_recipe` parses; it is listed here for the help)."""
     parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{train,evaluate,predict,config,push,compare,rank,check}")
+    verbs = parser.add_subparsers(
+        dest="verb", required=True, metavar="{train,adapt,evaluate,predict,config,push,compare,rank,check,shift,export}"
+    )
     verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
+    verbs.add_parser("adapt", help="masked-LM pretraining on unlabelled text: nlp-transfer adapt CONFIG [key=value ...]")
     _add_evaluate_parser(verbs)
     _add_predict_parser(verbs)
     _add_config_parser(verbs)
@@ -422,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare_parser(verbs)
     _add_rank_parser(verbs)
     _add_check_parser(verbs)
+    _add_shift_parser(verbs)
+    _add_export_parser(verbs)
     return parser
 
 
@@ -433,6 +556,8 @@ VERBS: dict[str, Callable[[argparse.Namespace], None]] = {
     "compare": _compare,
     "rank": _rank,
     "check": _check,
+    "shift": _shift,
+    "export": _export,
 }
 
 
@@ -448,6 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return run_recipe(None, argv[1:])
+    if argv and argv[0] == "adapt":  # like train: CONFIG, overrides and flags in any order
+        from nlp_transfer.adapt.command import run_adapt
+
+        return run_adapt(argv[1:])
     return dispatch(build_parser().parse_args(argv))
 
 

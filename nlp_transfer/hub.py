@@ -57,6 +57,7 @@ PIPELINE_TAGS = {
     "ner": "token-classification",
     "token_classification": "token-classification",
     "token-classification": "token-classification",
+    "masked-lm": "fill-mask",  # nlp-transfer adapt: an encoder further pretrained on unlabelled text
 }
 METRIC_NAMES = {
     "accuracy": ("accuracy", None, "Accuracy"),
@@ -303,7 +304,7 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> 
     return results
 
 
-def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
+def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tuple[str, Any]]:
     """(name, value) rows of the training settings, the transfer section and the seed of the resolved config."""
     training = config.get("training") or {}
     keys = (
@@ -314,7 +315,8 @@ def _hyperparameters(config: dict[str, Any]) -> list[tuple[str, Any]]:
     if config.get("task") == "ner":
         keys += ("label_all_subwords", "document_context")
     rows = [(f"training.{k}", training[k]) for k in keys if k in training]
-    rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items()]
+    if (task or config.get("task")) != "masked-lm":  # nlp-transfer adapt ignores the transfer section
+        rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items()]
     if "seed" in config:
         rows.append(("seed", config["seed"]))
     return rows
@@ -408,8 +410,24 @@ def _mean_pooled_usage(repo_id: str, info: RunInfo, model_type: str) -> str:
     )
 
 
+def _adapted_usage(repo_id: str) -> str:
+    """How to use an encoder that ``nlp-transfer adapt`` further pretrained: fill masks, or fine-tune it."""
+    return (
+        "An encoder for fine-tuning, not a classifier. Its masked-LM head fills masks:\n\n"
+        "```python\n"
+        "from transformers import pipeline\n\n"
+        f'fill = pipeline("fill-mask", model={_q(repo_id)})\n'
+        'fill("The blender was [MASK] and easy to clean.")\n'
+        "```\n\n"
+        f"Fine-tune it as any model: `AutoModelForSequenceClassification.from_pretrained({_q(repo_id)}, num_labels=N)`, "
+        f"or `model: {repo_id}` in an nlp-transfer config.\n"
+    )
+
+
 def _usage(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool, model_type: str = "bert") -> str:
-    """The card's code snippets: the adapter's, a mean-pooled model's, or the full model's."""
+    """The card's code snippets: the adapter's, a mean-pooled model's, an adapted encoder's, or the full model's."""
+    if info.task == "masked-lm":
+        return _adapted_usage(repo_id)
     if adapter:
         return _adapter_usage(repo_id, info, pipeline_tag)
     if info.pooling == "mean":
@@ -502,13 +520,10 @@ def _intro_section(facts: _CardFacts) -> list[str]:
     what = "A LoRA adapter for" if facts.adapter else "A fine-tuned version of"
     base = facts.base_model
     base_text = f"[{base}](https://huggingface.co/{base})" if facts.base_is_hub else f"`{base or 'a local model'}`"
-    lines = [
-        f"# {facts.name}",
-        "",
-        f"{what} {base_text} for **{facts.pipeline_tag}** ({facts.task}), trained with "
-        f"nlp-transfer using the **{facts.strategy}** transfer strategy.",
-        "",
-    ]
+    how = f"for **{facts.pipeline_tag}** ({facts.task}), trained with nlp-transfer using the **{facts.strategy}** transfer strategy."
+    if facts.task == "masked-lm":
+        what, how = "A version of", "further pretrained with masked language modelling on unlabelled text (`nlp-transfer adapt`)."
+    lines = [f"# {facts.name}", "", f"{what} {base_text} {how}", ""]
     if not facts.license:
         lines += ["No license was set: pass `--license ID` when pushing to state one.", ""]
     return lines
@@ -517,6 +532,8 @@ def _intro_section(facts: _CardFacts) -> list[str]:
 def _labels_section(facts: _CardFacts) -> list[str]:
     """The label list, and the decision threshold of a multi-label model."""
     labels = [str(label) for label in facts.info.labels or []]
+    if facts.task == "masked-lm":
+        return []
     lines = ["## Labels", ""]
     lines += [", ".join(f"`{label}`" for label in labels) if labels else "See `config.json` (`id2label`).", ""]
     if facts.info.task == "multilabel":
@@ -545,7 +562,7 @@ def _training_procedure_section(facts: _CardFacts) -> list[str]:
     if trainable and total:
         share = 100 * trainable / total
         lines += [f"Strategy `{facts.strategy}`: {trainable:,} of {total:,} parameters trained ({share:.2f} %).", ""]
-    hyper = _hyperparameters(facts.config)
+    hyper = _hyperparameters(facts.config, facts.task)
     if hyper:
         lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {_fmt(v)} |" for k, v in hyper] + [""]
     if info.global_steps:  # a run that recorded its training (not an empty record)
@@ -600,10 +617,14 @@ def _limitations_section(facts: _CardFacts) -> list[str]:
 
 
 def _checked_figures(run_dir: Path) -> list[str]:
-    """Card lines with the calibration and selective-prediction figures of ``RUN_DIR/check/check.json``, if any."""
+    """Card lines with the figures of ``RUN_DIR/check/check.json``, if any: calibration, behaviour, bias, slices."""
+    from nlp_transfer.check.report_md import card_lines
+
     report = _read_json(run_dir / "check" / "check.json")
     if not report:
         return []
+    if "calibration" not in report:  # a NER run: behavioural tests only
+        return card_lines(report)
     c, s = report["calibration"], report["selective"]
     applied = (
         "`calibration.json` stores it; nlp-transfer applies it, `transformers.pipeline` does not (divide the logits by it)"
@@ -615,6 +636,7 @@ def _checked_figures(run_dir: Path) -> list[str]:
         f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {report['fitted_on']} ({applied}).",
         f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident inputs, "
         f"{s['accuracy_at_90']:.4f} on 90 %.",
+        *card_lines(report),
     ]
 
 
@@ -859,17 +881,24 @@ def push_run(
     license: str | None = None,
     attempts: int = COMMIT_ATTEMPTS,
     retry_wait: float | None = None,
+    onnx: bool = False,
 ) -> str:
     """Create ``repo_id`` (or reuse it) and upload the run in one commit; returns the repository URL.
 
     ``mode``: ``merged`` the plain (or LoRA-merged) model, ``adapter`` the LoRA adapter in RUN_DIR/adapter,
     ``auto`` the model when there is one, else the adapter. Checkpoints, logs and training state stay local.
     Transient errors of the commit are retried ``attempts`` times, waiting ``retry_wait`` (default
-    ``RETRY_WAIT_SECONDS``) seconds, doubled each time.
+    ``RETRY_WAIT_SECONDS``) seconds, doubled each time. ``onnx`` also uploads RUN_DIR/onnx (``nlp-transfer export``).
     """
     run_dir = Path(run_dir)
     retry_wait = RETRY_WAIT_SECONDS if retry_wait is None else retry_wait
     chosen, files = _prepare_push(run_dir, repo_id, mode, license)
+    onnx_card = b""
+    if onnx:  # the export rides along, and the card says how to run it with onnxruntime alone
+        from nlp_transfer.export.hub_files import onnx_card_section, onnx_push_files
+
+        files.update(onnx_push_files(run_dir))
+        onnx_card = onnx_card_section(run_dir, repo_id).encode("utf-8")
     token = resolve_token(token)
     _refuse_leaks(files, token)
     _check_online()
@@ -882,6 +911,8 @@ def push_run(
     existed = hub_call("looking up the repository", lambda: api.repo_exists(repo_id))
     url = str(hub_call("creating the repository", lambda: api.create_repo(repo_id, private=private, exist_ok=True)))
     stale = _update_for_existing_repo(api, hub_call, run_dir, files, license, chosen == "adapter") if existed else []
+    if onnx_card:  # appended once the card is final (an existing repository's license may have rebuilt it)
+        files["README.md"] = bytes(files["README.md"]) + onnx_card  # type: ignore[arg-type]
     message = commit_message or f"Upload {chosen} model from nlp-transfer run {run_dir.name}"
     _commit_files(api, hub_call, files, stale, message, existed=existed)
     logger.info("pushed %s (%s) to %s", run_dir, chosen, url)

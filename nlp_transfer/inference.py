@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +56,21 @@ def load_run(
         model = load_pretrained(auto, str(run_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if getattr(model.config, POOLING_KEY, "cls") == "mean":  # a feature-extraction run whose head reads the mean
         model = MeanPooledModel(model)
+    task = run_task(run_dir, model.config, trust_remote_code=trust_remote_code)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), task
+
+
+def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = False) -> Task:
+    """The task of a saved run, rebuilt from its model ``config`` (labels, head), tokenizer and run info."""
+    run_dir = Path(run_dir)
+    is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
     tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     info = RunInfo.read(run_dir)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = [config.id2label[i] for i in range(config.num_labels)]
     max_length = int(info.max_length or min(tokenizer.model_max_length, 512))
-    task: Task
     if is_tagger:
-        task = TokenClassificationTask(
+        return TokenClassificationTask(
             model_path=str(run_dir),
             labels=labels,
             tokenizer=tokenizer,
@@ -68,19 +78,37 @@ def load_run(
             document_context=int(info.document_context or 0),
             model_name=str(run_dir),
         )
-    else:
-        task = SequenceClassificationTask(
-            model_path=str(run_dir),
-            labels=labels,
-            tokenizer=tokenizer,
-            multi_label=model.config.problem_type == "multi_label_classification",
-            max_length=max_length,
-            threshold=float(info.threshold or 0.5),
-            model_name=str(run_dir),
-            temperature=read_temperature(run_dir),
-        )
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device).eval(), task
+    return SequenceClassificationTask(
+        model_path=str(run_dir),
+        labels=labels,
+        tokenizer=tokenizer,
+        multi_label=config.problem_type == "multi_label_classification",
+        max_length=max_length,
+        threshold=float(info.threshold or 0.5),
+        model_name=str(run_dir),
+        temperature=read_temperature(run_dir),
+    )
+
+
+#: the ways ``predict`` can run a saved run: its PyTorch weights, or its ONNX export (``nlp-transfer export``)
+BACKENDS = ("torch", "onnx")
+
+
+def load_backend(
+    run_dir: str | Path, backend: str = "torch", *, export_dir: str | Path | None = None, **load_kwargs: Any
+) -> tuple[Any, Task]:
+    """The run's model and task for ``backend``: :func:`load_run`, or the ONNX export run by onnxruntime.
+
+    Both give a model that :func:`predict_texts` and :func:`batched_logits` accept, so predictions are built
+    (labels, temperature, entities) by the same task code whichever backend computes the logits.
+    """
+    if backend == "torch":
+        return load_run(run_dir, **load_kwargs)
+    if backend == "onnx":
+        from nlp_transfer.export.onnx_backend import load_onnx_run
+
+        return load_onnx_run(run_dir, export_dir=export_dir, trust_remote_code=load_kwargs.get("trust_remote_code", False))
+    raise UserError(f"backend {backend!r} is unknown; choose one of {', '.join(BACKENDS)}.")
 
 
 #: written by ``nlp-transfer check`` into the run directory; ``load_run`` applies its temperature to single-label scores
@@ -210,3 +238,140 @@ def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     if text_column not in records[0].fields:
         raise UserError(f"{path}: no column '{text_column}'; the columns are {list(records[0].fields)}. Pass --text-column.")
     return [str(r.fields[text_column]) for r in records]
+
+
+# --------------------------------------------------------------------------- streaming a large file
+
+#: texts predicted together when a file is streamed: memory stays that of one chunk, whatever the file's size
+CHUNK_SIZE = 1024
+
+
+def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[str]:
+    """Texts of ``path`` read lazily, as :func:`read_texts` reads them: one per line, or a column of a table.
+
+    .txt, csv, tsv and jsonl files are read a line at a time; a .json array is parsed whole (JSON cannot be
+    read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line.
+    """
+    from nlp_transfer.data.readers import infer_format
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
+    suffix = file.suffix.lower()
+    if suffix not in (".txt", ""):
+        format = infer_format(path, None)
+        if format == "json":
+            yield from read_texts(path, text_column=text_column, encoding=encoding)
+            return
+        if format not in ("csv", "tsv", "jsonl"):
+            raise DataError(f"{path}: format '{format}' holds no texts to predict. Give a .txt, csv, tsv, json or jsonl file.")
+    try:
+        with open(file, encoding=encoding, newline="" if suffix in (".csv", ".tsv") else None) as handle:
+            if suffix in (".txt", ""):
+                yield from (line.strip() for line in handle if line.strip())
+            elif suffix in (".jsonl", ".ndjson"):
+                yield from _jsonl_texts(path, handle, text_column)
+            else:
+                yield from _table_texts(path, handle, "\t" if suffix == ".tsv" else ",", text_column)
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'. Pass --encoding, e.g. utf-8 or latin-1.") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: a byte cannot be decoded as {encoding} ({err.reason}). Pass --encoding.") from None
+
+
+def _missing_column(path: str, text_column: str, columns: Sequence[str]) -> UserError:
+    return UserError(f"{path}: no column '{text_column}'; the columns are {list(columns)}. Pass --text-column.")
+
+
+def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> Iterator[str]:
+    """The ``text_column`` of a csv/tsv file with a header, a row at a time."""
+    import csv
+
+    reader = csv.reader(handle, delimiter=delimiter)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise DataError(f"{path}: the file is empty. Give a file with data rows.")
+    names = [cell.strip().removeprefix("\ufeff") for cell in header]
+    if text_column not in names:
+        raise _missing_column(path, text_column, names)
+    index = names.index(text_column)
+    try:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                if len(row) <= index:
+                    raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
+                yield row[index]
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
+
+
+def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[str]:
+    """The ``text_column`` of each JSON object of a jsonl file, a line at a time."""
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}).") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
+        if text_column not in obj:
+            raise _missing_column(path, text_column, list(obj))
+        yield str(obj[text_column])
+
+
+def chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to ``size`` consecutive items, read from ``items`` only as each list is needed."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def stream_predictions(
+    model: Any, task: Task, texts: Iterable[str], *, batch_size: int = 64, chunk_size: int = CHUNK_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Predictions for ``texts`` in their order, computed a chunk at a time as the caller consumes them.
+
+    At most ``chunk_size`` texts and their predictions are held at once, so a file of any length
+    streams through in constant memory (``texts`` should itself be lazy, e.g. :func:`iter_texts`).
+    """
+    if chunk_size < 1:
+        raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
+    for chunk in chunked(texts, chunk_size):
+        yield from predict_texts(model, task, chunk, batch_size=batch_size)
+
+
+class Progress:
+    """Texts done and their throughput, written to ``stream`` at most every ``every`` seconds and at the end."""
+
+    def __init__(self, stream: Any, every: float = 2.0) -> None:
+        self.stream, self.every = stream, every
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+
+    def update(self, count: int = 1) -> None:
+        """Count ``count`` more texts; report when ``every`` seconds have passed since the last report."""
+        self.done += count
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self._write(now)
+
+    def close(self) -> None:
+        """The final report."""
+        self._write(time.perf_counter(), final=True)
+
+    def _write(self, now: float, final: bool = False) -> None:
+        rate = self.done / max(now - self.start, 1e-9)
+        end = "\n" if final or not self.stream.isatty() else "\r"
+        self.stream.write(f"{'predicted' if final else 'predicting:'} {self.done:,} texts, {rate:,.1f} texts/s{end}")
+        self.stream.flush()
+
+
+def non_empty(texts: Iterable[str]) -> Iterator[str] | None:
+    """``texts`` as an iterator, or None when it yields nothing (reads only the first text to tell)."""
+    iterator = iter(texts)
+    for first in iterator:
+        return chain([first], iterator)
+    return None

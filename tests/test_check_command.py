@@ -12,7 +12,7 @@ from nlp_transfer.config import load_config
 from nlp_transfer.inference import load_run, predict
 from nlp_transfer.pipeline import run_training
 from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
-from tests.test_cli import cli
+from tests.test_cli import cli, cli_in_process
 
 
 def noisy(rows, seed, rate=0.2):
@@ -96,26 +96,34 @@ def test_selective_prediction_and_abstention(noisy_run):
     assert any(r["abstain"] for r in rows)
 
 
-def test_gates_exit_1_when_missed_and_bad_input_exits_2(noisy_run, tiny_model_dir, tmp_path):
+def test_gates_exit_1_when_missed_and_bad_input_exits_2(noisy_run, tmp_path, capsys):
     run_dir = noisy_run[0]
-    missed = cli("check", run_dir, "--fail-under", "selective.accuracy_at_80=1.01", "calibration.ece=0.0")
-    assert missed.returncode == 1, missed.stderr
-    assert "selective.accuracy_at_80" in missed.stderr and "calibration.ece" in missed.stderr and "Traceback" not in missed.stderr
-    passed = cli("check", run_dir, "--fail-under", "selective.accuracy_at_80=0.5")
-    assert passed.returncode == 0 and "ECE" in passed.stdout, passed.stderr
-    unknown = cli("check", run_dir, "--fail-under", "calibration.magic=1")
-    assert unknown.returncode == 2 and "--fail-under calibration.magic=1: write KEY=VALUE with KEY one of" in unknown.stderr
-    assert cli("check", tmp_path).returncode == 2  # not a run
+    with pytest.raises(SystemExit) as missed:  # in process: the verb exits 1 itself
+        cli_in_process(capsys, "check", run_dir, "--fail-under", "selective.accuracy_at_80=1.01", "calibration.ece=0.0")
+    err = capsys.readouterr().err
+    assert missed.value.code == 1, err
+    assert "selective.accuracy_at_80" in err and "calibration.ece" in err and "Traceback" not in err
+    code, out, err = cli_in_process(capsys, "check", run_dir, "--fail-under", "selective.accuracy_at_80=0.5")
+    assert code == 0 and "ECE" in out, err
+    code, _, err = cli_in_process(capsys, "check", run_dir, "--fail-under", "calibration.magic=1")
+    assert code == 2 and "--fail-under calibration.magic=1: write KEY=VALUE with KEY one of" in err
+    assert cli_in_process(capsys, "check", tmp_path)[0] == 2  # not a run
 
 
-def test_a_ner_run_is_refused_with_one_line(tiny_model_dir, tmp_path):
+def test_a_ner_run_gets_recall_per_group_of_names_and_places(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "train.conll").write_text("John B-PER\nruns O\n\nMary B-PER\nsings O\n\n" * 20, encoding="utf-8")
     out = tmp_path / "ner"
     overrides = tiny_overrides(tiny_model_dir, out, task="ner", **{"data.train_file": tmp_path / "train.conll"})
     run_training(load_config(None, overrides))
-    result = cli("check", out)
-    assert result.returncode == 2 and "a NER run; nlp-transfer check covers classification runs so far" in result.stderr
-    assert "Traceback" not in result.stderr
+    code, stdout, err = cli_in_process(capsys, "check", out, "--fail-under", "behaviour.places_by_region.failure_rate=1")
+    assert code == 0 and "behaviour failure rates: person_names_by_origin" in stdout, err
+    report = json.loads((out / "check" / "check.json").read_text())
+    assert "calibration" not in report and report["task"] == "ner"
+    names = report["behaviour"]["person_names_by_origin"]
+    assert set(names["groups"]) >= {"anglo", "african", "east_asian"} and 0 <= names["failure_rate"] <= 1
+    assert all(0 <= g["recall"] <= 1 and g["count"] > 0 for g in names["groups"].values())
+    code, _, err = cli_in_process(capsys, "check", out, "--fail-under", "calibration.ece=0.1")  # no calibration for NER
+    assert code == 2 and "--fail-under calibration.ece=0.1: write KEY=VALUE" in err and "Traceback" not in err
 
 
 def test_the_card_of_a_checked_run_states_its_calibration(noisy_run, tmp_path):
@@ -157,3 +165,26 @@ def test_a_multi_label_run_is_checked_per_decision_and_its_threshold_kept(tiny_m
     assert not (out / "calibration.json").exists()
     assert "reported only" in (out / "check" / "report.md").read_text()
     assert 0.0 <= report["selective"]["accuracy_at_80"] <= 1.0
+
+
+def test_drift_separates_new_inputs_of_another_kind_from_more_of_the_same(noisy_run, tmp_path, capsys):
+    """--drift: texts like the training ones pass a drift gate; questions about geography (the planted shift) miss it."""
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "run")
+    same = tmp_path / "same.txt"
+    same.write_text("\n".join(text for text, _ in synthetic_sentiment(200, 7)) + "\n", encoding="utf-8")
+    rng = random.Random(0)
+    places = ["Peru", "Ghana", "Norway", "Laos", "Chile", "Kenya", "Oman", "Fiji", "Nepal", "Malta"]
+    asks = ["what is the capital of", "how many people live in", "which river crosses", "when was the flag of"]
+    shifted = tmp_path / "shifted.txt"
+    shifted.write_text("\n".join(f"{rng.choice(asks)} {rng.choice(places)} ?" for _ in range(200)) + "\n", encoding="utf-8")
+    gate = "drift.domain_classifier_accuracy=0.75"
+    code, out, err = cli_in_process(capsys, "check", run_dir, "--drift", same, "--fail-under", gate)
+    assert code == 0, err
+    report = json.loads((run_dir / "check" / "check.json").read_text())
+    assert report["drift"]["domain_classifier_accuracy"] < 0.75 and "drift of" in out
+    assert (run_dir / "check" / "drift" / "shift.png").is_file() and "## Drift" in (run_dir / "check" / "report.md").read_text()
+    with pytest.raises(SystemExit) as missed:
+        cli_in_process(capsys, "check", run_dir, "--drift", shifted, "--fail-under", gate)
+    assert missed.value.code == 1
+    report = json.loads((run_dir / "check" / "check.json").read_text())
+    assert report["drift"]["domain_classifier_accuracy"] > 0.9 and report["drift"]["label_total_variation"] is not None

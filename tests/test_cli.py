@@ -244,7 +244,8 @@ def test_every_recipe_runs_with_overrides(name, config, extra, tiny_model_dir, t
 
 
 RECIPE_OF = {"sentiment": "sentiment", "classification": "classification", "ner": "ner"}  # config folder -> recipe
-ALL_CONFIGS = sorted(Path(REPO, "recipes", "configs").glob("*/*.yaml"))
+# adapt/ configs run masked-LM pretraining, not a task's recipe: tests/test_adapt.py trains the shipped one
+ALL_CONFIGS = sorted(p for p in Path(REPO, "recipes", "configs").glob("*/*.yaml") if p.parent.name != "adapt")
 
 
 @pytest.mark.parametrize("config", ALL_CONFIGS, ids=[f"{p.parent.name}/{p.name}" for p in ALL_CONFIGS])

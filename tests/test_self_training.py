@@ -37,7 +37,9 @@ def test_balance_keeps_the_labelled_class_shares_limited_by_the_scarcest_class()
     assert kept_positive == sorted(positive)[-10:]  # the ten most confident positives
     skewed = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9, class_shares={"negative": 0.2, "positive": 0.8})
     assert {name: sum(p.label == name for p in skewed) for name in LABELS} == {"negative": 10, "positive": 40}
-    none_confident = select_pseudo_labels(texts[:40], probabilities[:40], LABELS, threshold=0.9, class_shares=class_shares(LABELS))
+    none_confident = select_pseudo_labels(
+        texts[:40], probabilities[:40], LABELS, threshold=0.9, class_shares=class_shares(LABELS)
+    )
     assert none_confident == []  # no confident negative: keeping positives alone would unbalance the training set
 
 

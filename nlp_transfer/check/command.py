@@ -1,19 +1,23 @@
-"""``nlp-transfer check RUN_DIR``: calibration and selective prediction of a trained classifier, before shipping it.
+"""``nlp-transfer check RUN_DIR``: is a trained model fit to ship? Calibration, abstention, behaviour, bias, slices.
 
 A temperature is fitted on the run's validation split (the rows that chose the model) and the figures are
 reported, before and after it, on held-out rows: ``--data FILE``, else the run's test split, else the
 validation split itself (then the "after" figures are optimistic, and the report says so). The temperature is
 written to ``RUN_DIR/calibration.json``, where ``predict``, ``evaluate`` and ``load_run`` apply it to
-single-label scores (labels never change: the temperature keeps the order of the logits). The report goes to
+single-label scores (labels never change: the temperature keeps the order of the logits). Then the shipped
+behavioural suites and the user's (``--suite``), the counterfactual bias probes and the per-slice accuracy of the
+held-out rows (:mod:`~nlp_transfer.check.behaviour`, :mod:`~nlp_transfer.check.bias`,
+:mod:`~nlp_transfer.check.slices`). NER runs get their behavioural suites only. The report goes to
 ``RUN_DIR/check/``: ``check.json``, ``report.md``, a reliability diagram and the accuracy-coverage curve.
-``--fail-under KEY=VALUE`` turns the figures into a release gate (exit 1 when one misses its bound).
+``--fail-under KEY=VALUE`` turns the figures into a release gate (:mod:`~nlp_transfer.check.gates`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +31,12 @@ from nlp_transfer.check.calibration import (
     plot_reliability,
     softmax_with_temperature,
 )
+from nlp_transfer.check.gates import GATES, known_keys, missed_gates, parse_gates  # noqa: F401 (GATES, parse_gates: re-exported)
 from nlp_transfer.check.selective import plot_accuracy_coverage, selective_report
 from nlp_transfer.config import DataConfig
 from nlp_transfer.errors import UserError
 
 CHECK_DIR = "check"
-#: figures a gate can name, and whether a higher value is better
-GATES = {
-    "calibration.ece": False,
-    "calibration.ece_after_temperature": False,
-    "calibration.brier": False,
-    "calibration.brier_after_temperature": False,
-    "calibration.accuracy": True,
-    "selective.accuracy_at_80": True,
-    "selective.accuracy_at_90": True,
-    "selective.auc": True,
-}
 
 
 @dataclass
@@ -52,6 +46,8 @@ class Scored:
     logits: np.ndarray
     labels: np.ndarray
     source: str
+    texts: list[str] | None = None
+    lines: list[int] | None = None
 
 
 def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:
@@ -68,16 +64,22 @@ def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[st
         if split in data.splits and len(data.splits[split]) > 0:
             rows = data.splits[split]
             logits, labels = labelled_text_logits(model, task, rows["text"], rows["label"], batch_size=batch_size)
-            scored[split] = Scored(logits, labels, f"the run's {split} split ({len(rows)} rows)")
+            source = f"the run's {split} split ({len(rows)} rows)"
+            scored[split] = Scored(logits, labels, source, list(rows["text"]), list(rows["line"]))
     return scored
 
 
 def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: int) -> Scored:
     """The logits and labels of a labelled file, read as ``nlp-transfer evaluate`` reads it."""
-    from nlp_transfer.inference import labelled_file_logits
+    from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
+    from nlp_transfer.data.loading import read_text_classification_file
+    from nlp_transfer.inference import labelled_text_logits
 
-    logits, labels = labelled_file_logits(model, task, path, data, batch_size=batch_size)
-    return Scored(logits, labels, f"{path} ({len(labels)} rows)")
+    columns = read_text_classification_file(path, data, multi_label=task.multi_label)  # as labelled_file_logits reads it
+    columns["label"] = map_integer_label_column(columns["label"], task.labels)
+    check_known_labels(columns["label"], columns["line"], task.labels, path)
+    logits, labels = labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
+    return Scored(logits, labels, f"{path} ({len(labels)} rows)", list(columns["text"]), list(columns["line"]))
 
 
 def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[str, Any], dict[str, Any], tuple]:
@@ -123,33 +125,6 @@ def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[
     return calibration, selective_report(scores, correct), (scores, correct)
 
 
-def parse_gates(items: list[str]) -> dict[str, float]:
-    """``KEY=VALUE`` bounds for :data:`GATES` keys; an unknown key or a value that is not a number is a one-line error."""
-    gates = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key.strip() not in GATES:
-            raise UserError(f"--fail-under {item}: write KEY=VALUE with KEY one of {', '.join(GATES)}.")
-        try:
-            gates[key.strip()] = float(value)
-        except ValueError:
-            raise UserError(f"--fail-under {item}: {value!r} is not a number.") from None
-    return gates
-
-
-def missed_gates(report: dict[str, Any], gates: dict[str, float]) -> list[str]:
-    """The gates a report misses: a figure below its bound (above it, where lower is better)."""
-    missed = []
-    for key, bound in gates.items():
-        section, name = key.split(".")
-        value = report[section].get(name)
-        if value is None:
-            continue
-        if (value < bound) if GATES[key] else (value > bound):
-            missed.append(f"{key} = {value:.4f} ({'below' if GATES[key] else 'above'} {bound:g})")
-    return missed
-
-
 def write_temperature(run_dir: Path, temperature: float, source: str) -> None:
     """Store the temperature where ``load_run`` reads it, atomically (a half-written file never replaces a good one)."""
     from nlp_transfer.inference import CALIBRATION_FILE
@@ -161,24 +136,130 @@ def write_temperature(run_dir: Path, temperature: float, source: str) -> None:
 
 
 def check_run(
-    run_dir: str | Path, *, data_path: str | None = None, data: DataConfig | None = None, batch_size: int = 64, bins: int = 15
+    run_dir: str | Path,
+    *,
+    data_path: str | None = None,
+    data: DataConfig | None = None,
+    batch_size: int = 64,
+    bins: int = 15,
+    suites: Sequence[str] = (),
+    slice_column: str | None = None,
+    fail_under: Sequence[str] = (),
+    seed: int = 0,
+    drift: str | None = None,
+    text_column: str = "text",
 ) -> dict[str, Any]:
-    """Check a classification run: calibration and selective prediction; writes RUN_DIR/check/ and the temperature."""
+    """Check a run and write RUN_DIR/check/ (and the temperature); ``report["gates"]["missed"]`` lists missed gates.
+
+    Classification runs: calibration, selective prediction, behavioural suites, bias and slices. NER runs: the
+    behavioural suites (recall per group of names and places). Both: with ``drift`` (a file of new, unlabelled
+    inputs; ``text_column`` of a table) how far they are from the run's training texts. Bad options fail before
+    any scoring.
+    """
     from nlp_transfer.inference import load_run
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
     run_dir = Path(run_dir)
     model, task = load_run(run_dir)
+    options = CheckOptions(
+        data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column
+    )
     if isinstance(task, TokenClassificationTask):
-        raise UserError(f"{run_dir}: a NER run; nlp-transfer check covers classification runs so far (issue #19).")
-    splits = run_splits(run_dir, model, task, batch_size)
+        report = check_tagger(run_dir, model, task, options)
+    else:
+        report = check_classifier(run_dir, model, task, options)
+    out = run_dir / CHECK_DIR
+    out.mkdir(exist_ok=True)
+    (out / "check.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
+    return report
+
+
+@dataclass
+class CheckOptions:
+    """What ``nlp-transfer check`` was asked for, beyond the run."""
+
+    data_path: str | None = None
+    data: DataConfig | None = None
+    batch_size: int = 64
+    bins: int = 15
+    suites: list[str] = field(default_factory=list)
+    slice_column: str | None = None
+    fail_under: list[str] = field(default_factory=list)
+    seed: int = 0
+    drift: str | None = None
+    text_column: str = "text"
+
+
+def check_tagger(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> dict[str, Any]:
+    """A NER run: the behavioural suites only (calibration, bias and slices cover classification runs)."""
+    from nlp_transfer.check.behaviour import run_suites
+    from nlp_transfer.check.probes import load_suites, run_tagger
+
+    if options.slice_column:
+        raise UserError(f"--slice-column {options.slice_column}: slices cover classification runs; {run_dir} is a NER run.")
+    if options.data_path:
+        raise UserError(
+            f"--data {options.data_path}: NER runs are checked with their behavioural suites; score a file with evaluate."
+        )
+    suites = load_suites("ner", options.suites)
+    gates = parse_gates(
+        options.fail_under,
+        known_keys({t.name: t.kind for s in suites for t in s.tests}, {}, classification=False, drift=bool(options.drift)),
+    )
+    report: dict[str, Any] = {"run_dir": str(run_dir), "task": "ner"}
+    report["behaviour"] = run_suites(suites, run_tagger(model, task, batch_size=options.batch_size), seed=options.seed)
+    if options.drift:
+        report["drift"] = drift_figures(run_dir, options)
+    report["gates"] = {"bounds": gates, "missed": missed_gates(report, gates)}
+    return report
+
+
+def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> dict[str, Any]:
+    """A classification run: calibration, selective prediction, behaviour, bias, slices; plots and the temperature."""
+    from nlp_transfer.check.behaviour import run_suites
+    from nlp_transfer.check.bias import bias_report, load_bias_suite
+    from nlp_transfer.check.probes import load_suites, run_classifier, slice_source
+
+    suites, bias_suite = load_suites("classification", options.suites), load_bias_suite()
+    tests = {t.name: t.kind for s in suites for t in s.tests}
+    dimensions = {d.name: list(d.groups) for d in bias_suite.dimensions}
+    gates = parse_gates(options.fail_under, known_keys(tests, dimensions, drift=bool(options.drift)))
+    column = None
+    if options.slice_column:
+        column = slice_source(run_dir, options.data_path, options.data, options.slice_column)
+    report, held_out, (scores, correct) = calibrated_report(run_dir, model, task, options)
+    temperature = 1.0 if task.multi_label else report["calibration"]["temperature"]
+    classifier = run_classifier(model, task, temperature=temperature, batch_size=options.batch_size)
+    report["behaviour"] = run_suites(suites, classifier, seed=options.seed)
+    report["bias"] = bias_report(bias_suite, classifier, seed=options.seed)
+    report["slices"] = held_out_slices(held_out, task, column, options.slice_column)
+    if options.drift:
+        report["drift"] = drift_figures(run_dir, options)
+    report["gates"] = {"bounds": gates, "missed": missed_gates(report, gates)}
+    out = run_dir / CHECK_DIR
+    out.mkdir(exist_ok=True)
+    calibration = report["calibration"]
+    if "bins" in calibration:
+        plot_reliability(calibration["bins"], calibration["bins_after_temperature"], out / "reliability.png")
+    plot_accuracy_coverage(scores, correct, out / "accuracy_coverage.png")
+    if not task.multi_label:
+        write_temperature(run_dir, calibration["temperature"], report["fitted_on"])
+    return report
+
+
+def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> tuple[dict[str, Any], Scored, tuple]:
+    """Calibration and selective prediction: T fitted on the validation split, figures on the held-out rows."""
+    splits = run_splits(run_dir, model, task, options.batch_size)
     fit = splits.get("validation")
     if fit is None:
         raise UserError(f"{run_dir}: the run has no validation split to fit the temperature on; retrain with one.")
-    held_out = file_rows(data_path, data or DataConfig(), model, task, batch_size) if data_path else None
+    held_out = None
+    if options.data_path:
+        held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     held_out = held_out or splits.get("test") or fit
     figures = multi_label_figures if task.multi_label else single_label_figures
-    calibration, selective, (scores, correct) = figures(fit, held_out, bins)
+    calibration, selective, plotted = figures(fit, held_out, options.bins)
     report = {
         "run_dir": str(run_dir),
         "fitted_on": fit.source,
@@ -187,26 +268,65 @@ def check_run(
         "calibration": calibration,
         "selective": selective,
     }
-    out = run_dir / CHECK_DIR
-    out.mkdir(exist_ok=True)
-    (out / "check.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    if "bins" in calibration:
-        plot_reliability(calibration["bins"], calibration["bins_after_temperature"], out / "reliability.png")
-    plot_accuracy_coverage(scores, correct, out / "accuracy_coverage.png")
-    (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
-    if not task.multi_label:
-        write_temperature(run_dir, calibration["temperature"], fit.source)
-    return report
+    return report, held_out, plotted
+
+
+def held_out_slices(held_out: Scored, task: Any, column: tuple[str, DataConfig] | None, name: str | None) -> dict[str, Any]:
+    """Accuracy per length bucket, per gold label and per the user's column on the held-out rows; the worst slice."""
+    from nlp_transfer.check.probes import row_slices, slice_column_values
+    from nlp_transfer.check.slices import slice_report
+
+    if task.multi_label:
+        decided = 1.0 / (1.0 + np.exp(-held_out.logits.astype(np.float64))) >= task.threshold
+        correct = np.all(decided == (held_out.labels == 1), axis=1)
+        gold = ["|".join(task.labels[i] for i in np.flatnonzero(row)) or "(none)" for row in held_out.labels]
+    else:
+        correct = held_out.logits.argmax(axis=1) == held_out.labels
+        gold = [task.labels[int(i)] for i in held_out.labels]
+    values = None
+    if column is not None and name is not None:
+        values = (name, slice_column_values(column[0], column[1], name, held_out.lines or []))
+    return slice_report(correct, row_slices(held_out.texts or [], gold, values))
+
+
+def drift_figures(run_dir: Path, options: CheckOptions) -> dict[str, Any]:
+    """How far the ``--drift`` inputs are from the run's training texts: ``nlp-transfer shift``'s measure and plot."""
+    from nlp_transfer.shift.command import run_shift
+
+    shift, paths = run_shift(
+        run_dir,
+        str(options.drift),
+        output_dir=run_dir / CHECK_DIR / "drift",
+        text_column=options.text_column,
+        batch_size=options.batch_size,
+        seed=options.seed,
+    )
+    figures = shift.to_dict()
+    label_shift = figures.get("label_shift") or {}
+    return {
+        "file": str(options.drift),
+        "proxy_a_distance": figures["proxy_a_distance"],
+        "domain_classifier_accuracy": figures["domain_classifier_accuracy"],
+        "label_total_variation": label_shift.get("total_variation"),
+        "compared_per_side": figures["texts"]["compared_per_side"],
+        "report": {name: str(path) for name, path in paths.items()},
+    }
 
 
 def markdown_report(report: dict[str, Any]) -> str:
     """The check as a short Markdown page."""
+    from nlp_transfer.check.report_md import extra_sections
+
+    lines = [f"# Check of {report['run_dir']}", ""]
+    if "calibration" in report:
+        lines += calibration_markdown(report)
+    return "\n".join(lines + extra_sections(report)) + "\n"
+
+
+def calibration_markdown(report: dict[str, Any]) -> list[str]:
+    """The calibration and selective-prediction part of the report."""
     c, s = report["calibration"], report["selective"]
-    lines = [
-        f"# Check of {report['run_dir']}",
-        "",
-        f"Temperature fitted on {report['fitted_on']}; figures on {report['scored_on']}.",
-    ]
+    lines = [f"Temperature fitted on {report['fitted_on']}; figures on {report['scored_on']}."]
     if report["same_rows"]:
         lines.append("The same rows fitted the temperature and are scored: the figures after it are optimistic. Pass --data.")
     lines += [
@@ -226,4 +346,36 @@ def markdown_report(report: dict[str, Any]) -> str:
     for target, found in s["thresholds"].items():
         reach = f"score >= {found['threshold']:.4f} keeps {found['coverage']:.1%}" if found else "not reached at any coverage"
         lines.append(f"- accuracy {target}: {reach}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A few lines for the terminal: calibration, failing behavioural tests, flagged bias groups, the worst slice."""
+    lines = []
+    if "calibration" in report:
+        c, s = report["calibration"], report["selective"]
+        lines.append(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
+        lines.append(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
+        lines.append(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
+    tests = report.get("behaviour", {})
+    rates = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
+    skipped = [name for name, t in tests.items() if t["failure_rate"] is None]
+    if rates:
+        lines.append("behaviour failure rates: " + ", ".join(rates))
+    if skipped:
+        lines.append(f"behaviour skipped: {', '.join(skipped)} (see report.md)")
+    flagged = [f"{dim}/{group}" for dim, entry in report.get("bias", {}).items() for group in entry["flagged"]]
+    if "bias" in report:
+        lines.append("bias: " + (", ".join(flagged) + " flagged" if flagged else "no group flagged"))
+    drift = report.get("drift")
+    if drift:
+        lines.append(
+            f"drift of {drift['file']}: domain classifier accuracy {drift['domain_classifier_accuracy']:.3f} (0.5: "
+            f"indistinguishable from the training texts), proxy A-distance {drift['proxy_a_distance']:.3f}"
+        )
+    worst = report.get("slices", {}).get("worst")
+    if worst:
+        lines.append(
+            f"worst slice: {worst['slicing']} = {worst['slice']} (accuracy {worst['accuracy']:.4f}, {worst['count']} rows)"
+        )
+    return lines

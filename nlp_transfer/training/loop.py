@@ -54,9 +54,17 @@ class TrainableTask(Protocol):
 
     default_metric: str
 
-    def collator(self) -> Any: ...
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor: ...
-    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]: ...
+    def collator(self) -> Any:
+        """The function that pads a list of encoded rows into a batch of tensors."""
+        ...
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch's logits against its labels."""
+        ...
+
+    def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]:
+        """Validation metrics of a split's logits and labels (``dataset``: the split, for tasks that need its rows)."""
+        ...
 
 
 @dataclass

@@ -1,0 +1,235 @@
+"""One adaptation run: texts -> tokenizer and masked-LM model -> held-out loss -> the loop -> held-out loss -> model folder.
+
+Everything that can be refused (config, files, texts, tokenizer, model) is checked before the run
+directory is created, so bad input leaves nothing behind. Training is ``training.loop.fit`` unchanged:
+progress, checkpoints every evaluation (and ``training.save_steps``) and exact ``--resume``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate.utils import set_seed
+
+from nlp_transfer.adapt.masking import MaskEpoch, check_maskable
+from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build_masked_lm, save_adapted
+from nlp_transfer.adapt.task import MaskedLMTask
+from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts
+from nlp_transfer.config import RunConfig, config_to_dict
+from nlp_transfer.errors import DataError, UserError
+from nlp_transfer.models import resolve_with_tokenizer
+from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, prepare_output_dir, start_run_dir
+from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions
+from nlp_transfer.training.loop import FitResult, evaluate_model, fit, remove_checkpoints
+from nlp_transfer.transfer import count_parameters
+
+MARKER_FILE = "adapt.json"  # says "an adaptation run" from the start, so --resume refuses other runs' folders
+
+
+@dataclass
+class AdaptResult:
+    """Where the adapted model is, and the held-out masked-LM metrics before and after."""
+
+    output_dir: Path
+    before: dict[str, Any]
+    after: dict[str, Any]
+    info: dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """What a run needs once every input has been checked."""
+
+    texts: UnlabelledTexts
+    task: MaskedLMTask
+    train: Any
+    heldout: Any
+    model_name: str
+    model_source: str
+    model_path: str
+
+
+def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> AdaptResult:
+    """Masked-LM training of ``config.model`` on the texts of ``data.train_file``; writes ``output_dir``."""
+    if config.training.torch_threads:
+        torch.set_num_threads(config.training.torch_threads)
+    output_dir = Path(config.output_dir)
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite)
+    prepared = prepare_inputs(config)
+    set_seed(config.seed)
+    model, new_head = build_masked_lm(
+        prepared.model_path, prepared.model_name, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code
+    )
+    keep = base_weights_to_keep(
+        prepared.model_path, model, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code
+    )
+    if resume:
+        check_resumed_config(config, output_dir)
+    prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    accelerator = start_run_dir(config, output_dir)
+    if accelerator.is_main_process:
+        (output_dir / MARKER_FILE).write_text(json.dumps({"kind": "masked-lm adaptation"}) + "\n", encoding="utf-8")
+    scorer = MaskedLMScorer(model)
+    training = loop_settings(config)
+    before = evaluate_model(scorer, prepared.heldout, prepared.task, accelerator, training.eval_batch_size)
+    accelerator.print(describe(prepared, model, new_head, before))
+    result = fit(
+        model=scorer,
+        task=prepared.task,
+        param_groups=parameter_groups(scorer, training.weight_decay),
+        train_dataset=prepared.train,
+        eval_dataset=prepared.heldout,
+        config=training,
+        output_dir=output_dir,
+        seed=config.seed,
+        resume=resume,
+        accelerator=accelerator,
+        hparams=config_to_dict(config),
+        callbacks=[MaskEpoch(prepared.task.collator())],
+    )
+    after = evaluate_model(scorer, prepared.heldout, prepared.task, accelerator, training.eval_batch_size)
+    info = run_report(config, prepared, model, result, before, after, new_head, accelerator.num_processes)
+    if accelerator.is_main_process:
+        write_outputs(config, prepared, model, keep, before, after, info)
+    accelerator.wait_for_everyone()
+    accelerator.print(f"held-out masked-LM loss {before['loss']:.4f} -> {after['loss']:.4f}; adapted model in {output_dir}")
+    accelerator.end_training()
+    return AdaptResult(output_dir, before, after, info)
+
+
+def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse, before anything is read: a file, a non-empty folder (without a flag), or resuming a folder of another kind."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"output_dir={output_dir} is an existing file, not a directory. Set output_dir to a folder path.")
+    if resume and output_dir.is_dir() and not (output_dir / MARKER_FILE).is_file():
+        raise UserError(
+            f"{output_dir}: not an adapt run (no {MARKER_FILE}), so --resume cannot continue it. "
+            "Set output_dir to the adapt run to resume, or start without --resume."
+        )
+    if not resume and not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
+        raise UserError(
+            f"{output_dir}: output directory exists and is not empty. Pass --overwrite to replace it, "
+            "--resume to continue an interrupted adapt run, or set output_dir=ANOTHER_DIR."
+        )
+
+
+def prepare_inputs(config: RunConfig) -> Prepared:
+    """Read and check the texts, the tokenizer and the held-out masks; nothing is written."""
+    texts = read_texts(config.data, config.seed)
+    resolved, tokenizer = resolve_with_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+    words = check_maskable(tokenizer, config.model)
+    task = MaskedLMTask(tokenizer, words, config.seed, max_length=config.training.max_length)
+    train = task.preprocess(texts.train, "train")
+    heldout = task.preprocess(texts.heldout, "validation", fixed_masks=True)
+    if not any(label != -100 for labels in heldout["labels"] for label in labels):
+        raise DataError(
+            f"{texts.files[0]}: the held-out lines are too short to mask a word. Give more text, or raise data.validation_split."
+        )
+    return Prepared(texts, task, train, heldout, resolved.name, resolved.source, resolved.path)
+
+
+def loop_settings(config: RunConfig) -> Any:
+    """The run's ``training`` settings, with the held-out masked-LM loss as the metric that picks the best model."""
+    return dataclasses.replace(config.training, metric_for_best_model="loss", class_weights="none")
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on weight matrices, none on biases and LayerNorm weights; each parameter once."""
+    decay, no_decay, seen = [], [], set()
+    for name, parameter in model.named_parameters():
+        if id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        (no_decay if parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def describe(prepared: Prepared, model: torch.nn.Module, new_head: list[str], before: dict[str, Any]) -> str:
+    """What the run trains: model, head, texts and the starting held-out loss."""
+    trainable, total = count_parameters(model)
+    return (
+        f"model {prepared.model_name} ({prepared.model_source} copy: {prepared.model_path}), masked-LM head: "
+        f"{'new (' + str(len(new_head)) + ' tensors initialised)' if new_head else 'from the checkpoint'}, decoder tied; "
+        f"{trainable:,} of {total:,} parameters train\n"
+        f"texts: train {len(prepared.train):,}, held out {len(prepared.heldout):,} ({', '.join(prepared.texts.files)}); "
+        f"whole words by {prepared.task.words}\n"
+        f"held-out masked-LM loss before: {before['loss']:.4f} (perplexity {before['perplexity']:.1f})"
+    )
+
+
+def run_report(
+    config: RunConfig,
+    prepared: Prepared,
+    model: torch.nn.Module,
+    result: FitResult,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    new_head: list[str],
+    processes: int,
+) -> dict[str, Any]:
+    """run_info.json: the usual :class:`RunInfo` facts plus a ``masked_lm`` section (held-out loss before and after)."""
+    trainable, total = count_parameters(model)
+    files = {("train_file" if i == 0 else f"train_file_{i + 1}"): path for i, path in enumerate(prepared.texts.files)}
+    info = RunInfo(
+        task="masked-lm",
+        strategy="full",
+        base_model=prepared.model_name,
+        base_model_source=prepared.model_source,
+        max_length=config.training.max_length,
+        trainable_parameters=trainable,
+        total_parameters=total,
+        trainable_parameters_last_epoch=trainable,
+        best_step=result.best_step,
+        best_metric={result.metric_name: result.best_metric},
+        global_steps=result.global_step,
+        stopped_early=result.stopped_early,
+        train_seconds=round(result.train_seconds, 2),
+        train_samples_per_second=round(result.train_samples_per_second, 2),
+        examples={"train": len(prepared.train), "validation": len(prepared.heldout)},
+        truncated_texts=dict(prepared.task.truncated),
+        data_files=data_provenance(files),
+        history=result.history,
+        versions=library_versions(),
+        num_processes=processes,
+        mixed_precision=config.training.mixed_precision,
+    ).to_dict()
+    per_text = result.train_seconds / max(result.train_samples_per_second * result.train_seconds, 1)
+    info["masked_lm"] = {
+        "heldout_before": before,
+        "heldout_after": after,
+        "heldout_lines": len(prepared.heldout),
+        "heldout_seed": config.seed,
+        "mask_probability": prepared.task.probability,
+        "mask_replacement": {"mask_token": 0.8, "random_token": 0.1, "unchanged": 0.1},
+        "whole_words": prepared.task.words,
+        "file_formats": prepared.texts.formats,
+        "initialised_head_weights": new_head,
+        "decoder_tied_to_embeddings": True,
+        "seconds_per_1000_texts": round(1000 * per_text, 2),
+    }
+    return info
+
+
+def write_outputs(
+    config: RunConfig,
+    prepared: Prepared,
+    model: torch.nn.Module,
+    keep: dict[str, torch.Tensor],
+    before: dict[str, Any],
+    after: dict[str, Any],
+    info: dict[str, Any],
+) -> None:
+    """The model folder (weights, config, tokenizer), metrics.json and run_info.json; checkpoints go unless kept."""
+    output_dir = Path(config.output_dir)
+    save_adapted(model, output_dir, keep)
+    prepared.task.tokenizer.save_pretrained(output_dir)
+    metrics = {"before": before, "after": after}
+    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    (output_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    if not config.training.keep_checkpoints:
+        remove_checkpoints(output_dir)

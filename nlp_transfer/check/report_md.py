@@ -1,0 +1,137 @@
+"""Markdown sections of ``RUN_DIR/check/report.md`` for behavioural tests, bias, slices and gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rate(value: float | None) -> str:
+    return "skipped" if value is None else f"{value:.1%}"
+
+
+def behaviour_markdown(behaviour: dict[str, dict[str, Any]]) -> list[str]:
+    """One table row per test, then the failing examples and the skip notes."""
+    lines = ["## Behavioural tests", "", "| test | suite | kind | cases | failure rate |", "|---|---|---|---|---|"]
+    for name, entry in behaviour.items():
+        lines.append(
+            f"| {name} | {entry['suite']} | {entry['kind']} | {entry.get('cases', '')} | {_rate(entry['failure_rate'])} |"
+        )
+    lines.append("")
+    for name, entry in behaviour.items():
+        if entry.get("skipped"):
+            lines.append(f"- **{name}** skipped: {entry['skipped']}.")
+        for group, row in entry.get("groups", {}).items():
+            lines.append(f"- **{name}**, {group}: recall {row['recall']:.1%} of {row['count']}")
+        for example in entry.get("examples", []):
+            lines.append(f"- **{name}** failed: " + "; ".join(f"{k} `{v}`" for k, v in example.items()))
+    return [*lines, ""]
+
+
+def bias_markdown(bias: dict[str, dict[str, Any]]) -> list[str]:
+    """Per dimension and group: flip rate and score gap with their 95 % intervals; flagged groups in bold."""
+    lines = [
+        "## Bias (counterfactual swaps)",
+        "",
+        "Flip rate: share of texts whose top label leaves the sentence's consensus when only the name, pronoun or "
+        "group term changes. Gap: the group's mean score of the measured label minus the other groups'. "
+        "Brackets: 95 % bootstrap intervals over sentences.",
+        "",
+        "| dimension | group | flip rate | score gap | flagged |",
+        "|---|---|---|---|---|",
+    ]
+    for dim, entry in bias.items():
+        for group, g in entry["groups"].items():
+            flip = f"{g['flip_rate']:.1%} [{g['flip_rate_ci'][0]:.1%}, {g['flip_rate_ci'][1]:.1%}]"
+            gap = f"{g['gap']:+.4f} [{g['gap_ci'][0]:+.4f}, {g['gap_ci'][1]:+.4f}]"
+            lines.append(f"| {dim} ({entry['score_label']}) | {group} | {flip} | {gap} | {'**yes**' if g['flagged'] else ''} |")
+    for dim, entry in bias.items():
+        for example in entry["examples"]:
+            lines.append(f"- {dim}: `{example['text']}` -> {example['predicted']} (consensus {example['consensus']})")
+    return [*lines, ""]
+
+
+def slices_markdown(slices: dict[str, Any]) -> list[str]:
+    """Accuracy per slice, and the worst one."""
+    if slices["accuracy"] is None:
+        return ["## Slices", "", "No held-out rows to slice.", ""]
+    lines = ["## Slices", "", f"Overall accuracy {slices['accuracy']:.4f} on {slices['rows']} rows.", ""]
+    lines += ["| slicing | slice | rows | accuracy |", "|---|---|---|---|"]
+    for slicing, table in slices["by"].items():
+        for name, row in table.items():
+            lines.append(f"| {slicing} | {name} | {row['count']} | {row['accuracy']:.4f} |")
+    worst = slices["worst"]
+    lines.append("")
+    if worst:
+        lines.append(
+            f"Worst slice: **{worst['slicing']} = {worst['slice']}**, accuracy {worst['accuracy']:.4f} on {worst['count']} rows "
+            f"({worst['gap']:+.4f} against overall)."
+        )
+    else:
+        lines.append(f"No slice has {slices['min_rows']} rows or more; none is named the worst.")
+    return [*lines, ""]
+
+
+def extra_sections(report: dict[str, Any]) -> list[str]:
+    """The sections after calibration, for those the report has."""
+    lines = [""]
+    if "behaviour" in report:
+        lines += behaviour_markdown(report["behaviour"])
+    if "bias" in report:
+        lines += bias_markdown(report["bias"])
+    if "slices" in report:
+        lines += slices_markdown(report["slices"])
+    if report.get("drift"):
+        lines += drift_markdown(report["drift"])
+    gates = report.get("gates", {})
+    if gates.get("bounds"):
+        missed = gates["missed"]
+        lines += ["## Gates", "", "All gates passed." if not missed else "Missed: " + "; ".join(missed) + ".", ""]
+    return lines
+
+
+def drift_markdown(drift: dict[str, Any]) -> list[str]:
+    """How far the --drift inputs are from the training texts."""
+    lines = [
+        "## Drift",
+        "",
+        f"`{drift['file']}` against the run's training texts ({drift['compared_per_side']} a side): a classifier on frozen "
+        f"embeddings tells them apart with accuracy {drift['domain_classifier_accuracy']:.3f} (0.5: indistinguishable), "
+        f"proxy A-distance {drift['proxy_a_distance']:.3f} (0 to 2).",
+    ]
+    if drift.get("label_total_variation") is not None:
+        lines.append(f"The predicted-label shares move by {drift['label_total_variation']:.3f} (total variation).")
+    return [*lines, f"Details and plot: {drift['report'].get('shift.json')}, {drift['report'].get('shift.png')}", ""]
+
+
+def card_lines(report: dict[str, Any]) -> list[str]:
+    """Bullet lines for the model card's "Bias, risks and limitations" section: behaviour, bias and slices."""
+    lines = []
+    tests = report.get("behaviour", {})
+    measured = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
+    if measured:
+        lines.append("- Behavioural tests (`nlp-transfer check`, share of templated cases failed): " + ", ".join(measured) + ".")
+    for name, t in tests.items():
+        if t.get("groups"):
+            recalls = ", ".join(f"{g} {row['recall']:.1%}" for g, row in t["groups"].items())
+            lines.append(f"- {name}: recall per group {recalls}.")
+    bias = report.get("bias", {})
+    flagged = [(dim, group, entry["groups"][group]) for dim, entry in bias.items() for group in entry["flagged"]]
+    for dim, group, g in flagged:
+        lines.append(
+            f"- Bias ({dim}, {group}): label flips on {g['flip_rate']:.1%} of counterfactual texts "
+            f"(95 % interval {g['flip_rate_ci'][0]:.1%}-{g['flip_rate_ci'][1]:.1%}), score gap {g['gap']:+.4f} "
+            f"({g['gap_ci'][0]:+.4f} to {g['gap_ci'][1]:+.4f})."
+        )
+    if bias and not flagged:
+        largest = max(bias, key=lambda d: bias[d]["max_abs_gap"])
+        lines.append(
+            f"- Bias: no group flagged by counterfactual swaps ({', '.join(bias)}); largest mean score gap "
+            f"{bias[largest]['max_abs_gap']:.4f} ({largest}), largest flip rate {max(e['max_flip_rate'] for e in bias.values()):.1%}."
+        )
+    worst = report.get("slices", {}).get("worst")
+    if worst:
+        lines.append(
+            f"- Weakest slice: {worst['slicing']} = {worst['slice']}, accuracy {worst['accuracy']:.4f} on {worst['count']} rows "
+            f"({worst['gap']:+.4f} against all rows)."
+        )
+    return lines

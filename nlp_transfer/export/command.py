@@ -1,0 +1,133 @@
+"""``nlp-transfer export RUN_DIR``: write the run as ONNX, check it on the validation split, then move it in place.
+
+Everything is written to a temporary folder beside the target; only an export that passes the check is moved
+to ``RUN_DIR/onnx`` (or ``--output``), so a refused or failed export leaves nothing behind, and an earlier
+export stays until a new one replaces it whole.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import UserError
+from nlp_transfer.export.onnx_backend import EXPORT_DIR, INFO_FILE, INT8_FILE, MODEL_FILE, OnnxModel, open_session
+from nlp_transfer.export.validation import ValidationSet, compare, validation_set
+
+DEFAULT_MAX_DROP = 0.5
+
+
+class ExportRefused(Exception):
+    """The exported model scores more than ``max_drop`` points below the run on its validation split."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """A UserError unless ``run_dir`` holds a saved model that nlp-transfer trained."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory. Give the output_dir of a finished run.")
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
+
+
+def score(model: Any, task: Any, data: ValidationSet, batch_size: int) -> Any:
+    """The logits of the validation rows (``model`` is a torch model or an :class:`OnnxModel`)."""
+    from nlp_transfer.inference import batched_logits
+
+    return batched_logits(model, task, data.rows, batch_size=batch_size)
+
+
+def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) -> dict[str, Any]:
+    """Write the ONNX file(s) into ``folder`` and compare each with the torch model; returns the export record."""
+    from nlp_transfer.export.onnx_export import quantize_int8, write_onnx
+    from nlp_transfer.inference import load_run
+
+    model, task = load_run(run_dir, device="cpu")
+    data = validation_set(run_dir, task)
+    started = time.perf_counter()
+    inputs = write_onnx(model, task, folder / MODEL_FILE)
+    files = [MODEL_FILE]
+    if int8:
+        quantize_int8(folder / MODEL_FILE, folder / INT8_FILE)
+        files.append(INT8_FILE)
+    seconds = time.perf_counter() - started
+    reference = score(model, task, data, batch_size)
+    checks = {
+        name: compare(task, reference, score(OnnxModel(open_session(folder / name)), task, data, batch_size), data)
+        for name in files
+    }
+    return {
+        "run": run_dir.name,
+        "model_file": files[-1],
+        "files": files,
+        "int8": int8,
+        "inputs": inputs,
+        "outputs": ["logits"],
+        "task": "ner" if reference.ndim == 3 else "multilabel" if getattr(task, "multi_label", False) else "classification",
+        "labels": list(task.labels),
+        "max_length": task.max_length,
+        "checked_on": data.source,
+        "checks": checks,
+        "export_seconds": round(seconds, 2),
+    }
+
+
+def _move_in_place(staging: Path, output: Path) -> None:
+    """Replace ``output`` with ``staging`` (an earlier export is removed only once the new one is in place)."""
+    old = None
+    if output.exists():
+        old = output.with_name(f".{output.name}.old-{time.time_ns()}")
+        output.rename(old)
+    staging.rename(output)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_run(
+    run_dir: str | Path,
+    *,
+    output: str | Path | None = None,
+    int8: bool = False,
+    max_drop: float = DEFAULT_MAX_DROP,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Export ``run_dir`` to ONNX (``output``, default ``RUN_DIR/onnx``), checked on its validation split.
+
+    Returns the record also written to ``export.json``. Raises :class:`ExportRefused` (nothing written) when
+    the served model (int8 with ``int8``) is more than ``max_drop`` points below the torch model.
+    """
+    from nlp_transfer.export.onnx_backend import require_onnxruntime
+
+    run_dir = Path(run_dir)
+    require_onnxruntime()
+    check_run_dir(run_dir)
+    if max_drop < 0:
+        raise UserError(f"--max-drop must be 0 or more points, got {max_drop}.")
+    output = Path(output) if output else run_dir / EXPORT_DIR
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the export is as readable as the run beside it
+    try:
+        report = build_export(run_dir, staging, int8=int8, batch_size=batch_size)
+        report["max_drop"] = max_drop
+        served = report["checks"][report["model_file"]]
+        if served["drop_points"] > max_drop:
+            raise ExportRefused(
+                f"export refused: {report['model_file']} scores {served['metric']} {served['after']:.4f} against "
+                f"{served['before']:.4f} for the run ({served['drop_points']:.2f} points lower, --max-drop {max_drop}); "
+                "nothing was written.",
+                report,
+            )
+        (staging / INFO_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        _move_in_place(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report["output"] = str(output)
+    return report

@@ -1,0 +1,293 @@
+"""nlp-transfer adapt: whole-word masking, the masked-LM model and its folder, learning, exact resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nlp_transfer.adapt.command import run_adapt
+from tests.conftest import REPO, shared_dataset
+
+CONFIG = "recipes/configs/adapt/minilm_tapt.yaml"
+ROWS_PER_EPOCH = 17  # 270 training lines (300, 10 % held out), batch 16
+LAST_STEP = 2 * ROWS_PER_EPOCH
+WORDS = "the kettle boils water quickly and our toaster browns sourdough evenly every unbelievably cold morning".split()
+
+
+def repetitive_corpus(path: Path, lines: int = 300) -> Path:
+    """Lines that repeat one small vocabulary in one order with a few words left out: quick to learn."""
+    rng = random.Random(0)
+    texts = [" ".join(w for w in WORDS if rng.random() > 0.2) for _ in range(lines)]
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    return path
+
+
+def adapt_args(model_dir: str, texts: Path, output_dir: Path, **extra: object) -> list[str]:
+    """The recipe's config with the tiny model, the given texts and a short, checkpointed run."""
+    values = {
+        "model": model_dir,
+        "data.train_file": texts,
+        "output_dir": output_dir,
+        "training.epochs": 2,
+        "training.batch_size": 16,
+        "training.learning_rate": 2e-3,
+        "training.warmup_ratio": 0.0,
+        "training.torch_threads": 1,
+        "training.save_steps": 5,
+        "training.save_total_limit": 20,
+        "training.keep_checkpoints": "true",
+        **extra,
+    }
+    return [CONFIG, *(f"{k}={v}" for k, v in values.items())]
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return repetitive_corpus(tmp_path_factory.mktemp("adapt-texts") / "texts.txt")
+
+
+@pytest.fixture(scope="module")
+def adapted(tiny_model_dir: str, texts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted adaptation run with every checkpoint kept."""
+    output_dir = tmp_path_factory.mktemp("adapt") / "run"
+    assert run_adapt(adapt_args(tiny_model_dir, texts, output_dir)) == 0
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+# ----------------------------------------------------------------------------- masking
+
+
+def masked_rows(tokenizer, texts: list[str], epoch: int = 0):
+    """Each text as a training row, masked by the collator for ``epoch``: (rows, batch)."""
+    from nlp_transfer.adapt.masking import check_maskable
+    from nlp_transfer.adapt.task import MaskedLMTask
+
+    task = MaskedLMTask(tokenizer, check_maskable(tokenizer, "tiny"), seed=3, max_length=64)
+    rows = task.preprocess(texts, "train").to_list()
+    collator = task.collator()
+    collator.epoch = epoch
+    return rows, collator(rows)
+
+
+def test_whole_words_about_15_percent_all_pieces_together_specials_never(tokenizer):
+    rng = random.Random(1)
+    vocabulary = ["unbelievably", "sourdough", "kitchenaid", "whisk", "the", "dishwasher", "non-stick", "pans", "it's"]
+    texts = [" ".join(rng.choices(vocabulary, k=rng.randint(4, 12))) for _ in range(1500)]
+    rows, batch = masked_rows(tokenizer, texts)
+    words_total = words_masked = mask_tokens = masked_positions = 0
+    multi_piece_masked = 0
+    for i, row in enumerate(rows):
+        word_ids = np.array(row["word_ids"])
+        labels = batch["labels"][i, : len(word_ids)].numpy()
+        inputs = batch["input_ids"][i, : len(word_ids)].numpy()
+        special = word_ids == -1
+        assert (labels[special] == -100).all() and (inputs[special] == np.array(row["input_ids"])[special]).all()
+        for word in np.unique(word_ids[~special]):
+            pieces = labels[word_ids == word] != -100
+            assert pieces.all() or not pieces.any(), f"row {i}: word {word} partly masked"
+            words_total += 1
+            words_masked += int(pieces.all())
+            multi_piece_masked += int(pieces.all() and len(pieces) > 1)
+        masked_positions += int((labels != -100).sum())
+        mask_tokens += int((inputs[labels != -100] == tokenizer.mask_token_id).sum())
+    assert 0.14 < words_masked / words_total < 0.16
+    assert multi_piece_masked > 100  # words of several pieces were masked, and always whole
+    assert 0.77 < mask_tokens / masked_positions < 0.83  # the rest: random tokens or unchanged
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()  # padding is never a target
+
+
+def test_wordpiece_words_are_the_fast_tokenizers_words(tokenizer):
+    from nlp_transfer.adapt.masking import encode
+
+    texts = ["Unbelievably, the KitchenAid's whisk isn't non-stick!", "tokenization of sourdough"]
+    ours = encode(tokenizer, texts, 64, "wordpiece")["word_ids"]
+    theirs = encode(tokenizer, texts, 64, "word_ids")["word_ids"]
+    assert ours == theirs
+
+
+def test_masks_change_every_epoch_and_repeat_for_the_same_epoch(tokenizer):
+    texts = [" ".join(WORDS)] * 50
+    _, first = masked_rows(tokenizer, texts, epoch=0)
+    _, again = masked_rows(tokenizer, texts, epoch=0)
+    _, second = masked_rows(tokenizer, texts, epoch=1)
+    assert torch.equal(first["input_ids"], again["input_ids"]) and torch.equal(first["labels"], again["labels"])
+    assert not torch.equal(first["labels"], second["labels"])
+    assert len({tuple(row.tolist()) for row in first["labels"]}) > 10  # rows of the same text get different masks
+    assert torch.equal(first["targets"], first["labels"])
+
+
+def test_several_files_of_several_formats_and_a_seeded_hold_out(tmp_path):
+    from nlp_transfer.adapt.texts import read_texts
+    from nlp_transfer.config import DataConfig
+
+    lines = tmp_path / "notes.txt"
+    lines.write_text("first note\n\n  second note  \n", encoding="utf-8")
+    table = tmp_path / "reviews.tsv"
+    table.write_text("review\tstars\ngreat pan\t5\n\t1\nslow kettle\t2\n", encoding="utf-8")
+    tagged = tmp_path / "news.conll"
+    tagged.write_text("Paris B-LOC\nis O\nbig O\n\nRain O\n", encoding="utf-8")
+    data = DataConfig(train_file=f"{lines}, {table},{tagged}", text_column="review", validation_split=0.4)
+    found = read_texts(data, seed=7)
+    everything = ["first note", "second note", "great pan", "slow kettle", "Paris is big", "Rain"]
+    assert sorted(found.train + found.heldout) == sorted(everything) and len(found.heldout) == 2
+    assert found.formats == {str(lines): "lines", str(table): "tsv", str(tagged): "conll"}
+    assert read_texts(data, seed=7).heldout == found.heldout  # the same seed holds out the same texts
+
+
+# ----------------------------------------------------------------------------- the adapted model
+
+
+def test_the_adapted_folder_loads_as_a_plain_automodel_with_new_weights(adapted, tiny_model_dir):
+    from transformers import AutoModel
+
+    model, info = AutoModel.from_pretrained(adapted, output_loading_info=True)
+    start = AutoModel.from_pretrained(tiny_model_dir)
+    assert not info["missing_keys"]  # the whole encoder, the original pooler included, comes from the folder
+    assert set(info["unexpected_keys"]) <= {k for k in info["unexpected_keys"] if k.startswith("cls.")}
+    ours, theirs = model.state_dict(), start.state_dict()
+    changed = [k for k in theirs if not k.startswith("pooler.") and not torch.equal(ours[k], theirs[k])]
+    assert len(changed) > 0.9 * len([k for k in theirs if not k.startswith("pooler.")])
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs if k.startswith("pooler."))  # no random pooler
+    assert (adapted / "tokenizer.json").is_file() and (adapted / "model.safetensors").is_file()
+    assert not list(adapted.glob("*.bin"))
+
+
+def test_the_decoder_is_tied_to_the_word_embeddings(adapted, tiny_model_dir):
+    from transformers import AutoModelForMaskedLM
+
+    from nlp_transfer.adapt.model import build_masked_lm, tied
+
+    built, new_head = build_masked_lm(tiny_model_dir, "tiny", allow_pickle=False, trust_remote_code=False)
+    assert tied(built) and all(key.startswith("cls.predictions.") for key in new_head)
+    assert tied(AutoModelForMaskedLM.from_pretrained(adapted))
+    stored = load_file(str(adapted / "model.safetensors"))
+    assert "bert.embeddings.word_embeddings.weight" in stored and "cls.predictions.decoder.weight" not in stored
+
+
+def test_held_out_masked_lm_loss_falls_and_is_reported(adapted):
+    metrics = json.loads((adapted / "metrics.json").read_text())
+    info = json.loads((adapted / "run_info.json").read_text())
+    before, after = metrics["before"]["loss"], metrics["after"]["loss"]
+    assert after < before - 1.0, (before, after)
+    assert info["masked_lm"]["heldout_before"]["loss"] == before and info["masked_lm"]["heldout_after"]["loss"] == after
+    assert info["examples"] == {"train": 270, "validation": 30} and info["task"] == "masked-lm"
+    assert info["masked_lm"]["whole_words"] == "wordpiece" and info["global_steps"] == LAST_STEP
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_exact(adapted, tiny_model_dir, texts, tmp_path):
+    cut = tmp_path / "cut"
+    shutil.copytree(adapted, cut)
+    for name in ("model.safetensors", "metrics.json", "run_info.json", "config.json"):
+        (cut / name).unlink()
+    for checkpoint in (cut / "checkpoints").glob("step-*"):
+        if int(checkpoint.name.removeprefix("step-")) > 25:  # 8 batches into epoch 2
+            shutil.rmtree(checkpoint)
+    assert run_adapt([*adapt_args(tiny_model_dir, texts, cut), "--resume"]) == 0
+    final = f"checkpoints/step-{LAST_STEP:08d}/model.safetensors"
+    assert (cut / final).read_bytes() == (adapted / final).read_bytes(), "the final weights differ"
+    assert (cut / "model.safetensors").read_bytes() == (adapted / "model.safetensors").read_bytes()
+    assert json.loads((cut / "metrics.json").read_text()) == json.loads((adapted / "metrics.json").read_text())
+
+
+def test_the_shipped_config_runs_on_a_slice_of_its_own_data(tiny_model_dir, tmp_path, monkeypatch):
+    """What tests/test_cli.py does for the train configs: the config as written, the tiny model, 64 reviews."""
+    monkeypatch.chdir(REPO)  # the config names its data relative to the repository
+    shared_dataset("amazon_multidomain", "kitchen", "train.tsv")
+    out = tmp_path / "run"
+    args = [CONFIG, f"model={tiny_model_dir}", f"output_dir={out}", "data.max_train_samples=64", "training.epochs=1"]
+    assert run_adapt([*args, "training.torch_threads=1"]) == 0
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["examples"] == {"train": 58, "validation": 6} and info["truncated_texts"]["train"] > 0
+    assert {"before", "after"} <= set(json.loads((out / "metrics.json").read_text()))
+    assert not (out / "checkpoints").exists()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def refused(capsys, args: list[str], message: str) -> None:
+    """``args`` exit with code 2 and one line naming ``message``."""
+    assert run_adapt(args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_bad_texts_exit_2_with_one_line_and_nothing_written(capsys, tiny_model_dir, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    binary = tmp_path / "texts.txt"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    table = tmp_path / "reviews.csv"
+    table.write_text("review,stars\ngreat pan,5\n", encoding="utf-8")
+    out = tmp_path / "out"
+    refused(capsys, adapt_args(tiny_model_dir, empty, out), f"{empty}: the file is empty")
+    refused(capsys, adapt_args(tiny_model_dir, binary, out), f"{binary}: looks like a binary file")
+    refused(capsys, adapt_args(tiny_model_dir, table, out), f"{table}:2: no column 'sentence' (columns: review, stars)")
+    refused(
+        capsys,
+        adapt_args(tiny_model_dir, f"{table},{tmp_path / 'nope.txt'}", out, **{"data.text_column": "review"}),
+        "nope.txt: no such file",
+    )
+    assert not out.exists()
+
+
+def test_a_tokenizer_without_mask_token_is_refused(capsys, tiny_model_dir, texts, tmp_path):
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "no-mask"
+    shutil.copytree(tiny_model_dir, folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir, mask_token=None).save_pretrained(folder)
+    out = tmp_path / "out"
+    refused(capsys, adapt_args(str(folder), texts, out), "its tokenizer has no mask token")
+    assert not out.exists()
+
+
+def test_an_output_dir_of_another_run_is_refused(capsys, adapted, tiny_model_dir, texts, tmp_path):
+    other = tmp_path / "train-run"
+    other.mkdir()
+    (other / "config.yaml").write_text("task: classification\n", encoding="utf-8")
+    refused(capsys, adapt_args(tiny_model_dir, texts, other), "output directory exists and is not empty")
+    refused(capsys, [*adapt_args(tiny_model_dir, texts, other), "--resume"], "not an adapt run")
+    assert sorted(p.name for p in other.iterdir()) == ["config.yaml"]
+
+
+def test_a_config_error_answers_before_torch_loads():
+    probe = (
+        "import sys\n"
+        "from nlp_transfer.cli import main\n"
+        f"code = main(['adapt', '{CONFIG}', 'training.epoch=2'])\n"
+        "print(code, sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
+    assert "unknown config key 'training.epoch'" in done.stderr
+
+
+def test_the_hub_card_of_an_adapted_encoder_says_fill_mask_and_how_to_fine_tune_it(adapted):
+    from nlp_transfer.hub import build_model_card, check_card_metadata, collect_files, resolve_mode
+
+    card = build_model_card(adapted, repo_id="alice/kitchen-minilm", license="apache-2.0")
+    check_card_metadata(card)
+    text = str(card)
+    assert "pipeline_tag: fill-mask" in text and "nlp-transfer adapt" in text
+    assert 'pipeline("fill-mask", model="alice/kitchen-minilm")' in text and "model: alice/kitchen-minilm" in text
+    assert "## Labels" not in text and "`transfer." not in text  # no labels, and adapt ignores the transfer section
+    assert "### before" in text and "### after" in text  # held-out masked-LM figures before and after
+    files = collect_files(adapted, resolve_mode(adapted, "auto"))
+    assert "model.safetensors" in files and "adapt.json" not in files

@@ -1,0 +1,262 @@
+"""nlp-transfer export and predict --backend onnx: the exported model agrees with the run, and a broken one is refused.
+
+Three tiny runs are trained and exported once per module (a single-label run with int8, a multi-label run whose head
+reads mean-pooled features, and a NER run); the refusal tests plant a fault in a copy of the good export.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp_transfer.cli import main
+from nlp_transfer.config import load_config
+from nlp_transfer.export.command import ExportRefused, export_run
+from nlp_transfer.export.onnx_backend import OnnxModel, open_session
+from nlp_transfer.inference import batched_logits, load_backend, load_run, predict_texts
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.transfer.feature_extraction import MeanPooledModel
+from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
+
+TEXTS = ["a superb and lovely film", "dreadful boring plot", "the staff was very poor", "great", "Alice met Bob in Oslo"]
+
+
+def train(base: Path, tiny_model_dir: str, **values: object) -> Path:
+    """A tiny run trained in-process with ``values`` as overrides; returns its output_dir."""
+    out = base / "run"
+    run_training(load_config(None, tiny_overrides(tiny_model_dir, out, **values)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sentiment(tmp_path_factory, tiny_model_dir):
+    """A single-label run that learned the synthetic data, exported with --int8."""
+    base = tmp_path_factory.mktemp("export-sentiment")
+    train_file = write_csv(base / "train.csv", synthetic_sentiment(200, 1))
+    val_file = write_csv(base / "val.csv", synthetic_sentiment(60, 2))
+    values = {"data.train_file": train_file, "data.validation_file": val_file, "training.epochs": 2}
+    run = train(base, tiny_model_dir, **values, **{"training.learning_rate": 3e-3})
+    return run, export_run(run, int8=True)
+
+
+@pytest.fixture(scope="module")
+def mean_multilabel(tmp_path_factory, tiny_model_dir):
+    """A multi-label feature-extraction run whose head reads the mean of the token states, exported in float32."""
+    base = tmp_path_factory.mktemp("export-multilabel")
+    rows = [(text, label if i % 3 else f"{label}|extra") for i, (text, label) in enumerate(synthetic_sentiment(120, 1))]
+    values = {
+        "task": "multilabel",
+        "strategy": "frozen",
+        "transfer.pooling": "mean",
+        "data.train_file": write_csv(base / "train.csv", rows),
+        "data.validation_file": write_csv(base / "val.csv", rows[:40]),
+    }
+    run = train(base, tiny_model_dir, **values)
+    return run, export_run(run)
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory, tiny_model_dir):
+    """A NER run, exported in float32."""
+    base = tmp_path_factory.mktemp("export-ner")
+    sentence = "Alice B-PER\nmet O\nBob B-PER\nin O\nOslo B-LOC\n"
+    (base / "tagged.conll").write_text("\n".join([sentence] * 40), encoding="utf-8")
+    values = {"task": "ner", "data.train_file": base / "tagged.conll", "data.validation_file": base / "tagged.conll"}
+    run = train(base, tiny_model_dir, **values)
+    return run, export_run(run)
+
+
+def logits_of_both(run: Path, onnx_file: Path, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The torch model's and the ONNX file's logits for ``texts`` (tokenized by the run's task)."""
+    model, task = load_run(run, device="cpu")
+    rows = dict(task.tokenizer(texts, truncation=True, max_length=task.max_length))
+    exported = OnnxModel(open_session(onnx_file))
+    return batched_logits(model, task, rows), batched_logits(exported, task, rows)
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def test_export_writes_checked_float_and_int8_models(sentiment):
+    run, report = sentiment
+    folder = run / "onnx"
+    assert sorted(p.name for p in folder.iterdir()) == ["export.json", "model.int8.onnx", "model.onnx"]
+    assert not [p for p in run.iterdir() if p.name.startswith(".onnx")]  # no staging folder left behind
+    saved = json.loads((folder / "export.json").read_text())
+    assert saved["model_file"] == "model.int8.onnx" and saved["int8"] is True and saved["max_drop"] == 0.5
+    assert saved == {k: v for k, v in report.items() if k != "output"}
+    float32, int8 = saved["checks"]["model.onnx"], saved["checks"]["model.int8.onnx"]
+    assert float32["label_agreement"] == 1.0 and float32["max_logit_difference"] < 1e-4
+    assert float32["before"] == float32["after"] > 0.9  # the run learned the data, and the export scores the same
+    assert int8["label_agreement"] >= 0.95 and int8["drop_points"] <= 0.5
+    assert (folder / "model.int8.onnx").stat().st_size < (folder / "model.onnx").stat().st_size / 2
+
+
+def test_exported_logits_match_torch_on_new_texts(sentiment):
+    run, _ = sentiment
+    reference, float32 = logits_of_both(run, run / "onnx" / "model.onnx", TEXTS)
+    np.testing.assert_allclose(float32, reference, atol=1e-4)
+    _, int8 = logits_of_both(run, run / "onnx" / "model.int8.onnx", TEXTS)
+    np.testing.assert_allclose(int8, reference, atol=0.05)
+    assert (int8.argmax(-1) == reference.argmax(-1)).all()
+
+
+def test_mean_pooled_multilabel_run_exports_with_its_pooling(mean_multilabel):
+    run, report = mean_multilabel
+    model, task = load_run(run, device="cpu")
+    assert isinstance(model, MeanPooledModel) and task.multi_label
+    assert report["task"] == "multilabel" and report["checks"]["model.onnx"]["label_agreement"] == 1.0
+    reference, exported = logits_of_both(run, run / "onnx" / "model.onnx", TEXTS)
+    np.testing.assert_allclose(exported, reference, atol=1e-4)
+    onnx_model, onnx_task = load_backend(run, "onnx")
+    for ours, theirs in zip(predict_texts(onnx_model, onnx_task, TEXTS), predict_texts(model, task, TEXTS), strict=True):
+        assert ours["label"] == theirs["label"] and ours["score"] == pytest.approx(theirs["score"], abs=1e-5)
+
+
+def test_ner_run_exports_and_gives_the_same_entities(tagger):
+    run, report = tagger
+    assert report["task"] == "ner" and report["checks"]["model.onnx"]["label_agreement"] == 1.0
+    reference, exported = logits_of_both(run, run / "onnx" / "model.onnx", TEXTS)
+    assert reference.ndim == 3
+    np.testing.assert_allclose(exported, reference, atol=1e-4)
+    torch_rows = predict_texts(*load_run(run, device="cpu"), TEXTS)
+    onnx_rows = predict_texts(*load_backend(run, "onnx"), TEXTS)
+    for ours, theirs in zip(onnx_rows, torch_rows, strict=True):
+        assert [(e["text"], e["type"]) for e in ours["entities"]] == [(e["text"], e["type"]) for e in theirs["entities"]]
+
+
+def test_predict_backend_onnx_writes_the_same_lines_with_the_temperature(sentiment, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(sentiment[0], run)
+
+    def lines(*flags: str) -> list[dict]:
+        assert main(["predict", str(run), *TEXTS, *flags]) == 0
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    plain = lines("--backend", "onnx")
+    (run / "calibration.json").write_text(json.dumps({"temperature": 2.0}))
+    torch_rows, onnx_rows = lines(), lines("--backend", "onnx")
+    for ours, theirs, untempered in zip(onnx_rows, torch_rows, plain, strict=True):
+        assert set(ours) == set(theirs) == {"text", "label", "score", "scores"}
+        assert ours["text"] == theirs["text"] and ours["label"] == theirs["label"]
+        assert ours["score"] == pytest.approx(theirs["score"], abs=0.01)  # the int8 model is served
+        assert abs(ours["score"] - 0.5) < abs(untempered["score"] - 0.5)  # the temperature softens the scores
+
+
+# --------------------------------------------------------------------------- the check refuses a broken export
+
+
+def plant_flipped_classifier(good: Path):
+    """A stand-in for the exporter that writes the good export with its classifier negated: every label flips."""
+    import onnx
+    from onnx import numpy_helper
+
+    def write(model, task, path):
+        graph = onnx.load(str(good))
+        for tensor in graph.graph.initializer:
+            if tensor.name.endswith(("classifier.weight", "classifier.bias")):
+                tensor.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(tensor), tensor.name))
+        onnx.save(graph, str(path))
+        return ["input_ids", "attention_mask", "token_type_ids"]
+
+    return write
+
+
+def test_a_broken_export_is_refused_and_nothing_is_written(sentiment, tmp_path, monkeypatch, capsys):
+    run = sentiment[0]
+    monkeypatch.setattr("nlp_transfer.export.onnx_export.write_onnx", plant_flipped_classifier(run / "onnx" / "model.onnx"))
+    earlier = tmp_path / "served"
+    earlier.mkdir()
+    (earlier / "export.json").write_text("{}")  # an earlier export: a refused one must not replace it
+    with pytest.raises(ExportRefused) as refused:
+        export_run(run, output=earlier)
+    check = refused.value.report["checks"]["model.onnx"]
+    assert check["drop_points"] > 50 and check["label_agreement"] < 0.1
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(run), "--output", str(tmp_path / "new"), "--max-drop", "1"])
+    assert exited.value.code == 1
+    assert "export refused" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]  # no new folder, no staging folder
+    assert [p.name for p in earlier.iterdir()] == ["export.json"] and (earlier / "export.json").read_text() == "{}"
+
+
+# --------------------------------------------------------------------------- bad input: one line, exit 2
+
+
+def one_error(capsys, argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert captured.out == ""
+
+
+def test_exporting_a_folder_that_is_not_a_run(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    one_error(capsys, ["export", str(tmp_path / "notes")], "not a saved model (no config.json)")
+    one_error(capsys, ["export", str(tmp_path / "missing")], "no such run directory")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes"] and not any((tmp_path / "notes").iterdir())
+
+
+def test_missing_onnxruntime_names_the_extra(sentiment, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    hint = 'pip install "nlp-transfer[export]"'
+    one_error(capsys, ["export", str(sentiment[0]), "--output", str(tmp_path / "out")], hint)
+    one_error(capsys, ["predict", str(sentiment[0]), "hello", "--backend", "onnx"], hint)
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_or_missing_export_given_to_predict(sentiment, tmp_path, capsys):
+    run = sentiment[0]
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(run / "onnx", corrupt)
+    (corrupt / "model.int8.onnx").write_bytes(b"\x08\x07not an onnx graph")
+    one_error(capsys, ["predict", str(run), "hello", "--backend", "onnx", "--export-dir", str(corrupt)], "not a valid ONNX model")
+    one_error(
+        capsys, ["predict", str(run), "hello", "--backend", "onnx", "--export-dir", str(tmp_path / "none")], "no ONNX export"
+    )
+
+
+# --------------------------------------------------------------------------- push --onnx
+
+
+def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(sentiment, monkeypatch, capsys):
+    import huggingface_hub
+
+    from nlp_transfer import hub
+
+    run = sentiment[0]
+    commits = []
+
+    class FakeApi:  # records the one commit push_run makes
+        def __init__(self, token=None):
+            pass
+
+        def whoami(self):
+            return {"name": "someone"}
+
+        def repo_exists(self, repo_id):
+            return False
+
+        def create_repo(self, repo_id, private=False, exist_ok=True):
+            return f"https://hub.example/{repo_id}"
+
+        def create_commit(self, repo_id, operations, commit_message):
+            commits.append({op.path_in_repo: op.path_or_fileobj for op in operations})
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(hub, "_check_online", lambda: None)
+    hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, onnx=True)
+    (files,) = commits
+    assert {"onnx/model.onnx", "onnx/model.int8.onnx", "onnx/export.json", "model.safetensors"} <= set(files)
+    card = files["README.md"].decode()
+    assert "## ONNX" in card and "onnxruntime" in card
+    snippet = card.split("## ONNX", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "torch" not in snippet and "transformers" not in snippet
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo_id, name: str(run / name))
+    exec(snippet, {})  # the card's code, with the repository's files read from the run directory
+    printed = capsys.readouterr().out.strip()
+    expected = predict_texts(*load_backend(run, "onnx"), ["The staff were lovely."])[0]["label"]
+    assert printed == repr([expected])

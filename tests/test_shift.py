@@ -1,0 +1,216 @@
+"""nlp-transfer shift: the domain classifier separates different corpora and not halves of one; vocabulary figures;
+a run's label shift; the CLI's JSON, files and one-line errors."""
+
+import csv
+import json
+import random
+
+import numpy as np
+import pytest
+
+from nlp_transfer.cli import main
+from nlp_transfer.config import load_config
+from nlp_transfer.inference import predict
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.shift import (
+    domain_classifier,
+    domain_shift,
+    label_shift,
+    proxy_a_distance,
+    tokenizer_view,
+    vocabulary_overlap,
+    words,
+)
+from nlp_transfer.shift.command import default_output_dir
+from nlp_transfer.shift.embed import load_encoder
+from nlp_transfer.shift.measure import draw_sample
+from tests.conftest import shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
+
+
+def shift_cli(capfd, *args):
+    """``nlp-transfer shift ARGS`` in this process: (exit code, stdout, stderr), captured at the file descriptors."""
+    code = main(["shift", *map(str, args)])
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
+
+
+def write_lines(path, texts):
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- the measures on known answers
+
+
+def test_words_are_lower_cased_and_keep_inner_apostrophes():
+    assert words("Don't STOP, it's 2 o'clock_now!") == ["don't", "stop", "it's", "2", "o'clock", "now"]
+
+
+def test_vocabulary_overlap_on_a_hand_made_pair():
+    figures = vocabulary_overlap(["the cat sat", "The cat ran"], ["the dog sat", "a dog"])
+    # types: {the, cat, sat, ran} and {the, dog, sat, a}: 2 shared of 6
+    assert figures["jaccard_word_types"] == pytest.approx(2 / 6)
+    # target tokens: the dog sat a dog; dog twice and a once are unseen in the source
+    assert figures["target_tokens_unseen_in_source"] == pytest.approx(3 / 5)
+    assert figures["target_types_unseen_in_source"] == pytest.approx(2 / 4)
+    same = vocabulary_overlap(["a b c"], ["c b a"])
+    assert same["jaccard_word_types"] == 1.0 and same["target_tokens_unseen_in_source"] == 0.0
+
+
+def test_tokenizer_view_counts_unknown_tokens_pieces_and_lengths(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    view, lengths = tokenizer_view(tokenizer, ["hello world", "unaffable \u2603"])
+    # hello | world ; una ##ffa ##ble [UNK] (the snowman is no word, and unknown to the uncased WordPiece vocabulary)
+    assert lengths == [2, 4]
+    assert view["unknown_tokens"] == 1 and view["unknown_token_rate"] == pytest.approx(1 / 6)
+    assert view["subwords_per_word"] == pytest.approx(5 / 3)
+    assert view["length_tokens"]["median"] == 3.0
+
+
+def test_label_shift_total_variation():
+    moved = label_shift(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
+    assert moved["source_shares"] == {"a": 0.5, "b": 0.5} and moved["target_shares"] == {"a": 0.25, "b": 0.75}
+    assert moved["total_variation"] == pytest.approx(0.25)
+    assert label_shift(["a", "b"], ["b", "a"], ["a", "b"])["total_variation"] == 0.0
+    assert label_shift(["a", "a"], ["b", "b"], ["a", "b"])["total_variation"] == 1.0
+
+
+def test_domain_classifier_on_separable_and_identical_clouds():
+    rng = np.random.default_rng(0)
+    assert proxy_a_distance(0.0) == 2.0 and proxy_a_distance(0.5) == 0.0
+    apart = domain_classifier(rng.normal(0, 1, (100, 8)), rng.normal(4, 1, (100, 8)))
+    assert apart.accuracy == 1.0 and apart.proxy_a_distance == 2.0 and len(apart.fold_accuracies) == 5
+    alike = domain_classifier(rng.normal(0, 1, (200, 8)), rng.normal(0, 1, (200, 8)))
+    assert abs(alike.proxy_a_distance) < 0.4
+
+
+# ----------------------------------------------------------------------------- real corpora, real model
+
+
+def sst2_sentences():
+    with shared_dataset("sst2", "train.tsv").open(encoding="utf-8", newline="") as handle:
+        return [row["sentence"].strip() for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)]
+
+
+def trec_questions():
+    lines = shared_dataset("trec", "train.txt").read_text(encoding="latin-1").splitlines()
+    return [line.split(" ", 1)[1].strip() for line in lines if " " in line]  # drop the COARSE:fine label
+
+
+def test_shift_separates_two_corpora_and_not_two_halves_of_one():
+    sentences, questions = sst2_sentences(), trec_questions()
+    random.Random(0).shuffle(sentences)
+    random.Random(1).shuffle(questions)
+    encoder = load_encoder()  # the packaged all-MiniLM-L6-v2
+    different = domain_shift(sentences[:150], questions[:150], encoder=encoder, sample=150)
+    halves = domain_shift(sentences[:150], sentences[150:300], encoder=encoder, sample=150)
+    assert different.domain_classifier_accuracy > 0.85, different.to_dict()
+    assert different.proxy_a_distance > 1.4
+    assert abs(halves.proxy_a_distance) < 0.5, halves.to_dict()
+    assert different.proxy_a_distance - halves.proxy_a_distance > 1.0
+    assert different.vocabulary["jaccard_word_types"] < halves.vocabulary["jaccard_word_types"]
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@pytest.fixture()
+def two_files(tmp_path):
+    rng = random.Random(0)
+    animals = ["cat", "dog", "horse", "bird", "cow"]
+    tools = ["hammer", "saw", "drill", "wrench", "chisel"]
+    source = [" ".join(rng.choices(animals, k=rng.randint(3, 8))) for _ in range(60)]
+    target = [" ".join(rng.choices(tools, k=rng.randint(3, 8))) for _ in range(60)]
+    return write_lines(tmp_path / "animals.txt", source), write_lines(tmp_path / "tools.txt", target)
+
+
+def test_cli_json_is_one_object_and_the_report_files_go_beside_the_target(capfd, tiny_model_dir, two_files):
+    source, target = two_files
+    code, out, err = shift_cli(capfd, source, target, "--model", tiny_model_dir, "--json")
+    assert code == 0, err
+    report = json.loads(out)  # the whole of stdout is one JSON object
+    assert out.strip().count("\n") == 0
+    assert 0.0 <= report["domain_classifier_accuracy"] <= 1.0
+    assert report["proxy_a_distance"] == pytest.approx(2 * (1 - 2 * (1 - report["domain_classifier_accuracy"])))
+    assert report["texts"] == {"source": 60, "target": 60, "compared_per_side": 60}
+    # no word is shared, so the vocabulary figures say so whatever the random model embeds
+    assert report["vocabulary"]["jaccard_word_types"] == 0.0
+    assert report["vocabulary"]["target_tokens_unseen_in_source"] == 1.0
+    folder = default_output_dir(target)
+    assert folder == target.parent / "tools-shift"
+    assert json.loads((folder / "shift.json").read_text()) == report
+    assert (folder / "shift.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_text_report_and_a_table_column(capfd, tiny_model_dir, tmp_path, two_files):
+    source, _ = two_files
+    table = write_csv(tmp_path / "reviews.csv", [(f"review number {i} of a drill", "x") for i in range(30)], ("body", "y"))
+    code, out, err = shift_cli(
+        capfd, source, table, "--model", tiny_model_dir, "--text-column", "body", "--output", tmp_path / "report"
+    )
+    assert code == 0, err
+    assert "domain classifier accuracy" in out and "proxy A-distance" in out and "length in tokens" in out
+    assert "compared: 30 texts a side" in out
+    assert (tmp_path / "report" / "shift.json").is_file()
+
+
+def bad_input(tmp_path, kind):
+    """A target that cannot be compared, and a word its error message must contain."""
+    if kind == "missing":
+        return tmp_path / "nope.txt", "no such file"
+    if kind == "empty":
+        return write_lines(tmp_path / "empty.txt", ["", "  "]), "empty"
+    if kind == "folder":
+        (tmp_path / "texts").mkdir()
+        return tmp_path / "texts", "not a saved run"
+    if kind == "binary":
+        path = tmp_path / "weights.bin"
+        path.write_bytes(b"\x00\x01\x02binary\x00" * 50)
+        return path, "binary"
+    if kind == "no_column":
+        return write_csv(tmp_path / "table.csv", [("a text", "x")] * 30, ("body", "y")), "--text-column"
+    return write_lines(tmp_path / "few.txt", ["one text", "two texts", "three"]), "at least 20"
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "empty", "binary", "no_column", "too_few"])
+def test_bad_target_is_one_line_and_exit_2(capfd, tmp_path, two_files, kind):
+    target, expected = bad_input(tmp_path, kind)
+    code, out, err = shift_cli(capfd, two_files[0], target, "--model", "/no/such/model")  # fails before any model loads
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and target.name in err and expected in err, err
+
+
+def test_too_small_sample_is_refused(capfd, two_files):
+    code, _, err = shift_cli(capfd, *two_files, "--sample", "5")
+    assert code == 2 and "--sample 5" in err and "at least 20" in err
+
+
+# ----------------------------------------------------------------------------- a run directory as the source
+
+
+def test_a_run_as_source_reports_its_predicted_label_shift(capfd, tmp_path, tiny_model_dir):
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(120, 1))
+    validation = write_csv(tmp_path / "validation.csv", synthetic_sentiment(40, 2))
+    run_dir = tmp_path / "run"
+    files = {"data.train_file": train, "data.validation_file": validation}
+    run_training(load_config(None, tiny_overrides(tiny_model_dir, run_dir, **files)))
+    capfd.readouterr()  # the training run's own output
+    positive = [text for text, label in synthetic_sentiment(60, 3) if label == "positive"]
+    target = write_lines(tmp_path / "positive.txt", positive)
+    code, out, err = shift_cli(capfd, run_dir, target, "--json", "--output", tmp_path / "report")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["model"] == str(run_dir) and report["texts"]["source"] == 120
+    # both sides are cut to the target's 30 texts: the shares are those of predict on the same drawn texts
+    assert report["texts"]["compared_per_side"] == len(positive) == 30
+    source_sample = draw_sample([text for text, _ in synthetic_sentiment(120, 1)], 30, seed=0)
+    expected = label_shift(
+        [row["label"] for row in predict(run_dir, source_sample)],
+        [row["label"] for row in predict(run_dir, positive)],
+        ["negative", "positive"],
+    )
+    shift = report["label_shift"]
+    assert shift["total_variation"] == pytest.approx(expected["total_variation"])
+    assert shift["target_shares"] == pytest.approx(expected["target_shares"])
