@@ -69,6 +69,11 @@ def report_header(threads: int) -> dict[str, str]:
     }
 
 
+def results_folder() -> Path:
+    """benchmarks/results, or the folder named by ``$NLP_TRANSFER_BENCHMARK_RESULTS``."""
+    return Path(os.environ.get(RESULTS_VARIABLE) or REPO / "benchmarks" / "results")
+
+
 def write_result(name: str, report: dict[str, Any]) -> Path:
     """Write ``report`` as ``NAME.json`` in the results folder and return its path."""
     folder = Path(os.environ.get(RESULTS_VARIABLE) or REPO / "benchmarks" / "results")

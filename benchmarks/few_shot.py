@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import Any
 
 from augment_curve import sample_rows, write_rows
-from common import DATASETS, REPO, RESULTS_VARIABLE, read_sst2, read_trec, report_header, write_result
+from common import DATASETS, REPO, read_sst2, read_trec, report_header, results_folder, write_result
 
 METHODS = ("setfit", "contrastive", "full", "frozen_mean")
 RUNS_FILE = "few_shot_runs.jsonl"
@@ -432,11 +432,6 @@ def run_child(spec: dict[str, Any], work: Path) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------- the benchmark loop
-
-
-def results_folder() -> Path:
-    """benchmarks/results, or the folder named by ``$NLP_TRANSFER_BENCHMARK_RESULTS`` (as common.write_result)."""
-    return Path(os.environ.get(RESULTS_VARIABLE) or REPO / "benchmarks" / "results")
 
 
 def read_runs(path: Path) -> list[dict[str, Any]]:
