@@ -130,7 +130,28 @@ class TrainingConfig:
     mixed_precision: Literal["no", "fp16", "bf16"] = _setting(
         "no", "Autocast precision handed to Accelerate. bf16 works on recent GPUs and on CPUs with bf16 support."
     )
-    max_length: int = _setting(256, "Tokens per text; longer texts are truncated and counted in the run report.")
+    max_length: int = _setting(
+        256, "Tokens per text (per window with long_text=windows); longer texts are truncated and counted in the run report."
+    )
+    long_text: Literal["truncate", "windows"] = _setting(
+        "truncate",
+        "Classification and multilabel: what happens to a text longer than max_length tokens. truncate: its end is cut "
+        "off. windows: it is cut into overlapping windows of max_length tokens (the fast tokenizer's overflow) at "
+        "training (each window a training row with the text's label), evaluation and prediction (one prediction per "
+        "text from its windows' pooled logits; metrics count texts). Costs compute roughly in proportion to the number "
+        "of windows; run_info.json counts them per split (truncated_texts: SPLIT_windows). Not with strategy=contrastive "
+        "or frozen with cached features.",
+    )
+    window_stride: int | None = _setting(
+        None,
+        "long_text=windows: tokens each window repeats from the end of the window before it (the overlap; the "
+        "tokenizer's stride), at most half of max_length. null: a quarter of max_length.",
+    )
+    window_pooling: Literal["mean", "max"] = _setting(
+        "mean",
+        "long_text=windows: how a text's window logits combine into its own: mean (every window counts) or max "
+        "(per label, the strongest window decides).",
+    )
     gradient_checkpointing: bool = _setting(
         False, "Recompute activations in the backward pass instead of storing them: less memory, about 30 % more compute."
     )
@@ -579,6 +600,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "training.torch_threads": _at_least(1, nullable=True),
     "training.threshold": _fraction(low_open=True, high_open=True),
     "training.document_context": _at_least(0),
+    "training.window_stride": _at_least(0, nullable=True),
     "data.validation_split": _fraction(low_open=True, high_open=True),
     "data.max_train_samples": _at_least(1, nullable=True),
     "data.max_eval_samples": _at_least(1, nullable=True),
@@ -617,9 +639,34 @@ def _check_values(config: RunConfig, source: str) -> None:
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
     _check_task_and_strategy(config, source)
+    check_long_text(config, source)
     check_augment(config, source)
     check_per_class(config, source)
     check_pseudo_labels(config, source)
+
+
+def check_long_text(config: RunConfig, source: str) -> None:
+    """training.long_text=windows serves classification and multilabel, with a stride that leaves windows room to advance."""
+    t = config.training
+    if t.long_text != "windows":
+        return
+    if config.task not in ("classification", "multilabel"):
+        raise ConfigError(
+            f"{source}: training.long_text=windows is for task=classification and multilabel; "
+            f"set training.long_text=truncate for task={config.task}."
+        )
+    if t.window_stride is not None and t.window_stride > t.max_length // 2:
+        raise ConfigError(
+            f"{source}: training.window_stride must be at most half of training.max_length ({t.max_length // 2}), "
+            f"got {t.window_stride}. Fix the value of training.window_stride."
+        )
+    caches = config.strategy == "contrastive" or (config.strategy == "frozen" and config.transfer.cache_features)
+    if caches:
+        fix = "set transfer.cache_features=false" if config.strategy == "frozen" else "choose another strategy"
+        raise ConfigError(
+            f"{source}: training.long_text=windows cannot run with strategy={config.strategy}: its head trains on cached "
+            f"features of whole rows, which do not know their documents; {fix}, or set training.long_text=truncate."
+        )
 
 
 def check_pseudo_labels(config: RunConfig, source: str) -> None:

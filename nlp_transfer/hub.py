@@ -604,13 +604,19 @@ def _usage_section(facts: _CardFacts) -> list[str]:
 def _limitations_section(facts: _CardFacts) -> list[str]:
     """What the model cannot be expected to do, and what ``nlp-transfer check`` measured if the run was checked."""
     max_length = "the maximum length" if facts.info.max_length is None else facts.info.max_length
+    long_text = f"- Inputs longer than {max_length} tokens were truncated in training."
+    if (facts.config.get("training") or {}).get("long_text") == "windows":
+        long_text = (
+            f"- Inputs longer than {max_length} tokens were read as overlapping windows whose scores are pooled "
+            "(`training.long_text: windows`); `transformers.pipeline` truncates them instead."
+        )
     return [
         "## Bias, risks and limitations",
         "",
         "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
         "model and of the training data.",
         "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
-        f"- Inputs longer than {max_length} tokens were truncated in training.",
+        long_text,
         *_checked_figures(facts.run_dir),
         "",
     ]

@@ -26,8 +26,9 @@ from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import load_pretrained
 from nlp_transfer.run_info import RunInfo
 from nlp_transfer.tasks import Task
-from nlp_transfer.tasks.classification import SequenceClassificationTask, count_truncated
+from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
+from nlp_transfer.tasks.windows import CONFIG_KEY, WindowSettings
 from nlp_transfer.training.batches import LengthSortedBatches
 from nlp_transfer.training.loop import logits_of
 from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
@@ -87,6 +88,7 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
         threshold=float(info.threshold or 0.5),
         model_name=str(run_dir),
         temperature=read_temperature(run_dir),
+        windows=WindowSettings.from_config(getattr(config, CONFIG_KEY, None)),
     )
 
 
@@ -147,10 +149,9 @@ def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]
 def text_logits(
     model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], *, batch_size: int = 64
 ) -> np.ndarray:
-    """Sequence-classification logits for ``texts`` in their order."""
-    encoded = task.tokenizer(list(texts), truncation=True, max_length=task.max_length)
-    task.truncated["predict"] = count_truncated(encoded, texts, task.tokenizer, task.max_length)
-    return batched_logits(model, task, dict(encoded), batch_size=batch_size)
+    """Sequence-classification logits for ``texts`` in their order (a windows run: pooled over each text's windows)."""
+    rows, documents = task.encode_texts(texts, "predict")
+    return task.document_logits(batched_logits(model, task, rows, batch_size=batch_size), documents, len(texts))
 
 
 def predict_texts(model: PreTrainedModel, task: Task, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:

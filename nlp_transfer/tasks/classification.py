@@ -10,7 +10,12 @@ import datasets
 import numpy as np
 import torch
 from sklearn.utils.class_weight import compute_class_weight
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.loading import TextClassificationData, load_text_classification_data
@@ -18,6 +23,15 @@ from nlp_transfer.errors import DataError
 from nlp_transfer.evaluation.metrics import classification_metrics
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
+from nlp_transfer.tasks.windows import (
+    CONFIG_KEY,
+    DOCUMENT_COLUMN,
+    WindowSettings,
+    document_labels,
+    encode_windows,
+    pool_windows,
+    resolve_stride,
+)
 
 
 @dataclass
@@ -31,6 +45,8 @@ class SequenceClassificationTask(Task):
     threshold: float = 0.5
     #: single-label runs: scores are softmax(logits / temperature); ``nlp-transfer check`` fits it on validation
     temperature: float = 1.0
+    #: ``training.long_text=windows``: how long texts become overlapping windows; None truncates at ``max_length``
+    windows: WindowSettings | None = None
 
     name = "text-classification"
     auto_class = AutoModelForSequenceClassification
@@ -45,20 +61,43 @@ class SequenceClassificationTask(Task):
     def preprocess(self, dataset: datasets.Dataset, split: str = "") -> datasets.Dataset:
         """Tokenize ``text`` and encode ``label``; keeps ``length`` for length-grouped batching.
 
-        Texts longer than ``max_length`` tokens are truncated and counted in ``self.truncated``.
+        Texts longer than ``max_length`` tokens are truncated and counted in ``self.truncated``; with
+        :attr:`windows` they become several rows (one per window, each with the text's label and its index
+        in the ``window_document`` column), and ``self.truncated`` counts the long texts and the windows.
         """
         label2id = self.label2id
-        texts = list(dataset["text"])
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
-        self.truncated[split or "data"] = count_truncated(encoded, texts, self.tokenizer, self.max_length)
-        columns: dict[str, Any] = dict(encoded)
-        columns["length"] = [len(ids) for ids in encoded["input_ids"]]
+        columns, documents = self.encode_texts(list(dataset["text"]), split or "data")
+        columns["length"] = [len(ids) for ids in columns["input_ids"]]
         if "label" in dataset.column_names:
             if self.multi_label:
-                columns["labels"] = [self.multi_hot(labels, label2id) for labels in dataset["label"]]
+                labels = [self.multi_hot(labels, label2id) for labels in dataset["label"]]
             else:
-                columns["labels"] = [label2id[label] for label in dataset["label"]]
+                labels = [label2id[label] for label in dataset["label"]]
+            columns["labels"] = labels if documents is None else [labels[d] for d in documents]
+        if documents is not None:
+            columns[DOCUMENT_COLUMN] = documents
         return datasets.Dataset.from_dict(columns)
+
+    def encode_texts(self, texts: Sequence[str], split: str) -> tuple[dict[str, list[Any]], list[int] | None]:
+        """Model columns for ``texts`` and, with :attr:`windows`, the text index of each window row (else None).
+
+        Counts in ``self.truncated``: ``split`` is the number of texts longer than ``max_length`` (truncated,
+        or cut into windows); with windows, ``split + "_windows"`` is the number of window rows.
+        """
+        if self.windows is None:
+            encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+            self.truncated[split] = count_truncated(encoded, texts, self.tokenizer, self.max_length)
+            return dict(encoded), None
+        windows = encode_windows(self.tokenizer, texts, self.max_length, self.windows.stride)
+        self.truncated[split] = windows.long_texts()
+        self.truncated[f"{split}_windows"] = len(windows.documents)
+        return windows.columns, windows.documents
+
+    def document_logits(self, logits: np.ndarray, documents: Sequence[int] | None, n_documents: int) -> np.ndarray:
+        """One row of logits per text: ``logits`` itself, or its window rows pooled per text (mean or max)."""
+        if documents is None or self.windows is None:
+            return logits
+        return pool_windows(logits, documents, n_documents, self.windows.pooling)
 
     @staticmethod
     def multi_hot(labels: Sequence[str], label2id: dict[str, int]) -> list[float]:
@@ -79,6 +118,16 @@ class SequenceClassificationTask(Task):
         problem = "multi_label_classification" if self.multi_label else "single_label_classification"
         return {**super().model_config(), "problem_type": problem}
 
+    def build_model(self, *, from_scratch: bool = False) -> PreTrainedModel:
+        """The model of :meth:`Task.build_model`; a windows run records its window settings in the model's config.
+
+        They are saved in ``config.json``, so ``load_run`` predicts a saved run through the same windows.
+        """
+        model = super().build_model(from_scratch=from_scratch)
+        if self.windows is not None:
+            model.config.update({CONFIG_KEY: self.windows.to_config()})
+        return model
+
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (single-label) or binary cross-entropy (multi-label), class-weighted if set."""
         if self.multi_label:
@@ -95,7 +144,16 @@ class SequenceClassificationTask(Task):
         return softmax(logits.astype(np.float64) / self.temperature)
 
     def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: datasets.Dataset | None = None) -> dict[str, Any]:
-        """Metrics of one split from its logits and gold labels."""
+        """Metrics of one split from its logits and gold labels.
+
+        Window rows (``dataset`` has a ``window_document`` column) are pooled into one row per document
+        first, so the metrics count documents.
+        """
+        if self.windows is not None and dataset is not None and DOCUMENT_COLUMN in dataset.column_names:
+            documents = list(dataset[DOCUMENT_COLUMN])
+            count = max(documents) + 1 if documents else 0
+            logits = pool_windows(logits, documents, count, self.windows.pooling)
+            labels = document_labels(labels, documents, count)
         probs = self.probabilities(logits)
         if self.multi_label:
             predictions = (probs >= self.threshold).astype(np.int32)
@@ -130,8 +188,12 @@ def build_classification_task(
     class_weights: Sequence[float] | None = None,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    windows: WindowSettings | None = None,
 ) -> SequenceClassificationTask:
-    """A sequence-classification task for ``model`` (Hub id or folder) and ``labels`` in id order."""
+    """A sequence-classification task for ``model`` (Hub id or folder) and ``labels`` in id order.
+
+    ``windows``: cut texts longer than ``max_length`` into overlapping windows (None: truncate them).
+    """
     resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
     return SequenceClassificationTask(
         model_path=resolved.path,
@@ -145,6 +207,7 @@ def build_classification_task(
         allow_pickle=allow_pickle,
         model_name=resolved.name,
         model_source=resolved.source,
+        windows=windows,
     )
 
 
@@ -191,5 +254,14 @@ def classification_from_config(config: RunConfig) -> tuple[SequenceClassificatio
         class_weights=weights,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
+        windows=windows_from_config(config),
     )
     return task, data
+
+
+def windows_from_config(config: RunConfig) -> WindowSettings | None:
+    """The run's window settings when ``training.long_text=windows`` (None for ``truncate``)."""
+    training = config.training
+    if training.long_text != "windows":
+        return None
+    return WindowSettings(stride=resolve_stride(training.window_stride, training.max_length), pooling=training.window_pooling)
