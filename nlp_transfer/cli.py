@@ -224,6 +224,9 @@ def _compare(args: argparse.Namespace) -> None:
     if args.per_class is not None and args.train_sizes is not None:
         raise UserError("--per-class and --train-sizes both choose the training rows; give one of them.")
     strategies = parse_strategies(args.strategies)
+    baseline = args.baseline or "scratch"
+    if baseline not in strategies and not (baseline == "scratch" and not args.no_scratch):
+        raise UserError(f"--baseline {baseline}: not one of the compared labels ({', '.join(strategies)}). Name one of them.")
     per_class = parse_per_class(args.per_class) if args.per_class is not None else []
     train_sizes = parse_train_sizes(args.train_sizes or "all")
     common, own = split_strategy_overrides(args.overrides, list(strategies))
@@ -240,6 +243,7 @@ def _compare(args: argparse.Namespace) -> None:
         strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
         min_steps=args.min_steps,
         debug=args.debug,
+        baseline=baseline,
     )
     print("\n" + markdown_table(rows))
     if several_seeds(rows):
@@ -442,6 +446,12 @@ def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     )
     compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
     compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    compare.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="flag runs scoring below this label's run (same size and seed) as negative transfer, in place of the "
+        "from-scratch run; e.g. base=full,adapted=full adapted:model=ADAPTED_DIR --baseline base",
+    )
     compare.add_argument(
         "--min-steps",
         type=int,

@@ -68,13 +68,14 @@ class ComparisonRow:
     memory_kind: str
     run_dir: str
     learning_rate: float = 0.0
-    negative_transfer: bool = False
+    negative_transfer: bool = False  # scored below the baseline run (``below``) of the same size and seed
     epochs: int = 0
     base_strategy: str = ""  # the strategy behind the label (``strategy``); scratch trains fully
     trainable_parameters_end: int = 0  # at the end of training (gradual unfreezing opens more as it goes); 0: unknown
     error: str = ""  # a failed run: the last error line of its process ("": it succeeded)
     per_class: int | None = None  # --per-class: the training examples of each class (data.per_class); None: train_size
     seed: int | None = None  # the seed --seeds varies: data.sample_seed with --per-class, else the run's seed
+    below: str = ""  # the baseline label a negative-transfer row scored below (scratch, or --baseline's label)
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,7 @@ def run_comparison(
     strategy_configs: dict[str, RunConfig] | None = None,
     min_steps: int = 0,
     debug: bool = False,
+    baseline: str = SCRATCH,
 ) -> list[ComparisonRow]:
     """Train every strategy (plus the from-scratch baseline) at every training size and seed; write the report.
 
@@ -294,7 +296,9 @@ def run_comparison(
     Each run trains in its own child process (``debug``: with tracebacks and library logs) into
     ``OUTPUT_DIR/runs/`` (:func:`run_name`; replaced if present); the report goes to ``OUTPUT_DIR`` (default:
     ``config.output_dir``-compare) after every run. A run that fails is recorded with its error
-    (``ComparisonRow.error``) and the comparison goes on.
+    (``ComparisonRow.error``) and the comparison goes on. A run that scores below the ``baseline`` label's run
+    of the same size and seed (the from-scratch run by default; e.g. the base model when comparing it with
+    models adapted to a domain) is flagged as negative transfer.
     """
     out = Path(output_dir) if output_dir else default_output_dir(config)
     chosen = dict(strategies) if isinstance(strategies, Mapping) else {name: name for name in strategies}
@@ -316,7 +320,7 @@ def run_comparison(
                 if row.error:
                     print(f"=== compare: {name}, {where} failed: {row.error}", file=sys.stderr, flush=True)
                 rows.append(row)
-                flag_negative_transfer(rows)
+                flag_negative_transfer(rows, baseline)
                 write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
     return rows
 
@@ -544,15 +548,18 @@ def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> st
 # --------------------------------------------------------------------------- report
 
 
-def flag_negative_transfer(rows: list[ComparisonRow]) -> None:
-    """Mark each strategy row that scores worse than the from-scratch run of the same size and seed (failed runs: never)."""
-    baseline = {(r.train_size, r.per_class, r.seed): r for r in rows if r.strategy == SCRATCH and r.value is not None}
+def flag_negative_transfer(rows: list[ComparisonRow], baseline: str = SCRATCH) -> None:
+    """Mark each row that scores worse than the ``baseline`` label's run of the same size and seed (failed runs: never).
+
+    ``baseline`` is the from-scratch run by default; ``nlp-transfer compare --baseline LABEL`` names another, e.g.
+    the base model beside models adapted to a domain (an adaptation that scores below it hurt).
+    """
+    runs = {(r.train_size, r.per_class, r.seed): r for r in rows if r.strategy == baseline and r.value is not None}
     for row in rows:
-        base = baseline.get((row.train_size, row.per_class, row.seed))
-        if base is None or row.strategy == SCRATCH or row.value is None or base.value is None:
-            row.negative_transfer = False
-            continue
-        row.negative_transfer = _better(base.value, row.value, row.metric)
+        base = runs.get((row.train_size, row.per_class, row.seed))
+        flagged = not (base is None or row.strategy in (baseline, SCRATCH) or row.value is None or base.value is None)
+        row.negative_transfer = flagged and _better(base.value, row.value, row.metric)  # type: ignore[union-attr]
+        row.below = baseline if row.negative_transfer else ""
 
 
 def _better(value: float, other: float, metric: str) -> bool:
@@ -587,7 +594,7 @@ def _markdown_row(r: ComparisonRow, extra: Sequence[tuple[str, str]] = ()) -> st
     return (
         f"| {r.strategy} |{cells} {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
         f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
-        f"{'**yes** (below scratch)' if r.negative_transfer else ''} |"
+        f"{f'**yes** (below {r.below or SCRATCH})' if r.negative_transfer else ''} |"
     )
 
 
@@ -752,7 +759,9 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
         "Peak memory: "
         + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
         + ". Each run trains in a process of its own. "
-        + "Negative transfer: the strategy scored below the from-scratch baseline at the same training size."
+        + "Negative transfer: the run scored below the baseline ("
+        + (next((r.below for r in rows if r.below), "") or "the from-scratch run")
+        + ") at the same training size and seed."
     )
     text = markdown_table(rows) + "\n\n" + note + "\n"
     if several_seeds(rows):

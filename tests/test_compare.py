@@ -73,6 +73,25 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
         split_strategy_overrides(["full:seed=3"], ["lora"])
 
 
+def test_a_named_baseline_flags_adaptations_that_score_below_the_base_model(capsys):
+    """compare --baseline base: an adapted model below the base model is flagged, one above is not; scratch never is."""
+    from nlp_transfer.cli import main
+    from nlp_transfer.compare import ComparisonRow, flag_negative_transfer, markdown_table
+
+    def row(label, seed, value):
+        return ComparisonRow(label, None, 900, "accuracy", "test", value, 1, 1, 0.0, 0.0, "child_peak_rss", "", seed=seed)
+
+    rows = [row("base", 0, 0.80), row("adapted", 0, 0.83), row("control", 0, 0.78), row("scratch", 0, 0.60)]
+    rows += [row("base", 1, 0.82), row("adapted", 1, 0.81), row("control", 1, 0.84)]
+    flag_negative_transfer(rows, baseline="base")
+    assert [r.negative_transfer for r in rows] == [False, False, True, False, False, True, False]
+    assert "**yes** (below base)" in markdown_table(rows) and rows[2].below == "base"
+    flag_negative_transfer(rows)  # the default baseline, scratch, is beaten by every run
+    assert not any(r.negative_transfer for r in rows)
+    code = main(["compare", "recipes/configs/sentiment/minilm_full.yaml", "--strategies", "base=full", "--baseline", "based"])
+    assert code == 2 and "--baseline based: not one of the compared labels (base)" in capsys.readouterr().err
+
+
 def test_a_failed_run_is_neither_flagged_nor_a_baseline_and_shows_its_error():
     from nlp_transfer.compare import ComparisonRow, failure_summary, flag_negative_transfer, markdown_table
 
