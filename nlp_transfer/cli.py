@@ -225,7 +225,7 @@ def _compare(args: argparse.Namespace) -> None:
         raise UserError("--per-class and --train-sizes both choose the training rows; give one of them.")
     strategies = parse_strategies(args.strategies)
     baseline = args.baseline or "scratch"
-    if baseline not in strategies and not (baseline == "scratch" and not args.no_scratch):
+    if args.baseline and baseline not in strategies and not (baseline == "scratch" and not args.no_scratch):
         raise UserError(f"--baseline {baseline}: not one of the compared labels ({', '.join(strategies)}). Name one of them.")
     per_class = parse_per_class(args.per_class) if args.per_class is not None else []
     train_sizes = parse_train_sizes(args.train_sizes or "all")
