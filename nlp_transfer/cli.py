@@ -67,8 +67,9 @@ def _guard(debug: bool, action: Callable[[], Any]) -> int:
 # ------------------------------------------------------------------------- train
 
 
-def _train_parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Fine-tune a pretrained model as CONFIG says.")
+def train_parser(prog: str, description: str = "Fine-tune a pretrained model as CONFIG says.") -> argparse.ArgumentParser:
+    """``CONFIG [key=value ...] [--resume] [--overwrite] [--debug]``: the arguments of train (and of adapt)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("config", help="YAML config (see recipes/configs/); 'key=value' items override its keys")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.epochs=2")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
@@ -79,7 +80,7 @@ def _train_parser(prog: str) -> argparse.ArgumentParser:
 
 def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
     """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
-    args = _train_parser(prog).parse_intermixed_args(list(argv))
+    args = train_parser(prog).parse_intermixed_args(list(argv))
     _quiet_libraries(args.debug)
 
     def action() -> None:

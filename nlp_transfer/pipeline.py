@@ -22,7 +22,7 @@ from nlp_transfer.config import RunConfig, config_to_dict, save_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
-from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions
+from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
 from nlp_transfer.training.loop import FitResult, evaluate_model, full_state_dict, make_accelerator, remove_checkpoints
 from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
@@ -170,19 +170,13 @@ def build_run_info(
         trainable_parameters=trainable,
         total_parameters=total,
         trainable_parameters_last_epoch=count_parameters(model)[0],  # gradual unfreezing: more than at the start
-        best_step=result.best_step,
-        best_metric={result.metric_name: result.best_metric},
-        global_steps=result.global_step,
-        stopped_early=result.stopped_early,
-        train_seconds=round(result.train_seconds, 2),
-        train_samples_per_second=round(result.train_samples_per_second, 2),
+        **training_facts(result),
         examples={name: len(split) for name, split in data.splits.items()},
         truncated_texts=dict(task.truncated),
         repaired_tags=dict(getattr(data, "repaired_tags", {}) or {}),
         augmented_examples=dict(getattr(data, "augmented", {}) or {}),
         pseudo_labeled_examples=int(getattr(data, "pseudo_labeled", 0) or 0),
         data_files=data_provenance(files),
-        history=result.history,
         versions=library_versions(),
         num_processes=accelerator.num_processes,
         mixed_precision=config.training.mixed_precision,

@@ -74,6 +74,19 @@ class RunInfo:
         (Path(run_dir) / RUN_INFO_FILE).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
 
 
+def training_facts(result: Any) -> dict[str, Any]:
+    """The :class:`RunInfo` fields a finished ``training.loop.fit`` gives (``result``: its ``FitResult``)."""
+    return {
+        "best_step": result.best_step,
+        "best_metric": {result.metric_name: result.best_metric},
+        "global_steps": result.global_step,
+        "stopped_early": result.stopped_early,
+        "train_seconds": round(result.train_seconds, 2),
+        "train_samples_per_second": round(result.train_samples_per_second, 2),
+        "history": result.history,
+    }
+
+
 def data_provenance(files: dict[str, str | None]) -> dict[str, dict[str, Any]]:
     """Path, size and sha256 of each local data file (split name -> path); other names (Hub datasets) as given."""
     found = {}

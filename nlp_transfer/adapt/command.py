@@ -11,17 +11,13 @@ from collections.abc import Sequence
 
 def adapt_parser(prog: str) -> argparse.ArgumentParser:
     """The arguments of the adapt verb (the same as train's)."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Continued pretraining: masked-LM training of CONFIG's model on the unlabelled texts of "
-        "data.train_file (one text a line, or data.text_column of csv/tsv/json/jsonl; several files: a,b,c).",
+    from nlp_transfer.cli import train_parser
+
+    return train_parser(
+        prog,
+        "Continued pretraining: masked-LM training of CONFIG's model on the unlabelled texts of data.train_file "
+        "(one text a line, or data.text_column of csv/tsv/json/jsonl; several files: a,b,c).",
     )
-    parser.add_argument("config", help="YAML run config (any recipe's); 'key=value' items override its keys")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.train_file=texts.txt output_dir=DIR")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output_dir")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
-    return parser
 
 
 def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:

@@ -24,7 +24,7 @@ from nlp_transfer.config import RunConfig, config_to_dict
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, prepare_output_dir, start_run_dir
-from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions
+from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.training.loop import FitResult, evaluate_model, fit, remove_checkpoints
 from nlp_transfer.transfer import count_parameters
 
@@ -184,16 +184,10 @@ def run_report(
         trainable_parameters=trainable,
         total_parameters=total,
         trainable_parameters_last_epoch=trainable,
-        best_step=result.best_step,
-        best_metric={result.metric_name: result.best_metric},
-        global_steps=result.global_step,
-        stopped_early=result.stopped_early,
-        train_seconds=round(result.train_seconds, 2),
-        train_samples_per_second=round(result.train_samples_per_second, 2),
+        **training_facts(result),
         examples={"train": len(prepared.train), "validation": len(prepared.heldout)},
         truncated_texts=dict(prepared.task.truncated),
         data_files=data_provenance(files),
-        history=result.history,
         versions=library_versions(),
         num_processes=processes,
         mixed_precision=config.training.mixed_precision,
