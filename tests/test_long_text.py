@@ -218,3 +218,15 @@ def test_the_card_of_a_windows_run_says_windows_not_truncation(end_label_runs):
     truncate = str(build_model_card(end_label_runs["truncate"].output_dir, repo_id="a/truncate", license="mit"))
     assert "read as overlapping windows" in windows and "were truncated in training" not in windows
     assert "were truncated in training" in truncate and "overlapping windows" not in truncate
+
+
+def test_export_checks_a_windows_run_on_its_texts_not_truncated_rows(end_label_runs):
+    """The export's self-check scores each validation text through its windows, pooled, as predict does."""
+    from nlp_transfer.export.command import export_run
+
+    result = end_label_runs["windows"]
+    report = export_run(Path(result.output_dir))
+    check = report["checks"]["model.onnx"]
+    assert check["before"] == pytest.approx(result.metrics["validation"]["accuracy"])  # the run's own document score
+    assert check["before"] >= 0.8  # truncated rows never see the label word: about 0.5
+    assert check["label_agreement"] == 1.0 and check["drop_points"] == 0

@@ -98,6 +98,22 @@ def test_depth_and_layer_variants_give_the_same_features(sentiment_config, tiny_
     assert by_depth.features.shape == (40, 64) and sorted(set(by_depth.labels)) == [0, 1]
 
 
+def test_a_windows_run_is_ranked_on_one_feature_row_per_text(sentiment_config, tiny_model_dir):
+    """With training.long_text=windows each text's windows are encoded and averaged: rows and labels stay per text."""
+    _, _, overrides = sentiment_config
+    windowed = [*overrides, "training.long_text=windows", "training.max_length=8", "training.window_stride=1"]
+    sample_of = lambda values: build_task_and_data(load_config(None, values))  # noqa: E731
+    task, data = sample_of(windowed)
+    sample = data.splits["train"].select(range(40))
+    assert len(task.preprocess(sample, "probe")) > 40  # the short max_length really cuts texts into windows
+    windows = encode_candidate(Candidate(tiny_model_dir), task, sample)
+    plain_task, _ = sample_of([*overrides, "training.max_length=8"])
+    truncated = encode_candidate(Candidate(tiny_model_dir), plain_task, sample)
+    assert windows.features.shape == truncated.features.shape == (40, 64)
+    np.testing.assert_array_equal(windows.labels, truncated.labels)
+    assert not np.allclose(windows.features, truncated.features)  # later windows were read too
+
+
 def test_a_model_without_hidden_states_is_refused():
     class NoStates(torch.nn.Module):
         def forward(self, **inputs):

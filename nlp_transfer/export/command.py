@@ -38,10 +38,13 @@ def check_run_dir(run_dir: Path) -> None:
 
 
 def score(model: Any, task: Any, data: ValidationSet, batch_size: int) -> Any:
-    """The logits of the validation rows (``model`` is a torch model or an :class:`OnnxModel`)."""
+    """The logits of the validation texts (``model`` is a torch model or an :class:`OnnxModel`).
+
+    A windows run's texts are scored window by window and pooled per text, as ``predict`` scores them.
+    """
     from nlp_transfer.inference import batched_logits
 
-    return batched_logits(model, task, data.rows, batch_size=batch_size)
+    return data.per_text(task, batched_logits(model, task, data.rows, batch_size=batch_size))
 
 
 def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) -> dict[str, Any]:

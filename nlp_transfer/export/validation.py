@@ -19,6 +19,14 @@ class ValidationSet:
     labels: np.ndarray
     dataset: Any
     source: str
+    #: a windows run: the text index of each row of :attr:`rows` (one row per window); None: one row per text
+    documents: list[int] | None = None
+
+    def per_text(self, task: Any, logits: np.ndarray) -> np.ndarray:
+        """``logits`` of :attr:`rows` as one row per text (a windows run pools its window rows as predict does)."""
+        if self.documents is None:
+            return logits
+        return task.document_logits(logits, self.documents, len(self.labels))
 
 
 def validation_set(run_dir: Path, task: Any) -> ValidationSet:
@@ -42,12 +50,13 @@ def _text_validation(config: Any, task: Any) -> ValidationSet:
     no_augment = replace(config.data, augment=[])  # augmenters only add training rows
     data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
     split = _split(data.splits)
-    encoded = task.tokenizer(list(split["text"]), truncation=True, max_length=task.max_length)
+    encoded, documents = task.encode_texts(list(split["text"]), "validation")
     if task.multi_label:
         labels = np.asarray([task.multi_hot(names, task.label2id) for names in split["label"]])
     else:
         labels = np.asarray([task.label2id[name] for name in split["label"]])
-    return ValidationSet(dict(encoded), labels, None, f"the run's validation split ({len(split)} rows)")
+    source = f"the run's validation split ({len(split)} rows)"
+    return ValidationSet(dict(encoded), labels, None, source, documents)
 
 
 def _tagged_validation(config: Any, task: Any) -> ValidationSet:

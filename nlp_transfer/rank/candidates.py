@@ -25,6 +25,7 @@ import torch
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
+from nlp_transfer.tasks.windows import DOCUMENT_COLUMN, document_labels, pool_windows
 from nlp_transfer.training.batches import LengthSortedBatches
 from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.feature_extraction import pool
@@ -176,6 +177,10 @@ def encode_candidate(
     if token_level:
         keep = labels != IGNORE
         outputs, labels = outputs[keep], labels[keep]
+    elif DOCUMENT_COLUMN in tokenized.column_names:  # a windows run: one feature row per text, its windows' mean
+        documents = tokenized[DOCUMENT_COLUMN]
+        outputs = pool_windows(outputs, documents, len(sample), "mean")
+        labels = document_labels(labels, documents, len(sample))
     return CandidateFeatures(
         features=outputs,
         labels=labels.astype(np.int64),
