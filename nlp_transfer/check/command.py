@@ -87,10 +87,13 @@ def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict
     temperature = fit_temperature(fit.logits, fit.labels)
     before = calibration_report(held_out.logits, held_out.labels, bins=bins)
     after = calibration_report(held_out.logits, held_out.labels, bins=bins, temperature=temperature)
+    fitted = [calibration_report(fit.logits, fit.labels, bins=bins, temperature=t)["ece"] for t in (1.0, temperature)]
     calibration = {
         "temperature": temperature,
         "ece": before["ece"],
         "ece_after_temperature": after["ece"],
+        "validation_ece": fitted[0],  # on the rows that fitted the temperature: the "after" figure is in-sample
+        "validation_ece_after_temperature": fitted[1],
         "brier": before["brier"],
         "brier_after_temperature": after["brier"],
         "nll": before["nll"],
@@ -335,6 +338,9 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
         "|---|---|---|",
         f"| expected calibration error | {c['ece']:.4f} | {c['ece_after_temperature']:.4f} |",
     ]
+    if "validation_ece" in c and not report["same_rows"]:
+        before, after = c["validation_ece"], c["validation_ece_after_temperature"]
+        lines.append(f"| ECE on the rows that fitted the temperature (in-sample) | {before:.4f} | {after:.4f} |")
     if "brier" in c:
         lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
         lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")

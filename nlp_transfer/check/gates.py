@@ -19,6 +19,8 @@ from nlp_transfer.errors import UserError
 GATES = {
     "calibration.ece": False,
     "calibration.ece_after_temperature": False,
+    "calibration.validation_ece": False,
+    "calibration.validation_ece_after_temperature": False,
     "calibration.brier": False,
     "calibration.brier_after_temperature": False,
     "calibration.accuracy": True,
