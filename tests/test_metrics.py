@@ -1,9 +1,12 @@
-"""The offline `evaluate` metric module against hand-computed values."""
+"""Run metrics against hand-computed values, and the offline `evaluate` modules that wrap the same arithmetic."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from nlp_transfer.evaluation import classification_metrics, load_metric, save_confusion_matrix
+from nlp_transfer.evaluation import classification_metrics, entity_metrics, load_metric, save_confusion_matrix
 
 
 def test_multiclass_metrics_hand_computed():
@@ -46,3 +49,39 @@ def test_module_loads_offline_through_evaluate(monkeypatch):
 def test_confusion_matrix_png(tmp_path):
     path = save_confusion_matrix({"labels": ["a", "b"], "matrix": [[3, 1], [0, 4]]}, tmp_path / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_packaged_evaluate_modules_give_the_scores_runs_compute(monkeypatch):
+    """Runs call the arithmetic directly; `evaluate.load` of the shipped modules must give the same numbers."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pred, gold, scores = [0, 1, 1, 2, 0], [0, 1, 0, 2, 2], np.eye(3)[[0, 1, 1, 2, 0]] * 0.8 + 0.05
+    direct = classification_metrics(np.array(pred), np.array(gold), label_names=["a", "b", "c"], prediction_scores=scores)
+    module = load_metric("classification_metrics", "multiclass")
+    assert module.compute(predictions=pred, references=gold, label_names=["a", "b", "c"]) == direct
+    rows_pred, rows_gold = [[1, 0], [1, 1], [0, 0]], [[1, 0], [0, 1], [0, 1]]
+    direct = classification_metrics(np.array(rows_pred), np.array(rows_gold), label_names=["x", "y"], multi_label=True)
+    assert (
+        load_metric("classification_metrics", "multilabel").compute(
+            predictions=rows_pred, references=rows_gold, label_names=["x", "y"]
+        )
+        == direct
+    )
+    tags_pred, tags_gold = [["B-PER", "I-PER", "O"], ["B-LOC", "O"]], [["B-PER", "I-PER", "O"], ["B-ORG", "O"]]
+    assert load_metric("entity_metrics").compute(predictions=tags_pred, references=tags_gold) == entity_metrics(
+        tags_pred, tags_gold
+    )
+    assert entity_metrics(tags_pred, tags_gold)["f1"] == pytest.approx(0.5)
+
+
+def test_a_run_never_imports_the_evaluate_library():
+    """`import evaluate` also loads transformers.pipelines (seconds a process): training and predict must not need it."""
+    code = (
+        "import sys, numpy as np\n"
+        "import nlp_transfer.cli, nlp_transfer.pipeline, nlp_transfer.inference\n"
+        "from nlp_transfer.evaluation import classification_metrics, entity_metrics\n"
+        "classification_metrics(np.array([0, 1]), np.array([0, 1]), label_names=['a', 'b'])\n"
+        "entity_metrics([['B-PER']], [['B-PER']])\n"
+        "print(sorted(m for m in ('evaluate', 'transformers.pipelines') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -1,7 +1,8 @@
-"""Metrics through `evaluate`'s interface, from metric modules shipped inside this package.
+"""The metrics of a run: classification and entity scores, and the packaged `evaluate` modules.
 
-`evaluate.load("accuracy")` fetches its script from the Hub; these modules load from a local path
-and work offline.
+Runs call the arithmetic of :mod:`nlp_transfer.evaluation.scores` directly. :func:`load_metric` gives the same
+scores through `evaluate`'s interface (``evaluate.load("accuracy")`` fetches its script from the Hub; these
+modules load from a local path and work offline); `evaluate` is imported only there.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import evaluate
 import numpy as np
+
+from nlp_transfer.evaluation.scores import classification_scores, entity_scores
 
 MODULES_DIR = Path(__file__).parent / "metric_modules"
 
 
 @functools.cache
-def load_metric(name: str, config_name: str | None = None) -> evaluate.EvaluationModule:
-    """Load one of the packaged metric modules (``classification_metrics``, ``entity_metrics``)."""
+def load_metric(name: str, config_name: str | None = None) -> Any:
+    """Load one of the packaged `evaluate` modules (``classification_metrics``, ``entity_metrics``)."""
+    import evaluate
+
     return evaluate.load(str(MODULES_DIR / name), config_name=config_name)
 
 
@@ -32,17 +36,18 @@ def classification_metrics(
     prediction_scores: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Accuracy, F1, precision, recall, per-class report, confusion matrix (and ROC-AUC for binary)."""
-    metric = load_metric("classification_metrics", "multilabel" if multi_label else "multiclass")
-    kwargs: dict[str, Any] = {"label_names": list(label_names)}
-    if prediction_scores is not None:
-        kwargs["prediction_scores"] = np.asarray(prediction_scores).tolist()
-    return metric.compute(predictions=np.asarray(predictions).tolist(), references=np.asarray(references).tolist(), **kwargs)
+    return classification_scores(
+        np.asarray(predictions),
+        np.asarray(references),
+        multi_label=multi_label,
+        label_names=list(label_names),
+        prediction_scores=prediction_scores,
+    )
 
 
 def entity_metrics(predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> dict[str, Any]:
     """Entity-level precision, recall, F1 (micro and macro), a per-type report and token accuracy (seqeval)."""
-    metric = load_metric("entity_metrics")
-    return metric.compute(predictions=[list(p) for p in predictions], references=[list(r) for r in references])
+    return entity_scores(predictions, references)
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
