@@ -40,11 +40,12 @@ def validation_set(run_dir: Path, task: Any) -> ValidationSet:
         )
     config = load_config(run_dir / "config.yaml")
     if config.task == "ner":
-        return _tagged_validation(config, task)
-    return _text_validation(config, task)
+        return tagged_validation(config, task)
+    return text_validation(config, task)
 
 
-def _text_validation(config: Any, task: Any) -> ValidationSet:
+def text_validation(config: Any, task: Any) -> ValidationSet:
+    """The validation split of a classification run's ``config`` encoded by ``task`` (windows when it has them)."""
     from nlp_transfer.data.loading import load_text_classification_data
 
     no_augment = replace(config.data, augment=[])  # augmenters only add training rows
@@ -59,7 +60,8 @@ def _text_validation(config: Any, task: Any) -> ValidationSet:
     return ValidationSet(dict(encoded), labels, None, source, documents)
 
 
-def _tagged_validation(config: Any, task: Any) -> ValidationSet:
+def tagged_validation(config: Any, task: Any) -> ValidationSet:
+    """The validation split of a NER run's ``config`` encoded by ``task``, with the dataset its metrics read."""
     from nlp_transfer.data.loading import load_token_classification_data
 
     split = _split(load_token_classification_data(config.data, seed=config.seed).splits)
