@@ -7,6 +7,7 @@ from scipy.special import expit, softmax
 from nlp_transfer.check import (
     brier_score,
     calibration_report,
+    ece_noise_floor,
     expected_calibration_error,
     expected_calibration_error_multilabel,
     fit_temperature,
@@ -155,3 +156,25 @@ def test_plot_reliability_writes_a_png(tmp_path):
     assert path.read_bytes().startswith(b"\x89PNG")
     plot_reliability(before, None, tmp_path / "before_only.png")
     assert (tmp_path / "before_only.png").stat().st_size > 0
+
+
+def test_ece_noise_floor_matches_the_known_case_and_separates_a_planted_miscalibration():
+    """All confidences 0.5 in one bin: ECE is |mean of n fair coins - 0.5|, about |N(0, sqrt(0.25 / n))|."""
+    n = 10_000
+    floor = ece_noise_floor(np.full(n, 0.5), samples=400)
+    assert floor["median"] == pytest.approx(0.6745 * np.sqrt(0.25 / n), rel=0.1)  # the median of |N(0, s)| is 0.6745 s
+    assert ece_noise_floor(np.ones(50))["p95"] == 0.0  # always right and sure of it: no sampling error at all
+    rng = np.random.default_rng(3)
+    confidence = rng.uniform(0.5, 1.0, size=2_000)
+    calibrated = rng.random(confidence.size) < confidence  # right as often as it says
+    overconfident = rng.random(confidence.size) < confidence - 0.08  # the planted fault: 8 points too sure
+
+    def two_class(right):
+        return np.stack([np.where(right, 1 - confidence, confidence), np.where(right, confidence, 1 - confidence)], 1)
+
+    labels = np.ones(confidence.size, dtype=int)
+    floor = ece_noise_floor(confidence)
+    assert expected_calibration_error(two_class(calibrated), labels) <= floor["p95"]
+    assert expected_calibration_error(two_class(overconfident), labels) > 2 * floor["p95"]
+    with pytest.raises(UserError, match="confidences in"):
+        ece_noise_floor(np.array([1.2]))

@@ -64,11 +64,13 @@ def test_temperature_repairs_a_model_made_overconfident_on_purpose(noisy_run, tm
     assert c["ece"] > 0.1 and c["ece_after_temperature"] < c["ece"] / 2, c
     assert c["brier_after_temperature"] < c["brier"]
     assert c["validation_ece"] > 0.1 and c["validation_ece_after_temperature"] < c["validation_ece"] / 2  # in-sample too
+    assert 0 < c["ece_noise_floor"]["median"] <= c["ece_noise_floor"]["p95"] < c["ece"]  # the fault is beyond sampling
     for name in ("check.json", "report.md", "reliability.png", "accuracy_coverage.png"):
         assert (run_dir / "check" / name).stat().st_size > 0
     saved = json.loads((run_dir / "check" / "check.json").read_text())
     assert saved["calibration"]["ece_after_temperature"] == pytest.approx(c["ece_after_temperature"])
     assert "in-sample" in (run_dir / "check" / "report.md").read_text()
+    assert "perfectly calibrated model with these scores" in (run_dir / "check" / "report.md").read_text()
 
 
 def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):

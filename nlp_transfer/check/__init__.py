@@ -14,6 +14,7 @@ from nlp_transfer.check.bias import bias_report, bootstrap_interval, load_bias_s
 from nlp_transfer.check.calibration import (
     brier_score,
     calibration_report,
+    ece_noise_floor,
     expected_calibration_error,
     expected_calibration_error_multilabel,
     fit_temperature,
@@ -41,6 +42,7 @@ __all__ = [
     "bootstrap_interval",
     "brier_score",
     "calibration_report",
+    "ece_noise_floor",
     "expected_calibration_error",
     "expected_calibration_error_multilabel",
     "fit_temperature",

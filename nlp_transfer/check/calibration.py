@@ -15,6 +15,9 @@ This module measures how far a model is from that and fits the usual one-paramet
 - :func:`fit_temperature`: temperature scaling (Guo et al., 2017): the one ``T > 0`` that minimises the
   negative log-likelihood of ``softmax(logits / T)`` on held-out rows. ``T > 1`` softens an over-confident
   model; the predicted class never changes, so accuracy is untouched.
+- :func:`ece_noise_floor`: the ECE that a *perfectly* calibrated model with the same confidences would show on
+  this many rows (its correctness drawn as Bernoulli(confidence), simulated): ECE is biased upward on finite
+  samples, so a measured ECE is read against this floor before it is called a miscalibration.
 - Multi-label models (one sigmoid per label): :func:`expected_calibration_error_multilabel` treats every
   (row, label) decision as a binary prediction with confidence ``max(p, 1 - p)``, and
   :func:`fit_temperature_multilabel` fits ``T`` for ``sigmoid(logits / T)``.
@@ -139,6 +142,25 @@ def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, *, bins: int
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
     """Top-label expected calibration error (Guo et al., 2017) with ``bins`` equal-width bins, in ``[0, 1]``."""
     return _ece_from_bins(reliability_bins(probabilities, labels, bins=bins))
+
+
+def ece_noise_floor(confidences: np.ndarray, *, bins: int = 15, samples: int = 200, seed: int = 0) -> dict[str, float]:
+    """The ECE of a perfectly calibrated model with these top-label ``confidences``: median and 95th percentile.
+
+    Each simulation draws every row's correctness as Bernoulli(confidence) (seeded) and bins the rows as
+    :func:`expected_calibration_error` does. A measured ECE near the median is what sampling alone gives on
+    this many rows; one above the 95th percentile is a miscalibration the rows can show.
+    """
+    _check_bins(bins)
+    confidence = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    if confidence.size == 0 or not np.all((confidence >= 0) & (confidence <= 1)):
+        raise UserError("ece_noise_floor needs confidences in [0, 1], at least one.")
+    index = _bin_index(confidence, bins)
+    confidence_per_bin = np.bincount(index, weights=confidence, minlength=bins)
+    draws = np.random.default_rng(seed).random((samples, confidence.size)) < confidence
+    correct_per_bin = np.stack([np.bincount(index, weights=row.astype(np.float64), minlength=bins) for row in draws])
+    values = np.abs(correct_per_bin - confidence_per_bin).sum(axis=1) / confidence.size  # sum_b |hits_b - conf_b| / n
+    return {"median": float(np.median(values)), "p95": float(np.percentile(values, 95))}
 
 
 def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:

@@ -25,6 +25,7 @@ import numpy as np
 
 from nlp_transfer.check.calibration import (
     calibration_report,
+    ece_noise_floor,
     expected_calibration_error_multilabel,
     fit_temperature,
     fit_temperature_multilabel,
@@ -88,12 +89,17 @@ def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict
     before = calibration_report(held_out.logits, held_out.labels, bins=bins)
     after = calibration_report(held_out.logits, held_out.labels, bins=bins, temperature=temperature)
     fitted = [calibration_report(fit.logits, fit.labels, bins=bins, temperature=t)["ece"] for t in (1.0, temperature)]
+    probabilities = softmax_with_temperature(held_out.logits, temperature)
+    fit_confidence = softmax_with_temperature(fit.logits, temperature).max(axis=1)
     calibration = {
         "temperature": temperature,
         "ece": before["ece"],
         "ece_after_temperature": after["ece"],
         "validation_ece": fitted[0],  # on the rows that fitted the temperature: the "after" figure is in-sample
         "validation_ece_after_temperature": fitted[1],
+        # what a perfectly calibrated model with the same scores would show on as many rows (after temperature)
+        "ece_noise_floor": ece_noise_floor(probabilities.max(axis=1), bins=bins),
+        "validation_ece_noise_floor": ece_noise_floor(fit_confidence, bins=bins),
         "brier": before["brier"],
         "brier_after_temperature": after["brier"],
         "nll": before["nll"],
@@ -102,7 +108,6 @@ def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict
         "bins": before["bins"],
         "bins_after_temperature": after["bins"],
     }
-    probabilities = softmax_with_temperature(held_out.logits, temperature)
     scores = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == held_out.labels
     return calibration, selective_report(scores, correct), (scores, correct)
@@ -341,6 +346,13 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     if "validation_ece" in c and not report["same_rows"]:
         before, after = c["validation_ece"], c["validation_ece_after_temperature"]
         lines.append(f"| ECE on the rows that fitted the temperature (in-sample) | {before:.4f} | {after:.4f} |")
+    if "ece_noise_floor" in c:
+        floor = c["ece_noise_floor"]
+        lines += [
+            "",
+            f"A perfectly calibrated model with these scores would show an ECE of about {floor['median']:.4f} on as many"
+            f" rows (95 % of the time below {floor['p95']:.4f}): sampling alone, not miscalibration.",
+        ]
     if "brier" in c:
         lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
         lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")
