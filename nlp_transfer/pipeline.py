@@ -75,11 +75,12 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
 
     run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
     result = strategy.train(run)  # the best weights are loaded back into `model`
-    metrics = {
-        name: evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
-        for name in ("validation", "test")
-        if name in splits
-    }
+    metrics = {}
+    if result.best_validation is not None:  # the loop scored these very weights on validation: not twice
+        metrics["validation"] = result.best_validation
+    for name in ("validation", "test"):
+        if name in splits and name not in metrics:
+            metrics[name] = evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
     info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
     save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
     accelerator.print(format_metrics(metrics, output_dir))

@@ -45,6 +45,29 @@ def test_tiny_model_learns_heldout_sentiment(sentiment_files, tiny_model_dir, tm
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*"))
 
 
+@pytest.mark.parametrize("strategy", ["full", "frozen"])
+def test_validation_is_scored_once_and_matches_a_fresh_scoring_of_the_saved_model(
+    strategy, sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    """The loop's best evaluation is reused as the run's validation figures (frozen: scored on cached features)."""
+    import nlp_transfer.pipeline as pipeline
+    from nlp_transfer.inference import evaluate_file
+
+    scored = []
+    real = pipeline.evaluate_model
+    monkeypatch.setattr(
+        pipeline, "evaluate_model", lambda model, dataset, *a, **k: scored.append(len(dataset)) or real(model, dataset, *a, **k)
+    )
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "run", strategy=strategy, **{"training.epochs": 2})
+    result = run_training(config)
+    assert scored == [100]  # the test split only: validation was scored by the loop, with these weights
+    fresh = evaluate_file(tmp_path / "run", str(sentiment_files["validation"]), config.data, device="cpu")
+    reused = result.metrics["validation"]
+    assert reused["confusion_matrix"] == fresh["confusion_matrix"]
+    for key in ("accuracy", "f1_macro", "precision_macro", "roc_auc"):
+        assert reused[key] == pytest.approx(fresh[key], abs=1e-6), key
+
+
 def test_same_seed_same_metrics(sentiment_files, tiny_model_dir, tmp_path):
     a = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "a", **{"training.epochs": 1}))
     b = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "b", **{"training.epochs": 1}))

@@ -81,6 +81,8 @@ class FitResult:
     global_step: int = 0
     stopped_early: bool = False
     prepared_model: torch.nn.Module | None = None  # the model as Accelerate wrapped it (DDP, FSDP, DeepSpeed)
+    #: every validation metric of the best evaluation: the loaded model's own, so the caller need not score it again
+    best_validation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -94,6 +96,7 @@ class LoopState:
     best_step: int = 0
     evals_without_improvement: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    best_validation: dict[str, Any] | None = None  # all metrics of the best evaluation (per class, confusion matrix)
     train_seconds: float = 0.0
     train_samples: int = 0
 
@@ -389,6 +392,7 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
     improved = state.best_metric is None or (value > state.best_metric if greater_is_better else value < state.best_metric)
     if improved:
         state.best_metric, state.best_step, state.evals_without_improvement = value, state.global_step, 0
+        state.best_validation = metrics
         # every process takes part: FSDP and DeepSpeed ZeRO-3 gather their shards into one state dict here
         write_collectively(
             accelerator, loop.best_dir, lambda tmp: accelerator.save_model(loop.model, str(tmp), safe_serialization=True)
@@ -430,7 +434,8 @@ def finish(loop: Loop) -> FitResult:
     """Load the best model back into the trained one and report."""
     loop.accelerator.wait_for_everyone()
     unwrapped = loop.unwrapped()
-    if (loop.best_dir / "model.safetensors").is_file():
+    best_loaded = (loop.best_dir / "model.safetensors").is_file()
+    if best_loaded:
         load_best_model(loop.accelerator, unwrapped, loop.best_dir / "model.safetensors")
     for tracker in loop.accelerator.trackers:  # end_training() would also end the process group the caller still needs
         tracker.finish()
@@ -446,6 +451,7 @@ def finish(loop: Loop) -> FitResult:
         global_step=state.global_step,
         stopped_early=loop.stop,
         prepared_model=loop.model,
+        best_validation=state.best_validation if best_loaded else None,
     )
 
 
