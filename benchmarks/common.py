@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("NLP_TRANSFER_DATASETS") or REPO.parent / "shared" / "datasets")
 SST2 = DATASETS / "sst2"
 CONLL = DATASETS / "conll2003"
+AMAZON = DATASETS / "amazon_multidomain"
 SST2_CONFIG = REPO / "recipes/configs/sentiment/sst2_full.yaml"
 CONLL_CONFIG = REPO / "recipes/configs/ner/conll2003_full.yaml"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -74,9 +75,24 @@ def results_folder() -> Path:
     return Path(os.environ.get(RESULTS_VARIABLE) or REPO / "benchmarks" / "results")
 
 
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a resumable benchmark's runs file written so far (none when it does not exist yet)."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append one finished run to a runs file (so an interrupted benchmark resumes after it) and print it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
 def write_result(name: str, report: dict[str, Any]) -> Path:
     """Write ``report`` as ``NAME.json`` in the results folder and return its path."""
-    folder = Path(os.environ.get(RESULTS_VARIABLE) or REPO / "benchmarks" / "results")
+    folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    DATASETS,
+    AMAZON,
     SST2,
     SST2_CONFIG,
     dataset_present,
@@ -57,7 +57,7 @@ from common import (
 BATCH_SIZES = (1, 32)
 MEMORY_BATCH_SIZE = 32
 SIDES = ("onnx_int8", "onnx_fp32", "torch", "pipeline")
-KITCHEN = DATASETS / "amazon_multidomain" / "kitchen"
+KITCHEN = AMAZON / "kitchen"
 Labeller = Callable[[list[str]], list[int]]
 
 

@@ -87,7 +87,7 @@ from pathlib import Path
 from typing import Any
 
 from augment_curve import sample_rows, write_rows
-from common import DATASETS, REPO, read_sst2, read_trec, report_header, results_folder, write_result
+from common import DATASETS, REPO, read_rows, read_sst2, read_trec, report_header, results_folder, write_result
 
 METHODS = ("setfit", "contrastive", "full", "frozen_mean")
 RUNS_FILE = "few_shot_runs.jsonl"
@@ -434,13 +434,6 @@ def run_child(spec: dict[str, Any], work: Path) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- the benchmark loop
 
 
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of the runs file (none when it does not exist yet)."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def run_key(row: dict[str, Any]) -> tuple:
     """What makes a run the same run: dataset, size, seed, method, arm, test limit and settings."""
     return tuple(json.dumps(row[field], sort_keys=True) for field in KEY_FIELDS)
@@ -489,7 +482,7 @@ def stop_on_sigterm() -> None:
 def run_benchmark(args: argparse.Namespace) -> int:
     """Every dataset x size x seed x method (x arm) not yet in the runs file; exit status 1 when a run failed."""
     results_folder().mkdir(parents=True, exist_ok=True)
-    done = {run_key(row) for row in read_runs(results_folder() / RUNS_FILE)}
+    done = {run_key(row) for row in read_rows(results_folder() / RUNS_FILE)}
     failed, started = 0, time.perf_counter()
     for dataset in args.datasets.split(","):
         corpus = None
@@ -600,7 +593,7 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
 def report(args: argparse.Namespace) -> int:
     """Read the runs file, print the tables and write few_shot.json; only rows of ``--test-limit``."""
     path = results_folder() / RUNS_FILE
-    everything = read_runs(path)
+    everything = read_rows(path)
     rows = [row for row in everything if row["test_limit"] == args.test_limit]
     others = sorted({row["test_limit"] for row in everything} - {args.test_limit})
     if others:

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import DATASETS, REPO, dataset_present, results_folder
+from common import AMAZON, REPO, append_row, dataset_present, read_rows, results_folder
 
-AMAZON = DATASETS / "amazon_multidomain"
 RUNS_FILE = "long_text_runs.jsonl"
 ARMS = {
     "truncate_128": {"training.max_length": 128},
@@ -95,17 +93,11 @@ def run_one(arm: str, domain: str, seed: int, args: argparse.Namespace) -> dict[
     }
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows written so far."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def run_benchmark(args: argparse.Namespace) -> int:
     """Run every pending (domain, seed, arm), appending each result as it ends."""
     if not dataset_present(AMAZON / "books", "train.tsv", "amazon_multidomain"):
         return 2
     path = results_folder() / RUNS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     done = {(r["domain"], r["seed"], r["arm"], r.get("epochs")) for r in read_rows(path)}
     for domain in args.domains.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -113,9 +105,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 if (domain, seed, arm, args.epochs) in done:
                     continue
                 row = {**run_one(arm, domain, seed, args), "epochs": args.epochs, "threads": args.threads}
-                with path.open("a") as out:
-                    out.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+                append_row(path, row)
     return 0
 
 

@@ -19,16 +19,14 @@ gap that self-training closes).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import DATASETS, REPO, dataset_present, results_folder
+from common import AMAZON, REPO, append_row, dataset_present, read_rows, results_folder
 
-AMAZON = DATASETS / "amazon_multidomain"
 RUNS_FILE = "self_training_runs.jsonl"
 ARMS = ("source_only", "self_training", "in_domain")
 
@@ -75,11 +73,6 @@ def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namesp
     return row
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows written so far."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-
-
 def run_benchmark(args: argparse.Namespace) -> int:
     """Run every pending (pair, seed, arm), appending each result as it ends."""
     if not dataset_present(AMAZON / "books", "train.tsv", "amazon_multidomain"):
@@ -93,9 +86,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
                 if (source, target, seed, arm, args.epochs) in done:
                     continue
                 row = {**run_one(arm, source, target, seed, args), "epochs": args.epochs, "threads": args.threads}
-                with path.open("a") as out:
-                    out.write(json.dumps(row) + "\n")
-                print(json.dumps(row), flush=True)
+                append_row(path, row)
     return 0
 
 
