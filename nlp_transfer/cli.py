@@ -294,6 +294,7 @@ def _check(args: argparse.Namespace) -> None:
         fail_under=args.fail_under or [],
         drift=args.drift,
         text_column=args.text_column,
+        calibrator=args.calibrator,
     )
     print("\n".join(summary_lines(report)))
     print(f"report: {Path(args.run_dir) / 'check'}")
@@ -488,6 +489,14 @@ def _add_check_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
         "training texts (nlp-transfer shift's domain classifier; drift.* gates)",
     )
     check.add_argument("--bins", type=int, default=15, help="confidence bins of the calibration error (default: 15)")
+    check.add_argument(
+        "--calibrator",
+        choices=["temperature", "isotonic", "auto"],
+        default="temperature",
+        help="what predict/evaluate apply to single-label scores afterwards: a temperature (default); isotonic, a "
+        "temperature then a monotone map of the chosen label's score (repairs a model over-confident in mid range and "
+        "under-confident at the top); auto, the one with the lower cross-fitted validation ECE",
+    )
     _add_data_options(check)
     _add_load_options(check)
 

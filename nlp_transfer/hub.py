@@ -640,9 +640,21 @@ def _checked_figures(run_dir: Path) -> list[str]:
     return [
         f"- Calibration (`nlp-transfer check`, on {report['scored_on']}): expected calibration error {c['ece']:.4f}, "
         f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {report['fitted_on']} ({applied}).",
+        *_top_label_card_lines(c),
         f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident inputs, "
         f"{s['accuracy_at_90']:.4f} on 90 %.",
         *card_lines(report),
+    ]
+
+
+def _top_label_card_lines(c: dict[str, Any]) -> list[str]:
+    """The card line for a run whose scores go through a top-label isotonic map (none otherwise)."""
+    if c.get("calibrator") != "isotonic":
+        return []
+    return [
+        f"- Then the chosen label's score goes through the top-label isotonic map stored in `calibration.json` "
+        f"(`numpy.interp(score, top_label_map['confidence'], top_label_map['calibrated'])`): expected calibration "
+        f"error {c['ece_after_calibration']:.4f}. It changes no label."
     ]
 
 

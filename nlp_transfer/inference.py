@@ -88,6 +88,7 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
         threshold=float(info.threshold or 0.5),
         model_name=str(run_dir),
         temperature=read_temperature(run_dir),
+        top_label_map=read_top_label_map(run_dir),
         windows=WindowSettings.from_config(getattr(config, CONFIG_KEY, None)),
     )
 
@@ -129,6 +130,27 @@ def read_temperature(run_dir: Path) -> float:
     if not temperature > 0:
         raise UserError(f"{path}: temperature must be positive, got {temperature}. Delete the file, or rerun the check.")
     return temperature
+
+
+def read_top_label_map(run_dir: Path) -> dict[str, list[float]] | None:
+    """The top-label map ``nlp-transfer check --calibrator isotonic`` fitted for this run (None: temperature only)."""
+    path = run_dir / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    points = json.loads(path.read_text(encoding="utf-8")).get("top_label_map")
+    if points is None:
+        return None
+    try:
+        x, y = np.asarray(points["confidence"], dtype=np.float64), np.asarray(points["calibrated"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        x = y = np.zeros(0)
+    ordered = x.size >= 1 and x.shape == y.shape and np.all(np.diff(x) >= 0) and np.all(np.diff(y) >= 0)
+    if not ordered or not np.all((x >= 0) & (x <= 1) & (y >= 0) & (y <= 1)):
+        raise UserError(
+            f"{path}: top_label_map must hold equally long, non-decreasing lists 'confidence' and 'calibrated' in [0, 1]. "
+            "Delete the file, or rerun the check."
+        )
+    return {"confidence": x.tolist(), "calibrated": y.tolist()}
 
 
 def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64) -> np.ndarray:

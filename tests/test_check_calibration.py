@@ -2,19 +2,23 @@
 
 import numpy as np
 import pytest
-from scipy.special import expit, softmax
+from scipy.special import expit, logit, softmax
 
 from nlp_transfer.check import (
+    apply_top_label_map,
     brier_score,
     calibration_report,
+    cross_fitted_confidences,
     ece_noise_floor,
     expected_calibration_error,
     expected_calibration_error_multilabel,
     fit_temperature,
     fit_temperature_multilabel,
+    fit_top_label_map,
     plot_reliability,
     reliability_bins,
     softmax_with_temperature,
+    top_label_ece,
 )
 from nlp_transfer.errors import UserError
 
@@ -178,3 +182,54 @@ def test_ece_noise_floor_matches_the_known_case_and_separates_a_planted_miscalib
     assert expected_calibration_error(two_class(overconfident), labels) > 2 * floor["p95"]
     with pytest.raises(UserError, match="confidences in"):
         ece_noise_floor(np.array([1.2]))
+
+
+def _bent_confidence_logits(n, classes, seed):
+    """Logits whose top-label confidence c is right with probability sigmoid(2.5 logit(c) - 1.2), not c.
+
+    Over-confident in the middle of the range and under-confident near 1: the pattern one temperature cannot repair
+    (it moves every confidence the same way). Returns logits and gold class ids.
+    """
+    rng = np.random.default_rng(seed)
+    confidence = rng.uniform(0.3, 0.995, n)
+    logits = np.zeros((n, classes))
+    top = rng.integers(0, classes, n)
+    logits[np.arange(n), top] = np.log(confidence * (classes - 1) / (1 - confidence))  # softmax gives c at `top`
+    right = rng.random(n) < expit(2.5 * logit(confidence) - 1.2)
+    other = (top + rng.integers(1, classes, n)) % classes
+    return logits, np.where(right, top, other)
+
+
+def test_top_label_map_repairs_what_one_temperature_cannot():
+    logits, gold = _bent_confidence_logits(8000, 6, seed=0)
+    fit, held = slice(0, 4000), slice(4000, 8000)
+    temperature = fit_temperature(logits[fit], gold[fit])
+    own = softmax_with_temperature(logits[fit], temperature)
+    points = fit_top_label_map(own.max(1), own.argmax(1) == gold[fit])
+    assert np.all(np.diff(points["confidence"]) >= 0) and np.all(np.diff(points["calibrated"]) >= 0)
+    probs = softmax_with_temperature(logits[held], temperature)
+    correct = probs.argmax(1) == gold[held]
+    after_temperature = top_label_ece(probs.max(1), correct)
+    mapped = apply_top_label_map(points, probs.max(1))
+    after_map = top_label_ece(mapped, correct)
+    floor = ece_noise_floor(mapped)["p95"]
+    assert after_temperature > 3 * floor  # the planted bend survives the temperature on held-out rows
+    assert after_map < 1.5 * floor and after_map < after_temperature / 3
+    assert top_label_ece(probs.max(1), correct) == pytest.approx(expected_calibration_error(probs, gold[held]))
+
+
+def test_top_label_map_learns_a_known_step_and_cross_fitting_is_out_of_sample():
+    confidence = np.linspace(0.2, 0.99, 200)
+    points = fit_top_label_map(confidence, confidence > 0.6)  # right exactly above 0.6: the map is that step
+    assert apply_top_label_map(points, np.array([0.25, 0.55])) == pytest.approx([0.0, 0.0])
+    assert apply_top_label_map(points, np.array([0.65, 0.98])) == pytest.approx([1.0, 1.0])
+    logits, gold = _bent_confidence_logits(3000, 4, seed=1)
+    correct = logits.argmax(1) == gold
+    temperature = fit_temperature(logits, gold)
+    in_sample = softmax_with_temperature(logits, temperature)
+    fitted = fit_top_label_map(in_sample.max(1), correct)
+    crossed = {m: top_label_ece(cross_fitted_confidences(logits, gold, method=m), correct) for m in ("temperature", "isotonic")}
+    assert top_label_ece(apply_top_label_map(fitted, in_sample.max(1)), correct) < 0.005  # in-sample: near 0, meaningless
+    assert crossed["isotonic"] > 0.005 and crossed["isotonic"] < crossed["temperature"] / 2
+    with pytest.raises(UserError, match="unknown"):
+        cross_fitted_confidences(logits, gold, method="platt")

@@ -88,6 +88,33 @@ def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):
     assert any(abs(a["score"] - b["score"]) > 1e-4 for a, b in zip(after, before, strict=True))
 
 
+def test_isotonic_calibrator_maps_the_chosen_score_and_keeps_labels(noisy_run, tmp_path, capsys):
+    import numpy as np
+
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "run")
+    texts = [line.rsplit(",", 1)[0] for line in noisy_run[1]["test"].read_text().splitlines()[1:40]]
+    report = check_run(run_dir, calibrator="isotonic")
+    c = report["calibration"]
+    stored = json.loads((run_dir / "calibration.json").read_text())
+    assert c["calibrator"] == stored["calibrator"] == "isotonic" and stored["top_label_map"] == c["top_label_map"]
+    points = stored["top_label_map"]
+    after = predict(run_dir, texts)
+    for row in after:  # score: the temperature's probability of the label, then the map; scores: the distribution
+        assert row["score"] == pytest.approx(np.interp(row["scores"][row["label"]], points["confidence"], points["calibrated"]))
+        assert row["label"] == max(row["scores"], key=row["scores"].get)
+    assert c["ece_after_calibration"] == pytest.approx(c["ece_after_isotonic"])
+    auto = check_run(run_dir, calibrator="auto")["calibration"]
+    lower = min(("temperature", "isotonic"), key=lambda m: auto[f"validation_ece_after_{m}_cross_fitted"])
+    assert auto["calibrator"] == lower
+    check_run(run_dir)  # back to the temperature: the map is gone and scores are probabilities again
+    assert "top_label_map" not in json.loads((run_dir / "calibration.json").read_text())
+    assert all(r["score"] == pytest.approx(r["scores"][r["label"]]) for r in predict(run_dir, texts))
+    stored["top_label_map"] = {"confidence": [0.9, 0.5], "calibrated": [0.1, 0.2]}  # not ordered
+    (run_dir / "calibration.json").write_text(json.dumps(stored))
+    code, _, err = cli_in_process(capsys, "predict", run_dir, "a fine film")
+    assert code == 2 and "calibration.json: top_label_map must hold" in err and "Traceback" not in err
+
+
 def test_selective_prediction_and_abstention(noisy_run):
     run_dir = noisy_run[0]
     report = check_run(run_dir, data_path=str(noisy_run[1]["test"]))
@@ -144,7 +171,11 @@ def test_the_card_of_a_checked_run_states_its_calibration(noisy_run, tmp_path):
         in card
     )
     assert f"accuracy {report['selective']['accuracy_at_80']:.4f} on the 80 % most confident" in card
-    assert "calibration.json" in collect_files(run_dir, "merged")
+    assert "calibration.json" in collect_files(run_dir, "merged") and "top-label isotonic map" not in card
+    mapped = check_run(run_dir, calibrator="isotonic")["calibration"]
+    card = str(build_model_card(run_dir, repo_id="me/model"))
+    assert "top-label isotonic map stored in `calibration.json`" in card
+    assert f"expected calibration error {mapped['ece_after_calibration']:.4f}. It changes no label." in card
 
 
 def test_a_multi_label_run_is_checked_per_decision_and_its_threshold_kept(tiny_model_dir, tmp_path):

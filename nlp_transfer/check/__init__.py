@@ -12,16 +12,21 @@ group-term swaps with bootstrap intervals, and :mod:`~nlp_transfer.check.slices`
 from nlp_transfer.check.behaviour import Classifier, Tagger, run_suites
 from nlp_transfer.check.bias import bias_report, bootstrap_interval, load_bias_suite
 from nlp_transfer.check.calibration import (
+    CALIBRATORS,
+    apply_top_label_map,
     brier_score,
     calibration_report,
+    cross_fitted_confidences,
     ece_noise_floor,
     expected_calibration_error,
     expected_calibration_error_multilabel,
     fit_temperature,
     fit_temperature_multilabel,
+    fit_top_label_map,
     plot_reliability,
     reliability_bins,
     softmax_with_temperature,
+    top_label_ece,
 )
 from nlp_transfer.check.selective import (
     accuracy_at_coverage,
@@ -34,19 +39,23 @@ from nlp_transfer.check.slices import slice_report
 from nlp_transfer.check.suite import load_suite
 
 __all__ = [
+    "CALIBRATORS",
     "Classifier",
     "Tagger",
     "accuracy_at_coverage",
     "accuracy_coverage_curve",
+    "apply_top_label_map",
     "bias_report",
     "bootstrap_interval",
     "brier_score",
     "calibration_report",
+    "cross_fitted_confidences",
     "ece_noise_floor",
     "expected_calibration_error",
     "expected_calibration_error_multilabel",
     "fit_temperature",
     "fit_temperature_multilabel",
+    "fit_top_label_map",
     "load_bias_suite",
     "load_suite",
     "plot_accuracy_coverage",
@@ -57,4 +66,5 @@ __all__ = [
     "slice_report",
     "softmax_with_temperature",
     "threshold_for_accuracy",
+    "top_label_ece",
 ]

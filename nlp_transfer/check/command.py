@@ -24,13 +24,18 @@ from typing import Any
 import numpy as np
 
 from nlp_transfer.check.calibration import (
+    CALIBRATORS,
+    apply_top_label_map,
     calibration_report,
+    cross_fitted_confidences,
     ece_noise_floor,
     expected_calibration_error_multilabel,
     fit_temperature,
     fit_temperature_multilabel,
+    fit_top_label_map,
     plot_reliability,
     softmax_with_temperature,
+    top_label_ece,
 )
 from nlp_transfer.check.gates import GATES, known_keys, missed_gates, parse_gates  # noqa: F401 (GATES, parse_gates: re-exported)
 from nlp_transfer.check.selective import plot_accuracy_coverage, selective_report
@@ -83,14 +88,21 @@ def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: in
     return Scored(logits, labels, f"{path} ({len(labels)} rows)", list(columns["text"]), list(columns["line"]))
 
 
-def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[str, Any], dict[str, Any], tuple]:
-    """Calibration before and after a temperature fitted on ``fit``, and selective prediction, on ``held_out``."""
+def single_label_figures(
+    fit: Scored, held_out: Scored, bins: int, calibrator: str = "temperature"
+) -> tuple[dict[str, Any], dict[str, Any], tuple]:
+    """Calibration before and after calibrators fitted on ``fit``, and selective prediction, on ``held_out``.
+
+    Both calibrators are always measured (a temperature; a temperature then a top-label isotonic map), on the
+    held-out rows and cross-fitted on ``fit``; ``calibrator`` (``temperature``, ``isotonic`` or ``auto``: the lower
+    cross-fitted validation ECE) is the one applied to the scores, and selective prediction reads its scores.
+    """
     temperature = fit_temperature(fit.logits, fit.labels)
     before = calibration_report(held_out.logits, held_out.labels, bins=bins)
     after = calibration_report(held_out.logits, held_out.labels, bins=bins, temperature=temperature)
     fitted = [calibration_report(fit.logits, fit.labels, bins=bins, temperature=t)["ece"] for t in (1.0, temperature)]
     probabilities = softmax_with_temperature(held_out.logits, temperature)
-    fit_confidence = softmax_with_temperature(fit.logits, temperature).max(axis=1)
+    fit_probabilities = softmax_with_temperature(fit.logits, temperature)
     calibration = {
         "temperature": temperature,
         "ece": before["ece"],
@@ -99,7 +111,7 @@ def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict
         "validation_ece_after_temperature": fitted[1],
         # what a perfectly calibrated model with the same scores would show on as many rows (after temperature)
         "ece_noise_floor": ece_noise_floor(probabilities.max(axis=1), bins=bins),
-        "validation_ece_noise_floor": ece_noise_floor(fit_confidence, bins=bins),
+        "validation_ece_noise_floor": ece_noise_floor(fit_probabilities.max(axis=1), bins=bins),
         "brier": before["brier"],
         "brier_after_temperature": after["brier"],
         "nll": before["nll"],
@@ -108,9 +120,42 @@ def single_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict
         "bins": before["bins"],
         "bins_after_temperature": after["bins"],
     }
-    scores = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == held_out.labels
+    top_label = top_label_figures(fit, fit_probabilities, probabilities.max(axis=1), correct, bins)
+    calibration.update(top_label.pop("figures"))
+    calibration["calibrator"] = chosen_calibrator(calibrator, calibration)
+    scores = probabilities.max(axis=1)
+    if calibration["calibrator"] == "isotonic":
+        calibration["top_label_map"] = top_label["points"]
+        scores = apply_top_label_map(top_label["points"], scores)
+    calibration["ece_after_calibration"] = top_label_ece(scores, correct, bins=bins)
     return calibration, selective_report(scores, correct), (scores, correct)
+
+
+def top_label_figures(fit: Scored, fit_probabilities: np.ndarray, confidence: np.ndarray, correct: np.ndarray, bins: int) -> dict:
+    """The top-label isotonic map fitted on ``fit`` (after temperature), its held-out ECE, and both calibrators' cross-fitted ECE."""
+    fit_correct = fit_probabilities.argmax(axis=1) == fit.labels
+    points = fit_top_label_map(fit_probabilities.max(axis=1), fit_correct)
+    cross = {
+        method: top_label_ece(cross_fitted_confidences(fit.logits, fit.labels, method=method), fit_correct, bins=bins)
+        for method in CALIBRATORS
+    }
+    figures = {
+        "ece_after_isotonic": top_label_ece(apply_top_label_map(points, confidence), correct, bins=bins),
+        "validation_ece_after_temperature_cross_fitted": cross["temperature"],
+        "validation_ece_after_isotonic_cross_fitted": cross["isotonic"],
+    }
+    return {"points": points, "figures": figures}
+
+
+def chosen_calibrator(calibrator: str, calibration: dict[str, Any]) -> str:
+    """``temperature`` or ``isotonic``: the one asked for, or for ``auto`` the lower cross-fitted validation ECE."""
+    if calibrator == "auto":
+        by_method = {m: calibration[f"validation_ece_after_{m}_cross_fitted"] for m in CALIBRATORS}
+        return min(CALIBRATORS, key=lambda m: by_method[m])
+    if calibrator not in CALIBRATORS:
+        raise UserError(f"--calibrator {calibrator}: unknown; choose one of {', '.join(CALIBRATORS)} or auto.")
+    return calibrator
 
 
 def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[str, Any], dict[str, Any], tuple]:
@@ -133,13 +178,20 @@ def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[
     return calibration, selective_report(scores, correct), (scores, correct)
 
 
-def write_temperature(run_dir: Path, temperature: float, source: str) -> None:
-    """Store the temperature where ``load_run`` reads it, atomically (a half-written file never replaces a good one)."""
+def write_calibration(run_dir: Path, calibration: dict[str, Any], source: str) -> None:
+    """Store the temperature (and a top-label map) where ``load_run`` reads them, atomically.
+
+    A half-written file never replaces a good one; the map is written only when it is the applied calibrator.
+    """
     from nlp_transfer.inference import CALIBRATION_FILE
 
+    stored: dict[str, Any] = {"temperature": calibration["temperature"], "fitted_on": source}
+    stored["calibrator"] = calibration.get("calibrator", "temperature")
+    if "top_label_map" in calibration:
+        stored["top_label_map"] = calibration["top_label_map"]
     target = run_dir / CALIBRATION_FILE
     tmp = target.with_name(f".tmp-{CALIBRATION_FILE}")
-    tmp.write_text(json.dumps({"temperature": temperature, "fitted_on": source}, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
 
 
@@ -156,21 +208,25 @@ def check_run(
     seed: int = 0,
     drift: str | None = None,
     text_column: str = "text",
+    calibrator: str = "temperature",
 ) -> dict[str, Any]:
     """Check a run and write RUN_DIR/check/ (and the temperature); ``report["gates"]["missed"]`` lists missed gates.
 
     Classification runs: calibration, selective prediction, behavioural suites, bias and slices. NER runs: the
     behavioural suites (recall per group of names and places). Both: with ``drift`` (a file of new, unlabelled
-    inputs; ``text_column`` of a table) how far they are from the run's training texts. Bad options fail before
-    any scoring.
+    inputs; ``text_column`` of a table) how far they are from the run's training texts. ``calibrator``: what
+    single-label scores get from now on (``temperature``; ``isotonic``, a temperature then a map of the chosen
+    label's score; ``auto``, the one with the lower cross-fitted validation ECE). Bad options fail before any scoring.
     """
     from nlp_transfer.inference import load_run
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
     run_dir = Path(run_dir)
     model, task = load_run(run_dir)
+    if calibrator not in (*CALIBRATORS, "auto"):
+        raise UserError(f"--calibrator {calibrator}: unknown; choose one of {', '.join(CALIBRATORS)} or auto.")
     options = CheckOptions(
-        data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column
+        data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column, calibrator
     )
     if isinstance(task, TokenClassificationTask):
         report = check_tagger(run_dir, model, task, options)
@@ -197,6 +253,8 @@ class CheckOptions:
     seed: int = 0
     drift: str | None = None
     text_column: str = "text"
+    #: applied to single-label scores: temperature, isotonic (temperature then a top-label map) or auto
+    calibrator: str = "temperature"
 
 
 def check_tagger(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> dict[str, Any]:
@@ -252,7 +310,7 @@ def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions
         plot_reliability(calibration["bins"], calibration["bins_after_temperature"], out / "reliability.png")
     plot_accuracy_coverage(scores, correct, out / "accuracy_coverage.png")
     if not task.multi_label:
-        write_temperature(run_dir, calibration["temperature"], report["fitted_on"])
+        write_calibration(run_dir, calibration, report["fitted_on"])
     return report
 
 
@@ -266,8 +324,10 @@ def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOption
     if options.data_path:
         held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     held_out = held_out or splits.get("test") or fit
-    figures = multi_label_figures if task.multi_label else single_label_figures
-    calibration, selective, plotted = figures(fit, held_out, options.bins)
+    if task.multi_label:
+        calibration, selective, plotted = multi_label_figures(fit, held_out, options.bins)
+    else:
+        calibration, selective, plotted = single_label_figures(fit, held_out, options.bins, options.calibrator)
     report = {
         "run_dir": str(run_dir),
         "fitted_on": fit.source,
@@ -346,6 +406,9 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     if "validation_ece" in c and not report["same_rows"]:
         before, after = c["validation_ece"], c["validation_ece_after_temperature"]
         lines.append(f"| ECE on the rows that fitted the temperature (in-sample) | {before:.4f} | {after:.4f} |")
+    if "brier" in c:
+        lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
+        lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")
     if "ece_noise_floor" in c:
         floor = c["ece_noise_floor"]
         lines += [
@@ -353,9 +416,8 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
             f"A perfectly calibrated model with these scores would show an ECE of about {floor['median']:.4f} on as many"
             f" rows (95 % of the time below {floor['p95']:.4f}): sampling alone, not miscalibration.",
         ]
-    if "brier" in c:
-        lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
-        lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")
+    if "ece_after_isotonic" in c:
+        lines += ["", *top_label_markdown(c)]
     applied = "applied by predict and evaluate" if c.get("applied", True) else "reported only (multi-label thresholds stay)"
     lines += ["", f"Temperature **{c['temperature']:.3f}** ({applied}). Accuracy {c['accuracy']:.4f}.", ""]
     lines.append(
@@ -367,6 +429,22 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def top_label_markdown(c: dict[str, Any]) -> list[str]:
+    """The report's comparison of the two calibrators, and which one predict and evaluate now apply."""
+    cross = (c["validation_ece_after_temperature_cross_fitted"], c["validation_ece_after_isotonic_cross_fitted"])
+    applied = (
+        "the temperature then this map give the chosen label's `score`"
+        if c["calibrator"] == "isotonic"
+        else "not applied (`--calibrator isotonic` or `auto` applies it)"
+    )
+    return [
+        f"A top-label isotonic map after the temperature (a monotone map of the chosen label's score, fitted on the same"
+        f" rows) gives ECE **{c['ece_after_isotonic']:.4f}** here; {applied}. Cross-fitted on the fitting rows (5 folds,"
+        f" each scored by calibrators fitted on the other four): temperature {cross[0]:.4f}, isotonic {cross[1]:.4f}.",
+        f"Applied calibrator: **{c['calibrator']}**; ECE of the scores predict now gives: {c['ece_after_calibration']:.4f}.",
+    ]
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """A few lines for the terminal: calibration, failing behavioural tests, flagged bias groups, the worst slice."""
     lines = []
@@ -374,6 +452,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         c, s = report["calibration"], report["selective"]
         lines.append(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
         lines.append(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
+        if "ece_after_isotonic" in c:
+            lines.append(f"ECE {c['ece_after_isotonic']:.4f} with a top-label isotonic map; applied: {c['calibrator']}")
         lines.append(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
     tests = report.get("behaviour", {})
     rates = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]

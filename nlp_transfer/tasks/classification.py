@@ -45,6 +45,8 @@ class SequenceClassificationTask(Task):
     threshold: float = 0.5
     #: single-label runs: scores are softmax(logits / temperature); ``nlp-transfer check`` fits it on validation
     temperature: float = 1.0
+    #: ``check --calibrator isotonic``: a monotone map of the chosen label's score (``confidence`` -> ``calibrated``)
+    top_label_map: dict[str, list[float]] | None = None
     #: ``training.long_text=windows``: how long texts become overlapping windows; None truncates at ``max_length``
     windows: WindowSettings | None = None
 
@@ -160,10 +162,19 @@ class SequenceClassificationTask(Task):
             return classification_metrics(predictions, labels.astype(np.int32), label_names=self.labels, multi_label=True)
         return classification_metrics(probs.argmax(-1), labels, label_names=self.labels, prediction_scores=probs)
 
+    def label_score(self, probability: float) -> float:
+        """The chosen label's score: its probability, through the top-label map when the check fitted one."""
+        if self.top_label_map is None:
+            return float(probability)
+        return float(np.interp(probability, self.top_label_map["confidence"], self.top_label_map["calibrated"]))
+
     def postprocess(self, logits: np.ndarray, texts: Sequence[str]) -> list[dict[str, Any]]:
         """One prediction per text: ``text``, ``label``, ``score`` and every label's score.
 
-        Multi-label: ``label`` is the list of labels at or above the threshold, best first.
+        ``score`` is the chosen label's calibrated confidence: its probability after the temperature, or with
+        ``check --calibrator isotonic`` that probability through the fitted top-label map (then it can differ from
+        ``scores[label]``, which stays the model's distribution). Multi-label: ``label`` is the list of labels at or
+        above the threshold, best first.
         """
         probs = self.probabilities(logits)
         results = []
@@ -174,7 +185,7 @@ class SequenceClassificationTask(Task):
                 results.append({"text": text, "label": chosen, "score": float(row.max()), "scores": scores})
             else:
                 best = int(row.argmax())
-                results.append({"text": text, "label": self.labels[best], "score": float(row[best]), "scores": scores})
+                results.append({"text": text, "label": self.labels[best], "score": self.label_score(row[best]), "scores": scores})
         return results
 
 
