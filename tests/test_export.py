@@ -95,6 +95,31 @@ def test_export_writes_checked_float_and_int8_models(sentiment):
     assert (folder / "model.int8.onnx").stat().st_size < (folder / "model.onnx").stat().st_size / 2
 
 
+def test_a_bert_encoder_is_exported_with_fused_attention_and_matches_torch(sentiment, mean_multilabel, tagger):
+    """The fused route: one Attention node per layer (and the other fusions) for a plain head, a mean-pooling wrapper
+    and a tagger, with float32 logits equal to torch's on texts the check did not see."""
+    for run, report in (sentiment, mean_multilabel, tagger):
+        layers = load_run(run, device="cpu")[0].config.num_hidden_layers
+        fused = report["fused_operators"]
+        assert fused.get("Attention") == layers and fused.get("SkipLayerNormalization", 0) >= layers, (run, fused)
+        reference, exported = logits_of_both(run, run / "onnx" / "model.onnx", [*TEXTS, "x " * 40])
+        np.testing.assert_allclose(exported, reference, atol=1e-4)
+
+
+def test_the_dynamo_route_is_taken_when_fusion_fails(sentiment, tmp_path, monkeypatch):
+    """A failure of the fused route falls back to the dynamo exporter: nothing fused, the same labels."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted: the optimizer cannot read this graph")
+
+    monkeypatch.setattr("onnxruntime.transformers.optimizer.optimize_model", broken)
+    report = export_run(sentiment[0], output=tmp_path / "plain")
+    assert report["fused_operators"] == {} and report["checks"]["model.onnx"]["label_agreement"] == 1.0
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["export.json", "model.onnx"]  # no raw graph left
+    reference, exported = logits_of_both(sentiment[0], tmp_path / "plain" / "model.onnx", TEXTS)
+    np.testing.assert_allclose(exported, reference, atol=1e-4)
+
+
 def test_exported_logits_match_torch_on_new_texts(sentiment):
     run, _ = sentiment
     reference, float32 = logits_of_both(run, run / "onnx" / "model.onnx", TEXTS)

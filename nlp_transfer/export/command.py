@@ -49,7 +49,7 @@ def score(model: Any, task: Any, data: ValidationSet, batch_size: int) -> Any:
 
 def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) -> dict[str, Any]:
     """Write the ONNX file(s) into ``folder`` and compare each with the torch model; returns the export record."""
-    from nlp_transfer.export.onnx_export import quantize_int8, write_onnx
+    from nlp_transfer.export.onnx_export import fused_operators, quantize_int8, write_onnx
     from nlp_transfer.inference import load_run
 
     model, task = load_run(run_dir, device="cpu")
@@ -73,6 +73,7 @@ def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) ->
         "int8": int8,
         "inputs": inputs,
         "outputs": ["logits"],
+        "fused_operators": fused_operators(folder / MODEL_FILE),  # empty: the unfused (dynamo) graph
         "task": "ner" if reference.ndim == 3 else "multilabel" if getattr(task, "multi_label", False) else "classification",
         "labels": list(task.labels),
         "max_length": task.max_length,
