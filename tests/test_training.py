@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -252,3 +253,48 @@ def test_sharded_runs_save_the_gathered_state_dict(sentiment_files, tiny_model_d
 
     assert seen["prepared"] is not None
     assert torch.equal(load_file(str(out / "model.safetensors"))["classifier.bias"], torch.full((2,), 7.0))
+
+
+@pytest.mark.parametrize(("warmup", "total"), [(0, 10), (3, 10), (10, 10), (4, 7), (1, 1)])
+def test_the_schedule_equals_transformers_linear_warmup_step_by_step(warmup, total):
+    """Our LambdaLR schedule gives the learning rates of transformers.get_linear_schedule_with_warmup at every step."""
+    from transformers import get_linear_schedule_with_warmup
+
+    from nlp_transfer.training.schedule import linear_warmup_then_decay
+
+    def rates(build):
+        optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.1},
+                                     {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.02}])  # fmt: skip
+        scheduler = build(optimizer, warmup, total)
+        seen = []
+        for _ in range(total + 3):
+            seen.append([group["lr"] for group in optimizer.param_groups])
+            optimizer.step()
+            scheduler.step()
+        return seen, scheduler.state_dict()
+
+    ours, state = rates(linear_warmup_then_decay)
+    theirs, _ = rates(get_linear_schedule_with_warmup)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+    assert state["last_epoch"] == total + 3 and ours[-1] == [0.0, 0.0]
+
+
+def test_a_full_fine_tuning_run_never_imports_peft(tmp_path, tiny_model_dir):
+    """peft is for LoRA runs: a plain run's process must not pay for importing it (or the Trainer's utilities)."""
+    import subprocess
+    import sys
+
+    config = {"model": tiny_model_dir, "output_dir": str(tmp_path / "run")}
+    code = (
+        "import sys\nfrom pathlib import Path\n"
+        "from nlp_transfer.config import load_config\n"
+        "from nlp_transfer.pipeline import run_training\n"
+        "from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv\n"
+        f"train = write_csv(Path({str(tmp_path / 'train.csv')!r}), synthetic_sentiment(40, 1))\n"
+        f"run_training(load_config(None, tiny_overrides({config['model']!r}, {config['output_dir']!r}, "
+        "**{'data.train_file': train, 'data.validation_file': train, 'training.epochs': 1})))\n"
+        "print(sorted(m for m in ('peft', 'transformers.trainer_utils', 'transformers.trainer') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]

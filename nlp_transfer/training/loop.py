@@ -26,7 +26,6 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, TorchDynamoPlugin, set_seed
 from safetensors.torch import load_model
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from nlp_transfer.config import TrainingConfig
 from nlp_transfer.errors import UserError
@@ -42,6 +41,7 @@ from nlp_transfer.training.checkpoints import (
     write_atomically,
     write_collectively,
 )
+from nlp_transfer.training.schedule import linear_warmup_then_decay
 
 BEST_DIR = "best"
 BEST_FILE = "best_model.safetensors"
@@ -224,7 +224,7 @@ def setup_loop(
     eval_batches = LengthSortedBatches.build(batch_rows(eval_dataset, columns), task.collator(), config.eval_batch_size)
     total_steps = math.ceil(len(train_dl) / config.gradient_accumulation_steps) * config.epochs
     optimizer = make_optimizer(param_groups, config.learning_rate)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+    scheduler = linear_warmup_then_decay(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, train_dl, eval_batches.loader, scheduler = accelerator.prepare(
         model, optimizer, train_dl, eval_batches.loader, scheduler
     )
