@@ -1,6 +1,7 @@
 """Whole-process speed: `nlp-transfer train` against a plain Trainer script, each a fresh process, same rows, one run.
 
     python benchmarks/process_speed.py --train-rows 8000 --threads 2 --repeats 3 --precisions fp32,bf16
+    python benchmarks/process_speed.py --train-rows 4000 --threads 2 --repeats 1 --compile   # what torch.compile gives
 
 What a user meets, end to end: the interpreter's start-up, the imports, loading the model, reading and tokenizing,
 the training loop, scoring SST-2 dev, writing the model. Side (a) is `nlp-transfer train sst2_full.yaml` with
@@ -49,6 +50,8 @@ from common import (
 )
 
 STAGES = ("startup+imports", "set-up", "training loop", "eval+rest of training", "saving", "exit+other")
+#: the side ``--compile`` adds: nlp-transfer with ``training.torch_compile=true`` (its loop time includes compiling)
+COMPILED = "nlp-transfer+compile"
 IMPORT_PROBE = "import time; t = time.time(); import nlp_transfer.cli, nlp_transfer.pipeline; print(t, time.time() - t)"
 
 
@@ -73,12 +76,13 @@ def launch(command: list[str], env: dict[str, str], log: Path) -> tuple[float, f
     return started, wall
 
 
-def nlp_side(args: Any, precision: str, out: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One ``nlp-transfer train`` process; its wall time, dev accuracy and file-time stage boundaries."""
+def nlp_side(args: Any, precision: str, out: Path, env: dict[str, str], *, compiled: bool = False) -> dict[str, Any]:
+    """One ``nlp-transfer train`` process (``compiled``: with ``training.torch_compile=true``); wall, accuracy, stages."""
     overrides = sst2_overrides(out / "run", args)
     mixed = "bf16" if precision == "bf16" else "no"
     command = [console_script(), "train", str(SST2_CONFIG), *overrides, f"training.max_length={MAX_LENGTH}"]
     command += ["data.test_file=null", f"training.mixed_precision={mixed}"]
+    command += ["training.torch_compile=true"] if compiled else []
     started, wall = launch(command, env, out / "nlp.log")
     run = out / "run"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -155,6 +159,8 @@ def run_all(args: Any, model_path: str, tmp: Path) -> tuple[dict[str, list[dict]
         "nlp-transfer": lambda precision, out: nlp_side(args, precision, out, env),
         "trainer": lambda precision, out: trainer_side(args, model_path, precision, out, env),
     }
+    if args.compile:
+        sides[COMPILED] = lambda precision, out: nlp_side(args, precision, out, env, compiled=True)
     runs: dict[str, list[dict]] = {}
     probes = []
     for repeat in range(args.repeats):
@@ -188,10 +194,12 @@ def summarize(runs: dict[str, list[dict]], probes: list[float]) -> dict[str, dic
             "runs_wall_seconds": [round(r["wall_seconds"], 2) for r in measured],
             "runs": measured,
         }
-    for precision in {name.split()[1] for name in runs}:
-        ours, theirs = summary[f"nlp-transfer {precision}"], summary[f"trainer {precision}"]
-        ours["ratio_trainer_over_nlp"] = theirs["wall_seconds"] / ours["wall_seconds"]
-        ours["loop_ratio_trainer_over_nlp"] = theirs["train_seconds"] / ours["train_seconds"]
+    for name, ours in summary.items():
+        side, precision = name.split()
+        if side != "trainer":
+            theirs = summary[f"trainer {precision}"]
+            ours["ratio_trainer_over_nlp"] = theirs["wall_seconds"] / ours["wall_seconds"]
+            ours["loop_ratio_trainer_over_nlp"] = theirs["train_seconds"] / ours["train_seconds"]
     return summary
 
 
@@ -222,6 +230,7 @@ def main() -> int:
     """Run both sides as fresh processes, print the tables and save process_speed.json."""
     parser = sst2_parser(__doc__, epochs=1, learning_rate=5e-5)
     parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16")
+    parser.add_argument("--compile", action="store_true", help=f"add a third side, {COMPILED} (training.torch_compile=true)")
     parser.set_defaults(repeats=3)
     args = parser.parse_args()
     args.precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]

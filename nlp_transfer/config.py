@@ -156,7 +156,9 @@ class TrainingConfig:
         False, "Recompute activations in the backward pass instead of storing them: less memory, about 30 % more compute."
     )
     torch_compile: bool = _setting(
-        False, "Compile the model with torch.compile (inductor, dynamic shapes). Pays off on long runs; the first steps compile."
+        False,
+        "Compile the model with torch.compile (inductor, dynamic shapes). Pays off on long runs only: on a 2-core CPU "
+        "the first steps spend 100-150 s compiling, repaid after about 4,000 steps in float32, 1,700 in bf16.",
     )
     group_by_length: bool = _setting(
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."

@@ -132,7 +132,9 @@ def single_label_figures(
     return calibration, selective_report(scores, correct), (scores, correct)
 
 
-def top_label_figures(fit: Scored, fit_probabilities: np.ndarray, confidence: np.ndarray, correct: np.ndarray, bins: int) -> dict:
+def top_label_figures(
+    fit: Scored, fit_probabilities: np.ndarray, confidence: np.ndarray, correct: np.ndarray, bins: int
+) -> dict[str, Any]:
     """The top-label isotonic map fitted on ``fit`` (after temperature), its held-out ECE, and both calibrators' cross-fitted ECE."""
     fit_correct = fit_probabilities.argmax(axis=1) == fit.labels
     points = fit_top_label_map(fit_probabilities.max(axis=1), fit_correct)
