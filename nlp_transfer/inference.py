@@ -79,6 +79,7 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
             document_context=int(info.document_context or 0),
             model_name=str(run_dir),
         )
+    temperature, top_label_map = read_calibration(run_dir)
     return SequenceClassificationTask(
         model_path=str(run_dir),
         labels=labels,
@@ -87,8 +88,8 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
         max_length=max_length,
         threshold=float(info.threshold or 0.5),
         model_name=str(run_dir),
-        temperature=read_temperature(run_dir),
-        top_label_map=read_top_label_map(run_dir),
+        temperature=temperature,
+        top_label_map=top_label_map,
         windows=WindowSettings.from_config(getattr(config, CONFIG_KEY, None)),
     )
 
@@ -118,28 +119,33 @@ def load_backend(
 CALIBRATION_FILE = "calibration.json"
 
 
-def read_temperature(run_dir: Path) -> float:
-    """The temperature ``nlp-transfer check`` fitted for this run (1.0 when it has not been checked)."""
+def read_calibration(run_dir: Path) -> tuple[float, dict[str, list[float]] | None]:
+    """The temperature and top-label map ``nlp-transfer check`` stored for this run, read once.
+
+    ``(1.0, None)`` when the run has not been checked; the map is None unless ``--calibrator isotonic`` (or ``auto``
+    choosing it) stored one. A malformed file is a UserError naming it.
+    """
     path = run_dir / CALIBRATION_FILE
     if not path.is_file():
-        return 1.0
+        return 1.0, None
     try:
-        temperature = float(json.loads(path.read_text(encoding="utf-8"))["temperature"])
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        temperature = float(stored["temperature"])
     except (ValueError, KeyError, TypeError):
         raise UserError(f"{path}: not a calibration file written by nlp-transfer check. Delete it, or rerun the check.") from None
     if not temperature > 0:
         raise UserError(f"{path}: temperature must be positive, got {temperature}. Delete the file, or rerun the check.")
-    return temperature
+    points = stored.get("top_label_map")
+    return temperature, None if points is None else _checked_top_label_map(path, points)
 
 
-def read_top_label_map(run_dir: Path) -> dict[str, list[float]] | None:
-    """The top-label map ``nlp-transfer check --calibrator isotonic`` fitted for this run (None: temperature only)."""
-    path = run_dir / CALIBRATION_FILE
-    if not path.is_file():
-        return None
-    points = json.loads(path.read_text(encoding="utf-8")).get("top_label_map")
-    if points is None:
-        return None
+def read_temperature(run_dir: Path) -> float:
+    """The temperature ``nlp-transfer check`` fitted for this run (1.0 when it has not been checked)."""
+    return read_calibration(run_dir)[0]
+
+
+def _checked_top_label_map(path: Path, points: Any) -> dict[str, list[float]]:
+    """``points`` as two equally long, non-decreasing lists in [0, 1]; a UserError naming ``path`` otherwise."""
     try:
         x, y = np.asarray(points["confidence"], dtype=np.float64), np.asarray(points["calibrated"], dtype=np.float64)
     except (KeyError, TypeError, ValueError):

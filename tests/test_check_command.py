@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from nlp_transfer.check.command import check_run
 from nlp_transfer.config import load_config
+from nlp_transfer.errors import UserError
 from nlp_transfer.inference import load_run, predict
 from nlp_transfer.pipeline import run_training
 from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
@@ -113,6 +114,11 @@ def test_isotonic_calibrator_maps_the_chosen_score_and_keeps_labels(noisy_run, t
     (run_dir / "calibration.json").write_text(json.dumps(stored))
     code, _, err = cli_in_process(capsys, "predict", run_dir, "a fine film")
     assert code == 2 and "calibration.json: top_label_map must hold" in err and "Traceback" not in err
+    (run_dir / "calibration.json").write_text("[1.5]")  # valid JSON, not a calibration file
+    code, _, err = cli_in_process(capsys, "predict", run_dir, "a fine film")
+    assert code == 2 and "calibration.json: not a calibration file written by nlp-transfer check" in err
+    with pytest.raises(UserError, match="--calibrator platt: unknown"):  # refused before the run is even loaded
+        check_run(tmp_path / "no-such-run", calibrator="platt")
 
 
 def test_selective_prediction_and_abstention(noisy_run):

@@ -152,10 +152,14 @@ def top_label_figures(
 
 def chosen_calibrator(calibrator: str, calibration: dict[str, Any]) -> str:
     """``temperature`` or ``isotonic``: the one asked for, or for ``auto`` the lower cross-fitted validation ECE."""
-    if calibrator == "auto":
-        by_method = {m: calibration[f"validation_ece_after_{m}_cross_fitted"] for m in CALIBRATORS}
-        return min(CALIBRATORS, key=lambda m: by_method[m])
-    if calibrator not in CALIBRATORS:
+    if check_calibrator(calibrator) == "auto":
+        return min(CALIBRATORS, key=lambda m: calibration[f"validation_ece_after_{m}_cross_fitted"])
+    return calibrator
+
+
+def check_calibrator(calibrator: str) -> str:
+    """``calibrator`` when it is one ``--calibrator`` accepts; a UserError naming the choices otherwise."""
+    if calibrator not in (*CALIBRATORS, "auto"):
         raise UserError(f"--calibrator {calibrator}: unknown; choose one of {', '.join(CALIBRATORS)} or auto.")
     return calibrator
 
@@ -224,9 +228,8 @@ def check_run(
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
     run_dir = Path(run_dir)
+    check_calibrator(calibrator)
     model, task = load_run(run_dir)
-    if calibrator not in (*CALIBRATORS, "auto"):
-        raise UserError(f"--calibrator {calibrator}: unknown; choose one of {', '.join(CALIBRATORS)} or auto.")
     options = CheckOptions(
         data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column, calibrator
     )
