@@ -205,14 +205,25 @@ def test_gradient_checkpointing_gives_the_same_training(sentiment_files, tiny_mo
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4
 
 
-def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tiny_model_dir, tmp_path):
+def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
     """training.torch_compile=true trains through inductor-compiled graphs and still learns and saves the plain model.
 
-    (Compiled dropout draws other random masks than eager, so the weights are not compared with an eager run.)
+    Validation runs through the eager module (no second, inference-mode graph to compile), and its figure is the
+    saved model's. (Compiled dropout draws other random masks than eager, so the weights are not compared with an
+    eager run.)
     """
     import torch._dynamo
     from safetensors.torch import load_file
 
+    import nlp_transfer.training.loop as loop
+
+    evaluated, evaluate = [], loop.evaluate_batches
+
+    def recording(model, *args, **kwargs):
+        evaluated.append(model)
+        return evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate_batches", recording)
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     result = run_training(
@@ -224,6 +235,12 @@ def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tin
     assert result.metrics["test"]["accuracy"] >= 0.8  # chance is 0.5
     saved = load_file(tmp_path / "compiled" / "model.safetensors")
     assert saved and not any("_orig_mod" in name for name in saved)  # the plain model, not the compiled wrapper
+    assert evaluated and not any(loop.is_compiled_module(model) for model in evaluated)  # validation ran eagerly
+    from nlp_transfer.inference import evaluate_file
+
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "compiled")
+    reread = evaluate_file(tmp_path / "compiled", str(sentiment_files["validation"]), config.data)
+    assert result.metrics["validation"]["accuracy"] == pytest.approx(reread["accuracy"], abs=1e-6)  # the saved model's
 
 
 def test_sharded_runs_save_the_gathered_state_dict(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):

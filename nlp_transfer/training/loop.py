@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType, TorchDynamoPlugin, set_seed
+from accelerate.utils import DistributedType, TorchDynamoPlugin, is_compiled_module, set_seed
 from safetensors.torch import load_model
 from tqdm.auto import tqdm
 
@@ -379,7 +379,7 @@ def end_epoch(loop: Loop, epoch: int) -> None:
 def evaluate_and_checkpoint(loop: Loop) -> None:
     """Score validation, keep the model if it is the best so far, decide on early stopping, write a checkpoint."""
     state, accelerator = loop.state, loop.accelerator
-    metrics = evaluate_batches(loop.model, loop.eval_batches, loop.task, accelerator, loop.eval_dataset)
+    metrics = evaluate_batches(eager_module(loop.model), loop.eval_batches, loop.task, accelerator, loop.eval_dataset)
     scalars = scalar_metrics(metrics)
     value = metrics.get(loop.metric_name)
     if value is None:
@@ -511,6 +511,16 @@ def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path
         return
     device = accelerator.device
     load_model(model, str(path), device="cpu" if device.type == "cpu" else str(device))
+
+
+def eager_module(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` without torch.compile's wrapper (distributed and mixed-precision wrappers stay).
+
+    Evaluation runs without gradients, which the training graph does not cover: through the compiled wrapper it
+    would compile a second graph (BENCHMARKS.md measures that on a 2-core CPU) for a few hundred batches that run as
+    fast eagerly.
+    """
+    return model._orig_mod if is_compiled_module(model) else model
 
 
 def logits_of(model: torch.nn.Module) -> Any:
