@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import traceback
@@ -23,6 +24,44 @@ EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader closed the pipe
 
 RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel"), "ner": ("ner",)}
+
+
+def whole_number(low: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``low`` (argparse turns the refusal into one usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def one_character(text: str) -> str:
+    """An argparse ``type``: a field delimiter, one character."""
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"must be one character (e.g. ',' or a tab), got {text!r}")
+    return text
+
+
+def finite_number(low: float, high: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in ``[low, high]`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f"a finite number of at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
 
 
 def _quiet_libraries(debug: bool) -> None:
@@ -47,7 +86,7 @@ def _quiet_libraries(debug: bool) -> None:
 
 
 def _guard(debug: bool, action: Callable[[], Any]) -> int:
-    """Run ``action``; user errors become one message and exit code 2."""
+    """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2."""
     try:
         action()
     except UserError as err:
@@ -61,7 +100,18 @@ def _guard(debug: bool, action: Callable[[], Any]) -> int:
     except BrokenPipeError:  # the reader went away (`nlp-transfer config | head`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
         return EXIT_BROKEN_PIPE
+    except OSError as err:
+        if err.filename is None or not isinstance(err, PATH_ERRORS):
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err.filename}: {err.strerror}. Give a path that exists and that you may write to.", file=sys.stderr)
+        return EXIT_USER_ERROR
     return 0
+
+
+#: what a path the user named can do wrong (an output folder that cannot be made, a file where a folder goes, ...)
+PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 # ------------------------------------------------------------------------- train
@@ -110,7 +160,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default: -1, the last)")
     parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
     parser.add_argument("--label-column", default="label", help="column with the label (default: label)")
-    parser.add_argument("--delimiter", help="field delimiter of csv/tsv files")
+    parser.add_argument("--delimiter", type=one_character, help="field delimiter of csv/tsv files")
     parser.add_argument("--no-header", action="store_true", help="the file has no header; columns are 0, 1, ...")
     parser.add_argument("--columns", help="comma-separated column names for a file without header")
     parser.add_argument("--encoding", default="utf-8", help="file encoding (default: utf-8)")
@@ -144,7 +194,7 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_load_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per batch (default: 64)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model folder to run its own code")
     parser.add_argument("--allow-pickle", action="store_true", help="allow pickle-based (.bin) weights")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
@@ -173,7 +223,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.input:
         texts = chain(texts, iter_texts(args.input, text_column=args.text_column, encoding=args.encoding))
     elif not args.texts and not sys.stdin.isatty():
-        texts = (line.strip() for line in sys.stdin if line.strip())
+        texts = stdin_texts(args.encoding)
     texts = non_empty(texts)  # reads the first text only: a missing file or column fails before the model loads
     if texts is None:
         raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
@@ -187,6 +237,20 @@ def _predict(args: argparse.Namespace) -> None:
             progress.update()
     if progress is not None:
         progress.close()
+
+
+def stdin_texts(encoding: str) -> Any:
+    """The non-blank lines of standard input, decoded with ``encoding``; an undecodable line is one error naming it."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode(encoding).strip()
+        except UnicodeDecodeError as err:
+            raise UserError(
+                f"standard input, line {number}: byte 0x{raw[err.start]:02x} cannot be decoded as {encoding}. "
+                "Pass the input's encoding with --encoding (e.g. --encoding latin-1)."
+            ) from None
+        if line:
+            yield line
 
 
 def _push(args: argparse.Namespace) -> None:
@@ -343,8 +407,14 @@ def _shift(args: argparse.Namespace) -> None:
 
 
 def _config(args: argparse.Namespace) -> None:
+    """Check configs, print one resolved, or list every setting (text or Markdown)."""
     from nlp_transfer.config import describe_settings, load_config, save_config
 
+    if args.overrides and not args.resolve:
+        raise UserError(
+            f"key=value overrides ({args.overrides[0]}) apply to a config: use them with --resolve CONFIG "
+            "(or with nlp-transfer train CONFIG)."
+        )
     if args.check:
         for path in args.check:
             load_config(path)
@@ -379,10 +449,10 @@ def _add_predict_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     predict.add_argument("texts", nargs="*", help="texts to label")
     predict.add_argument("--input", help="a .txt file (one text a line) or a csv/tsv/json/jsonl file")
     predict.add_argument("--text-column", default="text", help="text column of --input (default: text)")
-    predict.add_argument("--encoding", default="utf-8", help="encoding of --input (default: utf-8)")
+    predict.add_argument("--encoding", default="utf-8", help="encoding of --input or standard input (default: utf-8)")
     predict.add_argument(
         "--min-score",
-        type=float,
+        type=finite_number(0.0, 1.0),
         help='classification: mark predictions scored below this "abstain": true (nlp-transfer check reports the score '
         "that reaches a target accuracy)",
     )
@@ -391,7 +461,10 @@ def _add_predict_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     )
     predict.add_argument("--export-dir", help="--backend onnx: the export folder (default: RUN_DIR/onnx)")
     predict.add_argument(
-        "--chunk-size", type=int, default=1024, help="texts read and predicted at a time; memory stays that of one chunk"
+        "--chunk-size",
+        type=whole_number(1),
+        default=1024,
+        help="texts read and predicted at a time; memory stays that of one chunk",
     )
     _add_load_options(predict)
 
@@ -456,7 +529,7 @@ def _add_compare_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParse
     )
     compare.add_argument(
         "--min-steps",
-        type=int,
+        type=whole_number(0),
         default=0,
         help="raise the epochs of small training sets so each run takes at least this many optimizer steps (learning "
         "curves; with --per-class the training set is the size times the number of classes)",
@@ -511,7 +584,7 @@ def _add_rank_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
         help="comma-separated candidates: Hub ids or folders, each optionally MODEL@key=value+... with keys "
         "layer (index or mean), pooling (cls, mean), depth (bottom K layers), init (random: a control); @depth=3 means the config's model",
     )
-    rank.add_argument("--sample", type=int, default=2000, help="training rows encoded per candidate (default: 2000)")
+    rank.add_argument("--sample", type=whole_number(2), default=2000, help="training rows encoded per candidate (default: 2000)")
     rank.add_argument("--estimators", help="comma-separated subset of logme,hscore,knn,linear_probe (default: all)")
     rank.add_argument("--recommend-by", default="logme", help="the estimator whose best score names the pick (default: logme)")
     rank.add_argument("--output", help="report folder for rank.json, rank.md, rank.png (default: OUTPUT_DIR-rank)")
@@ -525,11 +598,11 @@ def _add_export_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser
     export.add_argument("--output", help="export folder (default: RUN_DIR/onnx)")
     export.add_argument(
         "--max-drop",
-        type=float,
+        type=finite_number(0.0),
         default=0.5,
         help="refuse (exit 1, nothing written) when the export's validation metric is more than this many points below the run's (default: 0.5)",
     )
-    export.add_argument("--batch-size", type=int, default=64, help="texts per batch when checking (default: 64)")
+    export.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per batch when checking (default: 64)")
     export.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
 
 
@@ -543,7 +616,7 @@ def _add_shift_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]
     shift.add_argument("--output", help="folder for shift.json and shift.png (default: TARGET-shift beside the target)")
     shift.add_argument("--text-column", default="text", help="text column of csv/tsv/json/jsonl files (default: text)")
     shift.add_argument("--encoding", default="utf-8", help="encoding of the files (default: utf-8)")
-    shift.add_argument("--batch-size", type=int, default=64, help="texts per batch (default: 64)")
+    shift.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per batch (default: 64)")
     shift.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier's folds (default: 0)")
     shift.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
 
@@ -597,7 +670,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         from nlp_transfer.adapt.command import run_adapt
 
         return run_adapt(argv[1:])
-    return dispatch(build_parser().parse_args(argv))
+    parser = build_parser()
+    verb = verb_parser(parser, argv[0]) if argv else None
+    if verb is None:  # no verb, an unknown one, or --help: the top-level parser says what is wrong
+        return dispatch(parser.parse_args(argv))
+    args = verb.parse_intermixed_args(argv[1:])  # flags, texts and key=value overrides in any order
+    args.verb = argv[0]
+    return dispatch(args)
+
+
+def verb_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    """The sub-parser of verb ``name`` in ``parser`` (built by :func:`build_parser`), or None for no such verb."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name) if name in VERBS else None
+    return None
 
 
 if __name__ == "__main__":

@@ -583,6 +583,10 @@ def _fraction(low_open: bool, high_open: bool) -> tuple[Callable[[Any], bool], s
     return (lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1)), f"in {allowed}"
 
 
+def _seed_range() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: 0 <= v < 2**32), f"in [0, {2**32 - 1}] (what numpy's and torch's generators take)"
+
+
 # Allowed values per dotted key: (test, how the message names the range). A null value (allowed by the type) passes.
 VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "training.epochs": _at_least(1),
@@ -624,6 +628,9 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.lora_r": _at_least(1),
     "transfer.lora_alpha": _at_least(1),
     "transfer.lora_dropout": _fraction(low_open=False, high_open=True),
+    "seed": _seed_range(),
+    "data.sample_seed": _seed_range(),
+    "data.delimiter": ((lambda v: len(v) == 1), "one character (e.g. ',' or a tab)"),
 }
 
 

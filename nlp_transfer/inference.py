@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import (
-    AutoConfig,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -23,7 +22,7 @@ from nlp_transfer.config import DataConfig
 from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
 from nlp_transfer.data.loading import read_tagged_file, read_text_classification_file
 from nlp_transfer.errors import DataError, UserError
-from nlp_transfer.models import load_pretrained
+from nlp_transfer.models import load_pretrained, read_model_config
 from nlp_transfer.run_info import RunInfo
 from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask
@@ -43,12 +42,14 @@ def load_run(
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
     adapter_only = is_adapter_run(run_dir)  # a lora run saved with transfer.save_merged=false
+    if not adapter_only and not any(run_dir.glob("*.safetensors")) and not any(run_dir.glob("*.bin")):
+        raise UserError(f"{run_dir}: no model weights (no model.safetensors); the run is incomplete. Train it again.")
     if not allow_pickle and not adapter_only and not any(run_dir.glob("*.safetensors")):
         raise UserError(
             f"{run_dir}: no safetensors weights. Pickle-based weights (.bin) can run code when loaded; "
             "pass --allow-pickle only if you trust where they came from."
         )
-    config = AutoConfig.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
+    config = read_model_config(run_dir, trust_remote_code=trust_remote_code)
     is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
     auto = AutoModelForTokenClassification if is_tagger else AutoModelForSequenceClassification
     if adapter_only:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
 from nlp_transfer.config import DEFAULT_MODEL
 from nlp_transfer.errors import UserError
 
@@ -96,6 +98,11 @@ def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust
                 "code when loaded. Set allow_pickle=true (--allow-pickle for predict/evaluate) only if you trust the source."
             ) from None
         raise UserError(f"model '{path}': cannot be loaded ({str(err).splitlines()[0][:200]}).") from None
+    except SafetensorError as err:
+        raise UserError(
+            f"model '{path}': its safetensors weights are damaged or incomplete ({str(err)[:160]}). "
+            "Copy the model folder again (or train the run again)."
+        ) from None
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise UserError(
@@ -104,9 +111,49 @@ def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust
         raise
 
 
-def resolve_with_tokenizer(name: str, *, trust_remote_code: bool = False) -> tuple[ResolvedModel, Any]:
-    """Resolve ``name`` (see :func:`resolve_model`) and load its tokenizer."""
+#: model types whose position ids start after the padding index: two of max_position_embeddings are not usable
+POSITION_OFFSET_TYPES = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+
+
+def check_max_length(config: Any, max_length: int | None) -> None:
+    """Refuse a ``training.max_length`` longer than the positions the model has (it would fail mid-training)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not max_length or not isinstance(positions, int):
+        return
+    usable = positions - POSITION_OFFSET_TYPES.get(getattr(config, "model_type", ""), 0)
+    if max_length > usable:
+        raise UserError(
+            f"training.max_length={max_length} is longer than the model's {usable} positions (max_position_embeddings "
+            f"in its config.json). Set training.max_length={usable} or less (long texts: training.long_text=windows)."
+        )
+
+
+def read_model_config(path: str | Path, *, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """``AutoConfig.from_pretrained(path)``; a damaged config.json of a local folder becomes a UserError."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+    except (OSError, ValueError) as err:
+        if not (Path(path) / "config.json").is_file():
+            raise
+        raise UserError(
+            f"{Path(path) / 'config.json'}: not a readable model config ({str(err).splitlines()[0][:160]}). "
+            "Copy the model folder again (or train the run again)."
+        ) from None
+
+
+def resolve_with_tokenizer(
+    name: str, *, trust_remote_code: bool = False, max_length: int | None = None
+) -> tuple[ResolvedModel, Any]:
+    """Resolve ``name`` (see :func:`resolve_model`) and load its tokenizer.
+
+    A local model's config is read first: a damaged config.json is one clear error (not the tokenizer's), and a
+    ``max_length`` (``training.max_length``) beyond the model's position embeddings is refused before training.
+    """
     from transformers import AutoTokenizer
 
     resolved = resolve_model(name)
+    if (Path(resolved.path) / "config.json").is_file():
+        check_max_length(read_model_config(resolved.path, trust_remote_code=trust_remote_code), max_length)
     return resolved, AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)

@@ -57,7 +57,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
     strategy = build_strategy(config)  # checks the strategy's options before anything loads
-    prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume)
     if resume:
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
@@ -70,6 +70,8 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     )
     trainable, total = count_parameters(model)
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
+    if replace:  # only now that the data and the model have loaded: a run with bad input keeps the old run
+        shutil.rmtree(output_dir)
     accelerator = start_run_dir(config, output_dir)
     accelerator.print(describe_run(config, task, data, trainable, total))
 
@@ -94,20 +96,31 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
 
 
 def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``."""
+    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``; empty it for ``overwrite``."""
+    if check_output_dir(output_dir, overwrite=overwrite, resume=resume):
+        shutil.rmtree(output_dir)
+
+
+def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> bool:
+    """Refuse a run directory that is a file, missing for ``resume``, or full without ``overwrite``.
+
+    Returns True when it holds an earlier run that ``overwrite`` replaces: the caller deletes it once the new
+    run's input has loaded, so a run refused for bad input leaves the earlier run as it was.
+    """
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"output_dir={output_dir} is an existing file, not a directory. Set output_dir to a folder path.")
     if resume:
         if not output_dir.is_dir():
             raise UserError(f"{output_dir}: nothing to resume (no such directory). Start without --resume.")
-        return
+        return False
     if output_dir.exists() and any(output_dir.iterdir()):
         if not overwrite:
             raise UserError(
                 f"{output_dir}: output directory exists and is not empty. Pass --overwrite to replace it, "
                 "--resume to continue its training, or set output_dir=ANOTHER_DIR."
             )
-        shutil.rmtree(output_dir)
+        return True
+    return False
 
 
 def check_resumed_config(config: RunConfig, output_dir: Path) -> None:

@@ -163,6 +163,17 @@ BAD_CLI = [
     ),
     (["predict", "no_such_run", "hello"], "not a saved model"),
     (["evaluate", "no_such_run", "--data", "data/sentiment/test.csv"], "not a saved model"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "seed=-1"], "seed must be in [0, 4294967295]"),
+    (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.delimiter=ab"], "data.delimiter must be one character"),
+    (
+        ["train", "recipes/configs/sentiment/minilm_full.yaml", "training.max_length=1000"],
+        "training.max_length=1000 is longer than the model's 512 positions",
+    ),
+    (
+        ["train", "recipes/configs/sentiment/minilm_full.yaml", "data.labels=[neg,pos]"],
+        "label 'positive' is not in data.labels (neg, pos)",
+    ),
+    (["config", "training.epochs=2"], "use them with --resolve CONFIG"),
 ]
 
 
@@ -304,3 +315,124 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model_dir, tmp_path, mon
     )
     assert code == 0, stderr[-2000:]
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------- bad input found by trying the CLI as a user would
+
+
+def copy_of_run(trained_run, tmp_path):
+    """A private copy of the shared tiny run, free to damage."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run["out"], copy)
+    return copy
+
+
+def test_export_will_not_replace_an_output_that_is_not_an_export(trained_run, tmp_path, capsys):
+    """--output naming a file or another folder (the run itself, say) is refused before any work, and left as it was."""
+    run = copy_of_run(trained_run, tmp_path)
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    for output, what in ((keep, "is a file"), (run, "not an earlier export")):
+        code, _, err = cli_in_process(capsys, "export", run, "--output", output)
+        assert code == 2 and what in err and len(err.strip().splitlines()) == 1, err
+    assert keep.read_text() == "mine"
+    assert (run / "model.safetensors").is_file() and not (run / "export.json").exists()
+
+
+def test_overwrite_keeps_the_earlier_run_when_the_new_input_is_bad(trained_run, tmp_path, capsys):
+    """--overwrite deletes the earlier run only once the new run's data and model have loaded."""
+    run = copy_of_run(trained_run, tmp_path)
+    before = (run / "model.safetensors").read_bytes()
+    code, _, err = cli_in_process(
+        capsys,
+        "train",
+        "recipes/configs/sentiment/minilm_full.yaml",
+        f"output_dir={run}",
+        "data.train_file=missing.csv",
+        "--overwrite",
+    )
+    assert code == 2 and "missing.csv: no such file" in err
+    assert (run / "model.safetensors").read_bytes() == before
+
+
+def test_flags_texts_and_overrides_come_in_any_order(trained_run, capsys):
+    """A flag before the texts (predict) or before key=value overrides (compare, rank) is parsed, not refused."""
+    from nlp_transfer.cli import build_parser, verb_parser
+
+    code, out, err = cli_in_process(capsys, "predict", trained_run["out"], "--min-score", "0.99", "great movie")
+    assert code == 0, err
+    assert json.loads(out)["text"] == "great movie" and "abstain" in json.loads(out)
+    parser = build_parser()
+    compare = verb_parser(parser, "compare").parse_intermixed_args(["c.yaml", "--no-scratch", "llrd:transfer.layer_lr_decay=0.8"])
+    assert compare.overrides == ["llrd:transfer.layer_lr_decay=0.8"] and compare.no_scratch
+    rank = verb_parser(parser, "rank").parse_intermixed_args(["c.yaml", "--models", "m", "data.train_file=x.csv"])
+    assert rank.overrides == ["data.train_file=x.csv"] and rank.models == "m"
+    assert verb_parser(parser, "no-such-verb") is None
+
+
+def test_damaged_run_files_are_one_error(trained_run, tmp_path, capsys):
+    """Cut weights, a broken config.json or no weights at all: one line naming the file and what to do."""
+    run = copy_of_run(trained_run, tmp_path)
+    weights = run / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    code, _, err = cli_in_process(capsys, "predict", run, "hello")
+    assert code == 2 and "damaged or incomplete" in err and len(err.strip().splitlines()) == 1, err
+    weights.unlink()
+    code, _, err = cli_in_process(capsys, "predict", run, "hello")
+    assert code == 2 and "no model weights" in err and "--allow-pickle" not in err, err
+    weights.write_bytes(data)
+    (run / "config.json").write_text('{"a": ')
+    code, _, err = cli_in_process(capsys, "predict", run, "hello")
+    assert code == 2 and "config.json: not a readable model config" in err, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+        (["--min-score", "nan"], "--min-score: must be between 0 and 1"),
+        (["--min-score", "2"], "--min-score: must be between 0 and 1"),
+        (["--chunk-size", "-1"], "--chunk-size: must be at least 1"),
+    ],
+)
+def test_out_of_range_flags_are_refused(trained_run, capsys, args, message):
+    """argparse refuses them (exit 2, the verb's usage and one error line) before the model loads."""
+    from nlp_transfer.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(trained_run["out"]), *args, "hello"])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_stdin_that_is_not_the_encoding_names_its_line(trained_run):
+    done = subprocess.run(
+        [sys.executable, "-m", "nlp_transfer.cli", "predict", str(trained_run["out"])],
+        input=b"good\ncaf\xe9\n",
+        capture_output=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=300,
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "standard input, line 2: byte 0xe9" in err and "Traceback" not in err, err
+    latin = subprocess.run(
+        [sys.executable, "-m", "nlp_transfer.cli", "predict", str(trained_run["out"]), "--encoding", "latin-1"],
+        input=b"good\ncaf\xe9\n",
+        capture_output=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=300,
+    )
+    assert latin.returncode == 0 and json.loads(latin.stdout.decode().splitlines()[1])["text"] == "caf\u00e9"
+
+
+def test_a_path_that_cannot_be_written_is_one_error(trained_run, tmp_path, capsys):
+    code, _, err = cli_in_process(
+        capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", tmp_path / "no" / "dir" / "m.json"
+    )
+    assert code == 2 and err.startswith("error: ") and "No such file or directory" in err, err
+    assert len(err.strip().splitlines()) == 1

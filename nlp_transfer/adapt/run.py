@@ -121,7 +121,9 @@ def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None
 def prepare_inputs(config: RunConfig) -> Prepared:
     """Read and check the texts, the tokenizer and the held-out masks; nothing is written."""
     texts = read_texts(config.data, config.seed)
-    resolved, tokenizer = resolve_with_tokenizer(config.model, trust_remote_code=config.trust_remote_code)
+    resolved, tokenizer = resolve_with_tokenizer(
+        config.model, trust_remote_code=config.trust_remote_code, max_length=config.training.max_length
+    )
     words = check_maskable(tokenizer, config.model)
     task = MaskedLMTask(tokenizer, words, config.seed, max_length=config.training.max_length)
     train = task.preprocess(texts.train, "train")

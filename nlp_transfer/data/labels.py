@@ -69,13 +69,19 @@ def map_integer_label_column(labels: Sequence[str | list[str]], names: list[str]
     ]
 
 
-def check_known_labels(labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str) -> None:
-    """Raise on the first label not in ``names``, naming ``path:line``."""
+def check_known_labels(
+    labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str, *, listed: bool = False
+) -> None:
+    """Raise on the first label not in ``names`` (``listed``: the names come from data.labels), naming ``path:line``."""
     known = set(names)
     for label, line in zip(labels, lines, strict=True):
         for item in label if isinstance(label, list) else [label]:
             if item not in known:
                 preview = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+                if listed:
+                    raise DataError(
+                        f"{path}:{line}: label '{item}' is not in data.labels ({preview}). Add it to data.labels, or fix the row."
+                    )
                 raise DataError(
                     f"{path}:{line}: label '{item}' was not seen in the training data (known: {preview}). "
                     "Fix the label, or list every label in data.labels."

@@ -274,7 +274,9 @@ class TextRows:
                     row.label = label
         names = choose_label_names([r.label for r in splits["train"]], self.config.labels)
         for split, rows in splits.items():
-            check_known_labels([r.label for r in rows], [r.line for r in rows], names, sources[split])
+            check_known_labels(
+                [r.label for r in rows], [r.line for r in rows], names, sources[split], listed=bool(self.config.labels)
+            )
         return names
 
     def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:

@@ -83,6 +83,19 @@ def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) ->
     }
 
 
+def check_replaceable(output: Path) -> None:
+    """Refuse an ``--output`` that exists and is not an earlier export (a file, a run, any other folder): it would be replaced."""
+    if not output.exists() and not output.is_symlink():
+        return
+    if output.is_dir() and (not any(output.iterdir()) or (output / INFO_FILE).is_file()):
+        return  # an empty folder, or an earlier export (export.json): the new export replaces it
+    what = "a file" if not output.is_dir() else "a folder that is not an earlier export (no export.json)"
+    raise UserError(
+        f"--output {output} exists and is {what}; export replaces its output folder, so it will not touch this. "
+        "Choose a new folder (or the run's own RUN_DIR/onnx)."
+    )
+
+
 def _move_in_place(staging: Path, output: Path) -> None:
     """Replace ``output`` with ``staging`` (an earlier export is removed only once the new one is in place)."""
     old = None
@@ -115,6 +128,7 @@ def export_run(
     if max_drop < 0:
         raise UserError(f"--max-drop must be 0 or more points, got {max_drop}.")
     output = Path(output) if output else run_dir / EXPORT_DIR
+    check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the export is as readable as the run beside it

@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from nlp_transfer.models import load_pretrained
+from nlp_transfer.models import load_pretrained, read_model_config
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Task:
         """The pretrained encoder with a fresh task head (or random weights everywhere if ``from_scratch``)."""
         kwargs = self.model_config()
         if from_scratch:
-            config = AutoConfig.from_pretrained(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
+            config = read_model_config(self.model_path, trust_remote_code=self.trust_remote_code, **kwargs)
             return self.auto_class.from_config(config, trust_remote_code=self.trust_remote_code)
         return load_pretrained(
             self.auto_class, self.model_path, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code, **kwargs

@@ -205,7 +205,7 @@ def build_classification_task(
 
     ``windows``: cut texts longer than ``max_length`` into overlapping windows (None: truncate them).
     """
-    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
+    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code, max_length=max_length)
     return SequenceClassificationTask(
         model_path=resolved.path,
         labels=list(labels),

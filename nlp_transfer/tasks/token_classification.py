@@ -262,7 +262,7 @@ def build_token_classification_task(
     allow_pickle: bool = False,
 ) -> TokenClassificationTask:
     """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
-    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code)
+    resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code, max_length=max_length)
     return TokenClassificationTask(
         model_path=resolved.path,
         labels=list(labels),
