@@ -584,7 +584,7 @@ def _add_rank_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser])
         help="comma-separated candidates: Hub ids or folders, each optionally MODEL@key=value+... with keys "
         "layer (index or mean), pooling (cls, mean), depth (bottom K layers), init (random: a control); @depth=3 means the config's model",
     )
-    rank.add_argument("--sample", type=whole_number(2), default=2000, help="training rows encoded per candidate (default: 2000)")
+    rank.add_argument("--sample", type=whole_number(1), default=2000, help="training rows encoded per candidate (default: 2000)")
     rank.add_argument("--estimators", help="comma-separated subset of logme,hscore,knn,linear_probe (default: all)")
     rank.add_argument("--recommend-by", default="logme", help="the estimator whose best score names the pick (default: logme)")
     rank.add_argument("--output", help="report folder for rank.json, rank.md, rank.png (default: OUTPUT_DIR-rank)")
