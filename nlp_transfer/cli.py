@@ -681,10 +681,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def verb_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
     """The sub-parser of verb ``name`` in ``parser`` (built by :func:`build_parser`), or None for no such verb."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices.get(name) if name in VERBS else None
-    return None
+    if name not in VERBS:  # train and adapt parse their own arguments; anything else is not a verb
+        return None
+    verbs = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return verbs.choices[name]
 
 
 if __name__ == "__main__":

@@ -42,9 +42,10 @@ def load_run(
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
     adapter_only = is_adapter_run(run_dir)  # a lora run saved with transfer.save_merged=false
-    if not adapter_only and not any(run_dir.glob("*.safetensors")) and not any(run_dir.glob("*.bin")):
+    has_safetensors = any(run_dir.glob("*.safetensors"))
+    if not adapter_only and not has_safetensors and not any(run_dir.glob("*.bin")):
         raise UserError(f"{run_dir}: no model weights (no model.safetensors); the run is incomplete. Train it again.")
-    if not allow_pickle and not adapter_only and not any(run_dir.glob("*.safetensors")):
+    if not allow_pickle and not adapter_only and not has_safetensors:
         raise UserError(
             f"{run_dir}: no safetensors weights. Pickle-based weights (.bin) can run code when loaded; "
             "pass --allow-pickle only if you trust where they came from."
