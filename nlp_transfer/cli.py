@@ -85,14 +85,17 @@ def _quiet_libraries(debug: bool) -> None:
         datasets.logging.set_verbosity_error()
 
 
-def _guard(debug: bool, action: Callable[[], Any]) -> int:
-    """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2."""
+def _guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] = str) -> int:
+    """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2.
+
+    ``rename`` rewrites a user error's message (verbs that take flags name the flag where readers name a config key).
+    """
     try:
         action()
     except UserError as err:
         if debug:
             traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {rename(str(err))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue from the last checkpoint.", file=sys.stderr)
@@ -203,13 +206,19 @@ def _add_load_options(parser: argparse.ArgumentParser) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from nlp_transfer.inference import evaluate_file
 
+    if args.output:  # a path that cannot take the metrics fails now, not after the scoring
+        output = Path(args.output)
+        if output.is_dir():
+            raise UserError(f"--output {args.output}: a folder. Give the path of the JSON file to write.")
+        output.parent.mkdir(parents=True, exist_ok=True)
     metrics = evaluate_file(
         args.run_dir, args.data, _data_config(args, args.data), batch_size=args.batch_size, **_load_options(args)
     )
     text = json.dumps(metrics, indent=2)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+    if args.output:  # written whole and then moved into place: an earlier file is never half-replaced
+        partial = Path(args.output).with_name(Path(args.output).name + ".partial")
+        partial.write_text(text + "\n", encoding="utf-8")
+        os.replace(partial, args.output)
     print(text)
 
 
@@ -654,11 +663,33 @@ VERBS: dict[str, Callable[[argparse.Namespace], None]] = {
 }
 
 
+#: the data settings that evaluate, predict, check and shift take as flags: the readers' messages name config keys
+FLAG_OF_KEY = {
+    "data.text_column": "--text-column",
+    "data.label_column": "--label-column",
+    "data.encoding": "--encoding",
+    "data.delimiter": "--delimiter",
+    "data.format": "--format",
+    "data.header": "--no-header / --columns",
+    "data.label_separator": "--label-separator",
+    "data.token_column": "--token-column",
+    "data.tag_column": "--tag-column",
+}
+
+
+def name_flags(message: str) -> str:
+    """``message`` with each data config key replaced by the flag that sets it on the command line."""
+    for key, flag in FLAG_OF_KEY.items():
+        message = message.replace(key, flag)
+    return message
+
+
 def dispatch(args: argparse.Namespace) -> int:
     """Run the verb ``args`` names; returns the exit code."""
     _quiet_libraries(args.debug)
     action = VERBS[args.verb]
-    return _guard(args.debug, lambda: action(args))
+    takes_flags = args.verb in ("evaluate", "predict", "shift") or (args.verb == "check" and args.data)
+    return _guard(args.debug, lambda: action(args), name_flags if takes_flags else str)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

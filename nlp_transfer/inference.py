@@ -286,6 +286,8 @@ def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     from nlp_transfer.data.readers import infer_format
 
     file = Path(path)
+    if file.is_dir():
+        raise DataError(f"{path}: a folder, not a file. Give a .txt, csv, tsv, json or jsonl file.")
     if not file.is_file():
         raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
     suffix = file.suffix.lower()

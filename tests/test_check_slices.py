@@ -57,6 +57,9 @@ def test_gate_directions_and_lookup():
     with pytest.raises(UserError, match=r"behaviour\.negation\.failure_rate") as caught:
         parse_gates(["behaviour.negaton.failure_rate=0.2"], keys)
     assert "\n" not in str(caught.value)
+    with pytest.raises(UserError, match="only with --drift FILE"):  # a drift gate without --drift says what is missing
+        parse_gates(["drift.proxy_a_distance=1.5"], keys)
+    assert parse_gates(["drift.proxy_a_distance=1.5"], known_keys({}, {}, drift=True)) == {"drift.proxy_a_distance": 1.5}
 
 
 @pytest.fixture(scope="module")

@@ -430,9 +430,50 @@ def test_stdin_that_is_not_the_encoding_names_its_line(trained_run):
     assert latin.returncode == 0 and json.loads(latin.stdout.decode().splitlines()[1])["text"] == "caf\u00e9"
 
 
-def test_a_path_that_cannot_be_written_is_one_error(trained_run, tmp_path, capsys):
-    code, _, err = cli_in_process(
-        capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", tmp_path / "no" / "dir" / "m.json"
-    )
-    assert code == 2 and err.startswith("error: ") and "No such file or directory" in err, err
+def test_evaluate_output_is_checked_before_scoring_and_written_whole(trained_run, tmp_path, capsys, monkeypatch):
+    """An --output that cannot be written is one line (exit 2) before the model is scored; a missing parent is made."""
+    import nlp_transfer.inference
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    real_evaluate = nlp_transfer.inference.evaluate_file
+    scored = []
+    monkeypatch.setattr(nlp_transfer.inference, "evaluate_file", lambda *a, **k: scored.append(1) or real_evaluate(*a, **k))
+    for output, message in ((blocker / "m.json", "File exists"), (tmp_path, "a folder")):
+        code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", output)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert scored == []
+    output = tmp_path / "new" / "dir" / "m.json"
+    code, out, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", output)
+    assert code == 0, err
+    assert json.loads(output.read_text()) == json.loads(out) and scored == [1]
+    assert [p.name for p in output.parent.iterdir()] == ["m.json"]  # no .partial left behind
+
+
+def test_verbs_that_take_flags_name_the_flag_not_the_config_key(trained_run, tmp_path, capsys):
+    """evaluate/predict/check read files through the config readers; their messages name --text-column, --encoding."""
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("review,label\ngood,positive\n", encoding="utf-8")
+    code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", renamed)
+    assert code == 2 and "--text-column" in err and "data.text_column" not in err, err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"text,label\ncaf\xe9 good,positive\n")
+    code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", latin)
+    assert code == 2 and "--encoding=latin-1" in err and "data.encoding" not in err, err
+    code, _, err = cli_in_process(capsys, "check", trained_run["out"], "--data", renamed)
+    assert code == 2 and "--text-column" in err and "data." not in err, err
+
+
+def test_a_folder_where_a_file_goes_is_named_as_a_folder(trained_run, tmp_path, capsys):
+    code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", tmp_path)
+    assert code == 2 and "a folder, not a data file" in err, err
+    code, _, err = cli_in_process(capsys, "predict", trained_run["out"], "--input", tmp_path)
+    assert code == 2 and "a folder, not a file" in err, err
+
+
+def test_a_quote_that_never_closes_names_the_row_it_opens_on(trained_run, tmp_path, capsys):
+    broken = tmp_path / "quote.csv"
+    broken.write_text('text,label\ngood,positive\n"bad, negative\nfine,positive\n', encoding="utf-8")
+    code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", broken)
+    assert code == 2 and f"{broken}:3: a quoted field that starts on this row never closes" in err, err
     assert len(err.strip().splitlines()) == 1

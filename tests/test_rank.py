@@ -184,6 +184,15 @@ def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, 
     assert len(stderr.strip().splitlines()) == 1
 
 
+def test_when_every_candidate_fails_each_reason_is_printed_once(sentiment_config, capsys):
+    tmp_path, _, overrides = sentiment_config
+    code = main(["rank", str(config_file(tmp_path)), *overrides, "--models", "@layer=99"])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert (captured.out + captured.err).count("layer=99: the model has hidden states") == 1
+    assert "no candidate could be scored (1 failed" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
 def test_rank_refuses_a_sample_with_one_class(sentiment_config, capsys):
     tmp_path, _, overrides = sentiment_config
     code = main(["rank", str(config_file(tmp_path)), *overrides, "--models", "@depth=1", "--sample", "1"])

@@ -114,14 +114,18 @@ BAD_INPUTS = [
     ("data.parquet", b"x", {}, r"data.parquet: cannot tell the format"),
     ("dup.csv", b"text,text\na,b\n", {}, r"dup.csv:1: duplicate column name"),
     ("one_label.csv", b"text,label\na,x\nb,x\n", {"validation_split": 0.5}, r"1 distinct label"),
-    ("quote.csv", b'text,label\n"unclosed,pos\n', {}, r"quote.csv"),
+    ("quote.csv", b'text,label\n"unclosed,pos\n', {}, r"quote.csv:2: a quoted field that starts on this row never closes"),
+    ("folder.csv", None, {}, r"folder.csv: a folder, not a data file"),
 ]
 
 
 @pytest.mark.parametrize(("name", "content", "options", "pattern"), BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_gets_one_clear_error(tmp_path, name, content, options, pattern):
     path = tmp_path / name
-    path.write_bytes(content)
+    if content is None:  # a folder where the file goes
+        path.mkdir()
+    else:
+        path.write_bytes(content)
     with pytest.raises(DataError, match=pattern):
         load_text_classification_data(data(train_file=str(path), **options))
 

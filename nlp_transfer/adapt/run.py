@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from accelerate.utils import set_seed
 
+from nlp_transfer import pipeline
 from nlp_transfer.adapt.masking import MaskEpoch, check_maskable
 from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build_masked_lm, save_adapted
 from nlp_transfer.adapt.task import MaskedLMTask
@@ -103,19 +104,13 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
 
 
 def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse, before anything is read: a file, a non-empty folder (without a flag), or resuming a folder of another kind."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError(f"output_dir={output_dir} is an existing file, not a directory. Set output_dir to a folder path.")
+    """Refuse, before anything is read, what a training run refuses, and resuming a folder that is not an adapt run."""
     if resume and output_dir.is_dir() and not (output_dir / MARKER_FILE).is_file():
         raise UserError(
             f"{output_dir}: not an adapt run (no {MARKER_FILE}), so --resume cannot continue it. "
             "Set output_dir to the adapt run to resume, or start without --resume."
         )
-    if not resume and not overwrite and output_dir.is_dir() and any(output_dir.iterdir()):
-        raise UserError(
-            f"{output_dir}: output directory exists and is not empty. Pass --overwrite to replace it, "
-            "--resume to continue an interrupted adapt run, or set output_dir=ANOTHER_DIR."
-        )
+    pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume)
 
 
 def prepare_inputs(config: RunConfig) -> Prepared:

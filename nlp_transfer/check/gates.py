@@ -74,6 +74,8 @@ def parse_gates(items: list[str], known: Iterable[str] = GATES) -> dict[str, flo
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
+        if sep and key in DRIFT_KEYS and key not in known:
+            raise UserError(f"--fail-under {item}: drift figures are measured only with --drift FILE; add it.")
         if not sep or key not in known:
             raise UserError(f"--fail-under {item}: write KEY=VALUE with KEY one of {_describe(known, key)}.")
         try:

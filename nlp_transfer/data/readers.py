@@ -44,6 +44,8 @@ def infer_format(path: str, format: str | None) -> str:
     """The given ``format``, or the one the file extension implies."""
     if format:
         return format
+    if Path(path).is_dir():
+        raise DataError(f"{path}: a folder, not a data file. Give the path of a csv, tsv, json, jsonl or conll file.")
     suffix = Path(path).suffix.lower()
     if suffix not in EXTENSION_FORMATS:
         raise DataError(
@@ -125,7 +127,16 @@ def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[s
                 )
             records.append(Record(start, dict(zip(names, row, strict=True))))
     except csv.Error as err:
-        raise DataError(f"{path}:{reader.line_num}: malformed {'TSV' if delimiter == chr(9) else 'CSV'} ({err}).") from None
+        kind = "TSV" if delimiter == "\t" else "CSV"
+        if "end of data" in str(err):  # a quote that never closes swallows the rest of the file: name where it opened
+            raise DataError(
+                f"{path}:{line}: a quoted field that starts on this row never closes (the file ends inside it). "
+                'Close the quote, or write a quote inside a quoted field as two ("").'
+            ) from None
+        raise DataError(
+            f"{path}:{reader.line_num}: malformed {kind} ({err}). "
+            'Write a quote inside a quoted field as two (""), or check data.delimiter.'
+        ) from None
     return records
 
 

@@ -178,8 +178,8 @@ def run_ranking(
     for candidate in candidates:
         rows.append(score_candidate(candidate, task, sample, config, estimators, device))
         print(f"rank: {candidate.name}: " + (rows[-1].error or ", ".join(f"{e} {rows[-1].scores[e]:.4f}" for e in estimators)))
-    if all(r.error is not None for r in rows):
-        raise UserError("no candidate could be scored: " + "; ".join(f"{r.name}: {r.error}" for r in rows))
+    if all(r.error is not None for r in rows):  # each error is printed above; the message says so once
+        raise UserError(f"no candidate could be scored ({len(rows)} failed, each with its reason above); fix them and rerun.")
     meta = {"task": config.task, "sample": len(sample), "estimators": estimators}
     paths = write_report(rows, output_dir or default_output_dir(config), estimators=estimators, by=recommend_by, meta=meta)
     return rows, recommend(rows, recommend_by), paths
