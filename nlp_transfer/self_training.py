@@ -84,7 +84,7 @@ def labelled_class_shares(config: RunConfig) -> dict[str, float]:
 
     labelled = dataclasses.replace(config.data, unlabeled_file=None, pseudo_labeled_file=None, augment=[])
     data = load_text_classification_data(labelled, seed=config.seed)
-    return class_shares(list(data.splits["train"]["label"]))
+    return class_shares(data.splits["train"]["label"][:])
 
 
 def pseudo_label_round(

@@ -123,7 +123,7 @@ def prepare_inputs(config: RunConfig) -> Prepared:
     task = MaskedLMTask(tokenizer, words, config.seed, max_length=config.training.max_length)
     train = task.preprocess(texts.train, "train")
     heldout = task.preprocess(texts.heldout, "validation", fixed_masks=True)
-    if not any(label != -100 for labels in heldout["labels"] for label in labels):
+    if not any(label != -100 for labels in heldout["labels"][:] for label in labels):
         raise DataError(
             f"{texts.files[0]}: the held-out lines are too short to mask a word. Give more text, or raise data.validation_split."
         )

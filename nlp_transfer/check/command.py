@@ -69,9 +69,9 @@ def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[st
     for split in ("validation", "test"):
         if split in data.splits and len(data.splits[split]) > 0:
             rows = data.splits[split]
-            logits, labels = labelled_text_logits(model, task, rows["text"], rows["label"], batch_size=batch_size)
+            logits, labels = labelled_text_logits(model, task, rows["text"][:], rows["label"][:], batch_size=batch_size)
             source = f"the run's {split} split ({len(rows)} rows)"
-            scored[split] = Scored(logits, labels, source, list(rows["text"]), list(rows["line"]))
+            scored[split] = Scored(logits, labels, source, rows["text"][:], rows["line"][:])
     return scored
 
 

@@ -291,22 +291,27 @@ class TextRows:
 
     def _rows(self, records: list[Record], path: str) -> list[TextRow]:
         config, rows = self.config, []
-        for record in records:
-            where = f"{path}:{record.line}"
-            missing = [c for c in (config.text_column, config.label_column) if c not in record.fields]
-            if missing:
-                raise DataError(f"{where}: the row has no '{missing[0]}' field. Give every row a text and a label.")
-            text = record.fields[config.text_column]
+        text_column, label_column = config.text_column, config.label_column
+        for record in records:  # a hot loop (every row of every file): the message text is built only on an error
+            fields = record.fields
+            text, raw = fields.get(text_column), fields.get(label_column)
+            if text is None or raw is None:
+                missing = text_column if text_column not in fields else label_column
+                if missing not in fields:
+                    raise DataError(f"{path}:{record.line}: the row has no '{missing}' field. Give every row a text and a label.")
             if not isinstance(text, str):
-                raise DataError(f"{where}: text column '{config.text_column}' holds {text!r}; expected a string.")
-            if not text.strip():
-                raise DataError(f"{where}: empty text in column '{config.text_column}'. Remove the row or fill in the text.")
-            raw = record.fields[config.label_column]
+                raise DataError(f"{path}:{record.line}: text column '{text_column}' holds {text!r}; expected a string.")
+            text = text.strip()
+            if not text:
+                raise DataError(
+                    f"{path}:{record.line}: empty text in column '{text_column}'. Remove the row or fill in the text."
+                )
+            where = f"{path}:{record.line}"
             if self.multi_label:
-                label: Any = parse_multi_label(raw, where, config.label_column, config.label_separator)
+                label: Any = parse_multi_label(raw, where, label_column, config.label_separator)
             else:
-                label = parse_single_label(raw, where, config.label_column)
-            rows.append(TextRow(text.strip(), label, record.line))
+                label = parse_single_label(raw, where, label_column)
+            rows.append(TextRow(text, label, record.line))
         return rows
 
 

@@ -51,11 +51,11 @@ def text_validation(config: Any, task: Any) -> ValidationSet:
     no_augment = replace(config.data, augment=[])  # augmenters only add training rows
     data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
     split = _split(data.splits)
-    encoded, documents = task.encode_texts(list(split["text"]), "validation")
+    encoded, documents = task.encode_texts(split["text"][:], "validation")
     if task.multi_label:
-        labels = np.asarray([task.multi_hot(names, task.label2id) for names in split["label"]])
+        labels = np.asarray([task.multi_hot(names, task.label2id) for names in split["label"][:]])
     else:
-        labels = np.asarray([task.label2id[name] for name in split["label"]])
+        labels = np.asarray([task.label2id[name] for name in split["label"][:]])
     source = f"the run's validation split ({len(split)} rows)"
     return ValidationSet(dict(encoded), labels, None, source, documents)
 

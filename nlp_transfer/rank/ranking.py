@@ -52,9 +52,9 @@ def sample_split(split: Any, size: int, seed: int) -> Any:
 def check_sample(sample: Any) -> None:
     """Refuse a sample with fewer than two classes: no estimator can tell anything from it."""
     if "tags" in sample.column_names:
-        classes = {tag for tags in sample["tags"] for tag in tags}
+        classes = {tag for tags in sample["tags"][:] for tag in tags}
     else:
-        labels = sample["label"]
+        labels = sample["label"][:]
         classes = {label for value in labels for label in (value if isinstance(value, list) else [value])}
     if len(classes) < 2:
         raise UserError(

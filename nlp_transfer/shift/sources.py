@@ -72,6 +72,6 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
         from nlp_transfer.data.loading import load_text_classification_data
 
         loaded = load_text_classification_data(data, multi_label=config.task == "multilabel", seed=config.seed)
-        return [str(t) for t in loaded.splits["train"]["text"]]
+        return [str(t) for t in loaded.splits["train"]["text"][:]]
     except UserError as err:
         raise UserError(f"{run_dir}: cannot read the run's training data ({err}) Give its training file as SOURCE.") from None

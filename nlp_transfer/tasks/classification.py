@@ -68,13 +68,13 @@ class SequenceClassificationTask(Task):
         in the ``window_document`` column), and ``self.truncated`` counts the long texts and the windows.
         """
         label2id = self.label2id
-        columns, documents = self.encode_texts(list(dataset["text"]), split or "data")
+        columns, documents = self.encode_texts(dataset["text"][:], split or "data")  # [:] reads the column at once
         columns["length"] = [len(ids) for ids in columns["input_ids"]]
         if "label" in dataset.column_names:
             if self.multi_label:
-                labels = [self.multi_hot(labels, label2id) for labels in dataset["label"]]
+                labels = [self.multi_hot(labels, label2id) for labels in dataset["label"][:]]
             else:
-                labels = [label2id[label] for label in dataset["label"]]
+                labels = [label2id[label] for label in dataset["label"][:]]
             columns["labels"] = labels if documents is None else [labels[d] for d in documents]
         if documents is not None:
             columns[DOCUMENT_COLUMN] = documents
@@ -255,7 +255,7 @@ def classification_from_config(config: RunConfig) -> tuple[SequenceClassificatio
     data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed, model=config.model)
     weights = None
     if config.training.class_weights == "balanced":
-        weights = balanced_class_weights(list(data.splits["train"]["label"]), data.labels, multi_label=multi_label)
+        weights = balanced_class_weights(data.splits["train"]["label"][:], data.labels, multi_label=multi_label)
     task = build_classification_task(
         model=config.model,
         labels=data.labels,

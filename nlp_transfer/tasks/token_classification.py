@@ -141,14 +141,14 @@ class TokenClassificationTask(Task):
 
     def preprocess(self, dataset: datasets.Dataset, split: str = "") -> datasets.Dataset:
         """Tokenize ``tokens`` and align ``tags`` to subwords (first piece, or every piece)."""
-        sentences = [list(t) for t in dataset["tokens"]]
-        documents = list(dataset["document"]) if "document" in dataset.column_names else None
+        sentences = [list(t) for t in dataset["tokens"][:]]  # [:] reads a column at once
+        documents = dataset["document"][:] if "document" in dataset.column_names else None
         columns = self.encode_words(sentences, documents)
         if split:
             self.truncated[split] = self.truncated.pop("windowed_sentences")
         if "tags" in dataset.column_names:
             label2id = self.label2id
-            tags = [list(t) for t in dataset["tags"]]
+            tags = [list(t) for t in dataset["tags"][:]]
             labels = []
             for sentence_id, word_ids, first_ids in zip(
                 columns["sentence_id"], columns["word_ids"], columns["first_word_ids"], strict=True
@@ -182,8 +182,8 @@ class TokenClassificationTask(Task):
 
     def word_predictions(self, logits: np.ndarray, dataset: datasets.Dataset) -> dict[int, dict[int, np.ndarray]]:
         """Per sentence, per word: the softmax over tags at the word's first subword."""
-        sentence_ids = list(dataset["sentence_id"])
-        first_ids = list(dataset["first_word_ids"])
+        sentence_ids = dataset["sentence_id"][:]
+        first_ids = dataset["first_word_ids"][:]
         words: dict[int, dict[int, np.ndarray]] = {}
         for row, (sentence_id, firsts) in enumerate(zip(sentence_ids, first_ids, strict=True)):
             target = words.setdefault(sentence_id, {})
@@ -198,7 +198,7 @@ class TokenClassificationTask(Task):
             raise UserError("NER metrics need the preprocessed dataset (word alignment) to score words.")
         predictions = self.word_predictions(logits, dataset)
         gold: dict[int, dict[int, str]] = {}
-        for row, (sentence_id, firsts) in enumerate(zip(dataset["sentence_id"], dataset["first_word_ids"], strict=True)):
+        for row, (sentence_id, firsts) in enumerate(zip(dataset["sentence_id"][:], dataset["first_word_ids"][:], strict=True)):
             for position, word in enumerate(firsts):
                 if word >= 0:
                     gold.setdefault(sentence_id, {})[word] = self.labels[int(labels[row, position])]

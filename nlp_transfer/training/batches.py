@@ -60,7 +60,7 @@ def make_dataloader(
     """
     streaming = getattr(dataset, "lengths", None) is not None  # rows made on demand: never list every index
     if isinstance(dataset, datasets.Dataset):
-        lengths: Sequence[int] = dataset["length"]
+        lengths: Sequence[int] = dataset["length"][:]  # a list: a Column read row by row is slow
     else:
         lengths = dataset.lengths if streaming else row_lengths(dataset)
     sampler = LengthGroupedBatchSampler(

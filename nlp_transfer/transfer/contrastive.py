@@ -96,11 +96,11 @@ class ContrastiveFewShot(Strategy):
         """Phase 1: the encoder (not its pooler, not the head) learns to score same-label pairs above others."""
         options, training = self.options, run.config.training
         train_rows = batch_rows(run.splits["train"], TEXT_COLUMNS)
-        train_labels = run.splits["train"]["labels"]
+        train_labels = run.splits["train"]["labels"][:]
         pairs = PairRows(train_rows, train_labels, options.contrastive_pairs, run.config.seed)
         check_pairable(pairs.labels, run.task.labels)
         validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
-        validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"], 2, run.config.seed + 1))
+        validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"][:], 2, run.config.seed + 1))
 
         parts = find_encoder_parts(inner)
         encoder = [n for n, _ in inner.named_parameters() if n not in set(parts.head)]
