@@ -283,13 +283,10 @@ def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     .txt, csv, tsv and jsonl files are read a line at a time; a .json array is parsed whole (JSON cannot be
     read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line.
     """
-    from nlp_transfer.data.readers import infer_format
+    from nlp_transfer.data.readers import check_data_file, infer_format
 
+    check_data_file(path)
     file = Path(path)
-    if file.is_dir():
-        raise DataError(f"{path}: a folder, not a file. Give a .txt, csv, tsv, json or jsonl file.")
-    if not file.is_file():
-        raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
     suffix = file.suffix.lower()
     if suffix not in (".txt", ""):
         format = infer_format(path, None)

@@ -468,7 +468,7 @@ def test_a_folder_where_a_file_goes_is_named_as_a_folder(trained_run, tmp_path, 
     code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", tmp_path)
     assert code == 2 and "a folder, not a data file" in err, err
     code, _, err = cli_in_process(capsys, "predict", trained_run["out"], "--input", tmp_path)
-    assert code == 2 and "a folder, not a file" in err, err
+    assert code == 2 and "a folder, not a data file" in err, err
 
 
 def test_a_quote_that_never_closes_names_the_row_it_opens_on(trained_run, tmp_path, capsys):

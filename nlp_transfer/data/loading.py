@@ -295,10 +295,12 @@ class TextRows:
         for record in records:  # a hot loop (every row of every file): the message text is built only on an error
             fields = record.fields
             text, raw = fields.get(text_column), fields.get(label_column)
-            if text is None or raw is None:
-                missing = text_column if text_column not in fields else label_column
-                if missing not in fields:
-                    raise DataError(f"{path}:{record.line}: the row has no '{missing}' field. Give every row a text and a label.")
+            if text is None or raw is None:  # absent, or present as null (refused below as not a string / no label)
+                for column in (text_column, label_column):
+                    if column not in fields:
+                        raise DataError(
+                            f"{path}:{record.line}: the row has no '{column}' field. Give every row a text and a label."
+                        )
             if not isinstance(text, str):
                 raise DataError(f"{path}:{record.line}: text column '{text_column}' holds {text!r}; expected a string.")
             text = text.strip()

@@ -45,7 +45,7 @@ def infer_format(path: str, format: str | None) -> str:
     if format:
         return format
     if Path(path).is_dir():
-        raise DataError(f"{path}: a folder, not a data file. Give the path of a csv, tsv, json, jsonl or conll file.")
+        check_data_file(path)
     suffix = Path(path).suffix.lower()
     if suffix not in EXTENSION_FORMATS:
         raise DataError(
@@ -55,14 +55,19 @@ def infer_format(path: str, format: str | None) -> str:
     return EXTENSION_FORMATS[suffix]
 
 
+def check_data_file(path: str | Path) -> None:
+    """Refuse a path that does not exist, or that is a folder, with a message that says which."""
+    file = Path(path)
+    if file.is_dir():
+        raise DataError(f"{path}: a folder, not a data file. Give the path of a file.")
+    if not file.is_file():
+        raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
+
+
 def read_text(path: str, encoding: str) -> str:
     """The whole file decoded, or a :class:`DataError` naming the line of the first bad byte."""
-    file = Path(path)
-    if not file.exists():
-        raise DataError(f"{path}: no such file. Check the path (relative paths start from the current directory).")
-    if not file.is_file():
-        raise DataError(f"{path}: not a file. Give the path of a data file.")
-    raw = file.read_bytes()
+    check_data_file(path)
+    raw = Path(path).read_bytes()
     try:
         text = raw.decode(encoding)
     except LookupError:
