@@ -6,9 +6,14 @@ Training variants, each one epoch at batch 32 and lr 5e-5 on the same rows, scor
   trainer_random   the Trainer as its example scripts run it (random order, dynamic padding)
   trainer_grouped  the Trainer at its best (train_sampling_strategy="group_by_length")
   nlp_fp32         nlp-transfer's loop in float32 (length-grouped batches)
+  nlp_fp32_all_positions  the same with training.skip_unread_positions=false (the last layer computes every
+                   position, as the Trainer's model does): what that setting alone gives
   nlp_bf16         nlp-transfer's loop with bf16 autocast (training.mixed_precision=bf16)
 Model FLOPs utilisation (MFU) = 6 x non-embedding parameters x non-pad training tokens / train time,
-divided by this machine's median matmul rate in the same precision (measured first, 1024^3 matmuls).
+divided by this machine's median matmul rate in the same precision (measured first, 1024^3 matmuls; bf16 only
+when a bf16 variant runs). It counts the whole model's FLOPs, the work the Trainer does: a run that skips the last
+layer's unread positions does about 14 % fewer, so its MFU is an effective one (nlp_fp32_all_positions gives the
+loop's own).
 Prediction: `nlp-transfer predict` (predict_texts) against transformers.pipeline on the dev sentences
 at the same batch size, with the labels compared. The float32 and bf16 models' dev predictions are
 compared too (how many labels agree, the largest probability difference), so equal accuracies are
@@ -24,6 +29,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,19 +90,22 @@ def trainer_run(model_path: str, args: argparse.Namespace, sampling: str, bf16: 
     return trainer_on_sst2(model_path, args.train_rows, sampling=sampling, bf16=bf16, **settings)
 
 
-def nlp_run(args: argparse.Namespace, precision: str, out: Path) -> dict[str, Any]:
-    """One epoch of nlp-transfer's sentiment recipe config."""
+def nlp_run(args: argparse.Namespace, precision: str, out: Path, *extra: str) -> dict[str, Any]:
+    """One epoch of nlp-transfer's sentiment recipe config (``extra``: more key=value overrides)."""
     overrides = sst2_overrides(out, args, learning_rate=5e-5, epochs=1)
-    result = run_recipe(SST2_CONFIG, [*overrides, f"training.mixed_precision={precision}"])
+    result = run_recipe(SST2_CONFIG, [*overrides, f"training.mixed_precision={precision}", *extra])
     return {**recipe_figures(result, "accuracy", "dev_accuracy"), "run_dir": str(out)}
 
 
-def run_variants(model_path: str, args: argparse.Namespace, tmp: Path, flops: int, rates: dict[str, float]) -> dict[str, dict]:
+def run_variants(
+    model_path: str, args: argparse.Namespace, tmp: Path, flops: int, rates: dict[str, float | None]
+) -> dict[str, dict]:
     """Every training variant not skipped, ``--repeats`` times interleaved; medians and MFU per variant."""
     variants = {
         "trainer_random": lambda out: trainer_run(model_path, args, "random"),
         "trainer_grouped": lambda out: trainer_run(model_path, args, "group_by_length"),
         "nlp_fp32": lambda out: nlp_run(args, "no", out),
+        "nlp_fp32_all_positions": lambda out: nlp_run(args, "no", out, "training.skip_unread_positions=false"),
         "nlp_bf16": lambda out: nlp_run(args, "bf16", out),
         "trainer_grouped_bf16": lambda out: trainer_run(model_path, args, "group_by_length", bf16=True),
     }
@@ -130,6 +140,20 @@ def compare_precisions(results: dict[str, dict], dev_texts: list[str]) -> dict[s
     }
 
 
+@contextmanager
+def every_position() -> Iterator[None]:
+    """Within the block ``predict`` computes every position of the last layer (as ``pipeline``'s model does)."""
+    import nlp_transfer.inference as inference
+    from nlp_transfer.training.first_position import first_position_only
+
+    keep = inference.first_position_only
+    inference.first_position_only = lambda model, enabled=True: first_position_only(model, enabled=False)
+    try:
+        yield
+    finally:
+        inference.first_position_only = keep
+
+
 def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict[str, Any]:
     """``predict_texts`` against ``transformers.pipeline`` on the dev sentences: speed and agreement of labels."""
     from transformers import pipeline
@@ -139,6 +163,8 @@ def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict
     model, task = load_run(run_dir, device="cpu")
     with timer() as ours_time:
         ours = predict_texts(model, task, dev_texts, batch_size=batch_size)
+    with every_position(), timer() as all_positions_time:
+        predict_texts(model, task, dev_texts, batch_size=batch_size)
     classifier = pipeline("text-classification", model=run_dir, device="cpu")
     with timer() as theirs_time:
         theirs = classifier(dev_texts, batch_size=batch_size, truncation=True, max_length=128)
@@ -148,15 +174,16 @@ def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict
         "nlp_sentences_per_second": ours_rate,
         "pipeline_sentences_per_second": theirs_rate,
         "ratio": ours_rate / theirs_rate,
+        "all_positions_ratio": len(dev_texts) / all_positions_time["seconds"] / theirs_rate,
         "identical_labels": f"{same}/{len(dev_texts)}",
     }
 
 
-def print_report(args: argparse.Namespace, rates: dict[str, float], results: dict[str, dict]) -> None:
+def print_report(args: argparse.Namespace, rates: dict[str, float | None], results: dict[str, dict]) -> None:
     """The table of variants, the ratios to the Trainer, the precision and prediction comparisons."""
     print(
         f"\nSST-2 first {args.train_rows} rows, 1 epoch, batch {args.batch_size}, {args.threads} threads; "
-        f"matmul fp32 {rates['fp32']:.0f} GFLOP/s, bf16 {rates['bf16']:.0f} GFLOP/s"
+        f"matmul fp32 {rates['fp32']:.0f} GFLOP/s, bf16 " + (f"{rates['bf16']:.0f} GFLOP/s" if rates["bf16"] else "not measured")
     )
     width = max([17, *(len(name) + 1 for name in results)])
     print(f"{'':<{width}}{'samples/s':>10}{'dev acc':>9}{'MFU':>7}")
@@ -164,7 +191,7 @@ def print_report(args: argparse.Namespace, rates: dict[str, float], results: dic
         if name not in TABLE_EXCLUDES:
             print(f"{name:<{width}}{values['samples_per_second']:>10.1f}{values['dev_accuracy']:>9.4f}{values['mfu']:>7.2f}")
     trainers = [k for k in ("trainer_random", "trainer_grouped") if k in results]
-    for name in ("nlp_fp32", "nlp_bf16"):
+    for name in ("nlp_fp32", "nlp_fp32_all_positions", "nlp_bf16"):
         if name in results and trainers:
             ratios = {k: results[name]["samples_per_second"] / results[k]["samples_per_second"] for k in trainers}
             print(f"{name} / Trainer: " + ", ".join(f"{v:.2f}x vs {k}" for k, v in ratios.items()))
@@ -181,7 +208,8 @@ def print_report(args: argparse.Namespace, rates: dict[str, float], results: dic
         p = results["predict"]
         print(
             f"predict {p['nlp_sentences_per_second']:.1f} sentences/s, pipeline {p['pipeline_sentences_per_second']:.1f}: "
-            f"{p['ratio']:.2f}x, identical labels {p['identical_labels']}"
+            f"{p['ratio']:.2f}x, identical labels {p['identical_labels']}; every position of the last layer: "
+            f"{p['all_positions_ratio']:.2f}x"
         )
 
 
@@ -196,7 +224,8 @@ def main() -> int:
     import torch
 
     model_path = setup(args.threads)
-    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    bf16 = "nlp_bf16" not in args.skip.split(",") or args.trainer_bf16
+    rates = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16) if bf16 else None}
     texts, _ = read_sst2(SST2 / "train.tsv", args.train_rows)
     dev_texts, _ = read_sst2(SST2 / "dev.tsv")
     counts = training_flops(model_path, texts)

@@ -160,6 +160,13 @@ class TrainingConfig:
         "Compile the model with torch.compile (inductor, dynamic shapes). Pays off on long runs only: on a 2-core CPU "
         "the first steps spend 100-150 s compiling, repaid after about 4,000 steps in float32, 1,700 in bf16.",
     )
+    skip_unread_positions: bool = _setting(
+        True,
+        "Classification and multi-label with transfer.pooling=cls: the last encoder layer computes only the first "
+        "position, the one the head reads (keys and values still cover every token). Same logits to float rounding, "
+        "about 14 % less compute for a 6-layer encoder, in training and prediction. BERT, RoBERTa, XLM-R, CamemBERT "
+        "and ELECTRA; other models run unchanged. Dropout draws differ from a run without it.",
+    )
     group_by_length: bool = _setting(
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."
     )

@@ -29,6 +29,7 @@ from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
 from nlp_transfer.tasks.windows import CONFIG_KEY, WindowSettings
 from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.training.first_position import first_position_only
 from nlp_transfer.training.loop import logits_of
 from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
 from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
@@ -172,7 +173,8 @@ def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]
         return np.zeros((0, len(task.labels)), dtype=np.float32)
     model.eval()
     batches = LengthSortedBatches.build(examples, task.collator(), batch_size)
-    logits, _ = batches.outputs(logits_of(model), device=model.device)
+    with first_position_only(model):  # a sequence classifier's head reads one position of the last layer
+        logits, _ = batches.outputs(logits_of(model), device=model.device)
     return logits
 
 

@@ -24,6 +24,7 @@ from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
+from nlp_transfer.training.first_position import first_position_only
 from nlp_transfer.training.loop import FitResult, evaluate_model, full_state_dict, make_accelerator, remove_checkpoints
 from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
 
@@ -76,14 +77,16 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     accelerator.print(describe_run(config, task, data, trainable, total))
 
     run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
-    result = strategy.train(run)  # the best weights are loaded back into `model`
-    metrics = {}
-    if result.best_validation is not None:  # the loop scored these very weights on validation: not twice
-        metrics["validation"] = result.best_validation
-    for name in ("validation", "test"):
-        if name in splits and name not in metrics:
-            metrics[name] = evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
+    with first_position_only(model, skips_unread_positions(config, strategy)) as first_only:
+        result = strategy.train(run)  # the best weights are loaded back into `model`
+        metrics = {}
+        if result.best_validation is not None:  # the loop scored these very weights on validation: not twice
+            metrics["validation"] = result.best_validation
+        for name in ("validation", "test"):
+            if name in splits and name not in metrics:
+                metrics[name] = evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
     info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
+    info.first_position_only = first_only
     save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
     accelerator.print(format_metrics(metrics, output_dir))
     if config.hub.push and accelerator.is_main_process:
@@ -93,6 +96,16 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(output_dir=output_dir, metrics=metrics, info=info.to_dict())
+
+
+def skips_unread_positions(config: RunConfig, strategy: Strategy) -> bool:
+    """Whether this run may compute the last layer at the first position alone (``training.skip_unread_positions``)."""
+    return (
+        config.training.skip_unread_positions
+        and config.task != "ner"
+        and config.transfer.pooling == "cls"
+        and strategy.logits_only
+    )
 
 
 def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> None:

@@ -52,6 +52,7 @@ class RunInfo:
     versions: dict[str, str] = field(default_factory=dict)
     num_processes: int = 1
     mixed_precision: str = "no"
+    first_position_only: bool = False  # training.skip_unread_positions took effect: the last layer computed position 0
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

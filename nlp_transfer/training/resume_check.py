@@ -66,6 +66,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "training.window_stride",
     "training.window_pooling",
     "training.group_by_length",
+    "training.skip_unread_positions",  # the same logits, other dropout draws
     "training.class_weights",
     "training.label_all_subwords",
     "training.document_context",

@@ -127,6 +127,9 @@ class Strategy:
     uses_layer_lr_decay: ClassVar[bool] = True
     #: whether the head can read the mean of the token states (``transfer.pooling=mean``) in this strategy
     pools_tokens: ClassVar[bool] = False
+    #: whether training reads nothing of the model but its logits, so the last layer may skip the positions the head
+    #: never reads (``training.skip_unread_positions``); False where a strategy reads the token states itself
+    logits_only: ClassVar[bool] = True
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
         self.options = options or TransferConfig()

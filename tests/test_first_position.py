@@ -1,0 +1,119 @@
+"""training.skip_unread_positions: the last layer computes the head's one position, and nothing else changes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+from nlp_transfer.cli import main
+from nlp_transfer.inference import load_run, predict_texts
+from nlp_transfer.training.first_position import first_position_only, unread_last_layer
+from tests.conftest import tiny_overrides
+from tests.test_transfer_strategies import ARCHITECTURES
+
+SUPPORTED = ["bert", "roberta", "electra"]
+IDS = torch.tensor([[1, 5, 9, 12, 2, 3, 4], [1, 7, 3, 2, 0, 0, 0], [1, 8, 2, 0, 0, 0, 0]])
+MASK = (IDS != 0).long()
+MASK[:, 0] = 1
+
+
+def classifier(model_type: str, attention: str = "sdpa", dropout: float = 0.0) -> torch.nn.Module:
+    """A small random sequence classifier of ``model_type`` (dropout off unless asked, so runs compare exactly)."""
+    torch.manual_seed(0)
+    sizes = dict(ARCHITECTURES[model_type][0], hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = AutoConfig.for_model(model_type, num_labels=3, **sizes)
+    config._attn_implementation = attention
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("model_type", SUPPORTED)
+def test_logits_loss_and_gradients_are_the_full_models(model_type, attention):
+    """Padded batch, training mode without dropout: the same logits, loss and every gradient, to float rounding."""
+    model = classifier(model_type, attention).train()
+    labels = torch.tensor([0, 2, 1])
+    full = model(input_ids=IDS, attention_mask=MASK, labels=labels)
+    full.loss.backward()
+    full_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    with first_position_only(model) as applied:
+        short = model(input_ids=IDS, attention_mask=MASK, labels=labels)
+        short.loss.backward()
+    assert applied
+    torch.testing.assert_close(short.logits, full.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(short.loss, full.loss, rtol=1e-5, atol=1e-6)
+    for name, parameter in model.named_parameters():
+        if name in full_grads:
+            torch.testing.assert_close(parameter.grad, full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_last_layer_really_computes_one_position_and_comes_back_whole():
+    """Inside the block the last layer's feed-forward sees one position per text; outside, every position again."""
+    model = classifier("bert").eval()
+    seen: list[tuple[int, ...]] = []
+    last = unread_last_layer(model)
+    hook = last.intermediate.register_forward_hook(lambda module, args, out: seen.append(tuple(args[0].shape)))
+    with torch.no_grad(), first_position_only(model):
+        model(input_ids=IDS, attention_mask=MASK)
+    with torch.no_grad():
+        hidden = model(input_ids=IDS, attention_mask=MASK, output_hidden_states=True).hidden_states
+    hook.remove()
+    assert seen[0][:2] == (3, 1) and seen[1][:2] == (3, IDS.shape[1])
+    assert hidden[-1].shape[1] == IDS.shape[1] and "forward" not in vars(last)
+
+
+def test_models_whose_head_reads_every_position_run_unchanged():
+    """Token classifiers, other architectures and switched-off runs keep their own forward."""
+    sizes = ARCHITECTURES["bert"][0]
+    tagger = AutoModelForTokenClassification.from_config(AutoConfig.for_model("bert", num_labels=3, **sizes))
+    assert unread_last_layer(tagger) is None
+    assert unread_last_layer(classifier("distilbert")) is None
+    with first_position_only(classifier("bert"), enabled=False) as applied:
+        assert not applied
+
+
+def test_a_run_records_it_and_predicts_what_the_full_model_predicts(sentiment_files, tiny_model_dir, tmp_path):
+    """A full fine-tuning run uses it (run_info says so); prediction with it equals the plain model's logits."""
+    out = tmp_path / "run"
+    code = main(
+        [
+            "train",
+            "recipes/configs/sentiment/minilm_full.yaml",
+            f"data.train_file={sentiment_files['train']}",
+            f"data.validation_file={sentiment_files['validation']}",
+            f"data.test_file={sentiment_files['test']}",
+            *tiny_overrides(tiny_model_dir, out, **{"training.epochs": 3, "training.learning_rate": 1e-3}),
+        ]
+    )
+    assert code == 0
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["first_position_only"] is True
+    model, task = load_run(out)
+    rows = [line.split(",") for line in sentiment_files["test"].read_text().splitlines()[1:61]]
+    texts = [text for text, _ in rows]
+    fast = predict_texts(model, task, texts)
+    encoded = task.tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        plain = torch.softmax(model(**encoded).logits, dim=-1)
+    fast_scores = torch.tensor([[p["scores"][label] for label in task.labels] for p in fast])
+    torch.testing.assert_close(fast_scores, plain, rtol=1e-4, atol=1e-5)
+    assert sum(p["label"] == label for p, (_, label) in zip(fast, rows, strict=True)) >= 45  # it learned: 60 rows
+
+
+def test_frozen_and_ner_runs_do_not_use_it(sentiment_files, tiny_model_dir, tmp_path):
+    """A strategy that reads the token states itself (frozen, cached features) keeps the full last layer."""
+    out = tmp_path / "frozen"
+    code = main(
+        [
+            "train",
+            "recipes/configs/sentiment/minilm_frozen.yaml",
+            f"data.train_file={sentiment_files['train']}",
+            f"data.validation_file={sentiment_files['validation']}",
+            *tiny_overrides(tiny_model_dir, out),
+        ]
+    )
+    assert code == 0
+    assert json.loads((out / "run_info.json").read_text())["first_position_only"] is False
