@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.files import write_text_atomic
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader closed the pipe
@@ -216,9 +217,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
     text = json.dumps(metrics, indent=2)
     if args.output:  # written whole and then moved into place: an earlier file is never half-replaced
-        partial = Path(args.output).with_name(Path(args.output).name + ".partial")
-        partial.write_text(text + "\n", encoding="utf-8")
-        os.replace(partial, args.output)
+        write_text_atomic(args.output, text + "\n")
     print(text)
 
 

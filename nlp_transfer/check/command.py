@@ -15,7 +15,6 @@ held-out rows (:mod:`~nlp_transfer.check.behaviour`, :mod:`~nlp_transfer.check.b
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +40,7 @@ from nlp_transfer.check.gates import GATES, known_keys, missed_gates, parse_gate
 from nlp_transfer.check.selective import plot_accuracy_coverage, selective_report
 from nlp_transfer.config import DataConfig
 from nlp_transfer.errors import UserError
+from nlp_transfer.files import write_text_atomic
 
 CHECK_DIR = "check"
 
@@ -195,10 +195,7 @@ def write_calibration(run_dir: Path, calibration: dict[str, Any], source: str) -
     stored["calibrator"] = calibration.get("calibrator", "temperature")
     if "top_label_map" in calibration:
         stored["top_label_map"] = calibration["top_label_map"]
-    target = run_dir / CALIBRATION_FILE
-    tmp = target.with_name(f".tmp-{CALIBRATION_FILE}")
-    tmp.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    write_text_atomic(run_dir / CALIBRATION_FILE, json.dumps(stored, indent=2) + "\n")
 
 
 def check_run(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from nlp_transfer.errors import DataError
+from nlp_transfer.files import write_text_atomic
 
 
 @dataclass
@@ -81,11 +81,8 @@ def class_shares(labels: Sequence[str]) -> dict[str, float]:
 def write_pseudo_labels(path: Path, rows: Sequence[PseudoLabel]) -> None:
     """Write ``rows`` as jsonl (text, label, score), atomically: a half-written file never replaces a good one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps({"text": row.text, "label": row.label, "score": round(row.score, 6)}, ensure_ascii=False) + "\n")
-    os.replace(partial, path)
+    lines = (json.dumps({"text": row.text, "label": row.label, "score": round(row.score, 6)}, ensure_ascii=False) for row in rows)
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
 
 
 def read_pseudo_labels(path: str, labels: Sequence[str]) -> list[dict[str, Any]]:
