@@ -9,8 +9,11 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
 from nlp_transfer.cli import main
+from nlp_transfer.config import load_config
 from nlp_transfer.inference import load_run, predict_texts
+from nlp_transfer.pipeline import skips_unread_positions
 from nlp_transfer.training.first_position import first_position_only, unread_last_layer
+from nlp_transfer.transfer import build_strategy
 from tests.conftest import tiny_overrides
 from tests.test_transfer_strategies import ARCHITECTURES
 
@@ -75,21 +78,28 @@ def test_models_whose_head_reads_every_position_run_unchanged():
         assert not applied
 
 
+RUN_KINDS = {
+    "classification": [],
+    "multilabel": ["task=multilabel"],
+    "mean pooling": ["transfer.pooling=mean"],
+    "ner": ["task=ner"],
+    "lora": ["strategy=lora"],
+    "frozen": ["strategy=frozen"],
+}
+
+
+def train(config: str, files: dict, model_dir: str, out, **extra: object) -> dict:
+    """Train ``config`` on the synthetic sentiment files with the tiny model; returns run_info.json."""
+    data = [f"data.{split}_file={path}" for split, path in files.items()]
+    assert main(["train", config, *data, *tiny_overrides(model_dir, out, **extra)]) == 0
+    return json.loads((out / "run_info.json").read_text())
+
+
 def test_a_run_records_it_and_predicts_what_the_full_model_predicts(sentiment_files, tiny_model_dir, tmp_path):
     """A full fine-tuning run uses it (run_info says so); prediction with it equals the plain model's logits."""
     out = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "recipes/configs/sentiment/minilm_full.yaml",
-            f"data.train_file={sentiment_files['train']}",
-            f"data.validation_file={sentiment_files['validation']}",
-            f"data.test_file={sentiment_files['test']}",
-            *tiny_overrides(tiny_model_dir, out, **{"training.epochs": 3, "training.learning_rate": 1e-3}),
-        ]
-    )
-    assert code == 0
-    info = json.loads((out / "run_info.json").read_text())
+    info = train("recipes/configs/sentiment/minilm_full.yaml", sentiment_files, tiny_model_dir, out,
+                 **{"training.epochs": 3, "training.learning_rate": 1e-3})  # fmt: skip
     assert info["first_position_only"] is True
     model, task = load_run(out)
     rows = [line.split(",") for line in sentiment_files["test"].read_text().splitlines()[1:61]]
@@ -103,17 +113,14 @@ def test_a_run_records_it_and_predicts_what_the_full_model_predicts(sentiment_fi
     assert sum(p["label"] == label for p, (_, label) in zip(fast, rows, strict=True)) >= 45  # it learned: 60 rows
 
 
-def test_frozen_and_ner_runs_do_not_use_it(sentiment_files, tiny_model_dir, tmp_path):
-    """A strategy that reads the token states itself (frozen, cached features) keeps the full last layer."""
-    out = tmp_path / "frozen"
-    code = main(
-        [
-            "train",
-            "recipes/configs/sentiment/minilm_frozen.yaml",
-            f"data.train_file={sentiment_files['train']}",
-            f"data.validation_file={sentiment_files['validation']}",
-            *tiny_overrides(tiny_model_dir, out),
-        ]
-    )
-    assert code == 0
-    assert json.loads((out / "run_info.json").read_text())["first_position_only"] is False
+def test_runs_that_read_token_states_or_switch_it_off_keep_the_full_last_layer(sentiment_files, tiny_model_dir, tmp_path):
+    """Frozen (cached features), mean pooling, NER and the switch turned off: not used."""
+    frozen = train("recipes/configs/sentiment/minilm_frozen.yaml", sentiment_files, tiny_model_dir, tmp_path / "frozen")
+    assert frozen["first_position_only"] is False
+    off = train("recipes/configs/sentiment/minilm_full.yaml", sentiment_files, tiny_model_dir, tmp_path / "off",
+                **{"training.skip_unread_positions": "false"})  # fmt: skip
+    assert off["first_position_only"] is False
+    configs = {name: load_config(None, ["data.train_file=t.csv", *extra]) for name, extra in RUN_KINDS.items()}
+    assert {name: skips_unread_positions(c, build_strategy(c)) for name, c in configs.items()} == {
+        "classification": True, "multilabel": True, "mean pooling": False, "ner": False, "lora": True, "frozen": False,
+    }  # fmt: skip
