@@ -219,7 +219,11 @@ def write(path, rows):
 
 @pytest.fixture(scope="module")
 def few_shot_run(tmp_path_factory):
-    """The default model, 16 SST-2 examples per class (validation: 16 more per class), scored on 300 dev sentences."""
+    """The default model, 16 SST-2 examples per class (validation: 16 more per class), scored on 300 dev sentences.
+
+    Phase 1 draws 12 pairs per example (384 pairs, 24 steps) rather than the default 20 (640, 40 steps): measured test
+    accuracy 0.67 with either (seed 42), 0.647 with 12 at seed 7; 8 pairs per example gave 0.653 (seed 42).
+    """
     folder = tmp_path_factory.mktemp("few-shot")
     train = sst2_rows("train.tsv")
     by_class = {}
@@ -234,6 +238,7 @@ def few_shot_run(tmp_path_factory):
     overrides = [f"{k}={v}" for k, v in files.items()] + [
         f"output_dir={folder / 'run'}",
         "strategy=contrastive",
+        "transfer.contrastive_pairs=12",
         "training.epochs=40",
         "training.learning_rate=1e-3",
         "training.max_length=64",
