@@ -14,6 +14,7 @@ from nlp_transfer.inference import load_run, predict_texts
 from nlp_transfer.pipeline import skips_unread_positions
 from nlp_transfer.training.first_position import first_position_only, unread_last_layer
 from nlp_transfer.transfer import build_strategy
+from nlp_transfer.transfer.feature_extraction import MeanPooledModel
 from tests.conftest import tiny_overrides
 from tests.test_transfer_strategies import ARCHITECTURES
 
@@ -74,6 +75,7 @@ def test_models_whose_head_reads_every_position_run_unchanged():
     tagger = AutoModelForTokenClassification.from_config(AutoConfig.for_model("bert", num_labels=3, **sizes))
     assert unread_last_layer(tagger) is None
     assert unread_last_layer(classifier("distilbert")) is None
+    assert unread_last_layer(MeanPooledModel(classifier("bert"))) is None  # the mean reads every position
     with first_position_only(classifier("bert"), enabled=False) as applied:
         assert not applied
 

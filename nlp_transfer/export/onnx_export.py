@@ -9,6 +9,9 @@ project runs transformers 5. Two routes, tried in this order:
    ``BiasGelu`` (contrib ops of onnxruntime's CPU provider; its own fusion code, no hand-written kernels).
    The optimizer only recognises the graph the TorchScript exporter writes: on the dynamo exporter's graph it
    fuses no attention. Measured on SST-2 (BENCHMARKS.md, 2026-12-03): int8 1.2x faster at batch 1, 1.3x at 32.
+   A sequence classifier is traced with its last layer at the first position alone (``training/first_position.py``):
+   that layer's one-query attention stays unfused, and the graph is 1.1x (batch 1) to 1.2x (batch 32) faster again
+   (BENCHMARKS.md, 2026-12-04).
 2. Everything else, or when route 1 fails: ``torch.onnx.export(..., dynamo=True)``, which traces with
    ``torch.export``, so every module torch can run exports.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.training.first_position import first_position_only
 
 #: the graph's inputs, in the order of the wrapper's arguments; a model takes the ones its tokenizer gives
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -121,7 +125,7 @@ def _write_fused(model: Any, encoder: Any, task: Any, names: list[str], path: Pa
     previous = encoder.config._attn_implementation
     encoder.set_attn_implementation("eager")  # the attention pattern the optimizer recognises
     try:
-        with _quiet_exporter(), torch.no_grad():
+        with _quiet_exporter(), torch.no_grad(), first_position_only(model):
             logits_rank = module(*inputs).dim()
             axes["logits"] = {0: "batch", 1: "sequence"} if logits_rank == 3 else {0: "batch"}
             raw = path.with_name(f".raw-{path.name}")

@@ -82,6 +82,9 @@ def _first_position_forward(
 def first_position_only(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
     """Within the block, ``model``'s last layer computes only the position its head reads; yields whether it does.
 
+    ``model`` is the module whose forward gives the logits: a wrapper that pools every position (a mean-pooling
+    run's ``MeanPooledModel``) is not a sequence classifier here, so nothing changes, whatever it holds inside.
+
     The layer's own forward comes back on exit. Outside the block the model is untouched (its hidden states,
     if asked for, cover every position).
     """
