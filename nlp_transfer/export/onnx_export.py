@@ -10,8 +10,8 @@ project runs transformers 5. Two routes, tried in this order:
    The optimizer only recognises the graph the TorchScript exporter writes: on the dynamo exporter's graph it
    fuses no attention. Measured on SST-2 (BENCHMARKS.md, 2026-12-03): int8 1.2x faster at batch 1, 1.3x at 32.
    A sequence classifier is traced with its last layer at the first position alone (``training/first_position.py``):
-   that layer's one-query attention stays unfused, and the graph is 1.1x (batch 1) to 1.2x (batch 32) faster again
-   (BENCHMARKS.md, 2026-12-04).
+   that layer's one-query attention stays unfused, and the graph is about 1.1x faster again at batch 1 and 32, float32
+   and int8, with the same labels (two A/B runs, 1.08x to 1.19x; BENCHMARKS.md, 2026-12-04).
 2. Everything else, or when route 1 fails: ``torch.onnx.export(..., dynamo=True)``, which traces with
    ``torch.export``, so every module torch can run exports.
 
