@@ -86,7 +86,10 @@ RUN_KINDS = {
     "mean pooling": ["transfer.pooling=mean"],
     "ner": ["task=ner"],
     "lora": ["strategy=lora"],
+    "freeze_layers": ["strategy=freeze_layers"],
+    "gradual_unfreezing": ["strategy=gradual_unfreezing"],
     "frozen": ["strategy=frozen"],
+    "contrastive": ["strategy=contrastive"],
 }
 
 
@@ -124,5 +127,6 @@ def test_runs_that_read_token_states_or_switch_it_off_keep_the_full_last_layer(s
     assert off["first_position_only"] is False
     configs = {name: load_config(None, ["data.train_file=t.csv", *extra]) for name, extra in RUN_KINDS.items()}
     assert {name: skips_unread_positions(c, build_strategy(c)) for name, c in configs.items()} == {
-        "classification": True, "multilabel": True, "mean pooling": False, "ner": False, "lora": True, "frozen": False,
+        "classification": True, "multilabel": True, "mean pooling": False, "ner": False, "lora": True,
+        "freeze_layers": True, "gradual_unfreezing": True, "frozen": False, "contrastive": False,
     }  # fmt: skip

@@ -128,8 +128,8 @@ class Strategy:
     #: whether the head can read the mean of the token states (``transfer.pooling=mean``) in this strategy
     pools_tokens: ClassVar[bool] = False
     #: whether training reads nothing of the model but its logits, so the last layer may skip the positions the head
-    #: never reads (``training.skip_unread_positions``); False where a strategy reads the token states itself
-    logits_only: ClassVar[bool] = True
+    #: never reads (``training.skip_unread_positions``). Opt-in: a strategy that reads token states must leave it False
+    logits_only: ClassVar[bool] = False
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
         self.options = options or TransferConfig()

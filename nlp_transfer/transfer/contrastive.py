@@ -55,7 +55,6 @@ class ContrastiveFewShot(Strategy):
     name = "contrastive"
     uses_layer_lr_decay = False
     pools_tokens = True
-    logits_only = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

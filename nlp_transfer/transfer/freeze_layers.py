@@ -15,6 +15,7 @@ class FreezeBottomLayers(Strategy):
     """The embeddings and the bottom ``options.freeze_layers`` encoder layers are frozen; the rest trains."""
 
     name = "freeze_layers"
+    logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
     trains_embeddings = False
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:

@@ -43,7 +43,6 @@ class FrozenEncoder(Strategy):
     trains_embeddings = False
     uses_layer_lr_decay = False
     pools_tokens = True
-    logits_only = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -21,6 +21,7 @@ class FullFineTuning(Strategy):
     """Every parameter trains at ``training.learning_rate`` (or layer-wise decayed rates with ``transfer.layer_lr_decay``)."""
 
     name = "full"
+    logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
     pools_tokens = True
 
     def prepare_model(self, model: nn.Module) -> nn.Module:

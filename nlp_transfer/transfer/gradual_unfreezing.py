@@ -83,6 +83,7 @@ class GradualUnfreezing(Strategy):
     """The first phase trains the head, each later phase one more block (top layer first, embeddings last)."""
 
     name = "gradual_unfreezing"
+    logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """Every parameter in the optimizer (layer-wise rates if set); the model is left as in phase 0."""

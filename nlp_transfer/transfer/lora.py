@@ -21,6 +21,7 @@ class LoRA(Strategy):
     """Adapters by ``transfer.peft_method`` on ``transfer.lora_target_modules`` (or the architecture's default)."""
 
     name = "lora"
+    logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
     trains_embeddings = False
     uses_layer_lr_decay = False
 
