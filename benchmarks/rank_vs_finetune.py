@@ -241,8 +241,11 @@ def depth_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def depth_speed(threads: int, repeats: int = 3) -> str:
-    """Prediction speed of each depth on the 872 SST-2 dev sentences (batch 32), median of ``repeats``; a table."""
+def depth_speed(threads: int, repeats: int = 5) -> str:
+    """Prediction speed of each depth on the 872 SST-2 dev sentences (batch 32), median of ``repeats``; a table.
+
+    The depths take turns within each repeat (interleaved), so a drift of the machine's speed reaches them all alike.
+    """
     import torch
 
     from nlp_transfer.inference import text_logits
@@ -252,17 +255,18 @@ def depth_speed(threads: int, repeats: int = 3) -> str:
     torch.set_num_threads(threads)
     texts = [line.rsplit("\t", 1)[0].strip() for line in (DATASETS / "sst2/dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     task = build_classification_task(model=DEFAULT_MODEL, labels=["negative", "positive"], max_length=MAX_LENGTH)
-    lines = ["| depth | parameters | sentences/s (median of 3) | against depth 6 |", "|---|---|---|---|"]
-    rates = {}
-    for depth in sorted(DEPTHS, reverse=True):
-        model = keep_bottom_layers(task.build_model(), depth).eval()
+    models = {depth: keep_bottom_layers(task.build_model(), depth).eval() for depth in sorted(DEPTHS, reverse=True)}
+    times: dict[int, list[float]] = {depth: [] for depth in models}
+    for model in models.values():
         text_logits(model, task, texts[:64], batch_size=32)  # warm-up
-        times = []
-        for _ in range(repeats):
+    for _ in range(repeats):
+        for depth, model in models.items():
             started = time.perf_counter()
             text_logits(model, task, texts, batch_size=32)
-            times.append(time.perf_counter() - started)
-        rates[depth] = len(texts) / statistics.median(times)
+            times[depth].append(time.perf_counter() - started)
+    lines = [f"| depth | parameters | sentences/s (median of {repeats}) | against depth 6 |", "|---|---|---|---|"]
+    rates = {depth: len(texts) / statistics.median(seconds) for depth, seconds in times.items()}
+    for depth, model in models.items():
         parameters = sum(p.numel() for p in model.parameters())
         lines.append(f"| {depth} | {parameters:,} | {rates[depth]:.0f} | {rates[depth] / rates[max(DEPTHS)]:.2f}x |")
     return "\n".join(lines)
