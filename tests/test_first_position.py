@@ -104,7 +104,7 @@ def test_a_run_records_it_and_predicts_what_the_full_model_predicts(sentiment_fi
     """A full fine-tuning run uses it (run_info says so); prediction with it equals the plain model's logits."""
     out = tmp_path / "run"
     info = train("recipes/configs/sentiment/minilm_full.yaml", sentiment_files, tiny_model_dir, out,
-                 **{"training.epochs": 3, "training.learning_rate": 1e-3})  # fmt: skip
+                 **{"training.epochs": 3, "training.learning_rate": 1e-3, "training.skip_unread_positions": "true"})  # fmt: skip
     assert info["first_position_only"] is True
     model, task = load_run(out)
     rows = [line.split(",") for line in sentiment_files["test"].read_text().splitlines()[1:61]]
@@ -120,13 +120,17 @@ def test_a_run_records_it_and_predicts_what_the_full_model_predicts(sentiment_fi
 
 def test_runs_that_read_token_states_or_switch_it_off_keep_the_full_last_layer(sentiment_files, tiny_model_dir, tmp_path):
     """Frozen (cached features), mean pooling, NER and the switch turned off: not used."""
-    frozen = train("recipes/configs/sentiment/minilm_frozen.yaml", sentiment_files, tiny_model_dir, tmp_path / "frozen")
+    frozen = train("recipes/configs/sentiment/minilm_frozen.yaml", sentiment_files, tiny_model_dir, tmp_path / "frozen",
+                   **{"training.skip_unread_positions": "true"})  # fmt: skip
     assert frozen["first_position_only"] is False
     off = train("recipes/configs/sentiment/minilm_full.yaml", sentiment_files, tiny_model_dir, tmp_path / "off",
                 **{"training.skip_unread_positions": "false"})  # fmt: skip
     assert off["first_position_only"] is False
-    configs = {name: load_config(None, ["data.train_file=t.csv", *extra]) for name, extra in RUN_KINDS.items()}
+    on = ["data.train_file=t.csv", "training.skip_unread_positions=true"]
+    configs = {name: load_config(None, [*on, *extra]) for name, extra in RUN_KINDS.items()}
     assert {name: skips_unread_positions(c, build_strategy(c)) for name, c in configs.items()} == {
         "classification": True, "multilabel": True, "mean pooling": False, "ner": False, "lora": True,
         "freeze_layers": True, "gradual_unfreezing": True, "frozen": False, "contrastive": False,
     }  # fmt: skip
+    default = load_config(None, ["data.train_file=t.csv"])  # off unless asked for (BENCHMARKS.md, 2026-12-04)
+    assert not skips_unread_positions(default, build_strategy(default))
