@@ -27,17 +27,14 @@ def export_both(run_dir: str, folder: Path) -> tuple[dict[tuple[bool, str], Path
     """float32 and int8 graphs of ``run_dir``, with (True) and without (False) the first-position last layer."""
     import nlp_transfer.export.onnx_export as onnx_export
     from nlp_transfer.inference import load_run
-    from nlp_transfer.training.first_position import first_position_only
 
     model, task = load_run(run_dir, device="cpu")
     paths: dict[tuple[bool, str], Path] = {}
     for first_only in (False, True):
-        onnx_export.first_position_only = lambda model, enabled=True, on=first_only: first_position_only(model, on)
         paths[first_only, "fp32"] = folder / f"first-{first_only}.onnx"
         paths[first_only, "int8"] = folder / f"first-{first_only}.int8.onnx"
-        names = onnx_export.write_onnx(model, task, paths[first_only, "fp32"])
+        names = onnx_export.write_onnx(model, task, paths[first_only, "fp32"], first_position=first_only)
         onnx_export.quantize_int8(paths[first_only, "fp32"], paths[first_only, "int8"])
-    onnx_export.first_position_only = first_position_only
     return paths, names, task
 
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,20 +138,6 @@ def compare_precisions(results: dict[str, dict], dev_texts: list[str]) -> dict[s
     }
 
 
-@contextmanager
-def every_position() -> Iterator[None]:
-    """Within the block ``predict`` computes every position of the last layer (as ``pipeline``'s model does)."""
-    import nlp_transfer.inference as inference
-    from nlp_transfer.training.first_position import first_position_only
-
-    keep = inference.first_position_only
-    inference.first_position_only = lambda model, enabled=True: first_position_only(model, enabled=False)
-    try:
-        yield
-    finally:
-        inference.first_position_only = keep
-
-
 def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict[str, Any]:
     """``predict_texts`` against ``transformers.pipeline`` on the dev sentences: speed and agreement of labels."""
     from transformers import pipeline
@@ -163,8 +147,8 @@ def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict
     model, task = load_run(run_dir, device="cpu")
     with timer() as ours_time:
         ours = predict_texts(model, task, dev_texts, batch_size=batch_size)
-    with every_position(), timer() as all_positions_time:
-        predict_texts(model, task, dev_texts, batch_size=batch_size)
+    with timer() as all_positions_time:
+        predict_texts(model, task, dev_texts, batch_size=batch_size, first_position=False)
     classifier = pipeline("text-classification", model=run_dir, device="cpu")
     with timer() as theirs_time:
         theirs = classifier(dev_texts, batch_size=batch_size, truncation=True, max_length=128)

@@ -162,10 +162,13 @@ def _checked_top_label_map(path: Path, points: Any) -> dict[str, list[float]]:
     return {"confidence": x.tolist(), "calibrated": y.tolist()}
 
 
-def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64) -> np.ndarray:
+def batched_logits(
+    model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64, first_position: bool = True
+) -> np.ndarray:
     """Logits for encoded ``rows`` (columns of lists), in row order; batches are formed by length.
 
-    Token-level logits are padded to the longest row.
+    Token-level logits are padded to the longest row. ``first_position``: a sequence classifier's last layer
+    computes only the position its head reads (the same logits, less work; false computes every position).
     """
     keys = [k for k in task.batch_columns if k in rows and k != "labels"]
     examples = [{k: rows[k][i] for k in keys} for i in range(len(rows["input_ids"]))]
@@ -173,24 +176,32 @@ def batched_logits(model: PreTrainedModel, task: Task, rows: dict[str, list[Any]
         return np.zeros((0, len(task.labels)), dtype=np.float32)
     model.eval()
     batches = LengthSortedBatches.build(examples, task.collator(), batch_size)
-    with first_position_only(model):  # a sequence classifier's head reads one position of the last layer
+    with first_position_only(model, first_position):
         logits, _ = batches.outputs(logits_of(model), device=model.device)
     return logits
 
 
 def text_logits(
-    model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], *, batch_size: int = 64
+    model: PreTrainedModel,
+    task: SequenceClassificationTask,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    first_position: bool = True,
 ) -> np.ndarray:
     """Sequence-classification logits for ``texts`` in their order (a windows run: pooled over each text's windows)."""
     rows, documents = task.encode_texts(texts, "predict")
-    return task.document_logits(batched_logits(model, task, rows, batch_size=batch_size), documents, len(texts))
+    logits = batched_logits(model, task, rows, batch_size=batch_size, first_position=first_position)
+    return task.document_logits(logits, documents, len(texts))
 
 
-def predict_texts(model: PreTrainedModel, task: Task, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
+def predict_texts(
+    model: PreTrainedModel, task: Task, texts: Sequence[str], *, batch_size: int = 64, first_position: bool = True
+) -> list[dict[str, Any]]:
     """Predictions for ``texts`` in their order.
 
     Classification: dicts of text, label, score and every label's score. NER: dicts of text and
-    entities (text, type, start and end character offsets, score).
+    entities (text, type, start and end character offsets, score). ``first_position``: see :func:`batched_logits`.
     """
     texts = list(texts)
     if not texts:
@@ -198,9 +209,10 @@ def predict_texts(model: PreTrainedModel, task: Task, texts: Sequence[str], *, b
     if isinstance(task, TokenClassificationTask):
         words_and_spans = [split_words(text) for text in texts]
         rows = task.encode_words([words for words, _ in words_and_spans])
-        logits = batched_logits(model, task, rows, batch_size=batch_size)
+        logits = batched_logits(model, task, rows, batch_size=batch_size, first_position=first_position)
         return task.postprocess(logits, rows, texts, [spans for _, spans in words_and_spans])
-    return task.postprocess(text_logits(model, task, texts, batch_size=batch_size), texts)
+    logits = text_logits(model, task, texts, batch_size=batch_size, first_position=first_position)
+    return task.postprocess(logits, texts)
 
 
 def predict(run_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64, **load_kwargs: Any) -> list[dict[str, Any]]:

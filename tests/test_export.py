@@ -16,6 +16,7 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import load_config
 from nlp_transfer.export.command import ExportRefused, export_run
 from nlp_transfer.export.onnx_backend import OnnxModel, open_session
+from nlp_transfer.export.onnx_export import fused_operators, write_onnx
 from nlp_transfer.inference import batched_logits, load_backend, load_run, predict_texts
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.transfer.feature_extraction import MeanPooledModel
@@ -106,6 +107,16 @@ def test_a_bert_encoder_is_exported_with_fused_attention_and_matches_torch(senti
         assert fused.get("SkipLayerNormalization", 0) >= layers, (run, fused)
         reference, exported = logits_of_both(run, run / "onnx" / "model.onnx", [*TEXTS, "x " * 40])
         np.testing.assert_allclose(exported, reference, atol=1e-4)
+
+
+def test_first_position_false_exports_every_position_of_the_last_layer(sentiment, tmp_path):
+    """write_onnx(first_position=False) fuses the last layer's attention too (every query), with the same logits."""
+    model, task = load_run(sentiment[0], device="cpu")
+    path = tmp_path / "every.onnx"
+    write_onnx(model, task, path, first_position=False)
+    assert fused_operators(path).get("Attention") == model.config.num_hidden_layers
+    reference, exported = logits_of_both(sentiment[0], path, TEXTS)
+    np.testing.assert_allclose(exported, reference, atol=1e-4)
 
 
 def test_the_dynamo_route_is_taken_when_fusion_fails(sentiment, tmp_path, monkeypatch):

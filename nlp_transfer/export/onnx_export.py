@@ -72,18 +72,19 @@ def example_inputs(task: Any, names: list[str]) -> tuple[Any, ...]:
     return tuple(encoded[name] for name in names)
 
 
-def write_onnx(model: Any, task: Any, path: Path) -> list[str]:
+def write_onnx(model: Any, task: Any, path: Path, *, first_position: bool = True) -> list[str]:
     """Export ``model`` (eval mode, on the CPU) to ``path`` with dynamic batch and sequence axes; returns the input names.
 
     A BERT-family encoder is written fused (route 1 of the module docstring) when that works; otherwise, and
     for every other architecture, through the dynamo exporter. An architecture torch cannot export is a
-    UserError naming it, with the exporter's first line.
+    UserError naming it, with the exporter's first line. ``first_position``: a fused sequence classifier's
+    last layer computes only the position its head reads (false: every position, as the plain model).
     """
     names = graph_inputs(task)
     encoder = _pretrained(model)
     if encoder is not None and getattr(encoder.config, "model_type", None) in FUSABLE_TYPES:
         try:
-            _write_fused(model, encoder, task, names, path)
+            _write_fused(model, encoder, task, names, path, first_position)
             return names
         except Exception as err:  # any failure of the fused route falls back to the general one, which is checked too
             log.info(
@@ -114,7 +115,7 @@ def _quiet_exporter() -> Any:
         exporter_log.setLevel(level)
 
 
-def _write_fused(model: Any, encoder: Any, task: Any, names: list[str], path: Path) -> None:
+def _write_fused(model: Any, encoder: Any, task: Any, names: list[str], path: Path, first_position: bool) -> None:
     """Route 1: TorchScript export with eager attention, then onnxruntime's BERT fusions; raises when either fails."""
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
@@ -125,7 +126,7 @@ def _write_fused(model: Any, encoder: Any, task: Any, names: list[str], path: Pa
     previous = encoder.config._attn_implementation
     encoder.set_attn_implementation("eager")  # the attention pattern the optimizer recognises
     try:
-        with _quiet_exporter(), torch.no_grad(), first_position_only(model):
+        with _quiet_exporter(), torch.no_grad(), first_position_only(model, first_position):
             logits_rank = module(*inputs).dim()
             axes["logits"] = {0: "batch", 1: "sequence"} if logits_rank == 3 else {0: "batch"}
             raw = path.with_name(f".raw-{path.name}")
