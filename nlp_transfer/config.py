@@ -161,14 +161,12 @@ class TrainingConfig:
         "the first steps spend 100-150 s compiling, repaid after about 4,000 steps in float32, 1,700 in bf16.",
     )
     skip_unread_positions: bool = _setting(
-        False,
+        True,
         "Classification and multi-label with transfer.pooling=cls: the last encoder layer computes only the first "
-        "position, the one the head reads (keys and values still cover every token). Same logits to float rounding, "
-        "about 14 % less compute for a 6-layer encoder, in training and prediction. BERT, RoBERTa, XLM-R, CamemBERT "
-        "and ELECTRA; other models run unchanged. Dropout draws differ from a run without it. Off by default: validation "
-        "accuracy agreed over 35 paired seeds, test accuracy on small training sets leaned 1.5 points lower "
-        "(BENCHMARKS.md, 2026-12-04). "
-        "Prediction always computes only that position (exact, no dropout).",
+        "position, the one the head reads (keys and values still cover every token). About 14 % less compute for a "
+        "6-layer encoder. Its dropout masks are drawn whole and sliced, so a run is the same run as without it, to "
+        "float rounding (logits, gradients and the random stream). BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA; other "
+        "models run unchanged. Prediction always computes only that position.",
     )
     group_by_length: bool = _setting(
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."

@@ -5,10 +5,10 @@ position ([CLS] or <s>). Every other position of the last layer is computed and 
 attention output and its feed-forward block, about five sixths of that layer's work. With
 :func:`first_position_only` the last layer computes keys and values for every token (the first position
 attends to all of them) and the rest for the first position alone. The logits are the same to float
-rounding; a six-layer encoder does about 14 % less work. Prediction always uses it; training only with
-``training.skip_unread_positions: true`` (off by default: validation accuracy agreed over 35 paired seeds, but test
-accuracy on small training sets leaned lower for reasons not found; BENCHMARKS.md, 2026-12-04). The weights and the
-saved model do not change.
+rounding; a six-layer encoder does about 14 % less work. In training the layer's dropout masks are drawn for
+the whole layer and sliced, so the random stream and every draw are those of the full layer: training with and
+without the block is the same run to float rounding. Prediction always uses it, training with
+``training.skip_unread_positions`` (on by default). The weights and the saved model do not change.
 
 Supported: BERT, RoBERTa, XLM-RoBERTa, CamemBERT and ELECTRA sequence classifiers with eager or SDPA
 attention. Anything else runs as it is.
@@ -49,7 +49,10 @@ def unread_last_layer(model: nn.Module) -> nn.Module | None:
     needed = ("query", "key", "value", "num_attention_heads", "attention_head_size", "scaling", "dropout")
     if attention is None or not all(hasattr(attention, name) for name in needed):
         return None
-    if not hasattr(layer.attention, "output") or not hasattr(layer, "feed_forward_chunk"):
+    blocks = (getattr(layer.attention, "output", None), getattr(layer, "output", None))
+    if not hasattr(layer, "intermediate") or not all(
+        all(hasattr(block, name) for name in ("dense", "dropout", "LayerNorm")) for block in blocks
+    ):
         return None
     return layer
 
@@ -57,27 +60,57 @@ def unread_last_layer(model: nn.Module) -> nn.Module | None:
 def _first_position_forward(
     layer: nn.Module, hidden_states: torch.Tensor, attention_mask: Any = None, *args: Any, **kwargs: Any
 ) -> torch.Tensor:
-    """The layer's output at position 0 alone (shape batch x 1 x hidden), from every position's keys and values."""
+    """The layer's output at position 0 alone (shape batch x 1 x hidden), from every position's keys and values.
+
+    In training its dropout masks are drawn whole and sliced (:func:`_dropout_drawn_whole`), so a run makes the
+    same draws as without the block.
+    """
     if attention_mask is not None and (not torch.is_tensor(attention_mask) or attention_mask.dim() != 4):
         return layer._full_forward(hidden_states, attention_mask, *args, **kwargs)
     attention = layer.attention.self
-    batch = hidden_states.shape[0]
+    batch, length = hidden_states.shape[:2]
     first = hidden_states[:, :1]
     heads = (batch, -1, attention.num_attention_heads, attention.attention_head_size)
     query = attention.query(first).view(heads).transpose(1, 2)
     key = attention.key(hidden_states).view(heads).transpose(1, 2)
     value = attention.value(hidden_states).view(heads).transpose(1, 2)
     mask = attention_mask[:, :, :1] if attention_mask is not None else None  # the first query's row
-    context = F.scaled_dot_product_attention(
-        query,
-        key,
-        value,
-        attn_mask=mask,
-        dropout_p=attention.dropout.p if layer.training else 0.0,
-        scale=attention.scaling,
-    )
+    if layer.training and attention.dropout.p > 0:
+        scores = torch.matmul(query, key.transpose(-1, -2)) * attention.scaling
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
+        probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+        whole = (batch, attention.num_attention_heads, length, length)
+        context = torch.matmul(_dropout_drawn_whole(probabilities, whole, attention.dropout.p), value)
+    else:
+        context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
     context = context.transpose(1, 2).reshape(batch, 1, -1)
-    return layer.feed_forward_chunk(layer.attention.output(context, first))
+    whole = (batch, length, layer.attention.output.dense.out_features)
+    attended = _residual_block(layer.attention.output, context, first, whole, layer.training)
+    intermediate = layer.intermediate(attended)
+    whole = (batch, length, layer.output.dense.out_features)
+    return _residual_block(layer.output, intermediate, attended, whole, layer.training)
+
+
+def _residual_block(block: nn.Module, inputs: torch.Tensor, residual: torch.Tensor, whole: tuple, training: bool) -> torch.Tensor:
+    """``block``'s dense, dropout, then LayerNorm of the sum with ``residual`` (BERT's SelfOutput and Output)."""
+    hidden = block.dense(inputs)
+    if training:
+        hidden = _dropout_drawn_whole(hidden, whole, block.dropout.p)
+    return block.LayerNorm(hidden + residual)
+
+
+def _dropout_drawn_whole(first: torch.Tensor, whole: tuple[int, ...], p: float) -> torch.Tensor:
+    """Dropout of ``first``, the first-position slice (on the second-last axis) of a tensor of shape ``whole``.
+
+    The mask is drawn for the whole shape, as the full layer's dropout draws it (``bernoulli_`` on a tensor of
+    that shape), and then sliced: the random stream advances as without the block, and position 0 keeps the
+    very draws it would have had, so training with and without gives the same run to float rounding.
+    """
+    if p == 0:
+        return first
+    mask = first.new_empty(whole).bernoulli_(1 - p).narrow(len(whole) - 2, 0, 1)
+    return first * mask.div_(1 - p)
 
 
 @contextmanager

@@ -66,7 +66,6 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "training.window_stride",
     "training.window_pooling",
     "training.group_by_length",
-    "training.skip_unread_positions",  # the same logits, other dropout draws
     "training.class_weights",
     "training.label_all_subwords",
     "training.document_context",
@@ -112,6 +111,7 @@ HARMLESS_ON_RESUME: tuple[str, ...] = (
     "training.gradient_checkpointing",
     "training.torch_compile",
     "training.torch_threads",
+    "training.skip_unread_positions",  # the same dropout draws, too (training/first_position.py)
     # housekeeping: checkpoints written in between, logs
     "training.save_steps",
     "training.save_total_limit",
