@@ -85,11 +85,9 @@ def _first_position_forward(
     else:
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
     context = context.transpose(1, 2).reshape(batch, 1, -1)
-    whole = (batch, length, layer.attention.output.dense.out_features)
+    whole = hidden_states.shape  # both residual blocks return the hidden size at every position
     attended = _residual_block(layer.attention.output, context, first, whole, layer.training)
-    intermediate = layer.intermediate(attended)
-    whole = (batch, length, layer.output.dense.out_features)
-    return _residual_block(layer.output, intermediate, attended, whole, layer.training)
+    return _residual_block(layer.output, layer.intermediate(attended), attended, whole, layer.training)
 
 
 def _residual_block(block: nn.Module, inputs: torch.Tensor, residual: torch.Tensor, whole: tuple, training: bool) -> torch.Tensor:
