@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,12 @@ from common import (
 STAGES = ("startup+imports", "set-up", "training loop", "eval+rest of training", "saving", "exit+other")
 #: the side ``--compile`` adds: nlp-transfer with ``training.torch_compile=true`` (its loop time includes compiling)
 COMPILED = "nlp-transfer+compile"
-IMPORT_PROBE = "import time; t = time.time(); import nlp_transfer.cli, nlp_transfer.pipeline; print(t, time.time() - t)"
+#: the imports as `nlp-transfer train` makes them (collector paused, nlp_transfer/collector.py)
+IMPORT_PROBE = (
+    "import time; t = time.time(); import nlp_transfer.cli\n"
+    "with nlp_transfer.cli.imports_paused('nlp_transfer.pipeline'): import nlp_transfer.pipeline\n"
+    "print(t, time.time() - t)"
+)
 
 
 def console_script() -> str:
@@ -76,13 +82,12 @@ def launch(command: list[str], env: dict[str, str], log: Path) -> tuple[float, f
     return started, wall
 
 
-def nlp_side(args: Any, precision: str, out: Path, env: dict[str, str], *, compiled: bool = False) -> dict[str, Any]:
-    """One ``nlp-transfer train`` process (``compiled``: with ``training.torch_compile=true``); wall, accuracy, stages."""
+def nlp_side(args: Any, precision: str, out: Path, env: dict[str, str], *, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One ``nlp-transfer train`` process (``extra``: more overrides, a variant's); wall, accuracy, stages."""
     overrides = sst2_overrides(out / "run", args)
     mixed = "bf16" if precision == "bf16" else "no"
     command = [console_script(), "train", str(SST2_CONFIG), *overrides, f"training.max_length={MAX_LENGTH}"]
-    command += ["data.test_file=null", f"training.mixed_precision={mixed}"]
-    command += ["training.torch_compile=true"] if compiled else []
+    command += ["data.test_file=null", f"training.mixed_precision={mixed}", *extra]
     started, wall = launch(command, env, out / "nlp.log")
     run = out / "run"
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
@@ -116,6 +121,22 @@ def trainer_side(args: Any, model_path: str, precision: str, out: Path, env: dic
         "stages": report["stages"],
         "finished_after": report["finished"] - started,
     }
+
+
+def parse_variants(specs: Sequence[str]) -> dict[str, tuple[str | None, list[str]]]:
+    """``--variant "NAME [code=PATH] [key=value ...]"`` -> side ``nlp-transfer+NAME``: its code tree and overrides.
+
+    ``code=PATH`` runs the nlp_transfer package of another checkout (PYTHONPATH=PATH), e.g. the commit before a change,
+    so a change is measured against its own baseline in the same run.
+    """
+    variants = {}
+    for spec in specs:
+        name, *words = spec.split()
+        code = next((w.split("=", 1)[1] for w in words if w.startswith("code=")), None)
+        if code is not None and not (Path(code) / "nlp_transfer").is_dir():
+            raise SystemExit(f"error: --variant {name}: {code} holds no nlp_transfer package")
+        variants[f"nlp-transfer+{name}"] = (code, [w for w in words if not w.startswith("code=")])
+    return variants
 
 
 def import_probe(env: dict[str, str]) -> float:
@@ -160,7 +181,10 @@ def run_all(args: Any, model_path: str, tmp: Path) -> tuple[dict[str, list[dict]
         "trainer": lambda precision, out: trainer_side(args, model_path, precision, out, env),
     }
     if args.compile:
-        sides[COMPILED] = lambda precision, out: nlp_side(args, precision, out, env, compiled=True)
+        sides[COMPILED] = lambda precision, out: nlp_side(args, precision, out, env, extra=["training.torch_compile=true"])
+    for name, (code, overrides) in parse_variants(args.variant).items():
+        side_env = env if code is None else {**env, "PYTHONPATH": code}
+        sides[name] = lambda precision, out, e=side_env, o=overrides: nlp_side(args, precision, out, e, extra=o)
     runs: dict[str, list[dict]] = {}
     probes = []
     for repeat in range(args.repeats):
@@ -231,6 +255,13 @@ def main() -> int:
     parser = sst2_parser(__doc__, epochs=1, learning_rate=5e-5)
     parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32, bf16")
     parser.add_argument("--compile", action="store_true", help=f"add a third side, {COMPILED} (training.torch_compile=true)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help='another nlp-transfer side, "NAME [code=PATH] [key=value ...]": other overrides, or the package of another '
+        "checkout (code=PATH) to measure a change against its baseline in the same run; repeatable",
+    )
     parser.set_defaults(repeats=3)
     args = parser.parse_args()
     args.precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.collector import imports_paused, skip_final_collection
 from nlp_transfer.errors import UserError
 from nlp_transfer.files import write_text_atomic
 
@@ -136,6 +137,7 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
     """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
     args = train_parser(prog).parse_intermixed_args(list(argv))
     _quiet_libraries(args.debug)
+    skip_final_collection()
 
     def action() -> None:
         from nlp_transfer.config import load_config
@@ -146,7 +148,8 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
                 f"{args.config}: task={config.task} does not fit the {recipe} recipe "
                 f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
             )
-        from nlp_transfer.pipeline import run_training  # torch and transformers load only for a valid config
+        with imports_paused("nlp_transfer.pipeline"):
+            from nlp_transfer.pipeline import run_training  # torch and transformers load only for a valid config
 
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 

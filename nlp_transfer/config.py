@@ -168,6 +168,13 @@ class TrainingConfig:
         "float rounding (logits, gradients and the random stream). BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA; other "
         "models run unchanged. Prediction always computes only that position.",
     )
+    reuse_heap_memory: bool = _setting(
+        True,
+        "Linux with glibc: while training, serve every CPU block from the heap and keep freed blocks for reuse "
+        "(mallopt), instead of mapping fresh pages for large ones each step (the word-embedding gradient, 47 MB for "
+        "the default model: about 15 ms a step on a 2-core CPU). Same results; memory freed during training stays "
+        "with the process. Elsewhere it does nothing.",
+    )
     group_by_length: bool = _setting(
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."
     )

@@ -112,6 +112,7 @@ HARMLESS_ON_RESUME: tuple[str, ...] = (
     "training.torch_compile",
     "training.torch_threads",
     "training.skip_unread_positions",  # the same dropout draws, too (training/first_position.py)
+    "training.reuse_heap_memory",  # where freed bytes go, not what is computed
     # housekeeping: checkpoints written in between, logs
     "training.save_steps",
     "training.save_total_limit",

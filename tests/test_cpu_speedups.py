@@ -1,0 +1,148 @@
+"""Process-level speed-ups of a CPU training run change time, never results.
+
+- heap reuse (``training.reuse_heap_memory``): large blocks stay on glibc's heap during training;
+- gradient clipping that skips the product with exactly 1 on CPUs;
+- the garbage collector paused around the heavy imports and frozen at exit.
+"""
+
+import ctypes
+import gc
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+from accelerate.utils import DistributedType
+from safetensors.torch import load_file
+
+from nlp_transfer.collector import imports_paused
+from nlp_transfer.pipeline import run_training
+from nlp_transfer.training import heap
+from nlp_transfer.training.loop import clip_gradients
+from tests.test_training import config_for
+
+BIG = 12_000_000  # floats: 48 MB, above glibc's largest mmap threshold (32 MiB)
+
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
+
+
+def mapped_bytes_of_a_big_tensor(floats: int = BIG) -> int:
+    """How many more bytes glibc holds in mmapped blocks while a tensor of ``floats`` (48 MB) is alive."""
+    libc = heap.glibc()
+    libc.mallinfo2.restype = MallInfo2
+    before = libc.mallinfo2().hblkhd
+    block = torch.empty(floats)
+    after = libc.mallinfo2().hblkhd
+    del block
+    return after - before
+
+
+@pytest.mark.skipif(heap.glibc() is None, reason="glibc's mallopt only")
+def test_big_blocks_come_from_the_heap_inside_the_block_and_from_mmap_outside():
+    assert mapped_bytes_of_a_big_tensor() >= BIG * 4  # glibc's default: a fresh mapping each time
+    with heap.reused_heap_memory() as applied:
+        assert applied
+        assert mapped_bytes_of_a_big_tensor() == 0
+    assert mapped_bytes_of_a_big_tensor() >= BIG * 4  # blocks above 32 MiB are mapped again after it
+    assert mapped_bytes_of_a_big_tensor(BIG // 6) == 0  # 8 MB ones stay on the heap, as glibc's sliding threshold keeps them
+    with heap.reused_heap_memory(False) as applied:
+        assert not applied
+        assert mapped_bytes_of_a_big_tensor() >= BIG * 4
+
+
+def test_heap_reuse_trains_the_same_model(sentiment_files, tiny_model_dir, tmp_path):
+    """The same run with and without the setting: every saved weight bit for bit."""
+    for name, on in (("on", True), ("off", False)):
+        run_training(
+            config_for(sentiment_files, tiny_model_dir, tmp_path / name, **{"training.epochs": 1, "training.reuse_heap_memory": on})
+        )
+    on, off = load_file(tmp_path / "on" / "model.safetensors"), load_file(tmp_path / "off" / "model.safetensors")
+    assert on.keys() == off.keys()
+    assert all(torch.equal(on[key], off[key]) for key in on)
+
+
+def cpu_accelerator(**changes):
+    """What clip_gradients reads of an Accelerator, recording calls of its own clipping."""
+    calls = []
+    fields = {"distributed_type": DistributedType.NO, "device": torch.device("cpu"), "scaler": None} | changes
+    return SimpleNamespace(**fields, clip_grad_norm_=lambda params, norm: calls.append(norm)), calls
+
+
+def model_with_gradients(scale: float) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    for param in model.parameters():
+        param.grad = torch.randn_like(param) * scale
+    model[0].bias.grad = None  # a parameter without a gradient is left alone
+    return model
+
+
+@pytest.mark.parametrize("scale", [1e-3, 10.0, float("nan")])
+def test_clipping_gives_torchs_gradients(scale):
+    ours, reference = model_with_gradients(scale), model_with_gradients(scale)
+    accelerator, calls = cpu_accelerator()
+    clip_gradients(accelerator, ours, 1.0)
+    torch.nn.utils.clip_grad_norm_(reference.parameters(), 1.0)
+    for mine, theirs in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert (mine.grad is None) == (theirs.grad is None)
+        if mine.grad is not None:
+            assert torch.equal(mine.grad, theirs.grad) or (mine.grad.isnan().all() and theirs.grad.isnan().all())
+    assert calls == []  # computed here, not by Accelerate
+
+
+def test_clipping_below_the_bound_touches_no_gradient(monkeypatch):
+    scaled = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grads_with_norm_", lambda *args, **kwargs: scaled.append(args))
+    clip_gradients(cpu_accelerator()[0], model_with_gradients(1e-3), 1.0)
+    assert scaled == []
+    clip_gradients(cpu_accelerator()[0], model_with_gradients(10.0), 1.0)
+    assert len(scaled) == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"scaler": object()}, {"device": torch.device("meta")}, {"distributed_type": DistributedType.FSDP}],
+)
+def test_other_set_ups_clip_through_accelerate(changes):
+    accelerator, calls = cpu_accelerator(**changes)
+    clip_gradients(accelerator, model_with_gradients(10.0), 1.0)
+    assert calls == [1.0]
+
+
+def test_imports_paused_freezes_only_on_a_first_import():
+    name = "nlp_transfer_test_module_never_imported"
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with imports_paused(name):
+            assert not gc.isenabled()
+            sys.modules[name] = sys  # stands for the import
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen
+    finally:
+        sys.modules.pop(name, None)
+        gc.unfreeze()  # give this test process its collector back
+    with imports_paused("torch"):  # already imported: the collector stays on, nothing is frozen
+        assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_exit_hook_freezes_before_the_interpreter_ends():
+    """An atexit handler registered first runs last (LIFO): it sees the frozen objects."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "from nlp_transfer.collector import skip_final_collection\n"
+        "before = atexit._ncallbacks()\n"
+        "skip_final_collection(); skip_final_collection()\n"
+        "print('hooks added:', atexit._ncallbacks() - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "hooks added: 1" in out  # registered once however often it is called
+    assert "frozen at exit: True" in out
