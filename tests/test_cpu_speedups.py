@@ -60,7 +60,9 @@ def test_heap_reuse_trains_the_same_model(sentiment_files, tiny_model_dir, tmp_p
     """The same run with and without the setting: every saved weight bit for bit."""
     for name, on in (("on", True), ("off", False)):
         run_training(
-            config_for(sentiment_files, tiny_model_dir, tmp_path / name, **{"training.epochs": 1, "training.reuse_heap_memory": on})
+            config_for(
+                sentiment_files, tiny_model_dir, tmp_path / name, **{"training.epochs": 1, "training.reuse_heap_memory": on}
+            )
         )
     on, off = load_file(tmp_path / "on" / "model.safetensors"), load_file(tmp_path / "off" / "model.safetensors")
     assert on.keys() == off.keys()
