@@ -227,7 +227,8 @@ def method_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
     arms = {}
     for arm in args.contrastive_grid.split(","):
         loss, pairs = arm.split(":")
-        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": int(pairs)} | base
+        count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
+        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | base
     return arms
 
 

@@ -273,10 +273,13 @@ class TransferConfig:
         "Any strategy and task: keep only the bottom N layers of the pretrained encoder (faster training and prediction; "
         "the run saves as a plain model with N layers). null keeps them all. nlp-transfer rank scores depths before training.",
     )
-    contrastive_pairs: int = _setting(
+    contrastive_pairs: int | Literal["setfit"] = _setting(
         20,
         "contrastive, phase 1: pairs per training example and epoch, half of them similar (same label), half dissimilar. "
-        "Pairs are drawn on demand, so memory does not grow with this number; time does, linearly.",
+        "Pairs are drawn on demand, so memory does not grow with this number; time does, linearly. setfit: as many "
+        "pairs in all as the SetFit library draws by default for these examples, 2 x max(similar, dissimilar) over "
+        "every pair of rows (33 a row for 2 classes of 32), which grows with the square of the examples "
+        "(BENCHMARKS.md, fourteenth session: 1.3 points more than 20 at 32 per class on SST-2).",
     )
     contrastive_epochs: int = _setting(1, "contrastive, phase 1: passes over the pairs before the head trains.")
     contrastive_learning_rate: float = _setting(
@@ -633,7 +636,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "self_training.max_per_class": _at_least(1, nullable=True),
     "transfer.freeze_layers": _at_least(0),
     "transfer.depth": _at_least(1, nullable=True),
-    "transfer.contrastive_pairs": _at_least(1),
+    "transfer.contrastive_pairs": ((lambda v: v == "setfit" or v >= 1), "at least 1, or setfit"),
     "transfer.contrastive_epochs": _at_least(1),
     "transfer.contrastive_learning_rate": _positive(),
     "transfer.contrastive_batch_size": _at_least(1),

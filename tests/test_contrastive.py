@@ -19,8 +19,8 @@ from nlp_transfer.hub import build_model_card
 from nlp_transfer.inference import predict
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.transfer import contrastive
-from nlp_transfer.transfer.pairs import PairRows, PairTask, check_pairable, label_sets
-from tests.conftest import shared_dataset, tiny_overrides
+from nlp_transfer.transfer.pairs import PairRows, PairTask, check_pairable, label_sets, setfit_pairs_per_example
+from tests.conftest import shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
 
 ROWS = [{"input_ids": [101, i, 102], "attention_mask": [1, 1, 1]} for i in range(12)]
 LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
@@ -46,6 +46,42 @@ def test_pairs_are_balanced_correct_and_reproducible():
     assert [other[j]["second"]["input_ids"] for j in range(72)] != [item["second"]["input_ids"] for item in items]
     with pytest.raises(IndexError):
         pairs[72]
+
+
+def brute_force_setfit_count(labels):
+    """SetFit's oversampled pair count by enumerating every pair of rows (a row with itself included)."""
+    sets = label_sets(labels)
+    similar = sum(1 for i in range(len(sets)) for j in range(i, len(sets)) if sets[i] & sets[j])
+    dissimilar = sum(1 for i in range(len(sets)) for j in range(i + 1, len(sets)) if not sets[i] & sets[j])
+    return 2 * max(similar, dissimilar)
+
+
+@pytest.mark.parametrize(
+    ("labels", "per_example"),
+    [
+        ([0] * 32 + [1] * 32, 33),  # SST-2 at 32 per class: 2,112 pairs (setfit's own figure)
+        ([0] * 8 + [1] * 8, 9),  # 144 pairs, as SetFit 1.2.0 reported at 8 per class
+        ([0] * 8 + [1] * 8 + [2] * 8, 16),  # dissimilar is larger from 3 classes on: 2 x 192 / 24
+        ([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [1, 0, 1]], None),  # multi-label sets
+    ],
+)
+def test_setfit_pair_count_matches_enumerating_every_pair(labels, per_example):
+    expected = -(-brute_force_setfit_count(labels) // len(labels))
+    assert setfit_pairs_per_example(label_sets(labels)) == expected
+    if per_example is not None:
+        assert expected == per_example
+
+
+def test_contrastive_pairs_setfit_is_a_valid_setting_and_a_typo_is_not(tmp_path, tiny_model_dir):
+    def pairs(value):
+        extra = {"transfer.contrastive_pairs": value, "data.train_file": "train.csv"}
+        return load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **extra)).transfer.contrastive_pairs
+
+    assert pairs("setfit") == "setfit" and pairs(7) == 7
+    with pytest.raises(ConfigError, match="contrastive_pairs='sefit' is not one of 'setfit'"):
+        pairs("sefit")
+    with pytest.raises(ConfigError, match="contrastive_pairs must be at least 1, or setfit"):
+        pairs(0)
 
 
 def test_multilabel_pairs_share_a_label_or_none():
@@ -179,6 +215,20 @@ def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(sentiment
     assert phase["pairs"] == 400 * 4 and phase["steps"] == 50 and phase["best_pair_auc"] > 0.5
     assert result.info["pooling"] == "mean"
     assert result.metrics["test"]["accuracy"] > 0.75  # the tiny model learned the polarity words (chance 0.5)
+
+
+def test_a_run_with_setfit_pairs_draws_setfits_count(tmp_path, tiny_model_dir):
+    files = {
+        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(20, 1)),
+        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2)),
+        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(20, 3)),
+    }
+    config = contrastive_config(
+        files, tiny_model_dir, tmp_path / "run", **{"transfer.contrastive_pairs": "setfit", "training.epochs": 1}
+    )
+    phase = run_training(config).info["phases"]["contrastive"]
+    # 10 rows a class: 2 x max(2 x 55 similar, 100 dissimilar) = 220 pairs, 11 a row
+    assert (phase["pairs"], phase["pairs_per_example"], phase["pairs_rule"]) == (220, 11, "setfit")
 
 
 def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny_model_dir, tmp_path):

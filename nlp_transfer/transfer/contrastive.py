@@ -37,7 +37,14 @@ from nlp_transfer.transfer.feature_extraction import unwrap_pooling, with_poolin
 from nlp_transfer.transfer.frozen import train_head_on_features
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
 from nlp_transfer.transfer.layers import find_encoder_parts
-from nlp_transfer.transfer.pairs import PairEncoder, PairRows, PairTask, check_pairable
+from nlp_transfer.transfer.pairs import (
+    PairEncoder,
+    PairRows,
+    PairTask,
+    check_pairable,
+    label_sets,
+    setfit_pairs_per_example,
+)
 
 if TYPE_CHECKING:
     from nlp_transfer.training.loop import FitResult
@@ -97,8 +104,11 @@ class ContrastiveFewShot(Strategy):
         options, training = self.options, run.config.training
         train_rows = batch_rows(run.splits["train"], TEXT_COLUMNS)
         train_labels = run.splits["train"]["labels"][:]
-        pairs = PairRows(train_rows, train_labels, options.contrastive_pairs, run.config.seed)
-        check_pairable(pairs.labels, run.task.labels)
+        check_pairable(label_sets(train_labels), run.task.labels)
+        per_example = options.contrastive_pairs
+        if per_example == "setfit":
+            per_example = setfit_pairs_per_example(label_sets(train_labels))
+        pairs = PairRows(train_rows, train_labels, per_example, run.config.seed)
         validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
         validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"][:], 2, run.config.seed + 1))
 
@@ -111,7 +121,7 @@ class ContrastiveFewShot(Strategy):
         phase_dir = checkpoint_dir(run.output_dir) / PHASE_DIR
         started = time.perf_counter()
         run.accelerator.print(
-            f"contrastive phase 1: {len(pairs):,} pairs ({options.contrastive_pairs} per example, half similar), "
+            f"contrastive phase 1: {len(pairs):,} pairs ({per_example} per example, half similar), "
             f"{options.contrastive_loss} loss, {options.contrastive_epochs} epoch(s)"
         )
         result = run.fit(
@@ -135,7 +145,8 @@ class ContrastiveFewShot(Strategy):
         )
         self.phase_one = {
             "pairs": len(pairs),
-            "pairs_per_example": options.contrastive_pairs,
+            "pairs_per_example": per_example,
+            "pairs_rule": "setfit" if options.contrastive_pairs == "setfit" else "fixed",
             "loss": options.contrastive_loss,
             "epochs": options.contrastive_epochs,
             "steps": result.global_step,

@@ -19,6 +19,8 @@ that label, a negative one shares no label with the anchor (or, failing that, la
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -67,6 +69,26 @@ def check_pairable(labels: list[frozenset[int]], names: Sequence[str]) -> None:
             )
     if sum(1 for count in counts.values() if count) < 2:
         raise UserError("the training data has one class only; contrastive training needs at least 2 classes.")
+
+
+def setfit_pairs_per_example(labels: list[frozenset[int]]) -> int:
+    """Pairs per row that add up to the SetFit library's default count for rows with these label sets.
+
+    SetFit (``sampling_strategy="oversampling"``) takes every pair of rows, a row with itself included, as similar
+    (a shared label) or dissimilar, and draws the larger set and the smaller one repeated up to its size:
+    ``2 x max(similar, dissimilar)`` pairs. For C classes of k rows that is ``2 x max(C k(k+1)/2, C(C-1)/2 k^2)``:
+    2,112 pairs, 33 a row, for 2 classes of 32. Rounded up, so never fewer pairs than SetFit's.
+    """
+    groups = list(Counter(labels).items())  # rows with the same label set pair alike: count by set, not by row
+    similar = dissimilar = 0
+    for index, (first, count) in enumerate(groups):
+        similar += count * (count + 1) // 2 if first else 0
+        for second, other in groups[index + 1 :]:
+            if first & second:
+                similar += count * other
+            else:
+                dissimilar += count * other
+    return max(1, math.ceil(2 * max(similar, dissimilar) / len(labels)))
 
 
 class AnchorLengths(Sequence[int]):
