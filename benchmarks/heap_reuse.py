@@ -12,14 +12,13 @@ The side that runs first alternates between pairs. Prints every pair's seconds a
 from __future__ import annotations
 
 import argparse
-import csv
 import random
 import statistics
 import subprocess
 import sys
 import time
 
-from common import SST2, report_header, write_result
+from common import SST2, read_sst2, report_header, write_result
 
 
 def one_run(on: bool, threads: int) -> float:
@@ -34,11 +33,10 @@ def one_run(on: bool, threads: int) -> float:
     torch.set_num_threads(threads)
     path = packaged_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    with (SST2 / "train.tsv").open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))[1:4001]
-    encoded = tokenizer([row[0] for row in rows], truncation=True, max_length=128)
-    labels = torch.tensor([int(row[1]) for row in rows])
-    order = sorted(range(len(rows)), key=lambda i: len(encoded["input_ids"][i]))
+    texts, label_ids = read_sst2(SST2 / "train.tsv", limit=4000)
+    encoded = tokenizer(texts, truncation=True, max_length=128)
+    labels = torch.tensor(label_ids)
+    order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
     batches = [order[i : i + 32] for i in range(0, len(order), 32)]
     chosen = random.Random(3).sample(range(len(batches)), 60)
     features = {

@@ -14,28 +14,13 @@ on this CPU (the layers around the products do not get faster either).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from common import report_header, write_result
+from common import median_seconds, report_header, write_result
 
 SHAPES = ((1024, 384, 384), (1024, 384, 1536), (1024, 1536, 384), (1024, 1024, 1024))
-
-
-def median_seconds(call: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of ``call`` after 5 warm-up calls."""
-    for _ in range(5):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def matmul_graphs(m: int, k: int, n: int, folder: Path) -> tuple[Path, Path]:
@@ -75,9 +60,9 @@ def measure(shape: tuple[int, int, int], threads: int, repeats: int, folder: Pat
     }
     x = np.random.default_rng(1).standard_normal((m, k)).astype(np.float32)
     tx, tw = torch.from_numpy(x), torch.randn(k, n)
-    seconds = {"torch_fp32": median_seconds(lambda: tx @ tw, repeats)}
+    seconds = {"torch_fp32": median_seconds(lambda: tx @ tw, repeats, warmup=5)}
     for name, session in sessions.items():
-        seconds[name] = median_seconds(lambda s=session: s.run(None, {"x": x}), repeats)
+        seconds[name] = median_seconds(lambda s=session: s.run(None, {"x": x}), repeats, warmup=5)
     flops = 2 * m * k * n / 1e9
     row = {f"{name}_gflops": round(flops / s, 1) for name, s in seconds.items()}
     return {"shape": list(shape), **row, "int8_over_torch_fp32": round(seconds["torch_fp32"] / seconds["ort_int8"], 2)}
