@@ -15,6 +15,10 @@ metric, training speed and prediction speed, so depth can be traded for speed.
     python benchmarks/rank_vs_finetune.py --report benchmarks/results/rank_vs_finetune.json  # the tables again
     python benchmarks/rank_vs_finetune.py --depth-speed --threads 2   # each depth's prediction speed, machine idle
     python benchmarks/rank_vs_finetune.py --rerank benchmarks/results/rank_vs_finetune.json --sample 500   # smaller sample
+    python benchmarks/rank_vs_finetune.py --rerank benchmarks/results/rank_vs_finetune.json --score-layers mean
+
+``--score-layers mean`` ranks each candidate on the mean of its layers' outputs (``@depth=K+layer=mean``, as Flair's
+TransformerRanker averages layers) while still fine-tuning the candidate itself.
 """
 
 from __future__ import annotations
@@ -73,6 +77,18 @@ def candidate_specs(task: str) -> list[str]:
     """The variants ranked and fine-tuned: depths x poolings (depths only for NER), then the random control."""
     poolings = ("cls",) if task == "ner" else ("cls", "mean")
     return [f"@depth={d}" + ("+pooling=mean" if p == "mean" else "") for d in DEPTHS for p in poolings] + [CONTROL]
+
+
+def scored_spec(spec: str, layers: str) -> str:
+    """The variant a candidate is ranked as: itself, or with ``layers=mean`` its features averaged over its layers.
+
+    Fine-tuning always trains the candidate itself; only the frozen features the estimators see change.
+    """
+    if layers == "last" or "layer=" in spec:
+        return spec
+    if "@" not in spec:
+        return spec + "@layer=mean"
+    return spec + ("" if spec.endswith("@") else "+") + "layer=mean"
 
 
 def base_config(name: str, args: argparse.Namespace, folder: Path) -> Any:
@@ -151,8 +167,9 @@ def study_dataset(name: str, args: argparse.Namespace, folder: Path) -> dict[str
     config = base_config(name, args, folder)
     specs = candidate_specs(config.task)
     candidates = parse_candidates(",".join(specs), default_model=config.model)
+    ranked = parse_candidates(",".join(scored_spec(s, args.score_layers) for s in specs), default_model=config.model)
     started = time.perf_counter()
-    rows, recommended, _ = run_ranking(config, candidates, sample_size=args.sample, output_dir=folder / name / "rank")
+    rows, recommended, _ = run_ranking(config, ranked, sample_size=args.sample, output_dir=folder / name / "rank")
     rank_seconds = time.perf_counter() - started
     epochs = args.epochs
     tuned = {}
@@ -183,14 +200,14 @@ def estimator_seconds(results: dict[str, dict[str, Any]], estimator: str) -> flo
 
 
 def rerank(saved: dict[str, dict[str, Any]], args: argparse.Namespace, folder: Path) -> dict[str, dict[str, Any]]:
-    """Rank the saved datasets' candidates again (another ``--sample``), keeping their fine-tuned metrics."""
+    """Rank the saved datasets' candidates again (another ``--sample`` or ``--score-layers``), keeping their fine-tuning."""
     from nlp_transfer.rank import parse_candidates, run_ranking
 
     results = {}
     for name, old in saved.items():
         config = base_config(name, args, folder)
         specs = list(old["candidates"])
-        candidates = parse_candidates(",".join(specs), default_model=config.model)
+        candidates = parse_candidates(",".join(scored_spec(s, args.score_layers) for s in specs), default_model=config.model)
         started = time.perf_counter()
         rows, recommended, _ = run_ranking(config, candidates, sample_size=args.sample, output_dir=folder / name / "rank")
         fresh = {
@@ -289,6 +306,12 @@ def main() -> int:
         "--rerank", nargs="+", help="saved result JSONs: rank their candidates again with --sample, reuse their fine-tuning"
     )
     parser.add_argument("--depth-speed", action="store_true", help="only measure each depth's prediction speed and stop")
+    parser.add_argument(
+        "--score-layers",
+        choices=("last", "mean"),
+        default="last",
+        help="features the estimators score: each candidate's last layer, or the mean of its layers (@...+layer=mean)",
+    )
     args = parser.parse_args()
     if args.depth_speed:
         setup(args.threads)
@@ -302,7 +325,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="rank-bench-") as tmp:
             results = rerank(saved, args, Path(tmp))
         write_result(
-            f"rank_vs_finetune_sample{args.sample}", {**report_header(args.threads), "settings": vars(args), "datasets": results}
+            f"rank_vs_finetune_sample{args.sample}_{args.score_layers}",
+            {**report_header(args.threads), "settings": vars(args), "datasets": results},
         )
         print(summary_table(results))
         return 0

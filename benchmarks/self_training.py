@@ -1,16 +1,29 @@
-"""Self-training across domains: Amazon reviews of one product domain labelled, another's unlabelled (issue #17).
+"""A new domain: self-training and continued pretraining across Amazon product domains (issue #17).
 
-For each SOURCE:TARGET pair and seed, three runs of the same recipe settings (the default model, full fine-tuning):
+For each SOURCE:TARGET pair and seed, up to six runs of the same recipe settings (the default model, full
+fine-tuning; ``--arms`` picks which):
 
 - ``source_only``: train on SOURCE/train.tsv (10 % held out, seeded, picks the best epoch), test on TARGET/dev.tsv;
 - ``self_training``: the same, plus ``data.unlabeled_file=TARGET/train.tsv`` (its texts only; labels are never read)
   and one round of pseudo-labels (``self_training.*`` at their defaults);
-- ``in_domain``: train on TARGET/train.tsv, test on TARGET/dev.tsv (the upper bound).
+- ``tapt``: ``source_only`` from the model adapted to TARGET's texts (``nlp-transfer adapt`` with
+  recipes/configs/adapt/minilm_tapt.yaml, ``data.train_file=TARGET/train.tsv``, the run's seed, ``--adapt-epochs``);
+  the adapted model is made once per (target, seed) and kept under ``adapted/`` in the results folder (an
+  interrupted adaptation resumes);
+- ``tapt_self_training``: both;
+- ``in_domain``: train on TARGET/train.tsv, test on TARGET/dev.tsv (the upper bound);
+- ``in_domain_tapt``: ``in_domain`` from the adapted model (continued pretraining on the task's own texts, then
+  fine-tuning on their labels).
 
-No setting is chosen on the target: the settings are the SST-2 recipe's. Results are appended to
-``benchmarks/results/self_training_runs.jsonl`` as each run ends, so an interrupted benchmark resumes where it
-stopped; ``--report`` prints the table (mean and spread over seeds, and the share of the source-to-in-domain
-gap that self-training closes).
+``in_domain`` and ``in_domain_tapt`` never read the source, so one run serves every pair into a target; a
+``source_only`` model does not depend on the target, so it is trained once per source and scored on the three
+other domains. Every run is scored on TARGET/dev.tsv (the test) and, transductive, on all 2,000 TARGET reviews
+(train.tsv and dev.tsv; not for the in-domain arms, which trained on train.tsv's labels).
+
+No setting is chosen on the target: the settings are the SST-2 recipe's and the adapt recipe's. Results are appended
+to ``benchmarks/results/self_training_runs.jsonl`` as each run ends, so an interrupted benchmark resumes where it
+stopped; ``--report`` prints the table (mean and spread over seeds, and the share of the source-to-in-domain gap
+that each adaptation closes).
 
     python benchmarks/self_training.py --pairs books:kitchen,electronics:dvd --seeds 0,1 --threads 2
     python benchmarks/self_training.py --report
@@ -28,13 +41,18 @@ from typing import Any
 from common import AMAZON, REPO, append_row, dataset_present, read_rows, results_folder
 
 RUNS_FILE = "self_training_runs.jsonl"
-ARMS = ("source_only", "self_training", "in_domain")
+ADAPT_FILE = "self_training_adapted.jsonl"  # one row per adapted model: held-out masked-LM metrics and time
+ARMS = ("source_only", "self_training", "tapt", "tapt_self_training", "in_domain", "in_domain_tapt")
+IN_DOMAIN = ("in_domain", "in_domain_tapt")
+ADAPTED = ("self_training", "tapt", "tapt_self_training")  # the arms whose share of the gap the report gives
+DOMAINS = ("books", "dvd", "electronics", "kitchen")
+TAPT_CONFIG = REPO / "recipes/configs/adapt/minilm_tapt.yaml"
 
 
 def overrides(arm: str, source: str, target: str, seed: int, output_dir: Path, args: argparse.Namespace) -> list[str]:
     """The recipe overrides of one run."""
-    train = AMAZON / (target if arm == "in_domain" else source) / "train.tsv"
-    values = {
+    train = AMAZON / (target if arm in IN_DOMAIN else source) / "train.tsv"
+    values: dict[str, Any] = {
         "output_dir": output_dir,
         "seed": seed,
         "data.train_file": train,
@@ -46,16 +64,47 @@ def overrides(arm: str, source: str, target: str, seed: int, output_dir: Path, a
         "training.eval_strategy": "epoch",
         "training.torch_threads": args.threads,
     }
-    if arm == "self_training":
+    if arm in ("self_training", "tapt_self_training"):
         values["data.unlabeled_file"] = AMAZON / target / "train.tsv"
+    if "tapt" in arm:
+        values["model"] = adapted_model(target, seed, args)
     return [f"{key}={'null' if value is None else value}" for key, value in values.items()]
 
 
-def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one arm and return its row for the results file."""
+def adapted_model(target: str, seed: int, args: argparse.Namespace) -> Path:
+    """The default model adapted to ``target``'s review texts (masked LM), made on first use and kept."""
+    from nlp_transfer.adapt.run import run_adaptation
+    from nlp_transfer.config import load_config
+    from nlp_transfer.pipeline import METRICS_FILE
+
+    folder = results_folder() / "adapted" / f"{target}-seed{seed}-epochs{args.adapt_epochs}"
+    if (folder / METRICS_FILE).is_file():
+        return folder
+    values = {
+        "output_dir": folder,
+        "seed": seed,
+        "data.train_file": AMAZON / target / "train.tsv",
+        "training.epochs": args.adapt_epochs,
+        "training.torch_threads": args.threads,
+    }
+    config = load_config(TAPT_CONFIG, [f"{key}={value}" for key, value in values.items()])
+    started = time.perf_counter()
+    result = run_adaptation(config, resume=folder.is_dir())
+    row = {"target": target, "seed": seed, "arm": "adapt", "epochs": args.adapt_epochs, "threads": args.threads}
+    row |= {"seconds": round(time.perf_counter() - started, 1), "heldout_before": result.before, "heldout_after": result.after}
+    append_row(results_folder() / ADAPT_FILE, row)
+    return folder
+
+
+def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train one arm; its result rows: one for the pair, or for ``source_only`` one per target domain.
+
+    A source-only model does not depend on the target, so it is trained once and scored on every other domain.
+    """
     from nlp_transfer.config import load_config
     from nlp_transfer.pipeline import run_training
 
+    targets = [d for d in DOMAINS if d != source] if arm == "source_only" else [target]
     with tempfile.TemporaryDirectory() as work:
         config = load_config(
             REPO / "recipes/configs/sentiment/sst2_full.yaml", overrides(arm, source, target, seed, Path(work) / "run", args)
@@ -63,14 +112,41 @@ def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namesp
         started = time.perf_counter()
         result = run_training(config)
         seconds = time.perf_counter() - started
-    row = {"source": source, "target": target, "seed": seed, "arm": arm, "seconds": round(seconds, 1)}
-    row["test_accuracy"] = result.metrics["test"]["accuracy"]
-    row["validation_accuracy"] = result.metrics["validation"]["accuracy"]
+        scores = {name: target_scores(result.output_dir, config.data, name, arm not in IN_DOMAIN) for name in targets}
+    rows = []
+    for name in targets:
+        row = {"source": source, "target": name, "seed": seed, "arm": arm, "seconds": round(seconds, 1), **scores[name]}
+        row["validation_accuracy"] = result.metrics["validation"]["accuracy"]
+        rows.append(row)
     rounds = result.info.get("self_training", {}).get("rounds", [])
     if rounds:
-        row["pseudo_labels"] = rounds[-1].get("pseudo_labels_per_class")
-        row["round_0_validation_accuracy"] = rounds[0]["validation"].get("accuracy")
-    return row
+        rows[0]["pseudo_labels"] = rounds[-1].get("pseudo_labels_per_class")
+        rows[0]["round_0_validation_accuracy"] = rounds[0]["validation"].get("accuracy")
+    return rows
+
+
+def target_scores(run_dir: Path, data: Any, target: str, transductive: bool) -> dict[str, float | None]:
+    """Accuracy on ``target``'s dev.tsv (the test) and, if ``transductive``, on all its reviews (train.tsv and dev.tsv).
+
+    Not transductive for the in-domain arms: they trained on train.tsv's labels.
+    """
+    from nlp_transfer.inference import labelled_file_logits, load_run
+
+    model, task = load_run(run_dir)
+    correct = {}
+    for split in ("dev", "train") if transductive else ("dev",):
+        logits, labels = labelled_file_logits(model, task, str(AMAZON / target / f"{split}.tsv"), data)
+        correct[split] = logits.argmax(-1) == labels
+    every = [*correct["dev"], *correct.get("train", [])]
+    scores = {"test_accuracy": float(correct["dev"].mean()), "transductive_accuracy": None}
+    if transductive:
+        scores["transductive_accuracy"] = float(sum(every) / len(every))
+    return scores
+
+
+def run_key(arm: str, source: str, target: str, seed: int, epochs: int | None) -> tuple:
+    """What makes two runs the same (the in-domain arms never read the source)."""
+    return (arm, None if arm in IN_DOMAIN else source, target, seed, epochs)
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
@@ -78,36 +154,82 @@ def run_benchmark(args: argparse.Namespace) -> int:
     if not dataset_present(AMAZON / "books", "train.tsv", "amazon_multidomain"):
         return 2
     path = results_folder() / RUNS_FILE
-    done = {(r["source"], r["target"], r["seed"], r["arm"], r.get("epochs")) for r in read_rows(path)}
+    done = {run_key(r["arm"], r["source"], r["target"], r["seed"], r.get("epochs")) for r in read_rows(path)}
+    arms = [arm for arm in ARMS if arm in args.arms.split(",")]
     for pair in args.pairs.split(","):
         source, target = pair.split(":")
         for seed in (int(s) for s in args.seeds.split(",")):
-            for arm in ARMS:
-                if (source, target, seed, arm, args.epochs) in done:
+            for arm in arms:
+                key = run_key(arm, source, target, seed, args.epochs)
+                if key in done:
                     continue
-                row = {**run_one(arm, source, target, seed, args), "epochs": args.epochs, "threads": args.threads}
-                append_row(path, row)
+                done.add(key)
+                for row in run_one(arm, source, target, seed, args):
+                    row |= {"epochs": args.epochs, "threads": args.threads}
+                    if "tapt" in arm:
+                        row["adapt_epochs"] = args.adapt_epochs
+                    append_row(path, row)
+                    done.add(run_key(arm, source, row["target"], seed, args.epochs))
     return 0
+
+
+def arm_cells(rows: list[dict[str, Any]], source: str, target: str, metric: str) -> tuple[list[str], dict[str, float]]:
+    """Per arm, "mean ± std (runs)" of ``metric`` (%) over seeds for one pair, and the means."""
+    cells, means = [], {}
+    for arm in ARMS:
+        wanted = run_key(arm, source, target, 0, 0)
+        found = [r for r in rows if run_key(r["arm"], r["source"], r["target"], 0, 0) == wanted]
+        values = [100 * r[metric] for r in found if r.get(metric) is not None]
+        means[arm] = statistics.mean(values) if values else float("nan")
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        cells.append(f"{means[arm]:.1f} ± {spread:.1f} ({len(values)})" if values else "-")
+    return cells, means
+
+
+def gap_closed(means: dict[str, float], arm: str) -> float:
+    """The share (%) of the source-only to in-domain gap that ``arm`` closes (nan without a positive gap)."""
+    gap = means["in_domain"] - means["source_only"]
+    return 100 * (means[arm] - means["source_only"]) / gap if gap > 0 else float("nan")
 
 
 def report(args: argparse.Namespace) -> int:
-    """Print the table: test accuracy per pair and arm (mean ± spread over seeds) and the gap self-training closes."""
+    """Print the tables: accuracy per pair and arm on the target's dev.tsv and on all its reviews (transductive)."""
     rows = read_rows(results_folder() / RUNS_FILE)
-    pairs = sorted({(r["source"], r["target"]) for r in rows})
-    print("| source -> target | seeds | source only | self-training | in-domain | gap closed |")
-    print("|---|---|---|---|---|---|")
-    for source, target in pairs:
-        cells, means = [], {}
-        for arm in ARMS:
-            values = [100 * r["test_accuracy"] for r in rows if (r["source"], r["target"], r["arm"]) == (source, target, arm)]
-            means[arm] = statistics.mean(values) if values else float("nan")
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{means[arm]:.1f} ± {spread:.1f}" if values else "-")
-        seeds = len({r["seed"] for r in rows if (r["source"], r["target"]) == (source, target)})
-        gap = means["in_domain"] - means["source_only"]
-        closed = f"{100 * (means['self_training'] - means['source_only']) / gap:.0f} %" if gap > 0 else "-"
-        print(f"| {source} -> {target} | {seeds} | " + " | ".join(cells) + f" | {closed} |")
+    for metric, title in (("test_accuracy", "target dev.tsv"), ("transductive_accuracy", "all 2,000 target reviews")):
+        print(f"\n{title}: accuracy (%), mean ± std over seeds (runs)\n")
+        metric_table(rows, metric)
+    for row in read_rows(results_folder() / ADAPT_FILE):
+        before, after = row["heldout_before"], row["heldout_after"]
+        print(
+            f"adapted to {row['target']} (seed {row['seed']}, {row['epochs']} epochs, {row['seconds']:.0f} s): held-out "
+            f"masked-LM loss {before['loss']:.3f} -> {after['loss']:.3f}, accuracy {before['masked_accuracy']:.3f} -> "
+            f"{after['masked_accuracy']:.3f}"
+        )
     return 0
+
+
+def metric_table(rows: list[dict[str, Any]], metric: str) -> None:
+    """One table of ``metric`` per pair and arm, the share of the gap each adaptation closes, and their means."""
+    pairs = sorted({(r["source"], r["target"]) for r in rows if r["arm"] not in IN_DOMAIN})
+    print("| source -> target | " + " | ".join(ARMS) + " | " + " | ".join(f"gap closed: {a}" for a in ADAPTED) + " |")
+    print("|---" * (1 + len(ARMS) + len(ADAPTED)) + "|")
+    closed: dict[str, list[float]] = {arm: [] for arm in ADAPTED}
+    for source, target in pairs:
+        cells, means = arm_cells(rows, source, target, metric)
+        shares = [gap_closed(means, arm) for arm in ADAPTED]
+        for arm, share in zip(ADAPTED, shares, strict=True):
+            closed[arm].append(share)
+        print(
+            f"| {source} -> {target} | "
+            + " | ".join(cells)
+            + " | "
+            + " | ".join(f"{v:.0f} %" if v == v else "-" for v in shares)
+            + " |"
+        )
+    for arm, shares in closed.items():
+        known = [share for share in shares if share == share]
+        if known:
+            print(f"{arm}: mean share of the gap closed {statistics.mean(known):.0f} % over {len(known)} pairs")
 
 
 def parse_args() -> argparse.Namespace:
@@ -117,6 +239,8 @@ def parse_args() -> argparse.Namespace:
         "--pairs", default="books:kitchen,electronics:dvd", help="SOURCE:TARGET,... of books, dvd, electronics, kitchen"
     )
     parser.add_argument("--seeds", default="0,1", help="run seeds")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"which runs, of {', '.join(ARMS)} (default all)")
+    parser.add_argument("--adapt-epochs", type=int, default=3, help="masked-LM epochs of the adapted model (default 3)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs of every run (default 2)")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per review (default 128)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")

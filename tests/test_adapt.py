@@ -291,3 +291,27 @@ def test_the_hub_card_of_an_adapted_encoder_says_fill_mask_and_how_to_fine_tune_
     assert "### before" in text and "### after" in text  # held-out masked-LM figures before and after
     files = collect_files(adapted, resolve_mode(adapted, "auto"))
     assert "model.safetensors" in files and "adapt.json" not in files
+
+
+def test_a_new_masked_lm_head_is_announced_with_what_it_cost(tiny_model_dir):
+    """The run's description warns when the head is new (the default model's case), and only then."""
+    from types import SimpleNamespace
+
+    from nlp_transfer.adapt.run import NEW_HEAD_NOTE, describe
+
+    model = torch.nn.Linear(2, 2)
+    prepared = SimpleNamespace(
+        model_name="tiny",
+        model_source="local",
+        model_path=tiny_model_dir,
+        train=[0] * 9,
+        heldout=[0],
+        texts=SimpleNamespace(files=["texts.txt"]),
+        task=SimpleNamespace(words="wordpiece"),
+    )
+    before = {"loss": 10.8, "perplexity": 49000.0}
+    fresh = describe(prepared, model, ["cls.predictions.bias"], before)
+    kept = describe(prepared, model, [], before)
+    assert fresh.endswith(NEW_HEAD_NOTE) and "masked-LM head: new (1 tensors initialised)" in fresh
+    assert NEW_HEAD_NOTE not in kept and "masked-LM head: from the checkpoint" in kept
+    assert "lowered downstream accuracy" in NEW_HEAD_NOTE and "docs/adapt.md" in NEW_HEAD_NOTE

@@ -29,6 +29,11 @@ from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, libra
 from nlp_transfer.training.loop import FitResult, evaluate_model, fit, remove_checkpoints
 from nlp_transfer.transfer import count_parameters
 
+NEW_HEAD_NOTE = (
+    "note: this model ships without a masked-LM head, so a new one learns from scratch while the encoder adapts; "
+    "on the default model that lowered downstream accuracy in every case measured (docs/adapt.md, Measured). "
+    "Fine-tune the base and the adapted model and keep the better on validation, or adapt a model that has its head."
+)
 MARKER_FILE = "adapt.json"  # says "an adaptation run" from the start, so --resume refuses other runs' folders
 
 
@@ -156,6 +161,7 @@ def describe(prepared: Prepared, model: torch.nn.Module, new_head: list[str], be
         f"texts: train {len(prepared.train):,}, held out {len(prepared.heldout):,} ({', '.join(prepared.texts.files)}); "
         f"whole words by {prepared.task.words}\n"
         f"held-out masked-LM loss before: {before['loss']:.4f} (perplexity {before['perplexity']:.1f})"
+        + (f"\n{NEW_HEAD_NOTE}" if new_head else "")
     )
 
 
