@@ -31,7 +31,7 @@ from nlp_transfer.transfer import count_parameters
 
 NEW_HEAD_NOTE = (
     "note: this model ships without a masked-LM head, so a new one learns from scratch while the encoder adapts; "
-    "on the default model that lowered downstream accuracy in every case measured (docs/adapt.md, Measured). "
+    "on the default model that lowered downstream accuracy on average (docs/adapt.md, Measured). "
     "Fine-tune the base and the adapted model and keep the better on validation, or adapt a model that has its head."
 )
 MARKER_FILE = "adapt.json"  # says "an adaptation run" from the start, so --resume refuses other runs' folders
