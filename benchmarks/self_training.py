@@ -49,8 +49,10 @@ DOMAINS = ("books", "dvd", "electronics", "kitchen")
 TAPT_CONFIG = REPO / "recipes/configs/adapt/minilm_tapt.yaml"
 
 
-def overrides(arm: str, source: str, target: str, seed: int, output_dir: Path, args: argparse.Namespace) -> list[str]:
-    """The recipe overrides of one run."""
+def overrides(
+    arm: str, source: str, target: str, seed: int, output_dir: Path, args: argparse.Namespace, model: Path | None
+) -> list[str]:
+    """The recipe overrides of one run; ``model`` replaces the recipe's (an adapted model) when given."""
     train = AMAZON / (target if arm in IN_DOMAIN else source) / "train.tsv"
     values: dict[str, Any] = {
         "output_dir": output_dir,
@@ -66,8 +68,8 @@ def overrides(arm: str, source: str, target: str, seed: int, output_dir: Path, a
     }
     if arm in ("self_training", "tapt_self_training"):
         values["data.unlabeled_file"] = AMAZON / target / "train.tsv"
-    if "tapt" in arm:
-        values["model"] = adapted_model(target, seed, args)
+    if model is not None:
+        values["model"] = model
     return [f"{key}={'null' if value is None else value}" for key, value in values.items()]
 
 
@@ -102,17 +104,19 @@ def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namesp
     A source-only model does not depend on the target, so it is trained once and scored on every other domain.
     """
     from nlp_transfer.config import load_config
+    from nlp_transfer.inference import load_run
     from nlp_transfer.pipeline import run_training
 
     targets = [d for d in DOMAINS if d != source] if arm == "source_only" else [target]
+    model = adapted_model(target, seed, args) if "tapt" in arm else None
     with tempfile.TemporaryDirectory() as work:
-        config = load_config(
-            REPO / "recipes/configs/sentiment/sst2_full.yaml", overrides(arm, source, target, seed, Path(work) / "run", args)
-        )
+        values = overrides(arm, source, target, seed, Path(work) / "run", args, model)
+        config = load_config(REPO / "recipes/configs/sentiment/sst2_full.yaml", values)
         started = time.perf_counter()
         result = run_training(config)
         seconds = time.perf_counter() - started
-        scores = {name: target_scores(result.output_dir, config.data, name, arm not in IN_DOMAIN) for name in targets}
+        trained = load_run(result.output_dir)
+        scores = {name: target_scores(*trained, config.data, name, arm not in IN_DOMAIN) for name in targets}
     rows = []
     for name in targets:
         row = {"source": source, "target": name, "seed": seed, "arm": arm, "seconds": round(seconds, 1), **scores[name]}
@@ -125,23 +129,23 @@ def run_one(arm: str, source: str, target: str, seed: int, args: argparse.Namesp
     return rows
 
 
-def target_scores(run_dir: Path, data: Any, target: str, transductive: bool) -> dict[str, float | None]:
+def target_scores(model: Any, task: Any, data: Any, target: str, transductive: bool) -> dict[str, float | None]:
     """Accuracy on ``target``'s dev.tsv (the test) and, if ``transductive``, on all its reviews (train.tsv and dev.tsv).
 
     Not transductive for the in-domain arms: they trained on train.tsv's labels.
     """
-    from nlp_transfer.inference import labelled_file_logits, load_run
+    import numpy as np
 
-    model, task = load_run(run_dir)
-    correct = {}
+    from nlp_transfer.inference import labelled_file_logits
+
+    correct = []
     for split in ("dev", "train") if transductive else ("dev",):
         logits, labels = labelled_file_logits(model, task, str(AMAZON / target / f"{split}.tsv"), data)
-        correct[split] = logits.argmax(-1) == labels
-    every = [*correct["dev"], *correct.get("train", [])]
-    scores = {"test_accuracy": float(correct["dev"].mean()), "transductive_accuracy": None}
-    if transductive:
-        scores["transductive_accuracy"] = float(sum(every) / len(every))
-    return scores
+        correct.append(logits.argmax(-1) == labels)
+    return {
+        "test_accuracy": float(correct[0].mean()),
+        "transductive_accuracy": float(np.concatenate(correct).mean()) if transductive else None,
+    }
 
 
 def run_key(arm: str, source: str, target: str, seed: int, epochs: int | None) -> tuple:

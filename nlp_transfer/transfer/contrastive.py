@@ -104,10 +104,11 @@ class ContrastiveFewShot(Strategy):
         options, training = self.options, run.config.training
         train_rows = batch_rows(run.splits["train"], TEXT_COLUMNS)
         train_labels = run.splits["train"]["labels"][:]
-        check_pairable(label_sets(train_labels), run.task.labels)
+        sets = label_sets(train_labels)
+        check_pairable(sets, run.task.labels)
         per_example = options.contrastive_pairs
         if per_example == "setfit":
-            per_example = setfit_pairs_per_example(label_sets(train_labels))
+            per_example = setfit_pairs_per_example(sets)
         pairs = PairRows(train_rows, train_labels, per_example, run.config.seed)
         validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
         validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"][:], 2, run.config.seed + 1))
