@@ -15,7 +15,7 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import load_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.rank import Candidate, encode_candidate, parse_candidates, run_ranking
-from nlp_transfer.rank.candidates import hidden_state
+from nlp_transfer.rank.candidates import SharedEncodingMismatch, encode_shared, hidden_state
 from nlp_transfer.tasks import build_task_and_data
 from tests.conftest import REPO, shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
 
@@ -98,6 +98,58 @@ def test_depth_and_layer_variants_give_the_same_features(sentiment_config, tiny_
     assert by_depth.features.shape == (40, 64) and sorted(set(by_depth.labels)) == [0, 1]
 
 
+def test_variants_of_one_model_share_one_pass_with_the_features_each_would_get_alone(sentiment_config, tiny_model_dir):
+    """One pass of the whole model gives every variant (depth, layer, pooling) what encoding it alone gives."""
+    _, _, overrides = sentiment_config
+    task, data = build_task_and_data(load_config(None, overrides))
+    sample = data.splits["train"].select(range(40))
+    group = [
+        Candidate(tiny_model_dir),
+        Candidate(tiny_model_dir, depth=1),
+        Candidate(tiny_model_dir, depth=1, layer="mean", pooling="mean"),
+        Candidate(tiny_model_dir, layer="mean"),
+        Candidate(tiny_model_dir, layer=0, pooling="mean"),
+    ]
+    shared = encode_shared(group, task, sample, batch_size=16)
+    for candidate, together in zip(group, shared, strict=True):
+        alone = encode_candidate(candidate, task, sample, batch_size=16)
+        np.testing.assert_allclose(together.features, alone.features, atol=1e-5, err_msg=candidate.name)
+        np.testing.assert_array_equal(together.labels, alone.labels)
+        assert (together.parameters, together.layers) == (alone.parameters, alone.layers), candidate.name
+        assert together.shared_by == 5 and alone.shared_by == 1
+    assert not np.allclose(shared[0].features, shared[1].features)  # the variants really differ
+
+
+def test_a_model_whose_cut_output_differs_is_encoded_variant_by_variant(sentiment_config, tiny_model_dir, monkeypatch):
+    """Planted fault: a step after the layer stack (as a final norm) rewrites the last hidden state, so the model
+    cut to 1 layer no longer outputs hidden state 1. The shared pass notices on its first batch; ranking falls
+    back to one pass per variant and still gets each variant's own features."""
+    import nlp_transfer.rank.candidates as candidates_module
+
+    original = candidates_module.load_encoder
+
+    def with_final_step(candidate, task, *, seed=0):
+        model, own_task = original(candidate, task, seed=seed)
+
+        def rewrite_last(module, inputs, output):
+            output.hidden_states = (*output.hidden_states[:-1], output.hidden_states[-1] * 2.0)
+            return output
+
+        model.register_forward_hook(rewrite_last)
+        return model, own_task
+
+    monkeypatch.setattr(candidates_module, "load_encoder", with_final_step)
+    tmp_path, _, overrides = sentiment_config
+    config = load_config(None, overrides)
+    task, data = build_task_and_data(config)
+    sample = data.splits["train"].select(range(40))
+    group = [Candidate(tiny_model_dir), Candidate(tiny_model_dir, depth=1)]
+    with pytest.raises(SharedEncodingMismatch, match="cut to 1 layers"):
+        encode_shared(group, task, sample, batch_size=16)
+    rows, _, _ = run_ranking(config, group, sample_size=40, output_dir=tmp_path / "rank")
+    assert [(r.error, r.encode_shared_by, r.layers) for r in rows] == [(None, 1, 2), (None, 1, 1)]
+
+
 def test_a_windows_run_is_ranked_on_one_feature_row_per_text(sentiment_config, tiny_model_dir):
     """With training.long_text=windows each text's windows are encoded and averaged: rows and labels stay per text."""
     _, _, overrides = sentiment_config
@@ -160,6 +212,8 @@ def test_rank_cli_ranks_hub_candidates_and_writes_the_report(tmp_path, tiny_mode
         assert all(np.isfinite(rows[name][e]) for e in ("logme", "hscore", "knn", "linear_probe"))
         assert rows[name]["encode_seconds"] > 0 and rows[name]["parameters"] > 0
     assert rows["tiny/alpha@depth=1"]["layers"] == 1 and rows["tiny/alpha"]["layers"] == 2
+    assert rows["tiny/alpha@depth=1"]["encode_shared_by"] == rows["tiny/alpha"]["encode_shared_by"] == 2  # one pass
+    assert rows["tiny/beta@pooling=mean"]["encode_shared_by"] == 1
     assert rows[str(broken)]["error"] and "logme" not in rows[str(broken)]
     assert report["recommended"] == max((r for r in report["candidates"] if r["error"] is None), key=lambda r: r["logme"])["name"]
     assert report["sample"] == 150 and (out / "rank.png").stat().st_size > 0

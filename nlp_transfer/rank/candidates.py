@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ from nlp_transfer.tasks.windows import DOCUMENT_COLUMN, document_labels, pool_wi
 from nlp_transfer.training.batches import LengthSortedBatches
 from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.feature_extraction import pool
+from nlp_transfer.transfer.layers import find_layer_stack
 
 IGNORE = -100
 VARIANT_KEYS = ("layer", "pooling", "depth", "init")
@@ -112,6 +114,8 @@ class CandidateFeatures:
     encode_seconds: float
     parameters: int
     layers: int
+    #: how many candidates one encoding pass served (its seconds are shared equally among them)
+    shared_by: int = 1
 
 
 def load_encoder(candidate: Candidate, task: Any, *, seed: int = 0) -> tuple[torch.nn.Module, Any]:
@@ -135,20 +139,34 @@ def load_encoder(candidate: Candidate, task: Any, *, seed: int = 0) -> tuple[tor
     return model.eval(), own_task
 
 
-def hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int | str | None) -> torch.Tensor:
-    """The token states (batch, tokens, width) at ``layer``: an index into the hidden states, ``mean`` of the layers, or the last."""
+def model_states(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Every hidden state of ``model`` for ``batch``: the embeddings' output, then each layer's."""
     inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     output = model(**inputs, output_hidden_states=True, return_dict=True)
     states = getattr(output, "hidden_states", None)
     if not states:
         raise UserError(f"{type(model).__name__} does not return hidden states; it cannot be ranked on its features.")
+    return tuple(states)
+
+
+def select_layer(states: Sequence[torch.Tensor], layer: int | str | None, top: int | None = None) -> torch.Tensor:
+    """The token states at ``layer`` as a model cut to its bottom ``top`` layers gives them (``top``: all of them).
+
+    ``layer`` is an index into ``states``, ``mean`` (the mean of layers 1 to ``top``) or None (layer ``top``).
+    """
+    top = len(states) - 1 if top is None else top
     if layer is None:
-        return states[-1]
+        return states[top]
     if layer == "mean":
-        return torch.stack(states[1:]).mean(dim=0)
-    if not 0 <= int(layer) < len(states):
-        raise UserError(f"layer={layer}: the model has hidden states 0 (embeddings) to {len(states) - 1}; choose one of those.")
+        return torch.stack(tuple(states[1 : top + 1])).mean(dim=0)
+    if not 0 <= int(layer) <= top:
+        raise UserError(f"layer={layer}: the model has hidden states 0 (embeddings) to {top}; choose one of those.")
     return states[int(layer)]
+
+
+def hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int | str | None) -> torch.Tensor:
+    """The token states (batch, tokens, width) at ``layer``: an index into the hidden states, ``mean`` of the layers, or the last."""
+    return select_layer(model_states(model, batch), layer)
 
 
 def encode_candidate(
@@ -161,30 +179,112 @@ def encode_candidate(
     """
     model, own_task = load_encoder(candidate, task, seed=seed)
     model.to(device)
-    started = time.perf_counter()
-    tokenized = own_task.preprocess(sample, "rank")
-    rows = tokenized.select_columns([c for c in tokenized.column_names if c in own_task.batch_columns]).to_list()
     token_level = "tags" in sample.column_names
 
     def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         states = hidden_state(model, batch, candidate.layer).float()
         return states if token_level else pool(states, batch.get("attention_mask"), candidate.pooling)
 
-    batches = LengthSortedBatches.build(rows, own_task.collator(), batch_size)
-    outputs, labels = batches.outputs(forward, device=device)
+    features, labels, seconds = _features_of_sample(forward, own_task, sample, batch_size=batch_size, device=device)
+    parameters = sum(p.numel() for p in model.parameters())
+    return CandidateFeatures(features, labels, seconds, parameters, encoder_depth(model))
+
+
+class SharedEncodingMismatch(Exception):
+    """The model cut to K layers does not output its K-th hidden state (a norm after the stack, say): encode apart."""
+
+
+def encode_shared(
+    candidates: Sequence[Candidate],
+    task: Any,
+    sample: Any,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> list[CandidateFeatures]:
+    """The features of several variants of one model (same ``model`` and ``init``) from one pass over ``sample``.
+
+    Every variant reads the whole model's hidden states: a ``depth=K`` variant takes the K-th, which is what
+    the model cut to its bottom K layers outputs when nothing follows the layer stack. That is checked on the
+    first batch for every depth asked for (the model is cut and run once); where it does not hold this raises
+    :class:`SharedEncodingMismatch` and the caller encodes the variants one by one. Each variant is charged an
+    equal share of the pass's seconds.
+    """
+    first = candidates[0]
+    if any((c.model, c.init) != (first.model, first.init) for c in candidates):
+        raise ValueError("encode_shared needs variants of one model with one init")
+    model, own_task = load_encoder(Candidate(first.model, init=first.init), task, seed=seed)
+    model.to(device)
+    full = encoder_depth(model)
+    tops = [full if c.depth is None else c.depth for c in candidates]
+    if max(tops) > full:
+        raise UserError(f"depth={max(tops)}: the model has {full} encoder layers; choose a depth from 1 to {full}.")
+    token_level = "tags" in sample.column_names
+    checked: list[bool] = []
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        states = model_states(model, batch)
+        if not checked:
+            _check_cut_outputs(model, batch, states, sorted(set(tops) - {full}))
+            checked.append(True)
+        features = [select_layer(states, c.layer, top).float() for c, top in zip(candidates, tops, strict=True)]
+        if not token_level:
+            mask = batch.get("attention_mask")
+            features = [pool(f, mask, c.pooling) for f, c in zip(features, candidates, strict=True)]
+        return torch.cat(features, dim=-1)
+
+    features, labels, seconds = _features_of_sample(forward, own_task, sample, batch_size=batch_size, device=device)
+    total = sum(p.numel() for p in model.parameters())
+    _, stack = find_layer_stack(model)
+    return [
+        CandidateFeatures(
+            part,
+            labels,
+            round(seconds / len(candidates), 2),
+            total - sum(p.numel() for layer in stack[top:] for p in layer.parameters()),
+            top,
+            shared_by=len(candidates),
+        )
+        for part, top in zip(np.split(features, len(candidates), axis=-1), tops, strict=True)
+    ]
+
+
+def _check_cut_outputs(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], states: Sequence[torch.Tensor], depths: list[int]
+) -> None:
+    """Raise :class:`SharedEncodingMismatch` unless the model cut to each depth K outputs ``states[K]``."""
+    _, stack = find_layer_stack(model)
+    for depth in depths:
+        removed = list(stack[depth:])
+        del stack[depth:]
+        try:
+            cut = model_states(model, batch)[-1]
+        finally:
+            stack.extend(removed)
+        if not torch.allclose(cut.float(), states[depth].float(), rtol=1e-4, atol=1e-4):
+            raise SharedEncodingMismatch(f"the model cut to {depth} layers does not output its hidden state {depth}")
+
+
+def _features_of_sample(
+    forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], task: Any, sample: Any, *, batch_size: int, device: Any
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``forward``'s features of every row of ``sample`` with their labels, and the seconds it took.
+
+    NER keeps one row per word (its first piece); a windows run averages each text's windows into one row.
+    """
+    started = time.perf_counter()
+    tokenized = task.preprocess(sample, "rank")
+    rows = tokenized.select_columns([c for c in tokenized.column_names if c in task.batch_columns]).to_list()
+    batches = LengthSortedBatches.build(rows, task.collator(), batch_size)
+    outputs, labels = batches.outputs(forward, device=device)  # under inference_mode
     if labels is None:
         raise UserError("the ranking sample has no labels; rank needs the run's labelled training data (data.train_file).")
-    if token_level:
+    if "tags" in sample.column_names:
         keep = labels != IGNORE
         outputs, labels = outputs[keep], labels[keep]
     elif DOCUMENT_COLUMN in tokenized.column_names:  # a windows run: one feature row per text, its windows' mean
         documents = tokenized[DOCUMENT_COLUMN]
         outputs = pool_windows(outputs, documents, len(sample), "mean")
         labels = document_labels(labels, documents, len(sample))
-    return CandidateFeatures(
-        features=outputs,
-        labels=labels.astype(np.int64),
-        encode_seconds=round(time.perf_counter() - started, 2),
-        parameters=sum(p.numel() for p in model.parameters()),
-        layers=encoder_depth(model),
-    )
+    return outputs, labels.astype(np.int64), round(time.perf_counter() - started, 2)

@@ -1,9 +1,10 @@
 """``nlp-transfer rank``: score candidate source models on a sample of the run's data, before any training.
 
-Each candidate encodes the same sample of the training split once; the estimators score its frozen
-features against the labels (:mod:`nlp_transfer.rank.estimators`). The report is a table (score per
-estimator, encoding time, parameters), ``rank.json``, ``rank.md`` and a plot, and names the candidate
-with the best score of the chosen estimator. A candidate that fails to load or encode is reported
+Each candidate encodes the same sample of the training split once (variants of one model share one pass:
+their features are read off the same hidden states); the estimators score its frozen features against the
+labels (:mod:`nlp_transfer.rank.estimators`). The report is a table (score per estimator, encoding time,
+parameters), ``rank.json``, ``rank.md`` and a plot, and names the candidate with the best score of the chosen
+estimator. A candidate that fails to load or encode is reported
 with its error and the others still rank.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.errors import UserError
-from nlp_transfer.rank.candidates import Candidate, encode_candidate
+from nlp_transfer.rank.candidates import Candidate, CandidateFeatures, encode_candidate, encode_shared
 from nlp_transfer.rank.estimators import ESTIMATORS, score_features
 
 #: the estimator that names the recommended candidate unless told otherwise
@@ -34,6 +35,8 @@ class RankRow:
     encode_seconds: float | None = None
     parameters: int | None = None
     layers: int | None = None
+    #: how many candidates shared the encoding pass (encode_seconds is this candidate's equal share)
+    encode_shared_by: int = 1
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -75,6 +78,13 @@ def score_candidate(
         return RankRow(candidate.name, error=str(err))
     except Exception as err:  # a corrupt file, an odd architecture: this candidate fails, the others still rank
         return RankRow(candidate.name, error=f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
+    return scored_row(candidate, encoded, task, sample, config, estimators)
+
+
+def scored_row(
+    candidate: Candidate, encoded: CandidateFeatures, task: Any, sample: Any, config: RunConfig, estimators: Sequence[str]
+) -> RankRow:
+    """The estimators' scores of one candidate's encoded features, as a table row."""
     metric = "f1_macro" if "tags" in sample.column_names else "f1_micro" if task.multi_label else "accuracy"
     scores = score_features(
         encoded.features,
@@ -84,7 +94,30 @@ def score_candidate(
         seed=config.seed,
         estimators=list(estimators),
     )
-    return RankRow(candidate.name, scores, encoded.encode_seconds, encoded.parameters, encoded.layers)
+    return RankRow(candidate.name, scores, encoded.encode_seconds, encoded.parameters, encoded.layers, encoded.shared_by)
+
+
+def encoding_groups(candidates: Sequence[Candidate]) -> list[list[Candidate]]:
+    """The candidates that one pass can encode together: variants of one model with one ``init``, in first-seen order."""
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault((candidate.model, candidate.init), []).append(candidate)
+    return list(groups.values())
+
+
+def score_group(
+    group: Sequence[Candidate], task: Any, sample: Any, config: RunConfig, estimators: Sequence[str], device: Any
+) -> list[RankRow]:
+    """Rows for variants of one model, encoded in one pass; one at a time where that cannot be (each keeps its own error)."""
+    if len(group) > 1:
+        try:
+            encoded = encode_shared(
+                group, task, sample, batch_size=config.training.eval_batch_size, device=device, seed=config.seed
+            )
+            return [scored_row(c, e, task, sample, config, estimators) for c, e in zip(group, encoded, strict=True)]
+        except Exception:  # a bad variant, a norm after the layer stack, a model that fails to load: one at a time
+            pass
+    return [score_candidate(c, task, sample, config, estimators, device) for c in group]
 
 
 def recommend(rows: Sequence[RankRow], by: str) -> str | None:
@@ -174,10 +207,12 @@ def run_ranking(
     sample = sample_split(data.splits["train"], sample_size, config.seed)
     check_sample(sample)
     device = PartialState().device
-    rows = []
-    for candidate in candidates:
-        rows.append(score_candidate(candidate, task, sample, config, estimators, device))
-        print(f"rank: {candidate.name}: " + (rows[-1].error or ", ".join(f"{e} {rows[-1].scores[e]:.4f}" for e in estimators)))
+    scored: dict[str, RankRow] = {}
+    for group in encoding_groups(candidates):
+        for row in score_group(group, task, sample, config, estimators, device):
+            scored[row.name] = row
+            print(f"rank: {row.name}: " + (row.error or ", ".join(f"{e} {row.scores[e]:.4f}" for e in estimators)))
+    rows = [scored[c.name] for c in candidates]
     if all(r.error is not None for r in rows):  # each error is printed above; the message says so once
         raise UserError(f"no candidate could be scored ({len(rows)} failed, each with its reason above); fix them and rerun.")
     meta = {"task": config.task, "sample": len(sample), "estimators": estimators}
