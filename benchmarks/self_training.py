@@ -197,8 +197,14 @@ def gap_closed(means: dict[str, float], arm: str) -> float:
 
 
 def report(args: argparse.Namespace) -> int:
-    """Print the tables: accuracy per pair and arm on the target's dev.tsv and on all its reviews (transductive)."""
-    rows = read_rows(results_folder() / RUNS_FILE)
+    """Print the tables: accuracy per pair and arm on the target's dev.tsv and on all its reviews (transductive).
+
+    Only runs of ``--epochs`` epochs are in the tables.
+    """
+    every = read_rows(results_folder() / RUNS_FILE)
+    rows = [r for r in every if r.get("epochs", args.epochs) == args.epochs]  # runs of other lengths are not comparable
+    if len(rows) < len(every):
+        print(f"{len(every) - len(rows)} runs of another --epochs left out (the table is for --epochs {args.epochs})")
     for metric, title in (("test_accuracy", "target dev.tsv"), ("transductive_accuracy", "all 2,000 target reviews")):
         print(f"\n{title}: accuracy (%), mean ± std over seeds (runs)\n")
         metric_table(rows, metric)
@@ -218,11 +224,15 @@ def metric_table(rows: list[dict[str, Any]], metric: str) -> None:
     print("| source -> target | " + " | ".join(ARMS) + " | " + " | ".join(f"gap closed: {a}" for a in ADAPTED) + " |")
     print("|---" * (1 + len(ARMS) + len(ADAPTED)) + "|")
     closed: dict[str, list[float]] = {arm: [] for arm in ADAPTED}
+    gains: dict[str, list[tuple[float, float]]] = {arm: [] for arm in ADAPTED}  # (arm - source, in-domain - source)
     for source, target in pairs:
         cells, means = arm_cells(rows, source, target, metric)
         shares = [gap_closed(means, arm) for arm in ADAPTED]
         for arm, share in zip(ADAPTED, shares, strict=True):
             closed[arm].append(share)
+            gain, gap = means[arm] - means["source_only"], means["in_domain"] - means["source_only"]
+            if gain == gain and gap == gap:
+                gains[arm].append((gain, gap))
         print(
             f"| {source} -> {target} | "
             + " | ".join(cells)
@@ -234,6 +244,12 @@ def metric_table(rows: list[dict[str, Any]], metric: str) -> None:
         known = [share for share in shares if share == share]
         if known:
             print(f"{arm}: mean share of the gap closed {statistics.mean(known):.0f} % over {len(known)} pairs")
+        if gains[arm]:  # a pair with a gap near zero makes its share explode: the pooled figure does not
+            gain, gap = (statistics.mean(values) for values in zip(*gains[arm], strict=True))
+            print(
+                f"{arm}: mean gain {gain:+.2f} points against a mean gap of {gap:.2f} over {len(gains[arm])} pairs"
+                + (f" ({100 * gain / gap:.0f} % of it)" if gap > 0 else "")
+            )
 
 
 def parse_args() -> argparse.Namespace:
