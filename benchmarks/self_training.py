@@ -9,7 +9,8 @@ fine-tuning; ``--arms`` picks which):
 - ``tapt``: ``source_only`` from the model adapted to TARGET's texts (``nlp-transfer adapt`` with
   recipes/configs/adapt/minilm_tapt.yaml, ``data.train_file=TARGET/train.tsv``, the run's seed, ``--adapt-epochs``);
   the adapted model is made once per (target, seed) and kept under ``adapted/`` in the results folder (an
-  interrupted adaptation resumes);
+  interrupted adaptation resumes); with ``--adapt-head-epochs H`` the new masked-LM head first trains alone for H
+  epochs (``strategy=frozen``) and the adaptation starts from it (its runs are kept and reported apart);
 - ``tapt_self_training``: both;
 - ``in_domain``: train on TARGET/train.tsv, test on TARGET/dev.tsv (the upper bound);
 - ``in_domain_tapt``: ``in_domain`` from the adapted model (continued pretraining on the task's own texts, then
@@ -74,25 +75,43 @@ def overrides(
 
 
 def adapted_model(target: str, seed: int, args: argparse.Namespace) -> Path:
-    """The default model adapted to ``target``'s review texts (masked LM), made on first use and kept."""
+    """The default model adapted to ``target``'s review texts (masked LM), made on first use and kept.
+
+    With ``--adapt-head-epochs H`` the new masked-LM head is first trained alone for H epochs (``strategy=frozen``),
+    and the whole-model adaptation starts from that folder.
+    """
+    name = f"{target}-seed{seed}" + (f"-head{args.adapt_head_epochs}" if args.adapt_head_epochs else "")
+    start = adapt_once(results_folder() / "adapted" / f"{name}-headonly", target, seed, args, head_only=True)
+    return adapt_once(results_folder() / "adapted" / f"{name}-epochs{args.adapt_epochs}", target, seed, args, start=start)
+
+
+def adapt_once(
+    folder: Path, target: str, seed: int, args: argparse.Namespace, *, head_only: bool = False, start: Path | None = None
+) -> Path | None:
+    """One ``nlp-transfer adapt`` run into ``folder`` (kept, resumed if interrupted); None for a head-only run not asked for."""
     from nlp_transfer.adapt.run import run_adaptation
     from nlp_transfer.config import load_config
     from nlp_transfer.pipeline import METRICS_FILE
 
-    folder = results_folder() / "adapted" / f"{target}-seed{seed}-epochs{args.adapt_epochs}"
+    epochs = args.adapt_head_epochs if head_only else args.adapt_epochs
+    if not epochs:
+        return None
     if (folder / METRICS_FILE).is_file():
         return folder
     values = {
         "output_dir": folder,
         "seed": seed,
         "data.train_file": AMAZON / target / "train.tsv",
-        "training.epochs": args.adapt_epochs,
+        "training.epochs": epochs,
         "training.torch_threads": args.threads,
+        **({"strategy": "frozen"} if head_only else {}),
+        **({"model": start} if start else {}),
     }
     config = load_config(TAPT_CONFIG, [f"{key}={value}" for key, value in values.items()])
     started = time.perf_counter()
     result = run_adaptation(config, resume=folder.is_dir())
-    row = {"target": target, "seed": seed, "arm": "adapt", "epochs": args.adapt_epochs, "threads": args.threads}
+    arm = "adapt_head_only" if head_only else "adapt" + ("_after_head" if start else "")
+    row = {"target": target, "seed": seed, "arm": arm, "epochs": epochs, "threads": args.threads}
     row |= {"seconds": round(time.perf_counter() - started, 1), "heldout_before": result.before, "heldout_after": result.after}
     append_row(results_folder() / ADAPT_FILE, row)
     return folder
@@ -153,12 +172,19 @@ def run_key(arm: str, source: str, target: str, seed: int, epochs: int | None) -
     return (arm, None if arm in IN_DOMAIN else source, target, seed, epochs)
 
 
+def comparable(row: dict[str, Any], args: argparse.Namespace) -> bool:
+    """Whether a stored run was made as ``args`` would make it: a continued-pretraining arm with the same head warm-up."""
+    return "tapt" not in row["arm"] or row.get("adapt_head_epochs", 0) == args.adapt_head_epochs
+
+
 def run_benchmark(args: argparse.Namespace) -> int:
     """Run every pending (pair, seed, arm), appending each result as it ends."""
     if not dataset_present(AMAZON / "books", "train.tsv", "amazon_multidomain"):
         return 2
     path = results_folder() / RUNS_FILE
-    done = {run_key(r["arm"], r["source"], r["target"], r["seed"], r.get("epochs")) for r in read_rows(path)}
+    done = {
+        run_key(r["arm"], r["source"], r["target"], r["seed"], r.get("epochs")) for r in read_rows(path) if comparable(r, args)
+    }
     arms = [arm for arm in ARMS if arm in args.arms.split(",")]
     for pair in args.pairs.split(","):
         source, target = pair.split(":")
@@ -172,6 +198,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
                     row |= {"epochs": args.epochs, "threads": args.threads}
                     if "tapt" in arm:
                         row["adapt_epochs"] = args.adapt_epochs
+                        row["adapt_head_epochs"] = args.adapt_head_epochs
                     append_row(path, row)
                     done.add(run_key(arm, source, row["target"], seed, args.epochs))
     return 0
@@ -199,19 +226,22 @@ def gap_closed(means: dict[str, float], arm: str) -> float:
 def report(args: argparse.Namespace) -> int:
     """Print the tables: accuracy per pair and arm on the target's dev.tsv and on all its reviews (transductive).
 
-    Only runs of ``--epochs`` epochs are in the tables.
+    Only runs of ``--epochs`` epochs (and continued-pretraining runs of ``--adapt-head-epochs``) are in the tables.
     """
     every = read_rows(results_folder() / RUNS_FILE)
-    rows = [r for r in every if r.get("epochs", args.epochs) == args.epochs]  # runs of other lengths are not comparable
+    rows = [r for r in every if r.get("epochs", args.epochs) == args.epochs and comparable(r, args)]
     if len(rows) < len(every):
-        print(f"{len(every) - len(rows)} runs of another --epochs left out (the table is for --epochs {args.epochs})")
+        print(
+            f"{len(every) - len(rows)} runs of another --epochs or --adapt-head-epochs left out "
+            f"(the tables are for --epochs {args.epochs} --adapt-head-epochs {args.adapt_head_epochs})"
+        )
     for metric, title in (("test_accuracy", "target dev.tsv"), ("transductive_accuracy", "all 2,000 target reviews")):
         print(f"\n{title}: accuracy (%), mean ± std over seeds (runs)\n")
         metric_table(rows, metric)
     for row in read_rows(results_folder() / ADAPT_FILE):
         before, after = row["heldout_before"], row["heldout_after"]
         print(
-            f"adapted to {row['target']} (seed {row['seed']}, {row['epochs']} epochs, {row['seconds']:.0f} s): held-out "
+            f"{row['arm']}: {row['target']} (seed {row['seed']}, {row['epochs']} epochs, {row['seconds']:.0f} s): held-out "
             f"masked-LM loss {before['loss']:.3f} -> {after['loss']:.3f}, accuracy {before['masked_accuracy']:.3f} -> "
             f"{after['masked_accuracy']:.3f}"
         )
@@ -261,6 +291,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", default="0,1", help="run seeds")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"which runs, of {', '.join(ARMS)} (default all)")
     parser.add_argument("--adapt-epochs", type=int, default=3, help="masked-LM epochs of the adapted model (default 3)")
+    parser.add_argument(
+        "--adapt-head-epochs", type=int, default=0, help="first train the new masked-LM head alone this many epochs (default 0)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs of every run (default 2)")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per review (default 128)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")

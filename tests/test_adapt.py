@@ -315,3 +315,26 @@ def test_a_new_masked_lm_head_is_announced_with_what_it_cost(tiny_model_dir):
     assert fresh.endswith(NEW_HEAD_NOTE) and "masked-LM head: new (1 tensors initialised)" in fresh
     assert NEW_HEAD_NOTE not in kept and "masked-LM head: from the checkpoint" in kept
     assert "lowered downstream accuracy" in NEW_HEAD_NOTE and "docs/adapt.md" in NEW_HEAD_NOTE
+
+
+def test_strategy_frozen_trains_the_head_alone_and_a_later_run_starts_from_it(tiny_model_dir, texts, tmp_path):
+    """strategy=frozen: the encoder (and the decoder tied to its embeddings) stays bit for bit, the new head learns,
+    and the folder it writes is a model whose head the next adaptation loads instead of initialising one."""
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    from nlp_transfer.adapt.model import build_masked_lm
+
+    head_run = tmp_path / "head"
+    assert run_adapt(adapt_args(tiny_model_dir, texts, head_run, strategy="frozen", **{"training.epochs": 1})) == 0
+    start, after = AutoModel.from_pretrained(tiny_model_dir).state_dict(), AutoModel.from_pretrained(head_run).state_dict()
+    assert all(torch.equal(start[k], after[k]) for k in start)  # the whole encoder, embeddings included
+    built, new_head = build_masked_lm(tiny_model_dir, "tiny", allow_pickle=False, trust_remote_code=False)
+    trained = AutoModelForMaskedLM.from_pretrained(head_run).state_dict()
+    initial = built.state_dict()
+    assert new_head and all(not torch.equal(initial[k], trained[k]) for k in new_head if k.endswith(".weight"))
+    metrics = json.loads((head_run / "metrics.json").read_text())
+    info = json.loads((head_run / "run_info.json").read_text())
+    assert metrics["after"]["loss"] < metrics["before"]["loss"] - 0.2  # the head alone learns (10.4 -> 10.0 here)
+    assert info["strategy"] == "frozen" and info["trainable_parameters"] < info["total_parameters"] / 2
+    _, second_new = build_masked_lm(str(head_run), "head", allow_pickle=False, trust_remote_code=False)
+    assert second_new == []  # the whole-model run that follows starts from the trained head

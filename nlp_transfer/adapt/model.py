@@ -46,6 +46,17 @@ def build_masked_lm(path: str, name: str, *, allow_pickle: bool, trust_remote_co
     return model, new
 
 
+def train_head_only(model: PreTrainedModel) -> None:
+    """Freeze the encoder (and so the decoder tied to its word embeddings): only the masked-LM head's own weights learn.
+
+    The first step for a model that ships without a head (``strategy=frozen``): the new head fits the encoder as it
+    is, so a later whole-model run starts from a trained head rather than sending a random one's gradients into the
+    encoder.
+    """
+    for parameter in model.base_model.parameters():
+        parameter.requires_grad_(False)
+
+
 def tied(model: PreTrainedModel) -> bool:
     """Whether the output (decoder) weights are the input word embeddings themselves."""
     output = model.get_output_embeddings()

@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 
 from nlp_transfer import pipeline
 from nlp_transfer.adapt.masking import MaskEpoch, check_maskable
-from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build_masked_lm, save_adapted
+from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build_masked_lm, save_adapted, train_head_only
 from nlp_transfer.adapt.task import MaskedLMTask
 from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts
 from nlp_transfer.config import RunConfig, config_to_dict
@@ -74,6 +74,8 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     keep = base_weights_to_keep(
         prepared.model_path, model, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code
     )
+    if head_only(config):
+        train_head_only(model)
     if resume:
         check_resumed_config(config, output_dir)
     prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
@@ -135,16 +137,21 @@ def prepare_inputs(config: RunConfig) -> Prepared:
     return Prepared(texts, task, train, heldout, resolved.name, resolved.source, resolved.path)
 
 
+def head_only(config: RunConfig) -> bool:
+    """``strategy: frozen`` trains the masked-LM head alone; every other strategy adapts the whole model."""
+    return config.strategy == "frozen"
+
+
 def loop_settings(config: RunConfig) -> Any:
     """The run's ``training`` settings, with the held-out masked-LM loss as the metric that picks the best model."""
     return dataclasses.replace(config.training, metric_for_best_model="loss", class_weights="none")
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on weight matrices, none on biases and LayerNorm weights; each parameter once."""
+    """AdamW groups of the trainable parameters: weight decay on matrices, none on biases and LayerNorm weights; each once."""
     decay, no_decay, seen = [], [], set()
     for name, parameter in model.named_parameters():
-        if id(parameter) in seen:
+        if id(parameter) in seen or not parameter.requires_grad:
             continue
         seen.add(id(parameter))
         (no_decay if parameter.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(parameter)
@@ -161,7 +168,7 @@ def describe(prepared: Prepared, model: torch.nn.Module, new_head: list[str], be
         f"texts: train {len(prepared.train):,}, held out {len(prepared.heldout):,} ({', '.join(prepared.texts.files)}); "
         f"whole words by {prepared.task.words}\n"
         f"held-out masked-LM loss before: {before['loss']:.4f} (perplexity {before['perplexity']:.1f})"
-        + (f"\n{NEW_HEAD_NOTE}" if new_head else "")
+        + (f"\n{NEW_HEAD_NOTE}" if new_head and trainable == total else "")  # not when the head trains alone
     )
 
 
@@ -180,7 +187,7 @@ def run_report(
     files = {("train_file" if i == 0 else f"train_file_{i + 1}"): path for i, path in enumerate(prepared.texts.files)}
     info = RunInfo(
         task="masked-lm",
-        strategy="full",
+        strategy="frozen" if head_only(config) else "full",
         base_model=prepared.model_name,
         base_model_source=prepared.model_source,
         max_length=config.training.max_length,
