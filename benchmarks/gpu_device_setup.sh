@@ -15,14 +15,16 @@ printf '#!/bin/sh\nexec %s "$@"\n' "$PY3" >/tmp/bin/python
 printf '#!/bin/sh\nexec %s -m nlp_transfer.cli "$@"\n' "$PY3" >/tmp/bin/nlp-transfer
 chmod +x /tmp/bin/python /tmp/bin/nlp-transfer && export PATH=/tmp/bin:$PATH
 timeout 120 "$PY3" - <<'PY' || return 1
+import gzip
 import shutil
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 source, target = Path(".gpu/model16"), Path(".gpu/model")
-shutil.copytree(source, target, dirs_exist_ok=True)
-weights = load_file(source / "model.safetensors")
+shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("model.safetensors.gz"))
+with gzip.open(source / "model.safetensors.gz", "rb") as packed:
+    weights = load(packed.read())
 save_file({k: v.float().contiguous() for k, v in weights.items()}, target / "model.safetensors", metadata={"format": "pt"})
 print("# setup: model restored to float32")
 PY
