@@ -65,8 +65,12 @@ def test_validation_is_scored_once_and_matches_a_fresh_scoring_of_the_saved_mode
     fresh = evaluate_file(tmp_path / "run", str(sentiment_files["validation"]), config.data, device="cpu")
     reused = result.metrics["validation"]
     assert reused["confusion_matrix"] == fresh["confusion_matrix"]
-    for key in ("accuracy", "f1_macro", "precision_macro", "roc_auc"):
+    for key in ("accuracy", "f1_macro", "precision_macro"):
         assert reused[key] == pytest.approx(fresh[key], abs=1e-6), key
+    # Cached features and a fresh encoding can differ in the last float bits (other batch shapes take other
+    # kernels on AVX-512 CPUs), which may reorder one near-tied (positive, negative) pair: allow that one pair.
+    counts = [sum(row) for row in fresh["confusion_matrix"]["matrix"]]
+    assert reused["roc_auc"] == pytest.approx(fresh["roc_auc"], abs=1 / (counts[0] * counts[1]) + 1e-6)
 
 
 def test_same_seed_same_metrics(sentiment_files, tiny_model_dir, tmp_path):
