@@ -81,21 +81,21 @@ def adapted_model(target: str, seed: int, args: argparse.Namespace) -> Path:
     and the whole-model adaptation starts from that folder.
     """
     name = f"{target}-seed{seed}" + (f"-head{args.adapt_head_epochs}" if args.adapt_head_epochs else "")
-    start = adapt_once(results_folder() / "adapted" / f"{name}-headonly", target, seed, args, head_only=True)
+    start = None
+    if args.adapt_head_epochs:
+        start = adapt_once(results_folder() / "adapted" / f"{name}-headonly", target, seed, args, head_only=True)
     return adapt_once(results_folder() / "adapted" / f"{name}-epochs{args.adapt_epochs}", target, seed, args, start=start)
 
 
 def adapt_once(
     folder: Path, target: str, seed: int, args: argparse.Namespace, *, head_only: bool = False, start: Path | None = None
-) -> Path | None:
-    """One ``nlp-transfer adapt`` run into ``folder`` (kept, resumed if interrupted); None for a head-only run not asked for."""
+) -> Path:
+    """One ``nlp-transfer adapt`` run into ``folder`` (kept, resumed if interrupted), from ``start`` when given."""
     from nlp_transfer.adapt.run import run_adaptation
     from nlp_transfer.config import load_config
     from nlp_transfer.pipeline import METRICS_FILE
 
     epochs = args.adapt_head_epochs if head_only else args.adapt_epochs
-    if not epochs:
-        return None
     if (folder / METRICS_FILE).is_file():
         return folder
     values = {
@@ -217,12 +217,6 @@ def arm_cells(rows: list[dict[str, Any]], source: str, target: str, metric: str)
     return cells, means
 
 
-def gap_closed(means: dict[str, float], arm: str) -> float:
-    """The share (%) of the source-only to in-domain gap that ``arm`` closes (nan without a positive gap)."""
-    gap = means["in_domain"] - means["source_only"]
-    return 100 * (means[arm] - means["source_only"]) / gap if gap > 0 else float("nan")
-
-
 def report(args: argparse.Namespace) -> int:
     """Print the tables: accuracy per pair and arm on the target's dev.tsv and on all its reviews (transductive).
 
@@ -253,14 +247,16 @@ def metric_table(rows: list[dict[str, Any]], metric: str) -> None:
     pairs = sorted({(r["source"], r["target"]) for r in rows if r["arm"] not in IN_DOMAIN})
     print("| source -> target | " + " | ".join(ARMS) + " | " + " | ".join(f"gap closed: {a}" for a in ADAPTED) + " |")
     print("|---" * (1 + len(ARMS) + len(ADAPTED)) + "|")
-    closed: dict[str, list[float]] = {arm: [] for arm in ADAPTED}
+    closed: dict[str, list[float]] = {arm: [] for arm in ADAPTED}  # per pair: share (%) of the gap closed
     gains: dict[str, list[tuple[float, float]]] = {arm: [] for arm in ADAPTED}  # (arm - source, in-domain - source)
     for source, target in pairs:
         cells, means = arm_cells(rows, source, target, metric)
-        shares = [gap_closed(means, arm) for arm in ADAPTED]
-        for arm, share in zip(ADAPTED, shares, strict=True):
-            closed[arm].append(share)
-            gain, gap = means[arm] - means["source_only"], means["in_domain"] - means["source_only"]
+        gap = means["in_domain"] - means["source_only"]
+        shares = []
+        for arm in ADAPTED:
+            gain = means[arm] - means["source_only"]
+            shares.append(100 * gain / gap if gap > 0 else float("nan"))  # nan without a positive gap (or a run)
+            closed[arm].append(shares[-1])
             if gain == gain and gap == gap:
                 gains[arm].append((gain, gap))
         print(
