@@ -325,7 +325,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="rank-bench-") as tmp:
             results = rerank(saved, args, Path(tmp))
         write_result(
-            f"rank_vs_finetune_sample{args.sample}_{args.score_layers}",
+            f"rank_vs_finetune_{'-'.join(sorted(saved))}_sample{args.sample}_{args.score_layers}",
             {**report_header(args.threads), "settings": vars(args), "datasets": results},
         )
         print(summary_table(results))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,7 +29,7 @@ from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.tasks.token_classification import TokenClassificationTask, split_words
 from nlp_transfer.tasks.windows import CONFIG_KEY, WindowSettings
-from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
 from nlp_transfer.training.first_position import first_position_only
 from nlp_transfer.training.loop import logits_of
 from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
@@ -163,19 +164,28 @@ def _checked_top_label_map(path: Path, points: Any) -> dict[str, list[float]]:
 
 
 def batched_logits(
-    model: PreTrainedModel, task: Task, rows: dict[str, list[Any]], *, batch_size: int = 64, first_position: bool = True
+    model: PreTrainedModel,
+    task: Task,
+    rows: dict[str, list[Any]],
+    *,
+    batch_size: int = 64,
+    first_position: bool = True,
+    max_batch_tokens: int | str | None = "auto",
 ) -> np.ndarray:
     """Logits for encoded ``rows`` (columns of lists), in row order; batches are formed by length.
 
     Token-level logits are padded to the longest row. ``first_position``: a sequence classifier's last layer
     computes only the position its head reads (the same logits, less work; false computes every position).
+    ``max_batch_tokens`` caps a batch's padded tokens (long texts run in smaller batches): ``"auto"`` is
+    :data:`~nlp_transfer.training.batches.CPU_BATCH_TOKENS` on a CPU and no cap elsewhere; None never caps.
     """
     keys = [k for k in task.batch_columns if k in rows and k != "labels"]
     examples = [{k: rows[k][i] for k in keys} for i in range(len(rows["input_ids"]))]
     if not examples:
         return np.zeros((0, len(task.labels)), dtype=np.float32)
     model.eval()
-    batches = LengthSortedBatches.build(examples, task.collator(), batch_size)
+    budget = inference_token_budget(model.device) if max_batch_tokens == "auto" else max_batch_tokens
+    batches = LengthSortedBatches.build(examples, task.collator(), batch_size, max_tokens=budget)
     with first_position_only(model, first_position):
         logits, _ = batches.outputs(logits_of(model), device=model.device)
     return logits
@@ -188,30 +198,41 @@ def text_logits(
     *,
     batch_size: int = 64,
     first_position: bool = True,
+    max_batch_tokens: int | str | None = "auto",
 ) -> np.ndarray:
     """Sequence-classification logits for ``texts`` in their order (a windows run: pooled over each text's windows)."""
     rows, documents = task.encode_texts(texts, "predict")
-    logits = batched_logits(model, task, rows, batch_size=batch_size, first_position=first_position)
+    logits = batched_logits(
+        model, task, rows, batch_size=batch_size, first_position=first_position, max_batch_tokens=max_batch_tokens
+    )
     return task.document_logits(logits, documents, len(texts))
 
 
 def predict_texts(
-    model: PreTrainedModel, task: Task, texts: Sequence[str], *, batch_size: int = 64, first_position: bool = True
+    model: PreTrainedModel,
+    task: Task,
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    first_position: bool = True,
+    max_batch_tokens: int | str | None = "auto",
 ) -> list[dict[str, Any]]:
     """Predictions for ``texts`` in their order.
 
     Classification: dicts of text, label, score and every label's score. NER: dicts of text and
-    entities (text, type, start and end character offsets, score). ``first_position``: see :func:`batched_logits`.
+    entities (text, type, start and end character offsets, score). ``first_position`` and ``max_batch_tokens``:
+    see :func:`batched_logits`.
     """
+    options = {"batch_size": batch_size, "first_position": first_position, "max_batch_tokens": max_batch_tokens}
     texts = list(texts)
     if not texts:
         return []
     if isinstance(task, TokenClassificationTask):
         words_and_spans = [split_words(text) for text in texts]
         rows = task.encode_words([words for words, _ in words_and_spans])
-        logits = batched_logits(model, task, rows, batch_size=batch_size, first_position=first_position)
+        logits = batched_logits(model, task, rows, **options)
         return task.postprocess(logits, rows, texts, [spans for _, spans in words_and_spans])
-    logits = text_logits(model, task, texts, batch_size=batch_size, first_position=first_position)
+    logits = text_logits(model, task, texts, **options)
     return task.postprocess(logits, texts)
 
 
@@ -378,12 +399,15 @@ def stream_predictions(
     """Predictions for ``texts`` in their order, computed a chunk at a time as the caller consumes them.
 
     At most ``chunk_size`` texts and their predictions are held at once, so a file of any length
-    streams through in constant memory (``texts`` should itself be lazy, e.g. :func:`iter_texts`).
+    streams through in constant memory (``texts`` should itself be lazy, e.g. :func:`iter_texts`). The young
+    garbage generations are collected after each chunk: a forward pass leaves reference cycles behind, and
+    without this their number between two automatic collections grows with the forward passes a chunk takes.
     """
     if chunk_size < 1:
         raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
     for chunk in chunked(texts, chunk_size):
         yield from predict_texts(model, task, chunk, batch_size=batch_size)
+        gc.collect()
 
 
 class Progress:

@@ -166,6 +166,31 @@ def test_ner_run_exports_and_gives_the_same_entities(tagger):
         assert [(e["text"], e["type"]) for e in ours["entities"]] == [(e["text"], e["type"]) for e in theirs["entities"]]
 
 
+LONG_TEXTS = [" ".join(["a superb and lovely film"] * k) for k in (1, 3, 6, 9)] + TEXTS
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_cpu_token_budget_changes_batches_not_predictions(sentiment, tagger, backend):
+    """A budget of 16 tokens cuts every batch of these texts into single rows or pairs; logits stay the same."""
+    for run in (sentiment[0], tagger[0]):
+        model, task = load_run(run, device="cpu") if backend == "torch" else load_backend(run, "onnx")
+        rows = dict(task.tokenizer(LONG_TEXTS, truncation=True, max_length=task.max_length))
+        whole = batched_logits(model, task, rows, batch_size=32, max_batch_tokens=None)
+        budgeted = batched_logits(model, task, rows, batch_size=32, max_batch_tokens=16)
+        assert whole.shape == budgeted.shape
+        int8 = backend == "onnx" and run == sentiment[0]  # each int8 batch quantizes its activations on its own scale
+        for i, ids in enumerate(rows["input_ids"]):  # token logits: only a row's own positions (the rest is padding)
+            own = slice(None) if whole.ndim == 2 else slice(len(ids))
+            np.testing.assert_allclose(budgeted[i, own], whole[i, own], atol=1e-2 if int8 else 1e-4)
+        budgeted_rows, whole_rows = (predict_texts(model, task, LONG_TEXTS, max_batch_tokens=b) for b in (16, None))
+        assert [labels_of(p) for p in budgeted_rows] == [labels_of(p) for p in whole_rows]
+
+
+def labels_of(prediction: dict) -> object:
+    """A prediction's label, or its entities' texts and types (NER)."""
+    return prediction["label"] if "label" in prediction else [(e["text"], e["type"]) for e in prediction["entities"]]
+
+
 def test_predict_backend_onnx_writes_the_same_lines_with_the_temperature(sentiment, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(sentiment[0], run)

@@ -27,7 +27,7 @@ import torch
 from nlp_transfer.errors import UserError
 from nlp_transfer.models import load_pretrained, resolve_with_tokenizer
 from nlp_transfer.tasks.windows import DOCUMENT_COLUMN, document_labels, pool_windows
-from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
 from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.feature_extraction import pool
 from nlp_transfer.transfer.layers import find_layer_stack
@@ -276,7 +276,7 @@ def _features_of_sample(
     started = time.perf_counter()
     tokenized = task.preprocess(sample, "rank")
     rows = tokenized.select_columns([c for c in tokenized.column_names if c in task.batch_columns]).to_list()
-    batches = LengthSortedBatches.build(rows, task.collator(), batch_size)
+    batches = LengthSortedBatches.build(rows, task.collator(), batch_size, max_tokens=inference_token_budget(device))
     outputs, labels = batches.outputs(forward, device=device)  # under inference_mode
     if labels is None:
         raise UserError("the ranking sample has no labels; rank needs the run's labelled training data (data.train_file).")

@@ -57,7 +57,7 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64)
     from transformers import DataCollatorWithPadding
 
     from nlp_transfer.rank.candidates import hidden_state
-    from nlp_transfer.training.batches import LengthSortedBatches
+    from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
     from nlp_transfer.transfer.feature_extraction import pool
 
     encoded = encoder.tokenizer(list(texts), truncation=True, max_length=encoder.max_length)
@@ -67,8 +67,10 @@ def embed_texts(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64)
     def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return pool(hidden_state(encoder.model, batch, None).float(), batch.get("attention_mask"), "mean")
 
-    batches = LengthSortedBatches.build(rows, DataCollatorWithPadding(encoder.tokenizer), batch_size)
-    vectors, _ = batches.outputs(forward, device=_model_device(encoder.model))
+    device = _model_device(encoder.model)
+    collator = DataCollatorWithPadding(encoder.tokenizer)
+    batches = LengthSortedBatches.build(rows, collator, batch_size, max_tokens=inference_token_budget(device))
+    vectors, _ = batches.outputs(forward, device=device)
     return vectors.astype(np.float32)
 
 

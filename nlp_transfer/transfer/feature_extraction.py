@@ -31,7 +31,7 @@ from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from nlp_transfer.errors import ConfigError
-from nlp_transfer.training.batches import LengthSortedBatches
+from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
 
 POOLING_KEY = "nlp_transfer_pooling"
 POOLINGS = ("cls", "mean")
@@ -178,7 +178,8 @@ def encode_features(
         return pool(hidden.float(), batch.get("attention_mask"), pooling)
 
     inputs = [{k: v for k, v in row.items() if k != "labels"} for row in rows]
-    features, _ = LengthSortedBatches.build(inputs, collator, batch_size).outputs(forward, device=device)
+    batches = LengthSortedBatches.build(inputs, collator, batch_size, max_tokens=inference_token_budget(device))
+    features, _ = batches.outputs(forward, device=device)
     model.train(was_training)
     if not len(features):
         return torch.empty(0, model.config.hidden_size, dtype=torch.float32)
