@@ -271,6 +271,20 @@ def test_missing_onnxruntime_names_the_extra(sentiment, tmp_path, monkeypatch, c
     assert not (tmp_path / "out").exists()
 
 
+def test_an_architecture_neither_exporter_handles_is_one_error_and_nothing_is_written(sentiment, tmp_path, monkeypatch, capsys):
+    def fails(message):
+        def planted(*args, **kwargs):
+            raise RuntimeError(message)
+
+        return planted
+
+    monkeypatch.setattr("onnxruntime.transformers.optimizer.optimize_model", fails("planted: no fused graph"))
+    monkeypatch.setattr("torch.onnx.export", fails("planted: unsupported operator aten::mystery"))
+    out = tmp_path / "out"
+    one_error(capsys, ["export", str(sentiment[0]), "--output", str(out)], "cannot export this bert model to ONNX")
+    assert not out.exists()
+
+
 def test_corrupt_or_missing_export_given_to_predict(sentiment, tmp_path, capsys):
     run = sentiment[0]
     corrupt = tmp_path / "corrupt"
