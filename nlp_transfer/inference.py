@@ -399,9 +399,9 @@ def stream_predictions(
     """Predictions for ``texts`` in their order, computed a chunk at a time as the caller consumes them.
 
     At most ``chunk_size`` texts and their predictions are held at once, so a file of any length
-    streams through in constant memory (``texts`` should itself be lazy, e.g. :func:`iter_texts`). The young
-    garbage generations are collected after each chunk: a forward pass leaves reference cycles behind, and
-    without this their number between two automatic collections grows with the forward passes a chunk takes.
+    streams through in constant memory (``texts`` should itself be lazy, e.g. :func:`iter_texts`). The garbage
+    is collected after each chunk: forward passes leave reference cycles behind, which otherwise pile up between
+    the collector's rare full passes, the more so the more forward passes a chunk takes.
     """
     if chunk_size < 1:
         raise UserError(f"chunk size must be at least 1, got {chunk_size}.")

@@ -73,8 +73,9 @@ def make_dataloader(
 
 
 #: padded tokens one inference forward takes on a CPU; a longer length-sorted batch is cut into smaller ones. On
-#: 128-token reviews, batches of 8 label 11-18 % more texts a second than batches of 32 (torch and int8 ONNX alike,
-#: BENCHMARKS.md): the activations of a smaller batch stay in the cache between one operator and the next.
+#: 128-token reviews at batch 32 this labels 21-23 % more texts a second (torch and int8 ONNX alike; chosen among
+#: 512-2,048 on Amazon books training reviews, BENCHMARKS.md): a smaller batch's activations stay in the cache
+#: from one operator to the next.
 CPU_BATCH_TOKENS = 1024
 
 
