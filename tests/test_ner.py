@@ -44,6 +44,8 @@ MALFORMED = [
     ("cols.conll", "EU NNP B-ORG\nrejects VBZ O\nGerman JJ\n", {}, r"cols.conll:3: expected 3 columns"),
     ("tag.conll", "EU B-ORG\nrejects X-VERB\n", {}, r"tag.conll:2: tag 'X-VERB' is not in the IOB/BIOES scheme"),
     ("token.conll", "EU\tB-ORG\n\tO\n", {}, r"token.conll:2: empty token"),
+    ("seen.conll", "EU\tO\nrejects\tO\n\tO\n", {}, r"seen.conll:3: empty token"),  # its tag already checked
+    ("width.conll", "EU NNP O\nrejects VBZ O\nGerman O\n", {}, r"width.conll:3: expected 3 columns"),
     ("empty.conll", "\n\n", {}, r"empty.conll: the file is empty"),
     ("docs.conll", "-DOCSTART- -X- O\n\n", {}, r"docs.conll: no tagged sentences"),
     ("iob1.conll", "John I-PER\n", {"tag_scheme": "iob2"}, r"iob1.conll:1: the tags are not IOB2"),

@@ -15,7 +15,8 @@ from nlp_transfer.cli import main
 from nlp_transfer.config import load_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.rank import Candidate, encode_candidate, parse_candidates, run_ranking
-from nlp_transfer.rank.candidates import SharedEncodingMismatch, encode_shared, hidden_state
+from nlp_transfer.rank.candidates import SharedEncodingMismatch, balanced_layer_mean, encode_shared, hidden_state
+from nlp_transfer.rank.estimators import logme
 from nlp_transfer.tasks import build_task_and_data
 from tests.conftest import REPO, shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
 
@@ -82,6 +83,32 @@ def test_candidate_specs_parse_with_their_variants():
 def test_bad_candidate_specs_are_one_line_errors(specs, message):
     with pytest.raises(UserError, match=message):
         parse_candidates(specs, default_model="m")
+
+
+def test_the_layer_mean_weighs_every_layer_alike_whatever_its_spread():
+    """Scaling one layer's features by any factor leaves the mean unchanged; one layer comes out at unit total variance."""
+    rng = np.random.default_rng(0)
+    layers = [rng.normal(size=(50, 8)) * scale + shift for scale, shift in ((1.0, 0.0), (0.1, 3.0), (40.0, -2.0))]
+    mean = balanced_layer_mean(layers)
+    rescaled = balanced_layer_mean([layers[0], layers[1] * 1000.0, layers[2] / 7.0])
+    np.testing.assert_allclose(rescaled, mean, rtol=1e-5, atol=1e-6)
+    assert balanced_layer_mean([layers[2]]).var(axis=0).sum() == pytest.approx(1.0, rel=1e-5)
+    constant = np.ones((50, 8))  # no spread: left as it is, no division by zero
+    np.testing.assert_allclose(balanced_layer_mean([constant, constant]), constant)
+
+
+def test_a_wide_noisy_layer_does_not_drown_the_informative_ones():
+    """Planted fault of a plain mean: one layer spreads 20 times as far as the others and carries no label signal.
+    Averaged plainly it decides the features and LogME falls to that of noise; the balanced mean keeps the signal."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, size=300)
+    informative = rng.normal(size=(300, 6))
+    informative[np.arange(300), labels] += 3.0
+    noise = 20.0 * rng.normal(size=(300, 6))
+    plain = np.mean([informative, informative, noise], axis=0)
+    balanced = balanced_layer_mean([informative, informative, noise])
+    assert logme(balanced, labels) > logme(plain, labels) + 0.1
+    assert logme(plain, labels) < logme(noise, labels) + 0.05  # the plain mean is about as bad as noise alone
 
 
 def test_depth_and_layer_variants_give_the_same_features(sentiment_config, tiny_model_dir):

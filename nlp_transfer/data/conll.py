@@ -60,9 +60,8 @@ class _SentenceCollector:
     def flush(self) -> None:
         """Close the open sentence, if any."""
         if self.tokens:
-            self.sentences.append(TaggedSentence(list(self.tokens), list(self.tags), self.start, self.document))
-            self.tokens.clear()
-            self.tags.clear()
+            self.sentences.append(TaggedSentence(self.tokens, self.tags, self.start, self.document))
+            self.tokens, self.tags = [], []
 
     def new_document(self) -> None:
         """Close the open sentence; the next one starts a new document unless the current one is still empty."""
@@ -116,6 +115,7 @@ def read_conll(
     """
     collector = _SentenceCollector()
     width: int | None = None
+    checked_tags: set[str] = set()  # tags already matched against the scheme: most lines skip the full check
     for number, raw in enumerate(read_text(path, encoding).splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -125,8 +125,14 @@ def read_conll(
         if columns[0] == "-DOCSTART-":
             collector.new_document()
             continue
-        where = f"{path}:{number}"
-        token, tag, width = _conll_token_and_tag(columns, line, where, width, token_column=token_column, tag_column=tag_column)
+        if len(columns) == width:
+            token, tag = columns[token_column].strip(), columns[tag_column].strip()
+        if len(columns) != width or not token or tag not in checked_tags:
+            where = f"{path}:{number}"
+            token, tag, width = _conll_token_and_tag(
+                columns, line, where, width, token_column=token_column, tag_column=tag_column
+            )
+            checked_tags.add(tag)
         collector.add(number, token, tag)
     collector.flush()
     if not collector.sentences:

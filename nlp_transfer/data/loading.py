@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import datasets
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.augment import augment_training_split
@@ -121,6 +120,8 @@ def hold_out(
     if groups is not None and len(set(groups)) > 1:
         held = set(_held_out_groups(list(groups), fraction, seed))
     else:
+        from sklearn.model_selection import train_test_split  # imported only when a split is carved
+
         _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
         held = set(chosen)
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]

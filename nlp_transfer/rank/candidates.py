@@ -4,7 +4,8 @@ A candidate is a model (Hub id or folder) and, optionally, a variant of it, writ
 ``MODEL@key=value+key=value``:
 
 - ``layer``: which hidden state the features come from: ``0`` is the embeddings, ``1`` the first layer's
-  output, and so on; ``mean`` averages the outputs of every layer. Default: the last layer.
+  output, and so on; ``mean`` averages the outputs of every layer, each first scaled to the same spread over
+  the sample (:func:`balanced_layer_mean`). Default: the last layer.
 - ``pooling``: for sequence tasks, ``cls`` (the first token's state) or ``mean`` (the average over tokens).
   Default: the run's ``transfer.pooling``.
 - ``depth``: keep only the bottom K layers (``transfer.depth``); the features come from the K-th layer.
@@ -149,24 +150,79 @@ def model_states(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tupl
     return tuple(states)
 
 
-def select_layer(states: Sequence[torch.Tensor], layer: int | str | None, top: int | None = None) -> torch.Tensor:
-    """The token states at ``layer`` as a model cut to its bottom ``top`` layers gives them (``top``: all of them).
+def layer_indices(candidate: Candidate, top: int) -> list[int]:
+    """The hidden states a candidate's features are made of, in a model (or its bottom ``top`` layers) whose
+    hidden states are 0 (the embeddings) to ``top``: its ``layer``, every layer for ``mean``, else the last."""
+    if candidate.layer is None:
+        return [top]
+    if candidate.layer == "mean":
+        return list(range(1, top + 1))
+    if not 0 <= int(candidate.layer) <= top:
+        raise UserError(f"layer={candidate.layer}: the model has hidden states 0 (embeddings) to {top}; choose one of those.")
+    return [int(candidate.layer)]
 
-    ``layer`` is an index into ``states``, ``mean`` (the mean of layers 1 to ``top``) or None (layer ``top``).
+
+def balanced_layer_mean(layers: Sequence[np.ndarray]) -> np.ndarray:
+    """The mean of several layers' features (rows x width each), every layer first scaled to unit total variance.
+
+    A plain mean is decided by the layer whose features spread the most: the last layer of a model trained with
+    mean pooling, read at its first token, spreads ten times as far as the layers below and drowns them. Scaled,
+    each layer weighs the same, whatever its spread (a layer with no spread at all is left as it is).
     """
-    top = len(states) - 1 if top is None else top
-    if layer is None:
-        return states[top]
-    if layer == "mean":
-        return torch.stack(tuple(states[1 : top + 1])).mean(dim=0)
-    if not 0 <= int(layer) <= top:
-        raise UserError(f"layer={layer}: the model has hidden states 0 (embeddings) to {top}; choose one of those.")
-    return states[int(layer)]
+    scaled = []
+    for features in layers:
+        spread = float(np.sqrt(features.var(axis=0, dtype=np.float64).sum()))
+        scaled.append(features / spread if spread > 0 else features)
+    return np.mean(scaled, axis=0, dtype=np.float64).astype(np.float32)
 
 
-def hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int | str | None) -> torch.Tensor:
-    """The token states (batch, tokens, width) at ``layer``: an index into the hidden states, ``mean`` of the layers, or the last."""
-    return select_layer(model_states(model, batch), layer)
+def hidden_state(model: torch.nn.Module, batch: dict[str, torch.Tensor], layer: int | None) -> torch.Tensor:
+    """The token states (batch, tokens, width) at hidden state ``layer`` (0: the embeddings), or the last."""
+    states = model_states(model, batch)
+    return states[-1 if layer is None else layer]
+
+
+def _encode_variants(
+    model: torch.nn.Module,
+    own_task: Any,
+    candidates: Sequence[Candidate],
+    tops: Sequence[int],
+    sample: Any,
+    *,
+    batch_size: int,
+    device: Any,
+    check: Callable[[dict[str, torch.Tensor], Sequence[torch.Tensor]], None] | None = None,
+) -> tuple[list[np.ndarray], np.ndarray, float]:
+    """Each candidate's features of ``sample`` from one pass of ``model``, their labels and the pass's seconds.
+
+    The pass keeps every distinct (hidden state, pooling) the candidates read once; a ``layer=mean`` candidate is
+    then the :func:`balanced_layer_mean` of its layers over the whole sample. ``check`` sees the first batch.
+    """
+    token_level = "tags" in sample.column_names
+    wanted = [
+        [(index, None if token_level else c.pooling) for index in layer_indices(c, top)]
+        for c, top in zip(candidates, tops, strict=True)
+    ]
+    blocks = list(dict.fromkeys(key for keys in wanted for key in keys))
+
+    checked: list[bool] = []
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        states = model_states(model, batch)
+        if check is not None and not checked:
+            check(batch, states)
+            checked.append(True)
+        mask = batch.get("attention_mask")
+        parts = [states[i].float() if p is None else pool(states[i].float(), mask, p) for i, p in blocks]
+        return torch.cat(parts, dim=-1)
+
+    outputs, labels, seconds = _features_of_sample(forward, own_task, sample, batch_size=batch_size, device=device)
+    by_block = dict(zip(blocks, np.split(outputs, len(blocks), axis=-1), strict=True))
+    features = [
+        balanced_layer_mean([by_block[k] for k in keys]) if c.layer == "mean" else by_block[keys[0]]
+        for c, keys in zip(candidates, wanted, strict=True)
+    ]
+    return features, labels, seconds
 
 
 def encode_candidate(
@@ -179,15 +235,12 @@ def encode_candidate(
     """
     model, own_task = load_encoder(candidate, task, seed=seed)
     model.to(device)
-    token_level = "tags" in sample.column_names
-
-    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        states = hidden_state(model, batch, candidate.layer).float()
-        return states if token_level else pool(states, batch.get("attention_mask"), candidate.pooling)
-
-    features, labels, seconds = _features_of_sample(forward, own_task, sample, batch_size=batch_size, device=device)
+    top = encoder_depth(model)
+    (features,), labels, seconds = _encode_variants(
+        model, own_task, [candidate], [top], sample, batch_size=batch_size, device=device
+    )
     parameters = sum(p.numel() for p in model.parameters())
-    return CandidateFeatures(features, labels, seconds, parameters, encoder_depth(model))
+    return CandidateFeatures(features, labels, seconds, parameters, top)
 
 
 class SharedEncodingMismatch(Exception):
@@ -220,21 +273,17 @@ def encode_shared(
     tops = [full if c.depth is None else c.depth for c in candidates]
     if max(tops) > full:
         raise UserError(f"depth={max(tops)}: the model has {full} encoder layers; choose a depth from 1 to {full}.")
-    token_level = "tags" in sample.column_names
-    checked: list[bool] = []
-
-    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        states = model_states(model, batch)
-        if not checked:
-            _check_cut_outputs(model, batch, states, sorted(set(tops) - {full}))
-            checked.append(True)
-        features = [select_layer(states, c.layer, top).float() for c, top in zip(candidates, tops, strict=True)]
-        if not token_level:
-            mask = batch.get("attention_mask")
-            features = [pool(f, mask, c.pooling) for f, c in zip(features, candidates, strict=True)]
-        return torch.cat(features, dim=-1)
-
-    features, labels, seconds = _features_of_sample(forward, own_task, sample, batch_size=batch_size, device=device)
+    cut_depths = sorted(set(tops) - {full})
+    features, labels, seconds = _encode_variants(
+        model,
+        own_task,
+        candidates,
+        tops,
+        sample,
+        batch_size=batch_size,
+        device=device,
+        check=lambda batch, states: _check_cut_outputs(model, batch, states, cut_depths),
+    )
     total = sum(p.numel() for p in model.parameters())
     _, stack = find_layer_stack(model)
     return [
@@ -246,7 +295,7 @@ def encode_shared(
             top,
             shared_by=len(candidates),
         )
-        for part, top in zip(np.split(features, len(candidates), axis=-1), tops, strict=True)
+        for part, top in zip(features, tops, strict=True)
     ]
 
 

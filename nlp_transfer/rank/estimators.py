@@ -22,13 +22,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import train_test_split
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from nlp_transfer.errors import UserError
 
@@ -239,6 +232,8 @@ def logme(features: np.ndarray, labels: np.ndarray, *, multi_label: bool = False
 
 def _binary_or_multiclass_hscore(x: np.ndarray, codes: np.ndarray) -> float:
     """Regularised H-score of integer class ids ``codes``: (1 - s) tr(C_s^-1 cov(E[f|y])), C_s Ledoit-Wolf."""
+    from sklearn.covariance import LedoitWolf  # scikit-learn is imported by the estimators that use it, not by LogME
+
     centred = x - x.mean(axis=0)
     estimate = LedoitWolf(assume_centered=True).fit(centred)
     classes, codes = np.unique(codes, return_inverse=True)
@@ -273,6 +268,8 @@ def hscore(features: np.ndarray, labels: np.ndarray, *, multi_label: bool = Fals
 
 def _score(y_true: np.ndarray, y_pred: np.ndarray, metric: str, multi_label: bool) -> float:
     """``metric`` of the predictions; macro F1 averages over the classes present in ``y_true``."""
+    from sklearn.metrics import accuracy_score, f1_score
+
     if metric == "accuracy":
         return float(accuracy_score(y_true, y_pred))  # multi-label: exact match of the whole label row
     if metric == "f1_micro":
@@ -346,6 +343,8 @@ def _split(y: np.ndarray, multi_label: bool, seed: int) -> tuple[np.ndarray, np.
         n_test = int(np.ceil(0.2 * n))
         if counts[counts > 0].min() >= 2 and n_test >= np.count_nonzero(counts) and n - n_test >= np.count_nonzero(counts):
             stratify = y
+    from sklearn.model_selection import train_test_split
+
     return train_test_split(np.arange(n), test_size=0.2, random_state=seed, stratify=stratify)
 
 
@@ -369,6 +368,11 @@ def linear_probe(
     train, test = _split(y, multi_label, seed)
     if not multi_label and len(np.unique(y[train])) < 2:
         raise UserError(f"the linear probe's training split has only one class; {FIX_SAMPLE}")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     classifier = LogisticRegression(max_iter=1000)
     model = make_pipeline(StandardScaler(), OneVsRestClassifier(classifier) if multi_label else classifier)
     with warnings.catch_warnings():

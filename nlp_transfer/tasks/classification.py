@@ -9,7 +9,6 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from sklearn.utils.class_weight import compute_class_weight
 from transformers import (
     AutoModelForSequenceClassification,
     DataCollatorWithPadding,
@@ -237,6 +236,8 @@ def balanced_class_weights(labels: Sequence[str | list[str]], names: Sequence[st
             f"training.class_weights=balanced: no training example has the label(s) {missing}; "
             "remove them from data.labels or set training.class_weights=none."
         )
+    from sklearn.utils.class_weight import compute_class_weight  # scikit-learn only where weights are asked for
+
     return compute_class_weight("balanced", classes=np.asarray(list(names)), y=np.asarray(list(labels))).tolist()
 
 
