@@ -63,6 +63,8 @@ def dataset_overrides(name: str, folder: Path) -> dict[str, Any]:
         "trec": {"data.train_file": trec_as_tsv(folder), "data.validation_split": 0.1},
         "books": {"data.train_file": DATASETS / "amazon_multidomain/books/train.tsv", **amazon},
         "kitchen": {"data.train_file": DATASETS / "amazon_multidomain/kitchen/train.tsv", **amazon},
+        "dvd": {"data.train_file": DATASETS / "amazon_multidomain/dvd/train.tsv", **amazon},
+        "electronics": {"data.train_file": DATASETS / "amazon_multidomain/electronics/train.tsv", **amazon},
         "conll": {
             "task": "ner",
             "data.train_file": DATASETS / "conll2003/train.txt",

@@ -333,9 +333,10 @@ def _compare(args: argparse.Namespace) -> None:
 
 def _rank(args: argparse.Namespace) -> None:
     from nlp_transfer.config import load_config
-    from nlp_transfer.rank import markdown_table, parse_candidates, run_ranking
 
     config = load_config(args.config, args.overrides)
+    with imports_paused("nlp_transfer.rank"):  # torch and transformers, as train imports them
+        from nlp_transfer.rank import markdown_table, parse_candidates, run_ranking
     candidates = parse_candidates(args.models, default_model=config.model, default_pooling=config.transfer.pooling)
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else None
     rows, recommended, paths = run_ranking(
@@ -689,6 +690,7 @@ def name_flags(message: str) -> str:
 def dispatch(args: argparse.Namespace) -> int:
     """Run the verb ``args`` names; returns the exit code."""
     _quiet_libraries(args.debug)
+    skip_final_collection()
     action = VERBS[args.verb]
     takes_flags = args.verb in ("evaluate", "predict", "shift") or (args.verb == "check" and args.data)
     return _guard(args.debug, lambda: action(args), name_flags if takes_flags else str)

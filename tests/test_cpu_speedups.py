@@ -157,3 +157,26 @@ def test_the_exit_hook_freezes_before_the_interpreter_ends():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "hooks added: 1" in out  # registered once however often it is called
     assert "frozen at exit: True" in out
+
+
+def test_rank_freezes_its_imports_and_leaves_scikit_learn_out_when_only_logme_runs(tmp_path, tiny_model_dir):
+    """`nlp-transfer rank` pauses the collector around torch and transformers as train does, and LogME alone
+    needs no scikit-learn (about a second of imports): the estimators that use it import it themselves."""
+    from tests.conftest import synthetic_sentiment, write_csv
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(60, 1))
+    validation = write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2))  # none carved from train
+    (tmp_path / "rank.yaml").write_text("task: classification\n", encoding="utf-8")
+    argv = [
+        "rank", str(tmp_path / "rank.yaml"), f"data.train_file={train}", f"data.validation_file={validation}",
+        f"model={tiny_model_dir}",
+        f"output_dir={tmp_path / 'run'}", "--models", f"{tiny_model_dir},@depth=1", "--sample", "40",
+        "--estimators", "logme", "--output", str(tmp_path / "report"),
+    ]  # fmt: skip
+    code = (
+        "import gc, sys\nfrom nlp_transfer.cli import main\n"
+        f"exit_code = main({argv!r})\n"
+        "print('exit', exit_code, 'frozen', gc.get_freeze_count() > 100000, 'sklearn', 'sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "exit 0 frozen True sklearn False", out.stderr[-2000:]
