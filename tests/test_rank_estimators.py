@@ -83,6 +83,21 @@ def test_logme_alpha_and_beta_maximise_the_evidence(n, d):
         assert direct_evidence(features, target, a, b) < best
 
 
+@pytest.mark.parametrize("kind", ["well_conditioned", "ill_conditioned", "collinear"])
+def test_logme_from_the_gram_matrix_equals_logme_from_the_svd(kind, monkeypatch):
+    """Many rows per feature take the spectrum from X^T X; it must give what the SVD of X gives, also when the
+    columns' scales span six orders of magnitude or one column repeats another (rank below d)."""
+    features, labels = gaussian_classes(400, 8, 3, separation=1.5, seed=11)
+    if kind == "ill_conditioned":
+        features = features * np.logspace(-3, 3, 8)
+    elif kind == "collinear":
+        features[:, 7] = 2.0 * features[:, 0]
+    assert len(features) >= estimators.GRAM_ROWS_PER_COLUMN * features.shape[1]  # the Gram path runs by default
+    from_gram = logme(features, labels)
+    monkeypatch.setattr(estimators, "GRAM_ROWS_PER_COLUMN", 10**9)  # force the SVD
+    assert from_gram == pytest.approx(logme(features, labels), rel=1e-7)
+
+
 def test_logme_is_the_mean_over_one_hot_targets():
     features, labels = gaussian_classes(60, 4, 3, separation=1.0, seed=5)
     per_class = [estimators._logme_target(features, (labels == c).astype(float))[2] for c in range(3)]

@@ -31,6 +31,8 @@ FIX_SAMPLE = "give more rows (rank --sample) or check data.label_column"
 LOGME_TOL = 1e-8  # relative change of alpha and beta at which the fixed-point iteration stops
 LOGME_EVIDENCE_TOL = 1e-13  # ... or relative change of the evidence (where alpha runs off to infinity)
 LOGME_MAX_ITER = 1000
+#: rows per feature from which LogME takes its spectrum from X^T X (d x d) rather than an SVD of X (n x d)
+GRAM_ROWS_PER_COLUMN = 4
 _FLOOR, _CEIL = 1e-250, 1e250  # alpha and beta stay in this range (degenerate targets push them to 0 or infinity)
 _KNN_CHUNK_CELLS = 4_000_000  # similarities held at once in knn_accuracy: rows per chunk x rows in all
 
@@ -198,8 +200,34 @@ def _logme_fit(sigma: np.ndarray, z: np.ndarray, perp2: np.ndarray, n: int) -> t
     return alpha, beta, evidence / n
 
 
+def _gram_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sigma, z and perp2 of :func:`_logme_fit` from the d x d Gram matrix X^T X, for rows far outnumbering columns.
+
+    X^T X = V diag(sigma) V^T gives the left singular vectors as X V / sqrt(sigma), so z = V^T X^T y / sqrt(sigma)
+    and the part of y outside X's column space has |y|^2 - |z|^2. This costs two products with X instead of an
+    SVD of it (LogME's reference code does the same when N > D). Eigenvalues below the Gram's own rounding
+    (sigma_max * n * eps) count as zero, as :func:`_spectrum` drops singular values at its rounding.
+    """
+    sigma, v = np.linalg.eigh(x.T @ x)
+    sigma, v = sigma[::-1], v[:, ::-1]  # largest first
+    if sigma.size == 0 or sigma[0] <= 0.0:
+        return np.zeros(0), np.zeros((0, targets.shape[1])), (targets**2).sum(axis=0)
+    keep = sigma > sigma[0] * max(x.shape) * np.finfo(np.float64).eps
+    sigma, v = sigma[keep], v[:, keep]
+    z = (v.T @ (x.T @ targets)) / np.sqrt(sigma)[:, None]
+    perp2 = np.maximum((targets**2).sum(axis=0) - (z**2).sum(axis=0), 0.0)
+    return sigma, z, perp2
+
+
 def _logme_targets(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """alpha, beta and evidence / n for each column of ``targets`` (n, T), sharing one SVD of ``x``."""
+    """alpha, beta and evidence / n for each column of ``targets`` (n, T), sharing one spectrum of ``x``.
+
+    With at least :data:`GRAM_ROWS_PER_COLUMN` rows per feature the spectrum comes from X^T X
+    (:func:`_gram_spectrum`), else from a thin SVD of X.
+    """
+    if len(x) >= GRAM_ROWS_PER_COLUMN * x.shape[1]:
+        sigma, z, perp2 = _gram_spectrum(x, targets)
+        return _logme_fit(sigma, z, perp2, len(x))
     sigma, u = _spectrum(x)
     z = u.T @ targets
     perp2 = np.maximum(((targets - u @ z) ** 2).sum(axis=0), 0.0)
