@@ -142,14 +142,15 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
     def action() -> None:
         from nlp_transfer.config import load_config
 
-        config = load_config(args.config, args.overrides)
-        if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
-            raise UserError(
-                f"{args.config}: task={config.task} does not fit the {recipe} recipe "
-                f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
-            )
+        # checking the config's task imports torch and transformers: the collector stays paused through it
         with imports_paused("nlp_transfer.pipeline"):
-            from nlp_transfer.pipeline import run_training  # torch and transformers load only for a valid config
+            config = load_config(args.config, args.overrides)
+            if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
+                raise UserError(
+                    f"{args.config}: task={config.task} does not fit the {recipe} recipe "
+                    f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
+                )
+            from nlp_transfer.pipeline import run_training
 
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 
@@ -334,8 +335,8 @@ def _compare(args: argparse.Namespace) -> None:
 def _rank(args: argparse.Namespace) -> None:
     from nlp_transfer.config import load_config
 
-    config = load_config(args.config, args.overrides)
-    with imports_paused("nlp_transfer.rank"):  # torch and transformers, as train imports them
+    with imports_paused("nlp_transfer.rank"):  # torch and transformers (checking the config's task imports them too)
+        config = load_config(args.config, args.overrides)
         from nlp_transfer.rank import markdown_table, parse_candidates, run_ranking
     candidates = parse_candidates(args.models, default_model=config.model, default_pooling=config.transfer.pooling)
     estimators = [e.strip() for e in args.estimators.split(",") if e.strip()] if args.estimators else None

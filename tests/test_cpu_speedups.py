@@ -159,24 +159,47 @@ def test_the_exit_hook_freezes_before_the_interpreter_ends():
     assert "frozen at exit: True" in out
 
 
-def test_rank_freezes_its_imports_and_leaves_scikit_learn_out_when_only_logme_runs(tmp_path, tiny_model_dir):
-    """`nlp-transfer rank` pauses the collector around torch and transformers as train does, and LogME alone
-    needs no scikit-learn (about a second of imports): the estimators that use it import it themselves."""
+#: run in a fresh interpreter: record whether the collector runs when torch and transformers' models first load
+IMPORT_WATCH = """
+import gc, sys
+seen = {}
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in ("torch", "transformers.modeling_utils") and name not in seen:
+            seen[name] = gc.isenabled()
+        return None
+
+sys.meta_path.insert(0, Watch())
+from nlp_transfer.cli import main
+exit_code = main(ARGV)
+print("exit", exit_code, "collector on at", sorted(k for k, on in seen.items() if on), "seen", sorted(seen),
+      "frozen", gc.get_freeze_count() > 100000, "sklearn", "sklearn" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("verb", ["train", "rank"])
+def test_the_heavy_imports_run_with_the_collector_paused(verb, tmp_path, tiny_model_dir):
+    """train and rank import torch and transformers' models (first while checking the config's task) with the
+    collector paused, then freeze what they imported. LogME alone needs no scikit-learn: the estimators that use
+    it import it themselves (about a second of imports)."""
     from tests.conftest import synthetic_sentiment, write_csv
 
     train = write_csv(tmp_path / "train.csv", synthetic_sentiment(60, 1))
     validation = write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2))  # none carved from train
-    (tmp_path / "rank.yaml").write_text("task: classification\n", encoding="utf-8")
-    argv = [
-        "rank", str(tmp_path / "rank.yaml"), f"data.train_file={train}", f"data.validation_file={validation}",
-        f"model={tiny_model_dir}",
-        f"output_dir={tmp_path / 'run'}", "--models", f"{tiny_model_dir},@depth=1", "--sample", "40",
-        "--estimators", "logme", "--output", str(tmp_path / "report"),
-    ]  # fmt: skip
-    code = (
-        "import gc, sys\nfrom nlp_transfer.cli import main\n"
-        f"exit_code = main({argv!r})\n"
-        "print('exit', exit_code, 'frozen', gc.get_freeze_count() > 100000, 'sklearn', 'sklearn' in sys.modules)\n"
-    )
+    (tmp_path / "run.yaml").write_text("task: classification\n", encoding="utf-8")
+    common = [str(tmp_path / "run.yaml"), f"data.train_file={train}", f"data.validation_file={validation}"]
+    common += [f"model={tiny_model_dir}", f"output_dir={tmp_path / 'run'}", "training.epochs=1"]
+    if verb == "rank":
+        argv = ["rank", *common, "--models", f"{tiny_model_dir},@depth=1", "--sample", "40", "--estimators", "logme"]
+        argv += ["--output", str(tmp_path / "report")]
+    else:
+        argv = ["train", *common, "training.max_length=16"]
+    code = IMPORT_WATCH.replace("ARGV", repr(argv))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
-    assert out.stdout.strip().splitlines()[-1] == "exit 0 frozen True sklearn False", out.stderr[-2000:]
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("exit 0 collector on at [] seen ['torch', 'transformers.modeling_utils'] frozen True"), (
+        line + out.stderr[-2000:]
+    )
+    if verb == "rank":
+        assert line.endswith("sklearn False")

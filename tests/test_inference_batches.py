@@ -46,3 +46,34 @@ def test_length_sorted_batches_give_outputs_in_row_order(max_tokens):
     assert labels is None
     assert outputs[:, 0].tolist() == [sum(range(n)) for n in (3, 9, 1, 7, 5)]
     assert len(list(batches.loader)) == (2 if max_tokens is None else 4)  # 12 tokens: [9], [7], [5, 3], [1]
+
+
+@pytest.mark.parametrize("max_tokens", [None, 12])
+def test_labelled_token_outputs_equal_padded_outputs_with_the_unlabelled_positions_dropped(max_tokens):
+    """Rank's NER path keeps only labelled tokens batch by batch; it must give exactly what padding every batch
+    to the longest row, restoring the row order and then dropping label -100 gives, in the same order."""
+    draw = random.Random(5)
+    rows = []
+    for n in (3, 9, 1, 7, 5, 2):
+        ids = [draw.randint(1, 50) for _ in range(n)]
+        rows.append({"input_ids": ids, "labels": [draw.choice([-100, 0, 1, 2]) for _ in range(n)]})
+
+    def collate(items):
+        width = max(len(item["input_ids"]) for item in items)
+        pad = lambda values, fill: values + [fill] * (width - len(values))  # noqa: E731
+        return {
+            "input_ids": torch.tensor([pad(item["input_ids"], 0) for item in items]),
+            "labels": torch.tensor([pad(item["labels"], -100) for item in items]),
+        }
+
+    def forward(batch):  # (rows, tokens, 2): each token's id and its id squared
+        ids = batch["input_ids"].float()
+        return torch.stack([ids, ids**2], dim=-1)
+
+    batches = LengthSortedBatches.build(rows, collate, batch_size=4, max_tokens=max_tokens)
+    padded, labels = batches.outputs(forward)
+    keep = labels != -100
+    features, kept_labels = batches.labelled_token_outputs(forward)
+    assert features.shape == (int(keep.sum()), 2)
+    assert features.tolist() == padded[keep].tolist() and kept_labels.tolist() == labels[keep].tolist()
+    assert kept_labels.tolist() == [t for row in rows for t in row["labels"] if t != -100]  # row order, token order

@@ -33,7 +33,6 @@ from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.feature_extraction import pool
 from nlp_transfer.transfer.layers import find_layer_stack
 
-IGNORE = -100
 VARIANT_KEYS = ("layer", "pooling", "depth", "init")
 
 
@@ -326,13 +325,13 @@ def _features_of_sample(
     tokenized = task.preprocess(sample, "rank")
     rows = tokenized.select_columns([c for c in tokenized.column_names if c in task.batch_columns]).to_list()
     batches = LengthSortedBatches.build(rows, task.collator(), batch_size, max_tokens=inference_token_budget(device))
+    if "tags" in sample.column_names:  # one row per labelled word, never padded to the longest sentence
+        outputs, labels = batches.labelled_token_outputs(forward, device=device)
+        return outputs, labels.astype(np.int64), round(time.perf_counter() - started, 2)
     outputs, labels = batches.outputs(forward, device=device)  # under inference_mode
     if labels is None:
         raise UserError("the ranking sample has no labels; rank needs the run's labelled training data (data.train_file).")
-    if "tags" in sample.column_names:
-        keep = labels != IGNORE
-        outputs, labels = outputs[keep], labels[keep]
-    elif DOCUMENT_COLUMN in tokenized.column_names:  # a windows run: one feature row per text, its windows' mean
+    if DOCUMENT_COLUMN in tokenized.column_names:  # a windows run: one feature row per text, its windows' mean
         documents = tokenized[DOCUMENT_COLUMN]
         outputs = pool_windows(outputs, documents, len(sample), "mean")
         labels = document_labels(labels, documents, len(sample))

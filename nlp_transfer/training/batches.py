@@ -154,6 +154,31 @@ class LengthSortedBatches:
         restored = restore_order(concat_padded(outputs), self.order)
         return restored, (restore_order(concat_padded(labels), self.order) if labels else None)
 
+    @torch.inference_mode()
+    def labelled_token_outputs(
+        self, forward: Forward, *, device: torch.device | str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token-level ``forward`` outputs of the labelled tokens only (label not -100), and those labels.
+
+        Rows (width) and labels (one each) come in row order, each row's tokens in order: what :meth:`outputs`
+        gives with the unlabelled positions dropped afterwards, without ever padding every batch to the longest
+        row (rows x longest x width floats). One process only.
+        """
+        per_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))] * len(self.order)
+        done = 0
+        for batch in self.loader:
+            gold = batch.pop("labels")
+            if device is not None:
+                batch = {k: v.to(device) for k, v in batch.items()}
+            values, gold = forward(batch).float().cpu().numpy(), gold.numpy()
+            for j in range(len(gold)):
+                keep = gold[j] != IGNORE
+                per_row[self.order[done + j]] = (values[j, keep], gold[j, keep])
+            done += len(gold)
+        width = next((v.shape[1] for v, _ in per_row if v.size), 0)
+        features = np.concatenate([v.reshape(-1, width) for v, _ in per_row], axis=0)
+        return features, np.concatenate([g for _, g in per_row])
+
 
 def _gather(accelerator: Any, values: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gather a batch's outputs and labels from every process, each row once (token-level: padded first)."""
