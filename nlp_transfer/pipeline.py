@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sklearn.metrics  # noqa: F401  every run scores with it: loaded here, with torch, while the CLI pauses the collector
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
