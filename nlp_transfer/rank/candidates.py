@@ -165,7 +165,7 @@ def balanced_layer_mean(layers: Sequence[np.ndarray]) -> np.ndarray:
     """The mean of several layers' features (rows x width each), every layer first scaled to unit total variance.
 
     A plain mean is decided by the layer whose features spread the most: the last layer of a model trained with
-    mean pooling, read at its first token, spreads ten times as far as the layers below and drowns them. Scaled,
+    mean pooling, read at its first token, spreads far wider than the layers below and drowns them. Scaled,
     each layer weighs the same, whatever its spread (a layer with no spread at all is left as it is).
     """
     scaled = []
