@@ -25,14 +25,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from common import REPO, report_header, setup, write_result
+from common import report_header, setup, write_result
+from process_speed import console_script, launch
 from rank_vs_finetune import base_config, candidate_specs, scored_spec
 
 #: the random control's fine-tuning: `nlp-transfer train` has no flag for random weights
@@ -42,34 +41,16 @@ SCRATCH_RUN = (
 )
 
 
-def timed(command: list[str], env: dict[str, str], log: Path) -> float:
-    """Run ``command`` to its end, output to ``log``; its wall seconds (a failure stops the benchmark)."""
-    with log.open("w", encoding="utf-8") as out:
-        started = time.perf_counter()
-        code = subprocess.run(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
-        wall = time.perf_counter() - started
-    if code != 0:
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
-        raise SystemExit(f"error: {' '.join(command[:3])} exited with {code}:\n{tail}")
-    return wall
-
-
-def fine_tune_command(spec: str, config_path: Path, output_dir: Path) -> list[str]:
+def fine_tune_command(spec: str, config: Any, config_path: Path, output_dir: Path) -> list[str]:
     """The whole-process fine-tuning of one candidate spec (``@depth=K+pooling=mean``, or the random control)."""
-    values = dict(item.split("=", 1) for item in spec.lstrip("@").split("+"))
+    from nlp_transfer.rank import parse_candidate
+
+    candidate = parse_candidate(spec, default_model=config.model)  # as rank_vs_finetune.py reads its specs
     overrides = [f"output_dir={output_dir}", "training.epochs=1"]
-    if "init" in values:
+    if candidate.init == "random":
         return [sys.executable, "-c", SCRATCH_RUN, str(config_path), *overrides]
-    overrides += [f"transfer.depth={values['depth']}", f"transfer.pooling={values.get('pooling', 'cls')}"]
-    return [nlp_transfer_script(), "train", str(config_path), *overrides, "--overwrite"]
-
-
-def nlp_transfer_script() -> str:
-    """The ``nlp-transfer`` console script beside this interpreter."""
-    script = Path(sys.executable).parent / "nlp-transfer"
-    if not script.is_file():
-        raise SystemExit("error: the nlp-transfer console script is not installed beside python (pip install -e .)")
-    return str(script)
+    overrides += [f"transfer.depth={candidate.depth}", f"transfer.pooling={candidate.pooling}"]
+    return [console_script(), "train", str(config_path), *overrides, "--overwrite"]
 
 
 def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
@@ -82,16 +63,16 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads), "HF_HUB_OFFLINE": "1"}
     specs = candidate_specs(config.task)
     models = ",".join(scored_spec(spec, "mean") for spec in specs)
-    rank = [nlp_transfer_script(), "rank", str(config_path), "--models", models, "--sample", str(args.sample)]
+    rank = [console_script(), "rank", str(config_path), "--models", models, "--sample", str(args.sample)]
     rank += ["--estimators", "logme", "--output", str(folder / "rank")]
     rank_walls = []
     for repeat in range(args.repeats):
-        rank_walls.append(timed(rank, env, folder / f"rank-{repeat}.log"))
+        rank_walls.append(launch(rank, env, folder / f"rank-{repeat}.log")[1])
         print(f"rank {repeat}: {rank_walls[-1]:.1f} s", flush=True)
     tunes = {}
     for number, spec in enumerate(specs):
         out = folder / f"run-{number}"
-        wall = timed(fine_tune_command(spec, config_path, out), env, folder / f"train-{number}.log")
+        _, wall = launch(fine_tune_command(spec, config, config_path, out), env, folder / f"train-{number}.log")
         info = json.loads((out / "run_info.json").read_text(encoding="utf-8"))
         tunes[spec] = {"wall_seconds": round(wall, 2), "train_seconds": info["train_seconds"]}
         print(f"fine-tune {spec}: {wall:.1f} s (loop {info['train_seconds']:.1f} s)", flush=True)

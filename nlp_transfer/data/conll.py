@@ -125,9 +125,10 @@ def read_conll(
         if columns[0] == "-DOCSTART-":
             collector.new_document()
             continue
-        if len(columns) == width:
+        same_width = len(columns) == width
+        if same_width:
             token, tag = columns[token_column].strip(), columns[tag_column].strip()
-        if len(columns) != width or not token or tag not in checked_tags:
+        if not same_width or not token or tag not in checked_tags:  # the first line, a new tag, or a fault
             where = f"{path}:{number}"
             token, tag, width = _conll_token_and_tag(
                 columns, line, where, width, token_column=token_column, tag_column=tag_column

@@ -132,13 +132,17 @@ def _targets(y: np.ndarray, multi_label: bool) -> np.ndarray:
 # ---------------------------------------------------------------- LogME
 
 
-def _spectrum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The squared nonzero singular values of ``x`` and their left singular vectors (thin SVD, numerical rank)."""
+def _svd_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sigma, z and perp2 of :func:`_logme_fit` from a thin SVD of ``x``: the squared nonzero singular values (to
+    numerical rank), the targets in the left singular basis, and each target's squared part outside it."""
     u, s, _ = np.linalg.svd(x, full_matrices=False)
     if s.size == 0 or s[0] == 0.0:
-        return np.zeros(0), u[:, :0]
-    rank = int(np.count_nonzero(s > s[0] * max(x.shape) * np.finfo(np.float64).eps))
-    return s[:rank] ** 2, u[:, :rank]
+        rank = 0
+    else:
+        rank = int(np.count_nonzero(s > s[0] * max(x.shape) * np.finfo(np.float64).eps))
+    u = u[:, :rank]
+    z = u.T @ targets
+    return s[:rank] ** 2, z, np.maximum(((targets - u @ z) ** 2).sum(axis=0), 0.0)
 
 
 def _evidence_terms(
@@ -206,7 +210,7 @@ def _gram_spectrum(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.n
     X^T X = V diag(sigma) V^T gives the left singular vectors as X V / sqrt(sigma), so z = V^T X^T y / sqrt(sigma)
     and the part of y outside X's column space has |y|^2 - |z|^2. This costs two products with X instead of an
     SVD of it (LogME's reference code does the same when N > D). Eigenvalues below the Gram's own rounding
-    (sigma_max * n * eps) count as zero, as :func:`_spectrum` drops singular values at its rounding.
+    (sigma_max * n * eps) count as zero, as :func:`_svd_spectrum` drops singular values at its rounding.
     """
     sigma, v = np.linalg.eigh(x.T @ x)
     sigma, v = sigma[::-1], v[:, ::-1]  # largest first
@@ -225,13 +229,8 @@ def _logme_targets(x: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.n
     With at least :data:`GRAM_ROWS_PER_COLUMN` rows per feature the spectrum comes from X^T X
     (:func:`_gram_spectrum`), else from a thin SVD of X.
     """
-    if len(x) >= GRAM_ROWS_PER_COLUMN * x.shape[1]:
-        sigma, z, perp2 = _gram_spectrum(x, targets)
-        return _logme_fit(sigma, z, perp2, len(x))
-    sigma, u = _spectrum(x)
-    z = u.T @ targets
-    perp2 = np.maximum(((targets - u @ z) ** 2).sum(axis=0), 0.0)
-    return _logme_fit(sigma, z, perp2, len(x))
+    spectrum = _gram_spectrum if len(x) >= GRAM_ROWS_PER_COLUMN * x.shape[1] else _svd_spectrum
+    return _logme_fit(*spectrum(x, targets), len(x))
 
 
 def _logme_target(features: np.ndarray, target: np.ndarray) -> tuple[float, float, float]:

@@ -164,20 +164,19 @@ class LengthSortedBatches:
         gives with the unlabelled positions dropped afterwards, without ever padding every batch to the longest
         row (rows x longest x width floats). One process only.
         """
-        per_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))] * len(self.order)
+        features: list[Any] = [None] * len(self.order)  # per row: (labelled tokens, width); the loader fills each once
+        labels: list[Any] = [None] * len(self.order)
         done = 0
         for batch in self.loader:
-            gold = batch.pop("labels")
+            gold = batch.pop("labels").numpy()
             if device is not None:
                 batch = {k: v.to(device) for k, v in batch.items()}
-            values, gold = forward(batch).float().cpu().numpy(), gold.numpy()
-            for j in range(len(gold)):
+            values = forward(batch).float().cpu().numpy()
+            for j, row in enumerate(self.order[done : done + len(gold)]):
                 keep = gold[j] != IGNORE
-                per_row[self.order[done + j]] = (values[j, keep], gold[j, keep])
+                features[row], labels[row] = values[j, keep], gold[j, keep]
             done += len(gold)
-        width = next((v.shape[1] for v, _ in per_row if v.size), 0)
-        features = np.concatenate([v.reshape(-1, width) for v, _ in per_row], axis=0)
-        return features, np.concatenate([g for _, g in per_row])
+        return np.concatenate(features, axis=0), np.concatenate(labels)
 
 
 def _gather(accelerator: Any, values: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
