@@ -286,10 +286,15 @@ class TransferConfig:
         2e-5, "contrastive, phase 1: peak learning rate of the encoder on pairs (phase 2, the head, uses training.learning_rate)."
     )
     contrastive_batch_size: int = _setting(16, "contrastive, phase 1: pairs per step (each pair is two texts).")
-    contrastive_loss: Literal["cosine", "contrastive"] = _setting(
+    contrastive_loss: Literal["cosine", "contrastive", "supcon"] = _setting(
         "cosine",
         "contrastive, phase 1: cosine regresses the cosine of a pair's mean-pooled embeddings on 1 (similar) or 0 "
-        "(dissimilar), SetFit's loss; contrastive pulls similar pairs to 1 and pushes dissimilar ones below 0.5.",
+        "(dissimilar), SetFit's loss; contrastive pulls similar pairs to 1 and pushes dissimilar ones below 0.5; "
+        "supcon (supervised contrastive) scores every text of a batch against all the others by their labels, "
+        "2B - 1 relations a text instead of one pair.",
+    )
+    contrastive_temperature: float = _setting(
+        0.1, "contrastive, phase 1, contrastive_loss=supcon: the temperature dividing the cosines before the softmax."
     )
     save_merged: bool = _setting(
         True,
@@ -640,6 +645,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.contrastive_epochs": _at_least(1),
     "transfer.contrastive_learning_rate": _positive(),
     "transfer.contrastive_batch_size": _at_least(1),
+    "transfer.contrastive_temperature": _positive(),
     "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
     "transfer.unfreeze_every": _at_least(1),
     "transfer.unfreeze_every_steps": _at_least(1, nullable=True),

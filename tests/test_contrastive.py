@@ -1,6 +1,7 @@
 """strategy=contrastive: pairs drawn on demand and balanced, what each phase trains, exact resume, a real few-shot run."""
 
 import csv
+import math
 import random
 import re
 import shutil
@@ -8,7 +9,6 @@ import subprocess
 import sys
 import tracemalloc
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -19,7 +19,16 @@ from nlp_transfer.hub import build_model_card
 from nlp_transfer.inference import predict
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.transfer import contrastive
-from nlp_transfer.transfer.pairs import PairRows, PairTask, check_pairable, label_sets, setfit_pairs_per_example
+from nlp_transfer.transfer.pairs import (
+    PairCollator,
+    PairRows,
+    PairTask,
+    check_pairable,
+    label_sets,
+    pair_labels,
+    setfit_pairs_per_example,
+    supervised_contrastive_loss,
+)
 from tests.conftest import shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
 
 ROWS = [{"input_ids": [101, i, 102], "attention_mask": [1, 1, 1]} for i in range(12)]
@@ -150,16 +159,87 @@ def test_unpairable_training_rows_are_refused_by_name():
         check_pairable(label_sets([0, 0, 0]), ["a", "b"])
 
 
+def unit_pairs(cosines):
+    """Pairs of 2-d unit vectors at the given cosines, as PairEncoder's logits (B, 2, 2)."""
+    angles = torch.arccos(torch.tensor(cosines, dtype=torch.float64))
+    first = torch.tensor([[1.0, 0.0]] * len(cosines), dtype=torch.float64)
+    return torch.stack([first, torch.stack([angles.cos(), angles.sin()], dim=1)], dim=1)
+
+
 def test_pair_losses_and_auc():
-    task = PairTask(text_collator=None, loss="cosine")
-    cos, target = torch.tensor([1.0, 0.0, 0.5]), torch.tensor([1.0, 0.0, 1.0])
-    assert task.loss(cos, target).item() == pytest.approx(0.25 / 3)
-    margin = PairTask(text_collator=None, loss="contrastive")
+    same, apart = (frozenset({0}), frozenset({0})), (frozenset({0}), frozenset({1}))
+    labels = pair_labels([1.0, 0.0, 1.0], [same, apart, same], 2)
+    task = PairTask(text_collator=None, classes=2, loss="cosine")
+    assert task.loss(unit_pairs([1.0, 0.0, 0.5]), labels).item() == pytest.approx(0.25 / 3)
+    margin = PairTask(text_collator=None, classes=2, loss="contrastive")
     # similar at cosine 0.5: (0.5)^2; dissimilar at 0.9 over the 0.5 margin: (0.4)^2; dissimilar at 0.2: nothing
-    value = margin.loss(torch.tensor([0.5, 0.9, 0.2]), torch.tensor([1.0, 0.0, 0.0])).item()
+    value = margin.loss(unit_pairs([0.5, 0.9, 0.2]), pair_labels([1.0, 0.0, 0.0], [(frozenset({0}),) * 2] * 3, 2)).item()
     assert value == pytest.approx((0.25 + 0.16) / 3 / 2)
-    metrics = task.compute_metrics(np.array([0.9, 0.8, 0.1, 0.2]), np.array([1.0, 1.0, 0.0, 0.0]))
-    assert metrics["pair_auc"] == 1.0
+    targets = pair_labels([1.0, 1.0, 0.0, 0.0], [(frozenset({0}),) * 2] * 4, 2)
+    metrics = task.compute_metrics(unit_pairs([0.9, 0.8, 0.1, 0.2]).numpy(), targets.numpy())
+    assert metrics["pair_auc"] == pytest.approx(1.0)
+    assert labels.tolist() == [[1, 1, 0, 1, 0], [0, 1, 0, 0, 1], [1, 1, 0, 1, 0]]  # target, first's flags, second's
+
+
+def brute_force_supcon(embeddings, labels, temperature):
+    """Khosla et al.'s L_out written as loops: for each text with a positive, minus the mean log-probability of them."""
+    terms = []
+    for i in range(len(embeddings)):
+        others = [a for a in range(len(embeddings)) if a != i]
+        positives = [p for p in others if (labels[i] * labels[p]).sum() > 0]
+        if not positives:
+            continue
+        scale = sum(math.exp(float(embeddings[i] @ embeddings[a]) / temperature) for a in others)
+        terms.append(
+            -sum(float(embeddings[i] @ embeddings[p]) / temperature - math.log(scale) for p in positives) / len(positives)
+        )
+    return sum(terms) / len(terms)
+
+
+def test_supervised_contrastive_loss_on_known_cases():
+    one, two = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    # two texts of one class: the only other text is the positive, probability 1
+    assert supervised_contrastive_loss(torch.stack([one, one]), torch.tensor([[1.0], [1.0]]), 0.5).item() == 0.0
+    # a and b alike (class 0), c orthogonal (class 1, no positive: adds nothing): log(1 + e^(-1/T)) for a and b
+    value = supervised_contrastive_loss(torch.stack([one, one, two]), torch.tensor([[1.0, 0], [1, 0], [0, 1]]), 0.5)
+    assert value.item() == pytest.approx(math.log(1 + math.exp(-2.0)))
+    # random unit vectors with multi-label flags: equal to the loops
+    generator = torch.Generator().manual_seed(0)
+    embeddings = torch.nn.functional.normalize(torch.randn(9, 5, generator=generator, dtype=torch.float64), dim=-1)
+    labels = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1], [1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 0, 0]])
+    value = supervised_contrastive_loss(embeddings, labels.double(), 0.1).item()
+    assert value == pytest.approx(brute_force_supcon(embeddings, labels, 0.1))
+
+
+def test_supcon_pulls_a_class_together_and_pushes_the_others_apart():
+    generator = torch.Generator().manual_seed(1)
+    points = torch.randn(8, 4, generator=generator, requires_grad=True)
+    labels = torch.tensor([[1.0, 0]] * 4 + [[0, 1.0]] * 4)
+    optimizer = torch.optim.SGD([points], lr=0.05)
+
+    def margin():
+        unit = torch.nn.functional.normalize(points.detach(), dim=-1)
+        cosines, same = unit @ unit.T, (labels @ labels.T).bool() & ~torch.eye(8, dtype=torch.bool)
+        return (cosines[same].mean() - cosines[~(labels @ labels.T).bool()].mean()).item()
+
+    before = margin()
+    for _ in range(150):
+        optimizer.zero_grad()
+        loss = supervised_contrastive_loss(torch.nn.functional.normalize(points, dim=-1), labels, 0.1)
+        loss.backward()
+        optimizer.step()
+    # from no structure to same-class cosines 0.8 above the other class's, the loss near its floor log(3) (3 positives)
+    assert before < 0.2 and margin() > 0.8 and loss.item() < math.log(3) + 0.02
+
+
+def test_supcon_batches_carry_each_texts_labels():
+    pairs = PairRows(ROWS, LABELS, 2, seed=0)
+    collator = PairCollator(lambda rows: {"input_ids": torch.tensor([r["input_ids"] for r in rows])}, classes=3)
+    batch = collator([pairs[j] for j in range(len(pairs))])
+    first, second = batch["labels"][:, 1:4], batch["labels"][:, 4:]
+    anchors = [j % len(ROWS) for j in range(len(pairs))]
+    assert first.argmax(1).tolist() == [LABELS[a] for a in anchors]
+    assert ((first * second).sum(1) > 0).float().tolist() == batch["labels"][:, 0].tolist()  # the pair's own target
 
 
 def test_contrastive_is_refused_for_ner(tiny_model_dir, tmp_path):
@@ -188,7 +268,10 @@ def contrastive_config(files, model_dir, out, **extra):
     return load_config(None, tiny_overrides(model_dir, out, **values))
 
 
-def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", ["cosine", "supcon"])
+def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(
+    loss, sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
     snapshots = {}
     original = contrastive.train_head_on_features
 
@@ -197,7 +280,8 @@ def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(sentiment
         return original(run, pooling, seconds)
 
     monkeypatch.setattr(contrastive, "train_head_on_features", spy)
-    result = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "run"))
+    config = contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "run", **{"transfer.contrastive_loss": loss})
+    result = run_training(config)
     start = load_file(f"{tiny_model_dir}/model.safetensors")
     after_pairs = {n.removeprefix("model."): t for n, t in snapshots["after_pairs"].items()}
     final = load_file(str(tmp_path / "run" / "model.safetensors"))
@@ -213,6 +297,7 @@ def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(sentiment
     assert all(not torch.equal(final[n], after_pairs[n]) for n in after_pairs if n.startswith(head))
     phase = result.info["phases"]["contrastive"]
     assert phase["pairs"] == 400 * 4 and phase["steps"] == 50 and phase["best_pair_auc"] > 0.5
+    assert phase["loss"] == loss and phase.get("temperature") == (0.1 if loss == "supcon" else None)
     assert result.info["pooling"] == "mean"
     assert result.metrics["test"]["accuracy"] > 0.75  # the tiny model learned the polarity words (chance 0.5)
 

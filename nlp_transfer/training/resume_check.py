@@ -96,6 +96,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.contrastive_learning_rate",
     "transfer.contrastive_batch_size",
     "transfer.contrastive_loss",
+    "transfer.contrastive_temperature",
 )
 """Settings that change what a run computes: ``--resume`` refuses a change to any of them."""
 

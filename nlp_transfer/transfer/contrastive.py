@@ -3,7 +3,8 @@
 For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall et al. 2022):
 
 1. **Pairs.** The encoder trains on pairs of training texts (same label: similar, different labels:
-   dissimilar), scored by the cosine of their mean-pooled embeddings. ``transfer.contrastive_pairs`` pairs
+   dissimilar), scored by the cosine of their mean-pooled embeddings (``transfer.contrastive_loss``: SetFit's
+   cosine regression, a margin loss, or ``supcon``, which scores every text of a batch against all the others). ``transfer.contrastive_pairs`` pairs
    per example and epoch, exactly half of them similar, drawn on demand (:mod:`nlp_transfer.transfer.pairs`),
    so memory does not grow with the number of pairs. Only the encoder trains (its pooler and the head
    wait); the best encoder by ``pair_auc`` on validation pairs is kept.
@@ -127,7 +128,12 @@ class ContrastiveFewShot(Strategy):
         )
         result = run.fit(
             model=PairEncoder(inner),
-            task=PairTask(run.task.collator(), options.contrastive_loss),
+            task=PairTask(
+                run.task.collator(),
+                len(run.task.labels),
+                options.contrastive_loss,
+                temperature=options.contrastive_temperature,
+            ),
             param_groups=groups,
             train_dataset=pairs,
             eval_dataset=validation_pairs,
@@ -149,6 +155,7 @@ class ContrastiveFewShot(Strategy):
             "pairs_per_example": per_example,
             "pairs_rule": "setfit" if options.contrastive_pairs == "setfit" else "fixed",
             "loss": options.contrastive_loss,
+            **({"temperature": options.contrastive_temperature} if options.contrastive_loss == "supcon" else {}),
             "epochs": options.contrastive_epochs,
             "steps": result.global_step,
             "best_pair_auc": result.best_metric,

@@ -15,6 +15,11 @@ Memory is the tokenized examples plus an index per class: it does not grow with 
 
 Multi-label rows (label vectors of 0/1) pair on one of the anchor's labels: a positive partner carries
 that label, a negative one shares no label with the anchor (or, failing that, lacks that label).
+
+A batch of B pairs is one batch of 2B texts. The ``cosine`` and ``contrastive`` losses score each pair alone;
+``supcon`` (supervised contrastive, Khosla et al. 2020) scores every text against all 2B - 1 others of its batch
+by their labels, so one forward pass teaches B (2B - 1) relations instead of B. The batch's labels therefore carry
+each text's label set as well as the pair's target (:func:`pair_labels`).
 """
 
 from __future__ import annotations
@@ -34,8 +39,8 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from nlp_transfer.errors import UserError
 from nlp_transfer.transfer.feature_extraction import encoder_states, pool
 
-PairLoss = Literal["cosine", "contrastive"]
-PAIR_LOSSES: tuple[str, ...] = ("cosine", "contrastive")
+PairLoss = Literal["cosine", "contrastive", "supcon"]
+PAIR_LOSSES: tuple[str, ...] = ("cosine", "contrastive", "supcon")
 
 
 def label_sets(labels: Sequence[Any]) -> list[frozenset[int]]:
@@ -144,6 +149,7 @@ class PairRows(Sequence[dict[str, Any]]):
             "first": first,
             "second": second,
             "labels": target,
+            "label_sets": (self.labels[anchor], self.labels[partner]),
             "length": max(len(first["input_ids"]), len(second["input_ids"])),
         }
 
@@ -166,26 +172,38 @@ class PairRows(Sequence[dict[str, Any]]):
         return np.unique(np.concatenate([self.members[label] for label in own]))
 
 
+def pair_labels(targets: Sequence[float], sets: Sequence[tuple[frozenset[int], frozenset[int]]], classes: int) -> torch.Tensor:
+    """A batch's labels, one row per pair: ``[target, first text's labels (C 0/1 flags), second text's labels]``."""
+    rows = torch.zeros(len(targets), 1 + 2 * classes)
+    rows[:, 0] = torch.tensor(targets, dtype=torch.float32)
+    for row, (first, second) in enumerate(sets):
+        rows[row, [1 + label for label in first]] = 1.0
+        rows[row, [1 + classes + label for label in second]] = 1.0
+    return rows
+
+
 @dataclass
 class PairCollator:
     """Pads a batch of pairs into one batch of ``2 * B`` texts: the first texts, then their partners."""
 
     text_collator: Any
+    classes: int
 
     def __call__(self, pairs: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """``input_ids`` (2B, L), ``attention_mask`` (and ``token_type_ids``) and the pairs' targets as ``labels`` (B,)."""
+        """``input_ids`` (2B, L), ``attention_mask`` (and ``token_type_ids``) and :func:`pair_labels` as ``labels``."""
         texts = [pair["first"] for pair in pairs] + [pair["second"] for pair in pairs]
         batch = self.text_collator(
             [{k: v for k, v in row.items() if k in ("input_ids", "attention_mask", "token_type_ids")} for row in texts]
         )
-        batch["labels"] = torch.tensor([pair["labels"] for pair in pairs], dtype=torch.float32)
+        batch["labels"] = pair_labels([p["labels"] for p in pairs], [p["label_sets"] for p in pairs], self.classes)
         return batch
 
 
 class PairEncoder(nn.Module):
-    """The encoder of a sequence-classification model, scoring pairs by the cosine of their mean-pooled embeddings.
+    """The encoder of a sequence-classification model, embedding both texts of each pair.
 
-    ``forward`` takes the 2B texts :class:`PairCollator` batches and returns the B cosines as ``logits``.
+    ``forward`` takes the 2B texts :class:`PairCollator` batches and returns, as ``logits`` of shape (B, 2, D), each
+    pair's two mean-pooled embeddings scaled to unit length (their dot product is the pair's cosine).
     Its parameters are the model's own encoder (``model.base_model``): training it trains the model.
     """
 
@@ -194,10 +212,28 @@ class PairEncoder(nn.Module):
         self.model = model
 
     def forward(self, labels: torch.Tensor | None = None, **batch: torch.Tensor) -> SequenceClassifierOutput:
-        """Cosine similarity of each pair's embeddings (``labels`` accepted and ignored: the task computes the loss)."""
+        """Unit-length embeddings of each pair (``labels`` accepted and ignored: the task computes the loss)."""
         embeddings = pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
-        first, second = embeddings.chunk(2)
-        return SequenceClassifierOutput(logits=F.cosine_similarity(first, second, dim=-1))
+        first, second = F.normalize(embeddings, dim=-1).chunk(2)
+        return SequenceClassifierOutput(logits=torch.stack([first, second], dim=1))
+
+
+def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, the "outside" form) of unit-length ``embeddings`` (N, D).
+
+    ``labels`` (N, C) are 0/1 flags; two texts are positives when they share a label. Each text's term is minus the
+    mean, over its positives, of the log-softmax of its similarities (dot product / ``temperature``) to all N - 1
+    other texts; texts without a positive in the batch add nothing. The mean over the texts that have one.
+    """
+    logits = embeddings @ embeddings.T / temperature
+    self_mask = torch.eye(len(embeddings), dtype=torch.bool, device=embeddings.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_probabilities = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = ((labels @ labels.T) > 0) & ~self_mask
+    counts = positives.sum(1)
+    per_text = -log_probabilities.masked_fill(~positives, 0.0).sum(1) / counts.clamp(min=1)
+    has_positive = counts > 0
+    return per_text[has_positive].mean() if has_positive.any() else embeddings.sum() * 0.0
 
 
 class PairTask:
@@ -205,35 +241,49 @@ class PairTask:
 
     Losses: ``cosine`` regresses the cosine on the target (mean squared error, SetFit's choice);
     ``contrastive`` pulls similar pairs to cosine 1 and pushes dissimilar ones below ``margin`` (Hadsell et al.
-    2006 on cosine distance). The metric that picks the best encoder is ``pair_auc``: how well the cosine
-    ranks similar pairs above dissimilar ones on validation pairs (1.0: perfectly).
+    2006 on cosine distance); ``supcon`` is :func:`supervised_contrastive_loss` over all 2B texts of the batch at
+    ``temperature``. The metric that picks the best encoder is ``pair_auc``: how well the cosine ranks similar
+    pairs above dissimilar ones on validation pairs (1.0: perfectly).
     """
 
-    batch_columns = ("first", "second", "labels", "length")
+    batch_columns = ("first", "second", "labels", "label_sets", "length")
     default_metric = "pair_auc"
 
-    def __init__(self, text_collator: Any, loss: PairLoss = "cosine", margin: float = 0.5) -> None:
+    def __init__(
+        self, text_collator: Any, classes: int, loss: PairLoss = "cosine", margin: float = 0.5, temperature: float = 0.1
+    ) -> None:
         self.text_collator = text_collator
+        self.classes = classes
         self.loss_name = loss
         self.margin = margin
+        self.temperature = temperature
 
     def collator(self) -> PairCollator:
         """Batches pairs as one batch of texts."""
-        return PairCollator(self.text_collator)
+        return PairCollator(self.text_collator, self.classes)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The pair loss of the cosines ``logits`` against the targets ``labels`` (1 similar, 0 dissimilar)."""
-        if self.loss_name == "cosine":
-            return F.mse_loss(logits, labels)
-        similar = labels * (1 - logits).pow(2)
-        dissimilar = (1 - labels) * F.relu(logits - self.margin).pow(2)
-        return (similar + dissimilar).mean() / 2
+        """The loss of the pairs' embeddings ``logits`` (B, 2, D) against :func:`pair_labels` ``labels``."""
+        if self.loss_name == "supcon":
+            classes = self.classes
+            texts = torch.cat([labels[:, 1 : 1 + classes], labels[:, 1 + classes :]])
+            return supervised_contrastive_loss(torch.cat([logits[:, 0], logits[:, 1]]), texts, self.temperature)
+        return self.pair_loss((logits[:, 0] * logits[:, 1]).sum(-1), labels[:, 0])
+
+    def pair_loss(self, cosines: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The ``cosine`` or ``contrastive`` loss of the pairs' cosines against their targets (1 similar, 0 dissimilar)."""
+        if self.loss_name == "contrastive":
+            similar = targets * (1 - cosines).pow(2)
+            dissimilar = (1 - targets) * F.relu(cosines - self.margin).pow(2)
+            return (similar + dissimilar).mean() / 2
+        return F.mse_loss(cosines, targets)
 
     def compute_metrics(self, logits: np.ndarray, labels: np.ndarray, dataset: Any = None) -> dict[str, Any]:
         """``pair_auc`` (the chance a similar pair's cosine beats a dissimilar one's) and the mean loss."""
         from sklearn.metrics import roc_auc_score
 
-        cosines, targets = np.asarray(logits, dtype=np.float64), np.asarray(labels) > 0.5
-        loss = float(self.loss(torch.from_numpy(cosines), torch.from_numpy(targets.astype(np.float64))))
+        loss = float(self.loss(torch.from_numpy(np.asarray(logits)), torch.from_numpy(np.asarray(labels))))
+        cosines = (np.asarray(logits[:, 0], dtype=np.float64) * logits[:, 1]).sum(-1)
+        targets = np.asarray(labels[:, 0]) > 0.5
         auc = float(roc_auc_score(targets, cosines)) if 0 < targets.sum() < len(targets) else float("nan")
         return {"pair_auc": auc, "loss": loss}
