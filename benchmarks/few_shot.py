@@ -40,6 +40,11 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
 - ``frozen_mean``: ``strategy=frozen``, ``transfer.pooling=mean``, cached features (the encoder runs once per split),
   the head trained with AdamW at ``--head-learning-rate`` for at least ``--head-steps`` steps, validation every tenth,
   the best kept (as benchmarks/augment_curve.py).
+- ``self_training`` (not run by default): the ``cosine:20`` contrastive arm with every other training text of the
+  dataset as ``data.unlabeled_file`` (labels dropped; the sampled train and validation rows left out), one round
+  (``--self-training-rounds``): the round-0 model pseudo-labels them (probability at least 0.9, the labelled class
+  shares kept, at most ``--pseudo-per-class`` a class, default 500) and a fresh contrastive run trains on the labelled
+  rows plus those. Answers the issue's question of what unlabelled in-domain text adds to a few labels.
 
 Every run is a child process (this script with ``--one-run``) with ``torch.set_num_threads(--threads)`` and
 ``TOKENIZERS_PARALLELISM=false``. Recorded per run: ``wall_seconds``, timed in the child from its start (library
@@ -89,7 +94,7 @@ from typing import Any
 from augment_curve import sample_rows, write_rows
 from common import DATASETS, REPO, read_rows, read_sst2, read_trec, report_header, results_folder, write_result
 
-METHODS = ("setfit", "contrastive", "full", "frozen_mean")
+METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
 BINARY = ("negative", "positive")
 MAX_LENGTH = 256  # the packaged body's max_seq_length (sentence_bert_config.json), what SetFit truncates to
@@ -182,8 +187,11 @@ def validation_rows(labels: list[int], per_class: int, seed: int, train: list[in
     return sorted(chosen)
 
 
-def write_group(corpus: Corpus, size: int, seed: int, test_limit: int, folder: Path) -> dict[str, Any]:
-    """Sample one (size, seed) group and write its train, validation and test CSVs; their paths and row counts."""
+def write_group(corpus: Corpus, size: int, seed: int, test_limit: int, folder: Path, unlabeled: bool = False) -> dict[str, Any]:
+    """Sample one (size, seed) group and write its train, validation and test CSVs; their paths and row counts.
+
+    ``unlabeled``: also every other training text, labels dropped (``unlabeled.csv``), for ``self_training``.
+    """
     ids = corpus.train_ids()
     train = sample_rows(ids, size, seed)
     validation = validation_rows(ids, size, 10_000 + seed, train)
@@ -193,6 +201,9 @@ def write_group(corpus: Corpus, size: int, seed: int, test_limit: int, folder: P
         "validation": write_rows(folder / "validation.csv", corpus.train_texts, corpus.train_labels, validation),
         "test": write_rows(folder / "test.csv", corpus.test_texts, corpus.test_labels, list(range(test_rows))),
     }
+    if unlabeled:
+        rest = sorted(set(range(len(ids))) - set(train) - set(validation))
+        files["unlabeled"] = write_rows(folder / "unlabeled.csv", corpus.train_texts, corpus.train_labels, rest)
     return {
         "files": {split: str(path) for split, path in files.items()},
         "counts": {"train_rows": len(train), "validation_rows": len(validation), "test_rows": test_rows},
@@ -222,6 +233,9 @@ def method_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         base = {"steps": args.full_steps, "learning_rate": args.full_learning_rate, "batch_size": args.batch_size}
     else:
         base = {"steps": args.head_steps, "learning_rate": args.head_learning_rate, "batch_size": args.batch_size}
+    if method == "self_training":
+        pseudo = {"self_training.max_per_class": args.pseudo_per_class, "self_training.rounds": args.self_training_rounds}
+        return {f"cosine:20+pseudo{args.pseudo_per_class}": {"transfer.contrastive_loss": "cosine"} | pseudo | base}
     if method != "contrastive":
         return {"default": base}
     arms = {}
@@ -238,6 +252,8 @@ def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any
         "full": {"strategy": "full"},
         "frozen_mean": {"strategy": "frozen", "transfer.pooling": "mean"},
         "contrastive": {"strategy": "contrastive"} | {k: v for k, v in settings.items() if k.startswith("transfer.")},
+        "self_training": {"strategy": "contrastive", "data.unlabeled_file": group["files"].get("unlabeled")}
+        | {k: v for k, v in settings.items() if k.startswith(("transfer.", "self_training."))},
     }[method]
     steps, batch_size = settings["steps"], settings["batch_size"]
     per_epoch = math.ceil(group["counts"]["train_rows"] / batch_size)
@@ -348,6 +364,18 @@ def recipe_run(spec: dict[str, Any], started: float) -> dict[str, Any]:
         "phase1_pairs": phase.get("pairs"),
         "phase1_steps": phase.get("steps"),
         "phase1_best_pair_auc": phase.get("best_pair_auc"),
+        **self_training_figures(info),
+    }
+
+
+def self_training_figures(info: dict[str, Any]) -> dict[str, Any]:
+    """A self-training run's pseudo-labels per class and round 0's validation accuracy (nothing for other runs)."""
+    rounds = info.get("self_training", {}).get("rounds", [])
+    if not rounds:
+        return {}
+    return {
+        "pseudo_labels": rounds[-1].get("pseudo_labels_per_class"),
+        "round_0_validation_accuracy": rounds[0]["validation"].get("accuracy"),
     }
 
 
@@ -455,7 +483,8 @@ def run_group(corpus: Corpus, key: dict[str, Any], pending: list[tuple[str, str,
     """Run the pending runs of one (dataset, size, seed) group on one sample; append each row; the number that failed."""
     failed = 0
     with tempfile.TemporaryDirectory(prefix="few_shot_") as tmp:
-        group = write_group(corpus, key["size"], key["seed"], args.test_limit, Path(tmp))
+        unlabeled = any(method == "self_training" for method, _, _ in pending)
+        group = write_group(corpus, key["size"], key["seed"], args.test_limit, Path(tmp), unlabeled)
         group |= {"names": corpus.names, "seed": key["seed"]}
         for number, (method, arm, settings) in enumerate(pending):
             spec = run_spec(method, arm, settings, group, args)
@@ -693,7 +722,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--datasets", default="sst2,emotion,trec,kitchen", help=f"some of {','.join(SPECS)}")
     parser.add_argument("--sizes", default="8,16,32,64", help="training examples per class")
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"some of {','.join(METHODS)}")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS[:-1]), help=f"some of {','.join(METHODS)} (default all but self_training)"
+    )
     parser.add_argument("--contrastive-grid", default="cosine:20,contrastive:20", help="loss:pairs arms of contrastive")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every child")
     parser.add_argument("--test-limit", type=int, default=0, help="score only the first N test rows (0: all; smoke runs)")
@@ -702,6 +733,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--head-learning-rate", type=float, default=1e-3)
     parser.add_argument("--full-steps", type=int, default=200, help="least optimizer steps of full fine-tuning")
     parser.add_argument("--full-learning-rate", type=float, default=1e-4)
+    parser.add_argument(
+        "--pseudo-per-class", type=int, default=500, help="self_training: at most this many pseudo-labels per class"
+    )
+    parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")
     parser.add_argument("--memory", action="store_true", help="peak memory of pair training on many rows instead")
     parser.add_argument("--memory-rows", type=int, default=10_000)
