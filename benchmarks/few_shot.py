@@ -569,24 +569,73 @@ def summarize_method(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"arm": chosen, "chosen_on": "mean validation accuracy"} | summaries[chosen] | {"arms": summaries}
 
 
-def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """dataset -> size -> method -> summary, in the order of :data:`SPECS`, sizes ascending, :data:`METHODS`."""
-    grouped: dict[str, dict[int, dict[str, list[dict]]]] = {}
+def common_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the seeds that every (method, arm) among ``rows`` has run: all compared on the same samples."""
+    seeds: dict[tuple[str, str], set[int]] = {}
     for row in rows:
-        grouped.setdefault(row["dataset"], {}).setdefault(row["size"], {}).setdefault(row["method"], []).append(row)
+        seeds.setdefault((row["method"], row["arm"]), set()).add(row["seed"])
+    shared = set.intersection(*seeds.values())
+    return [row for row in rows if row["seed"] in shared]
+
+
+def paired_gain(chosen: list[dict[str, Any]], anchor: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per seed, test accuracy of ``chosen`` less ``anchor``'s on the same sample: mean, std and count."""
+    anchor_by_seed = {run["seed"]: run["test_accuracy"] for run in anchor}
+    return spread([run["test_accuracy"] - anchor_by_seed[run["seed"]] for run in chosen if run["seed"] in anchor_by_seed])
+
+
+def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> size -> method -> summary, in the order of :data:`SPECS`, sizes ascending, :data:`METHODS`.
+
+    Each (dataset, size) keeps the seeds that every method and arm there has run (:func:`common_seeds`); a method
+    with a SetFit run beside it gets ``gain_over_setfit``, the paired difference of test accuracy.
+    """
+    grouped: dict[str, dict[int, list[dict]]] = {}
+    for row in rows:
+        grouped.setdefault(row["dataset"], {}).setdefault(row["size"], []).append(row)
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for dataset in sorted(grouped, key=lambda name: list(SPECS).index(name)):
         result[dataset] = {}
         for size in sorted(grouped[dataset]):
-            by_method = grouped[dataset][size]
-            result[dataset][str(size)] = {m: summarize_method(by_method[m]) for m in METHODS if m in by_method}
+            by_method: dict[str, list[dict]] = {}
+            for row in common_seeds(grouped[dataset][size]):
+                by_method.setdefault(row["method"], []).append(row)
+            summaries = {m: summarize_method(by_method[m]) for m in METHODS if m in by_method}
+            for method, summary in summaries.items():
+                chosen = [run for run in by_method[method] if run["arm"] == summary["arm"]]
+                if "setfit" in by_method and method != "setfit":
+                    summary["gain_over_setfit"] = paired_gain(chosen, by_method["setfit"])
+            result[dataset][str(size)] = summaries
     return result
 
 
-def cell(figure: dict[str, Any]) -> str:
-    """``mean ± std (n)`` in percent."""
+def cell(figure: dict[str, Any], sign: str = "") -> str:
+    """``mean ± std (n)`` in percent (``sign="+"``: the mean with its sign)."""
     std = "–" if figure["std"] is None else f"{100 * figure['std']:.1f}"
-    return f"{100 * figure['mean']:.1f} ± {std} ({figure['n']})"
+    return f"{100 * figure['mean']:{sign}.1f} ± {std} ({figure['n']})"
+
+
+def gain_and_arm_tables(dataset: str, sizes: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown: each method's paired gain over SetFit, and every contrastive arm's validation and test accuracy."""
+    methods = [m for m in METHODS if m != "setfit" and any("gain_over_setfit" in s.get(m, {}) for s in sizes.values())]
+    lines = []
+    if methods:
+        lines += [f"\n{dataset}: test accuracy less SetFit's on the same sample, points, mean ± std (seeds)"]
+        lines += ["| per class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for size, by_method in sizes.items():
+            cells = [
+                cell(by_method[m]["gain_over_setfit"], "+") if "gain_over_setfit" in by_method.get(m, {}) else "" for m in methods
+            ]
+            lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    for size, by_method in sizes.items():
+        arms = by_method.get("contrastive", {}).get("arms")
+        if not arms:
+            continue
+        lines += [f"\n{dataset}, {size} per class: contrastive arms, accuracy % (validation chooses)"]
+        lines += ["| arm | validation | test |", "|---|---|---|"]
+        for arm, summary in arms.items():
+            lines.append(f"| {arm} | {cell(summary['validation_accuracy'])} | {cell(summary['test_accuracy'])} |")
+    return lines
 
 
 def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: int) -> list[str]:
@@ -617,7 +666,7 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
         if "contrastive" in by_method and "setfit" in by_method:
             ratio = f"{by_method['contrastive']['wall_seconds_median'] / by_method['setfit']['wall_seconds_median']:.2f}"
         lines.append(f"| {size} | " + " | ".join(cells) + f" | {ratio} |")
-    return lines
+    return lines + gain_and_arm_tables(dataset, sizes)
 
 
 def report(args: argparse.Namespace) -> int:
