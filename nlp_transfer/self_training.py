@@ -108,6 +108,12 @@ def pseudo_label_round(
     labels_of = [json.loads(line)["label"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     counts = dict(sorted(Counter(labels_of).items()))
     print(f"self-training: {len(labels_of):,} of {len(texts):,} unlabelled texts pseudo-labelled {counts} ({path})")
+    if not labels_of:
+        print(
+            f"self-training: warning: no pseudo-label reached self_training.threshold={config.self_training.threshold} "
+            "in every class, so this round trains on the labelled rows alone (the first round's model again). "
+            "Lower the threshold, set self_training.balance=false, or use fewer rounds."
+        )
     return {"pseudo_labels": len(labels_of), "pseudo_labels_per_class": counts, "pseudo_labeled_file": str(path)}
 
 

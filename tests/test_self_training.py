@@ -156,3 +156,25 @@ def test_resume_reuses_finished_rounds(self_trained, tiny_model_dir, monkeypatch
     assert (run / "self_training/round_0/metrics.json").stat().st_mtime_ns == round_0_written
     assert (run / "self_training/pseudo_labels_round_1.jsonl").read_text() == labels_before
     assert result.metrics["test"]["accuracy"] >= 0.75
+
+
+def test_a_round_without_any_confident_pseudo_label_says_so(tmp_path, monkeypatch, capsys):
+    """Seen on SST-2 (BENCHMARKS.md, nineteenth session): a silent empty round retrains the labelled-only model."""
+    from types import SimpleNamespace
+
+    from nlp_transfer import self_training
+
+    unsure = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+    monkeypatch.setattr(self_training, "teacher_probabilities", lambda *args: (unsure, ["negative", "positive"]))
+    config = load_config(None, ["data.train_file=x.csv", "self_training.threshold=0.9"])
+    state = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
+    path = tmp_path / "pseudo_labels_round_1.jsonl"
+    record = self_training.pseudo_label_round(config, tmp_path, ["a", "b", "c"], None, path, state)
+    assert record["pseudo_labels"] == 0
+    assert "warning: no pseudo-label reached self_training.threshold=0.9" in capsys.readouterr().out
+    monkeypatch.setattr(
+        self_training, "teacher_probabilities", lambda *args: (unsure * 0 + [[0.95, 0.05]], ["negative", "positive"])
+    )
+    path.unlink()
+    self_training.pseudo_label_round(config, tmp_path, ["a", "b", "c"], None, path, state)
+    assert "warning" not in capsys.readouterr().out
