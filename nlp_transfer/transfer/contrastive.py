@@ -128,12 +128,7 @@ class ContrastiveFewShot(Strategy):
         )
         result = run.fit(
             model=PairEncoder(inner),
-            task=PairTask(
-                run.task.collator(),
-                len(run.task.labels),
-                options.contrastive_loss,
-                temperature=options.contrastive_temperature,
-            ),
+            task=self.pair_task(run),
             param_groups=groups,
             train_dataset=pairs,
             eval_dataset=validation_pairs,
@@ -162,6 +157,13 @@ class ContrastiveFewShot(Strategy):
             "train_seconds": round(result.train_seconds, 2),
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
+
+    def pair_task(self, run: TrainingRun) -> PairTask:
+        """Phase 1's loss and metric over the run's label set, with the configured loss and temperature."""
+        options = self.options
+        return PairTask(
+            run.task.collator(), len(run.task.labels), options.contrastive_loss, temperature=options.contrastive_temperature
+        )
 
     def run_info(self) -> dict[str, Any]:
         """Mean pooling, what phase 1 did, and the encoding time of phase 2."""
