@@ -251,10 +251,9 @@ def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any
     strategy = {
         "full": {"strategy": "full"},
         "frozen_mean": {"strategy": "frozen", "transfer.pooling": "mean"},
-        "contrastive": {"strategy": "contrastive"} | {k: v for k, v in settings.items() if k.startswith("transfer.")},
-        "self_training": {"strategy": "contrastive", "data.unlabeled_file": group["files"].get("unlabeled")}
-        | {k: v for k, v in settings.items() if k.startswith(("transfer.", "self_training."))},
-    }[method]
+        "contrastive": {"strategy": "contrastive"},
+        "self_training": {"strategy": "contrastive", "data.unlabeled_file": group["files"].get("unlabeled")},
+    }[method] | {key: value for key, value in settings.items() if "." in key}  # the arm's own config keys
     steps, batch_size = settings["steps"], settings["batch_size"]
     per_epoch = math.ceil(group["counts"]["train_rows"] / batch_size)
     files = group["files"]
