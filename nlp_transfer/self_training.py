@@ -6,8 +6,10 @@ pseudo-labels that round N-1 gave the unlabelled texts (``RUN_DIR/self_training/
 as ``data.pseudo_labeled_file``; see
 :mod:`nlp_transfer.data.pseudo_labels`). Every round picks its best model on the same human-labelled validation
 split; only the last round scores the test split, and its files become the run directory's own. A teacher's
-weights are deleted once its pseudo-labels are written (its metrics and run info stay). ``--resume`` skips finished
-rounds and resumes the interrupted one from its checkpoint.
+weights are deleted once its pseudo-labels are written (its metrics and run info stay). When a teacher keeps no
+pseudo-label at all, the next round would only retrain round 0's model, so the rounds stop there: that teacher
+stays the run's model and scores the test split itself (``stopped_at_round`` in run_info). ``--resume`` skips
+finished rounds and resumes the interrupted one from its checkpoint.
 """
 
 from __future__ import annotations
@@ -50,19 +52,23 @@ def run_self_training(
     texts = read_unlabeled_texts(config)
     shares = labelled_class_shares(config) if config.self_training.balance else None
     rounds: list[dict[str, Any]] = []
-    result = None
+    result, stopped_at = None, None
     for number in range(config.self_training.rounds + 1):
         round_dir = output_dir / ROUNDS_DIR / f"round_{number}"
         pseudo_file = output_dir / ROUNDS_DIR / f"pseudo_labels_round_{number}.jsonl" if number else None
         record: dict[str, Any] = {"round": number}
         if pseudo_file is not None:
             record.update(pseudo_label_round(config, rounds[-1]["dir"], texts, shares, pseudo_file, state))
+            if not record["pseudo_labels"]:  # the student would be round 0's model again: keep the teacher
+                stopped_at = number
+                result = score_kept_teacher(config, result, state)
+                break
         result = train_round(config, round_dir, pseudo_file, train, resume=resume, last=number == config.self_training.rounds)
         rounds.append(
             {**record, "dir": round_dir, "validation": result.metrics.get("validation", {}), "examples": result.info["examples"]}
         )
     assert result is not None
-    return finish(config, result, rounds, len(texts), state)
+    return finish(config, result, rounds, len(texts), state, stopped_at)
 
 
 def read_unlabeled_texts(config: RunConfig) -> list[str]:
@@ -103,7 +109,8 @@ def pseudo_label_round(
         )
         if state.is_main_process:
             write_pseudo_labels(path, chosen)
-            remove_teacher_weights(teacher_dir)
+            if chosen:  # a teacher that labelled nothing stays the run's model
+                remove_teacher_weights(teacher_dir)
         state.wait_for_everyone()
     labels_of = [json.loads(line)["label"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     counts = dict(sorted(Counter(labels_of).items()))
@@ -111,7 +118,7 @@ def pseudo_label_round(
     if not labels_of:
         print(
             f"self-training: warning: no pseudo-label reached self_training.threshold={config.self_training.threshold} "
-            "in every class, so this round trains on the labelled rows alone (the first round's model again). "
+            f"in every class, so the rounds stop here and the teacher ({teacher_dir.name}) is the run's model. "
             "Lower the threshold, set self_training.balance=false, or use fewer rounds."
         )
     return {"pseudo_labels": len(labels_of), "pseudo_labels_per_class": counts, "pseudo_labeled_file": str(path)}
@@ -153,6 +160,25 @@ def train_round(
     return train(round_config, resume=interrupted, overwrite=not interrupted)
 
 
+def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
+    """A teacher kept as the run's model (it trained without the test split): score ``data.test_file`` once now."""
+    round_dir = Path(teacher.output_dir)
+    if config.data.test_file and "test" not in teacher.metrics:
+        if state.is_main_process:
+            from nlp_transfer.evaluation.plots import save_confusion_matrix
+            from nlp_transfer.inference import evaluate_file
+
+            test = evaluate_file(round_dir, config.data.test_file, config.data, batch_size=config.training.eval_batch_size)
+            metrics = {**teacher.metrics, "test": test}
+            if "confusion_matrix" in test:
+                save_confusion_matrix(
+                    test["confusion_matrix"], round_dir / "confusion_matrix_test.png", title="Confusion matrix (test)"
+                )
+            (round_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+        state.wait_for_everyone()
+    return _finished_round(round_dir)
+
+
 def _finished_round(round_dir: Path) -> Any:
     from nlp_transfer.pipeline import RunResult
 
@@ -160,8 +186,10 @@ def _finished_round(round_dir: Path) -> Any:
     return RunResult(output_dir=round_dir, metrics=metrics, info=RunInfo.read(round_dir).to_dict())
 
 
-def finish(config: RunConfig, result: Any, rounds: list[dict[str, Any]], unlabeled: int, state: Any) -> Any:
-    """Move the last round's files up into the run directory and record the rounds in its run_info.json."""
+def finish(
+    config: RunConfig, result: Any, rounds: list[dict[str, Any]], unlabeled: int, state: Any, stopped_at: int | None = None
+) -> Any:
+    """Move the last trained round's files up into the run directory and record the rounds in its run_info.json."""
     output_dir, last_dir = Path(config.output_dir), Path(result.output_dir)
     summary = {
         "unlabeled_file": config.data.unlabeled_file,
@@ -169,6 +197,7 @@ def finish(config: RunConfig, result: Any, rounds: list[dict[str, Any]], unlabel
         "threshold": config.self_training.threshold,
         "balance": config.self_training.balance,
         "rounds": [{k: (str(v) if k == "dir" else v) for k, v in r.items()} for r in rounds],
+        "stopped_at_round": stopped_at,  # null: every round of self_training.rounds ran
     }
     if state.is_main_process:
         for entry in list(last_dir.iterdir()):

@@ -178,3 +178,44 @@ def test_a_round_without_any_confident_pseudo_label_says_so(tmp_path, monkeypatc
     path.unlink()
     self_training.pseudo_label_round(config, tmp_path, ["a", "b", "c"], None, path, state)
     assert "warning" not in capsys.readouterr().out
+
+
+def test_rounds_stop_at_a_teacher_without_pseudo_labels_and_it_scores_the_test(tmp_path, tiny_model_dir, monkeypatch):
+    """Round 2's teacher (round 1) labels nothing: round 1 stays the run's model and scores the test split once.
+
+    Before this, round 2 trained on the labelled rows alone and silently replaced round 1 by round 0's model again.
+    """
+    from nlp_transfer import self_training
+    from nlp_transfer.pipeline import run_training
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(60, 1))
+    test = write_csv(tmp_path / "test.csv", synthetic_sentiment(100, 3))
+    unlabeled = synthetic_sentiment(80, 2)
+    (tmp_path / "unlabeled.txt").write_text("\n".join(text for text, _ in unlabeled) + "\n", encoding="utf-8")
+    truth = np.array([[0.02, 0.98] if label == "positive" else [0.97, 0.03] for _, label in unlabeled])
+    answers = iter([truth, np.full_like(truth, 0.5)])  # round 1's teacher is sure of every text, round 2's of none
+    monkeypatch.setattr(self_training, "teacher_probabilities", lambda *args: (next(answers), ["negative", "positive"]))
+    trained = []
+    real_train = self_training.train_round
+    monkeypatch.setattr(
+        self_training,
+        "train_round",
+        lambda config, round_dir, *a, **k: trained.append(round_dir.name) or real_train(config, round_dir, *a, **k),
+    )
+    extra = {"data.train_file": train, "data.test_file": test, "data.validation_split": 0.3}
+    extra |= {"data.unlabeled_file": tmp_path / "unlabeled.txt", "self_training.rounds": 2, "training.epochs": 6}
+    result = run_training(
+        load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **extra, **{"training.learning_rate": 3e-3}))
+    )
+
+    run = tmp_path / "run"
+    summary = result.info["self_training"]
+    assert trained == ["round_0", "round_1"] and summary["stopped_at_round"] == 2
+    assert (run / "self_training/pseudo_labels_round_2.jsonl").read_text() == ""
+    assert [r["round"] for r in summary["rounds"]] == [0, 1] and summary["rounds"][1]["pseudo_labels"] == 80
+    assert result.info["examples"]["train"] == summary["rounds"][0]["examples"]["train"] + 80  # round 1's student
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["validation"] == summary["rounds"][1]["validation"]
+    assert metrics["test"] == result.metrics["test"] and result.metrics["test"]["accuracy"] >= 0.75
+    assert (run / "model.safetensors").is_file() and (run / "confusion_matrix_test.png").is_file()
+    assert not list((run / "self_training/round_0").glob("*.safetensors"))
