@@ -326,6 +326,9 @@ def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny
     head_checkpoints = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
     pair_checkpoints = sorted((tmp_path / "part" / "checkpoints" / "contrastive" / "checkpoints").glob("step-*"))
     assert len(head_checkpoints) == 2 and len(pair_checkpoints) == 2
+    # phase 2 checkpoints its own head and optimizer only, not phase 1's encoder and its AdamW state again
+    assert sorted(p.name for p in head_checkpoints[0].glob("optimizer*")) == ["optimizer.bin"]
+    assert [p.name for p in head_checkpoints[0].glob("model*.safetensors")] == ["model.safetensors"]
     for checkpoint in head_checkpoints:  # killed before phase 2 checkpointed
         shutil.rmtree(checkpoint)
     assert run_training(config, resume=True).metrics == full.metrics

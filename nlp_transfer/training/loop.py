@@ -209,7 +209,12 @@ def setup_loop(
     accelerator: Accelerator,
     callbacks: Sequence[TrainingCallback],
 ) -> Loop:
-    """Data loaders, optimizer and schedule, all prepared by Accelerate."""
+    """Data loaders, optimizer and schedule, all prepared by Accelerate.
+
+    Whatever an earlier fit prepared on this accelerator (a strategy's first phase) is released first, so this
+    fit's checkpoints hold its own model and optimizer only, not the earlier ones again at every save.
+    """
+    accelerator.free_memory()
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     set_seed(seed)
