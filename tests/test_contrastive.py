@@ -242,6 +242,41 @@ def test_supcon_batches_carry_each_texts_labels():
     assert ((first * second).sum(1) > 0).float().tolist() == batch["labels"][:, 0].tolist()  # the pair's own target
 
 
+def test_pieces_of_a_pair_batch_give_the_same_embeddings_and_gradients_with_less_padding(tiny_model_dir):
+    """A CPU run encodes the 2B texts in length-sorted pieces under a token budget: same result, fewer padded tokens."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nlp_transfer.transfer.pairs import PairEncoder
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2).eval()  # no dropout
+    words = "good bad film plot great awful story fine dull superb".split()
+    texts = [" ".join(random.Random(i).choices(words, k=n)) for i, n in enumerate([2, 30, 5, 3, 25, 4, 2, 6])]
+    batch = dict(AutoTokenizer.from_pretrained(tiny_model_dir)(texts, padding=True, return_tensors="pt"))
+    widths = []
+    model.base_model.register_forward_pre_hook(
+        lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape), with_kwargs=True
+    )
+
+    def embed(encoder):
+        model.zero_grad()
+        widths.clear()
+        logits = encoder(**batch).logits
+        (logits[:, 0] * logits[:, 1]).sum().backward()  # the pairs' cosines
+        return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, list(widths)
+
+    whole, whole_grads, whole_calls = embed(PairEncoder(model))
+    pieced, pieced_grads, pieced_calls = embed(PairEncoder(model, max_tokens=64))
+    assert whole.shape == (4, 2, model.config.hidden_size) and torch.allclose(pieced, whole, atol=1e-5)
+    assert whole_grads.keys() == pieced_grads.keys()
+    assert all(torch.allclose(pieced_grads[n], whole_grads[n], atol=1e-5) for n in whole_grads)
+    assert len(whole_calls) == 1 and len(pieced_calls) > 1
+    assert sum(rows * width for rows, width in pieced_calls) < 0.6 * whole_calls[0].numel()  # padding cut
+    assert all(rows * width <= 64 or rows == 1 for rows, width in pieced_calls)
+    left = {key: value.flip(1) for key, value in batch.items()}  # left padding: never cut into pieces
+    assert PairEncoder(model, max_tokens=64).pieces(left["attention_mask"]) is None
+
+
 def test_contrastive_is_refused_for_ner(tiny_model_dir, tmp_path):
     with pytest.raises(ConfigError, match="strategy=contrastive"):
         load_config(

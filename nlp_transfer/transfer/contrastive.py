@@ -31,7 +31,7 @@ from torch import nn
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.errors import ConfigError
-from nlp_transfer.training.batches import batch_rows
+from nlp_transfer.training.batches import batch_rows, inference_token_budget
 from nlp_transfer.training.checkpoints import checkpoint_dir, latest_checkpoint
 from nlp_transfer.transfer.base import Strategy, TrainingRun, register_strategy
 from nlp_transfer.transfer.feature_extraction import unwrap_pooling, with_pooling
@@ -127,7 +127,7 @@ class ContrastiveFewShot(Strategy):
             f"{options.contrastive_loss} loss, {options.contrastive_epochs} epoch(s)"
         )
         result = run.fit(
-            model=PairEncoder(inner),
+            model=PairEncoder(inner, max_tokens=inference_token_budget(run.accelerator.device)),
             task=self.pair_task(run),
             param_groups=groups,
             train_dataset=pairs,

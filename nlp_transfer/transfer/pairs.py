@@ -37,6 +37,7 @@ from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.training.batches import budgeted_batches
 from nlp_transfer.transfer.feature_extraction import encoder_states, pool
 
 PairLoss = Literal["cosine", "contrastive", "supcon"]
@@ -205,17 +206,44 @@ class PairEncoder(nn.Module):
     ``forward`` takes the 2B texts :class:`PairCollator` batches and returns, as ``logits`` of shape (B, 2, D), each
     pair's two mean-pooled embeddings scaled to unit length (their dot product is the pair's cosine).
     Its parameters are the model's own encoder (``model.base_model``): training it trains the model.
+
+    With ``max_tokens`` (a CPU run), the 2B texts are encoded longest first in pieces of at most that many padded
+    tokens, each piece cut to its own longest text, rather than as one batch padded to the longest of all: pairs
+    are drawn at random, so one long text would pad every other. The embeddings are the same (dropout aside,
+    which draws its masks per piece); the batch, and so the loss, is unchanged.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, max_tokens: int | None = None) -> None:
         super().__init__()
         self.model = model
+        self.max_tokens = max_tokens
 
     def forward(self, labels: torch.Tensor | None = None, **batch: torch.Tensor) -> SequenceClassifierOutput:
         """Unit-length embeddings of each pair (``labels`` accepted and ignored: the task computes the loss)."""
-        embeddings = pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
+        pieces = self.pieces(batch.get("attention_mask"))
+        if pieces is None:
+            embeddings = pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
+        else:
+            pooled = []
+            for rows, width in pieces:
+                piece = {key: value[rows, :width] for key, value in batch.items()}
+                pooled.append(pool(encoder_states(self.model, piece), piece["attention_mask"], "mean"))
+            order = torch.cat([rows for rows, _ in pieces])
+            embeddings = torch.cat(pooled)[torch.argsort(order)]  # back to the batch's own order
         first, second = F.normalize(embeddings, dim=-1).chunk(2)
         return SequenceClassifierOutput(logits=torch.stack([first, second], dim=1))
+
+    def pieces(self, mask: torch.Tensor | None) -> list[tuple[torch.Tensor, int]] | None:
+        """(rows, padded width) of each piece of a right-padded batch under ``max_tokens``; None: encode it whole."""
+        if self.max_tokens is None or mask is None:
+            return None
+        lengths = mask.sum(1)
+        if not torch.equal(mask.bool(), torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]):
+            return None  # padded on the left (or holes): slicing columns would cut real tokens
+        groups = budgeted_batches(lengths.tolist(), len(lengths), self.max_tokens)
+        if len(groups) == 1:
+            return None
+        return [(torch.tensor(rows, device=mask.device), int(lengths[rows[0]])) for rows in groups]
 
 
 def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
