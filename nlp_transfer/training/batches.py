@@ -75,12 +75,18 @@ def make_dataloader(
 #: padded tokens one inference forward takes on a CPU; a longer length-sorted batch is cut into smaller ones. On
 #: 128-token reviews at batch 32 this labels 21-23 % more texts a second (torch and int8 ONNX alike; chosen among
 #: 512-2,048 on Amazon books training reviews, BENCHMARKS.md): a smaller batch's activations stay in the cache
-#: from one operator to the next.
+#: from one operator to the next. Contrastive pair training cuts its randomly paired batches into pieces of the same
+#: size (on 32 kitchen reviews, forward and backward 4x faster than one batch padded to the longest: 512 and 1,024
+#: did alike, 2,048 a little worse; BENCHMARKS.md, twentieth session).
 CPU_BATCH_TOKENS = 1024
 
 
 def inference_token_budget(device: torch.device | str | None) -> int | None:
-    """The padded-token budget of one inference forward on ``device``: :data:`CPU_BATCH_TOKENS` on a CPU, none elsewhere."""
+    """The padded-token budget of one forward pass on ``device``: :data:`CPU_BATCH_TOKENS` on a CPU, none elsewhere.
+
+    Inference batches are cut to it, and so are the pieces of a contrastive pair batch; training loops with
+    length-grouped batches are not (measured: no gain at 128 tokens).
+    """
     return CPU_BATCH_TOKENS if device is None or torch.device(device).type == "cpu" else None
 
 
