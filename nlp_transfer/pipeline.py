@@ -238,13 +238,18 @@ def save_outputs(
 def save_reports(output_dir: Path, task: Task, metrics: dict[str, Any], info: RunInfo) -> None:
     """The tokenizer, metrics.json, the confusion-matrix plots and run_info.json."""
     task.tokenizer.save_pretrained(output_dir)
+    save_metrics(output_dir, metrics)
+    info.write(output_dir)
+
+
+def save_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
+    """metrics.json and a confusion-matrix plot per split that has one."""
     for split, values in metrics.items():
         if "confusion_matrix" in values:
             save_confusion_matrix(
                 values["confusion_matrix"], output_dir / f"confusion_matrix_{split}.png", title=f"Confusion matrix ({split})"
             )
     (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    info.write(output_dir)
 
 
 def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:

@@ -165,16 +165,11 @@ def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
     round_dir = Path(teacher.output_dir)
     if config.data.test_file and "test" not in teacher.metrics:
         if state.is_main_process:
-            from nlp_transfer.evaluation.plots import save_confusion_matrix
             from nlp_transfer.inference import evaluate_file
+            from nlp_transfer.pipeline import save_metrics
 
             test = evaluate_file(round_dir, config.data.test_file, config.data, batch_size=config.training.eval_batch_size)
-            metrics = {**teacher.metrics, "test": test}
-            if "confusion_matrix" in test:
-                save_confusion_matrix(
-                    test["confusion_matrix"], round_dir / "confusion_matrix_test.png", title="Confusion matrix (test)"
-                )
-            (round_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+            save_metrics(round_dir, {**teacher.metrics, "test": test})
         state.wait_for_everyone()
     return _finished_round(round_dir)
 

@@ -6,8 +6,8 @@ For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall
    dissimilar), scored by the cosine of their mean-pooled embeddings (``transfer.contrastive_loss``: SetFit's
    cosine regression, a margin loss, or ``supcon``, which scores every text of a batch against all the others).
    ``transfer.contrastive_pairs`` pairs per example and epoch, exactly half of them similar, drawn on demand
-   (:mod:`nlp_transfer.transfer.pairs`), so memory does not grow with the number of pairs. Only the encoder trains (its pooler and the head
-   wait); the best encoder by ``pair_auc`` on validation pairs is kept.
+   (:mod:`nlp_transfer.transfer.pairs`), so memory does not grow with the number of pairs. Only the encoder
+   trains (its pooler and the head wait); the best encoder by ``pair_auc`` on validation pairs is kept.
 2. **Head.** The encoder is frozen, train and validation are encoded once (mean pooling), and the model's
    own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does.
 
