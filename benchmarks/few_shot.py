@@ -29,8 +29,9 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
   embeddings (the second values of the pairs above only serve a differentiable head).
 - ``contrastive``: nlp-transfer ``strategy=contrastive`` at its defaults (1 epoch of pairs, encoder learning rate 2e-5,
   16 pairs a step, best encoder by pair AUC on validation pairs), one arm per entry of ``--contrastive-grid``
-  (``loss:pairs``: ``transfer.contrastive_loss`` and ``transfer.contrastive_pairs``, pairs per example, half similar);
-  phase 2, the head on the cached mean-pooled vectors, as ``frozen_mean``. Every arm runs; the report picks, per
+  (``loss:pairs``: ``transfer.contrastive_loss`` and ``transfer.contrastive_pairs``, pairs per example, half similar;
+  a third field, ``loss:pairs:logistic``, sets ``transfer.head_fit=logistic``); phase 2, the head on the cached
+  mean-pooled vectors, as ``frozen_mean`` (with ``:logistic``, fitted to convergence in one solve). Every arm runs; the report picks, per
   dataset and size, the arm with the best mean validation accuracy (a tie goes to the arm listed first) and reports its
   test accuracy (every arm's figures are in the JSON).
 - ``full``: ``strategy=full`` (the first token, as the recipes), learning rate 1e-4 as recipes/configs/sentiment/
@@ -240,9 +241,10 @@ def method_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         return {"default": base}
     arms = {}
     for arm in args.contrastive_grid.split(","):
-        loss, pairs = arm.split(":")
+        loss, pairs, *head = arm.split(":")
         count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
-        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | base
+        fit = {"transfer.head_fit": head[0]} if head and head[0] != "steps" else {}  # steps: the arm as before
+        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | fit | base
     return arms
 
 
@@ -776,7 +778,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--methods", default=",".join(METHODS[:-1]), help=f"some of {','.join(METHODS)} (default all but self_training)"
     )
-    parser.add_argument("--contrastive-grid", default="cosine:20,contrastive:20", help="loss:pairs arms of contrastive")
+    parser.add_argument(
+        "--contrastive-grid", default="cosine:20,contrastive:20", help="loss:pairs[:logistic] arms of contrastive"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every child")
     parser.add_argument("--test-limit", type=int, default=0, help="score only the first N test rows (0: all; smoke runs)")
     parser.add_argument("--batch-size", type=int, default=16, help="full and the heads of contrastive and frozen_mean")

@@ -227,6 +227,16 @@ class TransferConfig:
         "frozen, sequence tasks: run the frozen encoder once per split and train the head on the cached pooled outputs "
         "(same head as recomputing them, many times faster). false recomputes the encoder every step.",
     )
+    head_fit: Literal["steps", "logistic"] = _setting(
+        "steps",
+        "frozen and contrastive, with cached features: how the head learns. steps: training.* optimizer steps on the "
+        "cached vectors, the best evaluation on validation kept; logistic: one convex solve to convergence "
+        "(L2-penalised logistic regression by L-BFGS, as SetFit's head), the classifier reading the vector itself "
+        "(the dense + tanh pooler set to pass it through); BERT-family heads only. transfer.head_c sets the penalty.",
+    )
+    head_c: float = _setting(
+        1.0, "head_fit=logistic: inverse strength of the L2 penalty, scikit-learn's C (larger: weaker penalty)."
+    )
     freeze_layers: int = _setting(
         0, "freeze_layers: freeze the embeddings and the bottom N encoder layers (0 freezes the embeddings only)."
     )
@@ -646,6 +656,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.contrastive_learning_rate": _positive(),
     "transfer.contrastive_batch_size": _at_least(1),
     "transfer.contrastive_temperature": _positive(),
+    "transfer.head_c": _positive(),
     "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
     "transfer.unfreeze_every": _at_least(1),
     "transfer.unfreeze_every_steps": _at_least(1, nullable=True),
@@ -676,6 +687,7 @@ def _check_values(config: RunConfig, source: str) -> None:
     check_augment(config, source)
     check_per_class(config, source)
     check_pseudo_labels(config, source)
+    check_head_fit(config, source)
 
 
 def check_long_text(config: RunConfig, source: str) -> None:
@@ -699,6 +711,19 @@ def check_long_text(config: RunConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: training.long_text=windows cannot run with strategy={config.strategy}: its head trains on cached "
             f"features of whole rows, which do not know their documents; {fix}, or set training.long_text=truncate."
+        )
+
+
+def check_head_fit(config: RunConfig, source: str) -> None:
+    """A head fitted in one solve needs cached features: strategy contrastive, or frozen with its cache, no ner."""
+    if config.transfer.head_fit == "steps":
+        return
+    caches = config.strategy == "contrastive" or (config.strategy == "frozen" and config.transfer.cache_features)
+    if not caches or config.task == "ner":
+        raise ConfigError(
+            f"{source}: transfer.head_fit=logistic fits a head on cached features (strategy=contrastive, or frozen with "
+            f"transfer.cache_features=true, for classification or multilabel); this run has strategy={config.strategy}, "
+            f"task={config.task}. Set transfer.head_fit=steps."
         )
 
 

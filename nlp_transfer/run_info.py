@@ -34,6 +34,7 @@ class RunInfo:
     pooling: str | None = None
     cached_features: bool = False
     feature_encoding_seconds: dict[str, float] = field(default_factory=dict)
+    head_fit: str = "steps"  # cached features: steps of the loop, or logistic (one convex solve, transfer.head_fit)
     phases: dict[str, dict[str, Any]] = field(default_factory=dict)  # a strategy's phases before the head (contrastive pairs)
     best_step: int = 0
     best_metric: dict[str, float | None] = field(default_factory=dict)

@@ -63,6 +63,34 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
     assert launched.stdout.count("Results (saved in") == 1, "only the main process prints and writes"
 
 
+def test_a_logistic_head_solved_under_two_processes_is_the_one_process_head(tiny_model_dir, tmp_path):
+    """transfer.head_fit=logistic solves outside the loop: every process must end with the same weights as one process."""
+    from safetensors.torch import load_file
+    from torch.testing import assert_close
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(200, 1))
+    val = write_csv(tmp_path / "val.csv", synthetic_sentiment(61, 2))
+    common = [
+        "recipes/sentiment.py",
+        "recipes/configs/sentiment/minilm_full.yaml",
+        f"model={tiny_model_dir}",
+        f"data.train_file={train}",
+        f"data.validation_file={val}",
+        f"data.test_file={val}",
+        "strategy=frozen",
+        "transfer.pooling=mean",
+        "transfer.head_fit=logistic",
+        "training.torch_threads=1",
+    ]
+    two, _, _ = run([*LAUNCH, *common, f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    one, _, _ = run([sys.executable, *common, f"output_dir={tmp_path / 'one'}"], tmp_path / "one")
+    weights = {name: load_file(str(tmp_path / name / "model.safetensors")) for name in ("one", "two")}
+    for key in ("classifier.weight", "classifier.bias", "bert.pooler.dense.weight"):
+        assert_close(weights["two"][key], weights["one"][key], rtol=1e-4, atol=1e-4)
+    assert sum(map(sum, two["validation"]["confusion_matrix"]["matrix"])) == 61  # every row scored once
+    assert two["validation"]["accuracy"] == one["validation"]["accuracy"] >= 0.9
+
+
 def test_ner_under_two_processes_scores_every_entity_once(tiny_model_dir, tmp_path):
     out = tmp_path / "ner"
     metrics, info, _ = run(

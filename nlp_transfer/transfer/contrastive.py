@@ -9,7 +9,9 @@ For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall
    (:mod:`nlp_transfer.transfer.pairs`), so memory does not grow with the number of pairs. Only the encoder
    trains (its pooler and the head wait); the best encoder by ``pair_auc`` on validation pairs is kept.
 2. **Head.** The encoder is frozen, train and validation are encoded once (mean pooling), and the model's
-   own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does.
+   own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does, or with
+   ``transfer.head_fit=logistic`` is fitted to convergence in one convex solve, as SetFit's logistic regression
+   (:mod:`nlp_transfer.transfer.logistic_head`).
 
 Both phases run through the standard loop, so both have progress bars, checkpoints, ``--resume`` and
 multi-process runs. Phase 1 keeps its checkpoints in ``RUN_DIR/checkpoints/contrastive``; a resumed run
@@ -171,5 +173,6 @@ class ContrastiveFewShot(Strategy):
             "pooling": "mean",
             "cached_features": True,
             "feature_encoding_seconds": self.encoding_seconds,
+            "head_fit": self.options.head_fit,
             "phases": {"contrastive": self.phase_one},
         }

@@ -28,6 +28,7 @@ from nlp_transfer.transfer.feature_extraction import (
 )
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
 from nlp_transfer.transfer.layers import find_encoder_parts
+from nlp_transfer.transfer.logistic_head import fit_logistic_head
 
 if TYPE_CHECKING:
     from nlp_transfer.training.loop import FitResult
@@ -82,6 +83,7 @@ class FrozenEncoder(Strategy):
             "cached_features": self.caches,
             # train's encoding counts as training time, validation's as evaluation
             "feature_encoding_seconds": self.encoding_seconds,
+            "head_fit": self.options.head_fit if self.caches else "steps",
         }
 
 
@@ -98,6 +100,8 @@ def train_head_on_features(run: TrainingRun, pooling: str, encoding_seconds: dic
         f"({sum(encoding_seconds.values()):.1f} s); the head trains on the cached vectors"
     )
     cached = CachedFeatureTask(run.task, features)
+    if run.config.transfer.head_fit == "logistic":
+        return solve_head(run, inner, cached, encoding_seconds)
     result = run.fit(
         model=CachedFeatureHead(inner),
         task=cached,
@@ -108,6 +112,35 @@ def train_head_on_features(run: TrainingRun, pooling: str, encoding_seconds: dic
     result.model = run.model
     result.train_seconds += encoding_seconds["train"]
     return result
+
+
+def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, encoding_seconds: dict[str, float]) -> FitResult:
+    """``transfer.head_fit=logistic``: the head fitted in one convex solve, then scored once on validation.
+
+    There are no optimizer steps, so no checkpoints: a resumed run solves again (the same weights).
+    """
+    from nlp_transfer.evaluation.metrics import scalar_metrics
+    from nlp_transfer.training.loop import FitResult, evaluate_model
+
+    options, training = run.config.transfer, run.config.training
+    multi_label = bool(getattr(run.task, "multi_label", False))
+    labels = torch.tensor(run.splits["train"]["labels"][:], dtype=torch.float32 if multi_label else torch.long)
+    fitted = fit_logistic_head(inner, cached.features_by_split["train"], labels, options.head_c, multi_label, run.accelerator)
+    run.accelerator.print(
+        f"head: logistic regression fitted to convergence in {fitted['fit_seconds']:.2f} s (C={options.head_c})"
+    )
+    validation = cached.dataset(run.splits["validation"], "validation")
+    metrics = evaluate_model(CachedFeatureHead(inner), validation, cached, run.accelerator, training.eval_batch_size)
+    metric_name = cached.default_metric if training.metric_for_best_model == "auto" else training.metric_for_best_model
+    return FitResult(
+        model=run.model,
+        best_metric=metrics.get(metric_name),
+        best_step=0,
+        metric_name=metric_name,
+        history=[{"epoch": 0, "step": 0, **scalar_metrics(metrics)}],
+        train_seconds=encoding_seconds["train"] + fitted["fit_seconds"],
+        best_validation=metrics,
+    )
 
 
 def encode_split(model: nn.Module, run: TrainingRun, split: str, pooling: str, seconds: dict[str, float]) -> torch.Tensor:
