@@ -33,16 +33,23 @@ def run(command, out):
     return json.loads((out / "metrics.json").read_text()), json.loads((out / "run_info.json").read_text()), done
 
 
-def test_two_processes_match_one(tiny_model_dir, tmp_path):
-    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(400, 1))
-    val = write_csv(tmp_path / "val.csv", synthetic_sentiment(101, 2))  # 101: the last batch does not divide evenly
-    common = [
+def sentiment_recipe(model_dir, folder, train_rows, validation_rows):
+    """The sentiment recipe on the tiny model and synthetic rows (validation doubles as test)."""
+    train = write_csv(folder / "train.csv", synthetic_sentiment(train_rows, 1))
+    val = write_csv(folder / "val.csv", synthetic_sentiment(validation_rows, 2))
+    return [
         "recipes/sentiment.py",
         "recipes/configs/sentiment/minilm_full.yaml",
-        f"model={tiny_model_dir}",
+        f"model={model_dir}",
         f"data.train_file={train}",
         f"data.validation_file={val}",
         f"data.test_file={val}",
+    ]
+
+
+def test_two_processes_match_one(tiny_model_dir, tmp_path):
+    common = [
+        *sentiment_recipe(tiny_model_dir, tmp_path, 400, 101),  # 101: the last batch does not divide evenly
         "training.epochs=3",
         "training.learning_rate=2e-3",
         "training.torch_threads=1",
@@ -68,15 +75,8 @@ def test_a_logistic_head_solved_under_two_processes_is_the_one_process_head(tiny
     from safetensors.torch import load_file
     from torch.testing import assert_close
 
-    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(200, 1))
-    val = write_csv(tmp_path / "val.csv", synthetic_sentiment(61, 2))
     common = [
-        "recipes/sentiment.py",
-        "recipes/configs/sentiment/minilm_full.yaml",
-        f"model={tiny_model_dir}",
-        f"data.train_file={train}",
-        f"data.validation_file={val}",
-        f"data.test_file={val}",
+        *sentiment_recipe(tiny_model_dir, tmp_path, 200, 61),
         "strategy=frozen",
         "transfer.pooling=mean",
         "transfer.head_fit=logistic",
