@@ -569,6 +569,10 @@ def summarize_method(runs: list[dict[str, Any]]) -> dict[str, Any]:
     if len(arms) == 1:
         return {"arm": next(iter(arms))} | summarize(runs)
     summaries = {arm: summarize(arm_runs) for arm, arm_runs in arms.items()}
+    for arm, summary in summaries.items():  # the same arm with its head fitted in one solve, paired by seed
+        base = arm.removesuffix(":logistic")
+        if base != arm and base in arms:
+            summary["test_gain_over"] = {base: paired_gain(arms[arm], arms[base])}
     chosen = max(summaries, key=lambda arm: summaries[arm].get("validation_accuracy", {}).get("mean", -1.0))
     return {"arm": chosen, "chosen_on": "mean validation accuracy"} | summaries[chosen] | {"arms": summaries}
 
@@ -639,6 +643,19 @@ def gain_and_arm_tables(dataset: str, sizes: dict[str, dict[str, Any]]) -> list[
         lines += ["| arm | validation | test |", "|---|---|---|"]
         for arm, summary in arms.items():
             lines.append(f"| {arm} | {cell(summary['validation_accuracy'])} | {cell(summary['test_accuracy'])} |")
+        lines += head_fit_lines(arms)
+    return lines
+
+
+def head_fit_lines(arms: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown: each ``ARM:logistic`` less ``ARM`` on the same seeds (the same encoder, another head), test points."""
+    lines = []
+    for arm, summary in arms.items():
+        base = arm.removesuffix(":logistic")
+        if arm != base and base in arms:
+            gain = summary.get("test_gain_over", {}).get(base)
+            if gain:
+                lines.append(f"- {arm} less {base}, paired: {cell(gain, '+')} points")
     return lines
 
 
@@ -681,10 +698,13 @@ def report(args: argparse.Namespace) -> int:
     others = sorted({row["test_limit"] for row in everything} - {args.test_limit})
     if others:
         print(f"few_shot: left out {len(everything) - len(rows)} run(s) with --test-limit {others} (report them with that flag)")
-    wanted = {(method, arm): settings for method in METHODS for arm, settings in method_arms(method, args).items()}
-    kept = [row for row in rows if wanted.get((row["method"], row["arm"])) == row["settings"]]
+    methods, datasets = args.methods.split(","), args.datasets.split(",")
+    wanted = {(method, arm): settings for method in methods for arm, settings in method_arms(method, args).items()}
+    kept = [row for row in rows if wanted.get((row["method"], row["arm"])) == row["settings"] and row["dataset"] in datasets]
     if len(kept) < len(rows):
-        print(f"few_shot: left out {len(rows) - len(kept)} run(s) whose method settings or arm differ from this command's")
+        print(
+            f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, methods, arms or settings than this command's"
+        )
     rows = kept
     if not rows:
         print(f"few_shot: no runs with --test-limit {args.test_limit} in {path}", file=sys.stderr)
