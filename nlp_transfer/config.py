@@ -726,6 +726,11 @@ def check_head_fit(config: RunConfig, source: str) -> None:
             f"transfer.cache_features=true, for classification or multilabel); this run has strategy={config.strategy}, "
             f"task={config.task}. Set transfer.head_fit=steps."
         )
+    if config.transfer.freeze_pooler:
+        raise ConfigError(
+            f"{source}: transfer.head_fit=logistic sets the pooler to pass the vector through, so it cannot stay frozen; "
+            "remove transfer.freeze_pooler or set transfer.head_fit=steps."
+        )
 
 
 def check_pseudo_labels(config: RunConfig, source: str) -> None:

@@ -63,6 +63,9 @@ def test_head_fit_logistic_needs_cached_features(sentiment_files, tiny_model_dir
     for extra in ({"strategy": "full"}, {"strategy": "frozen", "transfer.cache_features": "false"}):
         with pytest.raises(ConfigError, match=r"transfer\.head_fit=logistic .*Set transfer\.head_fit=steps"):
             load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, **extra))
+    with pytest.raises(ConfigError, match=r"cannot stay frozen; remove transfer\.freeze_pooler"):
+        frozen_pooler = {"strategy": "frozen", "transfer.freeze_pooler": "true"}
+        load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, **frozen_pooler))
     with pytest.raises(ConfigError, match=r"transfer\.head_c"):
         load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, strategy="frozen", **{"transfer.head_c": 0}))
 
