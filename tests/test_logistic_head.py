@@ -11,7 +11,7 @@ from nlp_transfer.config import load_config
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.training.checkpoints import checkpoint_dir
-from nlp_transfer.transfer import frozen, logistic_head
+from nlp_transfer.transfer import logistic_head
 from nlp_transfer.transfer.feature_extraction import head_logits
 from nlp_transfer.transfer.logistic_head import LINEAR_RANGE, solve_logistic, tanh_pooler
 from tests.conftest import tiny_overrides
@@ -83,7 +83,6 @@ def test_a_logistic_head_run_changes_only_the_head_and_predicts_the_solved_regre
         return seen["solution"]
 
     monkeypatch.setattr(logistic_head, "solve_logistic", spy)
-    monkeypatch.setattr(frozen, "fit_logistic_head", logistic_head.fit_logistic_head)
     values = {
         "strategy": strategy,
         "transfer.pooling": "mean",
