@@ -79,6 +79,8 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.freeze_pooler",
     "transfer.pooling",
     "transfer.cache_features",
+    "transfer.head_fit",
+    "transfer.head_c",
     "transfer.freeze_layers",
     "transfer.layer_lr_decay",
     "transfer.unfreeze_every",
