@@ -31,9 +31,9 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
   16 pairs a step, best encoder by pair AUC on validation pairs), one arm per entry of ``--contrastive-grid``
   (``loss:pairs``: ``transfer.contrastive_loss`` and ``transfer.contrastive_pairs``, pairs per example, half similar;
   a third field, ``loss:pairs:logistic``, sets ``transfer.head_fit=logistic``); phase 2, the head on the cached
-  mean-pooled vectors, as ``frozen_mean`` (with ``:logistic``, fitted to convergence in one solve). Every arm runs; the report picks, per
-  dataset and size, the arm with the best mean validation accuracy (a tie goes to the arm listed first) and reports its
-  test accuracy (every arm's figures are in the JSON).
+  mean-pooled vectors, as ``frozen_mean`` (with ``:logistic``, fitted to convergence in one solve). Every arm runs;
+  the report picks, per dataset and size, the arm with the best mean validation accuracy (a tie goes to the arm
+  listed first) and reports its test accuracy (every arm's figures are in the JSON).
 - ``full``: ``strategy=full`` (the first token, as the recipes), learning rate 1e-4 as recipes/configs/sentiment/
   sst2_full.yaml, batch ``--batch-size``, for at least ``--full-steps`` optimizer steps (epochs are set to reach them:
   200 epochs of 16 examples, 9 epochs or 216 steps of 384), so small sets are not undertrained; validation every tenth
@@ -649,14 +649,11 @@ def gain_and_arm_tables(dataset: str, sizes: dict[str, dict[str, Any]]) -> list[
 
 def head_fit_lines(arms: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown: each ``ARM:logistic`` less ``ARM`` on the same seeds (the same encoder, another head), test points."""
-    lines = []
-    for arm, summary in arms.items():
-        base = arm.removesuffix(":logistic")
-        if arm != base and base in arms:
-            gain = summary.get("test_gain_over", {}).get(base)
-            if gain:
-                lines.append(f"- {arm} less {base}, paired: {cell(gain, '+')} points")
-    return lines
+    return [
+        f"- {arm} less {base}, paired: {cell(gain, '+')} points"
+        for arm, summary in arms.items()
+        for base, gain in summary.get("test_gain_over", {}).items()
+    ]
 
 
 def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: int) -> list[str]:

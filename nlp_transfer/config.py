@@ -706,7 +706,7 @@ def check_long_text(config: RunConfig, source: str) -> None:
             f"{source}: training.window_stride must be at most half of training.max_length ({t.max_length // 2}), "
             f"got {t.window_stride}. Fix the value of training.window_stride."
         )
-    caches = config.strategy == "contrastive" or (config.strategy == "frozen" and config.transfer.cache_features)
+    caches = caches_features(config)
     if caches:
         fix = "set transfer.cache_features=false" if config.strategy == "frozen" else "choose another strategy"
         raise ConfigError(
@@ -715,11 +715,16 @@ def check_long_text(config: RunConfig, source: str) -> None:
         )
 
 
+def caches_features(config: RunConfig) -> bool:
+    """Whether the head trains on cached encoder outputs: strategy contrastive, or frozen with its cache."""
+    return config.strategy == "contrastive" or (config.strategy == "frozen" and config.transfer.cache_features)
+
+
 def check_head_fit(config: RunConfig, source: str) -> None:
     """A head fitted in one solve needs cached features: strategy contrastive, or frozen with its cache, no ner."""
     if config.transfer.head_fit == "steps":
         return
-    caches = config.strategy == "contrastive" or (config.strategy == "frozen" and config.transfer.cache_features)
+    caches = caches_features(config)
     if not caches or config.task == "ner":
         raise ConfigError(
             f"{source}: transfer.head_fit=logistic fits a head on cached features (strategy=contrastive, or frozen with "

@@ -61,6 +61,22 @@ def synthetic_sentiment(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
+def good_bad_rows(count: int = 450) -> list[tuple[str, str]]:
+    """Multi-label rows: 'good' (a positive word) on even i, 'bad' (a negative word) on multiples of 3, both on
+    multiples of 6; rows with neither are skipped, so every row has a label. Labels joined by '|'."""
+    rows = []
+    for i in [i for i in range(count) if i % 2 == 0 or i % 3 == 0]:
+        words, labels = ["the", "thing", "was"], []
+        if i % 2 == 0:
+            words.append(POSITIVE[i % len(POSITIVE)])
+            labels.append("good")
+        if i % 3 == 0:
+            words.append(NEGATIVE[i % len(NEGATIVE)])
+            labels.append("bad")
+        rows.append((" ".join(words), "|".join(labels)))
+    return rows
+
+
 def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
     """Write (text, label) rows as CSV."""
     with path.open("w", newline="", encoding="utf-8") as handle:

@@ -29,7 +29,7 @@ from nlp_transfer.transfer.pairs import (
     setfit_pairs_per_example,
     supervised_contrastive_loss,
 )
-from tests.conftest import shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
+from tests.conftest import good_bad_rows, shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
 
 ROWS = [{"input_ids": [101, i, 102], "attention_mask": [1, 1, 1]} for i in range(12)]
 LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
@@ -442,18 +442,7 @@ def test_the_card_snippet_loads_the_run_without_nlp_transfer(few_shot_run, tmp_p
 
 def test_a_multilabel_supcon_run_learns_each_label(tmp_path, tiny_model_dir):
     """Rows with 'good', 'bad' or both: texts sharing any label are positives of each other in phase 1."""
-    from tests.conftest import NEGATIVE, POSITIVE
-
-    rows = []
-    for i in [i for i in range(450) if i % 2 == 0 or i % 3 == 0]:  # every row has a label (pairs need one)
-        words, labels = ["the", "thing", "was"], []
-        if i % 2 == 0:
-            words.append(POSITIVE[i % len(POSITIVE)])
-            labels.append("good")
-        if i % 3 == 0:
-            words.append(NEGATIVE[i % len(NEGATIVE)])
-            labels.append("bad")
-        rows.append((" ".join(words), "|".join(labels)))
+    rows = good_bad_rows()  # every row has a label (pairs need one)
     header = ("text", "labels")
     files = {
         "train": write_csv(tmp_path / "train.csv", rows[:200], header=header),

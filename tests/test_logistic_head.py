@@ -14,7 +14,7 @@ from nlp_transfer.training.checkpoints import checkpoint_dir
 from nlp_transfer.transfer import logistic_head
 from nlp_transfer.transfer.feature_extraction import head_logits
 from nlp_transfer.transfer.logistic_head import LINEAR_RANGE, solve_logistic, tanh_pooler
-from tests.conftest import tiny_overrides
+from tests.conftest import good_bad_rows, tiny_overrides, write_csv
 from tests.test_transfer_strategies import ARCHITECTURES
 
 
@@ -56,6 +56,21 @@ def test_only_heads_with_a_dense_tanh_pooler_are_fitted():
         else:
             with pytest.raises(ConfigError, match=r"transfer\.head_fit=steps"):
                 tanh_pooler(model)
+
+
+def test_both_strategies_refuse_a_head_they_cannot_fit_before_training():
+    from nlp_transfer.config import TransferConfig
+    from nlp_transfer.transfer.contrastive import ContrastiveFewShot
+    from nlp_transfer.transfer.frozen import FrozenEncoder
+
+    sizes = ARCHITECTURES["roberta"][0]
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model("roberta", num_labels=2, **sizes))
+    frozen = FrozenEncoder(TransferConfig(head_fit="logistic"))
+    frozen.caches = True  # what check() sets for a cached run
+    for strategy in (frozen, ContrastiveFewShot(TransferConfig(head_fit="logistic"))):
+        with pytest.raises(ConfigError, match=r"transfer\.head_fit=steps"):
+            strategy.prepare_model(model)
+    assert FrozenEncoder(TransferConfig()).prepare_model(model) is model  # head_fit=steps: any head
 
 
 def test_head_fit_logistic_needs_cached_features(sentiment_files, tiny_model_dir, tmp_path):
@@ -117,18 +132,7 @@ def test_a_logistic_head_run_changes_only_the_head_and_predicts_the_solved_regre
 
 def test_a_multilabel_run_with_a_logistic_head_learns_each_label(tmp_path, tiny_model_dir):
     """One sigmoid regression a label, solved on the frozen mean vectors: both labels learned on held-out rows."""
-    from tests.conftest import NEGATIVE, POSITIVE, write_csv
-
-    rows = []
-    for i in [i for i in range(450) if i % 2 == 0 or i % 3 == 0]:
-        words, labels = ["the", "thing", "was"], []
-        if i % 2 == 0:
-            words.append(POSITIVE[i % len(POSITIVE)])
-            labels.append("good")
-        if i % 3 == 0:
-            words.append(NEGATIVE[i % len(NEGATIVE)])
-            labels.append("bad")
-        rows.append((" ".join(words), "|".join(labels)))
+    rows = good_bad_rows()
     header = ("text", "labels")
     values = {
         "task": "multilabel",

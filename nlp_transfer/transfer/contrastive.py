@@ -40,6 +40,7 @@ from nlp_transfer.transfer.feature_extraction import unwrap_pooling, with_poolin
 from nlp_transfer.transfer.frozen import train_head_on_features
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
 from nlp_transfer.transfer.layers import find_encoder_parts
+from nlp_transfer.transfer.logistic_head import check_head_fits
 from nlp_transfer.transfer.pairs import (
     PairEncoder,
     PairRows,
@@ -82,6 +83,7 @@ class ContrastiveFewShot(Strategy):
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """``model`` after the extensions, its head reading the mean of the token states (what phase 1 trains)."""
+        check_head_fits(model, self.options.head_fit)
         return with_pooling(super().prepare_model(model), "mean")
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:

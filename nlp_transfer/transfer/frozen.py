@@ -28,7 +28,7 @@ from nlp_transfer.transfer.feature_extraction import (
 )
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
 from nlp_transfer.transfer.layers import find_encoder_parts
-from nlp_transfer.transfer.logistic_head import fit_logistic_head
+from nlp_transfer.transfer.logistic_head import check_head_fits, fit_logistic_head
 
 if TYPE_CHECKING:
     from nlp_transfer.training.loop import FitResult
@@ -57,6 +57,7 @@ class FrozenEncoder(Strategy):
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """``model``, or for mean pooling a wrapper whose head reads the mean of the token states."""
+        check_head_fits(model, self.options.head_fit if self.caches else "steps")
         return with_pooling(super().prepare_model(model), self.options.pooling)
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
@@ -125,10 +126,8 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     options, training = run.config.transfer, run.config.training
     multi_label = bool(getattr(run.task, "multi_label", False))
     labels = torch.tensor(run.splits["train"]["labels"][:], dtype=torch.float32 if multi_label else torch.long)
-    fitted = fit_logistic_head(inner, cached.features_by_split["train"], labels, options.head_c, multi_label, run.accelerator)
-    run.accelerator.print(
-        f"head: logistic regression fitted to convergence in {fitted['fit_seconds']:.2f} s (C={options.head_c})"
-    )
+    seconds = fit_logistic_head(inner, cached.features_by_split["train"], labels, options.head_c, multi_label, run.accelerator)
+    run.accelerator.print(f"head: logistic regression fitted to convergence in {seconds:.2f} s (C={options.head_c})")
     validation = cached.dataset(run.splits["validation"], "validation")
     metrics = evaluate_model(CachedFeatureHead(inner), validation, cached, run.accelerator, training.eval_batch_size)
     metric_name = cached.default_metric if training.metric_for_best_model == "auto" else training.metric_for_best_model
@@ -138,7 +137,7 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
         best_step=0,
         metric_name=metric_name,
         history=[{"epoch": 0, "step": 0, **scalar_metrics(metrics)}],
-        train_seconds=encoding_seconds["train"] + fitted["fit_seconds"],
+        train_seconds=encoding_seconds["train"] + seconds,
         best_validation=metrics,
     )
 

@@ -70,10 +70,16 @@ def solve_logistic(
     return weight.detach(), bias.detach()
 
 
+def check_head_fits(model: nn.Module, head_fit: str) -> None:
+    """Refuse (before any training) a model whose head ``transfer.head_fit=logistic`` cannot fit."""
+    if head_fit == "logistic":
+        tanh_pooler(model)
+
+
 def fit_logistic_head(
     model: nn.Module, features: torch.Tensor, labels: torch.Tensor, c: float, multi_label: bool, accelerator: Any
-) -> dict[str, Any]:
-    """Fit ``model``'s classifier on ``features`` (the pooler passing them through); what the fit did, for run_info."""
+) -> float:
+    """Fit ``model``'s classifier on ``features`` (the pooler passing them through); the seconds it took."""
     started = time.perf_counter()
     pooler, classifier = tanh_pooler(model), model.classifier
     weight, bias = solve_logistic(features, labels, classifier.out_features, c, multi_label)
@@ -86,7 +92,7 @@ def fit_logistic_head(
         classifier.bias.copy_(bias)
         for tensor in (dense.weight, classifier.weight, classifier.bias):
             tensor.copy_(broadcast_from_first(accelerator, tensor))
-    return {"head_fit": "logistic", "c": c, "pooler_scale": scale, "fit_seconds": round(time.perf_counter() - started, 3)}
+    return time.perf_counter() - started
 
 
 def broadcast_from_first(accelerator: Any, tensor: torch.Tensor) -> torch.Tensor:
