@@ -88,7 +88,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,15 @@ from common import DATASETS, REPO, read_rows, read_sst2, read_trec, report_heade
 METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
 BINARY = ("negative", "positive")
+# TREC's coarse classes as Li and Roth describe them (their codes are not words a sentence encoder reads)
+TREC_CLASSES = {
+    "ABBR": "abbreviation",
+    "DESC": "description",
+    "ENTY": "entity",
+    "HUM": "human",
+    "LOC": "location",
+    "NUM": "number",
+}
 MAX_LENGTH = 256  # the packaged body's max_seq_length (sentence_bert_config.json), what SetFit truncates to
 KEY_FIELDS = ("dataset", "size", "seed", "method", "arm", "test_limit", "settings")
 
@@ -143,12 +152,13 @@ class DatasetSpec:
     test: str
     reader: Callable[[Path], tuple[list[str], list[str]]]
     names: tuple[str, ...] | None  # None: the sorted labels of train
+    descriptions: dict[str, str] = field(default_factory=dict)  # --label-examples: words for labels named by codes
 
 
 SPECS = {
     "sst2": DatasetSpec("sst2", "train.tsv", "dev.tsv", read_sst2_named, BINARY),
     "emotion": DatasetSpec("emotion", "train.txt", "test.txt", read_emotion, None),
-    "trec": DatasetSpec("trec", "train.txt", "test.txt", read_trec, None),
+    "trec": DatasetSpec("trec", "train.txt", "test.txt", read_trec, None, TREC_CLASSES),
     "kitchen": DatasetSpec("amazon_multidomain/kitchen", "train.tsv", "dev.tsv", read_amazon, BINARY),
 }
 
@@ -228,8 +238,14 @@ def method_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
     part of what makes a run the same run: changing ``--full-steps`` runs ``full`` again, and the report takes the
     runs whose settings are the command line's.
     """
+    named = {"data.label_examples": args.label_examples} if args.label_examples else {}
     if method == "setfit":
-        return {"default": {}}
+        return {"default": named}
+    return {arm: settings | named for arm, settings in recipe_arms(method, args).items()}
+
+
+def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The arms of an nlp-transfer method (:func:`method_arms` less ``--label-examples``)."""
     if method == "full":
         base = {"steps": args.full_steps, "learning_rate": args.full_learning_rate, "batch_size": args.batch_size}
     else:
@@ -257,8 +273,11 @@ def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any
         "self_training": {"strategy": "contrastive", "data.unlabeled_file": group["files"].get("unlabeled")},
     }[method] | {key: value for key, value in settings.items() if "." in key}  # the arm's own config keys
     steps, batch_size = settings["steps"], settings["batch_size"]
-    per_epoch = math.ceil(group["counts"]["train_rows"] / batch_size)
+    rows = group["counts"]["train_rows"] + settings.get("data.label_examples", 0) * len(group["names"])
+    per_epoch = math.ceil(rows / batch_size)  # the label-name rows are training rows too
     files = group["files"]
+    if settings.get("data.label_examples") and group["descriptions"]:
+        strategy["data.label_descriptions"] = json.dumps(group["descriptions"])
     return {
         "seed": group["seed"],
         **strategy,
@@ -284,6 +303,7 @@ def run_spec(method: str, arm: str, settings: dict[str, Any], group: dict[str, A
     """Everything a child needs for one run (and the JSON line records, but the files)."""
     seed = group["seed"]
     spec = {"method": method, "seed": seed, "names": group["names"], "files": group["files"], "threads": args.threads}
+    spec["descriptions"] = group["descriptions"]
     if method == "setfit":
         spec["setfit_arguments"] = {"seed": seed}
     else:
@@ -311,10 +331,31 @@ def setfit_trainer(spec: dict[str, Any], texts: list[str], labels: list[int], **
     return Trainer(model=model, args=TrainingArguments(**spec["setfit_arguments"], **arguments), train_dataset=train)
 
 
+def with_label_examples(spec: dict[str, Any], texts: list[str], labels: list[int]) -> tuple[list[str], list[int]]:
+    """SetFit's training rows plus the label-name rows nlp-transfer's ``data.label_examples`` adds (same texts, order)."""
+    copies = spec["settings"].get("data.label_examples", 0)
+    if not copies:
+        return texts, labels
+    from nlp_transfer.config import DataConfig
+    from nlp_transfer.data.label_examples import label_example_rows
+
+    template = DataConfig.__dataclass_fields__["label_template"].default
+    rows = label_example_rows(
+        spec["names"],
+        lambda text, name: (text, spec["names"].index(name)),
+        copies=copies,
+        template=template,
+        descriptions=spec["descriptions"],
+        multi_label=False,
+    )
+    return texts + [text for text, _ in rows], labels + [label for _, label in rows]
+
+
 def setfit_run(spec: dict[str, Any], started: float) -> dict[str, Any]:
     """Child: train SetFit with its defaults on the train file, then score the test file."""
     texts, labels = read_split(spec["files"]["train"], spec["names"])
     test_texts, test_labels = read_split(spec["files"]["test"], spec["names"])
+    texts, labels = with_label_examples(spec, texts, labels)
     trainer = setfit_trainer(spec, texts, labels)
     trainer.train()
     predicted = trainer.model.predict(test_texts, as_numpy=True)
@@ -489,7 +530,7 @@ def run_group(corpus: Corpus, key: dict[str, Any], pending: list[tuple[str, str,
     with tempfile.TemporaryDirectory(prefix="few_shot_") as tmp:
         unlabeled = any(method == "self_training" for method, _, _ in pending)
         group = write_group(corpus, key["size"], key["seed"], args.test_limit, Path(tmp), unlabeled)
-        group |= {"names": corpus.names, "seed": key["seed"]}
+        group |= {"names": corpus.names, "seed": key["seed"], "descriptions": SPECS[key["dataset"]].descriptions}
         for number, (method, arm, settings) in enumerate(pending):
             spec = run_spec(method, arm, settings, group, args)
             figures = run_child(spec, Path(tmp) / f"run-{number}")
@@ -687,6 +728,31 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
     return lines + gain_and_arm_tables(dataset, sizes)
 
 
+def label_example_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
+    """Markdown: each method and arm of ``kept`` (run with label examples) less the same run without, paired by seed."""
+
+    def plain(row: dict[str, Any]) -> tuple:
+        settings = {k: v for k, v in row["settings"].items() if k != "data.label_examples"}
+        return run_key(row | {"settings": settings})
+
+    without = {plain(row): row for row in rows if "data.label_examples" not in row["settings"]}
+    pairs: dict[tuple, list[tuple[float, float]]] = {}
+    for row in kept:
+        anchor = without.get(plain(row))
+        if anchor:
+            group = (row["dataset"], row["size"], row["method"], row["arm"])
+            pairs.setdefault(group, []).append((row["test_accuracy"], anchor["test_accuracy"]))
+    lines = ["\nWith label-name rows less without, test accuracy, the same samples: points, mean ± std (seeds)"]
+    lines += ["| dataset | per class | method | arm | with | without | paired gain |", "|---|---|---|---|---|---|---|"]
+    for (dataset, size, method, arm), values in sorted(
+        pairs.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
+    ):
+        with_, without_ = spread([a for a, _ in values]), spread([b for _, b in values])
+        gain = spread([a - b for a, b in values])
+        lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(with_)} | {cell(without_)} | {cell(gain, '+')} |")
+    return lines
+
+
 def report(args: argparse.Namespace) -> int:
     """Read the runs file, print the tables and write few_shot.json; only rows of ``--test-limit``."""
     path = results_folder() / RUNS_FILE
@@ -702,6 +768,7 @@ def report(args: argparse.Namespace) -> int:
         print(
             f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, methods, arms or settings than this command's"
         )
+    gains = label_example_gains(rows, kept) if args.label_examples else []
     rows = kept
     if not rows:
         print(f"few_shot: no runs with --test-limit {args.test_limit} in {path}", file=sys.stderr)
@@ -711,7 +778,7 @@ def report(args: argparse.Namespace) -> int:
     for dataset, sizes in results.items():
         test_rows = max(row["test_rows"] for row in rows if row["dataset"] == dataset)
         lines += dataset_tables(dataset, sizes, test_rows)
-    table = "\n".join(lines).strip()
+    table = "\n".join(lines + gains).strip()
     print(table)
     threads = sorted({row["threads"] for row in rows})
     summary = {**report_header(threads[0]), "runs_file": str(path), "runs": len(rows), "test_limit": args.test_limit}
@@ -807,6 +874,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--full-learning-rate", type=float, default=1e-4)
     parser.add_argument(
         "--pseudo-per-class", type=int, default=500, help="self_training: at most this many pseudo-labels per class"
+    )
+    parser.add_argument(
+        "--label-examples",
+        type=int,
+        default=0,
+        help="every method also trains on N rows a label written from the label's name (data.label_examples; 0: off)",
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")

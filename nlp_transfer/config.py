@@ -113,6 +113,22 @@ class DataConfig:
     augment_rate: float = _setting(
         0.1, "data.augment: the fraction of a text's words each augmented copy alters (at least one word)."
     )
+    label_examples: int = _setting(
+        0,
+        "Classification and multilabel: training rows added for each label, each data.label_template with the label's "
+        "name (or its data.label_descriptions entry) in place of {}, so what a label's name says reaches the model as "
+        "examples (SetFit's templated examples). Added after the validation hold-out and data.per_class; validation "
+        "and test never get them; run_info.json records how many. Measured with 8 examples per class "
+        "(strategy=contrastive, BENCHMARKS.md, docs/few_shot.md): 2 helps where label names are words. 0: off.",
+    )
+    label_template: str = _setting(
+        "This sentence is {}.", "data.label_examples: the text of a label's rows; {} stands for the label's name or description."
+    )
+    label_descriptions: dict[str, str] = _setting(
+        {},
+        "data.label_examples: words for labels whose names are codes, label name -> text, e.g. {HUM: human, LOC: "
+        "location}; a label not listed is written as its name.",
+    )
 
 
 @dataclass
@@ -646,6 +662,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.max_eval_samples": _at_least(1, nullable=True),
     "data.augment_copies": _at_least(1),
     "data.augment_rate": _fraction(low_open=True, high_open=False),
+    "data.label_examples": _at_least(0),
     "data.per_class": _at_least(1, nullable=True),
     "self_training.rounds": _at_least(1),
     "self_training.threshold": _fraction(low_open=False, high_open=False),
@@ -686,6 +703,7 @@ def _check_values(config: RunConfig, source: str) -> None:
     _check_task_and_strategy(config, source)
     check_long_text(config, source)
     check_augment(config, source)
+    check_label_examples(config, source)
     check_per_class(config, source)
     check_pseudo_labels(config, source)
     check_head_fit(config, source)
@@ -761,6 +779,25 @@ def check_per_class(config: RunConfig, source: str) -> None:
             f"{source}: data.per_class={per_class} and data.max_train_samples={config.data.max_train_samples} both "
             "choose the training rows; set one of them (data.max_train_samples=null)."
         )
+
+
+def check_label_examples(config: RunConfig, source: str) -> None:
+    """data.label_examples serves text classification, with a template that has a place for the label."""
+    d = config.data
+    if not d.label_examples:
+        return
+    if config.task not in ("classification", "multilabel"):
+        raise ConfigError(
+            f"{source}: data.label_examples adds rows for classification and multilabel; remove it for task={config.task}."
+        )
+    if "{}" not in d.label_template:
+        raise ConfigError(
+            f"{source}: data.label_template must hold {{}} where the label's name goes, got {d.label_template!r}. "
+            "Write it like 'This sentence is {}.'."
+        )
+    empty = [name for name, text in d.label_descriptions.items() if not str(text).strip()]
+    if empty:
+        raise ConfigError(f"{source}: data.label_descriptions gives '{empty[0]}' no words. Give it a description or remove it.")
 
 
 def check_augment(config: RunConfig, source: str) -> None:

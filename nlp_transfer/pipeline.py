@@ -204,6 +204,7 @@ def build_run_info(
         repaired_tags=dict(getattr(data, "repaired_tags", {}) or {}),
         augmented_examples=dict(getattr(data, "augmented", {}) or {}),
         pseudo_labeled_examples=int(getattr(data, "pseudo_labeled", 0) or 0),
+        label_examples=int(getattr(data, "label_examples", 0) or 0),
         data_files=data_provenance(files),
         versions=library_versions(),
         num_processes=accelerator.num_processes,

@@ -47,6 +47,7 @@ class RunInfo:
     repaired_tags: dict[str, int] = field(default_factory=dict)  # NER: stray I- tags read as B- per split
     augmented_examples: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
     pseudo_labeled_examples: int = 0  # data.pseudo_labeled_file: machine-labelled training rows
+    label_examples: int = 0  # data.label_examples: training rows written from the label names
     self_training: dict[str, Any] = field(default_factory=dict)  # data.unlabeled_file: the rounds, their pseudo-labels
     data_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)

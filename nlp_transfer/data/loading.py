@@ -33,6 +33,7 @@ from nlp_transfer.data.conll import (
     read_tagged_json,
     tag_names,
 )
+from nlp_transfer.data.label_examples import add_label_examples
 from nlp_transfer.data.labels import (
     check_known_labels,
     choose_label_names,
@@ -336,6 +337,7 @@ class TextClassificationData:
     sources: dict[str, str] = field(default_factory=dict)
     augmented: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
     pseudo_labeled: int = 0  # data.pseudo_labeled_file: machine-labelled training rows appended
+    label_examples: int = 0  # data.label_examples: training rows written from the label names
 
 
 def load_text_classification_data(
@@ -343,15 +345,17 @@ def load_text_classification_data(
 ) -> TextClassificationData:
     """Read train/validation/test as ``config`` says, check them, and split off validation if needed.
 
-    ``data.augment`` then adds augmented copies of the training rows, last (``model``: the run's model, whose
-    embeddings ``neighbour_tokens`` reads).
+    ``data.augment`` then adds augmented copies of the training rows (``model``: the run's model, whose
+    embeddings ``neighbour_tokens`` reads), ``data.label_examples`` rows written from the label names, and
+    ``data.pseudo_labeled_file`` its rows, in that order.
     """
     reader = TextRows(config, multi_label)
     loaded = load_splits(config, reader, seed=seed)
     augmented = augment_training_split(loaded, config, seed=seed, model=model)
+    named = add_label_examples(loaded, config, make_row=lambda text, label: TextRow(text, label, 0), multi_label=multi_label)
     pseudo_labeled = append_pseudo_labels(loaded, config.pseudo_labeled_file)
     splits = loaded.to_datasets(reader.features)
-    return TextClassificationData(splits, loaded.labels, multi_label, loaded.sources, augmented, pseudo_labeled)
+    return TextClassificationData(splits, loaded.labels, multi_label, loaded.sources, augmented, pseudo_labeled, named)
 
 
 def append_pseudo_labels(loaded: LoadedSplits, path: str | None) -> int:

@@ -48,7 +48,7 @@ def text_validation(config: Any, task: Any) -> ValidationSet:
     """The validation split of a classification run's ``config`` encoded by ``task`` (windows when it has them)."""
     from nlp_transfer.data.loading import load_text_classification_data
 
-    no_augment = replace(config.data, augment=[])  # augmenters only add training rows
+    no_augment = replace(config.data, augment=[], label_examples=0)  # both only add training rows
     data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
     split = _split(data.splits)
     encoded, documents = task.encode_texts(split["text"][:], "validation")

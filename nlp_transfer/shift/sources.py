@@ -54,7 +54,7 @@ def read_text_file(path: str | Path, *, text_column: str = "text", encoding: str
 
 
 def run_training_texts(run_dir: str | Path) -> list[str]:
-    """The texts a saved run trained on, read as its config.yaml reads them (augmented copies left out)."""
+    """The texts a saved run trained on, read as its config.yaml reads them (augmented copies and label-name rows left out)."""
     from nlp_transfer.config import load_config
 
     config_path = Path(run_dir) / "config.yaml"
@@ -63,7 +63,7 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
             f"{run_dir}: the run has no config.yaml, so its training texts are unknown. Give its training file as SOURCE."
         )
     config = load_config(config_path)
-    data = replace(config.data, augment=[])
+    data = replace(config.data, augment=[], label_examples=0)
     try:
         if config.task == "ner":
             from nlp_transfer.data.loading import read_tagged_file

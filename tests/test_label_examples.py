@@ -1,0 +1,119 @@
+"""data.label_examples: rows written from the label names join the training split only, recorded, refused where wrong."""
+
+import json
+
+import pytest
+
+from nlp_transfer.cli import main
+from nlp_transfer.config import DataConfig, load_config
+from nlp_transfer.data import load_text_classification_data
+from nlp_transfer.data.label_examples import label_example_rows, label_text
+from nlp_transfer.errors import DataError
+from nlp_transfer.pipeline import run_training
+from tests.conftest import REPO, good_bad_rows, synthetic_sentiment, tiny_overrides, write_csv
+
+
+def test_a_label_is_written_as_its_description_or_its_name():
+    descriptions = {"HUM": "human"}
+    assert label_text("HUM", "This question is about {}.", descriptions) == "This question is about human."
+    assert label_text("LOC", "This question is about {}.", descriptions) == "This question is about LOC."
+    assert label_text("joy", "{} {}", {}) == "joy joy"  # every slot, and no str.format: other braces stay
+    assert label_text("joy", "{joy}: {}", {}) == "{joy}: joy"
+
+
+def test_rows_come_label_by_label_with_their_copies():
+    rows = label_example_rows(
+        ["neg", "pos"], lambda text, label: (text, label), copies=2, template="It is {}.", descriptions={}, multi_label=False
+    )
+    assert rows == [("It is neg.", "neg"), ("It is neg.", "neg"), ("It is pos.", "pos"), ("It is pos.", "pos")]
+    tagged = label_example_rows(
+        ["bad", "good"], lambda text, label: label, copies=1, template="{}", descriptions={}, multi_label=True
+    )
+    assert tagged == [["bad"], ["good"]]
+
+
+@pytest.fixture()
+def split_files(tmp_path):
+    return {
+        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1)),
+        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2)),
+        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(20, 3)),
+    }
+
+
+@pytest.mark.parametrize("with_validation_file", [True, False])
+def test_only_the_training_split_gains_the_rows_after_its_own(split_files, with_validation_file):
+    files = {"train_file": str(split_files["train"]), "test_file": str(split_files["test"])}
+    if with_validation_file:
+        files["validation_file"] = str(split_files["validation"])
+    plain = load_text_classification_data(DataConfig(**files), seed=3)
+    named = load_text_classification_data(
+        DataConfig(**files, label_examples=3, label_template="A {} review.", label_descriptions={"negative": "bad"}), seed=3
+    )
+    n = len(plain.splits["train"])
+    train, plain_train = named.splits["train"].to_dict(), plain.splits["train"].to_dict()
+    assert named.label_examples == 6 and plain.label_examples == 0
+    assert train["text"][:n] == plain_train["text"] and train["label"][:n] == plain_train["label"]
+    assert train["text"][n:] == ["A bad review."] * 3 + ["A positive review."] * 3
+    assert train["label"][n:] == ["negative"] * 3 + ["positive"] * 3 and train["line"][n:] == [0] * 6
+    for split in ("validation", "test"):
+        assert named.splits[split].to_dict() == plain.splits[split].to_dict()
+    assert named.sources["train"].endswith(" + 6 label-name rows (3 a label)")
+
+
+def test_per_class_samples_the_real_rows_and_the_label_rows_come_on_top(split_files):
+    files = {"train_file": str(split_files["train"]), "validation_file": str(split_files["validation"])}
+    named = load_text_classification_data(DataConfig(**files, per_class=4, label_examples=2), seed=3)
+    labels = named.splits["train"]["label"][:]
+    assert len(labels) == 2 * 4 + 2 * 2 and labels.count("negative") == labels.count("positive") == 6
+    assert named.splits["train"]["text"][-1] == "This sentence is positive."
+
+
+def test_a_multilabel_row_carries_its_one_label(tmp_path):
+    train = write_csv(tmp_path / "train.csv", good_bad_rows(60))
+    data = load_text_classification_data(DataConfig(train_file=str(train), label_examples=1), multi_label=True, seed=0)
+    assert data.splits["train"]["label"][-2:] == [["bad"], ["good"]]
+    assert data.splits["train"]["text"][-2:] == ["This sentence is bad.", "This sentence is good."]
+
+
+def test_a_description_of_no_label_is_refused_by_name(split_files):
+    config = DataConfig(train_file=str(split_files["train"]), label_examples=1, label_descriptions={"neutral": "so-so"})
+    with pytest.raises(DataError, match="data.label_descriptions names 'neutral', which is not a label of this run "):
+        load_text_classification_data(config, seed=0)
+
+
+def test_a_run_records_the_rows_it_trained_on(split_files, tiny_model_dir, tmp_path):
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        tmp_path / "run",
+        **{
+            "data.train_file": split_files["train"],
+            "data.validation_file": split_files["validation"],
+            "data.test_file": "null",
+            "data.label_examples": 2,
+        },
+    )
+    result = run_training(load_config(None, overrides))
+    saved = json.loads((tmp_path / "run" / "run_info.json").read_text(encoding="utf-8"))
+    assert saved["label_examples"] == 4 and result.info["label_examples"] == 4
+    assert saved["examples"] == {"train": 44, "validation": 20}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expect"),
+    [
+        (["task=ner", "data.label_examples=2"], "data.label_examples adds rows for classification and multilabel; remove it for task=ner"),
+        (["data.label_examples=2", "data.label_template=About it"], "data.label_template must hold {} where the label's name goes, got 'About it'"),
+        (["data.label_examples=2", "data.label_descriptions={positive: ' '}"], "data.label_descriptions gives 'positive' no words"),
+        (["data.label_examples=-1"], "data.label_examples must be at least 0, got -1"),
+        (["data.label_examples=1", "data.label_descriptions={neutral: so-so}"], "data.label_descriptions names 'neutral', which is not a label"),
+    ],
+)  # fmt: skip
+def test_bad_label_example_settings_exit_2_with_one_line(overrides, expect, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "out"
+    code = main(["train", "tests/bad_inputs/good.yaml", *overrides, f"output_dir={out}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expect in err, err
+    assert err.startswith("error: ") and err.count("\n") == 0 and "Traceback" not in err
+    assert not out.exists()
