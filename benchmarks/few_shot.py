@@ -47,6 +47,13 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
   shares kept, at most ``--pseudo-per-class`` a class, default 500) and a fresh contrastive run trains on the labelled
   rows plus those. Answers the issue's question of what unlabelled in-domain text adds to a few labels.
 
+``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
+(``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
+nlp-transfer's methods (the head's epochs count those rows), the same texts appended to SetFit's training rows (as
+SetFit's own ``get_templated_dataset`` would add them). The setting is part of each run's settings, so these runs
+sit beside the plain ones in the runs file; ``--report --label-examples N`` reports them and adds each method's and
+arm's paired gain over the same run without the rows.
+
 Every run is a child process (this script with ``--one-run``) with ``torch.set_num_threads(--threads)`` and
 ``TOKENIZERS_PARALLELISM=false``. Recorded per run: ``wall_seconds``, timed in the child from its start (library
 imports and model load included) to the test score (nlp-transfer then writes its run folder; ``child_seconds`` includes
