@@ -736,27 +736,35 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
 
 
 def label_example_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
-    """Markdown: each method and arm of ``kept`` (run with label examples) less the same run without, paired by seed."""
+    """Markdown: each method and arm of ``kept`` (run with label examples) less the same run without, and less
+    SetFit at its defaults (without the rows: the issue's anchor), paired by seed."""
 
     def plain(row: dict[str, Any]) -> tuple:
         settings = {k: v for k, v in row["settings"].items() if k != "data.label_examples"}
         return run_key(row | {"settings": settings})
 
     without = {plain(row): row for row in rows if "data.label_examples" not in row["settings"]}
-    pairs: dict[tuple, list[tuple[float, float]]] = {}
+    pairs: dict[tuple, list[tuple[float, float, float | None]]] = {}
     for row in kept:
         anchor = without.get(plain(row))
+        setfit = without.get(plain(row | {"method": "setfit", "arm": "default", "settings": {}}))
         if anchor:
             group = (row["dataset"], row["size"], row["method"], row["arm"])
-            pairs.setdefault(group, []).append((row["test_accuracy"], anchor["test_accuracy"]))
-    lines = ["\nWith label-name rows less without, test accuracy, the same samples: points, mean ± std (seeds)"]
-    lines += ["| dataset | per class | method | arm | with | without | paired gain |", "|---|---|---|---|---|---|---|"]
+            default = setfit["test_accuracy"] if setfit else None
+            pairs.setdefault(group, []).append((row["test_accuracy"], anchor["test_accuracy"], default))
+    lines = ["\nWith label-name rows less without, and less SetFit's defaults (no rows), test accuracy on the same samples"]
+    lines += ["| dataset | per class | method | arm | with | without | paired gain | less SetFit's defaults |"]
+    lines += ["|---|---|---|---|---|---|---|---|"]
     for (dataset, size, method, arm), values in sorted(
         pairs.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
     ):
-        with_, without_ = spread([a for a, _ in values]), spread([b for _, b in values])
-        gain = spread([a - b for a, b in values])
-        lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(with_)} | {cell(without_)} | {cell(gain, '+')} |")
+        with_, without_ = spread([a for a, _, _ in values]), spread([b for _, b, _ in values])
+        gain = spread([a - b for a, b, _ in values])
+        over = [a - c for a, _, c in values if c is not None]
+        versus = cell(spread(over), "+") if over else ""
+        lines.append(
+            f"| {dataset} | {size} | {method} | {arm} | {cell(with_)} | {cell(without_)} | {cell(gain, '+')} | {versus} |"
+        )
     return lines
 
 

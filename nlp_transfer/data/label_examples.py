@@ -13,11 +13,12 @@ Measured (BENCHMARKS.md, ``benchmarks/few_shot.py --label-examples``): with 8 ex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from nlp_transfer.errors import DataError
 
+Row = TypeVar("Row")
 SLOT = "{}"  # where data.label_template takes the label's name or description
 
 
@@ -37,8 +38,14 @@ def check_descriptions(descriptions: dict[str, str], labels: Sequence[str]) -> N
 
 
 def label_example_rows(
-    labels: Sequence[str], make_row: Any, *, copies: int, template: str, descriptions: dict[str, str], multi_label: bool
-) -> list[Any]:
+    labels: Sequence[str],
+    make_row: Callable[[str, Any], Row],
+    *,
+    copies: int,
+    template: str,
+    descriptions: dict[str, str],
+    multi_label: bool,
+) -> list[Row]:
     """``copies`` rows for each label in ``labels`` order, built by ``make_row(text, label)``.
 
     A multilabel row carries the one label (``[name]``).
@@ -50,7 +57,7 @@ def label_example_rows(
     ]
 
 
-def add_label_examples(loaded: Any, config: Any, *, make_row: Any, multi_label: bool) -> int:
+def add_label_examples(loaded: Any, config: Any, *, make_row: Callable[[str, Any], Any], multi_label: bool) -> int:
     """Append ``config.label_examples`` rows a label to ``loaded.rows["train"]`` (a ``LoadedSplits``); how many were added.
 
     ``config`` is a :class:`~nlp_transfer.config.DataConfig`; its training source gains a note of the rows added.
