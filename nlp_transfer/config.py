@@ -118,8 +118,8 @@ class DataConfig:
         "Classification and multilabel: training rows added for each label, each data.label_template with the label's "
         "name (or its data.label_descriptions entry) in place of {}, so what a label's name says reaches the model as "
         "examples (SetFit's templated examples). Added after the validation hold-out and data.per_class; validation "
-        "and test never get them; run_info.json records how many. Measured with 8 examples per class "
-        "(strategy=contrastive, BENCHMARKS.md, docs/few_shot.md): 2 helps where label names are words. 0: off.",
+        "and test never get them; run_info.json records how many. Measured at 8 examples per class, 5 seeds "
+        "(BENCHMARKS.md, docs/data.md): 2 lifted strategy=contrastive by 1.9 to 8.3 points on four datasets. 0: off.",
     )
     label_template: str = _setting(
         "This sentence is {}.", "data.label_examples: the text of a label's rows; {} stands for the label's name or description."
