@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -86,14 +88,56 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] =
     return path
 
 
+def sentiment_splits(folder: Path, train: int, held_out: int) -> dict[str, Path]:
+    """Synthetic train/validation/test CSVs in ``folder``: ``train`` rows, and ``held_out`` rows each for the others."""
+    return {
+        "train": write_csv(folder / "train.csv", synthetic_sentiment(train, 1)),
+        "validation": write_csv(folder / "validation.csv", synthetic_sentiment(held_out, 2)),
+        "test": write_csv(folder / "test.csv", synthetic_sentiment(held_out, 3)),
+    }
+
+
 @pytest.fixture()
 def sentiment_files(tmp_path: Path) -> dict[str, Path]:
     """Synthetic train/validation/test CSVs (400/100/100 rows)."""
-    return {
-        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(400, 1)),
-        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(100, 2)),
-        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(100, 3)),
-    }
+    return sentiment_splits(tmp_path, 400, 100)
+
+
+@pytest.fixture()
+def small_split_files(tmp_path: Path) -> dict[str, Path]:
+    """Synthetic train/validation/test CSVs (40/20/20 rows), for tests of what loading adds to the training split."""
+    return sentiment_splits(tmp_path, 40, 20)
+
+
+def data_file_settings(files: dict[str, Path], with_validation_file: bool) -> dict[str, str]:
+    """DataConfig keyword arguments naming ``files``' train and test (and validation when asked for)."""
+    settings = {"train_file": str(files["train"]), "test_file": str(files["test"])}
+    if with_validation_file:
+        settings["validation_file"] = str(files["validation"])
+    return settings
+
+
+def run_on_small_splits(model_dir: str, files: dict[str, Path], output_dir: Path, **extra: object) -> tuple[Any, dict]:
+    """Train the tiny model on :func:`small_split_files` (no test split) with ``extra`` overrides; the result and run_info."""
+    from nlp_transfer.config import load_config
+    from nlp_transfer.pipeline import run_training
+
+    data = {"data.train_file": files["train"], "data.validation_file": files["validation"], "data.test_file": "null"}
+    result = run_training(load_config(None, tiny_overrides(model_dir, output_dir, **data, **extra)))
+    return result, json.loads((output_dir / "run_info.json").read_text(encoding="utf-8"))
+
+
+def assert_train_refuses(overrides: list[str], expect: str, tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
+    """`nlp-transfer train tests/bad_inputs/good.yaml OVERRIDES` exits 2 with one line holding ``expect``, writes nothing."""
+    from nlp_transfer.cli import main
+
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "out"
+    code = main(["train", "tests/bad_inputs/good.yaml", *overrides, f"output_dir={out}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expect in err, err
+    assert err.startswith("error: ") and err.count("\n") == 0 and "Traceback" not in err
+    assert not out.exists()
 
 
 def tiny_overrides(model_dir: str, output_dir: Path, **extra: object) -> list[str]:

@@ -1,6 +1,5 @@
 """data.augment: seeded augmenters, nearest neighbours in the embeddings, training rows only, recorded, refused where wrong."""
 
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -9,8 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from nlp_transfer.cli import main
-from nlp_transfer.config import DataConfig, load_config
+from nlp_transfer.config import DataConfig
 from nlp_transfer.data import augment, load_text_classification_data
 from nlp_transfer.data.augment import (
     NeighbourIndex,
@@ -22,8 +20,7 @@ from nlp_transfer.data.augment import (
     word_swap,
 )
 from nlp_transfer.errors import UserError
-from nlp_transfer.pipeline import run_training
-from tests.conftest import REPO, synthetic_sentiment, tiny_overrides, write_csv
+from tests.conftest import assert_train_refuses, data_file_settings, run_on_small_splits
 
 
 @dataclass
@@ -138,20 +135,9 @@ def test_input_embeddings_read_alone_from_safetensors(tmp_path):
 # ----------------------------------------------------------------------------- loading and a run
 
 
-@pytest.fixture()
-def split_files(tmp_path):
-    return {
-        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1)),
-        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2)),
-        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(20, 3)),
-    }
-
-
 @pytest.mark.parametrize("with_validation_file", [True, False])
-def test_only_training_rows_grow_by_copies_times_rows(split_files, with_validation_file):
-    files = {"train_file": str(split_files["train"]), "test_file": str(split_files["test"])}
-    if with_validation_file:
-        files["validation_file"] = str(split_files["validation"])
+def test_only_training_rows_grow_by_copies_times_rows(small_split_files, with_validation_file):
+    files = data_file_settings(small_split_files, with_validation_file)
     plain = load_text_classification_data(DataConfig(**files), seed=3)
     augmented = load_text_classification_data(
         DataConfig(**files, augment=["word_dropout", "word_swap"], augment_copies=3, augment_rate=0.2), seed=3
@@ -167,20 +153,9 @@ def test_only_training_rows_grow_by_copies_times_rows(split_files, with_validati
     assert augmented.sources["train"].endswith(f" + {6 * n} augmented (word_dropout, word_swap x3)")
 
 
-def test_a_run_records_the_added_rows(split_files, tiny_model_dir, tmp_path):
-    overrides = tiny_overrides(
-        tiny_model_dir,
-        tmp_path / "run",
-        **{
-            "data.train_file": split_files["train"],
-            "data.validation_file": split_files["validation"],
-            "data.test_file": "null",
-            "data.augment": "[word_dropout,neighbour_tokens]",
-            "data.augment_copies": 2,
-        },
-    )
-    result = run_training(load_config(None, overrides))
-    saved = json.loads((tmp_path / "run" / "run_info.json").read_text(encoding="utf-8"))
+def test_a_run_records_the_added_rows(small_split_files, tiny_model_dir, tmp_path):
+    extra = {"data.augment": "[word_dropout,neighbour_tokens]", "data.augment_copies": 2}
+    result, saved = run_on_small_splits(tiny_model_dir, small_split_files, tmp_path / "run", **extra)
     assert saved["augmented_examples"] == {"word_dropout": 80, "neighbour_tokens": 80}
     assert saved["examples"] == {"train": 200, "validation": 20}
     assert result.info["augmented_examples"] == saved["augmented_examples"]
@@ -197,10 +172,4 @@ def test_a_run_records_the_added_rows(split_files, tiny_model_dir, tmp_path):
     ],
 )  # fmt: skip
 def test_bad_augment_settings_exit_2_with_one_line(overrides, expect, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(REPO)
-    out = tmp_path / "out"
-    code = main(["train", "tests/bad_inputs/good.yaml", *overrides, f"output_dir={out}"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and expect in err, err
-    assert err.startswith("error: ") and err.count("\n") == 0 and "Traceback" not in err
-    assert not out.exists()
+    assert_train_refuses(overrides, expect, tmp_path, capsys, monkeypatch)

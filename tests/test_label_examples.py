@@ -1,16 +1,14 @@
 """data.label_examples: rows written from the label names join the training split only, recorded, refused where wrong."""
 
-import json
+import re
 
 import pytest
 
-from nlp_transfer.cli import main
-from nlp_transfer.config import DataConfig, load_config
+from nlp_transfer.config import DataConfig
 from nlp_transfer.data import load_text_classification_data
 from nlp_transfer.data.label_examples import label_example_rows, label_text
 from nlp_transfer.errors import DataError
-from nlp_transfer.pipeline import run_training
-from tests.conftest import REPO, good_bad_rows, synthetic_sentiment, tiny_overrides, write_csv
+from tests.conftest import assert_train_refuses, data_file_settings, good_bad_rows, run_on_small_splits, write_csv
 
 
 def test_a_label_is_written_as_its_description_or_its_name():
@@ -32,20 +30,9 @@ def test_rows_come_label_by_label_with_their_copies():
     assert tagged == [["bad"], ["good"]]
 
 
-@pytest.fixture()
-def split_files(tmp_path):
-    return {
-        "train": write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1)),
-        "validation": write_csv(tmp_path / "validation.csv", synthetic_sentiment(20, 2)),
-        "test": write_csv(tmp_path / "test.csv", synthetic_sentiment(20, 3)),
-    }
-
-
 @pytest.mark.parametrize("with_validation_file", [True, False])
-def test_only_the_training_split_gains_the_rows_after_its_own(split_files, with_validation_file):
-    files = {"train_file": str(split_files["train"]), "test_file": str(split_files["test"])}
-    if with_validation_file:
-        files["validation_file"] = str(split_files["validation"])
+def test_only_the_training_split_gains_the_rows_after_its_own(small_split_files, with_validation_file):
+    files = data_file_settings(small_split_files, with_validation_file)
     plain = load_text_classification_data(DataConfig(**files), seed=3)
     named = load_text_classification_data(
         DataConfig(**files, label_examples=3, label_template="A {} review.", label_descriptions={"negative": "bad"}), seed=3
@@ -61,8 +48,8 @@ def test_only_the_training_split_gains_the_rows_after_its_own(split_files, with_
     assert named.sources["train"].endswith(" + 6 label-name rows (3 a label)")
 
 
-def test_per_class_samples_the_real_rows_and_the_label_rows_come_on_top(split_files):
-    files = {"train_file": str(split_files["train"]), "validation_file": str(split_files["validation"])}
+def test_per_class_samples_the_real_rows_and_the_label_rows_come_on_top(small_split_files):
+    files = {"train_file": str(small_split_files["train"]), "validation_file": str(small_split_files["validation"])}
     named = load_text_classification_data(DataConfig(**files, per_class=4, label_examples=2), seed=3)
     labels = named.splits["train"]["label"][:]
     assert len(labels) == 2 * 4 + 2 * 2 and labels.count("negative") == labels.count("positive") == 6
@@ -76,25 +63,14 @@ def test_a_multilabel_row_carries_its_one_label(tmp_path):
     assert data.splits["train"]["text"][-2:] == ["This sentence is bad.", "This sentence is good."]
 
 
-def test_a_description_of_no_label_is_refused_by_name(split_files):
-    config = DataConfig(train_file=str(split_files["train"]), label_examples=1, label_descriptions={"neutral": "so-so"})
-    with pytest.raises(DataError, match="data.label_descriptions names 'neutral', which is not a label of this run "):
+def test_a_description_of_no_label_is_refused_by_name(small_split_files):
+    config = DataConfig(train_file=str(small_split_files["train"]), label_examples=1, label_descriptions={"neutral": "so-so"})
+    with pytest.raises(DataError, match=re.escape("data.label_descriptions names 'neutral', which is not a label of this run (")):
         load_text_classification_data(config, seed=0)
 
 
-def test_a_run_records_the_rows_it_trained_on(split_files, tiny_model_dir, tmp_path):
-    overrides = tiny_overrides(
-        tiny_model_dir,
-        tmp_path / "run",
-        **{
-            "data.train_file": split_files["train"],
-            "data.validation_file": split_files["validation"],
-            "data.test_file": "null",
-            "data.label_examples": 2,
-        },
-    )
-    result = run_training(load_config(None, overrides))
-    saved = json.loads((tmp_path / "run" / "run_info.json").read_text(encoding="utf-8"))
+def test_a_run_records_the_rows_it_trained_on(small_split_files, tiny_model_dir, tmp_path):
+    result, saved = run_on_small_splits(tiny_model_dir, small_split_files, tmp_path / "run", **{"data.label_examples": 2})
     assert saved["label_examples"] == 4 and result.info["label_examples"] == 4
     assert saved["examples"] == {"train": 44, "validation": 20}
 
@@ -110,10 +86,4 @@ def test_a_run_records_the_rows_it_trained_on(split_files, tiny_model_dir, tmp_p
     ],
 )  # fmt: skip
 def test_bad_label_example_settings_exit_2_with_one_line(overrides, expect, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(REPO)
-    out = tmp_path / "out"
-    code = main(["train", "tests/bad_inputs/good.yaml", *overrides, f"output_dir={out}"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and expect in err, err
-    assert err.startswith("error: ") and err.count("\n") == 0 and "Traceback" not in err
-    assert not out.exists()
+    assert_train_refuses(overrides, expect, tmp_path, capsys, monkeypatch)
