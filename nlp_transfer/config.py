@@ -130,6 +130,10 @@ class DataConfig:
         "location}; a label not listed is written as its name.",
     )
 
+    def without_made_rows(self) -> DataConfig:
+        """These settings with nothing the loader makes up: no augmented copies, no label-name rows (the files' rows)."""
+        return dataclasses.replace(self, augment=[], label_examples=0)
+
 
 @dataclass
 class TrainingConfig:
@@ -724,8 +728,7 @@ def check_long_text(config: RunConfig, source: str) -> None:
             f"{source}: training.window_stride must be at most half of training.max_length ({t.max_length // 2}), "
             f"got {t.window_stride}. Fix the value of training.window_stride."
         )
-    caches = caches_features(config)
-    if caches:
+    if caches_features(config):
         fix = "set transfer.cache_features=false" if config.strategy == "frozen" else "choose another strategy"
         raise ConfigError(
             f"{source}: training.long_text=windows cannot run with strategy={config.strategy}: its head trains on cached "
@@ -742,8 +745,7 @@ def check_head_fit(config: RunConfig, source: str) -> None:
     """A head fitted in one solve needs cached features: strategy contrastive, or frozen with its cache, no ner."""
     if config.transfer.head_fit == "steps":
         return
-    caches = caches_features(config)
-    if not caches or config.task == "ner":
+    if not caches_features(config) or config.task == "ner":
         raise ConfigError(
             f"{source}: transfer.head_fit=logistic fits a head on cached features (strategy=contrastive, or frozen with "
             f"transfer.cache_features=true, for classification or multilabel); this run has strategy={config.strategy}, "

@@ -88,7 +88,7 @@ def labelled_class_shares(config: RunConfig) -> dict[str, float]:
     """Each class's share of the labelled training split (after the hold-out), which the pseudo-labels keep."""
     from nlp_transfer.data.loading import load_text_classification_data
 
-    labelled = dataclasses.replace(config.data, unlabeled_file=None, pseudo_labeled_file=None, augment=[], label_examples=0)
+    labelled = dataclasses.replace(config.data.without_made_rows(), unlabeled_file=None, pseudo_labeled_file=None)
     data = load_text_classification_data(labelled, seed=config.seed)
     return class_shares(data.splits["train"]["label"][:])
 

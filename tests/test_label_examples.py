@@ -87,3 +87,15 @@ def test_a_run_records_the_rows_it_trained_on(small_split_files, tiny_model_dir,
 )  # fmt: skip
 def test_bad_label_example_settings_exit_2_with_one_line(overrides, expect, tmp_path, capsys, monkeypatch):
     assert_train_refuses(overrides, expect, tmp_path, capsys, monkeypatch)
+
+
+def test_the_files_rows_alone_leave_out_what_loading_makes_up(small_split_files):
+    config = DataConfig(**data_file_settings(small_split_files, True), augment=["word_swap"], label_examples=2)
+    files_only = load_text_classification_data(config.without_made_rows(), seed=0)
+    assert (
+        files_only.splits["train"].to_dict()
+        == load_text_classification_data(DataConfig(**data_file_settings(small_split_files, True)), seed=0)
+        .splits["train"]
+        .to_dict()
+    )
+    assert config.without_made_rows().train_file == config.train_file and config.label_examples == 2

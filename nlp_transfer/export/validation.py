@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,7 @@ def text_validation(config: Any, task: Any) -> ValidationSet:
     """The validation split of a classification run's ``config`` encoded by ``task`` (windows when it has them)."""
     from nlp_transfer.data.loading import load_text_classification_data
 
-    no_augment = replace(config.data, augment=[], label_examples=0)  # both only add training rows
-    data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
+    data = load_text_classification_data(config.data.without_made_rows(), multi_label=task.multi_label, seed=config.seed)
     split = _split(data.splits)
     encoded, documents = task.encode_texts(split["text"][:], "validation")
     if task.multi_label:

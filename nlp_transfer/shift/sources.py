@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from nlp_transfer.errors import DataError, UserError
@@ -63,7 +62,7 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
             f"{run_dir}: the run has no config.yaml, so its training texts are unknown. Give its training file as SOURCE."
         )
     config = load_config(config_path)
-    data = replace(config.data, augment=[], label_examples=0)
+    data = config.data.without_made_rows()
     try:
         if config.task == "ner":
             from nlp_transfer.data.loading import read_tagged_file
