@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,35 @@ def test_full_fine_tuning_with_mean_pooling_trains_everything_and_reloads_with_i
     trained = dict(model.model.named_parameters())
     moved = [n for n, p in start.named_parameters() if n in trained and not torch.equal(p, trained[n])]
     assert any(".encoder.layer.0." in n for n in moved) and any("embeddings" in n for n in moved)
+
+
+def test_checkpoints_of_a_cached_head_hold_the_head_alone_and_resume_to_the_same_head(
+    sentiment_files, tiny_model_dir, tmp_path
+):
+    """The encoder is frozen, so each evaluation's checkpoint and best snapshot write the head's weights only."""
+    out = tmp_path / "kept"
+    result = run_training(frozen_config(sentiment_files, tiny_model_dir, out, **{"training.keep_checkpoints": True, "training.save_total_limit": 3}))
+    checkpoints = sorted((out / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 3
+    for checkpoint in checkpoints:
+        for file in ("model.safetensors", "best_model.safetensors"):
+            assert set(load_file(str(checkpoint / file))) == {
+                "head.classifier.weight",
+                "head.classifier.bias",
+                "head.pooler.dense.weight",
+                "head.pooler.dense.bias",
+            }
+    # the saved run is still the whole model, with the best head in it
+    best = load_file(str(checkpoints[-1] / "best_model.safetensors"))
+    saved, _ = head_weights(out)
+    torch.testing.assert_close(saved["classifier.weight"], best["head.classifier.weight"])
+    assert len(load_file(str(out / "model.safetensors"))) > 20
+    # resuming from the first checkpoint ends on the same head as the uninterrupted run
+    for later in checkpoints[1:]:
+        shutil.rmtree(later)
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(out / "checkpoints", resumed_dir / "checkpoints")  # as a run stopped after its first evaluation
+    resumed = run_training(frozen_config(sentiment_files, tiny_model_dir, resumed_dir), resume=True)
+    for name, tensor in head_weights(resumed_dir)[0].items():
+        torch.testing.assert_close(tensor, saved[name])
+    assert resumed.metrics["validation"]["accuracy"] == pytest.approx(result.metrics["validation"]["accuracy"])

@@ -37,22 +37,35 @@ POOLING_KEY = "nlp_transfer_pooling"
 POOLINGS = ("cls", "mean")
 
 
+def head_modules(model: PreTrainedModel) -> dict[str, nn.Module]:
+    """The modules of ``model``'s sequence-classification head, by role: ``pre_classifier`` (DistilBERT),
+    ``pooler`` (BERT's inside the encoder, DeBERTa's beside it), ``dropout`` and ``classifier``."""
+    if getattr(model, "pre_classifier", None) is not None:  # DistilBERT: dense + ReLU + dropout over [CLS]
+        return {"pre_classifier": model.pre_classifier, "dropout": model.dropout, "classifier": model.classifier}
+    pooler = getattr(model, "pooler", None)
+    if pooler is None:
+        pooler = getattr(model.base_model, "pooler", None)
+    if pooler is not None:  # BERT (dense+tanh inside the encoder), DeBERTa (ContextPooler beside it)
+        return {"pooler": pooler, "dropout": model.dropout, "classifier": model.classifier}
+    return {"classifier": model.classifier}  # RoBERTa, ELECTRA: the head pools the first token itself
+
+
+def logits_of_head(head: dict[str, nn.Module] | nn.ModuleDict, hidden: torch.Tensor) -> torch.Tensor:
+    """The logits of the head modules ``head`` (:func:`head_modules`) for token states ``hidden``."""
+    if "pre_classifier" in head:
+        return head["classifier"](head["dropout"](torch.relu(head["pre_classifier"](hidden[:, 0]))))
+    if "pooler" in head:
+        return head["classifier"](head["dropout"](head["pooler"](hidden)))
+    return head["classifier"](hidden)
+
+
 def head_logits(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
     """The logits ``model``'s sequence-classification head gives for token states ``hidden`` (batch, tokens, width).
 
     Like the model's own forward, the head reads the first position; pass ``pooled[:, None]`` to feed it
     any one vector per text.
     """
-    base = model.base_model
-    if getattr(model, "pre_classifier", None) is not None:  # DistilBERT: dense + ReLU + dropout over [CLS]
-        pooled = torch.relu(model.pre_classifier(hidden[:, 0]))
-        return model.classifier(model.dropout(pooled))
-    pooler = getattr(model, "pooler", None)
-    if pooler is None:
-        pooler = getattr(base, "pooler", None)
-    if pooler is not None:  # BERT (dense+tanh inside the encoder), DeBERTa (ContextPooler beside it)
-        return model.classifier(model.dropout(pooler(hidden)))
-    return model.classifier(hidden)  # RoBERTa, ELECTRA: the head pools the first token itself
+    return logits_of_head(head_modules(model), hidden)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
@@ -119,17 +132,18 @@ def unwrap_pooling(model: nn.Module) -> nn.Module:
 class CachedFeatureHead(nn.Module):
     """The head of ``model`` over cached pooled features: ``forward(features=...)`` gives the model's logits.
 
-    Its parameters are ``model``'s own (the frozen encoder included, untouched), so training it trains
-    the model's head, and its state dict is the model's with a ``model.`` prefix.
+    It holds the head's modules only (:func:`head_modules`, shared with ``model``), so training it trains the
+    model's head, and its state dict, which every checkpoint and best-model snapshot writes, is the head's few
+    weights (``head.classifier.weight``, ...) rather than the whole frozen encoder again.
     """
 
     def __init__(self, model: PreTrainedModel) -> None:
         super().__init__()
-        self.model = model
+        self.head = nn.ModuleDict(head_modules(model))
 
     def forward(self, features: torch.Tensor, labels: torch.Tensor | None = None) -> SequenceClassifierOutput:
         """Logits of the head on ``features`` (batch, width)."""
-        return SequenceClassifierOutput(logits=head_logits(self.model, features[:, None]))
+        return SequenceClassifierOutput(logits=logits_of_head(self.head, features[:, None]))
 
 
 class FrozenEncoderEval:
