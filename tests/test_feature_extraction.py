@@ -212,12 +212,12 @@ def test_full_fine_tuning_with_mean_pooling_trains_everything_and_reloads_with_i
     assert any(".encoder.layer.0." in n for n in moved) and any("embeddings" in n for n in moved)
 
 
-def test_checkpoints_of_a_cached_head_hold_the_head_alone_and_resume_to_the_same_head(
-    sentiment_files, tiny_model_dir, tmp_path
-):
+def test_checkpoints_of_a_cached_head_hold_the_head_alone_and_resume_to_the_same_head(sentiment_files, tiny_model_dir, tmp_path):
     """The encoder is frozen, so each evaluation's checkpoint and best snapshot write the head's weights only."""
     out = tmp_path / "kept"
-    result = run_training(frozen_config(sentiment_files, tiny_model_dir, out, **{"training.keep_checkpoints": True, "training.save_total_limit": 3}))
+    result = run_training(
+        frozen_config(sentiment_files, tiny_model_dir, out, **{"training.keep_checkpoints": True, "training.save_total_limit": 3})
+    )
     checkpoints = sorted((out / "checkpoints").glob("step-*"))
     assert len(checkpoints) == 3
     for checkpoint in checkpoints:
