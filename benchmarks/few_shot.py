@@ -47,6 +47,10 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
   shares kept, at most ``--pseudo-per-class`` a class, default 500) and a fresh contrastive run trains on the labelled
   rows plus those. Answers the issue's question of what unlabelled in-domain text adds to a few labels.
 
+Contrastive arms run with ``transfer.contrastive_encode_once=true``, the default (a text drawn into several pairs of a
+step is encoded once), recorded in their settings; ``--encode-every-occurrence`` runs them as before that setting
+existed (every occurrence encoded, as SetFit), which are the runs without the key.
+
 ``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
 (``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
 nlp-transfer's methods (the head's epochs count those rows), the same texts appended to SetFit's training rows (as
@@ -259,7 +263,8 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         base = {"steps": args.head_steps, "learning_rate": args.head_learning_rate, "batch_size": args.batch_size}
     if method == "self_training":
         pseudo = {"self_training.max_per_class": args.pseudo_per_class, "self_training.rounds": args.self_training_rounds}
-        return {f"cosine:20+pseudo{args.pseudo_per_class}": {"transfer.contrastive_loss": "cosine"} | pseudo | base}
+        arm = {"transfer.contrastive_loss": "cosine"} | encode_once("cosine", args) | pseudo | base
+        return {f"cosine:20+pseudo{args.pseudo_per_class}": arm}
     if method != "contrastive":
         return {"default": base}
     arms = {}
@@ -267,8 +272,21 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         loss, pairs, *head = arm.split(":")
         count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
         fit = {"transfer.head_fit": head[0]} if head and head[0] != "steps" else {}  # steps: the arm as before
-        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | fit | base
+        arms[arm] = (
+            {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(loss, args) | fit | base
+        )
     return arms
+
+
+def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``transfer.contrastive_encode_once`` as a setting of every arm, unless ``--encode-every-occurrence``.
+
+    Runs made before the setting existed encoded every occurrence and carry no such key, so they stay the same runs
+    as those made with ``--encode-every-occurrence``.
+    """
+    if args.encode_every_occurrence:
+        return {}
+    return {"transfer.contrastive_encode_once": True}
 
 
 def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -895,6 +913,11 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=0,
         help="every method also trains on N rows a label written from the label's name (data.label_examples; 0: off)",
+    )
+    parser.add_argument(
+        "--encode-every-occurrence",
+        action="store_true",
+        help="contrastive arms: transfer.contrastive_encode_once=false (every occurrence of a text encoded)",
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")

@@ -327,6 +327,13 @@ class TransferConfig:
     contrastive_temperature: float = _setting(
         0.1, "contrastive, phase 1, contrastive_loss=supcon: the temperature dividing the cosines before the softmax."
     )
+    contrastive_encode_once: bool = _setting(
+        True,
+        "contrastive, phase 1: a text drawn into several pairs of one step is encoded once and its embedding shared by "
+        "those pairs (one dropout mask for all its occurrences; supcon counts it once), so steps on small training "
+        "sets, whose batches repeat texts, take less time. false: every occurrence is encoded on its own, as SetFit "
+        "does (for supcon, two dropout views of one text are then positives of each other).",
+    )
     save_merged: bool = _setting(
         True,
         "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "

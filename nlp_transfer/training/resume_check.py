@@ -102,6 +102,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.contrastive_batch_size",
     "transfer.contrastive_loss",
     "transfer.contrastive_temperature",
+    "transfer.contrastive_encode_once",
 )
 """Settings that change what a run computes: ``--resume`` refuses a change to any of them."""
 

@@ -6,7 +6,8 @@ For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall
    dissimilar), scored by the cosine of their mean-pooled embeddings (``transfer.contrastive_loss``: SetFit's
    cosine regression, a margin loss, or ``supcon``, which scores every text of a batch against all the others).
    ``transfer.contrastive_pairs`` pairs per example and epoch, exactly half of them similar, drawn on demand
-   (:mod:`nlp_transfer.transfer.pairs`), so memory does not grow with the number of pairs. Only the encoder
+   (:mod:`nlp_transfer.transfer.pairs`), so memory does not grow with the number of pairs; a text in several
+   pairs of a step is encoded once (``transfer.contrastive_encode_once``). Only the encoder
    trains (its pooler and the head wait); the best encoder by ``pair_auc`` on validation pairs is kept.
 2. **Head.** The encoder is frozen, train and validation are encoded once (mean pooling), and the model's
    own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does, or with
@@ -131,7 +132,7 @@ class ContrastiveFewShot(Strategy):
             f"{options.contrastive_loss} loss, {options.contrastive_epochs} epoch(s)"
         )
         result = run.fit(
-            model=PairEncoder(inner, max_tokens=inference_token_budget(run.accelerator.device)),
+            model=self.pair_encoder(run, inner),
             task=self.pair_task(run),
             param_groups=groups,
             train_dataset=pairs,
@@ -154,6 +155,7 @@ class ContrastiveFewShot(Strategy):
             "pairs_per_example": per_example,
             "pairs_rule": "setfit" if options.contrastive_pairs == "setfit" else "fixed",
             "loss": options.contrastive_loss,
+            "encode_once": options.contrastive_encode_once,
             **({"temperature": options.contrastive_temperature} if options.contrastive_loss == "supcon" else {}),
             "epochs": options.contrastive_epochs,
             "steps": result.global_step,
@@ -162,11 +164,25 @@ class ContrastiveFewShot(Strategy):
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
 
+    def pair_encoder(self, run: TrainingRun, inner: nn.Module) -> PairEncoder:
+        """Phase 1's model: ``inner``'s encoder embedding both texts of each pair (each distinct text once a step
+        with ``transfer.contrastive_encode_once``)."""
+        options = self.options
+        return PairEncoder(
+            inner,
+            max_tokens=inference_token_budget(run.accelerator.device),
+            encode_once=options.contrastive_encode_once,
+        )
+
     def pair_task(self, run: TrainingRun) -> PairTask:
         """Phase 1's loss and metric over the run's label set, with the configured loss and temperature."""
         options = self.options
         return PairTask(
-            run.task.collator(), len(run.task.labels), options.contrastive_loss, temperature=options.contrastive_temperature
+            run.task.collator(),
+            len(run.task.labels),
+            options.contrastive_loss,
+            temperature=options.contrastive_temperature,
+            distinct_texts=options.contrastive_encode_once,
         )
 
     def run_info(self) -> dict[str, Any]:

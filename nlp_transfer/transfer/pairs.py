@@ -213,25 +213,37 @@ class PairEncoder(nn.Module):
     which draws its masks per piece); the batch, and so the loss, is unchanged.
     """
 
-    def __init__(self, model: nn.Module, max_tokens: int | None = None) -> None:
+    def __init__(self, model: nn.Module, max_tokens: int | None = None, encode_once: bool = False) -> None:
         super().__init__()
         self.model = model
         self.max_tokens = max_tokens
+        self.encode_once = encode_once
 
     def forward(self, labels: torch.Tensor | None = None, **batch: torch.Tensor) -> SequenceClassifierOutput:
-        """Unit-length embeddings of each pair (``labels`` accepted and ignored: the task computes the loss)."""
-        pieces = self.pieces(batch.get("attention_mask"))
-        if pieces is None:
-            embeddings = pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
+        """Unit-length embeddings of each pair (``labels`` accepted and ignored: the task computes the loss).
+
+        With ``encode_once``, a text that occurs in several pairs of the batch is encoded once and its embedding
+        shared by those pairs (one dropout mask for all its occurrences; without dropout, the same embeddings).
+        """
+        if self.encode_once:
+            first, inverse = distinct_rows(batch)
+            embeddings = self.embed({key: value[first] for key, value in batch.items()})[inverse]
         else:
-            pooled = []
-            for rows, width in pieces:
-                piece = {key: value[rows, :width] for key, value in batch.items()}
-                pooled.append(pool(encoder_states(self.model, piece), piece["attention_mask"], "mean"))
-            order = torch.cat([rows for rows, _ in pieces])
-            embeddings = torch.cat(pooled)[torch.argsort(order)]  # back to the batch's own order
+            embeddings = self.embed(batch)
         first, second = F.normalize(embeddings, dim=-1).chunk(2)
         return SequenceClassifierOutput(logits=torch.stack([first, second], dim=1))
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean-pooled embeddings of the batch's texts, in pieces under ``max_tokens`` where that applies."""
+        pieces = self.pieces(batch.get("attention_mask"))
+        if pieces is None:
+            return pool(encoder_states(self.model, batch), batch.get("attention_mask"), "mean")
+        pooled = []
+        for rows, width in pieces:
+            piece = {key: value[rows, :width] for key, value in batch.items()}
+            pooled.append(pool(encoder_states(self.model, piece), piece["attention_mask"], "mean"))
+        order = torch.cat([rows for rows, _ in pieces])
+        return torch.cat(pooled)[torch.argsort(order)]  # back to the batch's own order
 
     def pieces(self, mask: torch.Tensor | None) -> list[tuple[torch.Tensor, int]] | None:
         """(rows, padded width) of each piece of a right-padded batch under ``max_tokens``; None: encode it whole."""
@@ -244,6 +256,25 @@ class PairEncoder(nn.Module):
         if len(groups) == 1:
             return None
         return [(torch.tensor(rows, device=mask.device), int(lengths[rows[0]])) for rows in groups]
+
+
+def distinct_rows(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``first``, ``inverse``) over the batch's texts: ``first`` the index of each distinct text's first occurrence
+    (in order of appearance), ``inverse`` for every row the position of its text in ``first``.
+
+    Two rows are the same text when all their tokenized columns (ids, attention mask, token types) agree.
+    """
+    columns = [batch[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in batch]
+    positions: dict[tuple[int, ...], int] = {}
+    first: list[int] = []
+    inverse: list[int] = []
+    for row, text in enumerate(map(tuple, torch.cat(columns, dim=1).tolist())):
+        if text not in positions:
+            positions[text] = len(first)
+            first.append(row)
+        inverse.append(positions[text])
+    device = columns[0].device
+    return torch.tensor(first, device=device), torch.tensor(inverse, device=device)
 
 
 def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -264,13 +295,25 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, 
     return per_text[has_positive].mean() if has_positive.any() else embeddings.sum() * 0.0
 
 
+def first_occurrences(embeddings: torch.Tensor) -> torch.Tensor:
+    """Indices of the first of each set of bit-identical rows of ``embeddings`` (N, D), in order.
+
+    With :class:`PairEncoder`'s ``encode_once`` the occurrences of one text share one embedding; two different
+    texts (or two dropout views of one) do not give bit-identical embeddings.
+    """
+    _, inverse = torch.unique(embeddings.detach(), dim=0, return_inverse=True)
+    positions = torch.arange(len(inverse), device=inverse.device)
+    first = torch.full((int(inverse.max()) + 1,), len(inverse), device=inverse.device, dtype=positions.dtype)
+    return first.scatter_reduce(0, inverse, positions, reduce="amin").sort().values
+
+
 class PairTask:
     """Loss and metrics of pair training (what :func:`nlp_transfer.training.fit` needs from a task).
 
     Losses: ``cosine`` regresses the cosine on the target (mean squared error, SetFit's choice);
     ``contrastive`` pulls similar pairs to cosine 1 and pushes dissimilar ones below ``margin`` (Hadsell et al.
     2006 on cosine distance); ``supcon`` is :func:`supervised_contrastive_loss` over all 2B texts of the batch at
-    ``temperature``. The metric that picks the best encoder is ``pair_auc``: how well the cosine ranks similar
+    ``temperature`` (with ``distinct_texts``, each text encoded once counts once). The metric that picks the best encoder is ``pair_auc``: how well the cosine ranks similar
     pairs above dissimilar ones on validation pairs (1.0: perfectly).
     """
 
@@ -278,13 +321,20 @@ class PairTask:
     default_metric = "pair_auc"
 
     def __init__(
-        self, text_collator: Any, classes: int, loss: PairLoss = "cosine", margin: float = 0.5, temperature: float = 0.1
+        self,
+        text_collator: Any,
+        classes: int,
+        loss: PairLoss = "cosine",
+        margin: float = 0.5,
+        temperature: float = 0.1,
+        distinct_texts: bool = False,
     ) -> None:
         self.text_collator = text_collator
         self.classes = classes
         self.loss_name = loss
         self.margin = margin
         self.temperature = temperature
+        self.distinct_texts = distinct_texts
 
     def collator(self) -> PairCollator:
         """Batches pairs as one batch of texts."""
@@ -295,7 +345,11 @@ class PairTask:
         if self.loss_name == "supcon":
             classes = self.classes
             texts = torch.cat([labels[:, 1 : 1 + classes], labels[:, 1 + classes :]])
-            return supervised_contrastive_loss(torch.cat([logits[:, 0], logits[:, 1]]), texts, self.temperature)
+            embeddings = torch.cat([logits[:, 0], logits[:, 1]])
+            if self.distinct_texts:  # a text encoded once for all its occurrences counts once
+                keep = first_occurrences(embeddings)
+                embeddings, texts = embeddings[keep], texts[keep]
+            return supervised_contrastive_loss(embeddings, texts, self.temperature)
         return self.pair_loss((logits[:, 0] * logits[:, 1]).sum(-1), labels[:, 0])
 
     def pair_loss(self, cosines: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
