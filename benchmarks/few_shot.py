@@ -108,6 +108,8 @@ from common import DATASETS, REPO, read_rows, read_sst2, read_trec, report_heade
 
 METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
+#: the setting every contrastive arm records unless ``--encode-every-occurrence``
+ENCODE_ONCE = "transfer.contrastive_encode_once"
 BINARY = ("negative", "positive")
 # TREC's coarse classes as Li and Roth describe them (their codes are not words a sentence encoder reads)
 TREC_CLASSES = {
@@ -263,7 +265,7 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         base = {"steps": args.head_steps, "learning_rate": args.head_learning_rate, "batch_size": args.batch_size}
     if method == "self_training":
         pseudo = {"self_training.max_per_class": args.pseudo_per_class, "self_training.rounds": args.self_training_rounds}
-        arm = {"transfer.contrastive_loss": "cosine"} | encode_once("cosine", args) | pseudo | base
+        arm = {"transfer.contrastive_loss": "cosine"} | encode_once(args) | pseudo | base
         return {f"cosine:20+pseudo{args.pseudo_per_class}": arm}
     if method != "contrastive":
         return {"default": base}
@@ -272,13 +274,11 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         loss, pairs, *head = arm.split(":")
         count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
         fit = {"transfer.head_fit": head[0]} if head and head[0] != "steps" else {}  # steps: the arm as before
-        arms[arm] = (
-            {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(loss, args) | fit | base
-        )
+        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(args) | fit | base
     return arms
 
 
-def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
+def encode_once(args: argparse.Namespace) -> dict[str, Any]:
     """``transfer.contrastive_encode_once`` as a setting of every arm, unless ``--encode-every-occurrence``.
 
     Runs made before the setting existed encoded every occurrence and carry no such key, so they stay the same runs
@@ -286,7 +286,7 @@ def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
     """
     if args.encode_every_occurrence:
         return {}
-    return {"transfer.contrastive_encode_once": True}
+    return {ENCODE_ONCE: True}
 
 
 def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -753,24 +753,24 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
     return lines + gain_and_arm_tables(dataset, sizes)
 
 
-def label_example_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
-    """Markdown: each method and arm of ``kept`` (run with label examples) less the same run without, and less
-    SetFit at its defaults (without the rows: the issue's anchor), paired by seed."""
+def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], key: str, title: str) -> list[str]:
+    """Markdown: each method and arm of ``kept`` whose settings hold ``key`` less the same run without it (every other
+    setting alike), and less SetFit at its defaults (no settings: the issue's anchor), paired by seed."""
 
     def plain(row: dict[str, Any]) -> tuple:
-        settings = {k: v for k, v in row["settings"].items() if k != "data.label_examples"}
+        settings = {k: v for k, v in row["settings"].items() if k != key}
         return run_key(row | {"settings": settings})
 
-    without = {plain(row): row for row in rows if "data.label_examples" not in row["settings"]}
+    without = {plain(row): row for row in rows if key not in row["settings"]}
     pairs: dict[tuple, list[tuple[float, float, float | None]]] = {}
     for row in kept:
-        anchor = without.get(plain(row))
+        anchor = without.get(plain(row)) if key in row["settings"] else None
         setfit = without.get(plain(row | {"method": "setfit", "arm": "default", "settings": {}}))
         if anchor:
             group = (row["dataset"], row["size"], row["method"], row["arm"])
             default = setfit["test_accuracy"] if setfit else None
             pairs.setdefault(group, []).append((row["test_accuracy"], anchor["test_accuracy"], default))
-    lines = ["\nWith label-name rows less without, and less SetFit's defaults (no rows), test accuracy on the same samples"]
+    lines = [f"\n{title} less without, and less SetFit's defaults, test accuracy on the same samples"]
     lines += ["| dataset | per class | method | arm | with | without | paired gain | less SetFit's defaults |"]
     lines += ["|---|---|---|---|---|---|---|---|"]
     for (dataset, size, method, arm), values in sorted(
@@ -801,7 +801,9 @@ def report(args: argparse.Namespace) -> int:
         print(
             f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, methods, arms or settings than this command's"
         )
-    gains = label_example_gains(rows, kept) if args.label_examples else []
+    gains = setting_gains(rows, kept, "data.label_examples", "With label-name rows") if args.label_examples else []
+    if not args.encode_every_occurrence:
+        gains += setting_gains(rows, kept, ENCODE_ONCE, "Each distinct text encoded once a step")
     rows = kept
     if not rows:
         print(f"few_shot: no runs with --test-limit {args.test_limit} in {path}", file=sys.stderr)
