@@ -313,8 +313,9 @@ class PairTask:
     Losses: ``cosine`` regresses the cosine on the target (mean squared error, SetFit's choice);
     ``contrastive`` pulls similar pairs to cosine 1 and pushes dissimilar ones below ``margin`` (Hadsell et al.
     2006 on cosine distance); ``supcon`` is :func:`supervised_contrastive_loss` over all 2B texts of the batch at
-    ``temperature`` (with ``distinct_texts``, each text encoded once counts once). The metric that picks the best encoder is ``pair_auc``: how well the cosine ranks similar
-    pairs above dissimilar ones on validation pairs (1.0: perfectly).
+    ``temperature`` (with ``distinct_texts``, each text encoded once counts once). The metric that picks the best
+    encoder is ``pair_auc``: how well the cosine ranks similar pairs above dissimilar ones on validation pairs (1.0:
+    perfectly).
     """
 
     batch_columns = ("first", "second", "labels", "label_sets", "length")
