@@ -47,9 +47,10 @@ reading at most 256 tokens (the body's ``max_seq_length``, which SetFit uses; ``
   shares kept, at most ``--pseudo-per-class`` a class, default 500) and a fresh contrastive run trains on the labelled
   rows plus those. Answers the issue's question of what unlabelled in-domain text adds to a few labels.
 
-Contrastive arms run with ``transfer.contrastive_encode_once=true``, the default (a text drawn into several pairs of a
-step is encoded once), recorded in their settings; ``--encode-every-occurrence`` runs them as before that setting
-existed (every occurrence encoded, as SetFit), which are the runs without the key.
+Pair-loss arms (``cosine``, ``contrastive``) run with ``transfer.contrastive_encode_once=true``, the default (a text
+drawn into several pairs of a step is encoded once), recorded in their settings; ``--encode-every-occurrence`` runs
+them as before that setting existed (every occurrence encoded, as SetFit), which are the runs without the key.
+``supcon`` arms always encode every occurrence.
 
 ``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
 (``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
@@ -265,7 +266,7 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         base = {"steps": args.head_steps, "learning_rate": args.head_learning_rate, "batch_size": args.batch_size}
     if method == "self_training":
         pseudo = {"self_training.max_per_class": args.pseudo_per_class, "self_training.rounds": args.self_training_rounds}
-        arm = {"transfer.contrastive_loss": "cosine"} | encode_once(args) | pseudo | base
+        arm = {"transfer.contrastive_loss": "cosine"} | encode_once("cosine", args) | pseudo | base
         return {f"cosine:20+pseudo{args.pseudo_per_class}": arm}
     if method != "contrastive":
         return {"default": base}
@@ -274,17 +275,20 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         loss, pairs, *head = arm.split(":")
         count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
         fit = {"transfer.head_fit": head[0]} if head and head[0] != "steps" else {}  # steps: the arm as before
-        arms[arm] = {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(args) | fit | base
+        arms[arm] = (
+            {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(loss, args) | fit | base
+        )
     return arms
 
 
-def encode_once(args: argparse.Namespace) -> dict[str, Any]:
-    """``transfer.contrastive_encode_once`` as a setting of every arm, unless ``--encode-every-occurrence``.
+def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
+    """``transfer.contrastive_encode_once`` as a setting of pair-loss arms, unless ``--encode-every-occurrence``
+    (``supcon`` always encodes every occurrence).
 
     Runs made before the setting existed encoded every occurrence and carry no such key, so they stay the same runs
     as those made with ``--encode-every-occurrence``.
     """
-    if args.encode_every_occurrence:
+    if loss == "supcon" or args.encode_every_occurrence:
         return {}
     return {ENCODE_ONCE: True}
 
@@ -919,7 +923,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--encode-every-occurrence",
         action="store_true",
-        help="contrastive arms: transfer.contrastive_encode_once=false (every occurrence of a text encoded)",
+        help="contrastive pair-loss arms: transfer.contrastive_encode_once=false (every occurrence of a text encoded)",
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")

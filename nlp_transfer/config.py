@@ -329,10 +329,10 @@ class TransferConfig:
     )
     contrastive_encode_once: bool = _setting(
         True,
-        "contrastive, phase 1: a text drawn into several pairs of one step is encoded once and its embedding shared by "
-        "those pairs (one dropout mask for all its occurrences; supcon counts it once), so steps on small training "
-        "sets, whose batches repeat texts, take less time. false: every occurrence is encoded on its own, as SetFit "
-        "does (for supcon, two dropout views of one text are then positives of each other).",
+        "contrastive, phase 1, cosine and contrastive losses: a text drawn into several pairs of one step is encoded "
+        "once and its embedding shared by those pairs (one dropout mask for all its occurrences), so steps on small "
+        "training sets, whose batches repeat texts, take less time. false: every occurrence is encoded on its own, as "
+        "SetFit does. supcon always encodes every occurrence: two dropout views of one text are positives it learns from.",
     )
     save_merged: bool = _setting(
         True,

@@ -316,31 +316,14 @@ def test_encode_once_encodes_each_distinct_text_once_with_the_same_embeddings_an
         assert torch.equal(embeddings[0], embeddings[2]) is encode_once  # "good film" twice
 
 
-def test_encode_once_is_set_for_every_loss_and_supcon_then_counts_each_text_once(tiny_model_dir, tmp_path):
+def test_encode_once_applies_to_the_pair_losses_and_never_to_supcon(tiny_model_dir, tmp_path):
     options = contrastive_config(dict.fromkeys(("train", "validation", "test"), "x.csv"), tiny_model_dir, tmp_path).transfer
-    run = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device("cpu")), task=SimpleNamespace(labels=["a", "b"]))
-    run.task.collator = lambda: None
+    run = SimpleNamespace(accelerator=SimpleNamespace(device=torch.device("cpu")))
     for loss in ("cosine", "contrastive", "supcon"):
-        for encode_once in (True, False):
-            strategy = contrastive.ContrastiveFewShot(
-                replace(options, contrastive_loss=loss, contrastive_encode_once=encode_once)
-            )
-            assert strategy.pair_encoder(run, torch.nn.Linear(1, 1)).encode_once is encode_once
-            assert strategy.pair_task(run).distinct_texts is encode_once
-    # supcon over pairs whose texts repeat (bit-identical embeddings, as encode_once gives): the distinct texts once
-    generator = torch.Generator().manual_seed(0)
-    a, b, c, d = torch.nn.functional.normalize(torch.randn(4, 3, generator=generator), dim=-1)
-    logits = torch.stack([torch.stack(pair) for pair in ((a, b), (a, c), (d, b), (c, a))])  # texts a a d c | b c b a
-    flags = {"a": [1.0, 0], "b": [1.0, 0], "c": [0, 1.0], "d": [0, 1.0]}
-    names = [("a", "b"), ("a", "c"), ("d", "b"), ("c", "a")]
-    labels = torch.tensor([[float(x == y)] + flags[x] + flags[y] for x, y in names])
-    once = PairTask(None, 2, "supcon", distinct_texts=True).loss(logits, labels)
-    distinct = supervised_contrastive_loss(torch.stack([a, d, c, b]), torch.tensor([flags[t] for t in "adcb"]), 0.1)
-    torch.testing.assert_close(once, distinct)
-    every = PairTask(None, 2, "supcon").loss(logits, labels)  # every occurrence: duplicates are positives of each other
-    texts = torch.cat([logits[:, 0], logits[:, 1]])
-    torch.testing.assert_close(every, supervised_contrastive_loss(texts, torch.cat([labels[:, 1:3], labels[:, 3:]]), 0.1))
-    assert not torch.isclose(once, every)
+        for setting in (True, False):
+            strategy = contrastive.ContrastiveFewShot(replace(options, contrastive_loss=loss, contrastive_encode_once=setting))
+            expected = setting and loss != "supcon"
+            assert strategy.pair_encoder(run, torch.nn.Linear(1, 1)).encode_once is strategy.encodes_once() is expected
 
 
 def test_contrastive_is_refused_for_ner(tiny_model_dir, tmp_path):
@@ -399,7 +382,7 @@ def test_phase_one_trains_the_encoder_only_and_phase_two_the_head_only(
     phase = result.info["phases"]["contrastive"]
     assert phase["pairs"] == 400 * 4 and phase["steps"] == 50 and phase["best_pair_auc"] > 0.5
     assert phase["loss"] == loss and phase.get("temperature") == (0.1 if loss == "supcon" else None)
-    assert phase["encode_once"] is True
+    assert phase["encode_once"] is (loss == "cosine")
     assert result.info["pooling"] == "mean"
     assert result.metrics["test"]["accuracy"] > 0.75  # the tiny model learned the polarity words (chance 0.5)
 

@@ -295,27 +295,14 @@ def supervised_contrastive_loss(embeddings: torch.Tensor, labels: torch.Tensor, 
     return per_text[has_positive].mean() if has_positive.any() else embeddings.sum() * 0.0
 
 
-def first_occurrences(embeddings: torch.Tensor) -> torch.Tensor:
-    """Indices of the first of each set of bit-identical rows of ``embeddings`` (N, D), in order.
-
-    With :class:`PairEncoder`'s ``encode_once`` the occurrences of one text share one embedding; two different
-    texts (or two dropout views of one) do not give bit-identical embeddings.
-    """
-    _, inverse = torch.unique(embeddings.detach(), dim=0, return_inverse=True)
-    positions = torch.arange(len(inverse), device=inverse.device)
-    first = torch.full((int(inverse.max()) + 1,), len(inverse), device=inverse.device, dtype=positions.dtype)
-    return first.scatter_reduce(0, inverse, positions, reduce="amin").sort().values
-
-
 class PairTask:
     """Loss and metrics of pair training (what :func:`nlp_transfer.training.fit` needs from a task).
 
     Losses: ``cosine`` regresses the cosine on the target (mean squared error, SetFit's choice);
     ``contrastive`` pulls similar pairs to cosine 1 and pushes dissimilar ones below ``margin`` (Hadsell et al.
     2006 on cosine distance); ``supcon`` is :func:`supervised_contrastive_loss` over all 2B texts of the batch at
-    ``temperature`` (with ``distinct_texts``, each text encoded once counts once). The metric that picks the best
-    encoder is ``pair_auc``: how well the cosine ranks similar pairs above dissimilar ones on validation pairs (1.0:
-    perfectly).
+    ``temperature``. The metric that picks the best encoder is ``pair_auc``: how well the cosine ranks similar
+    pairs above dissimilar ones on validation pairs (1.0: perfectly).
     """
 
     batch_columns = ("first", "second", "labels", "label_sets", "length")
@@ -328,14 +315,12 @@ class PairTask:
         loss: PairLoss = "cosine",
         margin: float = 0.5,
         temperature: float = 0.1,
-        distinct_texts: bool = False,
     ) -> None:
         self.text_collator = text_collator
         self.classes = classes
         self.loss_name = loss
         self.margin = margin
         self.temperature = temperature
-        self.distinct_texts = distinct_texts
 
     def collator(self) -> PairCollator:
         """Batches pairs as one batch of texts."""
@@ -346,11 +331,7 @@ class PairTask:
         if self.loss_name == "supcon":
             classes = self.classes
             texts = torch.cat([labels[:, 1 : 1 + classes], labels[:, 1 + classes :]])
-            embeddings = torch.cat([logits[:, 0], logits[:, 1]])
-            if self.distinct_texts:  # a text encoded once for all its occurrences counts once
-                keep = first_occurrences(embeddings)
-                embeddings, texts = embeddings[keep], texts[keep]
-            return supervised_contrastive_loss(embeddings, texts, self.temperature)
+            return supervised_contrastive_loss(torch.cat([logits[:, 0], logits[:, 1]]), texts, self.temperature)
         return self.pair_loss((logits[:, 0] * logits[:, 1]).sum(-1), labels[:, 0])
 
     def pair_loss(self, cosines: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
