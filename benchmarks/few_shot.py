@@ -288,7 +288,9 @@ def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
     Runs made before the setting existed encoded every occurrence and carry no such key, so they stay the same runs
     as those made with ``--encode-every-occurrence``.
     """
-    if loss == "supcon" or args.encode_every_occurrence:
+    from nlp_transfer.config import TransferConfig
+
+    if args.encode_every_occurrence or not TransferConfig(contrastive_loss=loss).contrastive_encodes_once():
         return {}
     return {ENCODE_ONCE: True}
 
@@ -774,6 +776,8 @@ def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], key: s
             group = (row["dataset"], row["size"], row["method"], row["arm"])
             default = setfit["test_accuracy"] if setfit else None
             pairs.setdefault(group, []).append((row["test_accuracy"], anchor["test_accuracy"], default))
+    if not pairs:  # no run of this command differs from another by ``key`` alone
+        return []
     lines = [f"\n{title} less without, and less SetFit's defaults, test accuracy on the same samples"]
     lines += ["| dataset | per class | method | arm | with | without | paired gain | less SetFit's defaults |"]
     lines += ["|---|---|---|---|---|---|---|---|"]

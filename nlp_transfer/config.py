@@ -340,6 +340,12 @@ class TransferConfig:
         "to RUN_DIR/adapter. false: RUN_DIR/adapter and the model config only (nlp-transfer loads it with peft on the base model).",
     )
 
+    def contrastive_encodes_once(self) -> bool:
+        """Whether contrastive phase 1 encodes each distinct text of a step once: contrastive_encode_once with a pair
+        loss. supcon encodes every occurrence: two dropout views of one text are positives it learns from (counting a
+        text once cost 8.6 points on TREC-6 at 8 per class, BENCHMARKS.md, twenty-third session)."""
+        return self.contrastive_encode_once and self.contrastive_loss != "supcon"
+
 
 @dataclass
 class SelfTrainingConfig:

@@ -323,7 +323,8 @@ def test_encode_once_applies_to_the_pair_losses_and_never_to_supcon(tiny_model_d
         for setting in (True, False):
             strategy = contrastive.ContrastiveFewShot(replace(options, contrastive_loss=loss, contrastive_encode_once=setting))
             expected = setting and loss != "supcon"
-            assert strategy.pair_encoder(run, torch.nn.Linear(1, 1)).encode_once is strategy.encodes_once() is expected
+            encoder = strategy.pair_encoder(run, torch.nn.Linear(1, 1))
+            assert encoder.encode_once is strategy.options.contrastive_encodes_once() is expected
 
 
 def test_contrastive_is_refused_for_ner(tiny_model_dir, tmp_path):

@@ -155,7 +155,7 @@ class ContrastiveFewShot(Strategy):
             "pairs_per_example": per_example,
             "pairs_rule": "setfit" if options.contrastive_pairs == "setfit" else "fixed",
             "loss": options.contrastive_loss,
-            "encode_once": self.encodes_once(),
+            "encode_once": options.contrastive_encodes_once(),
             **({"temperature": options.contrastive_temperature} if options.contrastive_loss == "supcon" else {}),
             "epochs": options.contrastive_epochs,
             "steps": result.global_step,
@@ -166,18 +166,12 @@ class ContrastiveFewShot(Strategy):
 
     def pair_encoder(self, run: TrainingRun, inner: nn.Module) -> PairEncoder:
         """Phase 1's model: ``inner``'s encoder embedding both texts of each pair (each distinct text once a step
-        where :meth:`encodes_once`)."""
+        where ``TransferConfig.contrastive_encodes_once``)."""
         return PairEncoder(
             inner,
             max_tokens=inference_token_budget(run.accelerator.device),
-            encode_once=self.encodes_once(),
+            encode_once=self.options.contrastive_encodes_once(),
         )
-
-    def encodes_once(self) -> bool:
-        """Whether phase 1 encodes each distinct text of a step once: ``transfer.contrastive_encode_once`` with a pair
-        loss. ``supcon`` encodes every occurrence: two dropout views of one text are positives it learns from
-        (counting a text once cost 8.6 points on TREC-6 at 8 per class, BENCHMARKS.md, twenty-third session)."""
-        return self.options.contrastive_encode_once and self.options.contrastive_loss != "supcon"
 
     def pair_task(self, run: TrainingRun) -> PairTask:
         """Phase 1's loss and metric over the run's label set, with the configured loss and temperature."""
