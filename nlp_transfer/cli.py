@@ -326,7 +326,7 @@ def _compare(args: argparse.Namespace) -> None:
     if several_seeds(rows):
         aggregates = aggregate_rows(rows)
         print("\n" + aggregate_table(aggregates) + "\n")
-        print("\n".join(recommendations(aggregates)))
+        print("\n".join(recommendations(aggregates, rows)))
     failed = failure_summary(rows, output)
     if failed:  # every run was tried and reported; the exit code still says that some failed
         raise UserError(failed)

@@ -696,11 +696,12 @@ def _ranked(rows: Sequence[AggregateRow]) -> list[AggregateRow]:
     return sorted(done, key=lambda r: (sign * _shown_mean(r), _spread(r)))
 
 
-def recommendation(rows: Sequence[AggregateRow]) -> str:
+def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> str:
     """The line for one size: the strategy with the best mean, the next best, ties and negative transfer said.
 
     ``rows`` are the aggregates of one size; the from-scratch baseline is never recommended, only noted
-    when it beats the pick.
+    when it beats the pick. With the ``runs`` behind them, the line adds the pick's lead over the next
+    best paired by seed (:func:`lead_text`).
     """
     where = f"at {size_text(rows[0])}"
     ranked = _ranked([r for r in rows if r.strategy != SCRATCH])
@@ -713,18 +714,52 @@ def recommendation(rows: Sequence[AggregateRow]) -> str:
         line += f", tied on the mean with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
     elif len(ranked) > 1:
         line += f"; next best {ranked[1].strategy} ({spread_text(ranked[1])})"
+    if len(ranked) > 1 and runs:
+        line += lead_text(best, ranked[1], runs)
     scratch = next((r for r in rows if r.strategy == SCRATCH and r.mean is not None), None)
     if scratch is not None and _better(_shown_mean(scratch), _shown_mean(best), best.metric):
         line += f"; {SCRATCH} scores better ({spread_text(scratch)}): negative transfer"
     return line
 
 
-def recommendations(rows: Sequence[AggregateRow]) -> list[str]:
-    """One :func:`recommendation` line per size, in run order."""
+def recommendations(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> list[str]:
+    """One :func:`recommendation` line per size, in run order (``runs``: the runs behind ``rows``)."""
     sizes: dict[tuple[int | None, int | None], list[AggregateRow]] = {}
     for row in rows:
         sizes.setdefault((row.train_size, row.per_class), []).append(row)
-    return [recommendation(group) for group in sizes.values()]
+    return [recommendation(group, runs) for group in sizes.values()]
+
+
+def _runs_of(row: AggregateRow, runs: Sequence[ComparisonRow]) -> list[ComparisonRow]:
+    """The successful runs behind one aggregate row."""
+    key = (row.strategy, row.train_size, row.per_class)
+    return [r for r in runs if r.value is not None and (r.strategy, r.train_size, r.per_class) == key]
+
+
+def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[ComparisonRow]) -> str:
+    """``best``'s lead over ``other`` paired by seed, whether the seeds separate them, and their training times.
+
+    Empty with fewer than two seeds in common: one difference has no spread to judge it by.
+    """
+    from nlp_transfer.evaluation.paired import CONFIDENCE, paired_lead
+
+    mine, theirs = _runs_of(best, runs), _runs_of(other, runs)
+    lead = paired_lead(
+        {r.seed: float(r.value or 0.0) for r in mine},
+        {r.seed: float(r.value or 0.0) for r in theirs},
+        lower_is_better=best.metric.endswith("loss"),
+    )
+    if lead is None or lead.low is None or lead.high is None:
+        return ""
+    verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
+    text = (
+        f"; paired by seed, {best.strategy} leads by {lead.mean:.{DIGITS}f} ({CONFIDENCE:.0%} interval "
+        f"{lead.low:.{DIGITS}f} to {lead.high:.{DIGITS}f}, {lead.seeds} seeds): {verdict}"
+    )
+    seconds = statistics.median(r.train_seconds for r in mine), statistics.median(r.train_seconds for r in theirs)
+    if min(seconds) > 0:
+        text += f"; {other.strategy} trains in {seconds[1] / seconds[0]:.2f}x {best.strategy}'s time (medians)"
+    return text
 
 
 def aggregate_table(rows: Sequence[AggregateRow]) -> str:
@@ -766,7 +801,7 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
     text = markdown_table(rows) + "\n\n" + note + "\n"
     if several_seeds(rows):
         aggregates = aggregate_rows(rows)
-        lines = recommendations(aggregates)
+        lines = recommendations(aggregates, rows)
         payload.update(aggregate=[asdict(a) for a in aggregates], recommendations=lines)
         text += (
             "\n## Over seeds\n\nSeeds: the sample seed (data.sample_seed) of runs with examples per class, else the "

@@ -287,12 +287,12 @@ def test_an_interrupted_comparison_keeps_the_report_of_finished_runs(sentiment_f
 # --------------------------------------------------------------------------- learning curves over seeds
 
 
-def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy"):
+def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy", seconds=0.0):
     """A hand-made row of a --per-class comparison of two classes."""
     from nlp_transfer.compare import ComparisonRow
 
     return ComparisonRow(
-        strategy, None, 2 * per_class, metric, "test", value, 1, 1, 0.0, 0.0, "child_peak_rss", "", error=error,
+        strategy, None, 2 * per_class, metric, "test", value, 1, 1, seconds, 0.0, "child_peak_rss", "", error=error,
         per_class=per_class, seed=seed,
     )  # fmt: skip
 
@@ -336,7 +336,12 @@ def test_aggregate_is_mean_and_sample_std_over_the_successful_seeds(tmp_path):
     assert "| lora | 8 | 1 | 8 per class | 0 | 0 | **failed**: killed by SIGKILL" in runs
     paths = write_report(rows, tmp_path)
     report = json.loads(paths["compare.json"].read_text())
-    assert report["recommendations"] == recommendations(aggregates) and len(report["aggregate"]) == 7
+    assert report["recommendations"] == recommendations(aggregates, rows) and len(report["aggregate"]) == 7
+    # with the runs, the 8-per-class line adds full's lead over lora on their common seeds 0 and 2 (0.1, 0.2)
+    assert report["recommendations"][0] == recommendations(aggregates)[0] + (
+        "; paired by seed, full leads by 0.1500 (95% interval -0.4853 to 0.7853, 2 seeds): "
+        "within what the seeds move, either will do"
+    )
     assert "## Over seeds" in paths["compare.md"].read_text() and paths["compare.png"].stat().st_size > 1000
 
 
@@ -354,6 +359,50 @@ def test_ties_one_seed_and_losses_in_the_recommendation():
     )
     losses = [few_shot_row("full", 8, 0, 0.4, metric="loss"), few_shot_row("lora", 8, 0, 0.3, metric="loss")]
     assert recommendation(aggregate_rows(losses)).startswith("at 8 per class: use lora (0.3000")
+
+
+def test_paired_lead_is_the_paired_t_interval_of_the_per_seed_differences():
+    from scipy.stats import ttest_rel
+
+    from nlp_transfer.evaluation.paired import paired_lead
+
+    first, second = {0: 0.72, 1: 0.70, 2: 0.81, 3: 0.5}, {0: 0.70, 1: 0.71, 2: 0.76, 9: 0.9}
+    lead = paired_lead(first, second)
+    # known answer: differences 0.02, -0.01, 0.05 (seeds 0-2 only): mean 0.02, sd 0.03, t(0.975, 2) = 4.3027
+    assert (lead.seeds, lead.mean) == (3, pytest.approx(0.02))
+    assert (lead.low, lead.high) == (pytest.approx(0.02 - 0.074524, abs=1e-6), pytest.approx(0.02 + 0.074524, abs=1e-6))
+    interval = ttest_rel([0.72, 0.70, 0.81], [0.70, 0.71, 0.76]).confidence_interval(0.95)
+    assert (lead.low, lead.high) == (pytest.approx(interval.low), pytest.approx(interval.high))
+    assert not lead.separated
+    steady = paired_lead({0: 0.8, 1: 0.9, 2: 0.7}, {0: 0.7, 1: 0.8, 2: 0.6})  # the same 0.1 on every seed
+    assert steady.separated and steady.low == pytest.approx(0.1) == steady.high
+    losses = paired_lead({0: 0.3, 1: 0.2, 2: 0.4}, {0: 0.5, 1: 0.4, 2: 0.6}, lower_is_better=True)
+    assert losses.mean == pytest.approx(0.2) and losses.separated  # lower loss: a positive lead
+    one = paired_lead({0: 0.9}, {0: 0.5})
+    assert (one.mean, one.low, one.seeds, one.separated) == (pytest.approx(0.4), None, 1, False)
+    assert paired_lead({0: 0.9}, {1: 0.5}) is None
+
+
+def test_the_recommendation_says_whether_the_seeds_separate_the_pick_from_the_next_best():
+    from nlp_transfer.compare import aggregate_rows, recommendation
+
+    # planted: cosine beats frozen by 0.05 on every sample; supcon's lead over cosine flips sign between samples
+    separated = [few_shot_row("cosine", 8, s, 0.7 + 0.02 * s, seconds=20.0) for s in range(3)]
+    separated += [few_shot_row("frozen", 8, s, 0.65 + 0.02 * s, seconds=5.0) for s in range(3)]
+    line = recommendation(aggregate_rows(separated), separated)
+    assert line.endswith(
+        "; paired by seed, cosine leads by 0.0500 (95% interval 0.0500 to 0.0500, 3 seeds): the seeds separate them; "
+        "frozen trains in 0.25x cosine's time (medians)"
+    )
+    noisy = [few_shot_row("supcon", 8, s, v, seconds=30.0) for s, v in enumerate([0.80, 0.64, 0.75])]
+    noisy += [few_shot_row("cosine", 8, s, v, seconds=15.0) for s, v in enumerate([0.70, 0.70, 0.70])]
+    line = recommendation(aggregate_rows(noisy), noisy)
+    assert line.startswith("at 8 per class: use supcon (0.7300 ± 0.0819 over 3 seeds); next best cosine")
+    assert "within what the seeds move, either will do; cosine trains in 0.50x supcon's time" in line
+    # without the runs (or with one seed in common) the line stays as it was
+    assert "paired" not in recommendation(aggregate_rows(noisy)) and "paired" not in recommendation(
+        aggregate_rows(noisy[:1] + noisy[3:4]), noisy[:1] + noisy[3:4]
+    )
 
 
 def test_points_and_run_names_keep_every_size_and_seed_apart():

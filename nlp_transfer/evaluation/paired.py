@@ -1,0 +1,53 @@
+"""Paired differences over seeds: does one strategy lead another by more than the seeds move them?
+
+With few labelled examples the sample drawn moves a score by several points, often more than the
+difference between two strategies. ``compare --per-class`` trains every strategy on the same sample for
+a given seed, so the fair question is about the per-seed differences: their mean, and a 95 % Student-t
+interval around it (``scipy.stats``). An interval that excludes zero separates the two; one that spans
+zero says the seeds run so far cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class PairedLead:
+    """How far a first strategy leads a second, seed by seed (positive: the first is better)."""
+
+    mean: float  # mean of the per-seed differences
+    low: float | None  # the interval's ends at CONFIDENCE; None with one common seed (no spread to judge)
+    high: float | None
+    seeds: int  # seeds on which both succeeded
+
+    @property
+    def separated(self) -> bool:
+        """Whether the interval excludes zero (never with one seed)."""
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+
+
+def paired_lead(
+    first: Mapping[Hashable, float], second: Mapping[Hashable, float], lower_is_better: bool = False
+) -> PairedLead | None:
+    """The lead of ``first`` over ``second``, each a score per seed; None when they share no seed.
+
+    ``lower_is_better`` (a loss) flips the sign, so a positive lead always means ``first`` is better.
+    """
+    common = [seed for seed in first if seed in second]
+    if not common:
+        return None
+    sign = -1.0 if lower_is_better else 1.0
+    differences = [sign * (first[seed] - second[seed]) for seed in common]
+    mean = statistics.mean(differences)
+    if len(differences) < 2:
+        return PairedLead(mean, None, None, 1)
+    from scipy.stats import t
+
+    half = t.ppf(0.5 + CONFIDENCE / 2, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+    return PairedLead(mean, mean - half, mean + half, len(differences))
