@@ -137,7 +137,7 @@ def test_each_child_reports_its_own_peak_memory_and_its_last_error_line(capfd):
 def test_an_interrupted_parent_does_not_leave_its_child_running(monkeypatch):
     import subprocess
 
-    import nlp_transfer.compare as compare
+    import nlp_transfer.compare.child as child
 
     started = []
 
@@ -149,10 +149,10 @@ def test_an_interrupted_parent_does_not_leave_its_child_running(monkeypatch):
     def interrupted(stream):
         raise KeyboardInterrupt  # Ctrl-C while the child trains
 
-    monkeypatch.setattr(compare.subprocess, "Popen", Recorded)
-    monkeypatch.setattr(compare, "_pass_through", interrupted)
+    monkeypatch.setattr(child.subprocess, "Popen", Recorded)
+    monkeypatch.setattr(child, "_pass_through", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        compare.run_child([sys.executable, "-c", "import time; time.sleep(60)"])
+        child.run_child([sys.executable, "-c", "import time; time.sleep(60)"])
     assert started[0].wait(timeout=10) == -9
 
 
@@ -272,7 +272,7 @@ def test_an_interrupted_comparison_keeps_the_report_of_finished_runs(sentiment_f
         (run_dir / "run_info.json").write_text(json.dumps({**info, "total_parameters": 100, "train_seconds": 1.5}))
         return compare.ChildOutcome(returncode=0, peak_rss_bytes=500 << 20)
 
-    monkeypatch.setattr(compare, "train_in_child", fake_child)
+    monkeypatch.setattr(compare.run, "train_in_child", fake_child)
     config = load_config(None, [f"data.train_file={sentiment_files['train']}"])
     with pytest.raises(KeyboardInterrupt):
         compare.run_comparison(config, ["full", "lora"], output_dir=tmp_path / "report")
@@ -448,7 +448,7 @@ def test_per_class_runs_share_their_examples_across_strategies(sentiment_files, 
         (run_dir / "run_info.json").write_text(json.dumps({**info, "trainable_parameters": 1, "total_parameters": 2}))
         return compare.ChildOutcome(returncode=0, peak_rss_bytes=1 << 20)
 
-    monkeypatch.setattr(compare, "train_in_child", fake_child)
+    monkeypatch.setattr(compare.run, "train_in_child", fake_child)
     config = load_config(None, [f"{k}={v}" for k, v in data_overrides(sentiment_files, **{"training.batch_size": 4}).items()])
     out = tmp_path / "report"
     # 2 classes: 2 per class are 4 examples (1 step an epoch), 4 per class 8 (2 steps): 6 steps need 6 and 3 epochs

@@ -1,0 +1,188 @@
+"""Which runs a comparison makes: the strategies and sizes asked for, and each run's config and directory."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from nlp_transfer.compare.rows import (
+    SCRATCH,
+    Point,
+)
+from nlp_transfer.config import RunConfig, TransferConfig, check_per_class
+from nlp_transfer.errors import ConfigError
+from nlp_transfer.transfer import STRATEGIES
+
+
+def parse_strategies(text: str) -> dict[str, str]:
+    """``full,frozen,llrd=full`` -> {run label: strategy}, checked.
+
+    A plain name compares that strategy; ``LABEL=STRATEGY`` adds a variant of a strategy under its own
+    label, which ``LABEL:key=value`` overrides then configure (e.g. ``llrd=full`` with
+    ``llrd:transfer.layer_lr_decay=0.8``).
+    """
+    entries: dict[str, str] = {}
+    unknown = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        label, _, strategy = item.partition("=")
+        label, strategy = label.strip(), (strategy or label).strip()
+        if strategy not in STRATEGIES:
+            unknown.append(strategy)
+        elif not label or label == SCRATCH or label in entries:
+            raise ConfigError(f"--strategies: the label {label!r} is empty, reserved or given twice; name each run once.")
+        else:
+            entries[label] = strategy
+    if not entries or unknown:
+        raise ConfigError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(STRATEGIES)}.")
+    return entries
+
+
+def split_strategy_overrides(overrides: Sequence[str], strategies: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Split ``key=value`` overrides into the common ones and ``STRATEGY:key=value`` ones for one strategy.
+
+    ``lora:training.learning_rate=5e-4`` changes the learning rate of the lora runs only; the prefix
+    may be any compared strategy or ``scratch``.
+    """
+    common: list[str] = []
+    own: dict[str, list[str]] = {}
+    for item in overrides:
+        prefix, sep, rest = item.partition(":")
+        if sep and "=" not in prefix:
+            if prefix not in (*strategies, SCRATCH):
+                raise ConfigError(
+                    f"override {item!r}: '{prefix}' is not a compared strategy; use one of {', '.join((*strategies, SCRATCH))}."
+                )
+            own.setdefault(prefix, []).append(rest)
+        else:
+            common.append(item)
+    return common, own
+
+
+def parse_train_sizes(text: str) -> list[int | None]:
+    """``50,100,all`` -> ``[50, 100, None]`` (None: all the training data)."""
+    sizes: list[int | None] = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        if item == "all":
+            sizes.append(None)
+        elif item.isdigit() and int(item) > 0:
+            sizes.append(int(item))
+        else:
+            raise ConfigError(f"--train-sizes: {item!r} is neither a positive number nor 'all'.")
+    if not sizes:
+        raise ConfigError("--train-sizes: give at least one size, e.g. 50,100,all.")
+    return sizes
+
+
+def parse_per_class(text: str) -> list[int]:
+    """``8,16,32`` -> ``[8, 16, 32]``: the training examples of each class at each point of a few-shot curve."""
+    sizes: list[int] = []
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        if not (item.isdigit() and int(item) > 0):
+            raise ConfigError(f"--per-class: {item!r} is not a positive number of examples per class, e.g. 8,16,32,64.")
+        if int(item) in sizes:
+            raise ConfigError(f"--per-class: {item} is given twice; give each size once.")
+        sizes.append(int(item))
+    if not sizes:
+        raise ConfigError("--per-class: give at least one size, e.g. 8,16,32,64.")
+    return sizes
+
+
+def comparison_points(train_sizes: Sequence[int | None] = (None,), per_class: Sequence[int] = (), seeds: int = 1) -> list[Point]:
+    """The points of a comparison, each size with each of ``seeds`` seeds: ``per_class`` sizes when given, else ``train_sizes``.
+
+    One seed of ``train_sizes`` keeps the config's seed (``seed_offset`` None); ``per_class`` always counts its
+    sample seeds from ``data.sample_seed``.
+    """
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}.")
+    if per_class:
+        if list(train_sizes) != [None]:
+            raise ConfigError("--per-class and --train-sizes both choose the training rows; give one of them.")
+        return [Point(per_class=size, seed_offset=seed) for size in per_class for seed in range(seeds)]
+    offsets = [None] if seeds == 1 else list(range(seeds))
+    return [Point(train_size=size, seed_offset=seed) for size in train_sizes for seed in offsets]
+
+
+def epochs_for_min_steps(epochs: int, train_size: int, batch_size: int, min_steps: int) -> int:
+    """Epochs that give at least ``min_steps`` optimizer steps on ``train_size`` examples (never fewer than ``epochs``)."""
+    steps_per_epoch = max(1, math.ceil(train_size / batch_size))
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
+def default_output_dir(config: RunConfig) -> Path:
+    """Where a comparison's report goes unless told: ``OUTPUT_DIR-compare``."""
+    return Path(f"{config.output_dir.rstrip('/')}-compare")
+
+
+def run_name(label: str, point: Point, run_config: RunConfig) -> str:
+    """The run's directory name under ``runs/``: label, size and (when seeds vary) the seed, so no two runs share it."""
+    if point.per_class is not None:
+        return f"{label}-{point.per_class}-per-class-seed{run_config.data.sample_seed}"
+    name = f"{label}-{point.train_size or 'all'}"
+    return name if point.seed_offset is None else f"{name}-seed{run_config.seed}"
+
+
+def run_config_for(
+    base: RunConfig, name: str, strategy: str, point: Point, min_steps: int, runs_dir: Path, labels: int
+) -> RunConfig:
+    """The config of one run: ``base`` with the run's strategy, training rows, seed, epochs and run directory.
+
+    ``labels`` (the number of classes) turns examples per class into the training size the epoch floor needs.
+    """
+    run_config = copy.deepcopy(base)
+    run_config.strategy = strategy  # type: ignore[assignment]
+    if name == SCRATCH:  # the baseline: plain full training of random weights
+        run_config.transfer = TransferConfig()
+    size = point.train_size
+    if point.per_class is not None:  # the same rows for every strategy at this size and seed
+        run_config.data.per_class = point.per_class
+        run_config.data.sample_seed = base.data.sample_seed + (point.seed_offset or 0)
+        size = point.per_class * labels
+    else:
+        run_config.seed = base.seed + (point.seed_offset or 0)
+        if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
+            run_config.data.max_train_samples = size
+    if size is not None:
+        training = run_config.training
+        per_step = training.batch_size * training.gradient_accumulation_steps
+        training.epochs = epochs_for_min_steps(training.epochs, size, per_step, min_steps)
+    run_config.output_dir = str(runs_dir / run_name(name, point, run_config))
+    return run_config
+
+
+def per_class_labels(config: RunConfig, largest: int) -> list[str]:
+    """The label names of ``config``'s data, read as a run at ``largest`` examples per class reads it.
+
+    Raises, before anything trains, the error every ``--per-class`` run would meet: a task without classes,
+    data.max_train_samples set, a class with fewer training rows than ``largest``.
+    """
+    from nlp_transfer.data.loading import TextRows, load_splits
+
+    trial = copy.deepcopy(config)
+    trial.data.per_class = largest
+    check_per_class(trial, "--per-class")
+    return load_splits(trial.data, TextRows(trial.data, trial.task == "multilabel"), seed=trial.seed).labels
+
+
+def label_counts(configs: Mapping[str, RunConfig], points: Sequence[Point]) -> dict[str, int]:
+    """Label -> number of classes of its config's data, for a ``--per-class`` comparison (each distinct data read once)."""
+    sizes = [p.per_class for p in points if p.per_class is not None]
+    if not sizes:
+        return {name: 0 for name in configs}
+    read: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for name, config in configs.items():
+        key = json.dumps([config.task, config.seed, asdict(config.data)], sort_keys=True, default=str)
+        if key not in read:
+            read[key] = len(per_class_labels(config, max(sizes)))
+        counts[name] = read[key]
+    return counts
+
+
+def varied_seed(run_config: RunConfig) -> int:
+    """The seed a comparison's seeds vary: the sample seed of a data.per_class run, else the run's seed."""
+    return run_config.data.sample_seed if run_config.data.per_class is not None else run_config.seed

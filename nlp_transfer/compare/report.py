@@ -1,0 +1,135 @@
+"""The report files, ``compare.json``, ``compare.md`` and ``compare.png``, written after every run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.compare.rows import (
+    MEMORY_NOTES,
+    REPORT_FILES,
+    SCRATCH,
+    ComparisonRow,
+)
+from nlp_transfer.compare.seeds import (
+    AggregateRow,
+    aggregate_rows,
+    aggregate_table,
+    recommendations,
+    several_seeds,
+)
+from nlp_transfer.compare.tables import markdown_table
+
+
+def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[str, Path]:
+    """Write compare.json, compare.md and compare.png into ``output_dir``; returns their paths.
+
+    Over seeds (:func:`several_seeds`) they add the aggregate per strategy and size, the recommendation
+    per size, and the png draws the mean with a band of one standard deviation.
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {name: out / name for name in REPORT_FILES}
+    kinds = list(dict.fromkeys(r.memory_kind for r in rows))
+    payload: dict[str, Any] = {"rows": [asdict(r) for r in rows], "memory": kinds[0] if len(kinds) == 1 else kinds}
+    note = (
+        "Peak memory: "
+        + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
+        + ". Each run trains in a process of its own. "
+        + "Negative transfer: the run scored below the baseline ("
+        + (next((r.below for r in rows if r.below), "") or "the from-scratch run")
+        + ") at the same training size and seed."
+    )
+    text = markdown_table(rows) + "\n\n" + note + "\n"
+    if several_seeds(rows):
+        aggregates = aggregate_rows(rows)
+        lines = recommendations(aggregates, rows)
+        payload.update(aggregate=[asdict(a) for a in aggregates], recommendations=lines)
+        text += (
+            "\n## Over seeds\n\nSeeds: the sample seed (data.sample_seed) of runs with examples per class, else the "
+            "run's seed; failed runs are counted, not averaged.\n\n"
+            + aggregate_table(aggregates)
+            + "\n\n"
+            + "".join(f"- {line}\n" for line in lines)
+        )
+        plot_curve(aggregates, paths["compare.png"])
+    else:
+        plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
+    paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    paths["compare.md"].write_text(text, encoding="utf-8")
+    return paths
+
+
+def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:
+    """Metric against training size per strategy (a line each), or bars when there is one size."""
+    from nlp_transfer.evaluation.plots import new_figure, save_figure
+
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    strategies = list(dict.fromkeys(r.strategy for r in rows))
+    sizes = sorted({r.train_examples for r in rows})
+    if len(sizes) > 1:
+        for name in strategies:
+            points = sorted((r.train_examples, r.value) for r in rows if r.strategy == name)
+            style = "--" if name == SCRATCH else "-"
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
+        negative = [r for r in rows if r.negative_transfer]
+        if negative:
+            ax.scatter(
+                [r.train_examples for r in negative],
+                [r.value for r in negative],
+                marker="x",
+                s=80,
+                color="red",
+                zorder=3,
+                label="negative transfer",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("training examples")
+        ax.legend()
+    else:
+        ax.bar(strategies, [next(r.value for r in rows if r.strategy == s) for s in strategies])
+        ax.set_xlabel("strategy")
+    if rows:
+        ax.set_ylabel(f"{rows[0].split} {rows[0].metric}")
+    ax.set_title("Transfer strategies compared")
+    save_figure(fig, path, dpi=120)
+
+
+def plot_curve(rows: Sequence[AggregateRow], path: Path) -> None:
+    """Mean metric against size per strategy with a band of one standard deviation, or bars with error bars at one size.
+
+    The x axis is examples per class (log2) for a few-shot curve, training examples (log10) otherwise.
+    """
+    from nlp_transfer.evaluation.plots import new_figure, save_figure
+
+    done = [r for r in rows if r.mean is not None]
+    per_class = any(r.per_class is not None for r in done)
+
+    def x(row: AggregateRow) -> int:
+        return row.per_class if per_class and row.per_class is not None else row.train_examples
+
+    fig, ax = new_figure(figsize=(6.4, 4.2))
+    strategies = list(dict.fromkeys(r.strategy for r in done))
+    sizes = sorted({x(r) for r in done})
+    if len(sizes) > 1:
+        for name in strategies:
+            curve = sorted((x(r), float(r.mean or 0), r.std or 0.0) for r in done if r.strategy == name)
+            xs = [c[0] for c in curve]
+            lows, means, highs = ([c[1] + sign * c[2] for c in curve] for sign in (-1, 0, 1))
+            (line,) = ax.plot(xs, means, "--" if name == SCRATCH else "-", marker="o", label=name)
+            ax.fill_between(xs, lows, highs, alpha=0.2, color=line.get_color())
+        ax.set_xscale("log", base=2 if per_class else 10)
+        if per_class:
+            ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.set_xlabel("training examples per class" if per_class else "training examples")
+        ax.legend()
+    else:
+        ax.bar(strategies, [float(r.mean or 0) for r in done], yerr=[r.std or 0.0 for r in done], capsize=4)
+        ax.set_xlabel("strategy")
+    if done:
+        ax.set_ylabel(f"{done[0].split} {done[0].metric} (mean ± sample std over seeds)")
+    ax.set_title("Transfer strategies compared over seeds")
+    save_figure(fig, path, dpi=120)

@@ -1,0 +1,177 @@
+"""Over seeds: each strategy's mean and spread per size, and the strategy to use at each size."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from nlp_transfer.compare.rows import (
+    SCRATCH,
+    ComparisonRow,
+    scores_better,
+)
+
+DIGITS = 4  # decimals of a metric in the report; means equal to this precision are a tie
+
+
+@dataclass
+class AggregateRow:
+    """One strategy at one size over its seeds: mean and spread of the headline metric, failed runs counted apart."""
+
+    strategy: str
+    train_size: int | None
+    per_class: int | None
+    train_examples: int  # the most training examples of its successful runs (0: none succeeded)
+    metric: str
+    split: str
+    mean: float | None  # None: no run succeeded
+    std: float | None  # sample standard deviation (ddof=1) over the successful runs; None with fewer than 2
+    seeds: int  # successful runs
+    failed: int  # failed runs, left out of mean and std
+
+
+def several_seeds(rows: Sequence[ComparisonRow]) -> bool:
+    """Whether a comparison is a curve over seeds (sizes per class, or a size run more than once): it gets the aggregate."""
+    sizes = [(r.strategy, r.train_size, r.per_class) for r in rows]
+    return any(r.per_class is not None for r in rows) or len(set(sizes)) < len(sizes)
+
+
+def aggregate_rows(rows: Sequence[ComparisonRow]) -> list[AggregateRow]:
+    """Mean and sample standard deviation of each strategy's metric per size, over its successful seeds, in run order."""
+    groups: dict[tuple[str, int | None, int | None], list[ComparisonRow]] = {}
+    for row in rows:
+        groups.setdefault((row.strategy, row.train_size, row.per_class), []).append(row)
+    return [_aggregate(*key, group) for key, group in groups.items()]
+
+
+def _aggregate(strategy: str, train_size: int | None, per_class: int | None, group: list[ComparisonRow]) -> AggregateRow:
+    """The aggregate of one strategy's runs at one size (``group``, one per seed)."""
+    done = [r for r in group if r.value is not None]
+    values = [float(r.value) for r in done if r.value is not None]
+    return AggregateRow(
+        strategy=strategy,
+        train_size=train_size,
+        per_class=per_class,
+        train_examples=max((r.train_examples for r in done), default=0),
+        metric=done[0].metric if done else "",
+        split=done[0].split if done else "",
+        mean=statistics.mean(values) if values else None,
+        std=statistics.stdev(values) if len(values) >= 2 else None,
+        seeds=len(done),
+        failed=len(group) - len(done),
+    )
+
+
+def size_text(row: AggregateRow) -> str:
+    """A size in words: ``8 per class``, ``100 training examples``, ``all training examples``."""
+    if row.per_class is not None:
+        return f"{row.per_class} per class"
+    return f"{row.train_size or 'all'} training examples"
+
+
+def spread_text(row: AggregateRow) -> str:
+    """``0.8125 ± 0.0340 over 5 seeds`` (``, 1 failed`` when runs failed); one seed has no spread."""
+    if row.mean is None:
+        return f"no successful run, {row.failed} failed"
+    value = f"{row.mean:.{DIGITS}f}" + ("" if row.std is None else f" ± {row.std:.{DIGITS}f}")
+    text = f"{value} over {row.seeds} seed{'s' if row.seeds != 1 else ''}"
+    return text + (f", {row.failed} failed" if row.failed else "")
+
+
+def _shown_mean(row: AggregateRow) -> float:
+    """The mean as the report prints it: means equal to that precision are a tie."""
+    return round(float(row.mean or 0.0), DIGITS)
+
+
+def _spread(row: AggregateRow) -> float:
+    """The standard deviation, unknown (one seed) counting as the widest."""
+    return math.inf if row.std is None else row.std
+
+
+def _ranked(rows: Sequence[AggregateRow]) -> list[AggregateRow]:
+    """Successful strategies best first: by mean (to the report's precision), then smaller spread, then run order."""
+    done = [r for r in rows if r.mean is not None]
+    sign = 1 if done and done[0].metric.endswith("loss") else -1
+    return sorted(done, key=lambda r: (sign * _shown_mean(r), _spread(r)))
+
+
+def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> str:
+    """The line for one size: the strategy with the best mean, the next best, ties and negative transfer said.
+
+    ``rows`` are the aggregates of one size; the from-scratch baseline is never recommended, only noted
+    when it beats the pick. With the ``runs`` behind them, the line adds the pick's lead over the next
+    best paired by seed (:func:`lead_text`).
+    """
+    where = f"at {size_text(rows[0])}"
+    ranked = _ranked([r for r in rows if r.strategy != SCRATCH])
+    if not ranked:
+        return f"{where}: no strategy has a successful run ({sum(r.failed for r in rows)} failed)"
+    best = ranked[0]
+    line = f"{where}: use {best.strategy} ({spread_text(best)})"
+    if len(ranked) > 1 and _shown_mean(ranked[1]) == _shown_mean(best):
+        reason = "for its smaller spread" if _spread(best) < _spread(ranked[1]) else "as listed first"
+        line += f", tied on the mean with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
+    elif len(ranked) > 1:
+        line += f"; next best {ranked[1].strategy} ({spread_text(ranked[1])})"
+    if len(ranked) > 1 and runs:
+        line += lead_text(best, ranked[1], runs)
+    scratch = next((r for r in rows if r.strategy == SCRATCH and r.mean is not None), None)
+    if scratch is not None and scores_better(_shown_mean(scratch), _shown_mean(best), best.metric):
+        line += f"; {SCRATCH} scores better ({spread_text(scratch)}): negative transfer"
+    return line
+
+
+def recommendations(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> list[str]:
+    """One :func:`recommendation` line per size, in run order (``runs``: the runs behind ``rows``)."""
+    sizes: dict[tuple[int | None, int | None], list[AggregateRow]] = {}
+    for row in rows:
+        sizes.setdefault((row.train_size, row.per_class), []).append(row)
+    return [recommendation(group, runs) for group in sizes.values()]
+
+
+def _runs_of(row: AggregateRow, runs: Sequence[ComparisonRow]) -> list[ComparisonRow]:
+    """The successful runs behind one aggregate row."""
+    key = (row.strategy, row.train_size, row.per_class)
+    return [r for r in runs if r.value is not None and (r.strategy, r.train_size, r.per_class) == key]
+
+
+def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[ComparisonRow]) -> str:
+    """``best``'s lead over ``other`` paired by seed, whether the seeds separate them, and their training times.
+
+    Empty with fewer than two seeds in common: one difference has no spread to judge it by.
+    """
+    from nlp_transfer.evaluation.paired import CONFIDENCE, paired_lead
+
+    mine, theirs = _runs_of(best, runs), _runs_of(other, runs)
+    lead = paired_lead(
+        {r.seed: float(r.value or 0.0) for r in mine},
+        {r.seed: float(r.value or 0.0) for r in theirs},
+        lower_is_better=best.metric.endswith("loss"),
+    )
+    if lead is None or lead.low is None or lead.high is None:
+        return ""
+    verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
+    text = (
+        f"; paired by seed, {best.strategy} leads by {lead.mean:.{DIGITS}f} ({CONFIDENCE:.0%} interval "
+        f"{lead.low:.{DIGITS}f} to {lead.high:.{DIGITS}f}, {lead.seeds} seeds): {verdict}"
+    )
+    seconds = statistics.median(r.train_seconds for r in mine), statistics.median(r.train_seconds for r in theirs)
+    if min(seconds) > 0:
+        text += f"; {other.strategy} trains in {seconds[1] / seconds[0]:.2f}x {best.strategy}'s time (medians)"
+    return text
+
+
+def aggregate_table(rows: Sequence[AggregateRow]) -> str:
+    """The aggregate as a Markdown table: one row per strategy and size."""
+    done = next((r for r in rows if r.mean is not None), None)
+    metric = f"{done.split} {done.metric}" if done else "metric"
+    lines = [
+        f"| strategy | size | train examples | {metric}: mean ± sample std (ddof=1) | seeds | failed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        value = "**failed**" if r.mean is None else f"{r.mean:.{DIGITS}f}" + ("" if r.std is None else f" ± {r.std:.{DIGITS}f}")
+        lines.append(f"| {r.strategy} | {size_text(r)} | {r.train_examples} | {value} | {r.seeds} | {r.failed} |")
+    return "\n".join(lines)
