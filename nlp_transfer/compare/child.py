@@ -16,17 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from nlp_transfer.compare.plan import (
-    varied_seed,
-)
-from nlp_transfer.compare.rows import (
-    CHILD_RSS,
-    CHILD_RSS_BOUND,
-    CUDA_PEAK,
-    METRICS_FILE,
-    RUN_INFO_FILE,
-    ComparisonRow,
-)
+from nlp_transfer.compare.plan import varied_seed
+from nlp_transfer.compare.rows import CHILD_RSS, CHILD_RSS_BOUND, CUDA_PEAK, METRICS_FILE, RUN_INFO_FILE, ComparisonRow
 from nlp_transfer.config import RunConfig, config_from_dict, config_to_dict
 from nlp_transfer.errors import UserError
 

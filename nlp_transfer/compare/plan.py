@@ -9,10 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from nlp_transfer.compare.rows import (
-    SCRATCH,
-    Point,
-)
+from nlp_transfer.compare.rows import SCRATCH, Point
 from nlp_transfer.config import RunConfig, TransferConfig, check_per_class
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.transfer import STRATEGIES

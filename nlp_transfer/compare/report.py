@@ -8,19 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nlp_transfer.compare.rows import (
-    MEMORY_NOTES,
-    REPORT_FILES,
-    SCRATCH,
-    ComparisonRow,
-)
-from nlp_transfer.compare.seeds import (
-    AggregateRow,
-    aggregate_rows,
-    aggregate_table,
-    recommendations,
-    several_seeds,
-)
+from nlp_transfer.compare.rows import MEMORY_NOTES, REPORT_FILES, SCRATCH, ComparisonRow
+from nlp_transfer.compare.seeds import AggregateRow, aggregate_rows, aggregate_table, recommendations, several_seeds
 from nlp_transfer.compare.tables import markdown_table
 
 

@@ -9,20 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nlp_transfer.compare.child import comparison_row, train_in_child
-from nlp_transfer.compare.plan import (
-    comparison_points,
-    default_output_dir,
-    label_counts,
-    run_config_for,
-    varied_seed,
-)
+from nlp_transfer.compare.plan import comparison_points, default_output_dir, label_counts, run_config_for, varied_seed
 from nlp_transfer.compare.report import write_report
-from nlp_transfer.compare.rows import (
-    SCRATCH,
-    ComparisonRow,
-    Point,
-    describe_point,
-)
+from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, Point, describe_point
 from nlp_transfer.compare.tables import flag_negative_transfer
 from nlp_transfer.config import RunConfig
 

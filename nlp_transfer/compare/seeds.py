@@ -7,11 +7,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nlp_transfer.compare.rows import (
-    SCRATCH,
-    ComparisonRow,
-    scores_better,
-)
+from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, scores_better
 
 DIGITS = 4  # decimals of a metric in the report; means equal to this precision are a tie
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nlp_transfer.compare.rows import (
-    SCRATCH,
-    ComparisonRow,
-    scores_better,
-)
+from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, scores_better
 
 
 def flag_negative_transfer(rows: list[ComparisonRow], baseline: str = SCRATCH) -> None:
