@@ -37,10 +37,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 CLIENT = r"""
 import contextlib, io, json, os, sys, traceback
-import nlp_transfer.hub as hub
+import nlp_transfer.hub.push as push
 from nlp_transfer.cli import main
 
-hub.RETRY_WAIT_SECONDS = 0.05
+push.RETRY_WAIT_SECONDS = 0.05
 plan = json.loads(open(sys.argv[1]).read())
 results = {}
 

@@ -1,0 +1,176 @@
+"""Which files of a run directory go to the Hub, and the copies of its config and run_info cleaned for it."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nlp_transfer.errors import UserError
+
+REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+SECRET_KEY_RE = re.compile(r"(^|_)(token|secret|password|passwd|api_?key|credentials?)$", re.IGNORECASE)
+
+
+HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+
+
+WEIGHT_PATTERNS = ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json")
+
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+TOKENIZER_PATTERNS = (
+    "tokenizer*", "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt",
+    "spiece.model", "sentencepiece*.model", "*.tiktoken", "chat_template*",
+)  # fmt: skip
+
+
+RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*.png", "calibration.json")
+
+
+#: Never uploaded: training state, pickles, editor/OS clutter, a README we replace with the card.
+EXCLUDED_PATTERNS = (
+    "optimizer*", "scheduler*", "rng_state*", "training_args*", "trainer_state*", "*.pt", "*.pth",
+    "*.bin", "*.ckpt", "*.pkl", "*.pickle", ".*", "*~", "README.md",
+)  # fmt: skip
+
+
+#: Files of an earlier push that would confuse loading when left beside the new ones (e.g. an old adapter).
+STALE_PATTERNS = ("adapter_config.json", "adapter_model.*", "*.safetensors", "*.safetensors.index.json", "*.bin")
+
+
+class PushError(UserError):
+    """The Hub refused or failed the push; the message says why and what to do."""
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A run file's JSON object: {} when the file is missing or holds no object, a UserError when it is not JSON."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise UserError(f"{path}: not valid JSON ({err}).") from None
+    return data if isinstance(data, dict) else {}
+
+
+def matches_any(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether a file name matches one of the glob ``patterns`` (case-sensitive)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def _has_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(any(folder.glob(p)) for p in WEIGHT_PATTERNS)
+
+
+def _has_adapter(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ADAPTER_FILES)
+
+
+def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
+    """Which model the push uploads: ``auto`` takes the plain/merged model, else the adapter."""
+    if mode not in ("auto", "merged", "adapter"):
+        raise UserError(f"push mode {mode!r}: use auto, merged or adapter.")
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run directory. Give the output_dir of a finished run.")
+    adapter_dir = run_dir / "adapter"
+    if mode == "adapter":
+        if not _has_adapter(adapter_dir):
+            raise UserError(
+                f"{run_dir}: no LoRA adapter to push ({adapter_dir} with {' and '.join(ADAPTER_FILES)} is missing). "
+                "--adapter needs a run trained with strategy=lora; push the model with --merged."
+            )
+        return "adapter"
+    if _has_model(run_dir):
+        return "merged"
+    if _has_adapter(adapter_dir):
+        if mode == "auto":
+            return "adapter"
+        raise UserError(f"{run_dir}: no merged model (transfer.save_merged was false); push the adapter with --adapter.")
+    raise UserError(
+        f"{run_dir}: nothing to push: no config.json with model weights (model.safetensors). "
+        "Give the output_dir of a finished run (nlp-transfer train writes them at the end)."
+    )
+
+
+def _sanitized_config_yaml(path: Path) -> bytes | None:
+    """config.yaml without any secret-looking key or token-looking value."""
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if not SECRET_KEY_RE.search(str(k))}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        if isinstance(node, str) and HF_TOKEN_RE.search(node):
+            return "<redacted>"
+        return node
+
+    return yaml.safe_dump(clean(data), sort_keys=False).encode("utf-8")
+
+
+def _adapter_config_for_hub(path: Path, base_model: str | None) -> bytes:
+    """adapter_config.json with ``base_model_name_or_path`` set to the Hub id when it names a local copy."""
+    config = read_json(path)
+    recorded = str(config.get("base_model_name_or_path") or "")
+    local = recorded.startswith(("/", ".", "~")) or Path(recorded).is_dir()
+    if base_model and local and looks_like_hub_id(base_model):
+        config["base_model_name_or_path"] = base_model
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _run_info_for_hub(path: Path) -> bytes:
+    """run_info.json with local data paths cut to file names (their size and sha256 still identify them)."""
+    info = read_json(path)
+    for entry in (info.get("data_files") or {}).values():
+        if isinstance(entry, dict) and "path" in entry:
+            entry["path"] = Path(str(entry["path"])).name
+    return (json.dumps(info, indent=2) + "\n").encode("utf-8")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """Whether ``name`` reads as a Hub repo id (``owner/name``) and is not a local path."""
+    return bool(REPO_ID_RE.fullmatch(name)) and not Path(name).expanduser().exists()
+
+
+def collect_files(run_dir: Path, mode: Literal["merged", "adapter"], base_model: str | None = None) -> dict[str, Path | bytes]:
+    """Path in the repo -> local file or bytes, for everything the push uploads (the card excluded)."""
+    files: dict[str, Path | bytes] = {}
+    top = sorted(p for p in run_dir.iterdir() if p.is_file() and not matches_any(p.name, EXCLUDED_PATTERNS))
+    for path in top:
+        keep = matches_any(path.name, RUN_FILES + TOKENIZER_PATTERNS)
+        if mode == "merged":
+            keep = keep or path.name == "config.json" or path.name == "generation_config.json"
+            keep = keep or matches_any(path.name, WEIGHT_PATTERNS)
+        if keep:
+            files[path.name] = path
+    if mode == "adapter":
+        adapter_dir = run_dir / "adapter"
+        for path in sorted(adapter_dir.iterdir()):
+            if path.is_file() and not matches_any(path.name, EXCLUDED_PATTERNS):
+                if path.name == "config.json":  # a full config beside an adapter misleads from_pretrained
+                    continue
+                files[path.name] = path
+        files["adapter_config.json"] = _adapter_config_for_hub(adapter_dir / "adapter_config.json", base_model)
+    if "run_info.json" in files:
+        files["run_info.json"] = _run_info_for_hub(run_dir / "run_info.json")
+    if "config.yaml" in files:
+        cleaned = _sanitized_config_yaml(run_dir / "config.yaml")
+        if cleaned is None:
+            del files["config.yaml"]
+        else:
+            files["config.yaml"] = cleaned
+    return files

@@ -1,0 +1,130 @@
+"""The code snippets of a model card: how to load the pushed model or adapter, with and without nlp-transfer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nlp_transfer.run_info import RunInfo
+
+
+def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
+    """How to load a LoRA adapter repository on its base model with ``peft``."""
+    labels = [str(label) for label in info.labels or []]
+    base = str(info.base_model or "BASE_MODEL")
+    auto = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
+    id2label = {i: label for i, label in enumerate(labels)}
+    return (
+        "This repository holds a LoRA adapter; load it on its base model with `peft`:\n\n"
+        "```python\n"
+        "from peft import PeftModel\n"
+        f"from transformers import {auto}, AutoTokenizer, pipeline\n\n"
+        f"id2label = {_q(id2label)}\n"
+        f"base = {auto}.from_pretrained(\n"
+        f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}\n"
+        ")\n"
+        f"model = PeftModel.from_pretrained(base, {_q(repo_id)}).merge_and_unload()\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
+        f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer)\n"
+        "```\n"
+    )
+
+
+def _model_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
+    """How to run a full-model repository with a ``transformers`` pipeline, or with nlp-transfer."""
+    extra = ', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else ""
+    if pipeline_tag == "token-classification":
+        extra = ', aggregation_strategy="first"'
+    example = (
+        "Hugging Face released a new library in Paris."
+        if pipeline_tag == "token-classification"
+        else "The room was spotless and the staff were lovely."
+    )
+    return (
+        "With `transformers` alone:\n\n"
+        "```python\n"
+        "from transformers import pipeline\n\n"
+        f"classifier = pipeline({_q(pipeline_tag)}, model={_q(repo_id)}{extra})\n"
+        f"classifier({_q(example)})\n"
+        "```\n\n"
+        "With nlp-transfer (downloads the repository first):\n\n"
+        "```python\n"
+        "from huggingface_hub import snapshot_download\n"
+        "from nlp_transfer import predict\n\n"
+        f"predict(snapshot_download({_q(repo_id)}), [{_q(example)}])\n"
+        "```\n"
+    )
+
+
+#: how each architecture's sequence-classification head reads one vector per text (``mean``: the pooled states)
+MEAN_HEADS = {
+    "distilbert": "model.classifier(torch.relu(model.pre_classifier(mean)))",
+    "roberta": "model.classifier(mean[:, None])",
+    "xlm-roberta": "model.classifier(mean[:, None])",
+    "electra": "model.classifier(mean[:, None])",
+    "deberta-v2": "model.classifier(model.pooler(mean[:, None]))",
+    "deberta": "model.classifier(model.pooler(mean[:, None]))",
+}
+
+
+BERT_MEAN_HEAD = "model.classifier(model.base_model.pooler(mean[:, None]))"
+
+
+def _mean_pooled_usage(repo_id: str, info: RunInfo, model_type: str) -> str:
+    """How to run a model whose head reads the mean of the token states, with ``transformers`` and ``torch`` alone."""
+    head = MEAN_HEADS.get(model_type, BERT_MEAN_HEAD)
+    if info.task == "multilabel":
+        decide = f"    scores = logits.sigmoid()\n    return [[model.config.id2label[j] for j, s in enumerate(row) if s >= {info.threshold or 0.5}] for row in scores.tolist()]\n"
+    else:
+        decide = "    return [model.config.id2label[i] for i in logits.argmax(-1).tolist()]\n"
+    return (
+        "The classifier reads the **mean of the token states** (not the first token, which `pipeline` would give it). "
+        "With `transformers` and `torch` alone:\n\n"
+        "```python\n"
+        "import torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
+        f"model = AutoModelForSequenceClassification.from_pretrained({_q(repo_id)}).eval()\n\n\n"
+        "@torch.no_grad()\n"
+        "def classify(texts):\n"
+        f'    batch = tokenizer(texts, padding=True, truncation=True, max_length={info.max_length or 256}, return_tensors="pt")\n'
+        "    states = model.base_model(**batch).last_hidden_state\n"
+        '    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)\n'
+        "    mean = (states * mask).sum(1) / mask.sum(1)\n"
+        f"    logits = {head}\n"
+        f"{decide}\n\n"
+        'print(classify(["The room was spotless and the staff were lovely."]))\n'
+        "```\n"
+    )
+
+
+def _adapted_usage(repo_id: str) -> str:
+    """How to use an encoder that ``nlp-transfer adapt`` further pretrained: fill masks, or fine-tune it."""
+    return (
+        "An encoder for fine-tuning, not a classifier. Its masked-LM head fills masks:\n\n"
+        "```python\n"
+        "from transformers import pipeline\n\n"
+        f'fill = pipeline("fill-mask", model={_q(repo_id)})\n'
+        'fill("The blender was [MASK] and easy to clean.")\n'
+        "```\n\n"
+        f"Fine-tune it as any model: `AutoModelForSequenceClassification.from_pretrained({_q(repo_id)}, num_labels=N)`, "
+        f"or `model: {repo_id}` in an nlp-transfer config.\n"
+    )
+
+
+def _q(value: Any) -> str:
+    """A Python literal with double quotes, for the code snippets of the card."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_q(k)}: {_q(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def usage_snippet(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool, model_type: str = "bert") -> str:
+    """The card's code snippets: the adapter's, a mean-pooled model's, an adapted encoder's, or the full model's."""
+    if info.task == "masked-lm":
+        return _adapted_usage(repo_id)
+    if adapter:
+        return _adapter_usage(repo_id, info, pipeline_tag)
+    if info.pooling == "mean":
+        return _mean_pooled_usage(repo_id, info, model_type)
+    return _model_usage(repo_id, info, pipeline_tag)
