@@ -659,9 +659,17 @@ def common_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def paired_gain(chosen: list[dict[str, Any]], anchor: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per seed, test accuracy of ``chosen`` less ``anchor``'s on the same sample: mean, std and count."""
+    """Per seed, test accuracy of ``chosen`` less ``anchor``'s on the same sample: mean, std, count, 95 % interval."""
     anchor_by_seed = {run["seed"]: run["test_accuracy"] for run in anchor}
-    return spread([run["test_accuracy"] - anchor_by_seed[run["seed"]] for run in chosen if run["seed"] in anchor_by_seed])
+    return difference([run["test_accuracy"] - anchor_by_seed[run["seed"]] for run in chosen if run["seed"] in anchor_by_seed])
+
+
+def difference(values: list[float]) -> dict[str, Any]:
+    """:func:`spread` of paired differences, with the Student-t 95 % interval of their mean (None below two)."""
+    from nlp_transfer.evaluation.paired import mean_interval
+
+    low, high = mean_interval(values)
+    return spread(values) | {"interval": None if low is None else [low, high]}
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -690,9 +698,11 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
 
 
 def cell(figure: dict[str, Any], sign: str = "") -> str:
-    """``mean ± std (n)`` in percent (``sign="+"``: the mean with its sign)."""
+    """``mean ± std (n)`` in percent (``sign="+"``: the mean with its sign), and a difference's 95 % interval."""
     std = "–" if figure["std"] is None else f"{100 * figure['std']:.1f}"
-    return f"{100 * figure['mean']:{sign}.1f} ± {std} ({figure['n']})"
+    interval = figure.get("interval")
+    bounds = f" [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]" if interval else ""
+    return f"{100 * figure['mean']:{sign}.1f} ± {std} ({figure['n']}){bounds}"
 
 
 def gain_and_arm_tables(dataset: str, sizes: dict[str, dict[str, Any]]) -> list[str]:
@@ -700,7 +710,7 @@ def gain_and_arm_tables(dataset: str, sizes: dict[str, dict[str, Any]]) -> list[
     methods = [m for m in METHODS if m != "setfit" and any("gain_over_setfit" in s.get(m, {}) for s in sizes.values())]
     lines = []
     if methods:
-        lines += [f"\n{dataset}: test accuracy less SetFit's on the same sample, points, mean ± std (seeds)"]
+        lines += [f"\n{dataset}: test accuracy less SetFit's on the same sample, points, mean ± std (seeds) [95 % interval]"]
         lines += ["| per class | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
         for size, by_method in sizes.items():
             cells = [
@@ -785,12 +795,36 @@ def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], key: s
         pairs.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
     ):
         with_, without_ = spread([a for a, _, _ in values]), spread([b for _, b, _ in values])
-        gain = spread([a - b for a, b, _ in values])
+        gain = difference([a - b for a, b, _ in values])
         over = [a - c for a, _, c in values if c is not None]
-        versus = cell(spread(over), "+") if over else ""
+        versus = cell(difference(over), "+") if over else ""
         lines.append(
             f"| {dataset} | {size} | {method} | {arm} | {cell(with_)} | {cell(without_)} | {cell(gain, '+')} | {versus} |"
         )
+    return lines
+
+
+def defaults_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
+    """Markdown: every method and arm of ``kept`` less SetFit at its defaults (no settings: the issue's anchor, which a
+    command with settings such as ``--label-examples`` leaves out of ``kept``), paired by seed, with a 95 % interval."""
+    setfit = {
+        (row["dataset"], row["size"], row["seed"]): row["test_accuracy"]
+        for row in rows
+        if row["method"] == "setfit" and row["arm"] == "default" and not row["settings"]
+    }
+    groups: dict[tuple, list[float]] = {}
+    for row in kept:
+        anchor = setfit.get((row["dataset"], row["size"], row["seed"]))
+        if anchor is not None and row["settings"]:
+            groups.setdefault((row["dataset"], row["size"], row["method"], row["arm"]), []).append(row["test_accuracy"] - anchor)
+    if not groups:
+        return []
+    lines = ["\nLess SetFit at its defaults on the same samples, test accuracy points, mean ± std (seeds) [95 % interval]"]
+    lines += ["| dataset | per class | method | arm | less SetFit's defaults |", "|---|---|---|---|---|"]
+    for (dataset, size, method, arm), values in sorted(
+        groups.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
+    ):
+        lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(difference(values), '+')} |")
     return lines
 
 
@@ -809,7 +843,8 @@ def report(args: argparse.Namespace) -> int:
         print(
             f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, methods, arms or settings than this command's"
         )
-    gains = setting_gains(rows, kept, "data.label_examples", "With label-name rows") if args.label_examples else []
+    gains = defaults_gains(rows, kept)
+    gains += setting_gains(rows, kept, "data.label_examples", "With label-name rows") if args.label_examples else []
     if not args.encode_every_occurrence:
         gains += setting_gains(rows, kept, ENCODE_ONCE, "Each distinct text encoded once a step")
     rows = kept

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 CONFIDENCE = 0.95
@@ -44,10 +44,16 @@ def paired_lead(
         return None
     sign = -1.0 if lower_is_better else 1.0
     differences = [sign * (first[seed] - second[seed]) for seed in common]
-    mean = statistics.mean(differences)
+    low, high = mean_interval(differences)
+    return PairedLead(statistics.mean(differences), low, high, len(differences))
+
+
+def mean_interval(differences: Sequence[float]) -> tuple[float | None, float | None]:
+    """The Student-t interval at :data:`CONFIDENCE` of the mean of ``differences``; (None, None) for fewer than two."""
     if len(differences) < 2:
-        return PairedLead(mean, None, None, 1)
+        return None, None
     from scipy.stats import t
 
+    mean = statistics.mean(differences)
     half = t.ppf(0.5 + CONFIDENCE / 2, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
-    return PairedLead(mean, mean - half, mean + half, len(differences))
+    return mean - half, mean + half
