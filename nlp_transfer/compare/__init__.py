@@ -8,7 +8,7 @@ own, it starts from a fresh Accelerate state, and a crash fails that run only. T
 ``compare.json``, ``compare.md`` and ``compare.png`` after every run. A strategy that scores below
 the from-scratch baseline at the same size is flagged as negative transfer. Over several seeds the
 report adds each strategy's mean and standard deviation per size (:func:`aggregate_rows`) and the
-strategy to use at each size (:func:`recommendations`).
+strategy to use at each size (:func:`recommendations`), with whether the seeds separate it from the next best.
 
 The modules, in the order a comparison uses them: ``plan`` (the runs asked for), ``run`` (the loop over
 them), ``child`` (one run in its own process), ``tables`` (the per-run table, negative transfer), ``seeds``
