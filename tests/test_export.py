@@ -324,7 +324,7 @@ def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(s
             commits.append({op.path_in_repo: op.path_or_fileobj for op in operations})
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(hub, "_check_online", lambda: None)
+    monkeypatch.setattr(hub.push, "_check_online", lambda: None)
     hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, onnx=True)
     (files,) = commits
     assert {"onnx/model.onnx", "onnx/model.int8.onnx", "onnx/export.json", "model.safetensors"} <= set(files)
