@@ -806,25 +806,31 @@ def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], key: s
 
 def defaults_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> list[str]:
     """Markdown: every method and arm of ``kept`` less SetFit at its defaults (no settings: the issue's anchor, which a
-    command with settings such as ``--label-examples`` leaves out of ``kept``), paired by seed, with a 95 % interval."""
+    command with settings such as ``--label-examples`` leaves out of ``kept``), paired by seed, with a 95 % interval,
+    and the ratio of their median wall times on those seeds."""
     setfit = {
-        (row["dataset"], row["size"], row["seed"]): row["test_accuracy"]
+        (row["dataset"], row["size"], row["seed"]): row
         for row in rows
         if row["method"] == "setfit" and row["arm"] == "default" and not row["settings"]
     }
-    groups: dict[tuple, list[float]] = {}
+    groups: dict[tuple, list[tuple[dict, dict]]] = {}
     for row in kept:
         anchor = setfit.get((row["dataset"], row["size"], row["seed"]))
         if anchor is not None and row["settings"]:
-            groups.setdefault((row["dataset"], row["size"], row["method"], row["arm"]), []).append(row["test_accuracy"] - anchor)
+            groups.setdefault((row["dataset"], row["size"], row["method"], row["arm"]), []).append((row, anchor))
     if not groups:
         return []
     lines = ["\nLess SetFit at its defaults on the same samples, test accuracy points, mean ± std (seeds) [95 % interval]"]
-    lines += ["| dataset | per class | method | arm | less SetFit's defaults |", "|---|---|---|---|---|"]
-    for (dataset, size, method, arm), values in sorted(
+    lines += [
+        "| dataset | per class | method | arm | less SetFit's defaults | wall time / SetFit's |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (dataset, size, method, arm), pairs in sorted(
         groups.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
     ):
-        lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(difference(values), '+')} |")
+        gain = difference([mine["test_accuracy"] - theirs["test_accuracy"] for mine, theirs in pairs])
+        wall = statistics.median(m["wall_seconds"] for m, _ in pairs) / statistics.median(t["wall_seconds"] for _, t in pairs)
+        lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(gain, '+')} | {wall:.2f} |")
     return lines
 
 
