@@ -834,10 +834,22 @@ def defaults_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> li
     return lines
 
 
+def records_rows(pattern: str) -> list[dict[str, Any]]:
+    """The runs of every file matching ``pattern`` (a glob, e.g. the committed records), in name order; a run found
+    again in a later file (the same :func:`run_key`) replaces the earlier one, so no run counts twice."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for path in sorted(Path().glob(pattern)):
+        for row in read_rows(path):
+            rows[run_key(row)] = row
+    if not rows:
+        raise SystemExit(f"few_shot: --runs {pattern}: no runs in files matching it")
+    return list(rows.values())
+
+
 def report(args: argparse.Namespace) -> int:
     """Read the runs file, print the tables and write few_shot.json; only rows of ``--test-limit``."""
     path = results_folder() / RUNS_FILE
-    everything = read_rows(path)
+    everything = records_rows(args.runs) if args.runs else read_rows(path)
     rows = [row for row in everything if row["test_limit"] == args.test_limit]
     others = sorted({row["test_limit"] for row in everything} - {args.test_limit})
     if others:
@@ -972,6 +984,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")
+    parser.add_argument("--runs", help="with --report: read the runs files matching this glob instead (duplicates counted once)")
     parser.add_argument("--memory", action="store_true", help="peak memory of pair training on many rows instead")
     parser.add_argument("--memory-rows", type=int, default=10_000)
     parser.add_argument("--memory-pairs", default="2,20", help="contrastive_pairs (nlp-transfer) = num_iterations (SetFit)")
