@@ -828,7 +828,7 @@ def defaults_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]]) -> li
     for (dataset, size, method, arm), pairs in sorted(
         groups.items(), key=lambda item: (list(SPECS).index(item[0][0]), item[0][1:])
     ):
-        gain = difference([mine["test_accuracy"] - theirs["test_accuracy"] for mine, theirs in pairs])
+        gain = paired_gain([mine for mine, _ in pairs], [theirs for _, theirs in pairs])
         wall = statistics.median(m["wall_seconds"] for m, _ in pairs) / statistics.median(t["wall_seconds"] for _, t in pairs)
         lines.append(f"| {dataset} | {size} | {method} | {arm} | {cell(gain, '+')} | {wall:.2f} |")
     return lines

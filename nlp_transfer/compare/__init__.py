@@ -22,15 +22,12 @@ from nlp_transfer.compare.plan import (
     comparison_points,
     default_output_dir,
     epochs_for_min_steps,
-    label_counts,
     parse_per_class,
     parse_strategies,
     parse_train_sizes,
     per_class_labels,
-    run_config_for,
     run_name,
     split_strategy_overrides,
-    varied_seed,
 )
 from nlp_transfer.compare.report import plot_comparison, plot_curve, write_report
 from nlp_transfer.compare.rows import (
@@ -45,7 +42,6 @@ from nlp_transfer.compare.rows import (
     ComparisonRow,
     Point,
     describe_point,
-    scores_better,
 )
 from nlp_transfer.compare.run import failure_summary, run_comparison
 from nlp_transfer.compare.seeds import (
@@ -86,7 +82,6 @@ __all__ = [
     "epochs_for_min_steps",
     "failure_summary",
     "flag_negative_transfer",
-    "label_counts",
     "lead_text",
     "markdown_table",
     "own_peak_rss_bytes",
@@ -100,14 +95,11 @@ __all__ = [
     "recommendations",
     "run_child",
     "run_comparison",
-    "run_config_for",
     "run_name",
-    "scores_better",
     "several_seeds",
     "size_text",
     "split_strategy_overrides",
     "spread_text",
     "train_in_child",
-    "varied_seed",
     "write_report",
 ]

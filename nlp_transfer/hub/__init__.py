@@ -12,7 +12,7 @@ The modules: ``files`` (what of a run is uploaded), ``usage`` (the card's loadin
 
 from __future__ import annotations
 
-from nlp_transfer.hub.card import METRIC_NAMES, PIPELINE_TAGS, build_model_card, check_card_metadata, read_run_info
+from nlp_transfer.hub.card import METRIC_NAMES, PIPELINE_TAGS, build_model_card, check_card_metadata
 from nlp_transfer.hub.files import (
     ADAPTER_FILES,
     EXCLUDED_PATTERNS,
@@ -25,13 +25,10 @@ from nlp_transfer.hub.files import (
     WEIGHT_PATTERNS,
     PushError,
     collect_files,
-    looks_like_hub_id,
-    matches_any,
-    read_json,
     resolve_mode,
 )
 from nlp_transfer.hub.push import COMMIT_ATTEMPTS, RETRY_WAIT_SECONDS, PushMode, push_configured_run, push_run, resolve_token
-from nlp_transfer.hub.usage import BERT_MEAN_HEAD, MEAN_HEADS, usage_snippet
+from nlp_transfer.hub.usage import BERT_MEAN_HEAD, MEAN_HEADS
 
 __all__ = [
     "ADAPTER_FILES",
@@ -54,13 +51,8 @@ __all__ = [
     "build_model_card",
     "check_card_metadata",
     "collect_files",
-    "looks_like_hub_id",
-    "matches_any",
     "push_configured_run",
     "push_run",
-    "read_json",
-    "read_run_info",
     "resolve_mode",
     "resolve_token",
-    "usage_snippet",
 ]
