@@ -112,7 +112,20 @@ def _guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] 
             traceback.print_exc()
         print(f"error: {err.filename}: {err.strerror}. Give a path that exists and that you may write to.", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        end_process_group()
     return 0
+
+
+def end_process_group() -> None:
+    """Tear down a process group a multi-process run started, whatever way the verb ended.
+
+    A run that stops on an error never reaches ``Accelerator.end_training()``; left to the interpreter's exit, gloo's
+    threads can abort the process (``terminate called without an active exception``, exit -6 instead of 2).
+    """
+    distributed = sys.modules.get("torch.distributed")  # a verb that never imported torch started no group
+    if distributed is not None and distributed.is_available() and distributed.is_initialized():
+        distributed.destroy_process_group()
 
 
 #: what a path the user named can do wrong (an output folder that cannot be made, a file where a folder goes, ...)

@@ -153,6 +153,7 @@ for name, args in (("worker", (write("v2", failing_rank=1),)), ("main", (write("
         say(f"rank {rank} {name}: {err}")
 acc.wait_for_everyone()
 say(f"rank {rank} done")
+acc.end_training()  # ends the process group: left to the interpreter's exit, gloo can abort the process
 """
 
 
@@ -184,3 +185,21 @@ def test_a_failed_write_on_any_process_keeps_the_old_folder_and_stops_every_proc
     assert {"rank 0 done", "rank 1 done"} <= lines
     assert {p.name: p.read_text() for p in best.iterdir()} == {"part-0": "v1", "part-1": "v1"}
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["best"]  # no temporary folder left
+
+
+def test_a_verb_that_stops_on_an_error_ends_the_process_group(tmp_path, capsys):
+    """A run that fails under `accelerate launch` never reaches end_training(): the CLI ends the group itself,
+    so the interpreter's exit cannot abort on gloo's threads (exit -6 instead of the promised 2)."""
+    import torch.distributed as dist
+
+    from nlp_transfer.cli import _guard
+    from nlp_transfer.errors import UserError
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+
+    def fails() -> None:
+        raise UserError("train.csv, line 3: no label. Give every row a label.")
+
+    assert _guard(False, fails) == 2
+    assert not dist.is_initialized()
+    assert capsys.readouterr().err == "error: train.csv, line 3: no label. Give every row a label.\n"
