@@ -192,7 +192,7 @@ def test_a_verb_that_stops_on_an_error_ends_the_process_group(tmp_path, capsys):
     so the interpreter's exit cannot abort on gloo's threads (exit -6 instead of the promised 2)."""
     import torch.distributed as dist
 
-    from nlp_transfer.cli import _guard
+    from nlp_transfer.cli.guard import guard
     from nlp_transfer.errors import UserError
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
@@ -200,6 +200,6 @@ def test_a_verb_that_stops_on_an_error_ends_the_process_group(tmp_path, capsys):
     def fails() -> None:
         raise UserError("train.csv, line 3: no label. Give every row a label.")
 
-    assert _guard(False, fails) == 2
+    assert guard(False, fails) == 2
     assert not dist.is_initialized()
     assert capsys.readouterr().err == "error: train.csv, line 3: no label. Give every row a label.\n"

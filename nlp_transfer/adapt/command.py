@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 def adapt_parser(prog: str) -> argparse.ArgumentParser:
     """The arguments of the adapt verb (the same as train's)."""
-    from nlp_transfer.cli import train_parser
+    from nlp_transfer.cli.train import train_parser
 
     return train_parser(
         prog,
@@ -22,10 +22,10 @@ def adapt_parser(prog: str) -> argparse.ArgumentParser:
 
 def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
     """Parse the arguments and run one adaptation; returns the exit code (2 for bad input)."""
-    from nlp_transfer.cli import _guard, _quiet_libraries
+    from nlp_transfer.cli.guard import guard, quiet_libraries
 
     args = adapt_parser(prog).parse_intermixed_args(list(argv))
-    _quiet_libraries(args.debug)
+    quiet_libraries(args.debug)
 
     def action() -> None:
         from nlp_transfer.config import load_config
@@ -35,4 +35,4 @@ def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
 
         run_adaptation(config, resume=args.resume, overwrite=args.overwrite)
 
-    return _guard(args.debug, action)
+    return guard(args.debug, action)

@@ -204,14 +204,14 @@ def child_main(argv: Sequence[str]) -> int:
     Writes the job's result file: its own peak memory, and the error that ended the run if one did; exits like
     ``nlp-transfer train``.
     """
-    from nlp_transfer.cli import _guard, _quiet_libraries
+    from nlp_transfer.cli.guard import guard, quiet_libraries
 
     if len(argv) != 1:
         print("usage: python -m nlp_transfer.compare JOB.json (nlp-transfer compare writes the job)", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     result = Path(job["result"])
-    _quiet_libraries(bool(job["debug"]))
+    quiet_libraries(bool(job["debug"]))
 
     def action() -> None:
         try:
@@ -221,4 +221,4 @@ def child_main(argv: Sequence[str]) -> int:
             raise
         result.write_text(json.dumps({"cuda_peak_bytes": peak, "peak_rss_bytes": own_peak_rss_bytes()}), encoding="utf-8")
 
-    return _guard(bool(job["debug"]), action)
+    return guard(bool(job["debug"]), action)

@@ -1,0 +1,77 @@
+"""The ``nlp-transfer`` console script: which verb runs, parsed how.
+
+``train`` and ``adapt`` parse their own arguments (:mod:`nlp_transfer.cli.train`, :mod:`nlp_transfer.adapt.command`);
+every other verb is a module of this package with ``add_parser(verbs)`` and ``run(args)``, listed in :data:`VERBS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from nlp_transfer.cli import check, compare, evaluate, export, predict, push, rank, settings, shift
+from nlp_transfer.cli.guard import guard, quiet_libraries
+from nlp_transfer.cli.options import name_flags
+from nlp_transfer.cli.train import run_recipe
+from nlp_transfer.collector import skip_final_collection
+
+#: the verbs parsed here, in the order ``--help`` lists them, and the module that parses and runs each
+VERBS: dict[str, ModuleType] = {
+    "evaluate": evaluate,
+    "predict": predict,
+    "config": settings,
+    "push": push,
+    "compare": compare,
+    "rank": rank,
+    "check": check,
+    "shift": shift,
+    "export": export,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every verb but ``train`` and ``adapt`` (listed here for the help; they parse their own)."""
+    parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(["train", "adapt", *VERBS]) + "}")
+    verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
+    verbs.add_parser("adapt", help="masked-LM pretraining on unlabelled text: nlp-transfer adapt CONFIG [key=value ...]")
+    for module in VERBS.values():
+        module.add_parser(verbs)
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the verb ``args`` names; returns the exit code."""
+    quiet_libraries(args.debug)
+    skip_final_collection()
+    action = VERBS[args.verb].run
+    takes_flags = args.verb in ("evaluate", "predict", "shift") or (args.verb == "check" and args.data)
+    return guard(args.debug, lambda: action(args), name_flags if takes_flags else str)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nlp-transfer`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "train":
+        return run_recipe(None, argv[1:])
+    if argv and argv[0] == "adapt":  # like train: CONFIG, overrides and flags in any order
+        from nlp_transfer.adapt.command import run_adapt
+
+        return run_adapt(argv[1:])
+    parser = build_parser()
+    verb = verb_parser(parser, argv[0]) if argv else None
+    if verb is None:  # no verb, an unknown one, or --help: the top-level parser says what is wrong
+        return dispatch(parser.parse_args(argv))
+    args = verb.parse_intermixed_args(argv[1:])  # flags, texts and key=value overrides in any order
+    args.verb = argv[0]
+    return dispatch(args)
+
+
+def verb_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    """The sub-parser of verb ``name`` in ``parser`` (built by :func:`build_parser`), or None for no such verb."""
+    if name not in VERBS:  # train and adapt parse their own arguments; anything else is not a verb
+        return None
+    verbs = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    return verbs.choices[name]

@@ -1,0 +1,78 @@
+"""``nlp-transfer predict RUN_DIR [TEXT ...]``: label texts with a saved run, one JSON line each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nlp_transfer.cli.options import add_load_options, finite_number, load_options, whole_number
+from nlp_transfer.errors import UserError
+
+
+def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this verb's parser to ``verbs``."""
+    predict = verbs.add_parser("predict", help="label texts with a saved run; JSON lines out")
+    predict.add_argument("run_dir")
+    predict.add_argument("texts", nargs="*", help="texts to label")
+    predict.add_argument("--input", help="a .txt file (one text a line) or a csv/tsv/json/jsonl file")
+    predict.add_argument("--text-column", default="text", help="text column of --input (default: text)")
+    predict.add_argument("--encoding", default="utf-8", help="encoding of --input or standard input (default: utf-8)")
+    predict.add_argument(
+        "--min-score",
+        type=finite_number(0.0, 1.0),
+        help='classification: mark predictions scored below this "abstain": true (nlp-transfer check reports the score '
+        "that reaches a target accuracy)",
+    )
+    predict.add_argument(
+        "--backend", choices=["torch", "onnx"], default="torch", help="torch weights, or the ONNX model of nlp-transfer export"
+    )
+    predict.add_argument("--export-dir", help="--backend onnx: the export folder (default: RUN_DIR/onnx)")
+    predict.add_argument(
+        "--chunk-size",
+        type=whole_number(1),
+        default=1024,
+        help="texts read and predicted at a time; memory stays that of one chunk",
+    )
+    add_load_options(predict)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Stream JSON lines: texts are read lazily (arguments, --input, stdin) and predicted a chunk at a time."""
+    from itertools import chain
+
+    from nlp_transfer.inference import Progress, iter_texts, load_backend, non_empty, stream_predictions
+
+    texts: Any = iter(args.texts)
+    if args.input:
+        texts = chain(texts, iter_texts(args.input, text_column=args.text_column, encoding=args.encoding))
+    elif not args.texts and not sys.stdin.isatty():
+        texts = stdin_texts(args.encoding)
+    texts = non_empty(texts)  # reads the first text only: a missing file or column fails before the model loads
+    if texts is None:
+        raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
+    model, task = load_backend(args.run_dir, args.backend, export_dir=args.export_dir, **load_options(args))
+    progress = Progress(sys.stderr) if args.input else None
+    for row in stream_predictions(model, task, texts, batch_size=args.batch_size, chunk_size=args.chunk_size):
+        if args.min_score is not None and "score" in row:
+            row["abstain"] = row["score"] < args.min_score
+        print(json.dumps(row, ensure_ascii=False))
+        if progress is not None:
+            progress.update()
+    if progress is not None:
+        progress.close()
+
+
+def stdin_texts(encoding: str) -> Any:
+    """The non-blank lines of standard input, decoded with ``encoding``; an undecodable line is one error naming it."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode(encoding).strip()
+        except UnicodeDecodeError as err:
+            raise UserError(
+                f"standard input, line {number}: byte 0x{raw[err.start]:02x} cannot be decoded as {encoding}. "
+                "Pass the input's encoding with --encoding (e.g. --encoding latin-1)."
+            ) from None
+        if line:
+            yield line

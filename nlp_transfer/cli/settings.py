@@ -1,0 +1,45 @@
+"""``nlp-transfer config``: the settings reference, config checks and resolved configs."""
+
+from __future__ import annotations
+
+import argparse
+
+from nlp_transfer.errors import UserError
+
+
+def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this verb's parser to ``verbs``."""
+    config = verbs.add_parser("config", help="print the config reference, check configs, or print a resolved config")
+    config.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
+    config.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
+    config.add_argument("overrides", nargs="*", metavar="key=value")
+    config.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table")
+    config.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Check configs, print one resolved, or list every setting (text or Markdown)."""
+    from nlp_transfer.config import describe_settings, load_config, save_config
+
+    if args.overrides and not args.resolve:
+        raise UserError(
+            f"key=value overrides ({args.overrides[0]}) apply to a config: use them with --resolve CONFIG "
+            "(or with nlp-transfer train CONFIG)."
+        )
+    if args.check:
+        for path in args.check:
+            load_config(path)
+            print(f"{path}: ok")
+        return
+    if args.resolve:
+        config = load_config(args.resolve, args.overrides)
+        save_config(config, "/dev/stdout")
+        return
+    if args.markdown:
+        print("| key | type | default | meaning |\n|---|---|---|---|")
+        for key, type_name, default, help_text in describe_settings():
+            kind, meaning = (text.replace("|", "\\|") for text in (type_name, help_text))
+            print(f"| `{key}` | {kind} | `{default!r}` | {meaning} |")
+        return
+    for key, type_name, default, help_text in describe_settings():
+        print(f"{key} ({type_name}, default {default!r})\n    {help_text}")

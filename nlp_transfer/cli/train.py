@@ -1,0 +1,47 @@
+"""``nlp-transfer train CONFIG [key=value ...]`` and the recipe scripts, which parse their own arguments."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from nlp_transfer.cli.guard import guard, quiet_libraries
+from nlp_transfer.collector import imports_paused, skip_final_collection
+from nlp_transfer.errors import UserError
+
+RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel"), "ner": ("ner",)}
+
+
+def train_parser(prog: str, description: str = "Fine-tune a pretrained model as CONFIG says.") -> argparse.ArgumentParser:
+    """``CONFIG [key=value ...] [--resume] [--overwrite] [--debug]``: the arguments of train (and of adapt)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("config", help="YAML config (see recipes/configs/); 'key=value' items override its keys")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.epochs=2")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty output_dir")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    return parser
+
+
+def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
+    """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
+    args = train_parser(prog).parse_intermixed_args(list(argv))
+    quiet_libraries(args.debug)
+    skip_final_collection()
+
+    def action() -> None:
+        from nlp_transfer.config import load_config
+
+        # checking the config's task imports torch and transformers: the collector stays paused through it
+        with imports_paused("nlp_transfer.pipeline"):
+            config = load_config(args.config, args.overrides)
+            if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
+                raise UserError(
+                    f"{args.config}: task={config.task} does not fit the {recipe} recipe "
+                    f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
+                )
+            from nlp_transfer.pipeline import run_training
+
+        run_training(config, resume=args.resume, overwrite=args.overwrite)
+
+    return guard(args.debug, action)
