@@ -1,0 +1,234 @@
+"""Reading a config: YAML, dotted ``key=value`` overrides, types checked and coerced, one message per problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from nlp_transfer.config.checks import check_values
+from nlp_transfer.config.schema import RunConfig
+from nlp_transfer.errors import ConfigError
+
+YAML_FALSE = ("no", "off", "false")
+YAML_TRUE = ("yes", "on", "true")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), **defaults: Any) -> RunConfig:
+    """Read a YAML config, apply ``key=value`` overrides and return a checked :class:`RunConfig`.
+
+    ``defaults`` (dotted keys) sit under the file: a recipe uses them for its task's defaults.
+    """
+    raw: dict[str, Any] = {}
+    for key, value in defaults.items():
+        _set_dotted(raw, key, value)
+    if path is not None:
+        _deep_update(raw, _read_yaml(Path(path)))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: write overrides as key=value, e.g. training.epochs=3")
+        _set_dotted(raw, key.strip(), _parse_value(text))
+    return config_from_dict(raw, source=str(path) if path else "config")
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from nested dicts, naming the key of any problem."""
+    config = _build(RunConfig, raw, prefix="", source=source)
+    check_values(config, source)
+    return config
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain nested dicts, ready for YAML."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML."""
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8")
+
+
+def describe_settings(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Rows of (dotted key, type, default, help) for every setting: the config reference."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(describe_settings(hints[f.name], key + "."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((key, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+    return rows
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found. Check the path (recipes/configs/ holds examples).")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text. Save the config as UTF-8.") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: invalid YAML ({problem}). Fix the syntax at that line.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(data).__name__}.")
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return text
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            node[part] = child = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.append(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(_all_keys(hints[f.name], prefix + f.name + "."))
+    return keys
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    valid = _all_keys(RunConfig)
+    leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
+    close = leaf_matches or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else " Run 'nlp-transfer config' to list the valid keys."
+    return ConfigError(f"{source}: unknown config key '{key}'.{hint}")
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping of keys, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise _unknown_key(prefix + str(key), source)
+    values = {}
+    for name in raw:
+        hint = hints[name]
+        key = prefix + name
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, raw[name] or {}, key + ".", source)
+        else:
+            values[name] = _coerce(raw[name], hint, key, source)
+    return cls(**values)
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if origin is not None:
+        return str(hint).replace("typing.", "")
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    """Check ``value`` against ``hint``; ints are accepted for floats. Raise naming the key."""
+    ok, result = _match(value, hint)
+    if ok:
+        return result
+    choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+    if choices is None and typing.get_origin(hint) in (Union, types.UnionType):
+        literal_args = [a for a in typing.get_args(hint) if typing.get_origin(a) is Literal]
+        if literal_args:
+            choices = typing.get_args(literal_args[0])
+    if choices and isinstance(value, str):
+        close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+        hint_text = f" Did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(map(repr, choices))}.{hint_text}")
+    raise ConfigError(
+        f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({type(value).__name__}). Fix the value of {key}."
+    )
+
+
+def _match(value: Any, hint: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True, value
+    if hint is type(None):
+        return value is None, None
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            ok, result = _match(value, arg)
+            if ok:
+                return True, result
+        return False, None
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if isinstance(value, bool):  # YAML 1.1 reads no/off as False and yes/on as True
+            spelled = [c for c in choices if isinstance(c, str) and c.lower() in (YAML_FALSE if not value else YAML_TRUE)]
+            return bool(spelled), spelled[0] if spelled else None
+        return value in choices, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, None
+        (item_hint,) = typing.get_args(hint)
+        items = [_match(v, item_hint) for v in value]
+        return all(ok for ok, _ in items), [r for _, r in items]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return False, None
+        _, value_hint = typing.get_args(hint)
+        items = {k: _match(v, value_hint) for k, v in value.items()}
+        return all(ok for ok, _ in items.values()), {str(k): r for k, (_, r) in items.items()}
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as text
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    if hint is str:
+        # YAML reads `label` as str but `1e-5` or `yes` as other types: a str field keeps its text.
+        if isinstance(value, str):
+            return True, value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value)
+        return False, None
+    return isinstance(value, hint), value
