@@ -55,8 +55,8 @@ STAGES = ("startup+imports", "set-up", "training loop", "eval+rest of training",
 COMPILED = "nlp-transfer+compile"
 #: the imports as `nlp-transfer train` makes them (collector paused, nlp_transfer/collector.py)
 IMPORT_PROBE = (
-    "import time; t = time.time(); import nlp_transfer.cli\n"
-    "with nlp_transfer.cli.imports_paused('nlp_transfer.pipeline'): import nlp_transfer.pipeline\n"
+    "import time; t = time.time(); import nlp_transfer.cli, nlp_transfer.collector\n"
+    "with nlp_transfer.collector.imports_paused('nlp_transfer.pipeline'): import nlp_transfer.pipeline\n"
     "print(t, time.time() - t)"
 )
 
