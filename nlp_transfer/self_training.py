@@ -73,7 +73,7 @@ def run_self_training(
 
 def read_unlabeled_texts(config: RunConfig) -> list[str]:
     """The texts of ``data.unlabeled_file`` (one a line, or ``data.text_column`` of a table); at least one."""
-    from nlp_transfer.inference import read_texts
+    from nlp_transfer.data.texts import read_texts
 
     path = str(config.data.unlabeled_file)
     if not Path(path).is_file():

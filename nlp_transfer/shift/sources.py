@@ -39,7 +39,7 @@ def check_text_file(path: str | Path, encoding: str = "utf-8") -> None:
 def read_text_file(path: str | Path, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:
     """The non-empty texts of ``path``: one a line (.txt and other suffixes) or the ``text_column`` of a table."""
     from nlp_transfer.data.readers import read_text
-    from nlp_transfer.inference import read_texts
+    from nlp_transfer.data.texts import read_texts
 
     check_text_file(path, encoding)
     if Path(path).suffix.lower() in TABLE_SUFFIXES:

@@ -20,8 +20,8 @@ finishes (or reloads) phase 1 from there, then continues phase 2 from ``RUN_DIR/
 
 The saved run is a plain sequence-classification model whose head reads the mean of the token states
 (recorded in ``config.json``, as for ``transfer.pooling=mean``): ``nlp-transfer predict`` and ``load_run``
-rebuild that, and :func:`nlp_transfer.inference.mean_pooled_logits` shows the few lines that do it with
-``transformers`` alone.
+rebuild that, and the model card's snippet (:func:`nlp_transfer.hub.usage.usage_snippet`) shows the few lines that
+do it with ``transformers`` alone.
 """
 
 from __future__ import annotations

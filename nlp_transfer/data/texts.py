@@ -1,0 +1,112 @@
+"""Unlabelled texts from a file: one a line, or a column of a csv/tsv/json/jsonl file; whole or read lazily."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, islice
+from pathlib import Path
+from typing import Any
+
+from nlp_transfer.errors import DataError, UserError
+
+
+def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:
+    """Texts to predict: one per line for .txt, or a column of a csv/tsv/json/jsonl file."""
+    from nlp_transfer.data.readers import infer_format, read_records, read_text
+
+    if Path(path).suffix.lower() in (".txt", ""):
+        return [line.strip() for line in read_text(path, encoding).splitlines() if line.strip()]
+    records = read_records(path, format=infer_format(path, None), delimiter=None, header=True, encoding=encoding)
+    if text_column not in records[0].fields:
+        raise UserError(f"{path}: no column '{text_column}'; the columns are {list(records[0].fields)}. Pass --text-column.")
+    return [str(r.fields[text_column]) for r in records]
+
+
+def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[str]:
+    """Texts of ``path`` read lazily, as :func:`read_texts` reads them: one per line, or a column of a table.
+
+    .txt, csv, tsv and jsonl files are read a line at a time; a .json array is parsed whole (JSON cannot be
+    read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line.
+    """
+    from nlp_transfer.data.readers import check_data_file, infer_format
+
+    check_data_file(path)
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".txt", ""):
+        format = infer_format(path, None)
+        if format == "json":
+            yield from read_texts(path, text_column=text_column, encoding=encoding)
+            return
+        if format not in ("csv", "tsv", "jsonl"):
+            raise DataError(f"{path}: format '{format}' holds no texts to predict. Give a .txt, csv, tsv, json or jsonl file.")
+    try:
+        with open(file, encoding=encoding, newline="" if suffix in (".csv", ".tsv") else None) as handle:
+            if suffix in (".txt", ""):
+                yield from (line.strip() for line in handle if line.strip())
+            elif suffix in (".jsonl", ".ndjson"):
+                yield from _jsonl_texts(path, handle, text_column)
+            else:
+                yield from _table_texts(path, handle, "\t" if suffix == ".tsv" else ",", text_column)
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}'. Pass --encoding, e.g. utf-8 or latin-1.") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: a byte cannot be decoded as {encoding} ({err.reason}). Pass --encoding.") from None
+
+
+def _missing_column(path: str, text_column: str, columns: Sequence[str]) -> UserError:
+    return UserError(f"{path}: no column '{text_column}'; the columns are {list(columns)}. Pass --text-column.")
+
+
+def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> Iterator[str]:
+    """The ``text_column`` of a csv/tsv file with a header, a row at a time."""
+    import csv
+
+    reader = csv.reader(handle, delimiter=delimiter)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise DataError(f"{path}: the file is empty. Give a file with data rows.")
+    names = [cell.strip().removeprefix("\ufeff") for cell in header]
+    if text_column not in names:
+        raise _missing_column(path, text_column, names)
+    index = names.index(text_column)
+    try:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                if len(row) <= index:
+                    raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
+                yield row[index]
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
+
+
+def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[str]:
+    """The ``text_column`` of each JSON object of a jsonl file, a line at a time."""
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}).") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
+        if text_column not in obj:
+            raise _missing_column(path, text_column, list(obj))
+        yield str(obj[text_column])
+
+
+def chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Lists of up to ``size`` consecutive items, read from ``items`` only as each list is needed."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def non_empty(texts: Iterable[str]) -> Iterator[str] | None:
+    """``texts`` as an iterator, or None when it yields nothing (reads only the first text to tell)."""
+    iterator = iter(texts)
+    for first in iterator:
+        return chain([first], iterator)
+    return None
