@@ -1,6 +1,8 @@
 """The package's shape, as docs/architecture.md promises it: short functions, and a docstring on everything public."""
 
 import ast
+import importlib
+import re
 
 from tests.conftest import REPO
 
@@ -31,6 +33,26 @@ def undocumented(source: str) -> list[str]:
     return found
 
 
+#: a Sphinx-style reference to a dotted name of the package, as docstrings write them
+REFERENCE = re.compile(r":(?:func|class|mod|data|meth|attr):`~?(nlp_transfer(?:\.\w+)+)`")
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``dotted`` (``package.module.name.attribute``) names a module or an attribute that exists."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
 def package_sources() -> dict[str, str]:
     return {str(path.relative_to(REPO)): path.read_text(encoding="utf-8") for path in (REPO / "nlp_transfer").rglob("*.py")}
 
@@ -58,3 +80,17 @@ def test_the_package_layout_is_the_one_the_architecture_page_describes():
     folders = sorted(p.name for p in (REPO / "nlp_transfer").iterdir() if p.is_dir() and (p / "__init__.py").is_file())
     missing = [name for name in folders if f"{name}/" not in page]
     assert missing == [], f"docs/architecture.md does not describe nlp_transfer/{missing}"
+
+
+def test_every_dotted_reference_in_a_docstring_names_something_that_exists():
+    """A module split or a rename leaves no docstring pointing at a name that is gone."""
+    assert resolves("nlp_transfer.inference.loading.load_run") and resolves("nlp_transfer.config.schema")
+    assert not resolves("nlp_transfer.inference.mean_pooled_logits")  # once named in contrastive.py, never defined
+    assert not resolves("nlp_transfer.no_such_module.thing")
+    stale = [
+        f"{name}: {dotted}"
+        for name, source in package_sources().items()
+        for dotted in REFERENCE.findall(source)
+        if not resolves(dotted)
+    ]
+    assert stale == [], stale
