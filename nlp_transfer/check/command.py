@@ -37,6 +37,7 @@ from nlp_transfer.check.calibration import (
     top_label_ece,
 )
 from nlp_transfer.check.gates import GATES, known_keys, missed_gates, parse_gates  # noqa: F401 (GATES, parse_gates: re-exported)
+from nlp_transfer.check.report_md import markdown_report
 from nlp_transfer.check.selective import plot_accuracy_coverage, selective_report
 from nlp_transfer.config import DataConfig
 from nlp_transfer.errors import UserError
@@ -381,101 +382,3 @@ def drift_figures(run_dir: Path, options: CheckOptions) -> dict[str, Any]:
         "compared_per_side": figures["texts"]["compared_per_side"],
         "report": {name: str(path) for name, path in paths.items()},
     }
-
-
-def markdown_report(report: dict[str, Any]) -> str:
-    """The check as a short Markdown page."""
-    from nlp_transfer.check.report_md import extra_sections
-
-    lines = [f"# Check of {report['run_dir']}", ""]
-    if "calibration" in report:
-        lines += calibration_markdown(report)
-    return "\n".join(lines + extra_sections(report)) + "\n"
-
-
-def calibration_markdown(report: dict[str, Any]) -> list[str]:
-    """The calibration and selective-prediction part of the report."""
-    c, s = report["calibration"], report["selective"]
-    lines = [f"Temperature fitted on {report['fitted_on']}; figures on {report['scored_on']}."]
-    if report["same_rows"]:
-        lines.append("The same rows fitted the temperature and are scored: the figures after it are optimistic. Pass --data.")
-    lines += [
-        "",
-        "| figure | before | after temperature |",
-        "|---|---|---|",
-        f"| expected calibration error | {c['ece']:.4f} | {c['ece_after_temperature']:.4f} |",
-    ]
-    if "validation_ece" in c and not report["same_rows"]:
-        before, after = c["validation_ece"], c["validation_ece_after_temperature"]
-        lines.append(f"| ECE on the rows that fitted the temperature (in-sample) | {before:.4f} | {after:.4f} |")
-    if "brier" in c:
-        lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
-        lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")
-    if "ece_noise_floor" in c:
-        floor = c["ece_noise_floor"]
-        lines += [
-            "",
-            f"A perfectly calibrated model with these scores would show an ECE of about {floor['median']:.4f} on as many"
-            f" rows (95 % of the time below {floor['p95']:.4f}): sampling alone, not miscalibration.",
-        ]
-    if "ece_after_isotonic" in c:
-        lines += ["", *top_label_markdown(c)]
-    applied = "applied by predict and evaluate" if c.get("applied", True) else "reported only (multi-label thresholds stay)"
-    lines += ["", f"Temperature **{c['temperature']:.3f}** ({applied}). Accuracy {c['accuracy']:.4f}.", ""]
-    lines.append(
-        f"Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident, {s['accuracy_at_90']:.4f} on 90 %."
-    )
-    for target, found in s["thresholds"].items():
-        reach = f"score >= {found['threshold']:.4f} keeps {found['coverage']:.1%}" if found else "not reached at any coverage"
-        lines.append(f"- accuracy {target}: {reach}")
-    return lines
-
-
-def top_label_markdown(c: dict[str, Any]) -> list[str]:
-    """The report's comparison of the two calibrators, and which one predict and evaluate now apply."""
-    cross = (c["validation_ece_after_temperature_cross_fitted"], c["validation_ece_after_isotonic_cross_fitted"])
-    applied = (
-        "the temperature then this map give the chosen label's `score`"
-        if c["calibrator"] == "isotonic"
-        else "not applied (`--calibrator isotonic` or `auto` applies it)"
-    )
-    return [
-        f"A top-label isotonic map after the temperature (a monotone map of the chosen label's score, fitted on the same"
-        f" rows) gives ECE **{c['ece_after_isotonic']:.4f}** here; {applied}. Cross-fitted on the fitting rows (5 folds,"
-        f" each scored by calibrators fitted on the other four): temperature {cross[0]:.4f}, isotonic {cross[1]:.4f}.",
-        f"Applied calibrator: **{c['calibrator']}**; ECE of the scores predict now gives: {c['ece_after_calibration']:.4f}.",
-    ]
-
-
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    """A few lines for the terminal: calibration, failing behavioural tests, flagged bias groups, the worst slice."""
-    lines = []
-    if "calibration" in report:
-        c, s = report["calibration"], report["selective"]
-        lines.append(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
-        lines.append(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
-        if "ece_after_isotonic" in c:
-            lines.append(f"ECE {c['ece_after_isotonic']:.4f} with a top-label isotonic map; applied: {c['calibrator']}")
-        lines.append(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
-    tests = report.get("behaviour", {})
-    rates = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
-    skipped = [name for name, t in tests.items() if t["failure_rate"] is None]
-    if rates:
-        lines.append("behaviour failure rates: " + ", ".join(rates))
-    if skipped:
-        lines.append(f"behaviour skipped: {', '.join(skipped)} (see report.md)")
-    flagged = [f"{dim}/{group}" for dim, entry in report.get("bias", {}).items() for group in entry["flagged"]]
-    if "bias" in report:
-        lines.append("bias: " + (", ".join(flagged) + " flagged" if flagged else "no group flagged"))
-    drift = report.get("drift")
-    if drift:
-        lines.append(
-            f"drift of {drift['file']}: domain classifier accuracy {drift['domain_classifier_accuracy']:.3f} (0.5: "
-            f"indistinguishable from the training texts), proxy A-distance {drift['proxy_a_distance']:.3f}"
-        )
-    worst = report.get("slices", {}).get("worst")
-    if worst:
-        lines.append(
-            f"worst slice: {worst['slicing']} = {worst['slice']} (accuracy {worst['accuracy']:.4f}, {worst['count']} rows)"
-        )
-    return lines

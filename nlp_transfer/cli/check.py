@@ -49,7 +49,8 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def run(args: argparse.Namespace) -> None:
     """Run the verb with the parsed ``args``."""
-    from nlp_transfer.check.command import check_run, summary_lines
+    from nlp_transfer.check.command import check_run
+    from nlp_transfer.check.report_md import summary_lines
 
     data = data_config(args, args.data) if args.data else None
     report = check_run(
