@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import math
 import os
@@ -838,8 +839,8 @@ def records_rows(pattern: str) -> list[dict[str, Any]]:
     """The runs of every file matching ``pattern`` (a glob, e.g. the committed records), in name order; a run found
     again in a later file (the same :func:`run_key`) replaces the earlier one, so no run counts twice."""
     rows: dict[tuple, dict[str, Any]] = {}
-    for path in sorted(Path().glob(pattern)):
-        for row in read_rows(path):
+    for path in sorted(glob.glob(pattern)):  # relative or absolute (Path.glob takes relative patterns only)
+        for row in read_rows(Path(path)):
             rows[run_key(row)] = row
     if not rows:
         raise SystemExit(f"few_shot: --runs {pattern}: no runs in files matching it")
