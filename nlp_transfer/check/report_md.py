@@ -104,11 +104,16 @@ def drift_markdown(drift: dict[str, Any]) -> list[str]:
     return [*lines, f"Details and plot: {drift['report'].get('shift.json')}, {drift['report'].get('shift.png')}", ""]
 
 
+def failure_rates(tests: dict[str, dict[str, Any]]) -> list[str]:
+    """``name rate`` for each behavioural test that ran (a skipped test has no failure rate)."""
+    return [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
+
+
 def card_lines(report: dict[str, Any]) -> list[str]:
     """Bullet lines for the model card's "Bias, risks and limitations" section: behaviour, bias and slices."""
     lines = []
     tests = report.get("behaviour", {})
-    measured = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
+    measured = failure_rates(tests)
     if measured:
         lines.append("- Behavioural tests (`nlp-transfer check`, share of templated cases failed): " + ", ".join(measured) + ".")
     for name, t in tests.items():
@@ -211,7 +216,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"ECE {c['ece_after_isotonic']:.4f} with a top-label isotonic map; applied: {c['calibrator']}")
         lines.append(f"accuracy at 80 % coverage {s['accuracy_at_80']:.4f}, at 90 % {s['accuracy_at_90']:.4f}")
     tests = report.get("behaviour", {})
-    rates = [f"{name} {t['failure_rate']:.1%}" for name, t in tests.items() if t["failure_rate"] is not None]
+    rates = failure_rates(tests)
     skipped = [name for name, t in tests.items() if t["failure_rate"] is None]
     if rates:
         lines.append("behaviour failure rates: " + ", ".join(rates))
