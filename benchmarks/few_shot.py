@@ -52,6 +52,11 @@ drawn into several pairs of a step is encoded once), recorded in their settings;
 them as before that setting existed (every occurrence encoded, as SetFit), which are the runs without the key.
 ``supcon`` arms always encode every occurrence.
 
+``--end-to-end-epochs N`` (default 0): every contrastive arm adds phase 3, the encoder and the fitted head trained
+together for N epochs at ``--end-to-end-learning-rate`` (``transfer.contrastive_end_to_end_*``), kept by the run only
+where it beats phase 2 on validation; the rows record whether it was kept, and ``--report --end-to-end-epochs N`` adds
+each arm's paired gain over the same arm without phase 3.
+
 ``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
 (``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
 nlp-transfer's methods (the head's epochs count those rows), the same texts appended to SetFit's training rows (as
@@ -110,6 +115,8 @@ from common import DATASETS, REPO, read_rows, read_sst2, read_trec, report_heade
 
 METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
+#: the settings a contrastive arm records with ``--end-to-end-epochs``
+END_TO_END = ("transfer.contrastive_end_to_end_epochs", "transfer.contrastive_end_to_end_learning_rate")
 #: the setting every contrastive arm records unless ``--encode-every-occurrence``
 ENCODE_ONCE = "transfer.contrastive_encode_once"
 BINARY = ("negative", "positive")
@@ -277,9 +284,20 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
         count = int(pairs) if pairs.isdigit() else pairs  # a number, or setfit (SetFit's count for the examples)
         fit = {"transfer.head_fit": head[0]} if head and head[0] != "steps" else {}  # steps: the arm as before
         arms[arm] = (
-            {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count} | encode_once(loss, args) | fit | base
+            {"transfer.contrastive_loss": loss, "transfer.contrastive_pairs": count}
+            | encode_once(loss, args)
+            | fit
+            | end_to_end(args)
+            | base
         )
     return arms
+
+
+def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
+    """Phase 3 of contrastive arms (``--end-to-end-epochs``; none: the arms as run before the setting existed)."""
+    if not args.end_to_end_epochs:
+        return {}
+    return {END_TO_END[0]: args.end_to_end_epochs, END_TO_END[1]: args.end_to_end_learning_rate}
 
 
 def encode_once(loss: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -440,8 +458,17 @@ def recipe_run(spec: dict[str, Any], started: float) -> dict[str, Any]:
         "phase1_pairs": phase.get("pairs"),
         "phase1_steps": phase.get("steps"),
         "phase1_best_pair_auc": phase.get("best_pair_auc"),
+        **end_to_end_figures(info),
         **self_training_figures(info),
     }
+
+
+def end_to_end_figures(info: dict[str, Any]) -> dict[str, Any]:
+    """Whether a contrastive run kept its phase 3, and phase 3's best step (nothing for other runs)."""
+    phase = info.get("phases", {}).get("end_to_end")
+    if not phase:
+        return {}
+    return {"end_to_end_kept": phase["kept"], "end_to_end_best_step": phase["best_step"], "end_to_end_steps": phase["steps"]}
 
 
 def self_training_figures(info: dict[str, Any]) -> dict[str, Any]:
@@ -770,12 +797,15 @@ def dataset_tables(dataset: str, sizes: dict[str, dict[str, Any]], test_rows: in
     return lines + gain_and_arm_tables(dataset, sizes)
 
 
-def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], key: str, title: str) -> list[str]:
-    """Markdown: each method and arm of ``kept`` whose settings hold ``key`` less the same run without it (every other
-    setting alike), and less SetFit at its defaults (no settings: the issue's anchor), paired by seed."""
+def setting_gains(rows: list[dict[str, Any]], kept: list[dict[str, Any]], keys: str | tuple[str, ...], title: str) -> list[str]:
+    """Markdown: each method and arm of ``kept`` whose settings hold ``keys`` (one key, or several set together) less
+    the same run without them (every other setting alike), and less SetFit at its defaults (no settings: the issue's
+    anchor), paired by seed."""
+    keys = (keys,) if isinstance(keys, str) else keys
+    key = keys[0]
 
     def plain(row: dict[str, Any]) -> tuple:
-        settings = {k: v for k, v in row["settings"].items() if k != key}
+        settings = {k: v for k, v in row["settings"].items() if k not in keys}
         return run_key(row | {"settings": settings})
 
     without = {plain(row): row for row in rows if key not in row["settings"]}
@@ -866,6 +896,8 @@ def report(args: argparse.Namespace) -> int:
     gains += setting_gains(rows, kept, "data.label_examples", "With label-name rows") if args.label_examples else []
     if not args.encode_every_occurrence:
         gains += setting_gains(rows, kept, ENCODE_ONCE, "Each distinct text encoded once a step")
+    if args.end_to_end_epochs:
+        gains += setting_gains(rows, kept, END_TO_END, "With phase 3 (encoder and head trained together)")
     rows = kept
     if not rows:
         print(f"few_shot: no runs with --test-limit {args.test_limit} in {path}", file=sys.stderr)
@@ -982,6 +1014,15 @@ def parse_args() -> argparse.Namespace:
         "--encode-every-occurrence",
         action="store_true",
         help="contrastive pair-loss arms: transfer.contrastive_encode_once=false (every occurrence of a text encoded)",
+    )
+    parser.add_argument(
+        "--end-to-end-epochs",
+        type=int,
+        default=0,
+        help="contrastive arms: phase 3, encoder and head trained together (transfer.contrastive_end_to_end_epochs; 0: off)",
+    )
+    parser.add_argument(
+        "--end-to-end-learning-rate", type=float, default=2e-5, help="contrastive arms, phase 3: its learning rate"
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")

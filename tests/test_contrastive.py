@@ -20,6 +20,7 @@ from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.hub import build_model_card
 from nlp_transfer.inference import predict
 from nlp_transfer.pipeline import run_training
+from nlp_transfer.training import loop as loop_module
 from nlp_transfer.transfer import contrastive
 from nlp_transfer.transfer.pairs import (
     PairCollator,
@@ -422,6 +423,72 @@ def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny
         shutil.rmtree(checkpoint)  # killed in phase 1's second epoch
     resumed = run_training(config, resume=True)
     assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
+def spy_on_phase_three(monkeypatch, head_metric=None):
+    """Record the weights phase 2 left (and optionally claim its validation score was ``head_metric``)."""
+    seen = {}
+    original = contrastive.ContrastiveFewShot.train_end_to_end
+
+    def spy(self, run, inner, head_result):
+        seen["after_head"] = {n: t.detach().clone() for n, t in inner.state_dict().items()}
+        if head_metric is not None:
+            head_result.best_metric = head_metric
+        return original(self, run, inner, head_result)
+
+    monkeypatch.setattr(contrastive.ContrastiveFewShot, "train_end_to_end", spy)
+    return seen
+
+
+END_TO_END = {"transfer.contrastive_end_to_end_epochs": 2, "transfer.contrastive_end_to_end_learning_rate": 1e-3}
+
+
+def test_phase_three_trains_encoder_and_head_together_and_is_kept_when_validation_improves(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    seen = spy_on_phase_three(monkeypatch, head_metric=0.0)  # any validation accuracy beats 0: phase 3 is kept
+    result = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "run", **END_TO_END))
+    final = load_file(str(tmp_path / "run" / "model.safetensors"))
+    after_head = seen["after_head"]
+    moved = [n for n in after_head if n in final and not torch.equal(final[n], after_head[n])]
+    assert any(n.startswith("classifier.") for n in moved)
+    assert any(".encoder.layer.0." in n for n in moved) and any("word_embeddings" in n for n in moved)
+    phase = result.info["phases"]["end_to_end"]
+    assert phase["kept"] is True and phase["epochs"] == 2 and phase["learning_rate"] == 1e-3
+    assert phase["steps"] == 2 * 25 and phase["head_metric"] == 0.0  # 400 rows in batches of 16, two epochs
+    assert result.metrics["validation"]["accuracy"] == phase["best_metric"]
+
+
+def test_phase_three_that_does_not_beat_the_fitted_head_leaves_phase_two_weights(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    seen = spy_on_phase_three(monkeypatch, head_metric=1.0)  # nothing beats a perfect head: a tie keeps phase 2
+    result = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "run", **END_TO_END))
+    final = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert result.info["phases"]["end_to_end"]["kept"] is False
+    assert result.info["phases"]["end_to_end"]["steps"] == 2 * 25  # it trained, then was set aside
+    assert all(torch.equal(final[n], t) for n, t in seen["after_head"].items() if n in final)
+
+
+def test_a_contrastive_run_resumes_exactly_in_phase_three(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    full = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "full", **END_TO_END))
+    config = contrastive_config(
+        sentiment_files, tiny_model_dir, tmp_path / "part", **END_TO_END, **{"training.keep_checkpoints": True}
+    )
+    run_training(config)
+    checkpoints = sorted((tmp_path / "part" / "checkpoints" / "end_to_end" / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 2
+    shutil.rmtree(checkpoints[-1])  # killed in phase 3's second epoch
+    resumed_from = []
+    original = loop_module.resume_loop
+    monkeypatch.setattr(loop_module, "resume_loop", lambda loop: resumed_from.append(loop.output_dir) or original(loop))
+    resumed = run_training(config, resume=True)
+    assert resumed_from[-1] == tmp_path / "part" / "checkpoints" / "end_to_end"  # phase 3 continued from its checkpoint
+    assert resumed.metrics == full.metrics
+    assert resumed.info["phases"]["end_to_end"] == full.info["phases"]["end_to_end"] | {
+        "train_seconds": resumed.info["phases"]["end_to_end"]["train_seconds"]
+    }
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
 
 

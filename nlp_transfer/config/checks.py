@@ -65,6 +65,8 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "transfer.contrastive_learning_rate": _positive(),
     "transfer.contrastive_batch_size": _at_least(1),
     "transfer.contrastive_temperature": _positive(),
+    "transfer.contrastive_end_to_end_epochs": _at_least(0),
+    "transfer.contrastive_end_to_end_learning_rate": _positive(),
     "transfer.head_c": _positive(),
     "transfer.layer_lr_decay": _fraction(low_open=True, high_open=False),
     "transfer.unfreeze_every": _at_least(1),

@@ -322,6 +322,17 @@ class TransferConfig:
         "training sets, whose batches repeat texts, take less time. false: every occurrence is encoded on its own, as "
         "SetFit does. supcon always encodes every occurrence: two dropout views of one text are positives it learns from.",
     )
+    contrastive_end_to_end_epochs: int = setting(
+        0,
+        "contrastive, phase 3 (0: off): after the head is fitted, train the encoder and the head together on the "
+        "labelled rows for this many epochs (linear probing, then fine-tuning: the fitted head keeps the first steps "
+        "from disturbing what phase 1 taught the encoder), scored on validation every epoch; the phase is kept only "
+        "if its best validation score beats the fitted head's, else the run keeps phase 2's model. "
+        "Measured in BENCHMARKS.md (twenty-sixth session).",
+    )
+    contrastive_end_to_end_learning_rate: float = setting(
+        2e-5, "contrastive, phase 3: peak learning rate of the encoder and head trained together."
+    )
     save_merged: bool = setting(
         True,
         "lora: save the run as a plain model with the adapter merged in (loads without peft); the adapter always goes "

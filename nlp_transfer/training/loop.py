@@ -403,6 +403,13 @@ def end_epoch(loop: Loop, epoch: int) -> None:
         loop.model.train()
 
 
+def beats(metric_name: str, value: float, best: float | None) -> bool:
+    """Whether validation ``value`` of ``metric_name`` improves on ``best`` (None: nothing yet); losses go down."""
+    if best is None:
+        return True
+    return value < best if metric_name.endswith(("loss", "hamming_loss")) else value > best
+
+
 def evaluate_and_checkpoint(loop: Loop) -> None:
     """Score validation, keep the model if it is the best so far, decide on early stopping, write a checkpoint."""
     state, accelerator = loop.state, loop.accelerator
@@ -415,8 +422,7 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
         )
     epoch_position = state.epoch + state.batches_done / max(len(loop.train_dl), 1)
     state.history.append({"epoch": round(epoch_position, 4), "step": state.global_step, **scalars})
-    greater_is_better = not loop.metric_name.endswith(("loss", "hamming_loss"))
-    improved = state.best_metric is None or (value > state.best_metric if greater_is_better else value < state.best_metric)
+    improved = beats(loop.metric_name, value, state.best_metric)
     if improved:
         state.best_metric, state.best_step, state.evals_without_improvement = value, state.global_step, 0
         state.best_validation = metrics

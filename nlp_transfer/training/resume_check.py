@@ -103,6 +103,8 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "transfer.contrastive_loss",
     "transfer.contrastive_temperature",
     "transfer.contrastive_encode_once",
+    "transfer.contrastive_end_to_end_epochs",
+    "transfer.contrastive_end_to_end_learning_rate",
 )
 """Settings that change what a run computes: ``--resume`` refuses a change to any of them."""
 

@@ -13,10 +13,15 @@ For few labelled examples (8 to 64 per class), in the manner of SetFit (Tunstall
    own head trains on the cached vectors with the ``training.*`` settings, as ``strategy: frozen`` does, or with
    ``transfer.head_fit=logistic`` is fitted to convergence in one convex solve, as SetFit's logistic regression
    (:mod:`nlp_transfer.transfer.logistic_head`).
+3. **End to end** (``transfer.contrastive_end_to_end_epochs``, off by default). The encoder and the fitted head
+   train together on the labelled rows, validation scored every epoch: linear probing, then fine-tuning (Kumar et
+   al. 2022), which starts from a head that already fits, so the first steps do not disturb the encoder. The phase
+   is kept only if its best validation score beats phase 2's; otherwise phase 2's weights are restored.
 
-Both phases run through the standard loop, so both have progress bars, checkpoints, ``--resume`` and
-multi-process runs. Phase 1 keeps its checkpoints in ``RUN_DIR/checkpoints/contrastive``; a resumed run
-finishes (or reloads) phase 1 from there, then continues phase 2 from ``RUN_DIR/checkpoints``.
+Every phase runs through the standard loop, so each has progress bars, checkpoints, ``--resume`` and
+multi-process runs. Phase 1 keeps its checkpoints in ``RUN_DIR/checkpoints/contrastive``, phase 3 in
+``RUN_DIR/checkpoints/end_to_end``; a resumed run finishes (or reloads) phase 1 from there, continues phase 2
+from ``RUN_DIR/checkpoints``, then phase 3 from its folder.
 
 The saved run is a plain sequence-classification model whose head reads the mean of the token states
 (recorded in ``config.json``, as for ``transfer.pooling=mean``): ``nlp-transfer predict`` and ``load_run``
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
     from nlp_transfer.training.loop import FitResult
 
 PHASE_DIR = "contrastive"
+END_TO_END_DIR = "end_to_end"
 #: validation texts whose pairs score the encoder in phase 1 (two pairs each: one similar, one dissimilar)
 VALIDATION_ANCHORS = 256
 TEXT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
@@ -62,7 +68,8 @@ TEXT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids")
 
 @register_strategy
 class ContrastiveFewShot(Strategy):
-    """Phase 1 trains the encoder on similar/dissimilar pairs; phase 2 trains the head on the frozen, mean-pooled encoder."""
+    """Phase 1 trains the encoder on similar/dissimilar pairs; phase 2 trains the head on the frozen, mean-pooled encoder;
+    phase 3 (optional) trains both together."""
 
     name = "contrastive"
     uses_layer_lr_decay = False
@@ -72,6 +79,7 @@ class ContrastiveFewShot(Strategy):
         super().__init__(*args, **kwargs)
         self.encoding_seconds: dict[str, float] = {}
         self.phase_one: dict[str, Any] = {}
+        self.phase_three: dict[str, Any] = {}
 
     def check(self, config: RunConfig) -> None:
         """Sequence tasks only (classification, multilabel)."""
@@ -96,13 +104,15 @@ class ContrastiveFewShot(Strategy):
         return layerwise_groups(inner, head, learning_rate=learning_rate, weight_decay=weight_decay)
 
     def train(self, run: TrainingRun) -> FitResult:
-        """Phase 1 on pairs, then phase 2 on the cached features of the trained encoder."""
+        """Phase 1 on pairs, then phase 2 on the cached features of the trained encoder, then (if set) phase 3."""
         inner = unwrap_pooling(run.model)
         self.train_encoder_on_pairs(run, inner)
         set_trainable(inner, set(find_encoder_parts(inner).head))  # phase 2: the encoder is frozen
         resume_head = run.resume and latest_checkpoint(run.output_dir) is not None
         result = train_head_on_features(replace(run, resume=resume_head), "mean", self.encoding_seconds)
         result.train_seconds += self.phase_one["train_seconds"]
+        if self.options.contrastive_end_to_end_epochs:
+            result = self.train_end_to_end(run, inner, result)
         return result
 
     def train_encoder_on_pairs(self, run: TrainingRun, inner: nn.Module) -> None:
@@ -164,6 +174,55 @@ class ContrastiveFewShot(Strategy):
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
 
+    def train_end_to_end(self, run: TrainingRun, inner: nn.Module, head_result: FitResult) -> FitResult:
+        """Phase 3: the encoder and the fitted head train together on the labelled rows; the better of phase 2's
+        and phase 3's models by validation is the run's (a tie keeps phase 2's)."""
+        from nlp_transfer.training.loop import beats
+
+        options = self.options
+        fitted = {name: tensor.detach().to("cpu", copy=True) for name, tensor in inner.state_dict().items()}
+        every = [name for name, _ in inner.named_parameters()]
+        set_trainable(inner, set(every))
+        learning_rate = options.contrastive_end_to_end_learning_rate
+        groups = layerwise_groups(inner, every, learning_rate=learning_rate, weight_decay=run.config.training.weight_decay)
+        phase_dir = checkpoint_dir(run.output_dir) / END_TO_END_DIR
+        run.accelerator.print(
+            f"contrastive phase 3: encoder and head together, {options.contrastive_end_to_end_epochs} epoch(s) "
+            f"at learning rate {learning_rate:g}; kept only if validation beats the fitted head's "
+            f"{head_result.metric_name} {head_result.best_metric}"
+        )
+        result = run.fit(
+            model=run.model,
+            param_groups=groups,
+            training=replace(
+                run.config.training,
+                epochs=options.contrastive_end_to_end_epochs,
+                learning_rate=learning_rate,
+                eval_strategy="epoch",
+            ),
+            output_dir=phase_dir,
+            resume=run.resume and latest_checkpoint(phase_dir) is not None,
+        )
+        kept = result.best_metric is not None and beats(result.metric_name, result.best_metric, head_result.best_metric)
+        self.phase_three = {
+            "epochs": options.contrastive_end_to_end_epochs,
+            "learning_rate": learning_rate,
+            "steps": result.global_step,
+            "best_step": result.best_step,
+            "best_metric": result.best_metric,
+            "head_metric": head_result.best_metric,
+            "metric": result.metric_name,
+            "kept": kept,
+            "train_seconds": round(result.train_seconds, 2),
+        }
+        if kept:
+            result.train_seconds += head_result.train_seconds
+            return result
+        inner.load_state_dict(fitted)  # phase 3 did not beat the fitted head on validation: phase 2's model stays
+        run.accelerator.print("contrastive phase 3: validation did not improve on the fitted head; its model is kept")
+        head_result.train_seconds += result.train_seconds
+        return head_result
+
     def pair_encoder(self, run: TrainingRun, inner: nn.Module) -> PairEncoder:
         """Phase 1's model: ``inner``'s encoder embedding both texts of each pair (each distinct text once a step
         where ``TransferConfig.contrastive_encodes_once``)."""
@@ -184,11 +243,11 @@ class ContrastiveFewShot(Strategy):
         )
 
     def run_info(self) -> dict[str, Any]:
-        """Mean pooling, what phase 1 did, and the encoding time of phase 2."""
+        """Mean pooling, what phases 1 and 3 did, and the encoding time of phase 2."""
         return {
             "pooling": "mean",
             "cached_features": True,
             "feature_encoding_seconds": self.encoding_seconds,
             "head_fit": self.options.head_fit,
-            "phases": {"contrastive": self.phase_one},
+            "phases": {"contrastive": self.phase_one, **({"end_to_end": self.phase_three} if self.phase_three else {})},
         }
