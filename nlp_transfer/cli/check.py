@@ -47,6 +47,12 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_load_options(check)
 
 
+def reads_data_from_flags(args: argparse.Namespace) -> bool:
+    """Whether this run's data came from flags (``--data``; otherwise the run's own validation data): its errors then
+    name the flags, not config keys."""
+    return bool(args.data)
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the verb with the parsed ``args``."""
     from nlp_transfer.check.command import check_run

@@ -2,6 +2,8 @@
 
 ``train`` and ``adapt`` parse their own arguments (:mod:`nlp_transfer.cli.train`, :mod:`nlp_transfer.adapt.command`);
 every other verb is a module of this package with ``add_parser(verbs)`` and ``run(args)``, listed in :data:`VERBS`.
+A verb whose data settings come from its flags also has ``reads_data_from_flags(args)``: its errors then name the
+flag (``--text-column``) in place of the config key (``data.text_column``).
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the verb ``args`` names; returns the exit code."""
     quiet_libraries(args.debug)
     skip_final_collection()
-    action = VERBS[args.verb].run
-    takes_flags = args.verb in ("evaluate", "predict", "shift") or (args.verb == "check" and args.data)
-    return guard(args.debug, lambda: action(args), name_flags if takes_flags else str)
+    module = VERBS[args.verb]
+    takes_flags = getattr(module, "reads_data_from_flags", lambda _: False)(args)
+    return guard(args.debug, lambda: module.run(args), name_flags if takes_flags else str)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,6 +21,11 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_load_options(evaluate)
 
 
+def reads_data_from_flags(args: argparse.Namespace) -> bool:
+    """Always: this verb's data settings come from its flags, so its errors name the flags, not config keys."""
+    return True
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the verb with the parsed ``args``."""
     from nlp_transfer.inference import evaluate_file

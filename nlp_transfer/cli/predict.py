@@ -38,6 +38,11 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     add_load_options(predict)
 
 
+def reads_data_from_flags(args: argparse.Namespace) -> bool:
+    """Always: this verb's data settings come from its flags, so its errors name the flags, not config keys."""
+    return True
+
+
 def run(args: argparse.Namespace) -> None:
     """Stream JSON lines: texts are read lazily (arguments, --input, stdin) and predicted a chunk at a time."""
     from itertools import chain
