@@ -217,6 +217,7 @@ def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tin
     eager run.)
     """
     import torch._dynamo
+    from accelerate.utils import is_compiled_module
     from safetensors.torch import load_file
 
     import nlp_transfer.training.loop as loop
@@ -239,7 +240,7 @@ def test_torch_compile_run_learns_and_saves_the_plain_model(sentiment_files, tin
     assert result.metrics["test"]["accuracy"] >= 0.8  # chance is 0.5
     saved = load_file(tmp_path / "compiled" / "model.safetensors")
     assert saved and not any("_orig_mod" in name for name in saved)  # the plain model, not the compiled wrapper
-    assert evaluated and not any(loop.is_compiled_module(model) for model in evaluated)  # validation ran eagerly
+    assert evaluated and not any(is_compiled_module(model) for model in evaluated)  # validation ran eagerly
     from nlp_transfer.inference import evaluate_file
 
     config = config_for(sentiment_files, tiny_model_dir, tmp_path / "compiled")

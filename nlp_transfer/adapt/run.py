@@ -26,7 +26,9 @@ from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, prepare_output_dir, start_run_dir
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
-from nlp_transfer.training.loop import FitResult, evaluate_model, fit, remove_checkpoints
+from nlp_transfer.training.checkpoints import remove_checkpoints
+from nlp_transfer.training.evaluation import evaluate_model
+from nlp_transfer.training.loop import FitResult, fit
 from nlp_transfer.transfer import count_parameters
 
 NEW_HEAD_NOTE = (

@@ -14,8 +14,8 @@ from nlp_transfer.data.loading import read_text_classification_file
 from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
+from nlp_transfer.training.evaluation import logits_of
 from nlp_transfer.training.first_position import first_position_only
-from nlp_transfer.training.loop import logits_of
 
 
 def batched_logits(

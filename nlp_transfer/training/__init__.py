@@ -2,7 +2,8 @@
 
 from nlp_transfer.training.batches import LengthSortedBatches, make_dataloader
 from nlp_transfer.training.callbacks import TrainingCallback
-from nlp_transfer.training.loop import FitResult, evaluate_model, fit, make_accelerator
+from nlp_transfer.training.evaluation import evaluate_model
+from nlp_transfer.training.loop import FitResult, fit, make_accelerator
 from nlp_transfer.training.sampler import LengthGroupedBatchSampler
 
 __all__ = [

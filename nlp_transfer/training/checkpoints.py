@@ -166,3 +166,8 @@ def save_checkpoint(
 def read_state(checkpoint: Path) -> dict[str, Any]:
     """The loop state saved with a checkpoint."""
     return json.loads((Path(checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def remove_checkpoints(output_dir: Path) -> None:
+    """Delete RUN_DIR/checkpoints once the final model is saved."""
+    shutil.rmtree(checkpoint_dir(output_dir), ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType, TorchDynamoPlugin, is_compiled_module, set_seed
+from accelerate.utils import DistributedType, TorchDynamoPlugin, set_seed
 from safetensors.torch import load_model
 from tqdm.auto import tqdm
 
@@ -41,6 +40,7 @@ from nlp_transfer.training.checkpoints import (
     write_atomically,
     write_collectively,
 )
+from nlp_transfer.training.evaluation import eager_module, evaluate_batches
 from nlp_transfer.training.heap import reused_heap_memory
 from nlp_transfer.training.schedule import linear_warmup_then_decay
 
@@ -546,41 +546,6 @@ def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path
     load_model(model, str(path), device="cpu" if device.type == "cpu" else str(device))
 
 
-def eager_module(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` without torch.compile's wrapper (distributed and mixed-precision wrappers stay).
-
-    Evaluation runs without gradients, which the training graph does not cover: through the compiled wrapper it
-    would compile a second graph (BENCHMARKS.md measures that on a 2-core CPU) for a few hundred batches that run as
-    fast eagerly.
-    """
-    return model._orig_mod if is_compiled_module(model) else model
-
-
-def logits_of(model: torch.nn.Module) -> Any:
-    """The forward function that gives ``model``'s logits for a batch."""
-    return lambda batch: model(**batch).logits
-
-
-def evaluate_batches(
-    model: torch.nn.Module, batches: LengthSortedBatches, task: TrainableTask, accelerator: Accelerator, dataset: Any = None
-) -> dict[str, Any]:
-    """The task's metrics on every row of ``batches`` (prepared by ``accelerator``), in dataset order."""
-    model.eval()
-    logits, labels = batches.outputs(logits_of(model), accelerator=accelerator)
-    if labels is None:
-        raise UserError("the evaluation data has no labels; evaluation needs a label column.")
-    return task.compute_metrics(logits, labels, dataset)
-
-
-def evaluate_model(
-    model: torch.nn.Module, dataset: datasets.Dataset, task: Any, accelerator: Accelerator, batch_size: int = 64
-) -> dict[str, Any]:
-    """The task's metrics of ``model`` on a tokenized ``dataset``, over every process of ``accelerator``."""
-    columns = getattr(task, "batch_columns", MODEL_COLUMNS)
-    batches = LengthSortedBatches.build(batch_rows(dataset, columns), task.collator(), batch_size, accelerator)
-    return evaluate_batches(model, batches, task, accelerator, dataset)
-
-
 def _flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in config.items():
@@ -592,8 +557,3 @@ def _flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = str(value)
     return flat
-
-
-def remove_checkpoints(output_dir: Path) -> None:
-    """Delete RUN_DIR/checkpoints once the final model is saved."""
-    shutil.rmtree(checkpoint_dir(output_dir), ignore_errors=True)

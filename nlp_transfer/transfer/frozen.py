@@ -121,7 +121,8 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     There are no optimizer steps, so no checkpoints: a resumed run solves again (the same weights).
     """
     from nlp_transfer.evaluation.metrics import scalar_metrics
-    from nlp_transfer.training.loop import FitResult, evaluate_model
+    from nlp_transfer.training.evaluation import evaluate_model
+    from nlp_transfer.training.loop import FitResult
 
     options, training = run.config.transfer, run.config.training
     multi_label = bool(getattr(run.task, "multi_label", False))
