@@ -91,6 +91,29 @@ def test_a_logistic_head_solved_under_two_processes_is_the_one_process_head(tiny
     assert two["validation"]["accuracy"] == one["validation"]["accuracy"] >= 0.9
 
 
+def test_contrastive_with_its_third_phase_trains_under_two_processes(tiny_model_dir, tmp_path):
+    """All three contrastive phases under DDP: pairs, the cached-feature head, then encoder and head together (whose
+    keep-or-restore decision every process must take alike, or the processes would save different models or hang)."""
+    common = [
+        *sentiment_recipe(tiny_model_dir, tmp_path, 200, 61),
+        "strategy=contrastive",
+        "transfer.contrastive_pairs=4",
+        "transfer.contrastive_learning_rate=1e-3",
+        "transfer.contrastive_end_to_end_epochs=2",
+        "transfer.contrastive_end_to_end_learning_rate=1e-3",
+        "training.learning_rate=1e-5",  # a head that barely moves from its random start: phase 3 has room to beat it
+        "training.epochs=1",
+        "training.batch_size=8",
+        "training.torch_threads=1",
+    ]
+    two, info, launched = run([*LAUNCH, *common, f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    phase = info["phases"]["end_to_end"]
+    assert info["num_processes"] == 2 and phase["steps"] == 2 * 13  # 200 rows in 2 x 8 a step, two epochs
+    assert phase["kept"] and phase["best_metric"] > phase["head_metric"] and launched.stdout.count("Results (saved in") == 1
+    assert sum(map(sum, two["validation"]["confusion_matrix"]["matrix"])) == 61  # every row scored once
+    assert two["validation"]["accuracy"] >= 0.8  # chance is 0.5
+
+
 def test_ner_under_two_processes_scores_every_entity_once(tiny_model_dir, tmp_path):
     out = tmp_path / "ner"
     metrics, info, _ = run(
