@@ -886,11 +886,17 @@ def report(args: argparse.Namespace) -> int:
     if others:
         print(f"few_shot: left out {len(everything) - len(rows)} run(s) with --test-limit {others} (report them with that flag)")
     methods, datasets = args.methods.split(","), args.datasets.split(",")
+    sizes = {int(size) for size in args.sizes.split(",")}
     wanted = {(method, arm): settings for method in methods for arm, settings in method_arms(method, args).items()}
-    kept = [row for row in rows if wanted.get((row["method"], row["arm"])) == row["settings"] and row["dataset"] in datasets]
+    kept = [
+        row
+        for row in rows
+        if wanted.get((row["method"], row["arm"])) == row["settings"] and row["dataset"] in datasets and row["size"] in sizes
+    ]
     if len(kept) < len(rows):
         print(
-            f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, methods, arms or settings than this command's"
+            f"few_shot: left out {len(rows) - len(kept)} run(s) of other datasets, sizes, methods, arms or settings than"
+            " this command's"
         )
     gains = defaults_gains(rows, kept)
     gains += setting_gains(rows, kept, "data.label_examples", "With label-name rows") if args.label_examples else []
