@@ -86,7 +86,7 @@ def read_unlabeled_texts(config: RunConfig) -> list[str]:
 
 def labelled_class_shares(config: RunConfig) -> dict[str, float]:
     """Each class's share of the labelled training split (after the hold-out), which the pseudo-labels keep."""
-    from nlp_transfer.data.loading import load_text_classification_data
+    from nlp_transfer.data.text_rows import load_text_classification_data
 
     labelled = dataclasses.replace(config.data.without_made_rows(), unlabeled_file=None, pseudo_labeled_file=None)
     data = load_text_classification_data(labelled, seed=config.seed)

@@ -433,7 +433,7 @@ def test_per_class_runs_share_their_examples_across_strategies(sentiment_files, 
     """Every strategy at a size and seed reads the same sample; seeds differ; epochs follow size x labels; nothing overwrites."""
     import nlp_transfer.compare as compare
     from nlp_transfer.config import load_config
-    from nlp_transfer.data.loading import load_text_classification_data
+    from nlp_transfer.data.text_rows import load_text_classification_data
 
     seen = {}
 

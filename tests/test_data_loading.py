@@ -8,7 +8,9 @@ from collections import Counter
 import pytest
 
 from nlp_transfer.config import DataConfig
-from nlp_transfer.data.loading import hold_out, load_text_classification_data, load_token_classification_data
+from nlp_transfer.data.loading import hold_out
+from nlp_transfer.data.tagged_rows import load_token_classification_data
+from nlp_transfer.data.text_rows import load_text_classification_data
 from nlp_transfer.errors import DataError
 from tests.conftest import tiny_overrides, write_csv
 

@@ -8,7 +8,7 @@ import pytest
 
 from nlp_transfer.config import DataConfig, load_config
 from nlp_transfer.data.conll import read_conll, to_iob2
-from nlp_transfer.data.loading import load_token_classification_data
+from nlp_transfer.data.tagged_rows import load_token_classification_data
 from nlp_transfer.errors import DataError
 from nlp_transfer.evaluation import entity_metrics
 from nlp_transfer.tasks.token_classification import build_token_classification_task, split_words, word_windows

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nlp_transfer.config import load_config
-from nlp_transfer.data.loading import load_text_classification_data
 from nlp_transfer.data.pseudo_labels import PseudoLabel, class_shares, select_pseudo_labels, write_pseudo_labels
+from nlp_transfer.data.text_rows import load_text_classification_data
 from nlp_transfer.errors import ConfigError, DataError
 from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
 

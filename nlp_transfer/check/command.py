@@ -60,7 +60,7 @@ class Scored:
 def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:
     """Logits and labels of the run's own validation and test splits (as its config.yaml reads them; read once)."""
     from nlp_transfer.config import load_config
-    from nlp_transfer.data.loading import load_text_classification_data
+    from nlp_transfer.data.text_rows import load_text_classification_data
     from nlp_transfer.inference import labelled_text_logits
 
     config = load_config(run_dir / "config.yaml")
@@ -79,7 +79,7 @@ def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[st
 def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: int) -> Scored:
     """The logits and labels of a labelled file, read as ``nlp-transfer evaluate`` reads it."""
     from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
-    from nlp_transfer.data.loading import read_text_classification_file
+    from nlp_transfer.data.text_rows import read_text_classification_file
     from nlp_transfer.inference import labelled_text_logits
 
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)  # as labelled_file_logits reads it

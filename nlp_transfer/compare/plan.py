@@ -157,7 +157,8 @@ def per_class_labels(config: RunConfig, largest: int) -> list[str]:
     Raises, before anything trains, the error every ``--per-class`` run would meet: a task without classes,
     data.max_train_samples set, a class with fewer training rows than ``largest``.
     """
-    from nlp_transfer.data.loading import TextRows, load_splits
+    from nlp_transfer.data.loading import load_splits
+    from nlp_transfer.data.text_rows import TextRows
 
     trial = copy.deepcopy(config)
     trial.data.per_class = largest

@@ -1,15 +1,13 @@
 """Reading, checking and splitting data."""
 
-from nlp_transfer.data.loading import (
+from nlp_transfer.data.loading import load_splits
+from nlp_transfer.data.readers import infer_format, read_records
+from nlp_transfer.data.tagged_rows import TokenClassificationData, load_token_classification_data, read_tagged_file
+from nlp_transfer.data.text_rows import (
     TextClassificationData,
-    TokenClassificationData,
-    load_splits,
     load_text_classification_data,
-    load_token_classification_data,
-    read_tagged_file,
     read_text_classification_file,
 )
-from nlp_transfer.data.readers import infer_format, read_records
 
 __all__ = [
     "TextClassificationData",

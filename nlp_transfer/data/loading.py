@@ -4,44 +4,24 @@
 Hub dataset), keeps the first ``max_train_samples`` / ``max_eval_samples`` rows, checks the labels against
 the training split, holds validation out of train when no validation file is given, and then keeps a
 ``per_class`` sample of each class of what train has left (:func:`sample_per_class`). What differs
-between tasks is a small row reader: :class:`TextRows` (columns ``text``, ``label``, ``line``; labels stay
-strings, the task turns them into ids) and :class:`TaggedRows` (``tokens``, ``tags`` in IOB2, ``line``,
-``document``).
+between tasks is a small row reader (:class:`RowReader`): :class:`~nlp_transfer.data.text_rows.TextRows` for text
+classification and :class:`~nlp_transfer.data.tagged_rows.TaggedRows` for NER, each in its own module.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import datasets
 import numpy as np
 
 from nlp_transfer.config import DataConfig
-from nlp_transfer.data.augment import augment_training_split
-from nlp_transfer.data.conll import (
-    TaggedFile,
-    TaggedSentence,
-    entity_types,
-    normalise_file,
-    read_conll,
-    read_tagged_json,
-    tag_names,
-)
-from nlp_transfer.data.label_examples import add_label_examples
-from nlp_transfer.data.labels import (
-    check_known_labels,
-    choose_label_names,
-    map_integer_label_column,
-    parse_multi_label,
-    parse_single_label,
-)
-from nlp_transfer.data.readers import Record, infer_format, read_records
+from nlp_transfer.data.readers import infer_format
 from nlp_transfer.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -76,7 +56,10 @@ class LoadedSplits:
     def to_datasets(self, features: datasets.Features) -> datasets.DatasetDict:
         """The splits as datasets with ``features`` (read from the rows' attributes of the same names)."""
         return datasets.DatasetDict(
-            {split: datasets.Dataset.from_dict(_columns(rows, features), features=features) for split, rows in self.rows.items()}
+            {
+                split: datasets.Dataset.from_dict(row_columns(rows, features), features=features)
+                for split, rows in self.rows.items()
+            }
         )
 
 
@@ -185,7 +168,8 @@ def _held_out_groups(groups: list[Any], fraction: float, seed: int) -> list[int]
     return [i for i, group in enumerate(groups) if group in chosen]
 
 
-def _columns(rows: list[Any], features: datasets.Features) -> dict[str, list[Any]]:
+def row_columns(rows: list[Any], features: datasets.Features) -> dict[str, list[Any]]:
+    """The rows as columns: each name of ``features`` read from the rows' attributes of that name."""
     return {name: [getattr(row, name) for row in rows] for name in features}
 
 
@@ -214,7 +198,7 @@ def _read_hub(config: DataConfig, reader: RowReader) -> tuple[dict[str, list[Any
     return rows, sources
 
 
-def _require_columns(where: str, available: list[str], wanted: dict[str, str], header: bool | list[str] = True) -> None:
+def require_columns(where: str, available: list[str], wanted: dict[str, str], header: bool | list[str] = True) -> None:
     """Raise when a column a config key names (``wanted``: key -> column) is not ``available``."""
     for key, column in wanted.items():
         if column not in available:
@@ -224,259 +208,6 @@ def _require_columns(where: str, available: list[str], wanted: dict[str, str], h
             raise DataError(f"{where}: no column '{column}' for {key}; the columns are {available}{header_hint}.{hint}")
 
 
-def _class_names(feature: Any) -> list[str] | None:
+def class_names(feature: Any) -> list[str] | None:
     """The names of a Hub ``ClassLabel`` feature, or of a sequence of them; None for plain values."""
     return getattr(feature, "names", None) or getattr(getattr(feature, "feature", None), "names", None)
-
-
-# ----------------------------------------------------------------------------- text classification
-
-
-@dataclass
-class TextRow:
-    """One text, its label (a list of labels for multi-label) and the line it came from."""
-
-    text: str
-    label: Any
-    line: int
-
-
-class TextRows:
-    """Rows of text classification: records with a text column and a label column."""
-
-    def __init__(self, config: DataConfig, multi_label: bool) -> None:
-        self.config, self.multi_label = config, multi_label
-        label = datasets.Sequence(datasets.Value("string")) if multi_label else datasets.Value("string")
-        self.features = datasets.Features({"text": datasets.Value("string"), "label": label, "line": datasets.Value("int64")})
-
-    def read_file(self, path: str) -> list[TextRow]:
-        """The checked rows of a csv/tsv/json/jsonl file."""
-        config = self.config
-        fmt = infer_format(path, config.format)
-        if fmt == "conll":
-            raise DataError(f"{path}: CoNLL files hold token tags, not text labels. Use task=ner, or csv/tsv/json/jsonl.")
-        records = read_records(path, format=fmt, delimiter=config.delimiter, header=config.header, encoding=config.encoding)
-        wanted = {"data.text_column": config.text_column, "data.label_column": config.label_column}
-        _require_columns(path, list(records[0].fields), wanted, config.header)
-        return self._rows(records, path)
-
-    def read_hub(self, part: datasets.Dataset, where: str) -> list[TextRow]:
-        """The checked rows of a Hub split; ClassLabel ids become their names."""
-        text, label = self.config.text_column, self.config.label_column
-        _require_columns(where, part.column_names, {"data.text_column": text, "data.label_column": label})
-        names = _class_names(part.features[label])
-        records = [Record(i + 1, {text: row[text], label: _hub_label(row[label], names)}) for i, row in enumerate(part)]
-        return self._rows(records, where)
-
-    def check_labels(self, splits: dict[str, list[TextRow]], sources: dict[str, str]) -> list[str]:
-        """Label names from data.labels (integer labels index them) or the training split; other splits must fit."""
-        if self.config.labels:
-            for rows in splits.values():
-                for row, label in zip(rows, map_integer_label_column([r.label for r in rows], self.config.labels), strict=True):
-                    row.label = label
-        names = choose_label_names([r.label for r in splits["train"]], self.config.labels)
-        for split, rows in splits.items():
-            check_known_labels(
-                [r.label for r in rows], [r.line for r in rows], names, sources[split], listed=bool(self.config.labels)
-            )
-        return names
-
-    def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:
-        """Stratify single-label data by label when every class can appear on both sides."""
-        if self.multi_label:
-            return None, None
-        labels = [r.label for r in rows]
-        counts = Counter(labels)
-        held = math.ceil(self.config.validation_split * len(labels))
-        fits = min(counts.values()) >= 2 and min(held, len(labels) - held) >= len(counts)
-        return (labels if fits else None), None
-
-    def _rows(self, records: list[Record], path: str) -> list[TextRow]:
-        config, rows = self.config, []
-        text_column, label_column = config.text_column, config.label_column
-        for record in records:  # a hot loop (every row of every file): the message text is built only on an error
-            fields = record.fields
-            text, raw = fields.get(text_column), fields.get(label_column)
-            if text is None or raw is None:  # absent, or present as null (refused below as not a string / no label)
-                for column in (text_column, label_column):
-                    if column not in fields:
-                        raise DataError(
-                            f"{path}:{record.line}: the row has no '{column}' field. Give every row a text and a label."
-                        )
-            if not isinstance(text, str):
-                raise DataError(f"{path}:{record.line}: text column '{text_column}' holds {text!r}; expected a string.")
-            text = text.strip()
-            if not text:
-                raise DataError(
-                    f"{path}:{record.line}: empty text in column '{text_column}'. Remove the row or fill in the text."
-                )
-            where = f"{path}:{record.line}"
-            if self.multi_label:
-                label: Any = parse_multi_label(raw, where, label_column, config.label_separator)
-            else:
-                label = parse_single_label(raw, where, label_column)
-            rows.append(TextRow(text, label, record.line))
-        return rows
-
-
-def _hub_label(value: Any, names: list[str] | None) -> Any:
-    if names is None:
-        return value
-    if isinstance(value, list):
-        return [names[v] for v in value]
-    return names[value] if isinstance(value, int) and value >= 0 else value
-
-
-@dataclass
-class TextClassificationData:
-    """The splits, the label names in id order, and where each split came from."""
-
-    splits: datasets.DatasetDict
-    labels: list[str]
-    multi_label: bool
-    sources: dict[str, str] = field(default_factory=dict)
-    augmented: dict[str, int] = field(default_factory=dict)  # data.augment: training rows each augmenter added
-    pseudo_labeled: int = 0  # data.pseudo_labeled_file: machine-labelled training rows appended
-    label_examples: int = 0  # data.label_examples: training rows written from the label names
-
-
-def load_text_classification_data(
-    config: DataConfig, *, multi_label: bool = False, seed: int = 42, model: str | None = None
-) -> TextClassificationData:
-    """Read train/validation/test as ``config`` says, check them, and split off validation if needed.
-
-    ``data.augment`` then adds augmented copies of the training rows (``model``: the run's model, whose
-    embeddings ``neighbour_tokens`` reads), ``data.label_examples`` rows written from the label names, and
-    ``data.pseudo_labeled_file`` its rows, in that order.
-    """
-    reader = TextRows(config, multi_label)
-    loaded = load_splits(config, reader, seed=seed)
-    augmented = augment_training_split(loaded, config, seed=seed, model=model)
-    named = add_label_examples(loaded, config, make_row=lambda text, label: TextRow(text, label, 0), multi_label=multi_label)
-    pseudo_labeled = append_pseudo_labels(loaded, config.pseudo_labeled_file)
-    splits = loaded.to_datasets(reader.features)
-    return TextClassificationData(splits, loaded.labels, multi_label, loaded.sources, augmented, pseudo_labeled, named)
-
-
-def append_pseudo_labels(loaded: LoadedSplits, path: str | None) -> int:
-    """Append the rows of a pseudo-label file (``data.pseudo_labeled_file``) to the training split; returns how many."""
-    if not path:
-        return 0
-    from nlp_transfer.data.pseudo_labels import read_pseudo_labels
-
-    rows = [TextRow(r["text"], r["label"], r["line"]) for r in read_pseudo_labels(path, loaded.labels)]
-    loaded.rows["train"] = loaded.rows["train"] + rows
-    loaded.sources["train"] += f" + {len(rows):,} pseudo-labelled ({path})"
-    return len(rows)
-
-
-def read_text_classification_file(path: str, config: DataConfig, *, multi_label: bool = False) -> dict[str, list[Any]]:
-    """One file as columns ``text``, ``label`` and ``line``, checked row by row."""
-    reader = TextRows(config, multi_label)
-    return _columns(reader.read_file(path), reader.features)
-
-
-# ----------------------------------------------------------------------------- token classification
-
-TAGGED_FEATURES = datasets.Features(
-    {
-        "tokens": datasets.Sequence(datasets.Value("string")),
-        "tags": datasets.Sequence(datasets.Value("string")),
-        "line": datasets.Value("int64"),
-        "document": datasets.Value("int64"),
-    }
-)
-
-
-class TaggedRows:
-    """Rows of token classification: sentences with a tag per token, normalised to IOB2."""
-
-    features = TAGGED_FEATURES
-
-    def __init__(self, config: DataConfig) -> None:
-        self.config = config
-        self.schemes: dict[str, str] = {}  # source -> the scheme its tags were written in
-
-    def read_file(self, path: str) -> list[TaggedSentence]:
-        """The sentences of a conll/json/jsonl file."""
-        tagged = read_tagged_file(path, self.config)
-        self.schemes[str(path)] = tagged.scheme
-        return tagged.sentences
-
-    def read_hub(self, part: datasets.Dataset, where: str) -> list[TaggedSentence]:
-        """The sentences of a Hub split; each is its own document (Hub datasets carry no document marks)."""
-        tokens_field = "tokens" if self.config.text_column == "text" else self.config.text_column
-        tags_field = "ner_tags" if self.config.label_column == "label" else self.config.label_column
-        _require_columns(where, part.column_names, {"data.text_column": tokens_field, "data.label_column": tags_field})
-        names = _class_names(part.features[tags_field])
-        items = [
-            TaggedSentence(
-                list(row[tokens_field]), [names[t] for t in row[tags_field]] if names else list(row[tags_field]), i + 1, i
-            )
-            for i, row in enumerate(part)
-        ]
-        tagged = normalise_file(TaggedFile(items), where, self.config.tag_scheme)
-        self.schemes[where] = tagged.scheme
-        return tagged.sentences
-
-    def check_labels(self, splits: dict[str, list[TaggedSentence]], sources: dict[str, str]) -> list[str]:
-        """Tag names from data.labels or the training split's entity types; other splits must fit."""
-        types = entity_types(splits["train"])
-        names = self.config.labels or tag_names(types)
-        known = set(names)
-        for split, sentences in splits.items():
-            for sentence in sentences:
-                unknown = [tag for tag in sentence.tags if tag not in known]
-                if unknown:
-                    raise DataError(
-                        f"{sources[split]}:{sentence.line}: tag '{unknown[0]}' was not seen in the training data "
-                        f"(types: {', '.join(types)}). Fix the tag, or list every tag in data.labels."
-                    )
-        return list(names)
-
-    def hold_out_keys(self, rows: list[TaggedSentence]) -> tuple[None, list[int]]:
-        """Documents stay whole: validation never shares an article with training."""
-        return None, [s.document for s in rows]
-
-
-@dataclass
-class TokenClassificationData:
-    """NER splits (columns ``tokens``, ``tags`` in IOB2, ``line``, ``document``), the tag names in id order, sources.
-
-    ``repaired_tags`` counts, per split, the gold I- tags that began an entity and were read as B-.
-    """
-
-    splits: datasets.DatasetDict
-    labels: list[str]
-    scheme: str = "iob2"
-    sources: dict[str, str] = field(default_factory=dict)
-    repaired_tags: dict[str, int] = field(default_factory=dict)
-
-
-def read_tagged_file(path: str, config: DataConfig) -> TaggedFile:
-    """One token-tagged file (conll, json or jsonl) with tags normalised to IOB2."""
-    fmt = infer_format(path, config.format)
-    if fmt == "conll":
-        return read_conll(
-            path,
-            token_column=config.token_column,
-            tag_column=config.tag_column,
-            encoding=config.encoding,
-            scheme=config.tag_scheme,
-        )
-    if fmt in ("json", "jsonl"):
-        tokens_field = "tokens" if config.text_column == "text" else config.text_column
-        tags_field = "tags" if config.label_column == "label" else config.label_column
-        return read_tagged_json(
-            path, fmt=fmt, tokens_field=tokens_field, tags_field=tags_field, encoding=config.encoding, scheme=config.tag_scheme
-        )
-    raise DataError(f"{path}: NER reads conll, json or jsonl files (or format=hub), not {fmt}. Set data.format.")
-
-
-def load_token_classification_data(config: DataConfig, *, seed: int = 42) -> TokenClassificationData:
-    """Read train/validation/test token-tagged data; hold out whole documents for validation when none is given."""
-    reader = TaggedRows(config)
-    loaded = load_splits(config, reader, seed=seed)
-    repaired = {split: sum(s.repaired for s in sentences) for split, sentences in loaded.rows.items()}
-    scheme = reader.schemes.get(loaded.sources["train"], "iob2")
-    return TokenClassificationData(loaded.to_datasets(reader.features), loaded.labels, scheme, loaded.sources, repaired)

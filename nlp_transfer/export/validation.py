@@ -46,7 +46,7 @@ def validation_set(run_dir: Path, task: Any) -> ValidationSet:
 
 def text_validation(config: Any, task: Any) -> ValidationSet:
     """The validation split of a classification run's ``config`` encoded by ``task`` (windows when it has them)."""
-    from nlp_transfer.data.loading import load_text_classification_data
+    from nlp_transfer.data.text_rows import load_text_classification_data
 
     data = load_text_classification_data(config.data.without_made_rows(), multi_label=task.multi_label, seed=config.seed)
     split = _split(data.splits)
@@ -61,7 +61,7 @@ def text_validation(config: Any, task: Any) -> ValidationSet:
 
 def tagged_validation(config: Any, task: Any) -> ValidationSet:
     """The validation split of a NER run's ``config`` encoded by ``task``, with the dataset its metrics read."""
-    from nlp_transfer.data.loading import load_token_classification_data
+    from nlp_transfer.data.tagged_rows import load_token_classification_data
 
     split = _split(load_token_classification_data(config.data, seed=config.seed).splits)
     dataset = task.preprocess(split.select_columns([c for c in ("tokens", "tags", "document") if c in split.column_names]))

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
-from nlp_transfer.data.loading import read_text_classification_file
+from nlp_transfer.data.text_rows import read_text_classification_file
 from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget

@@ -12,7 +12,7 @@ import numpy as np
 from transformers import PreTrainedModel
 
 from nlp_transfer.config import DataConfig
-from nlp_transfer.data.loading import read_tagged_file
+from nlp_transfer.data.tagged_rows import read_tagged_file
 from nlp_transfer.data.texts import chunked
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.inference.loading import load_run

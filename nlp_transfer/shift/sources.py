@@ -65,10 +65,10 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
     data = config.data.without_made_rows()
     try:
         if config.task == "ner":
-            from nlp_transfer.data.loading import read_tagged_file
+            from nlp_transfer.data.tagged_rows import read_tagged_file
 
             return [" ".join(s.tokens) for s in read_tagged_file(str(data.train_file), data).sentences]
-        from nlp_transfer.data.loading import load_text_classification_data
+        from nlp_transfer.data.text_rows import load_text_classification_data
 
         loaded = load_text_classification_data(data, multi_label=config.task == "multilabel", seed=config.seed)
         return [str(t) for t in loaded.splits["train"]["text"][:]]

@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from nlp_transfer.config import RunConfig
-from nlp_transfer.data.loading import TextClassificationData, load_text_classification_data
+from nlp_transfer.data.text_rows import TextClassificationData, load_text_classification_data
 from nlp_transfer.errors import DataError
 from nlp_transfer.evaluation.metrics import classification_metrics
 from nlp_transfer.models import resolve_with_tokenizer

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
 from nlp_transfer.config import RunConfig
-from nlp_transfer.data.loading import TokenClassificationData, load_token_classification_data
+from nlp_transfer.data.tagged_rows import TokenClassificationData, load_token_classification_data
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import entity_metrics
 from nlp_transfer.models import resolve_with_tokenizer
