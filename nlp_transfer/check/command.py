@@ -16,187 +16,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nlp_transfer.check.calibration import (
-    CALIBRATORS,
-    apply_top_label_map,
-    calibration_report,
-    cross_fitted_confidences,
-    ece_noise_floor,
-    expected_calibration_error_multilabel,
-    fit_temperature,
-    fit_temperature_multilabel,
-    fit_top_label_map,
-    plot_reliability,
-    softmax_with_temperature,
-    top_label_ece,
-)
+from nlp_transfer.check.calibration import plot_reliability
 from nlp_transfer.check.gates import GATES, known_keys, missed_gates, parse_gates  # noqa: F401 (GATES, parse_gates: re-exported)
 from nlp_transfer.check.report_md import markdown_report
-from nlp_transfer.check.selective import plot_accuracy_coverage, selective_report
+from nlp_transfer.check.run_calibration import (
+    Scored,
+    check_calibrator,
+    file_rows,
+    multi_label_figures,
+    run_splits,
+    single_label_figures,
+    write_calibration,
+)
+from nlp_transfer.check.selective import plot_accuracy_coverage
 from nlp_transfer.config import DataConfig
 from nlp_transfer.errors import UserError
-from nlp_transfer.files import write_text_atomic
 
 CHECK_DIR = "check"
-
-
-@dataclass
-class Scored:
-    """Logits and gold labels of one set of rows, and where they come from."""
-
-    logits: np.ndarray
-    labels: np.ndarray
-    source: str
-    texts: list[str] | None = None
-    lines: list[int] | None = None
-
-
-def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:
-    """Logits and labels of the run's own validation and test splits (as its config.yaml reads them; read once)."""
-    from nlp_transfer.config import load_config
-    from nlp_transfer.data.text_rows import load_text_classification_data
-    from nlp_transfer.inference import labelled_text_logits
-
-    config = load_config(run_dir / "config.yaml")
-    no_augment = replace(config.data, augment=[])  # data.augment only adds training rows, which check does not read
-    data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
-    scored = {}
-    for split in ("validation", "test"):
-        if split in data.splits and len(data.splits[split]) > 0:
-            rows = data.splits[split]
-            logits, labels = labelled_text_logits(model, task, rows["text"][:], rows["label"][:], batch_size=batch_size)
-            source = f"the run's {split} split ({len(rows)} rows)"
-            scored[split] = Scored(logits, labels, source, rows["text"][:], rows["line"][:])
-    return scored
-
-
-def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: int) -> Scored:
-    """The logits and labels of a labelled file, read as ``nlp-transfer evaluate`` reads it."""
-    from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
-    from nlp_transfer.data.text_rows import read_text_classification_file
-    from nlp_transfer.inference import labelled_text_logits
-
-    columns = read_text_classification_file(path, data, multi_label=task.multi_label)  # as labelled_file_logits reads it
-    columns["label"] = map_integer_label_column(columns["label"], task.labels)
-    check_known_labels(columns["label"], columns["line"], task.labels, path)
-    logits, labels = labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
-    return Scored(logits, labels, f"{path} ({len(labels)} rows)", list(columns["text"]), list(columns["line"]))
-
-
-def single_label_figures(
-    fit: Scored, held_out: Scored, bins: int, calibrator: str = "temperature"
-) -> tuple[dict[str, Any], dict[str, Any], tuple]:
-    """Calibration before and after calibrators fitted on ``fit``, and selective prediction, on ``held_out``.
-
-    Both calibrators are always measured (a temperature; a temperature then a top-label isotonic map), on the
-    held-out rows and cross-fitted on ``fit``; ``calibrator`` (``temperature``, ``isotonic`` or ``auto``: the lower
-    cross-fitted validation ECE) is the one applied to the scores, and selective prediction reads its scores.
-    """
-    temperature = fit_temperature(fit.logits, fit.labels)
-    before = calibration_report(held_out.logits, held_out.labels, bins=bins)
-    after = calibration_report(held_out.logits, held_out.labels, bins=bins, temperature=temperature)
-    fitted = [calibration_report(fit.logits, fit.labels, bins=bins, temperature=t)["ece"] for t in (1.0, temperature)]
-    probabilities = softmax_with_temperature(held_out.logits, temperature)
-    fit_probabilities = softmax_with_temperature(fit.logits, temperature)
-    calibration = {
-        "temperature": temperature,
-        "ece": before["ece"],
-        "ece_after_temperature": after["ece"],
-        "validation_ece": fitted[0],  # on the rows that fitted the temperature: the "after" figure is in-sample
-        "validation_ece_after_temperature": fitted[1],
-        # what a perfectly calibrated model with the same scores would show on as many rows (after temperature)
-        "ece_noise_floor": ece_noise_floor(probabilities.max(axis=1), bins=bins),
-        "validation_ece_noise_floor": ece_noise_floor(fit_probabilities.max(axis=1), bins=bins),
-        "brier": before["brier"],
-        "brier_after_temperature": after["brier"],
-        "nll": before["nll"],
-        "nll_after_temperature": after["nll"],
-        "accuracy": before["accuracy"],
-        "bins": before["bins"],
-        "bins_after_temperature": after["bins"],
-    }
-    correct = probabilities.argmax(axis=1) == held_out.labels
-    top_label = top_label_figures(fit, fit_probabilities, probabilities.max(axis=1), correct, bins)
-    calibration.update(top_label.pop("figures"))
-    calibration["calibrator"] = chosen_calibrator(calibrator, calibration)
-    scores = probabilities.max(axis=1)
-    if calibration["calibrator"] == "isotonic":
-        calibration["top_label_map"] = top_label["points"]
-        scores = apply_top_label_map(top_label["points"], scores)
-    calibration["ece_after_calibration"] = top_label_ece(scores, correct, bins=bins)
-    return calibration, selective_report(scores, correct), (scores, correct)
-
-
-def top_label_figures(
-    fit: Scored, fit_probabilities: np.ndarray, confidence: np.ndarray, correct: np.ndarray, bins: int
-) -> dict[str, Any]:
-    """The top-label isotonic map fitted on ``fit`` (after temperature), its held-out ECE, and both calibrators' cross-fitted ECE."""
-    fit_correct = fit_probabilities.argmax(axis=1) == fit.labels
-    points = fit_top_label_map(fit_probabilities.max(axis=1), fit_correct)
-    cross = {
-        method: top_label_ece(cross_fitted_confidences(fit.logits, fit.labels, method=method), fit_correct, bins=bins)
-        for method in CALIBRATORS
-    }
-    figures = {
-        "ece_after_isotonic": top_label_ece(apply_top_label_map(points, confidence), correct, bins=bins),
-        "validation_ece_after_temperature_cross_fitted": cross["temperature"],
-        "validation_ece_after_isotonic_cross_fitted": cross["isotonic"],
-    }
-    return {"points": points, "figures": figures}
-
-
-def chosen_calibrator(calibrator: str, calibration: dict[str, Any]) -> str:
-    """``temperature`` or ``isotonic``: the one asked for, or for ``auto`` the lower cross-fitted validation ECE."""
-    if check_calibrator(calibrator) == "auto":
-        return min(CALIBRATORS, key=lambda m: calibration[f"validation_ece_after_{m}_cross_fitted"])
-    return calibrator
-
-
-def check_calibrator(calibrator: str) -> str:
-    """``calibrator`` when it is one ``--calibrator`` accepts; a UserError naming the choices otherwise."""
-    if calibrator not in (*CALIBRATORS, "auto"):
-        raise UserError(f"--calibrator {calibrator}: unknown; choose one of {', '.join(CALIBRATORS)} or auto.")
-    return calibrator
-
-
-def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[str, Any], dict[str, Any], tuple]:
-    """Per-decision calibration of a multi-label run (its temperature is reported, not applied: thresholds stay)."""
-    temperature = fit_temperature_multilabel(fit.logits, fit.labels)
-
-    def sigmoid(z: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-z.astype(np.float64)))
-
-    before, after = sigmoid(held_out.logits), sigmoid(held_out.logits / temperature)
-    calibration = {
-        "temperature": temperature,
-        "applied": False,
-        "ece": expected_calibration_error_multilabel(before, held_out.labels, bins=bins),
-        "ece_after_temperature": expected_calibration_error_multilabel(after, held_out.labels, bins=bins),
-        "accuracy": float(np.mean((before >= 0.5) == (held_out.labels == 1))),
-    }
-    scores = np.maximum(before, 1.0 - before).ravel()
-    correct = ((before >= 0.5) == (held_out.labels == 1)).ravel()
-    return calibration, selective_report(scores, correct), (scores, correct)
-
-
-def write_calibration(run_dir: Path, calibration: dict[str, Any], source: str) -> None:
-    """Store the temperature (and a top-label map) where ``load_run`` reads them, atomically.
-
-    A half-written file never replaces a good one; the map is written only when it is the applied calibrator.
-    """
-    from nlp_transfer.inference import CALIBRATION_FILE
-
-    stored: dict[str, Any] = {"temperature": calibration["temperature"], "fitted_on": source}
-    stored["calibrator"] = calibration.get("calibrator", "temperature")
-    if "top_label_map" in calibration:
-        stored["top_label_map"] = calibration["top_label_map"]
-    write_text_atomic(run_dir / CALIBRATION_FILE, json.dumps(stored, indent=2) + "\n")
 
 
 def check_run(
