@@ -4,7 +4,8 @@ A temperature is fitted on the run's validation split (the rows that chose the m
 reported, before and after it, on held-out rows: ``--data FILE``, else the run's test split, else the
 validation split itself (then the "after" figures are optimistic, and the report says so). The temperature is
 written to ``RUN_DIR/calibration.json``, where ``predict``, ``evaluate`` and ``load_run`` apply it to
-single-label scores (labels never change: the temperature keeps the order of the logits). Then the shipped
+single-label scores (labels never change: the temperature keeps the order of the logits); the scoring, fitting and
+storing live in :mod:`~nlp_transfer.check.run_calibration`. Then the shipped
 behavioural suites and the user's (``--suite``), the counterfactual bias probes and the per-slice accuracy of the
 held-out rows (:mod:`~nlp_transfer.check.behaviour`, :mod:`~nlp_transfer.check.bias`,
 :mod:`~nlp_transfer.check.slices`). NER runs get their behavioural suites only. The report goes to
