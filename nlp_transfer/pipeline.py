@@ -25,10 +25,11 @@ from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
+from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
 from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.first_position import first_position_only
-from nlp_transfer.training.loop import FitResult, full_state_dict, make_accelerator
+from nlp_transfer.training.loop import FitResult
 from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
 
 __all__ = ["METRICS_FILE", "RUN_INFO_FILE", "RunResult", "Task", "build_task_and_data", "run_training"]

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from nlp_transfer.config import TrainingConfig
+from nlp_transfer.training.accelerator import make_accelerator
 from nlp_transfer.training.batches import LengthSortedBatches, make_dataloader
-from nlp_transfer.training.loop import make_accelerator
 from tests.conftest import REPO, shared_dataset, tiny_overrides
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

@@ -18,8 +18,8 @@ from nlp_transfer.inference import load_run, predict
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.tasks import build_classification_task
 from nlp_transfer.tasks.windows import CONFIG_KEY, DOCUMENT_COLUMN, Windows, WindowSettings, encode_windows, pool_windows
+from nlp_transfer.training.accelerator import make_accelerator
 from nlp_transfer.training.evaluation import evaluate_model
-from nlp_transfer.training.loop import make_accelerator
 from tests.conftest import FILLER, NEGATIVE, POSITIVE, tiny_overrides, write_csv
 
 LABELS = ["negative", "positive"]

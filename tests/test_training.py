@@ -257,7 +257,7 @@ def test_sharded_runs_save_the_gathered_state_dict(sentiment_files, tiny_model_d
     from accelerate import Accelerator
 
     import nlp_transfer.pipeline as pipeline
-    from nlp_transfer.training.loop import full_state_dict
+    from nlp_transfer.training.accelerator import full_state_dict
 
     assert full_state_dict(Accelerator(cpu=True), torch.nn.Linear(2, 2)) is None  # one process: nothing to gather
     seen = {}

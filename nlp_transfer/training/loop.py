@@ -9,7 +9,6 @@ logging and, when due, an evaluation (which checkpoints) or a plain checkpoint.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -21,14 +20,13 @@ import datasets
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
-from accelerate.utils import DistributedType, TorchDynamoPlugin, set_seed
-from safetensors.torch import load_model
+from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from nlp_transfer.config import TrainingConfig
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
+from nlp_transfer.training.accelerator import flat_hparams, load_best_model, make_accelerator
 from nlp_transfer.training.batches import MODEL_COLUMNS, LengthSortedBatches, batch_rows, make_dataloader
 from nlp_transfer.training.callbacks import TrainingCallback
 from nlp_transfer.training.checkpoints import (
@@ -47,7 +45,6 @@ from nlp_transfer.training.schedule import linear_warmup_then_decay
 BEST_DIR = "best"
 BEST_FILE = "best_model.safetensors"
 _SHOWN = ("accuracy", "f1_macro", "f1_micro", "subset_accuracy", "roc_auc", "precision", "recall", "f1", "loss")
-SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 class TrainableTask(Protocol):
@@ -185,7 +182,7 @@ def fit(
     if resume:
         resume_loop(loop)
     if hparams and accelerator.log_with:
-        accelerator.init_trackers("logs", config=_flat_hparams(hparams))
+        accelerator.init_trackers("logs", config=flat_hparams(hparams))
     progress = progress_bar(loop)
     first_epoch = loop.state.epoch
     with reused_heap_memory(config.reuse_heap_memory):
@@ -491,69 +488,9 @@ def finish(loop: Loop) -> FitResult:
 # --------------------------------------------------------------------------- building blocks
 
 
-def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log: bool = True) -> Accelerator:
-    """An Accelerator for this run: precision, accumulation and TensorBoard logging under RUN_DIR/logs."""
-    kwargs: dict[str, Any] = {}
-    if log and output_dir is not None:
-        kwargs.update(log_with="tensorboard", project_dir=str(output_dir))
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # one process: let a later run in the same process (a notebook, a test) choose another precision
-        AcceleratorState._reset_state()
-    if config.torch_compile:
-        kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", dynamic=True)
-    # without a GPU, Accelerate needs cpu=True to join processes started by torchrun
-    # (`accelerate launch --multi_gpu --num_processes N`) as MULTI_CPU workers over gloo
-    return Accelerator(
-        cpu=not torch.cuda.is_available(),
-        mixed_precision=config.mixed_precision,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        **kwargs,
-    )
-
-
 def make_optimizer(param_groups: list[dict[str, Any]], learning_rate: float) -> torch.optim.Optimizer:
     """AdamW, fused into one kernel where torch supports it (about 10x faster steps on CPU than the foreach version)."""
     try:
         return torch.optim.AdamW(param_groups, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # e.g. parameters on a device or in a dtype without a fused kernel
         return torch.optim.AdamW(param_groups, lr=learning_rate)
-
-
-def full_state_dict(accelerator: Accelerator, prepared_model: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
-    """The whole model's weights gathered from FSDP or DeepSpeed shards (call it on every process); None otherwise.
-
-    Other runs hold full weights in every process, and ``save_pretrained`` reads them directly.
-    """
-    if prepared_model is None or accelerator.distributed_type not in SHARDED:
-        return None
-    return accelerator.get_state_dict(prepared_model)
-
-
-def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
-    """Load the best snapshot (a full state dict) back into the trained ``model``.
-
-    A model sharded by FSDP2 gets it through torch's distributed state-dict API (the main process
-    reads the file and broadcasts); every other model loads the file directly.
-    """
-    if getattr(accelerator, "is_fsdp2", False):
-        from safetensors.torch import load_file
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
-
-        full = load_file(str(path)) if accelerator.is_main_process else {}
-        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
-        return
-    device = accelerator.device
-    load_model(model, str(path), device="cpu" if device.type == "cpu" else str(device))
-
-
-def _flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat_hparams(value, name + "."))
-        elif isinstance(value, (int, float, str, bool)):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat

@@ -1,0 +1,83 @@
+"""The Accelerator a run trains under, and a model's whole weights across its processes.
+
+:func:`make_accelerator` sets precision, gradient accumulation, ``torch.compile`` and TensorBoard logging for one
+run; :func:`full_state_dict` and :func:`load_best_model` move whole-model weights in and out of FSDP or DeepSpeed
+shards (plain runs hold full weights in every process). The loop (:mod:`nlp_transfer.training.loop`) uses them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import DistributedType, TorchDynamoPlugin
+from safetensors.torch import load_model
+
+from nlp_transfer.config import TrainingConfig
+
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log: bool = True) -> Accelerator:
+    """An Accelerator for this run: precision, accumulation and TensorBoard logging under RUN_DIR/logs."""
+    kwargs: dict[str, Any] = {}
+    if log and output_dir is not None:
+        kwargs.update(log_with="tensorboard", project_dir=str(output_dir))
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # one process: let a later run in the same process (a notebook, a test) choose another precision
+        AcceleratorState._reset_state()
+    if config.torch_compile:
+        kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", dynamic=True)
+    # without a GPU, Accelerate needs cpu=True to join processes started by torchrun
+    # (`accelerate launch --multi_gpu --num_processes N`) as MULTI_CPU workers over gloo
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        **kwargs,
+    )
+
+
+def full_state_dict(accelerator: Accelerator, prepared_model: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
+    """The whole model's weights gathered from FSDP or DeepSpeed shards (call it on every process); None otherwise.
+
+    Other runs hold full weights in every process, and ``save_pretrained`` reads them directly.
+    """
+    if prepared_model is None or accelerator.distributed_type not in SHARDED:
+        return None
+    return accelerator.get_state_dict(prepared_model)
+
+
+def load_best_model(accelerator: Accelerator, model: torch.nn.Module, path: Path) -> None:
+    """Load the best snapshot (a full state dict) back into the trained ``model``.
+
+    A model sharded by FSDP2 gets it through torch's distributed state-dict API (the main process
+    reads the file and broadcasts); every other model loads the file directly.
+    """
+    if getattr(accelerator, "is_fsdp2", False):
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        full = load_file(str(path)) if accelerator.is_main_process else {}
+        set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+        return
+    device = accelerator.device
+    load_model(model, str(path), device="cpu" if device.type == "cpu" else str(device))
+
+
+def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys, each value a number, string or bool (what TensorBoard records)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_hparams(value, name + "."))
+        elif isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
