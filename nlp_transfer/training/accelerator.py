@@ -2,7 +2,8 @@
 
 :func:`make_accelerator` sets precision, gradient accumulation, ``torch.compile`` and TensorBoard logging for one
 run; :func:`full_state_dict` and :func:`load_best_model` move whole-model weights in and out of FSDP or DeepSpeed
-shards (plain runs hold full weights in every process). The loop (:mod:`nlp_transfer.training.loop`) and the pipeline use them.
+shards (plain runs hold full weights in every process). The loop (:mod:`nlp_transfer.training.loop`) and the
+pipeline use them.
 """
 
 from __future__ import annotations
