@@ -5,9 +5,12 @@
 Training variants, each one epoch at batch 32 and lr 5e-5 on the same rows, scored on all 872 dev rows:
   trainer_random   the Trainer as its example scripts run it (random order, dynamic padding)
   trainer_grouped  the Trainer at its best (train_sampling_strategy="group_by_length")
-  nlp_fp32         nlp-transfer's loop in float32 (length-grouped batches, training.skip_unread_positions=true)
+  nlp_fp32         nlp-transfer's loop in float32 (length-grouped batches, training.skip_unread_positions=true,
+                   training.fast_dropout_masks=true: its defaults)
   nlp_fp32_all_positions  the same with training.skip_unread_positions=false (the last layer computes every
                    position, as the Trainer's model does): what that setting alone gives
+  nlp_fp32_torch_masks    the same with training.fast_dropout_masks=false (torch draws the dropout masks, as in
+                   the Trainer): what that setting alone gives
   nlp_bf16         nlp-transfer's loop with bf16 autocast (training.mixed_precision=bf16)
 Model FLOPs utilisation (MFU) = 6 x non-embedding parameters x non-pad training tokens / train time,
 divided by this machine's median matmul rate in the same precision (measured first, 1024^3 matmuls; bf16 only
@@ -104,6 +107,7 @@ def run_variants(
         "trainer_grouped": lambda out: trainer_run(model_path, args, "group_by_length"),
         "nlp_fp32": lambda out: nlp_run(args, "no", out, "training.skip_unread_positions=true"),
         "nlp_fp32_all_positions": lambda out: nlp_run(args, "no", out, "training.skip_unread_positions=false"),
+        "nlp_fp32_torch_masks": lambda out: nlp_run(args, "no", out, "training.fast_dropout_masks=false"),
         "nlp_bf16": lambda out: nlp_run(args, "bf16", out),
         "trainer_grouped_bf16": lambda out: trainer_run(model_path, args, "group_by_length", bf16=True),
     }
@@ -175,7 +179,7 @@ def print_report(args: argparse.Namespace, rates: dict[str, float | None], resul
         if name not in TABLE_EXCLUDES:
             print(f"{name:<{width}}{values['samples_per_second']:>10.1f}{values['dev_accuracy']:>9.4f}{values['mfu']:>7.2f}")
     trainers = [k for k in ("trainer_random", "trainer_grouped") if k in results]
-    for name in ("nlp_fp32", "nlp_fp32_all_positions", "nlp_bf16"):
+    for name in ("nlp_fp32", "nlp_fp32_all_positions", "nlp_fp32_torch_masks", "nlp_bf16"):
         if name in results and trainers:
             ratios = {k: results[name]["samples_per_second"] / results[k]["samples_per_second"] for k in trainers}
             print(f"{name} / Trainer: " + ", ".join(f"{v:.2f}x vs {k}" for k, v in ratios.items()))

@@ -9,7 +9,8 @@ profiler records ``--steps`` steps with FLOP counting. Reported: the median step
 time (top ``--top``), the rate the matrix products (``mm``, ``addmm``, ``bmm``) reach while they run, and MFU: the
 products' FLOPs over the whole step's time, against the machine's rate on a 1024^3 product measured in the same run.
 A step whose products run at the machine's rate can still have a low MFU: the gap is the other operators' time.
-Result: step_profile.json.
+``--fast-dropout-masks`` draws every dropout mask as ``training.fast_dropout_masks`` does (the loop's default on
+CPUs); without it, torch's ``bernoulli_`` draws them. Result: step_profile.json.
 """
 
 from __future__ import annotations
@@ -51,17 +52,26 @@ def product_rate(repeats: int = 20) -> float:
     return 2 * 1024**3 / statistics.median(times) / 1e9
 
 
-def profile_steps(model: Any, data: list[dict[str, Any]], warmup: int) -> tuple[Any, list[float]]:
+def profile_steps(model: Any, data: list[dict[str, Any]], warmup: int, fast_masks: bool) -> tuple[Any, list[float]]:
     """Run ``warmup`` steps, then profile the rest; the profiler's averages per operator and each step's seconds."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
+
+    from nlp_transfer.training.dropout_masks import MaskSource, fast_dropout
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
-    for batch in data[:warmup]:
-        training_step(model, optimizer, batch)
+    with fast_dropout(model, MaskSource(0) if fast_masks else None):
+        for batch in data[:warmup]:
+            training_step(model, optimizer, batch)
+        return profiled_steps(model, optimizer, data[warmup:])
+
+
+def profiled_steps(model: Any, optimizer: Any, data: list[dict[str, Any]]) -> tuple[Any, list[float]]:
+    """Profile one training step a batch, with FLOP counting; the operators' averages and each step's seconds."""
+    from torch.profiler import ProfilerActivity, profile
+
     times = []
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as profiler:
-        for batch in data[warmup:]:
+        for batch in data:
             started = time.perf_counter()
             training_step(model, optimizer, batch)
             times.append(time.perf_counter() - started)
@@ -100,6 +110,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--fast-dropout-masks", action="store_true", help="masks as training.fast_dropout_masks draws them")
     args = parser.parse_args()
     if not dataset_present(SST2, "train.tsv", "SST-2"):
         return 1
@@ -111,7 +122,7 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).train()
     data = batches(tokenizer, texts, labels, args.batch_size)
-    events, times = profile_steps(model, data, args.warmup)
+    events, times = profile_steps(model, data, args.warmup, args.fast_dropout_masks)
     result = summarize(events, times, product_rate(), args.top)
     print(f"step {result['step_ms_median']:.1f} ms (median of {result['steps']}); operators' own time per step:")
     for op in result["operators"]:

@@ -55,6 +55,7 @@ class RunInfo:
     num_processes: int = 1
     mixed_precision: str = "no"
     first_position_only: bool = False  # training.skip_unread_positions took effect: the last layer computed position 0
+    fast_dropout_masks: bool = False  # training.fast_dropout_masks took effect: masks from numpy's PCG64, not torch
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""
@@ -87,6 +88,7 @@ def training_facts(result: Any) -> dict[str, Any]:
         "train_seconds": round(result.train_seconds, 2),
         "train_samples_per_second": round(result.train_samples_per_second, 2),
         "history": result.history,
+        "fast_dropout_masks": getattr(result, "fast_dropout_masks", False),
     }
 
 

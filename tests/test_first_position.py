@@ -65,7 +65,7 @@ def test_logits_loss_and_gradients_are_the_full_models(model_type, attention, dr
 def test_dropout_drawn_for_the_slice_alone_is_caught(monkeypatch):
     """Planted fault: masks drawn for position 0 alone (a different random stream) give other logits."""
 
-    def slice_only(first: torch.Tensor, whole: tuple, p: float) -> torch.Tensor:
+    def slice_only(first: torch.Tensor, whole: tuple, p: float, source: object) -> torch.Tensor:
         return torch.nn.functional.dropout(first, p, training=True)
 
     model = classifier("bert", dropout=0.3).train()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlp_transfer.training.dropout_masks import MaskSource, masks_of
 from nlp_transfer.transfer.layers import find_layer_stack
 
 #: model types whose sequence-classification head reads the last layer at position 0 alone
@@ -81,7 +82,8 @@ def _first_position_forward(
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
         probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
         whole = (batch, attention.num_attention_heads, length, length)
-        context = torch.matmul(_dropout_drawn_whole(probabilities, whole, attention.dropout.p), value)
+        dropped = _dropout_drawn_whole(probabilities, whole, attention.dropout.p, masks_of(layer))
+        context = torch.matmul(dropped, value)
     else:
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
     context = context.transpose(1, 2).reshape(batch, 1, -1)
@@ -94,19 +96,22 @@ def _residual_block(block: nn.Module, inputs: torch.Tensor, residual: torch.Tens
     """``block``'s dense, dropout, then LayerNorm of the sum with ``residual`` (BERT's SelfOutput and Output)."""
     hidden = block.dense(inputs)
     if training:
-        hidden = _dropout_drawn_whole(hidden, whole, block.dropout.p)
+        hidden = _dropout_drawn_whole(hidden, whole, block.dropout.p, masks_of(block))
     return block.LayerNorm(hidden + residual)
 
 
-def _dropout_drawn_whole(first: torch.Tensor, whole: tuple[int, ...], p: float) -> torch.Tensor:
+def _dropout_drawn_whole(first: torch.Tensor, whole: tuple[int, ...], p: float, source: MaskSource | None) -> torch.Tensor:
     """Dropout of ``first``, the first-position slice (on the second-last axis) of a tensor of shape ``whole``.
 
     The mask is drawn for the whole shape, as the full layer's dropout draws it (``bernoulli_`` on a tensor of
-    that shape), and then sliced: the random stream advances as without the block, and position 0 keeps the
-    very draws it would have had, so training with and without gives the same run to float rounding.
+    that shape, or ``source``'s masks under ``training.fast_dropout_masks``), and then sliced: the random stream
+    advances as without the block, and position 0 keeps the very draws it would have had, so training with and
+    without gives the same run to float rounding.
     """
     if p == 0:
         return first
+    if source is not None:
+        return first * source.noise(whole, p, first.dtype).narrow(len(whole) - 2, 0, 1)
     mask = first.new_empty(whole).bernoulli_(1 - p).narrow(len(whole) - 2, 0, 1)
     return first * mask.div_(1 - p)
 

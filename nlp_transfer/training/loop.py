@@ -38,6 +38,7 @@ from nlp_transfer.training.checkpoints import (
     write_atomically,
     write_collectively,
 )
+from nlp_transfer.training.dropout_masks import MaskSource, fast_dropout
 from nlp_transfer.training.evaluation import eager_module, evaluate_batches
 from nlp_transfer.training.heap import reused_heap_memory
 from nlp_transfer.training.schedule import linear_warmup_then_decay
@@ -81,6 +82,7 @@ class FitResult:
     prepared_model: torch.nn.Module | None = None  # the model as Accelerate wrapped it (DDP, FSDP, DeepSpeed)
     #: every validation metric of the best evaluation: the loaded model's own, so the caller need not score it again
     best_validation: dict[str, Any] | None = None
+    fast_dropout_masks: bool = False  # training.fast_dropout_masks took effect
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Loop:
     stop: bool = False
     segment_start: float = 0.0  # when the current stretch of timed training began
     window: LogWindow | None = None
+    masks: MaskSource | None = None  # training.fast_dropout_masks: where the dropout masks come from
+    fast_masks: bool = False  # whether the model's dropout was routed through ``masks``
 
     @property
     def best_dir(self) -> Path:
@@ -185,7 +189,7 @@ def fit(
         accelerator.init_trackers("logs", config=flat_hparams(hparams))
     progress = progress_bar(loop)
     first_epoch = loop.state.epoch
-    with reused_heap_memory(config.reuse_heap_memory):
+    with reused_heap_memory(config.reuse_heap_memory), fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
         for epoch in range(first_epoch, config.epochs):
             train_epoch(loop, epoch, progress, first=epoch == first_epoch)
             if loop.stop:
@@ -214,19 +218,15 @@ def setup_loop(
     """
     if getattr(accelerator, "_models", None) or getattr(accelerator, "_optimizers", None):
         accelerator.free_memory()
+    masks = dropout_mask_source(config, accelerator, seed)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_gradient_checkpointing(model, masks)
     set_seed(seed)
     columns = getattr(task, "batch_columns", MODEL_COLUMNS)
     train_dl, train_sampler = make_dataloader(
-        train_dataset,
-        task.collator(),
-        config.batch_size,
-        shuffle=True,
-        seed=seed,
-        group_by_length=config.group_by_length,
-        columns=columns,
-    )
+        train_dataset, task.collator(), config.batch_size, shuffle=True, seed=seed,
+        group_by_length=config.group_by_length, columns=columns,
+    )  # fmt: skip
     eval_batches = LengthSortedBatches.build(batch_rows(eval_dataset, columns), task.collator(), config.eval_batch_size)
     total_steps = math.ceil(len(train_dl) / config.gradient_accumulation_steps) * config.epochs
     optimizer = make_optimizer(param_groups, config.learning_rate)
@@ -253,7 +253,20 @@ def setup_loop(
         metric_name=metric_name,
         run_steps=run_steps,
         window=LogWindow(torch.zeros((), device=accelerator.device)),
+        masks=masks,
     )
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module, masks: MaskSource | None) -> None:
+    """Recompute activations in the backward pass; a recomputed segment replays the fast dropout masks it drew."""
+    replay = {"context_fn": masks.checkpoint_contexts} if masks is not None else {}
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False, **replay})
+
+
+def dropout_mask_source(config: TrainingConfig, accelerator: Accelerator, seed: int) -> MaskSource | None:
+    """Where ``training.fast_dropout_masks`` draws the masks: CPU runs that are not compiled; None elsewhere."""
+    wanted = config.fast_dropout_masks and not config.torch_compile and accelerator.device.type == "cpu"
+    return MaskSource(seed, accelerator.process_index) if wanted else None
 
 
 def resume_loop(loop: Loop) -> None:
@@ -317,6 +330,8 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> bool:
     """Forward, backward and (at the end of an accumulation cycle) an optimizer step; True when one was taken."""
     accelerator, config = loop.accelerator, loop.config
     labels = batch.pop("labels")
+    if loop.masks is not None:  # this batch's dropout masks, whatever ran before it (exact resume)
+        loop.masks.start_batch(loop.state.epoch, loop.state.batches_done)
     with accelerator.accumulate(loop.model):
         loss = loop.task.loss(loop.model(**batch).logits, labels)
         accelerator.backward(loss)
@@ -482,6 +497,7 @@ def finish(loop: Loop) -> FitResult:
         stopped_early=loop.stop,
         prepared_model=loop.model,
         best_validation=state.best_validation if best_loaded else None,
+        fast_dropout_masks=loop.fast_masks,
     )
 
 

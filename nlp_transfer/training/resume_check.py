@@ -58,6 +58,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     # the optimisation: schedule, batches, objective, precision, inputs
     "training.epochs",
     "training.batch_size",
+    "training.fast_dropout_masks",  # another random stream for the dropout masks
     "training.learning_rate",
     "training.weight_decay",
     "training.warmup_ratio",
@@ -118,7 +119,7 @@ HARMLESS_ON_RESUME: tuple[str, ...] = (
     # speed and memory: the same computation up to floating-point rounding
     "training.eval_batch_size",
     "training.gradient_checkpointing",
-    "training.torch_compile",
+    "training.torch_compile",  # with fast_dropout_masks: torch's dropout masks from the resume on
     "training.torch_threads",
     "training.skip_unread_positions",  # the same dropout draws, too (training/first_position.py)
     "training.reuse_heap_memory",  # where freed bytes go, not what is computed
