@@ -88,7 +88,7 @@ def training_facts(result: Any) -> dict[str, Any]:
         "train_seconds": round(result.train_seconds, 2),
         "train_samples_per_second": round(result.train_samples_per_second, 2),
         "history": result.history,
-        "fast_dropout_masks": getattr(result, "fast_dropout_masks", False),
+        "fast_dropout_masks": result.fast_dropout_masks,
     }
 
 
