@@ -10,7 +10,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from nlp_transfer.config import TrainingConfig
-from nlp_transfer.training.dropout_masks import SOURCE_ATTRIBUTE, MaskSource, _eager_attention, fast_dropout, keep_threshold
+from nlp_transfer.training.dropout_masks import SOURCE_ATTRIBUTE, MaskSource, eager_attention, fast_dropout, keep_threshold
 from nlp_transfer.training.first_position import first_position_only
 from nlp_transfer.training.loop import dropout_mask_source
 from tests.test_first_position import IDS, MASK, classifier, train
@@ -60,7 +60,7 @@ def test_eager_attention_is_sdpa_s_attention_without_drops():
     keep[1, :, :, 3:] = False  # the second text is padded after 3 tokens
     additive = torch.zeros(2, 1, 5, 5).masked_fill(~keep, torch.finfo(torch.float32).min)
     for mask in (None, keep, additive):
-        ours, _ = _eager_attention(module, query, key, value, mask, 0.1, 0.3, lambda x, p: x)
+        ours = eager_attention(query, key, value, mask, 0.3, 0.1, lambda x, p: x)
         theirs, _ = sdpa_attention_forward(module, query, key, value, mask, dropout=0.0, scaling=0.3)
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 

@@ -99,23 +99,22 @@ def _dropout_forward(module: nn.Dropout, inputs: torch.Tensor) -> torch.Tensor:
     """An ``nn.Dropout``'s forward with the masks of the source it carries."""
     if not module.training or module.p == 0:
         return inputs
-    return getattr(module, SOURCE_ATTRIBUTE).dropout(inputs, module.p)
+    return masks_of(module).dropout(inputs, module.p)
 
 
-def _eager_attention(
-    module: nn.Module,
+def eager_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
     attention_mask: torch.Tensor | None,
-    dropout: float,
     scaling: float | None,
+    dropout: float,
     drop: Callable[[torch.Tensor, float], torch.Tensor],
-) -> tuple[torch.Tensor, None]:
+) -> torch.Tensor:
     """Attention as transformers' eager implementation computes it, with ``drop`` as the probabilities' dropout.
 
-    ``attention_mask`` as SDPA takes it: boolean (True: attend) or additive. Returns the output as SDPA's
-    transformers wrapper does (batch x length x heads x head size), and no weights.
+    ``attention_mask`` as SDPA takes it: boolean (True: attend) or additive. Returns batch x length x heads x head
+    size, as transformers' SDPA wrapper does (the first-position layer computes its one query with it too).
     """
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
@@ -126,7 +125,7 @@ def _eager_attention(
             scores = scores + attention_mask
     probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     output = torch.matmul(drop(probabilities, dropout), value)
-    return output.transpose(1, 2).contiguous(), None
+    return output.transpose(1, 2).contiguous()
 
 
 def _attention_with_masks(sdpa: Callable[..., Any]) -> Callable[..., Any]:
@@ -137,7 +136,7 @@ def _attention_with_masks(sdpa: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     def attention(module: nn.Module, query: Any, key: Any, value: Any, attention_mask: Any, **kwargs: Any) -> Any:
-        source = getattr(module, SOURCE_ATTRIBUTE, None)
+        source = masks_of(module)
         dropout = kwargs.get("dropout", 0.0)
         causal = kwargs.get("is_causal")
         causal = getattr(module, "is_causal", True) if causal is None else causal
@@ -152,7 +151,7 @@ def _attention_with_masks(sdpa: Callable[..., Any]) -> Callable[..., Any]:
         )
         if not plain:
             return sdpa(module, query, key, value, attention_mask, **kwargs)
-        return _eager_attention(module, query, key, value, attention_mask, dropout, kwargs.get("scaling"), source.dropout)
+        return eager_attention(query, key, value, attention_mask, kwargs.get("scaling"), dropout, source.dropout), None
 
     return attention
 
@@ -164,13 +163,13 @@ def fast_dropout(model: nn.Module, source: MaskSource | None) -> Iterator[bool]:
     ``source`` None (or a model without dropout, or one already routed) leaves everything as it is. On exit the
     modules' own forwards and transformers' SDPA attention function come back.
     """
-    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout) and "forward" not in vars(m)]
-    if source is None or not dropouts or any(hasattr(m, SOURCE_ATTRIBUTE) for m in model.modules()):
+    modules = list(model.modules())
+    dropouts = [m for m in modules if isinstance(m, nn.Dropout) and "forward" not in vars(m)]
+    if source is None or not dropouts or any(hasattr(m, SOURCE_ATTRIBUTE) for m in modules):
         yield False
         return
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    modules = list(model.modules())
     for module in modules:
         setattr(module, SOURCE_ATTRIBUTE, source)
     for module in dropouts:

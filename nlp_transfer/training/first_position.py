@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nlp_transfer.training.dropout_masks import MaskSource, masks_of
+from nlp_transfer.training.dropout_masks import MaskSource, eager_attention, masks_of
 from nlp_transfer.transfer.layers import find_layer_stack
 
 #: model types whose sequence-classification head reads the last layer at position 0 alone
@@ -77,16 +77,13 @@ def _first_position_forward(
     value = attention.value(hidden_states).view(heads).transpose(1, 2)
     mask = attention_mask[:, :, :1] if attention_mask is not None else None  # the first query's row
     if layer.training and attention.dropout.p > 0:
-        scores = torch.matmul(query, key.transpose(-1, -2)) * attention.scaling
-        if mask is not None:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
-        probabilities = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-        whole = (batch, attention.num_attention_heads, length, length)
-        dropped = _dropout_drawn_whole(probabilities, whole, attention.dropout.p, masks_of(layer))
-        context = torch.matmul(dropped, value)
+        whole, source = (batch, attention.num_attention_heads, length, length), masks_of(layer)
+        drop = lambda probabilities, p: _dropout_drawn_whole(probabilities, whole, p, source)  # noqa: E731
+        context = eager_attention(query, key, value, mask, attention.scaling, attention.dropout.p, drop)
     else:
         context = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, scale=attention.scaling)
-    context = context.transpose(1, 2).reshape(batch, 1, -1)
+        context = context.transpose(1, 2)
+    context = context.reshape(batch, 1, -1)
     whole = hidden_states.shape  # both residual blocks return the hidden size at every position
     attended = _residual_block(layer.attention.output, context, first, whole, layer.training)
     return _residual_block(layer.output, layer.intermediate(attended), attended, whole, layer.training)
