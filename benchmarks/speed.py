@@ -16,11 +16,13 @@ Model FLOPs utilisation (MFU) = 6 x non-embedding parameters x non-pad training 
 divided by this machine's median matmul rate in the same precision (measured first, 1024^3 matmuls; bf16 only
 when a bf16 variant runs). It counts the whole model's FLOPs, the work the Trainer does: a run that skips the last
 layer's unread positions does about 14 % fewer, so its MFU is an effective one (nlp_fp32_all_positions gives the
-loop's own).
+loop's own). Each run also measures the rate just before it (30 products), and ``mfu_against_rate_before`` is
+the median of the runs' MFUs against those: on a machine whose speed drifts between minutes, the rate of the same
+moment is the fairer denominator; both figures are printed.
 Prediction: `nlp-transfer predict` (predict_texts) against transformers.pipeline on the dev sentences
-at the same batch size, with the labels compared. The float32 and bf16 models' dev predictions are
-compared too (how many labels agree, the largest probability difference), so equal accuracies are
-shown to come from two different models. With --repeats N every variant runs N times, interleaved,
+at the same batch size (an untimed pass each, then three timed ones interleaved; medians), with the labels
+compared. The float32 and bf16 models' dev predictions are compared too (how many labels agree, the largest
+probability difference), so equal accuracies are shown to come from two different models. With --repeats N every variant runs N times, interleaved,
 and the medians are reported (each run's figures are kept in the JSON).
 With --trainer-bf16 a fifth variant runs, trainer_grouped_bf16: the Trainer at its best with bf16=True, the
 like-for-like partner of nlp_bf16 (its ratio line is added after the others). On a CUDA machine both sides train
@@ -30,8 +32,10 @@ on the GPU and the matmul rate is the GPU's; prediction stays on the CPU.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,15 +116,33 @@ def run_variants(
         "trainer_grouped_bf16": lambda out: trainer_run(model_path, args, "group_by_length", bf16=True),
     }
     skip = set(filter(None, args.skip.split(","))) | (set() if args.trainer_bf16 else {"trainer_grouped_bf16"})
-    runs = run_interleaved({name: side for name, side in variants.items() if name not in skip}, args.repeats, tmp)
-    results = medians(runs, ("samples_per_second", "train_seconds", "dev_accuracy"))
+    chosen = {name: with_matmul_rate(side, name.endswith("bf16")) for name, side in variants.items() if name not in skip}
+    runs = run_interleaved(chosen, args.repeats, tmp)
+    results = medians(runs, ("samples_per_second", "train_seconds", "dev_accuracy", "matmul_gflops_before"))
     for name, measured in runs.items():
         results[name]["runs_samples_per_second"] = [round(m["samples_per_second"], 2) for m in measured]
         if "run_dir" in measured[0]:
             results[name]["run_dir"] = measured[0]["run_dir"]
         rate = rates["bf16" if name.endswith("bf16") else "fp32"]
         results[name]["mfu"] = flops / results[name]["train_seconds"] / 1e9 / rate
+        each = [flops / m["train_seconds"] / 1e9 / m["matmul_gflops_before"] for m in measured]
+        results[name]["runs_mfu_against_rate_before"] = [round(m, 3) for m in each]
+        results[name]["mfu_against_rate_before"] = statistics.median(each)
     return results
+
+
+def with_matmul_rate(side: Callable[[Path], dict[str, Any]], bf16: bool) -> Callable[[Path], dict[str, Any]]:
+    """``side``, with the machine's matmul rate in its precision measured just before each run (this machine's speed
+    moves between minutes, so an MFU is also taken against the rate of its own moment)."""
+
+    def run(out: Path) -> dict[str, Any]:
+        """Measure the rate, then run the side."""
+        import torch
+
+        rate = matmul_rate(torch.bfloat16 if bf16 else torch.float32, repeats=30)
+        return {**side(out), "matmul_gflops_before": rate}
+
+    return run
 
 
 def compare_precisions(results: dict[str, dict], dev_texts: list[str]) -> dict[str, Any]:
@@ -142,27 +164,38 @@ def compare_precisions(results: dict[str, dict], dev_texts: list[str]) -> dict[s
     }
 
 
-def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int) -> dict[str, Any]:
-    """``predict_texts`` against ``transformers.pipeline`` on the dev sentences: speed and agreement of labels."""
+def compare_predict(run_dir: str, dev_texts: list[str], batch_size: int, rounds: int = 3) -> dict[str, Any]:
+    """``predict_texts`` against ``transformers.pipeline`` on the dev sentences: speed and agreement of labels.
+
+    Each side passes over the sentences ``rounds`` times, interleaved (ours, ours with every position of the last
+    layer, the pipeline), after one untimed pass each; the medians are compared.
+    """
     from transformers import pipeline
 
     from nlp_transfer.inference import load_run, predict_texts
 
     model, task = load_run(run_dir, device="cpu")
-    with timer() as ours_time:
-        ours = predict_texts(model, task, dev_texts, batch_size=batch_size)
-    with timer() as all_positions_time:
-        predict_texts(model, task, dev_texts, batch_size=batch_size, first_position=False)
     classifier = pipeline("text-classification", model=run_dir, device="cpu")
-    with timer() as theirs_time:
-        theirs = classifier(dev_texts, batch_size=batch_size, truncation=True, max_length=128)
-    ours_rate, theirs_rate = len(dev_texts) / ours_time["seconds"], len(dev_texts) / theirs_time["seconds"]
-    same = sum(o["label"] == t["label"] for o, t in zip(ours, theirs, strict=True))
+    sides = {
+        "ours": lambda: predict_texts(model, task, dev_texts, batch_size=batch_size),
+        "all_positions": lambda: predict_texts(model, task, dev_texts, batch_size=batch_size, first_position=False),
+        "pipeline": lambda: classifier(dev_texts, batch_size=batch_size, truncation=True, max_length=128),
+    }
+    outputs = {name: side() for name, side in sides.items()}  # the untimed pass: warm caches, labels compared
+    seconds: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(rounds):
+        for name, side in sides.items():
+            with timer() as took:
+                side()
+            seconds[name].append(took["seconds"])
+    rate = {name: len(dev_texts) / statistics.median(times) for name, times in seconds.items()}
+    same = sum(o["label"] == t["label"] for o, t in zip(outputs["ours"], outputs["pipeline"], strict=True))
     return {
-        "nlp_sentences_per_second": ours_rate,
-        "pipeline_sentences_per_second": theirs_rate,
-        "ratio": ours_rate / theirs_rate,
-        "all_positions_ratio": len(dev_texts) / all_positions_time["seconds"] / theirs_rate,
+        "nlp_sentences_per_second": rate["ours"],
+        "pipeline_sentences_per_second": rate["pipeline"],
+        "ratio": rate["ours"] / rate["pipeline"],
+        "all_positions_ratio": rate["all_positions"] / rate["pipeline"],
+        "runs_seconds": {name: [round(t, 3) for t in times] for name, times in seconds.items()},
         "identical_labels": f"{same}/{len(dev_texts)}",
     }
 
@@ -174,10 +207,13 @@ def print_report(args: argparse.Namespace, rates: dict[str, float | None], resul
         f"matmul fp32 {rates['fp32']:.0f} GFLOP/s, bf16 " + (f"{rates['bf16']:.0f} GFLOP/s" if rates["bf16"] else "not measured")
     )
     width = max([17, *(len(name) + 1 for name in results)])
-    print(f"{'':<{width}}{'samples/s':>10}{'dev acc':>9}{'MFU':>7}")
+    print(f"{'':<{width}}{'samples/s':>10}{'dev acc':>9}{'MFU':>7}{'MFU, rate before':>18}{'rate before':>13}")
     for name, values in results.items():
         if name not in TABLE_EXCLUDES:
-            print(f"{name:<{width}}{values['samples_per_second']:>10.1f}{values['dev_accuracy']:>9.4f}{values['mfu']:>7.2f}")
+            print(
+                f"{name:<{width}}{values['samples_per_second']:>10.1f}{values['dev_accuracy']:>9.4f}{values['mfu']:>7.2f}"
+                f"{values['mfu_against_rate_before']:>18.2f}{values['matmul_gflops_before']:>13.0f}"
+            )
     trainers = [k for k in ("trainer_random", "trainer_grouped") if k in results]
     for name in ("nlp_fp32", "nlp_fp32_all_positions", "nlp_fp32_torch_masks", "nlp_bf16"):
         if name in results and trainers:
