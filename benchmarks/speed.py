@@ -17,13 +17,13 @@ divided by this machine's median matmul rate in the same precision (measured fir
 when a bf16 variant runs). It counts the whole model's FLOPs, the work the Trainer does: a run that skips the last
 layer's unread positions does about 14 % fewer, so its MFU is an effective one (nlp_fp32_all_positions gives the
 loop's own). Each run also measures the rate just before it (30 products), and ``mfu_against_rate_before`` is
-the median of the runs' MFUs against those: on a machine whose speed drifts between minutes, the rate of the same
-moment is the fairer denominator; both figures are printed.
+the median of the runs' MFUs against those: a second denominator for machines whose speed drifts between
+minutes (on such a machine neither is stable; both figures are printed).
 Prediction: `nlp-transfer predict` (predict_texts) against transformers.pipeline on the dev sentences
 at the same batch size (an untimed pass each, then three timed ones interleaved; medians), with the labels
 compared. The float32 and bf16 models' dev predictions are compared too (how many labels agree, the largest
-probability difference), so equal accuracies are shown to come from two different models. With --repeats N every variant runs N times, interleaved,
-and the medians are reported (each run's figures are kept in the JSON).
+probability difference), so equal accuracies are shown to come from two different models. With --repeats N
+every variant runs N times, interleaved, and the medians are reported (each run's figures are kept in the JSON).
 With --trainer-bf16 a fifth variant runs, trainer_grouped_bf16: the Trainer at its best with bf16=True, the
 like-for-like partner of nlp_bf16 (its ratio line is added after the others). On a CUDA machine both sides train
 on the GPU and the matmul rate is the GPU's; prediction stays on the CPU.
@@ -132,8 +132,8 @@ def run_variants(
 
 
 def with_matmul_rate(side: Callable[[Path], dict[str, Any]], bf16: bool) -> Callable[[Path], dict[str, Any]]:
-    """``side``, with the machine's matmul rate in its precision measured just before each run (this machine's speed
-    moves between minutes, so an MFU is also taken against the rate of its own moment)."""
+    """``side``, with the machine's matmul rate in its precision measured just before each run (where the machine's
+    speed drifts between minutes, an MFU is also taken against the rate of its own moment)."""
 
     def run(out: Path) -> dict[str, Any]:
         """Measure the rate, then run the side."""
