@@ -11,8 +11,8 @@ does around them, and both are measured here on the default model, on the length
    batch (over padded positions, the last layer computing only the position the head reads, as
    ``training.skip_unread_positions`` does), timed at the rate of the step's linear-layer shapes (each linear
    layer's forward product, input gradient and weight gradient at the median batch's padded token count; the
-   quartiles' rates show the spread). The attention scores' batched products run slower than that in the step;
-   counting them at the linear rate only raises the ceiling;
+   quartiles' rates show the spread). The attention scores' small batched products are timed at that rate too,
+   which can only flatter them;
 2. **the parameter work** that an exact AdamW step does whatever the batch: the clipping norm over every gradient
    (``training.max_grad_norm``), the fused AdamW step over all 22.7 M parameters (the word embeddings' 11.7 M
    included: their gradient is dense, and the moments of every row decay every step) and zero-filling the dense
