@@ -16,11 +16,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from common import MAX_LENGTH, SST2, SST2_CONFIG, dataset_present, sst2_overrides, sst2_parser
 
 
-def trainer_order(sampler: object) -> Iterator[list[int]]:
+def trainer_order(sampler: Any) -> Iterator[list[int]]:
     """The Trainer's length-grouped order for ``sampler``'s lengths, batch size, seed and epoch."""
     import torch
 

@@ -187,7 +187,8 @@ class TrainingConfig:
         True,
         "CPU runs: draw dropout masks from numpy's PCG64 generator (16-bit draws against a threshold) instead of torch's "
         "bernoulli_, about 4x faster to draw: training loops of the default model on SST-2 ran 1.03x-1.12x faster in "
-        "float32 and 1.14x in bf16 on a 2-core CPU (BENCHMARKS.md, 2026-12-06). The same dropout (each element kept with probability 1 - p to 1/65,536, scaled by 1 / (1 - p)) "
+        "float32 and 1.14x in bf16 on a 2-core CPU (BENCHMARKS.md, 2026-12-06). The same dropout (each element kept "
+        "with probability 1 - p to 1/65,536, scaled by 1 / (1 - p)) "
         "from another random stream, so the run differs from one without it as two seeds do; a batch's masks depend on "
         "the seed, process, epoch and batch alone (reproducible, and resumed exactly); gradient_checkpointing replays "
         "them. Off on GPUs and with torch_compile. Attention's own dropout is included where it runs through SDPA.",
