@@ -10,7 +10,10 @@ time (top ``--top``), the rate the matrix products (``mm``, ``addmm``, ``bmm``) 
 products' FLOPs over the whole step's time, against the machine's rate on a 1024^3 product measured in the same run.
 A step whose products run at the machine's rate can still have a low MFU: the gap is the other operators' time.
 ``--fast-dropout-masks`` draws every dropout mask as ``training.fast_dropout_masks`` does (the loop's default on
-CPUs); without it, torch's ``bernoulli_`` draws them. Result: step_profile.json.
+CPUs); without it, torch's ``bernoulli_`` draws them. ``--reuse-heap-memory`` keeps freed blocks on the heap as
+``training.reuse_heap_memory`` does (the loop's default on glibc). ``--callers OP`` also splits operator OP's own
+time by the chain of operators that called it (``aten::copy_``: which conversions and copies cost what).
+Result: step_profile.json.
 """
 
 from __future__ import annotations
@@ -52,14 +55,17 @@ def product_rate(repeats: int = 20) -> float:
     return 2 * 1024**3 / statistics.median(times) / 1e9
 
 
-def profile_steps(model: Any, data: list[dict[str, Any]], warmup: int, fast_masks: bool) -> tuple[Any, list[float]]:
-    """Run ``warmup`` steps, then profile the rest; the profiler's averages per operator and each step's seconds."""
+def profile_steps(
+    model: Any, data: list[dict[str, Any]], warmup: int, fast_masks: bool, reuse_heap: bool = False
+) -> tuple[Any, list[float]]:
+    """Run ``warmup`` steps, then profile the rest; the profiler (its averages per operator) and each step's seconds."""
     import torch
 
     from nlp_transfer.training.dropout_masks import MaskSource, fast_dropout
+    from nlp_transfer.training.heap import reused_heap_memory
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
-    with fast_dropout(model, MaskSource(0) if fast_masks else None):
+    with reused_heap_memory(reuse_heap), fast_dropout(model, MaskSource(0) if fast_masks else None):
         for batch in data[:warmup]:
             training_step(model, optimizer, batch)
         return profiled_steps(model, optimizer, data[warmup:])
@@ -75,7 +81,24 @@ def profiled_steps(model: Any, optimizer: Any, data: list[dict[str, Any]]) -> tu
             started = time.perf_counter()
             training_step(model, optimizer, batch)
             times.append(time.perf_counter() - started)
-    return profiler.key_averages(), times
+    return profiler, times
+
+
+def by_callers(profiler: Any, operator: str, steps: int, depth: int = 2) -> list[dict[str, Any]]:
+    """``operator``'s own time per step split by the chain of its ``depth`` nearest callers, largest first."""
+    split: dict[str, list[float]] = {}
+    for event in profiler.events():
+        if event.name != operator:
+            continue
+        chain, parent = [], event.cpu_parent
+        while parent is not None and len(chain) < depth:
+            chain.append(parent.name)
+            parent = parent.cpu_parent
+        entry = split.setdefault(" < ".join(chain) or "(top level)", [0.0, 0.0])
+        entry[0] += event.self_cpu_time_total
+        entry[1] += 1
+    rows = [{"callers": k, "ms_per_step": us / 1000 / steps, "calls_per_step": n / steps} for k, (us, n) in split.items()]
+    return sorted(rows, key=lambda row: -row["ms_per_step"])
 
 
 def summarize(events: Any, times: list[float], peak: float, top: int) -> dict[str, Any]:
@@ -111,6 +134,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--fast-dropout-masks", action="store_true", help="masks as training.fast_dropout_masks draws them")
+    parser.add_argument("--reuse-heap-memory", action="store_true", help="heap as training.reuse_heap_memory keeps it")
+    parser.add_argument("--callers", default="", help="an operator whose time to split by its callers (aten::copy_)")
     args = parser.parse_args()
     if not dataset_present(SST2, "train.tsv", "SST-2"):
         return 1
@@ -122,8 +147,10 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).train()
     data = batches(tokenizer, texts, labels, args.batch_size)
-    events, times = profile_steps(model, data, args.warmup, args.fast_dropout_masks)
-    result = summarize(events, times, product_rate(), args.top)
+    profiler, times = profile_steps(model, data, args.warmup, args.fast_dropout_masks, args.reuse_heap_memory)
+    result = summarize(profiler.key_averages(), times, product_rate(), args.top)
+    if args.callers:
+        result["callers"] = by_callers(profiler, args.callers, len(times))[: args.top]
     print(f"step {result['step_ms_median']:.1f} ms (median of {result['steps']}); operators' own time per step:")
     for op in result["operators"]:
         print(f"  {op['name']:<36} {op['ms_per_step']:7.1f} ms  {100 * op['share']:5.1f} %")
@@ -131,6 +158,8 @@ def main() -> int:
         f"products: {100 * result['products_share']:.1f} % of the time, {result['products_rate_gflops']:.0f} GFLOP/s while "
         f"they run (machine {result['machine_rate_gflops']:.0f}); MFU {result['mfu']:.2f}"
     )
+    for row in result.get("callers", []):
+        print(f"  {args.callers} from {row['callers']:<44} {row['ms_per_step']:6.2f} ms  {row['calls_per_step']:6.1f} calls")
     print(f"results: {write_result('step_profile', {**report_header(args.threads), **vars(args), **result})}")
     return 0
 

@@ -34,6 +34,20 @@ def test_masks_keep_one_minus_p_and_scale_as_torch_does():
         keep_threshold(1.0)
 
 
+def test_masks_are_the_draws_compared_with_the_threshold_element_for_element():
+    """The byte view that speeds the conversion up leaves each element as the comparison of its own draw decides."""
+    import numpy as np
+
+    source = MaskSource(seed=4)
+    source.start_batch(1, 2)
+    state = source.generator.bit_generator.state
+    noise = source.noise((7, 9, 11), 0.1, torch.float32)
+    source.generator.bit_generator.state = state
+    draws = source.generator.bit_generator.random_raw((7 * 9 * 11 + 3) // 4).view(np.uint16)[: 7 * 9 * 11]
+    expected = torch.tensor((draws < keep_threshold(0.1)).tolist(), dtype=torch.float32).view(7, 9, 11) * (1 / (1 - 0.1))
+    assert torch.equal(noise, expected)
+
+
 def test_a_batch_s_masks_depend_on_the_seed_process_epoch_and_batch_alone():
     """Re-seeded per batch: whatever was drawn before, batch (epoch, index) gets the same masks (exact resume)."""
 
