@@ -7,10 +7,14 @@ longest sentence (batches of similar lengths, as ``group_by_length`` forms them:
 chunks of 50 batches, then cut). One training step is forward, cross-entropy, backward and a fused AdamW step on
 the default model with a 2-label head, as nlp-transfer's loop runs it (bf16: ``torch.autocast``). Eager and
 compiled (``torch.compile(model, dynamic=True)``, inductor, as ``training.torch_compile`` does) run the same
-batches from the same weights. Reported per precision: the steady-state seconds per step of each (median over
-``--steps`` steps after ``--warmup`` warm-up steps), the speed-up, the compile overhead (the compiled side's warm-up
-time less as many steady-state steps) and the break-even point: overhead / (eager step - compiled step), the
-number of steps a run needs before compiling pays. Result: compile_step.json.
+batches from the same weights, and so does a third side, ``eager_loop``: eager with the loop's CPU defaults
+(``training.fast_dropout_masks``, ``skip_unread_positions``, ``reuse_heap_memory``; the compiled side reuses heap
+memory too). No side clips gradients. Reported per precision: the steady-state seconds per step of eager and
+compiled (median over ``--steps`` steps after ``--warmup`` warm-up steps), the speed-up, the compile overhead (the
+compiled side's warm-up time less as many steady-state steps) and the break-even point: overhead / (eager step -
+compiled step), the number of steps a run needs before compiling pays; and each side's MFU over its timed steps
+(6 x non-embedding parameters x non-pad tokens over their seconds, against the float32 1024^3 rate measured just
+before the side) and the median of its steps' MFUs (which a recompiling step moves less). Result: compile_step.json.
 """
 
 from __future__ import annotations
@@ -58,18 +62,51 @@ def step_times(model: Any, data: list[dict[str, Any]], bf16: bool) -> list[float
     return times
 
 
-def measure(model_path: str, data: list[dict[str, Any]], warmup: int, bf16: bool) -> dict[str, float]:
-    """Eager against compiled on the same batches and starting weights; steady state, overhead, break-even steps."""
+def model_flops(model: Any, data: list[dict[str, Any]]) -> list[float]:
+    """Each batch's model FLOPs: 6 x non-embedding parameters x its non-pad tokens (as ``speed.py`` counts them)."""
+    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+    return [6.0 * non_embedding * int(batch["attention_mask"].sum()) for batch in data]
+
+
+def side_steps(model_path: str, data: list[dict[str, Any]], name: str, bf16: bool) -> tuple[list[float], list[float]]:
+    """Step seconds of one side (``eager``, ``eager_loop``: the loop's CPU defaults, or ``compiled``), and FLOPs."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from nlp_transfer.training.dropout_masks import MaskSource, fast_dropout
+    from nlp_transfer.training.first_position import first_position_only
+    from nlp_transfer.training.heap import reused_heap_memory
+
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).train()
+    runner = torch.compile(model, dynamic=True) if name == "compiled" else model
+    loop_defaults = name == "eager_loop"
+    masks = MaskSource(0) if loop_defaults else None
+    with reused_heap_memory(name != "eager"), first_position_only(model, loop_defaults), fast_dropout(model, masks):
+        return step_times(runner, data, bf16), model_flops(model, data)
+
+
+def measure(model_path: str, data: list[dict[str, Any]], warmup: int, bf16: bool) -> dict[str, Any]:
+    """Eager, eager as the loop runs it and compiled on the same batches and starting weights.
+
+    Per side: the steady-state step (median after ``warmup``) and MFU over the timed steps (model FLOPs over their
+    time, against the float32 1024^3 rate measured just before the side); for compiled against eager: the speed-up,
+    the compile overhead and the break-even point.
+    """
+    from step_profile import product_rate
+
     sides = {}
-    for name in ("eager", "compiled"):
-        torch.manual_seed(0)
-        model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).train()
-        runner = torch.compile(model, dynamic=True) if name == "compiled" else model
-        times = step_times(runner, data, bf16)
-        sides[name] = {"warmup_seconds": sum(times[:warmup]), "step_seconds": statistics.median(times[warmup:])}
+    for name in ("eager", "eager_loop", "compiled"):
+        rate = product_rate()
+        times, flops = side_steps(model_path, data, name, bf16)
+        per_step = [f / t / (rate * 1e9) for f, t in zip(flops[warmup:], times[warmup:], strict=True)]
+        sides[name] = {
+            "warmup_seconds": sum(times[:warmup]),
+            "step_seconds": statistics.median(times[warmup:]),
+            "matmul_gflops": rate,
+            "mfu": sum(flops[warmup:]) / sum(times[warmup:]) / (rate * 1e9),
+            "mfu_median_step": statistics.median(per_step),
+        }
     eager, compiled = sides["eager"]["step_seconds"], sides["compiled"]["step_seconds"]
     overhead = sides["compiled"]["warmup_seconds"] - warmup * compiled
     saving = eager - compiled
@@ -79,7 +116,7 @@ def measure(model_path: str, data: list[dict[str, Any]], warmup: int, bf16: bool
         "speedup": eager / compiled,
         "compile_overhead_seconds": overhead,
         "break_even_steps": overhead / saving if saving > 0 else None,
-        "warmup_seconds": {name: side["warmup_seconds"] for name, side in sides.items()},
+        "sides": sides,
     }
 
 
@@ -100,13 +137,19 @@ def main() -> int:
     texts, labels = read_sst2(SST2 / "train.tsv", limit=(args.warmup + args.steps) * args.batch_size)
     data = batches(AutoTokenizer.from_pretrained(model_path), texts, labels, args.batch_size)
     results = {p: measure(model_path, data, args.warmup, p == "bf16") for p in args.precisions.split(",")}
-    print("| precision | eager s/step | compiled s/step | speed-up | compile overhead s | break-even steps |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| precision | eager s/step | compiled s/step | speed-up | compile overhead s | break-even steps | per side: step, MFU over the steps / median step's (GFLOP/s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
     for precision, r in results.items():
         even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f}"
+        mfu = ", ".join(
+            f"{name} {side['step_seconds']:.3f} s, {side['mfu']:.2f} / {side['mfu_median_step']:.2f} ({side['matmul_gflops']:.0f})"
+            for name, side in r["sides"].items()
+        )
         print(
             f"| {precision} | {r['eager_step_seconds']:.3f} | {r['compiled_step_seconds']:.3f} | {r['speedup']:.2f}x "
-            f"| {r['compile_overhead_seconds']:.1f} | {even} |"
+            f"| {r['compile_overhead_seconds']:.1f} | {even} | {mfu} |"
         )
     report = {**report_header(args.threads), "batch_size": args.batch_size, "warmup": args.warmup, "results": results}
     print(f"\nwritten to {write_result('compile_step', report)}")
