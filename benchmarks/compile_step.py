@@ -137,14 +137,14 @@ def main() -> int:
     texts, labels = read_sst2(SST2 / "train.tsv", limit=(args.warmup + args.steps) * args.batch_size)
     data = batches(AutoTokenizer.from_pretrained(model_path), texts, labels, args.batch_size)
     results = {p: measure(model_path, data, args.warmup, p == "bf16") for p in args.precisions.split(",")}
-    print(
-        "| precision | eager s/step | compiled s/step | speed-up | compile overhead s | break-even steps | per side: step, MFU over the steps / median step's (GFLOP/s) |"
-    )
+    sides = "per side: step, MFU over the steps / median step's (GFLOP/s)"
+    print(f"| precision | eager s/step | compiled s/step | speed-up | compile overhead s | break-even steps | {sides} |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for precision, r in results.items():
         even = "never" if r["break_even_steps"] is None else f"{r['break_even_steps']:.0f}"
         mfu = ", ".join(
-            f"{name} {side['step_seconds']:.3f} s, {side['mfu']:.2f} / {side['mfu_median_step']:.2f} ({side['matmul_gflops']:.0f})"
+            f"{name} {side['step_seconds']:.3f} s, {side['mfu']:.2f} / {side['mfu_median_step']:.2f} "
+            f"({side['matmul_gflops']:.0f})"
             for name, side in r["sides"].items()
         )
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -36,8 +37,6 @@ def test_masks_keep_one_minus_p_and_scale_as_torch_does():
 
 def test_masks_are_the_draws_compared_with_the_threshold_element_for_element():
     """The byte view that speeds the conversion up leaves each element as the comparison of its own draw decides."""
-    import numpy as np
-
     source = MaskSource(seed=4)
     source.start_batch(1, 2)
     state = source.generator.bit_generator.state
