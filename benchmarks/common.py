@@ -311,3 +311,14 @@ def recipe_figures(result: Any, metric: str, name: str | None = None) -> dict[st
         "train_seconds": result.info["train_seconds"],
         name or metric: result.metrics["validation"][metric],
     }
+
+
+def non_embedding_parameters(model: Any) -> int:
+    """Parameters outside the embeddings: the count model FLOPs (6 x this x tokens) are taken over."""
+    return sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+
+
+def model_flops(model: Any, data: list[dict[str, Any]]) -> list[float]:
+    """Each batch's model FLOPs: 6 x non-embedding parameters x its non-pad tokens."""
+    non_embedding = non_embedding_parameters(model)
+    return [6.0 * non_embedding * int(batch["attention_mask"].sum()) for batch in data]

@@ -24,7 +24,7 @@ import statistics
 import time
 from typing import Any
 
-from common import SST2, dataset_present, read_sst2, report_header, setup, write_result
+from common import SST2, dataset_present, model_flops, read_sst2, report_header, setup, write_result
 
 
 def batches(tokenizer: Any, texts: list[str], labels: list[int], size: int) -> list[dict[str, Any]]:
@@ -60,12 +60,6 @@ def step_times(model: Any, data: list[dict[str, Any]], bf16: bool) -> list[float
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - started)
     return times
-
-
-def model_flops(model: Any, data: list[dict[str, Any]]) -> list[float]:
-    """Each batch's model FLOPs: 6 x non-embedding parameters x its non-pad tokens (as ``speed.py`` counts them)."""
-    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
-    return [6.0 * non_embedding * int(batch["attention_mask"].sum()) for batch in data]
 
 
 def side_steps(model_path: str, data: list[dict[str, Any]], name: str, bf16: bool) -> tuple[list[float], list[float]]:

@@ -30,7 +30,7 @@ import functools
 import statistics
 from typing import Any
 
-from common import SST2, dataset_present, median_seconds, read_sst2, report_header, setup, write_result
+from common import SST2, dataset_present, median_seconds, model_flops, read_sst2, report_header, setup, write_result
 from compile_step import batches
 from step_profile import product_rate
 
@@ -118,10 +118,8 @@ def measured_rates(quartiles: dict[str, int], hidden: int, intermediate: int, re
 
 def ceilings(model: Any, data: list[dict[str, Any]], repeats: int, rounds: int) -> dict[str, Any]:
     """Both ceilings and the figures they come from, per step on average over the batches ``data``."""
-    embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" in n)
-    non_embedding = sum(p.numel() for p in model.parameters()) - embedding
     steps = len(data)
-    counted = sum(6 * non_embedding * int(b["attention_mask"].sum()) for b in data) / steps
+    counted = sum(model_flops(model, data)) / steps
     executed = executed_product_flops(model, data)
     padded_sorted = sorted(b["input_ids"].numel() for b in data)
     quartiles = {f"q{int(q * 100)}": padded_sorted[int(q * (steps - 1))] for q in (0.25, 0.5, 0.75)}

@@ -45,6 +45,7 @@ from common import (
     dataset_present,
     median_seconds,
     medians,
+    non_embedding_parameters,
     read_sst2,
     recipe_figures,
     report_header,
@@ -84,8 +85,7 @@ def training_flops(model_path: str, texts: list[str]) -> dict[str, int]:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True, max_length=128)["input_ids"])
     probe = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
-    embedding = sum(p.numel() for n, p in probe.named_parameters() if "embeddings" in n)
-    non_embedding = sum(p.numel() for p in probe.parameters()) - embedding
+    non_embedding = non_embedding_parameters(probe)
     return {"tokens": tokens, "non_embedding": non_embedding, "flops": 6 * non_embedding * tokens}
 
 
