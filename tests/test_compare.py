@@ -287,14 +287,44 @@ def test_an_interrupted_comparison_keeps_the_report_of_finished_runs(sentiment_f
 # --------------------------------------------------------------------------- learning curves over seeds
 
 
-def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy", seconds=0.0):
-    """A hand-made row of a --per-class comparison of two classes."""
+def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy", seconds=0.0, validation=None):
+    """A hand-made row of a --per-class comparison of two classes (``value`` on test; validation unknown unless given)."""
     from nlp_transfer.compare import ComparisonRow
 
     return ComparisonRow(
         strategy, None, 2 * per_class, metric, "test", value, 1, 1, seconds, 0.0, "child_peak_rss", "", error=error,
-        per_class=per_class, seed=seed,
+        per_class=per_class, seed=seed, validation=validation,
     )  # fmt: skip
+
+
+def test_the_recommendation_ranks_on_validation_and_only_reports_test():
+    from nlp_transfer.compare import aggregate_rows, aggregate_table, recommendation
+
+    # planted: validation prefers tuned, test prefers steady; the choice must follow validation
+    rows = [few_shot_row("steady", 8, s, t, validation=v) for s, (v, t) in enumerate([(0.75, 0.78), (0.76, 0.79), (0.74, 0.80)])]
+    rows += [few_shot_row("tuned", 8, s, t, validation=v) for s, (v, t) in enumerate([(0.80, 0.70), (0.82, 0.71), (0.81, 0.69)])]
+    rows += [few_shot_row("scratch", 8, s, 0.9, validation=0.6) for s in range(3)]  # better on test only: not flagged
+    line = recommendation(aggregate_rows(rows), rows)
+    # validation differences 0.05, 0.06, 0.07: mean 0.06, sd 0.01, 95% half-width 4.3027 * 0.01 / sqrt(3) = 0.0248
+    assert line == (
+        "at 8 per class (ranked on validation): use tuned (validation 0.8100 ± 0.0100, test 0.7000 ± 0.0100 over 3 seeds); "
+        "next best steady (validation 0.7500 ± 0.0100, test 0.7900 ± 0.0100 over 3 seeds); paired by seed on validation, "
+        "tuned leads by 0.0600 (95% interval 0.0352 to 0.0848, 3 seeds): the seeds separate them"
+    )
+    for row in rows[-3:]:
+        row.validation = 0.95  # now the baseline beats the pick on validation: negative transfer is said
+    assert recommendation(aggregate_rows(rows)).endswith(
+        "; scratch scores better (validation 0.9500 ± 0.0000, test 0.9000 ± 0.0000 over 3 seeds): negative transfer"
+    )
+    table = aggregate_table(aggregate_rows(rows))
+    assert (
+        "| strategy | size | train examples | validation accuracy: mean ± std | test accuracy: mean ± sample std (ddof=1) |"
+        in table
+    )
+    assert "| tuned | 8 per class | 16 | 0.8100 ± 0.0100 | 0.7000 ± 0.0100 | 3 | 0 |" in table
+    # one run without its validation score: no like-for-like validation mean, so it ranks on what the runs report
+    rows[0].validation = None
+    assert recommendation(aggregate_rows(rows)).startswith("at 8 per class: use steady (0.7900 ± 0.0100 over 3 seeds)")
 
 
 def test_aggregate_is_mean_and_sample_std_over_the_successful_seeds(tmp_path):
@@ -506,8 +536,17 @@ def test_compare_per_class_over_seeds_end_to_end(sentiment_files, tiny_model_dir
         info = json.loads((Path(r["run_dir"]) / "run_info.json").read_text())
         assert info["examples"]["train"] == r["train_examples"] == 2 * r["per_class"]  # size x labels
         assert info["examples"]["validation"] == 32
+        metrics = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())
+        assert (r["split"], r["value"], r["validation"]) == (
+            "test",
+            metrics["test"]["accuracy"],
+            metrics["validation"]["accuracy"],
+        )
     report = (out / "compare.md").read_text()
     assert "mean ± sample std (ddof=1)" in report and "| frozen | 4 per class | 8 |" in report
+    assert "| validation accuracy: mean ± std | test accuracy: mean ± sample std (ddof=1) |" in report
     assert (out / "compare.png").stat().st_size > 1000
     printed = capsys.readouterr().out
-    assert "at 2 per class: use " in printed and "at 4 per class: use " in printed and "over 2 seeds" in printed
+    for size in (2, 4):  # the runs have a test split: the line ranks on validation and reports both
+        assert f"at {size} per class (ranked on validation): use frozen (validation " in printed
+    assert ", test " in printed and "over 2 seeds" in printed

@@ -153,6 +153,7 @@ def comparison_row(
     row.metric = next(iter(info["best_metric"]))
     row.split = "test" if "test" in metrics else "validation"
     row.value = float(metrics[row.split][row.metric])
+    row.validation = float(metrics["validation"][row.metric]) if row.metric in metrics.get("validation", {}) else None
     row.train_examples = int(info["examples"]["train"])
     row.trainable_parameters, row.total_parameters = int(info["trainable_parameters"]), int(info["total_parameters"])
     row.trainable_parameters_end = int(info.get("trainable_parameters_last_epoch") or 0)

@@ -56,6 +56,7 @@ class ComparisonRow:
     per_class: int | None = None  # --per-class: the training examples of each class (data.per_class); None: train_size
     seed: int | None = None  # the seed --seeds varies: data.sample_seed with --per-class, else the run's seed
     below: str = ""  # the baseline label a negative-transfer row scored below (scratch, or --baseline's label)
+    validation: float | None = None  # the metric on validation, what a recommendation ranks by (``value`` may be test)
 
 
 @dataclass(frozen=True)

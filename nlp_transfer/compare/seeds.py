@@ -26,6 +26,8 @@ class AggregateRow:
     std: float | None  # sample standard deviation (ddof=1) over the successful runs; None with fewer than 2
     seeds: int  # successful runs
     failed: int  # failed runs, left out of mean and std
+    validation_mean: float | None = None  # the metric on validation, what the recommendation ranks by; None: unknown
+    validation_std: float | None = None  # its sample standard deviation; None with fewer than 2 seeds
 
 
 def several_seeds(rows: Sequence[ComparisonRow]) -> bool:
@@ -46,6 +48,8 @@ def _aggregate(strategy: str, train_size: int | None, per_class: int | None, gro
     """The aggregate of one strategy's runs at one size (``group``, one per seed)."""
     done = [r for r in group if r.value is not None]
     values = [float(r.value) for r in done if r.value is not None]
+    validation = [float(r.validation) for r in done if r.validation is not None]
+    known = bool(done) and len(validation) == len(done)  # a mean over some seeds only would not compare
     return AggregateRow(
         strategy=strategy,
         train_size=train_size,
@@ -57,6 +61,8 @@ def _aggregate(strategy: str, train_size: int | None, per_class: int | None, gro
         std=statistics.stdev(values) if len(values) >= 2 else None,
         seeds=len(done),
         failed=len(group) - len(done),
+        validation_mean=statistics.mean(validation) if known else None,
+        validation_std=statistics.stdev(validation) if known and len(validation) >= 2 else None,
     )
 
 
@@ -67,54 +73,79 @@ def size_text(row: AggregateRow) -> str:
     return f"{row.train_size or 'all'} training examples"
 
 
+def _mean_text(mean: float, std: float | None) -> str:
+    """``0.8125 ± 0.0340``, or ``0.8125`` without a spread."""
+    return f"{mean:.{DIGITS}f}" + ("" if std is None else f" ± {std:.{DIGITS}f}")
+
+
+def _reports_another_split(row: AggregateRow) -> bool:
+    """Whether the row reports a split other than validation (test) and knows its validation mean too."""
+    return row.split != "validation" and row.validation_mean is not None
+
+
 def spread_text(row: AggregateRow) -> str:
-    """``0.8125 ± 0.0340 over 5 seeds`` (``, 1 failed`` when runs failed); one seed has no spread."""
+    """``0.8125 ± 0.0340 over 5 seeds`` (``, 1 failed`` when runs failed); one seed has no spread.
+
+    A row that reports test gives validation first: ``validation 0.8200 ± 0.0300, test 0.8125 ± 0.0340 over 5 seeds``.
+    """
     if row.mean is None:
         return f"no successful run, {row.failed} failed"
-    value = f"{row.mean:.{DIGITS}f}" + ("" if row.std is None else f" ± {row.std:.{DIGITS}f}")
+    value = _mean_text(row.mean, row.std)
+    if _reports_another_split(row):
+        value = f"validation {_mean_text(float(row.validation_mean or 0.0), row.validation_std)}, {row.split} {value}"
     text = f"{value} over {row.seeds} seed{'s' if row.seeds != 1 else ''}"
     return text + (f", {row.failed} failed" if row.failed else "")
 
 
-def _shown_mean(row: AggregateRow) -> float:
-    """The mean as the report prints it: means equal to that precision are a tie."""
-    return round(float(row.mean or 0.0), DIGITS)
+def on_validation(rows: Sequence[AggregateRow]) -> bool:
+    """Whether a recommendation over ``rows`` ranks on validation: every successful row reports test and knows validation.
+
+    A strategy is chosen on validation and test only reports how the choice did, so test never picks; rows that
+    report validation itself (a run without a test split) rank on it as reported.
+    """
+    done = [r for r in rows if r.mean is not None]
+    return bool(done) and all(_reports_another_split(r) for r in done)
 
 
-def _spread(row: AggregateRow) -> float:
-    """The standard deviation, unknown (one seed) counting as the widest."""
-    return math.inf if row.std is None else row.std
+def _choice(row: AggregateRow, validation: bool) -> tuple[float, float]:
+    """The mean a ranking compares (to the report's precision: equal means are a tie) and its spread (one seed: widest)."""
+    mean, std = (row.validation_mean, row.validation_std) if validation else (row.mean, row.std)
+    return round(float(mean or 0.0), DIGITS), math.inf if std is None else std
 
 
-def _ranked(rows: Sequence[AggregateRow]) -> list[AggregateRow]:
-    """Successful strategies best first: by mean (to the report's precision), then smaller spread, then run order."""
+def _ranked(rows: Sequence[AggregateRow], validation: bool) -> list[AggregateRow]:
+    """Successful strategies best first: by mean (on validation when ``validation``), then smaller spread, then run order."""
     done = [r for r in rows if r.mean is not None]
     sign = 1 if done and done[0].metric.endswith("loss") else -1
-    return sorted(done, key=lambda r: (sign * _shown_mean(r), _spread(r)))
+    return sorted(done, key=lambda r: (sign * _choice(r, validation)[0], _choice(r, validation)[1]))
 
 
 def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> str:
     """The line for one size: the strategy with the best mean, the next best, ties and negative transfer said.
 
-    ``rows`` are the aggregates of one size; the from-scratch baseline is never recommended, only noted
-    when it beats the pick. With the ``runs`` behind them, the line adds the pick's lead over the next
-    best paired by seed (:func:`lead_text`).
+    ``rows`` are the aggregates of one size. It ranks on validation where the runs report test (:func:`on_validation`)
+    and gives both. The from-scratch baseline is never recommended, only noted when it beats the pick. With the
+    ``runs`` behind them, the line adds the pick's lead over the next best paired by seed (:func:`lead_text`).
     """
-    where = f"at {size_text(rows[0])}"
-    ranked = _ranked([r for r in rows if r.strategy != SCRATCH])
+    validation = on_validation(rows)
+    where = f"at {size_text(rows[0])}" + (" (ranked on validation)" if validation else "")
+    ranked = _ranked([r for r in rows if r.strategy != SCRATCH], validation)
     if not ranked:
         return f"{where}: no strategy has a successful run ({sum(r.failed for r in rows)} failed)"
     best = ranked[0]
     line = f"{where}: use {best.strategy} ({spread_text(best)})"
-    if len(ranked) > 1 and _shown_mean(ranked[1]) == _shown_mean(best):
-        reason = "for its smaller spread" if _spread(best) < _spread(ranked[1]) else "as listed first"
-        line += f", tied on the mean with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
+    if len(ranked) > 1 and _choice(ranked[1], validation)[0] == _choice(best, validation)[0]:
+        reason = (
+            "for its smaller spread" if _choice(best, validation)[1] < _choice(ranked[1], validation)[1] else "as listed first"
+        )
+        mean = "validation mean" if validation else "mean"
+        line += f", tied on the {mean} with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
     elif len(ranked) > 1:
         line += f"; next best {ranked[1].strategy} ({spread_text(ranked[1])})"
     if len(ranked) > 1 and runs:
-        line += lead_text(best, ranked[1], runs)
+        line += lead_text(best, ranked[1], runs, validation=validation)
     scratch = next((r for r in rows if r.strategy == SCRATCH and r.mean is not None), None)
-    if scratch is not None and scores_better(_shown_mean(scratch), _shown_mean(best), best.metric):
+    if scratch is not None and scores_better(_choice(scratch, validation)[0], _choice(best, validation)[0], best.metric):
         line += f"; {SCRATCH} scores better ({spread_text(scratch)}): negative transfer"
     return line
 
@@ -133,25 +164,28 @@ def _runs_of(row: AggregateRow, runs: Sequence[ComparisonRow]) -> list[Compariso
     return [r for r in runs if r.value is not None and (r.strategy, r.train_size, r.per_class) == key]
 
 
-def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[ComparisonRow]) -> str:
+def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[ComparisonRow], *, validation: bool = False) -> str:
     """``best``'s lead over ``other`` paired by seed, whether the seeds separate them, and their training times.
 
+    The pairs are the runs' validation scores when ``validation`` (what chose ``best``), else their reported ones.
     Empty with fewer than two seeds in common: one difference has no spread to judge it by.
     """
     from nlp_transfer.evaluation.paired import CONFIDENCE, paired_lead
 
     mine, theirs = _runs_of(best, runs), _runs_of(other, runs)
+
+    def score(run: ComparisonRow) -> float:
+        return float((run.validation if validation else run.value) or 0.0)
+
     lead = paired_lead(
-        {r.seed: float(r.value or 0.0) for r in mine},
-        {r.seed: float(r.value or 0.0) for r in theirs},
-        lower_is_better=best.metric.endswith("loss"),
+        {r.seed: score(r) for r in mine}, {r.seed: score(r) for r in theirs}, lower_is_better=best.metric.endswith("loss")
     )
     if lead is None or lead.low is None or lead.high is None:
         return ""
     verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
     text = (
-        f"; paired by seed, {best.strategy} leads by {lead.mean:.{DIGITS}f} ({CONFIDENCE:.0%} interval "
-        f"{lead.low:.{DIGITS}f} to {lead.high:.{DIGITS}f}, {lead.seeds} seeds): {verdict}"
+        f"; paired by seed{' on validation' if validation else ''}, {best.strategy} leads by {lead.mean:.{DIGITS}f} "
+        f"({CONFIDENCE:.0%} interval {lead.low:.{DIGITS}f} to {lead.high:.{DIGITS}f}, {lead.seeds} seeds): {verdict}"
     )
     seconds = statistics.median(r.train_seconds for r in mine), statistics.median(r.train_seconds for r in theirs)
     if min(seconds) > 0:
@@ -160,14 +194,19 @@ def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[Comparison
 
 
 def aggregate_table(rows: Sequence[AggregateRow]) -> str:
-    """The aggregate as a Markdown table: one row per strategy and size."""
+    """The aggregate as a Markdown table: one row per strategy and size; validation's column first where rows report test."""
     done = next((r for r in rows if r.mean is not None), None)
     metric = f"{done.split} {done.metric}" if done else "metric"
+    both = any(_reports_another_split(r) for r in rows)
+    first = f"validation {done.metric}: mean ± std | " if both and done else ""
     lines = [
-        f"| strategy | size | train examples | {metric}: mean ± sample std (ddof=1) | seeds | failed |",
-        "|---|---|---|---|---|---|",
+        f"| strategy | size | train examples | {first}{metric}: mean ± sample std (ddof=1) | seeds | failed |",
+        "|---" * (7 if first else 6) + "|",
     ]
     for r in rows:
-        value = "**failed**" if r.mean is None else f"{r.mean:.{DIGITS}f}" + ("" if r.std is None else f" ± {r.std:.{DIGITS}f}")
+        value = "**failed**" if r.mean is None else _mean_text(r.mean, r.std)
+        if first:
+            known = r.mean is not None and r.validation_mean is not None
+            value = (_mean_text(float(r.validation_mean or 0.0), r.validation_std) if known else "") + f" | {value}"
         lines.append(f"| {r.strategy} | {size_text(r)} | {r.train_examples} | {value} | {r.seeds} | {r.failed} |")
     return "\n".join(lines)
