@@ -214,7 +214,17 @@ def test_compare_cli_runs_strategies_and_scratch(sentiment_files, tiny_model_dir
         scratch = by["scratch", r["train_size"]]["value"]
         assert r["negative_transfer"] == (r["strategy"] != "scratch" and r["value"] < scratch)
     assert (out / "compare.png").stat().st_size > 1000
-    assert "| lora | 300 | 1 | 0.01 |" in (out / "compare.md").read_text()
+    markdown = (out / "compare.md").read_text()
+    assert "| lora | 300 | 1 | 0.01 |" in markdown
+    # one run a size: the per-run table gives validation beside test, and each size gets its recommendation on validation
+    lora_all = by["lora", None]
+    assert f"test accuracy {lora_all['value']:.4f} (validation {lora_all['validation']:.4f})" in markdown
+    assert [line.split(":")[0] for line in report["recommendations"]] == [
+        "at 100 training examples (ranked on validation)",
+        "at all training examples (ranked on validation)",
+    ]
+    assert all(f"- {line}" in markdown for line in report["recommendations"])
+    assert all(line.split(": use ")[1].startswith("lora (validation ") for line in report["recommendations"])  # never scratch
     # a STRATEGY:key=value override reaches that strategy's runs only
     assert [r["learning_rate"] for r in rows] == [1e-2, 5e-3] * 2
     assert "learning_rate: 0.01" in (out / "runs" / "lora-all" / "config.yaml").read_text()
@@ -298,7 +308,7 @@ def few_shot_row(strategy, per_class, seed, value, error="", metric="accuracy", 
 
 
 def test_the_recommendation_ranks_on_validation_and_only_reports_test():
-    from nlp_transfer.compare import aggregate_rows, aggregate_table, recommendation
+    from nlp_transfer.compare import aggregate_rows, aggregate_table, markdown_table, recommendation
 
     # planted: validation prefers tuned, test prefers steady; the choice must follow validation
     rows = [few_shot_row("steady", 8, s, t, validation=v) for s, (v, t) in enumerate([(0.75, 0.78), (0.76, 0.79), (0.74, 0.80)])]
@@ -322,6 +332,7 @@ def test_the_recommendation_ranks_on_validation_and_only_reports_test():
         in table
     )
     assert "| tuned | 8 per class | 16 | 0.8100 ± 0.0100 | 0.7000 ± 0.0100 | 3 | 0 |" in table
+    assert "| tuned | 8 | 0 | 16 | 0 | 0 | test accuracy 0.7000 (validation 0.8000) |" in markdown_table(rows)
     # one run without its validation score: no like-for-like validation mean, so it ranks on what the runs report
     rows[0].validation = None
     assert recommendation(aggregate_rows(rows)).startswith("at 8 per class: use steady (0.7900 ± 0.0100 over 3 seeds)")

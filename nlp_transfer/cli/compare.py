@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> None:
         baseline=baseline,
     )
     print("\n" + markdown_table(rows))
+    aggregates = aggregate_rows(rows)
     if several_seeds(rows):
-        aggregates = aggregate_rows(rows)
-        print("\n" + aggregate_table(aggregates) + "\n")
-        print("\n".join(recommendations(aggregates, rows)))
+        print("\n" + aggregate_table(aggregates))
+    print("\n" + "\n".join(recommendations(aggregates, rows)))
     failed = failure_summary(rows, output)
     if failed:  # every run was tried and reported; the exit code still says that some failed
         raise UserError(failed)

@@ -16,8 +16,9 @@ from nlp_transfer.compare.tables import markdown_table
 def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[str, Path]:
     """Write compare.json, compare.md and compare.png into ``output_dir``; returns their paths.
 
-    Over seeds (:func:`several_seeds`) they add the aggregate per strategy and size, the recommendation
-    per size, and the png draws the mean with a band of one standard deviation.
+    Both give a recommendation per size, chosen on validation where the runs report test. Over seeds
+    (:func:`several_seeds`) they add the aggregate per strategy and size, and the png draws the mean with a
+    band of one standard deviation.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,10 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
         )
         plot_curve(aggregates, paths["compare.png"])
     else:
+        lines = recommendations(aggregate_rows(rows), rows)
+        payload.update(recommendations=lines)
+        text += "\n## Recommendation\n\nOne run a strategy and size: no spread to judge a lead by.\n\n"
+        text += "".join(f"- {line}\n" for line in lines)
         plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
     paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
     paths["compare.md"].write_text(text, encoding="utf-8")

@@ -42,11 +42,14 @@ def _markdown_row(r: ComparisonRow, extra: Sequence[tuple[str, str]] = ()) -> st
             f"| {r.strategy} |{cells} {asked} | {r.epochs} | {r.learning_rate:g} | **failed**: {error} | | "
             f"{r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | |"
         )
+    metric = f"{r.split} {r.metric} {r.value:.4f}"
+    if r.split != "validation" and r.validation is not None:
+        metric += f" (validation {r.validation:.4f})"
     trainable = _parameter_share(r.trainable_parameters, r.total_parameters)
     if r.trainable_parameters_end and r.trainable_parameters_end != r.trainable_parameters:
         trainable += " at the start, " + _parameter_share(r.trainable_parameters_end, r.total_parameters) + " at the end"
     return (
-        f"| {r.strategy} |{cells} {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {r.split} {r.metric} {r.value:.4f} | "
+        f"| {r.strategy} |{cells} {r.train_examples} | {r.epochs} | {r.learning_rate:g} | {metric} | "
         f"{trainable} | {r.train_seconds:.1f} | {r.peak_memory_mb:,.0f} | "
         f"{f'**yes** (below {r.below or SCRATCH})' if r.negative_transfer else ''} |"
     )
