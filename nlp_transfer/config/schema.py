@@ -308,8 +308,9 @@ class TransferConfig:
         "Pairs are drawn on demand, so memory does not grow with this number; time does, linearly. setfit: as many "
         "pairs in all as the SetFit library draws by default for these examples, 2 x max(similar, dissimilar) over "
         "every pair of rows (33 a row for 2 classes of 32, 160 for 6), which grows with the square of the examples. "
-        "Measured against 20, 5 seeds: +4.1 / +4.8 points on emotion (6 classes) at 16 / 32 per class but -7.1 on TREC-6 "
-        "at 16; +1.2 / +0.8 at 32 per class on SST-2 / kitchen reviews: try both, keep what validation prefers (BENCHMARKS.md).",
+        "Measured against 20, 5 seeds: +2.8 / +4.1 / +4.8 points on emotion (6 classes) at 8 / 16 / 32 per class, on TREC-6 "
+        "+7.7 at 8 but -7.1 at 16; +1.2 / +0.8 at 32 per class on SST-2 / kitchen reviews: where it is above 20, try both "
+        "and keep what validation prefers (BENCHMARKS.md).",
     )
     contrastive_epochs: int = setting(1, "contrastive, phase 1: passes over the pairs before the head trains.")
     contrastive_learning_rate: float = setting(
