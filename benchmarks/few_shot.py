@@ -57,6 +57,10 @@ together for N epochs at ``--end-to-end-learning-rate`` (``transfer.contrastive_
 where it beats phase 2 on validation; the rows record whether it was kept, and ``--report --end-to-end-epochs N`` adds
 each arm's paired gain over the same arm without phase 3.
 
+``--pair-learning-rate LR`` (unset by default): every contrastive arm trains phase 1 at LR
+(``transfer.contrastive_learning_rate``) instead of the default 2e-5, recorded in its settings; ``--report
+--pair-learning-rate LR`` adds each arm's paired gain over the same arm at the default.
+
 ``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
 (``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
 nlp-transfer's methods (the head's epochs count those rows), the same texts appended to SetFit's training rows (as
@@ -117,6 +121,7 @@ METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
 #: the settings a contrastive arm records with ``--end-to-end-epochs``
 END_TO_END = ("transfer.contrastive_end_to_end_epochs", "transfer.contrastive_end_to_end_learning_rate")
+PAIR_LEARNING_RATE = "transfer.contrastive_learning_rate"  # phase 1's; runs without the key used the default, 2e-5
 #: the setting every contrastive arm records unless ``--encode-every-occurrence``
 ENCODE_ONCE = "transfer.contrastive_encode_once"
 BINARY = ("negative", "positive")
@@ -288,6 +293,7 @@ def recipe_arms(method: str, args: argparse.Namespace) -> dict[str, dict[str, An
             | encode_once(loss, args)
             | fit
             | end_to_end(args)
+            | ({PAIR_LEARNING_RATE: args.pair_learning_rate} if args.pair_learning_rate else {})
             | base
         )
     return arms
@@ -904,6 +910,8 @@ def report(args: argparse.Namespace) -> int:
         gains += setting_gains(rows, kept, ENCODE_ONCE, "Each distinct text encoded once a step")
     if args.end_to_end_epochs:
         gains += setting_gains(rows, kept, END_TO_END, "With phase 3 (encoder and head trained together)")
+    if args.pair_learning_rate:
+        gains += setting_gains(rows, kept, PAIR_LEARNING_RATE, f"Phase 1 at learning rate {args.pair_learning_rate:g}")
     rows = kept
     if not rows:
         print(f"few_shot: no runs with --test-limit {args.test_limit} in {path}", file=sys.stderr)
@@ -1029,6 +1037,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--end-to-end-learning-rate", type=float, default=2e-5, help="contrastive arms, phase 3: its learning rate"
+    )
+    parser.add_argument(
+        "--pair-learning-rate",
+        type=float,
+        help="contrastive arms: phase 1's learning rate (transfer.contrastive_learning_rate; unset: the default 2e-5, "
+        "the runs recorded without the key)",
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")
