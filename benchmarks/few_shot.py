@@ -58,8 +58,9 @@ where it beats phase 2 on validation; the rows record whether it was kept, and `
 each arm's paired gain over the same arm without phase 3.
 
 ``--pair-learning-rate LR`` (unset by default): every contrastive arm trains phase 1 at LR
-(``transfer.contrastive_learning_rate``) instead of the default 2e-5, recorded in its settings; ``--report
---pair-learning-rate LR`` adds each arm's paired gain over the same arm at the default.
+(``transfer.contrastive_learning_rate``), recorded in its settings; ``--report --pair-learning-rate LR`` adds each
+arm's paired gain over the same arm without it. Unset, the arms run phase 1 at 2e-5, the rate of every run recorded
+without the key (the strategy's default until the thirty-fourth session), so those records stay the same runs.
 
 ``--label-examples N`` (default 0): every method also trains on N rows a label written from the label's name
 (``This sentence is negative.``; TREC's codes as words, :data:`TREC_CLASSES`): ``data.label_examples=N`` for
@@ -121,7 +122,8 @@ METHODS = ("setfit", "contrastive", "full", "frozen_mean", "self_training")
 RUNS_FILE = "few_shot_runs.jsonl"
 #: the settings a contrastive arm records with ``--end-to-end-epochs``
 END_TO_END = ("transfer.contrastive_end_to_end_epochs", "transfer.contrastive_end_to_end_learning_rate")
-PAIR_LEARNING_RATE = "transfer.contrastive_learning_rate"  # phase 1's; runs without the key used the default, 2e-5
+PAIR_LEARNING_RATE = "transfer.contrastive_learning_rate"  # phase 1's, an arm setting with --pair-learning-rate
+RECORDED_PAIR_LEARNING_RATE = 2e-5  # phase 1's rate in every run recorded without that key (the strategy's old default)
 #: the setting every contrastive arm records unless ``--encode-every-occurrence``
 ENCODE_ONCE = "transfer.contrastive_encode_once"
 BINARY = ("negative", "positive")
@@ -328,6 +330,8 @@ def recipe_overrides(method: str, settings: dict[str, Any], group: dict[str, Any
         "contrastive": {"strategy": "contrastive"},
         "self_training": {"strategy": "contrastive", "data.unlabeled_file": group["files"].get("unlabeled")},
     }[method] | {key: value for key, value in settings.items() if "." in key}  # the arm's own config keys
+    if method in ("contrastive", "self_training"):  # runs without the key keep the rate they were recorded at
+        strategy.setdefault(PAIR_LEARNING_RATE, RECORDED_PAIR_LEARNING_RATE)
     steps, batch_size = settings["steps"], settings["batch_size"]
     rows = group["counts"]["train_rows"] + settings.get("data.label_examples", 0) * len(group["names"])
     per_epoch = math.ceil(rows / batch_size)  # the label-name rows are training rows too
@@ -996,8 +1000,8 @@ def memory(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- command line
 
 
-def parse_args() -> argparse.Namespace:
-    """The command line."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``: these arguments instead of ``sys.argv``'s, e.g. to take the defaults elsewhere)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="sst2,emotion,trec,kitchen", help=f"some of {','.join(SPECS)}")
     parser.add_argument("--sizes", default="8,16,32,64", help="training examples per class")
@@ -1041,8 +1045,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--pair-learning-rate",
         type=float,
-        help="contrastive arms: phase 1's learning rate (transfer.contrastive_learning_rate; unset: the default 2e-5, "
-        "the runs recorded without the key)",
+        help="contrastive arms: phase 1's learning rate (transfer.contrastive_learning_rate; unset: 2e-5, the rate of "
+        "every run recorded without the key, whatever the strategy's default)",
     )
     parser.add_argument("--self-training-rounds", type=int, default=1, help="self_training: teacher-student rounds")
     parser.add_argument("--report", action="store_true", help="only read the runs file and report")
@@ -1052,7 +1056,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--memory-pairs", default="2,20", help="contrastive_pairs (nlp-transfer) = num_iterations (SetFit)")
     parser.add_argument("--memory-steps", type=int, default=20)
     parser.add_argument("--one-run", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     unknown = set(args.datasets.split(",")) - set(SPECS) | set(args.methods.split(",")) - set(METHODS)
     if unknown:
         parser.error(f"unknown dataset or method: {', '.join(sorted(unknown))}")

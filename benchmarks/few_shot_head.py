@@ -76,10 +76,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=32, help="training examples per class")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    sys.argv = [sys.argv[0], "--contrastive-grid", args.arm]
-    grid = few_shot.parse_args()  # few_shot.py's defaults: head steps, learning rate, batch size
-    args.head_steps, args.head_learning_rate, args.batch_size = grid.head_steps, grid.head_learning_rate, grid.batch_size
-    args.contrastive_grid = args.arm
+    grid = few_shot.parse_args(["--contrastive-grid", args.arm])  # few_shot.py's defaults for every arm setting
+    args = argparse.Namespace(**{**vars(grid), **vars(args)})
     corpus = few_shot.load_corpus("sst2")
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):

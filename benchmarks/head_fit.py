@@ -59,16 +59,7 @@ def train_encoder(corpus: few_shot.Corpus, dataset: str, seed: int, folder: Path
 
     folder.mkdir(parents=True, exist_ok=True)
     group = few_shot.write_group(corpus, args.size, seed, 0, folder) | {"seed": seed, "names": corpus.names}
-    options = argparse.Namespace(
-        head_steps=300,
-        head_learning_rate=1e-3,
-        batch_size=16,
-        contrastive_grid=args.arm,
-        full_steps=200,
-        full_learning_rate=1e-4,
-        pseudo_per_class=500,
-        self_training_rounds=1,
-    )  # few_shot.py's defaults
+    options = few_shot.parse_args(["--contrastive-grid", args.arm])  # few_shot.py's defaults for every other setting
     settings = few_shot.method_arms("contrastive", options)[args.arm]
     overrides = few_shot.recipe_overrides("contrastive", settings, group, args.threads)
     run_dir = folder / "run"
