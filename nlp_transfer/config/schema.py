@@ -316,9 +316,9 @@ class TransferConfig:
     contrastive_learning_rate: float = setting(
         6e-5,
         "contrastive, phase 1: peak learning rate of the encoder on pairs (phase 2, the head, uses training.learning_rate). "
-        "Chosen on validation over 10 cells of 2 to 6 classes at 8-64 examples a class, 5 seeds each: against 2e-5 (SetFit's "
-        "and this setting's earlier default) validation rose in 9 of 10 cells and test accuracy by +2.6 points on average "
-        "(-0.7 to +6.5; +5.1 on kitchen reviews at 16 per class); 1e-4 scored lower or level on validation where tried "
+        "Chosen on validation over 11 cells of 2 to 6 classes at 8-64 examples a class, 5 seeds each: against 2e-5 (SetFit's "
+        "and this setting's earlier default) validation rose in 10 of 11 cells and test accuracy by +2.3 points on average "
+        "(-4.2 to +6.5; +5.1 on kitchen reviews at 16 per class); 1e-4 scored lower or level on validation where tried "
         "(BENCHMARKS.md, thirty-fourth session).",
     )
     contrastive_batch_size: int = setting(16, "contrastive, phase 1: pairs per step (each pair is two texts).")
