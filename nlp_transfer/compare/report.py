@@ -34,23 +34,19 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
         + ") at the same training size and seed."
     )
     text = markdown_table(rows) + "\n\n" + note + "\n"
+    aggregates = aggregate_rows(rows)
+    lines = recommendations(aggregates, rows)
+    payload["recommendations"] = lines
+    advice = "".join(f"- {line}\n" for line in lines)
     if several_seeds(rows):
-        aggregates = aggregate_rows(rows)
-        lines = recommendations(aggregates, rows)
-        payload.update(aggregate=[asdict(a) for a in aggregates], recommendations=lines)
+        payload["aggregate"] = [asdict(a) for a in aggregates]
         text += (
             "\n## Over seeds\n\nSeeds: the sample seed (data.sample_seed) of runs with examples per class, else the "
-            "run's seed; failed runs are counted, not averaged.\n\n"
-            + aggregate_table(aggregates)
-            + "\n\n"
-            + "".join(f"- {line}\n" for line in lines)
+            "run's seed; failed runs are counted, not averaged.\n\n" + aggregate_table(aggregates) + "\n\n" + advice
         )
         plot_curve(aggregates, paths["compare.png"])
     else:
-        lines = recommendations(aggregate_rows(rows), rows)
-        payload.update(recommendations=lines)
-        text += "\n## Recommendation\n\nOne run a strategy and size: no spread to judge a lead by.\n\n"
-        text += "".join(f"- {line}\n" for line in lines)
+        text += "\n## Recommendation\n\nOne run a strategy and size: no spread to judge a lead by.\n\n" + advice
         plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
     paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
     paths["compare.md"].write_text(text, encoding="utf-8")

@@ -117,7 +117,8 @@ def _ranked(rows: Sequence[AggregateRow], validation: bool) -> list[AggregateRow
     """Successful strategies best first: by mean (on validation when ``validation``), then smaller spread, then run order."""
     done = [r for r in rows if r.mean is not None]
     sign = 1 if done and done[0].metric.endswith("loss") else -1
-    return sorted(done, key=lambda r: (sign * _choice(r, validation)[0], _choice(r, validation)[1]))
+    keys = {id(r): _choice(r, validation) for r in done}
+    return sorted(done, key=lambda r: (sign * keys[id(r)][0], keys[id(r)][1]))
 
 
 def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] = ()) -> str:
@@ -134,10 +135,9 @@ def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] =
         return f"{where}: no strategy has a successful run ({sum(r.failed for r in rows)} failed)"
     best = ranked[0]
     line = f"{where}: use {best.strategy} ({spread_text(best)})"
-    if len(ranked) > 1 and _choice(ranked[1], validation)[0] == _choice(best, validation)[0]:
-        reason = (
-            "for its smaller spread" if _choice(best, validation)[1] < _choice(ranked[1], validation)[1] else "as listed first"
-        )
+    pick = _choice(best, validation)
+    if len(ranked) > 1 and _choice(ranked[1], validation)[0] == pick[0]:
+        reason = "for its smaller spread" if pick[1] < _choice(ranked[1], validation)[1] else "as listed first"
         mean = "validation mean" if validation else "mean"
         line += f", tied on the {mean} with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
     elif len(ranked) > 1:
@@ -145,7 +145,7 @@ def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] =
     if len(ranked) > 1 and runs:
         line += lead_text(best, ranked[1], runs, validation=validation)
     scratch = next((r for r in rows if r.strategy == SCRATCH and r.mean is not None), None)
-    if scratch is not None and scores_better(_choice(scratch, validation)[0], _choice(best, validation)[0], best.metric):
+    if scratch is not None and scores_better(_choice(scratch, validation)[0], pick[0], best.metric):
         line += f"; {SCRATCH} scores better ({spread_text(scratch)}): negative transfer"
     return line
 
