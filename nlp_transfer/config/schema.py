@@ -309,17 +309,17 @@ class TransferConfig:
         "pairs in all as the SetFit library draws by default for these examples, 2 x max(similar, dissimilar) over "
         "every pair of rows (33 a row for 2 classes of 32, 160 for 6), which grows with the square of the examples. "
         "Measured against 20, 5 seeds: +2.8 / +4.1 / +4.8 points on emotion (6 classes) at 8 / 16 / 32 per class, on TREC-6 "
-        "+7.7 at 8 but -7.1 at 16; +1.2 / +0.8 at 32 per class on SST-2 / kitchen reviews: where it is above 20, try both "
-        "and keep what validation prefers (BENCHMARKS.md).",
+        "+7.7 at 8 but -7.1 at 16; +1.2 / +0.8 at 32 per class on SST-2 / kitchen reviews (phase 1 at 2e-5; at 6e-5 -1.5 / "
+        "+0.3): where it is above 20, try both and keep what validation prefers (BENCHMARKS.md).",
     )
     contrastive_epochs: int = setting(1, "contrastive, phase 1: passes over the pairs before the head trains.")
     contrastive_learning_rate: float = setting(
         6e-5,
         "contrastive, phase 1: peak learning rate of the encoder on pairs (phase 2, the head, uses training.learning_rate). "
-        "Chosen on validation over 11 cells of 2 to 6 classes at 8-64 examples a class, 5 seeds each: against 2e-5 (SetFit's "
-        "and this setting's earlier default) validation rose in 10 of 11 cells and test accuracy by +2.3 points on average "
+        "Chosen on validation over 13 cells of 2 to 6 classes at 8-64 examples a class, 5 seeds each: against 2e-5 (SetFit's "
+        "and this setting's earlier default) validation rose in 11 of 13 cells and test accuracy by +2.3 points on average "
         "(-4.2 to +6.5; +5.1 on kitchen reviews at 16 per class); 1e-4 scored lower or level on validation where tried "
-        "(BENCHMARKS.md, thirty-fourth session).",
+        "(BENCHMARKS.md, thirty-fourth and thirty-fifth sessions).",
     )
     contrastive_batch_size: int = setting(16, "contrastive, phase 1: pairs per step (each pair is two texts).")
     contrastive_loss: Literal["cosine", "contrastive", "supcon"] = setting(
