@@ -347,7 +347,8 @@ class TransferConfig:
         "from disturbing what phase 1 taught the encoder), scored on validation every epoch; the phase is kept only "
         "if its best validation score beats the fitted head's, else the run keeps phase 2's model. Measured with 20 "
         "(BENCHMARKS.md, twenty-sixth session): +1.1 points on SST-2 at 32 per class, -0.3 to +0.9 elsewhere, none clear "
-        "of seed noise, at up to twice the run's time.",
+        "of seed noise, at up to twice the run's time (phase 1 at 2e-5); with phase 1 at 6e-5, -0.9 on SST-2 at 32 per "
+        "class (thirty-fifth session).",
     )
     contrastive_end_to_end_learning_rate: float = setting(
         2e-5, "contrastive, phase 3: peak learning rate of the encoder and head trained together."
