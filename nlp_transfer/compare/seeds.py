@@ -136,8 +136,9 @@ def recommendation(rows: Sequence[AggregateRow], runs: Sequence[ComparisonRow] =
     best = ranked[0]
     line = f"{where}: use {best.strategy} ({spread_text(best)})"
     pick = _choice(best, validation)
-    if len(ranked) > 1 and _choice(ranked[1], validation)[0] == pick[0]:
-        reason = "for its smaller spread" if pick[1] < _choice(ranked[1], validation)[1] else "as listed first"
+    runner_up = _choice(ranked[1], validation) if len(ranked) > 1 else None
+    if runner_up is not None and runner_up[0] == pick[0]:
+        reason = "for its smaller spread" if pick[1] < runner_up[1] else "as listed first"
         mean = "validation mean" if validation else "mean"
         line += f", tied on the {mean} with {ranked[1].strategy} ({spread_text(ranked[1])}), picked {reason}"
     elif len(ranked) > 1:
