@@ -11,8 +11,10 @@ products' FLOPs over the whole step's time, against the machine's rate on a 1024
 A step whose products run at the machine's rate can still have a low MFU: the gap is the other operators' time.
 ``--fast-dropout-masks`` draws every dropout mask as ``training.fast_dropout_masks`` does (the loop's default on
 CPUs); without it, torch's ``bernoulli_`` draws them. ``--reuse-heap-memory`` keeps freed blocks on the heap as
-``training.reuse_heap_memory`` does (the loop's default on glibc). ``--callers OP`` also splits operator OP's own
-time by the chain of operators that called it (``aten::copy_``: which conversions and copies cost what).
+``training.reuse_heap_memory`` does (the loop's default on glibc). ``--bf16`` runs the forward pass and the loss under
+bfloat16 autocast, as ``training.mixed_precision=bf16`` and the Trainer's ``bf16=True`` do, and measures the machine's
+rate in bfloat16. ``--callers OP`` also splits operator OP's own time by the chain of operators that called it
+(``aten::copy_``: which conversions and copies cost what).
 Result: step_profile.json.
 """
 
@@ -29,22 +31,25 @@ from compile_step import batches
 PRODUCTS = ("aten::mm", "aten::addmm", "aten::bmm")
 
 
-def training_step(model: Any, optimizer: Any, batch: dict[str, Any]) -> None:
-    """Forward, loss, backward, clipping, optimizer step, gradients to None."""
+def training_step(model: Any, optimizer: Any, batch: dict[str, Any], bf16: bool = False) -> None:
+    """Forward, loss, backward, clipping, optimizer step, gradients to None (``bf16``: forward and loss autocast)."""
     import torch
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    torch.nn.functional.cross_entropy(logits, batch["labels"]).backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+    loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
 
-def product_rate(repeats: int = 20) -> float:
-    """GFLOP/s of a float32 1024^3 matrix product, median of ``repeats`` calls."""
+def product_rate(repeats: int = 20, bf16: bool = False) -> float:
+    """GFLOP/s of a float32 (``bf16``: bfloat16) 1024^3 matrix product, median of ``repeats`` calls."""
     import torch
 
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = torch.randn(1024, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
     for _ in range(3):
         a @ b
     times = []
@@ -56,7 +61,7 @@ def product_rate(repeats: int = 20) -> float:
 
 
 def profile_steps(
-    model: Any, data: list[dict[str, Any]], warmup: int, fast_masks: bool, reuse_heap: bool = False
+    model: Any, data: list[dict[str, Any]], warmup: int, fast_masks: bool, reuse_heap: bool = False, bf16: bool = False
 ) -> tuple[Any, list[float]]:
     """Run ``warmup`` steps, then profile the rest; the profiler (its averages per operator) and each step's seconds."""
     import torch
@@ -67,11 +72,11 @@ def profile_steps(
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
     with reused_heap_memory(reuse_heap), fast_dropout(model, MaskSource(0) if fast_masks else None):
         for batch in data[:warmup]:
-            training_step(model, optimizer, batch)
-        return profiled_steps(model, optimizer, data[warmup:])
+            training_step(model, optimizer, batch, bf16)
+        return profiled_steps(model, optimizer, data[warmup:], bf16)
 
 
-def profiled_steps(model: Any, optimizer: Any, data: list[dict[str, Any]]) -> tuple[Any, list[float]]:
+def profiled_steps(model: Any, optimizer: Any, data: list[dict[str, Any]], bf16: bool = False) -> tuple[Any, list[float]]:
     """Profile one training step a batch, with FLOP counting; the operators' averages and each step's seconds."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -79,7 +84,7 @@ def profiled_steps(model: Any, optimizer: Any, data: list[dict[str, Any]]) -> tu
     with profile(activities=[ProfilerActivity.CPU], with_flops=True) as profiler:
         for batch in data:
             started = time.perf_counter()
-            training_step(model, optimizer, batch)
+            training_step(model, optimizer, batch, bf16)
             times.append(time.perf_counter() - started)
     return profiler, times
 
@@ -135,6 +140,7 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--fast-dropout-masks", action="store_true", help="masks as training.fast_dropout_masks draws them")
     parser.add_argument("--reuse-heap-memory", action="store_true", help="heap as training.reuse_heap_memory keeps it")
+    parser.add_argument("--bf16", action="store_true", help="forward and loss under bfloat16 autocast (products timed in bf16)")
     parser.add_argument("--callers", default="", help="an operator whose time to split by its callers (aten::copy_)")
     args = parser.parse_args()
     if not dataset_present(SST2, "train.tsv", "SST-2"):
@@ -147,8 +153,8 @@ def main() -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).train()
     data = batches(tokenizer, texts, labels, args.batch_size)
-    profiler, times = profile_steps(model, data, args.warmup, args.fast_dropout_masks, args.reuse_heap_memory)
-    result = summarize(profiler.key_averages(), times, product_rate(), args.top)
+    profiler, times = profile_steps(model, data, args.warmup, args.fast_dropout_masks, args.reuse_heap_memory, args.bf16)
+    result = summarize(profiler.key_averages(), times, product_rate(bf16=args.bf16), args.top)
     if args.callers:
         result["callers"] = by_callers(profiler, args.callers, len(times))[: args.top]
     print(f"step {result['step_ms_median']:.1f} ms (median of {result['steps']}); operators' own time per step:")

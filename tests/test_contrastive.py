@@ -426,6 +426,27 @@ def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
 
 
+def test_phase_two_resumed_after_phase_one_s_last_checkpoint_matches_the_uninterrupted_run(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    """Phase 1's last checkpoint holds no optimizer state (the checkpoints go at the end); phase 2 still resumes exactly."""
+    from nlp_transfer.training.checkpoints import TRAINING_OVER_FILE
+    from tests.test_training import killed_while_saving
+
+    extra = {"transfer.contrastive_epochs": 2, "training.epochs": 2}
+    full = run_training(contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "full", **extra))
+    config = contrastive_config(sentiment_files, tiny_model_dir, tmp_path / "part", **extra)
+    killed_while_saving(config, monkeypatch)
+    pair_checkpoints = sorted((tmp_path / "part" / "checkpoints" / "contrastive" / "checkpoints").glob("step-*"))
+    assert (pair_checkpoints[-1] / TRAINING_OVER_FILE).is_file()
+    assert not list(pair_checkpoints[-1].glob("optimizer*")) and not list(pair_checkpoints[-1].glob("model*"))
+    for checkpoint in (tmp_path / "part" / "checkpoints").glob("step-*"):
+        shutil.rmtree(checkpoint)  # killed before phase 2 checkpointed
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
 def spy_on_phase_three(monkeypatch, head_metric=None):
     """Record the weights phase 2 left (and optionally claim its validation score was ``head_metric``)."""
     seen = {}

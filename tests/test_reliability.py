@@ -80,8 +80,8 @@ def test_disk_full_during_a_run_is_reported_and_the_last_checkpoint_survives(
 
     monkeypatch.setattr(Accelerator, "save_state", flaky)
     out = tmp_path / "run"
-    with pytest.raises(UserError, match=r"cannot write checkpoint \(the disk is full\)"):
-        run_training(config_for(sentiment_files, tiny_model_dir, out))
+    with pytest.raises(UserError, match=r"cannot write checkpoint \(the disk is full\)"):  # after epoch 2 of 3
+        run_training(config_for(sentiment_files, tiny_model_dir, out, **{"training.epochs": 3}))
     assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-00000025"]
     assert not list((out / "checkpoints").glob(".tmp-*"))
 
@@ -110,3 +110,19 @@ def test_output_dir_naming_an_existing_file_is_one_line_error(sentiment_files, t
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "is an existing file, not a directory" in err and "Traceback" not in err
     assert existing.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_a_checkpoint_written_when_training_is_over_restores_the_random_states(tmp_path):
+    import random
+
+    import numpy as np
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    torch.manual_seed(3), random.seed(3), np.random.seed(3)
+    saved = checkpoints.save_checkpoint(accelerator, tmp_path, 7, {"epoch": 2}, keep=2, training_over=True)
+    drawn = (torch.rand(3), random.random(), np.random.rand())
+    torch.manual_seed(99), random.seed(99), np.random.seed(99)
+    assert checkpoints.load_checkpoint(accelerator, saved) == {"epoch": 2}
+    assert torch.equal(torch.rand(3), drawn[0]) and (random.random(), np.random.rand()) == drawn[1:]
+    assert not list(saved.glob("model*")) and not list(saved.glob("optimizer*"))

@@ -99,6 +99,64 @@ def test_resume_from_checkpoint_equals_uninterrupted(sentiment_files, tiny_model
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
 
 
+def killed_while_saving(config, monkeypatch):
+    """Train ``config`` to the end and fail while writing the run directory, as a process killed there would."""
+    import nlp_transfer.pipeline as pipeline
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "save_outputs", killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(config)
+
+
+def test_the_checkpoint_after_the_last_epoch_holds_no_optimizer_state_and_resumes_to_the_same_model(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    from nlp_transfer.training.checkpoints import TRAINING_OVER_FILE
+
+    full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **{"training.epochs": 2}))
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2})
+    killed_while_saving(config, monkeypatch)
+    first, last = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
+    assert (first / "optimizer.bin").is_file() and not (first / TRAINING_OVER_FILE).exists()  # epoch 1: everything
+    assert sorted(p.name for p in last.iterdir()) == [
+        "best_model.safetensors", "random_states_0.pkl", "trainer_state.json", TRAINING_OVER_FILE
+    ]  # fmt: skip
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics == full.metrics and resumed.info["history"] == full.info["history"]
+    assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+    assert not (tmp_path / "part" / "checkpoints").exists()
+
+
+def test_kept_checkpoints_keep_the_optimizer_state_after_the_last_epoch(sentiment_files, tiny_model_dir, tmp_path):
+    extra = {"training.epochs": 1, "training.keep_checkpoints": True}
+    run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "run", **extra))
+    (last,) = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))
+    assert (last / "optimizer.bin").is_file() and (last / "model.safetensors").is_file()
+    assert json.loads((last / "trainer_state.json").read_text())["training_over"] is True
+
+
+def test_a_run_that_stopped_early_resumes_to_its_end_without_training_on(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    extra = {
+        "training.epochs": 6,
+        "training.eval_strategy": "steps",
+        "training.eval_steps": 5,
+        "training.early_stopping_patience": 2,
+        "training.learning_rate": 1e-9,
+    }
+    full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **extra))
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **extra)
+    killed_while_saving(config, monkeypatch)
+    resumed = run_training(config, resume=True)
+    assert resumed.info["stopped_early"] and full.info["stopped_early"]
+    assert resumed.info["global_steps"] == full.info["global_steps"] == 15  # not one step more after the resume
+    assert resumed.info["history"] == full.info["history"] and [h["step"] for h in resumed.info["history"]] == [5, 10, 15]
+    assert resumed.metrics == full.metrics
+
+
 def test_existing_output_dir_is_not_overwritten(sentiment_files, tiny_model_dir, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

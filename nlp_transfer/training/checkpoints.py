@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.checkpointing import load_accelerator_state, save_accelerator_state
 
 from nlp_transfer.errors import UserError
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
+#: marks a checkpoint written when nothing was left to train: it holds no model, optimizer or scheduler state
+TRAINING_OVER_FILE = "training_over"
 
 
 def checkpoint_dir(output_dir: Path) -> Path:
@@ -136,12 +139,22 @@ def _failed_anywhere(accelerator: Any, failed: bool) -> bool:
 
 
 def save_checkpoint(
-    accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int, extra_files: dict[str, Path] | None = None
+    accelerator: Any,
+    output_dir: Path,
+    step: int,
+    state: dict[str, Any],
+    keep: int,
+    extra_files: dict[str, Path] | None = None,
+    *,
+    training_over: bool = False,
 ) -> Path:
     """Save model, optimizer, scheduler and RNG states through Accelerate, plus ``state`` as JSON.
 
     Every process writes its part into one temporary folder; the main process renames it into place.
     ``extra_files`` (name -> existing file) are linked into the checkpoint, e.g. the best model so far.
+    ``training_over``: no step is left to take and the best model is among ``extra_files``, so the
+    model, optimizer and scheduler states would never be read again; only the random-number states are
+    written (what runs after the fit may draw from them), not the hundreds of megabytes of AdamW's moments.
     """
 
     def finish(tmp: Path) -> None:
@@ -149,18 +162,32 @@ def save_checkpoint(
             if Path(source).is_file():
                 link_or_copy(Path(source), tmp / name)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        if training_over:
+            (tmp / TRAINING_OVER_FILE).write_text("", encoding="utf-8")
+
+    def write_all(tmp: Path) -> None:
+        if training_over:
+            save_accelerator_state(str(tmp), [], [], [], [], accelerator.process_index, step)
+        else:
+            accelerator.save_state(str(tmp), safe_serialization=True)
 
     target = write_collectively(
-        accelerator,
-        checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}",
-        lambda tmp: accelerator.save_state(str(tmp), safe_serialization=True),
-        finish,
-        what="checkpoint",
+        accelerator, checkpoint_dir(output_dir) / f"{PREFIX}{step:08d}", write_all, finish, what="checkpoint"
     )
     if accelerator.is_main_process:
         for old in list_checkpoints(output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
+    """Restore what ``checkpoint`` holds into the prepared objects (all, or the RNG alone); returns its loop state."""
+    if (Path(checkpoint) / TRAINING_OVER_FILE).is_file():
+        override = load_accelerator_state(str(checkpoint), [], [], [], [], accelerator.process_index)
+        accelerator.step = override.get("step", accelerator.step)
+    else:
+        accelerator.load_state(str(checkpoint))
+    return read_state(checkpoint)
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:

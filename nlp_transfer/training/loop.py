@@ -33,7 +33,7 @@ from nlp_transfer.training.checkpoints import (
     checkpoint_dir,
     latest_checkpoint,
     link_or_copy,
-    read_state,
+    load_checkpoint,
     save_checkpoint,
     write_atomically,
     write_collectively,
@@ -99,6 +99,8 @@ class LoopState:
     best_validation: dict[str, Any] | None = None  # all metrics of the best evaluation (per class, confusion matrix)
     train_seconds: float = 0.0
     train_samples: int = 0
+    training_over: bool = False  # the last epoch is done or training stopped early: a resumed fit trains no more
+    stopped_early: bool = False
 
 
 @dataclass
@@ -188,7 +190,7 @@ def fit(
     if hparams and accelerator.log_with:
         accelerator.init_trackers("logs", config=flat_hparams(hparams))
     progress = progress_bar(loop)
-    first_epoch = loop.state.epoch
+    first_epoch = config.epochs if loop.state.training_over else loop.state.epoch
     with reused_heap_memory(config.reuse_heap_memory), fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
         for epoch in range(first_epoch, config.epochs):
             train_epoch(loop, epoch, progress, first=epoch == first_epoch)
@@ -277,8 +279,8 @@ def resume_loop(loop: Loop) -> None:
             f"{loop.output_dir}: --resume found no complete checkpoint in {checkpoint_dir(loop.output_dir)}. "
             "Start without --resume."
         )
-    loop.accelerator.load_state(str(checkpoint))
-    loop.state = LoopState(**read_state(checkpoint))
+    loop.state = LoopState(**load_checkpoint(loop.accelerator, checkpoint))
+    loop.stop = loop.state.stopped_early
     best_copy = checkpoint / BEST_FILE
     if loop.accelerator.is_main_process and best_copy.is_file():  # the best model as of this checkpoint
         write_atomically(loop.best_dir, lambda tmp: link_or_copy(best_copy, tmp / "model.safetensors"))
@@ -457,10 +459,23 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
 
 
 def write_checkpoint(loop: Loop) -> None:
-    """A checkpoint of everything needed to resume, with the best model so far linked in."""
-    best_files = {BEST_FILE: loop.best_dir / "model.safetensors"}
+    """A checkpoint of everything needed to resume, with the best model so far linked in.
+
+    Once training is over (the last epoch evaluated, or an early stop) a resumed fit only loads the best
+    model back: unless the checkpoints are to be kept, that one holds no model, optimizer or scheduler state.
+    """
+    state, config = loop.state, loop.config
+    state.stopped_early = loop.stop
+    state.training_over = loop.stop or (state.epoch >= config.epochs and state.batches_done == 0)
+    best_written = state.best_metric is not None  # known alike on every process, unlike the file's presence
     save_checkpoint(
-        loop.accelerator, loop.output_dir, loop.state.global_step, asdict(loop.state), loop.config.save_total_limit, best_files
+        loop.accelerator,
+        loop.output_dir,
+        state.global_step,
+        asdict(state),
+        config.save_total_limit,
+        {BEST_FILE: loop.best_dir / "model.safetensors"},
+        training_over=state.training_over and best_written and not config.keep_checkpoints,
     )
 
 
