@@ -4,10 +4,11 @@
 
 One training step as the loops run it (nlp-transfer's and the Trainer's alike): forward, cross-entropy, backward,
 gradient clipping at norm 1, a fused AdamW step and gradients set to None, on the default model with a 2-label head,
-on length-grouped SST-2 batches of ``--batch-size`` (``compile_step.batches``). After ``--warmup`` steps, torch's
-profiler records ``--steps`` steps with FLOP counting. Reported: the median step, the share of each operator's own
-time (top ``--top``), the rate the matrix products (``mm``, ``addmm``, ``bmm``) reach while they run, and MFU: the
-products' FLOPs over the whole step's time, against the machine's rate on a 1024^3 product measured in the same run.
+on length-grouped SST-2 batches of ``--batch-size`` (``compile_step.batches``). After ``--warmup`` steps (and one more
+on the widest batch, first, so that a reused heap has reached its peak), torch's profiler records ``--steps`` steps
+with FLOP counting. Reported: the median step, the share of each operator's own time (top ``--top``), the rate the
+matrix products (``mm``, ``addmm``, ``bmm``) reach while they run, and MFU: the products' FLOPs over the whole step's
+time, against the machine's rate on a 1024^3 product measured in the same run.
 A step whose products run at the machine's rate can still have a low MFU: the gap is the other operators' time.
 ``--fast-dropout-masks`` draws every dropout mask as ``training.fast_dropout_masks`` does (the loop's default on
 CPUs); without it, torch's ``bernoulli_`` draws them. ``--reuse-heap-memory`` keeps freed blocks on the heap as
@@ -71,7 +72,8 @@ def profile_steps(
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, fused=True)
     with reused_heap_memory(reuse_heap), fast_dropout(model, MaskSource(0) if fast_masks else None):
-        for batch in data[:warmup]:
+        widest = max(data, key=lambda batch: batch["input_ids"].shape[1])
+        for batch in [widest, *data[:warmup]]:  # the widest first: the heap reaches its peak before the profile
             training_step(model, optimizer, batch, bf16)
         return profiled_steps(model, optimizer, data[warmup:], bf16)
 
