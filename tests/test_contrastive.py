@@ -429,7 +429,7 @@ def test_a_contrastive_run_resumes_exactly_in_either_phase(sentiment_files, tiny
 def test_phase_two_resumed_after_phase_one_s_last_checkpoint_matches_the_uninterrupted_run(
     sentiment_files, tiny_model_dir, tmp_path, monkeypatch
 ):
-    """Phase 1's last checkpoint holds no optimizer state (the checkpoints go at the end); phase 2 still resumes exactly."""
+    """Without kept checkpoints phase 1's last one holds no model or optimizer state; phase 2 still resumes exactly."""
     from nlp_transfer.training.checkpoints import TRAINING_OVER_FILE
     from tests.test_training import killed_while_saving
 
