@@ -114,6 +114,44 @@ def test_contrastive_with_its_third_phase_trains_under_two_processes(tiny_model_
     assert two["validation"]["accuracy"] >= 0.8  # chance is 0.5
 
 
+KILLED_WHILE_SAVING = """
+import runpy, sys
+import nlp_transfer.pipeline as pipeline
+
+def killed(*args, **kwargs):
+    raise SystemExit(3)  # as if the processes died while writing the run directory, after the last checkpoint
+
+pipeline.save_outputs = killed
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_two_processes_resume_from_the_last_checkpoint_without_optimizer_state(tiny_model_dir, tmp_path):
+    """Each process restores its own random states from the light last checkpoint; the resumed run is the same run."""
+    common = [
+        *sentiment_recipe(tiny_model_dir, tmp_path, 200, 61),
+        "training.epochs=2",
+        "training.learning_rate=2e-3",
+        "training.batch_size=8",
+        "training.torch_threads=1",
+    ]
+    full, _, _ = run([*LAUNCH, *common, f"output_dir={tmp_path / 'full'}"], tmp_path / "full")
+    killer = tmp_path / "killed_while_saving.py"
+    killer.write_text(KILLED_WHILE_SAVING, encoding="utf-8")
+    part = tmp_path / "part"
+    killed = subprocess.run(
+        [*LAUNCH, str(killer), *common, f"output_dir={part}"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert killed.returncode != 0 and not (part / "model.safetensors").exists()
+    last = sorted((part / "checkpoints").glob("step-*"))[-1]
+    assert {"training_over", "random_states_0.pkl", "random_states_1.pkl"} <= {p.name for p in last.iterdir()}
+    assert not list(last.glob("optimizer*"))
+    resumed, _, _ = run([*LAUNCH, *common, f"output_dir={part}", "--resume"], part)
+    assert resumed == full
+    assert (part / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
 def test_ner_under_two_processes_scores_every_entity_once(tiny_model_dir, tmp_path):
     out = tmp_path / "ner"
     metrics, info, _ = run(
