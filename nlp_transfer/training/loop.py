@@ -99,8 +99,7 @@ class LoopState:
     best_validation: dict[str, Any] | None = None  # all metrics of the best evaluation (per class, confusion matrix)
     train_seconds: float = 0.0
     train_samples: int = 0
-    training_over: bool = False  # the last epoch is done or training stopped early: a resumed fit trains no more
-    stopped_early: bool = False
+    stopped_early: bool = False  # a resumed fit trains no more (nor does one past its last epoch)
 
 
 @dataclass
@@ -190,7 +189,7 @@ def fit(
     if hparams and accelerator.log_with:
         accelerator.init_trackers("logs", config=flat_hparams(hparams))
     progress = progress_bar(loop)
-    first_epoch = config.epochs if loop.state.training_over else loop.state.epoch
+    first_epoch = config.epochs if loop.stop else loop.state.epoch
     with reused_heap_memory(config.reuse_heap_memory), fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
         for epoch in range(first_epoch, config.epochs):
             train_epoch(loop, epoch, progress, first=epoch == first_epoch)
@@ -466,7 +465,7 @@ def write_checkpoint(loop: Loop) -> None:
     """
     state, config = loop.state, loop.config
     state.stopped_early = loop.stop
-    state.training_over = loop.stop or (state.epoch >= config.epochs and state.batches_done == 0)
+    training_over = loop.stop or (state.epoch >= config.epochs and state.batches_done == 0)
     best_written = state.best_metric is not None  # known alike on every process, unlike the file's presence
     save_checkpoint(
         loop.accelerator,
@@ -475,7 +474,7 @@ def write_checkpoint(loop: Loop) -> None:
         asdict(state),
         config.save_total_limit,
         {BEST_FILE: loop.best_dir / "model.safetensors"},
-        training_over=state.training_over and best_written and not config.keep_checkpoints,
+        training_over=training_over and best_written and not config.keep_checkpoints,
     )
 
 
