@@ -46,11 +46,12 @@ def run_self_training(
     from nlp_transfer.pipeline import prepare_output_dir
 
     output_dir, state = Path(config.output_dir), PartialState()
+    splits = labelled_splits(config)  # every input read and checked before --overwrite deletes anything
+    texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
+    shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
     if state.is_main_process:
         prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
     state.wait_for_everyone()
-    texts = read_unlabeled_texts(config)
-    shares = labelled_class_shares(config) if config.self_training.balance else None
     rounds: list[dict[str, Any]] = []
     result, stopped_at = None, None
     for number in range(config.self_training.rounds + 1):
@@ -68,29 +69,51 @@ def run_self_training(
             {**record, "dir": round_dir, "validation": result.metrics.get("validation", {}), "examples": result.info["examples"]}
         )
     assert result is not None
-    return finish(config, result, rounds, len(texts), state, stopped_at)
+    return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
 
 
 def read_unlabeled_texts(config: RunConfig) -> list[str]:
     """The texts of ``data.unlabeled_file`` (one a line, or ``data.text_column`` of a table); at least one."""
-    from nlp_transfer.data.texts import read_texts
+    from nlp_transfer.data.texts import check_not_binary, read_texts
 
     path = str(config.data.unlabeled_file)
     if not Path(path).is_file():
         raise DataError(f"data.unlabeled_file={path}: no such file. Fix the path, or set data.unlabeled_file=null.")
+    check_not_binary(path, config.data.encoding)
     texts = read_texts(path, text_column=config.data.text_column, encoding=config.data.encoding)
     if not texts:
         raise DataError(f"data.unlabeled_file={path}: no texts in it. Give a file of unlabelled texts, one per line.")
     return texts
 
 
-def labelled_class_shares(config: RunConfig) -> dict[str, float]:
-    """Each class's share of the labelled training split (after the hold-out), which the pseudo-labels keep."""
+def unlabeled_texts_apart_from_labelled(config: RunConfig, splits: dict[str, Any]) -> tuple[list[str], int]:
+    """The unlabelled texts less any that a labelled split (``splits``) holds too, and how many were left out.
+
+    A validation or test text among the pseudo-labels would be trained on with the teacher's label, and then used to
+    pick the model or scored as unseen; a training text would count twice. Texts are compared after stripping.
+    """
+    texts = read_unlabeled_texts(config)
+    labelled = {text.strip() for split in splits.values() for text in split["text"]}
+    kept = [text for text in texts if text.strip() not in labelled]
+    if len(kept) < len(texts):
+        print(
+            f"self-training: {len(texts) - len(kept):,} of {len(texts):,} unlabelled texts are also in a labelled split "
+            f"(train, validation or test) and are left out ({config.data.unlabeled_file})"
+        )
+    if not kept:
+        raise DataError(
+            f"data.unlabeled_file={config.data.unlabeled_file}: every text is also in a labelled split. "
+            "Give unlabelled texts that the train, validation and test files do not hold."
+        )
+    return kept, len(texts) - len(kept)
+
+
+def labelled_splits(config: RunConfig) -> dict[str, Any]:
+    """The labelled splits as a run without the unlabelled file reads them (after the hold-out), made rows left out."""
     from nlp_transfer.data.text_rows import load_text_classification_data
 
     labelled = dataclasses.replace(config.data.without_made_rows(), unlabeled_file=None, pseudo_labeled_file=None)
-    data = load_text_classification_data(labelled, seed=config.seed)
-    return class_shares(data.splits["train"]["label"][:])
+    return load_text_classification_data(labelled, seed=config.seed).splits
 
 
 def pseudo_label_round(
@@ -182,13 +205,22 @@ def _finished_round(round_dir: Path) -> Any:
 
 
 def finish(
-    config: RunConfig, result: Any, rounds: list[dict[str, Any]], unlabeled: int, state: Any, stopped_at: int | None = None
+    config: RunConfig,
+    result: Any,
+    rounds: list[dict[str, Any]],
+    unlabeled: tuple[int, int],
+    state: Any,
+    stopped_at: int | None = None,
 ) -> Any:
-    """Move the last trained round's files up into the run directory and record the rounds in its run_info.json."""
+    """Move the last trained round's files up into the run directory and record the rounds in its run_info.json.
+
+    ``unlabeled``: the unlabelled texts used, and those left out because a labelled split holds them too.
+    """
     output_dir, last_dir = Path(config.output_dir), Path(result.output_dir)
     summary = {
         "unlabeled_file": config.data.unlabeled_file,
-        "unlabeled_texts": unlabeled,
+        "unlabeled_texts": unlabeled[0],
+        "unlabeled_in_labelled_splits": unlabeled[1],  # left out: also in the train, validation or test split
         "threshold": config.self_training.threshold,
         "balance": config.self_training.balance,
         "rounds": [{k: (str(v) if k == "dir" else v) for k, v in r.items()} for r in rounds],

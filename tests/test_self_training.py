@@ -9,7 +9,7 @@ from nlp_transfer.config import load_config
 from nlp_transfer.data.pseudo_labels import PseudoLabel, class_shares, select_pseudo_labels, write_pseudo_labels
 from nlp_transfer.data.text_rows import load_text_classification_data
 from nlp_transfer.errors import ConfigError, DataError
-from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
+from tests.conftest import REPO, synthetic_sentiment, tiny_overrides, write_csv
 
 LABELS = ["negative", "positive"]
 
@@ -74,6 +74,48 @@ def test_a_bad_pseudo_label_file_names_its_line(tmp_path, line, message):
 def test_self_training_is_refused_for_other_tasks():
     with pytest.raises(ConfigError, match=r"data\.unlabeled_file is for task=classification"):
         load_config(None, ["task=ner", "data.train_file=x.conll", "data.unlabeled_file=u.txt"])
+
+
+def test_unlabelled_texts_that_a_labelled_split_holds_are_left_out(tmp_path):
+    """A validation or test text pseudo-labelled and trained on would make its score a seen example's."""
+    from nlp_transfer.self_training import labelled_splits, unlabeled_texts_apart_from_labelled
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(60, 1))
+    test = write_csv(tmp_path / "test.csv", synthetic_sentiment(30, 3))
+    config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", "data.validation_split=0.25"])
+    splits = labelled_splits(config)
+    held = [splits["validation"]["text"][0], splits["test"]["text"][0], splits["train"]["text"][0]]
+    new = ["a text no split holds", "another unseen review"]
+    unlabeled = tmp_path / "unlabeled.csv"
+    write_csv(unlabeled, [(held[0], ""), ("", ""), (new[0], ""), (f"  {held[1]} ", ""), (held[2], ""), (new[1], "")])
+    config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", f"data.unlabeled_file={unlabeled}"])
+    texts, left_out = unlabeled_texts_apart_from_labelled(config, splits)
+    assert texts == new and left_out == 3  # the blank cell skipped, the three labelled texts left out
+    everything = tmp_path / "labelled.txt"
+    everything.write_text("\n".join(held) + "\n", encoding="utf-8")
+    config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", f"data.unlabeled_file={everything}"])
+    with pytest.raises(DataError, match="every text is also in a labelled split"):
+        unlabeled_texts_apart_from_labelled(config, splits)
+
+
+@pytest.mark.parametrize("kind", ["missing", "binary", "json_list"])
+def test_a_bad_unlabelled_file_is_refused_before_overwrite_removes_the_earlier_run(tmp_path, capsys, monkeypatch, kind):
+    from nlp_transfer.cli import main
+
+    bad = {"missing": tmp_path / "nope.txt", "binary": tmp_path / "texts.txt", "json_list": tmp_path / "texts.jsonl"}[kind]
+    if kind == "binary":
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    elif kind == "json_list":
+        bad.write_text('{"text": "fine"}\n{"text": null}\n{"text": ["a", "b"]}\n', encoding="utf-8")
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "model.safetensors").write_bytes(b"an earlier run's weights")
+    monkeypatch.chdir(REPO)
+    code = main(["train", "tests/bad_inputs/good.yaml", f"data.unlabeled_file={bad}", f"output_dir={earlier}", "--overwrite"])
+    err = capsys.readouterr().err.strip()
+    expected = {"missing": "no such file", "binary": "binary file", "json_list": "texts.jsonl:3: the text is a JSON list"}
+    assert code == 2 and err.count("\n") == 0 and expected[kind] in err, err
+    assert (earlier / "model.safetensors").read_bytes() == b"an earlier run's weights"
 
 
 @pytest.fixture(scope="module")

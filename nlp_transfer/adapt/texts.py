@@ -15,10 +15,10 @@ from pathlib import Path
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.conll import read_conll
 from nlp_transfer.data.readers import read_records, read_text
+from nlp_transfer.data.texts import check_not_binary
 from nlp_transfer.errors import DataError
 
 TABLE_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-SNIFF_BYTES = 8192
 
 
 @dataclass
@@ -49,23 +49,11 @@ def file_format(path: str, data: DataConfig) -> str:
     return TABLE_EXTENSIONS.get(suffix, "conll" if suffix == ".conll" else "lines")
 
 
-def check_not_binary(path: str) -> None:
-    """Refuse a file whose first bytes hold a NUL byte (a binary file, or UTF-16 text)."""
-    file = Path(path)
-    if not file.is_file():
-        read_text(path, "utf-8")  # the readers' own message for a missing path or a folder
-    with file.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    if b"\x00" in head:
-        raise DataError(
-            f"{path}: looks like a binary file (NUL bytes), not text. Give a text file with one text a line "
-            "(UTF-16 text: re-save it as UTF-8)."
-        )
-
-
 def read_file_texts(path: str, data: DataConfig) -> tuple[list[str], str]:
     """The non-blank texts of one file and the format it was read as."""
-    check_not_binary(path)
+    if not Path(path).is_file():
+        read_text(path, data.encoding)  # the readers' own message for a missing path or a folder
+    check_not_binary(path, data.encoding)
     kind = file_format(path, data)
     if kind == "lines":
         texts = [line.strip() for line in read_text(path, data.encoding).splitlines()]

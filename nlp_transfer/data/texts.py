@@ -10,9 +10,27 @@ from typing import Any
 
 from nlp_transfer.errors import DataError, UserError
 
+#: bytes read from the start of a file to tell text from binary
+SNIFF_BYTES = 8192
+
+
+def check_not_binary(path: str | Path, encoding: str = "utf-8") -> None:
+    """Refuse a file whose first bytes hold a NUL byte (a binary file), unless ``encoding`` is UTF-16 or UTF-32."""
+    with Path(path).open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if b"\x00" in head and not encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32")):
+        raise DataError(
+            f"{path}: looks like a binary file (it has NUL bytes), not text. Give a text file: one text a line, or "
+            "csv/tsv/json/jsonl (UTF-16 text: re-save it as UTF-8, or pass its encoding)."
+        )
+
 
 def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:
-    """Texts to predict: one per line for .txt, or a column of a csv/tsv/json/jsonl file."""
+    """Texts to predict: one per line for .txt, or a column of a csv/tsv/json/jsonl file.
+
+    Blank lines, blank cells and JSON nulls are skipped; a JSON list or object where a text belongs is an error
+    naming its line.
+    """
     from nlp_transfer.data.readers import infer_format, read_records, read_text
 
     if Path(path).suffix.lower() in (".txt", ""):
@@ -20,7 +38,17 @@ def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     records = read_records(path, format=infer_format(path, None), delimiter=None, header=True, encoding=encoding)
     if text_column not in records[0].fields:
         raise UserError(f"{path}: no column '{text_column}'; the columns are {list(records[0].fields)}. Pass --text-column.")
-    return [str(r.fields[text_column]) for r in records]
+    texts = (cell_text(path, r.line, r.fields.get(text_column)) for r in records)
+    return [text for text in texts if text]
+
+
+def cell_text(path: str, line: int, value: Any) -> str:
+    """A table cell as a text: "" for a blank cell or a JSON null (skipped by the readers), an error for a list or object."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        raise DataError(f"{path}:{line}: the text is a JSON {type(value).__name__}, not a string. Give one string a row.")
+    return str(value) if str(value).strip() else ""
 
 
 def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[str]:
@@ -76,7 +104,8 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> It
             if row and any(cell.strip() for cell in row):
                 if len(row) <= index:
                     raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
-                yield row[index]
+                if row[index].strip():
+                    yield row[index]
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 
@@ -94,7 +123,8 @@ def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[str]:
             raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
         if text_column not in obj:
             raise _missing_column(path, text_column, list(obj))
-        yield str(obj[text_column])
+        if text := cell_text(path, number, obj[text_column]):
+            yield text
 
 
 def chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nlp_transfer.data.texts import check_not_binary
 from nlp_transfer.errors import DataError, UserError
 
 #: suffixes read as tables (a text column); any other file is read as one text a line
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson")
-SNIFF_BYTES = 8192
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -28,12 +28,7 @@ def check_text_file(path: str | Path, encoding: str = "utf-8") -> None:
         raise DataError(f"{path}: a saved run, where a text file is needed. A run can only be the SOURCE; give TARGET as texts.")
     if file.is_dir():
         raise DataError(f"{path}: a folder but not a saved run (no config.json). Give a text file, or a run's output_dir.")
-    with file.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES)
-    if b"\x00" in head and not encoding.lower().replace("-", "").startswith(("utf16", "utf32")):
-        raise DataError(
-            f"{path}: looks like a binary file (it has NUL bytes). Give a text file: one text a line, or csv/tsv/json/jsonl."
-        )
+    check_not_binary(file, encoding)
 
 
 def read_text_file(path: str | Path, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:
