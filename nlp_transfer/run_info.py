@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.errors import UserError
+
 RUN_INFO_FILE = "run_info.json"
 LIBRARIES = ("nlp-transfer", "torch", "transformers", "datasets", "accelerate", "evaluate", "peft", "tokenizers", "scikit-learn")
 
@@ -71,7 +73,15 @@ class RunInfo:
     def read(cls, run_dir: str | Path) -> RunInfo:
         """The record of ``run_dir`` (an empty one when the run has none, e.g. a model folder from elsewhere)."""
         path = Path(run_dir) / RUN_INFO_FILE
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else cls()
+        if not path.is_file():
+            return cls()
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise UserError(f"{path}: not valid JSON ({err}). Restore it from a copy of the run, or delete it.") from None
+        if not isinstance(values, dict):
+            raise UserError(f"{path}: holds a JSON {type(values).__name__}, not an object. Restore it, or delete it.")
+        return cls.from_dict(values)
 
     def write(self, run_dir: str | Path) -> None:
         """Write RUN_DIR/run_info.json."""
