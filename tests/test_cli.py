@@ -389,7 +389,6 @@ def test_damaged_run_files_are_one_error(trained_run, tmp_path, capsys):
     assert code == 2 and "config.json: not a readable model config" in err, err
 
 
-
 @pytest.mark.parametrize(("content", "message"), [('{"task": ', "not valid JSON"), ("[1, 2]", "holds a JSON list")])
 def test_a_damaged_run_info_is_one_error_for_every_verb_that_reads_it(trained_run, tmp_path, capsys, content, message):
     run = copy_of_run(trained_run, tmp_path)
@@ -398,6 +397,7 @@ def test_a_damaged_run_info_is_one_error_for_every_verb_that_reads_it(trained_ru
         code, _, err = cli_in_process(capsys, *args)
         assert code == 2 and f"run_info.json: {message}" in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (run / "onnx").exists() and not (run / "check").exists()
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -246,6 +246,30 @@ def test_a_broken_export_is_refused_and_nothing_is_written(sentiment, tmp_path, 
     assert [p.name for p in earlier.iterdir()] == ["export.json"] and (earlier / "export.json").read_text() == "{}"
 
 
+def test_sigterm_mid_export_cleans_up_and_a_killed_exports_staging_is_removed_next_time(sentiment, tmp_path, monkeypatch, capsys):
+    """SIGTERM (timeout, docker stop) ends an export as Ctrl-C does; what SIGKILL leaves, the next export removes."""
+    import os
+    import signal
+
+    from nlp_transfer.cli.guard import INTERRUPTED
+
+    run = sentiment[0]
+    stale = tmp_path / ".served.partial-killed"
+    stale.mkdir()
+    (stale / "model.onnx").write_bytes(b"half an export")
+
+    def terminated(run_dir, staging, **kwargs):
+        (staging / "model.onnx").write_bytes(b"half written")
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the export")
+
+    monkeypatch.setattr("nlp_transfer.export.command.build_export", terminated)
+    assert main(["export", str(run), "--output", str(tmp_path / "served")]) == 130
+    assert capsys.readouterr().err.strip() == INTERRUPTED
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # its own staging and the stale one both gone
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the verb's only
+
+
 # --------------------------------------------------------------------------- bad input: one line, exit 2
 
 

@@ -35,4 +35,4 @@ def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
 
         run_adaptation(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action)
+    return guard(args.debug, action, resumable=True)

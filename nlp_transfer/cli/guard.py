@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from nlp_transfer.errors import UserError
@@ -39,20 +42,50 @@ def quiet_libraries(debug: bool) -> None:
         datasets.logging.set_verbosity_error()
 
 
-def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] = str) -> int:
+#: what an interrupted verb says; training verbs (``resumable``) can continue from their last checkpoint
+INTERRUPTED = "interrupted; files already complete are kept, and nothing half-written replaced them."
+INTERRUPTED_RESUMABLE = "interrupted; rerun with --resume to continue from the last checkpoint."
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM (``timeout``, ``docker stop``, a cancelled CI job) ends it as Ctrl-C does.
+
+    Python's default is to die at once, skipping ``finally`` blocks, so staging folders and partial files would stay
+    behind; raising ``KeyboardInterrupt`` runs them. The earlier handler comes back afterwards. Only the main thread
+    can set a handler; elsewhere the block runs unchanged.
+    """
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    earlier = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
+
+
+def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] = str, *, resumable: bool = False) -> int:
     """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2.
 
-    ``rename`` rewrites a user error's message (verbs that take flags name the flag where readers name a config key).
+    ``rename`` rewrites a user error's message (verbs that take flags name the flag where readers name a config key);
+    ``resumable``: the verb takes ``--resume``, which its interrupted message then names. SIGTERM ends the verb as
+    Ctrl-C does (exit 130), so its cleanup runs.
     """
     try:
-        action()
+        with sigterm_as_interrupt():
+            action()
     except UserError as err:
         if debug:
             traceback.print_exc()
         print(f"error: {rename(str(err))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted; rerun with --resume to continue from the last checkpoint.", file=sys.stderr)
+        print(INTERRUPTED_RESUMABLE if resumable else INTERRUPTED, file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`nlp-transfer config | head`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit

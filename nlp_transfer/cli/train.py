@@ -44,4 +44,4 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
 
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action)
+    return guard(args.debug, action, resumable=True)

@@ -130,6 +130,8 @@ def export_run(
     output = Path(output) if output else run_dir / EXPORT_DIR
     check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in output.parent.glob(f".{output.name}.partial-*"):  # left by an export killed outright (SIGKILL)
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the export is as readable as the run beside it
     try:
