@@ -62,7 +62,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
     strategy = build_strategy(config)  # checks the strategy's options before anything loads
-    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model)
     if resume:
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
@@ -112,18 +112,22 @@ def skips_unread_positions(config: RunConfig, strategy: Strategy) -> bool:
     )
 
 
-def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> None:
-    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``; empty it for ``overwrite``."""
-    if check_output_dir(output_dir, overwrite=overwrite, resume=resume):
+def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None) -> None:
+    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``; empty it for ``overwrite``.
+
+    ``model``: the local model folder the run starts from, which ``output_dir`` must not be or hold.
+    """
+    if check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=model):
         shutil.rmtree(output_dir)
 
 
-def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> bool:
-    """Refuse a run directory that is a file, missing for ``resume``, or full without ``overwrite``.
+def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None) -> bool:
+    """Refuse a run directory that is a file, missing for ``resume``, full without ``overwrite``, or holding ``model``.
 
     Returns True when it holds an earlier run that ``overwrite`` replaces: the caller deletes it once the new
     run's input has loaded, so a run refused for bad input leaves the earlier run as it was.
     """
+    check_model_outside(model, output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"output_dir={output_dir} is an existing file, not a directory. Set output_dir to a folder path.")
     if resume:
@@ -138,6 +142,18 @@ def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool) -> bool
             )
         return True
     return False
+
+
+def check_model_outside(model: str | None, output_dir: Path) -> None:
+    """Refuse an ``output_dir`` that is the local ``model`` folder or holds it: the run would delete or mix it."""
+    if not model or not Path(model).expanduser().exists():
+        return  # a Hub id, or nothing local to lose
+    source, target = Path(model).expanduser().resolve(), output_dir.resolve()
+    if source == target or target in source.parents:
+        raise UserError(
+            f"output_dir={output_dir} holds the model this run starts from (model={model}): the run would replace it. "
+            "Set output_dir to another folder."
+        )
 
 
 def check_resumed_config(config: RunConfig, output_dir: Path) -> None:

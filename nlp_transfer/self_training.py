@@ -50,7 +50,7 @@ def run_self_training(
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
     if state.is_main_process:
-        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
+        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model)
     state.wait_for_everyone()
     rounds: list[dict[str, Any]] = []
     result, stopped_at = None, None

@@ -389,6 +389,18 @@ def test_damaged_run_files_are_one_error(trained_run, tmp_path, capsys):
     assert code == 2 and "config.json: not a readable model config" in err, err
 
 
+@pytest.mark.parametrize("verb", ["train", "adapt"])
+def test_an_output_dir_that_holds_the_starting_model_is_refused_and_kept(trained_run, tmp_path, capsys, verb):
+    """`model=RUN output_dir=RUN --overwrite` would delete the model before it is replaced: refused, nothing touched."""
+    run = copy_of_run(trained_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    config = {"train": "recipes/configs/sentiment/minilm_full.yaml", "adapt": "recipes/configs/adapt/minilm_tapt.yaml"}[verb]
+    for output in (run, tmp_path):  # the model's own folder, and a folder holding it
+        code, _, err = cli_in_process(capsys, verb, config, f"model={run}", f"output_dir={output}", "--overwrite")
+        assert code == 2 and "holds the model this run starts from" in err and len(err.strip().splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 @pytest.mark.parametrize(("content", "message"), [('{"task": ', "not valid JSON"), ("[1, 2]", "holds a JSON list")])
 def test_a_damaged_run_info_is_one_error_for_every_verb_that_reads_it(trained_run, tmp_path, capsys, content, message):
     run = copy_of_run(trained_run, tmp_path)

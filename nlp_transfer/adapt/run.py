@@ -67,7 +67,7 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite)
+    check_output_dir(output_dir, resume=resume, overwrite=overwrite, model=config.model)
     prepared = prepare_inputs(config)
     set_seed(config.seed)
     model, new_head = build_masked_lm(
@@ -112,8 +112,9 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     return AdaptResult(output_dir, before, after, info)
 
 
-def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool) -> None:
+def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool, model: str | None = None) -> None:
     """Refuse, before anything is read, what a training run refuses, and resuming a folder that is not an adapt run."""
+    pipeline.check_model_outside(model, output_dir)
     if resume and output_dir.is_dir() and not (output_dir / MARKER_FILE).is_file():
         raise UserError(
             f"{output_dir}: not an adapt run (no {MARKER_FILE}), so --resume cannot continue it. "
