@@ -62,6 +62,19 @@ def test_gate_directions_and_lookup():
     assert parse_gates(["drift.proxy_a_distance=1.5"], known_keys({}, {}, drift=True)) == {"drift.proxy_a_distance": 1.5}
 
 
+def test_a_bad_gate_lists_only_the_keys_this_check_has():
+    """A NER check (no classification figures, no bias dimensions) offers behaviour keys alone, with no empty entry."""
+    ner = known_keys({"names": "entity_recall"}, {}, classification=False)
+    with pytest.raises(UserError) as caught:
+        parse_gates(["bias.names_gender.max_flip_rate=0.1"], ner)
+    listed = str(caught.value).split("KEY one of ", 1)[1]
+    assert listed.startswith("behaviour.TEST.failure_rate") and "bias." not in listed, listed
+    with pytest.raises(UserError, match=r"KEY one of calibration\.ece,"):
+        parse_gates(["nothing=1"], known_keys({}, {}))
+    with pytest.raises(UserError, match=r"bias\.DIMENSION\.max_flip_rate"):
+        parse_gates(["nothing=1"], known_keys({}, {"pronouns": ["she", "he"]}))
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_model_dir):
     """A tiny sentiment run whose test file has a 'source' column."""
@@ -148,6 +161,8 @@ def test_the_whole_check_through_the_cli(tiny_run, capsys):
             "unknown placeholder {who}",
         ),
         (["--suite", "no_such_suite"], "no shipped suite of that name"),
+        (["--suite", "suites/no_such_suite.yaml"], "shipped: any, bias, ner, sentiment."),
+        (["--suite", "SUITE:name: s\ntests: [\n  - bad\n"], "suite.yaml:3:3: not valid YAML (expected the node content"),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_2(tiny_run, capsys, tmp_path, args, message):

@@ -38,6 +38,11 @@ LOWER_IS_BETTER = (
 )  # fmt: skip
 DRIFT_KEYS = ("drift.proxy_a_distance", "drift.domain_classifier_accuracy", "drift.label_total_variation")
 BIAS_GROUP_KEYS = ("flip_rate", "gap")
+#: how an error lists the keys of each section of a check that has it (behaviour tests, bias dimensions)
+KEY_PATTERNS = {
+    "behaviour.": "behaviour.TEST.failure_rate (entity tests also .recall_gap)",
+    "bias.": "bias.DIMENSION.max_flip_rate|max_abs_gap",
+}
 
 
 def higher_is_better(key: str) -> bool:
@@ -92,7 +97,8 @@ def _describe(known: list[str], key: str) -> str:
     if same:
         return ", ".join(same[:40]) + (", ..." if len(same) > 40 else "")
     plain = [k for k in known if not k.startswith(("behaviour.", "bias."))]
-    return ", ".join(plain) + ", behaviour.TEST.failure_rate, bias.DIMENSION.max_flip_rate|max_abs_gap"
+    patterns = [pattern for prefix, pattern in KEY_PATTERNS.items() if any(k.startswith(prefix) for k in known)]
+    return ", ".join(plain + patterns) or "none: this check measures no figure a gate can bound"
 
 
 def lookup(report: dict[str, Any], key: str) -> Any:

@@ -78,9 +78,10 @@ class Suite:
 
 def shipped_suite_path(name: str) -> Path:
     """The path of a suite shipped in ``nlp_transfer/check/suites/`` (``sentiment``, ``ner``, ``any``, ``bias``)."""
-    path = Path(str(resources.files("nlp_transfer.check") / "suites" / f"{name}.yaml"))
-    if not path.is_file():
-        shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
+    folder = Path(str(resources.files("nlp_transfer.check") / "suites"))
+    path = folder / f"{name}.yaml"
+    if "/" in name or "\\" in name or not path.is_file():
+        shipped = sorted(p.stem for p in folder.glob("*.yaml"))
         raise UserError(f"--suite {name}: no such file and no shipped suite of that name; shipped: {', '.join(shipped)}.")
     return path
 
@@ -104,7 +105,10 @@ def read_document(source: str) -> tuple[Path, Any]:
     try:
         return path, yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where}: not valid YAML ({problem}). Fix the suite file there.") from None
 
 
 def read_suite_file(source: str) -> dict[str, Any]:
