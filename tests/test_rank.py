@@ -254,10 +254,15 @@ def test_rank_cli_ranks_hub_candidates_and_writes_the_report(tmp_path, tiny_mode
         (["--models", "nobody/no-such-model"], "model 'nobody/no-such-model': not in the local Hugging Face cache"),
         (["--models", "@depth=1,@depth=1"], "is given twice"),
         (["--models", "@depth=1", "--estimators", "logme,magic"], "unknown estimator 'magic'"),
+        (["--models", "@depth=1", "--output", "FILE"], "an existing file; the report is a folder"),
     ],
 )
-def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, capsys):
+def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, capsys, monkeypatch):
     tmp_path, _, overrides = sentiment_config
+    if "FILE" in extra:  # refused before any candidate is encoded
+        (tmp_path / "report.log").write_text("a file", encoding="utf-8")
+        extra = [str(tmp_path / "report.log") if value == "FILE" else value for value in extra]
+        monkeypatch.setattr("nlp_transfer.rank.ranking.sample_split", lambda *a, **k: pytest.fail("encoded first"))
     code = main(["rank", str(config_file(tmp_path)), *overrides, *extra])  # in process: the console script is tested in test_cli
     stderr = capsys.readouterr().err
     assert code == 2, stderr

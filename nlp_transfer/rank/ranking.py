@@ -199,6 +199,8 @@ def run_ranking(
         raise UserError(f"unknown estimator '{unknown[0]}'; choose from {', '.join(ESTIMATORS)}.")
     if recommend_by not in estimators:
         estimators.append(recommend_by)
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output {output_dir}: an existing file; the report is a folder (rank.json, rank.md, rank.png).")
     for candidate in candidates:  # an unknown id fails here, before anything is encoded
         resolve_model(candidate.model)
     if config.training.torch_threads:
