@@ -338,3 +338,18 @@ def test_strategy_frozen_trains_the_head_alone_and_a_later_run_starts_from_it(ti
     assert info["strategy"] == "frozen" and info["trainable_parameters"] < info["total_parameters"] / 2
     _, second_new = build_masked_lm(str(head_run), "head", allow_pickle=False, trust_remote_code=False)
     assert second_new == []  # the whole-model run that follows starts from the trained head
+
+
+def test_an_adapt_run_as_shift_source_reads_its_texts_and_embeds_with_the_adapted_encoder(adapted, tmp_path, capsys):
+    """`nlp-transfer shift ADAPT_RUN TARGET`: the run's training lines, its encoder, and no label shift (no task head)."""
+    from nlp_transfer.cli import main
+
+    target = tmp_path / "target.txt"
+    target.write_text("\n".join(f"a question about topic {i} and its many answers" for i in range(40)) + "\n")
+    code = main(["shift", str(adapted), str(target), "--json", "--output", str(tmp_path / "report")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["model"] == str(adapted) and report["label_shift"] is None
+    assert report["texts"]["source"] == 270  # the training lines: 300 less the 10 % held out
+    assert report["domain_classifier_accuracy"] > 0.9  # a kettle corpus against questions: far apart

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from nlp_transfer.shift.measure import DEFAULT_SAMPLE, ShiftReport, domain_shift
 from nlp_transfer.shift.report import write_report
-from nlp_transfer.shift.sources import is_run_dir, read_text_file, run_training_texts
+from nlp_transfer.shift.sources import is_adapt_run, is_run_dir, read_text_file, run_training_texts
 
 
 def default_output_dir(target: str | Path) -> Path:
@@ -31,6 +31,8 @@ def run_shift(
     run_dir = source if is_run_dir(source) else None
     if run_dir is not None:
         source_texts = run_training_texts(run_dir)
+        if is_adapt_run(run_dir):  # an encoder with no task head: it embeds the texts, and has no labels to shift
+            model, run_dir = model or str(run_dir), None
     else:
         source_texts = read_text_file(source, text_column=text_column, encoding=encoding)
     target_texts = read_text_file(target, text_column=text_column, encoding=encoding)

@@ -16,6 +16,13 @@ def is_run_dir(path: str | Path) -> bool:
     return Path(path).is_dir() and (Path(path) / "config.json").is_file()
 
 
+def is_adapt_run(path: str | Path) -> bool:
+    """Whether ``path`` is the output of ``nlp-transfer adapt`` (an encoder without a task head)."""
+    from nlp_transfer.adapt.run import MARKER_FILE
+
+    return is_run_dir(path) and (Path(path) / MARKER_FILE).is_file()
+
+
 def check_text_file(path: str | Path, encoding: str = "utf-8") -> None:
     """Refuse a missing path, a folder that is not a run, or a binary file, each with a one-line fix.
 
@@ -59,6 +66,10 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
     config = load_config(config_path)
     data = config.data.without_made_rows()
     try:
+        if is_adapt_run(run_dir):  # the unlabelled texts it trained on
+            from nlp_transfer.adapt.texts import read_texts as read_adapt_texts
+
+            return read_adapt_texts(data, config.seed).train
         if config.task == "ner":
             from nlp_transfer.data.tagged_rows import read_tagged_file
 
