@@ -86,6 +86,19 @@ def test_domain_classifier_on_separable_and_identical_clouds():
     assert abs(alike.proxy_a_distance) < 0.4
 
 
+def test_texts_both_sides_hold_stay_in_one_fold():
+    """The same set twice cannot be told apart (0); split across folds, every copy was called the other side (-2)."""
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(0, 1, (100, 8))
+    same = domain_classifier(cloud, cloud.copy())
+    assert same.accuracy == 0.5 and same.proxy_a_distance == 0.0  # each pair held out together: one copy right
+    shared = rng.normal(0, 1, (50, 8))
+    overlapping = domain_classifier(
+        np.concatenate([shared, rng.normal(0, 1, (50, 8))]), np.concatenate([shared, rng.normal(3, 1, (50, 8))])
+    )
+    assert 0.6 < overlapping.accuracy < 0.9  # half shared, half far apart: between chance and certainty
+
+
 # ----------------------------------------------------------------------------- real corpora, real model
 
 
