@@ -66,6 +66,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     if resume:
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
+    strategy.check_data(config, data)
     task = strategy.prepare_task(task)
 
     set_seed(config.seed)

@@ -156,10 +156,29 @@ def test_the_pair_loader_streams_its_order_so_memory_does_not_grow_with_the_pair
 def test_unpairable_training_rows_are_refused_by_name():
     with pytest.raises(UserError, match="class 'b' has 1 training example"):
         check_pairable(label_sets([0, 0, 1]), ["a", "b"])
-    with pytest.raises(UserError, match="training row 2 has no label"):
+    with pytest.raises(UserError, match="training row 2: the row has no label"):
         check_pairable(label_sets([[1, 0], [0, 0], [1, 1]]), ["a", "b"])
     with pytest.raises(UserError, match="one class only"):
         check_pairable(label_sets([0, 0, 0]), ["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("task", "bad_row", "message"),
+    [
+        ("multilabel", ("a plain text", ""), "rows.csv:4: the row has no label"),
+        ("classification", ("lonely", "c"), "rows.csv:4 is the only one)"),
+    ],
+)
+def test_unpairable_rows_are_refused_naming_file_and_line_before_anything_is_written(
+    tmp_path, capsys, monkeypatch, task, bad_row, message
+):
+    from tests.conftest import assert_train_refuses
+
+    rows = [("good words here", "a"), ("bad words there", "b")] * 5
+    rows.insert(2, bad_row)  # the file's line 4 (header on line 1)
+    path = write_csv(tmp_path / "rows.csv", rows)
+    overrides = [f"task={task}", "strategy=contrastive", f"data.train_file={path}", f"data.validation_file={path}"]
+    assert_train_refuses(overrides, message, tmp_path, capsys, monkeypatch)
 
 
 def unit_pairs(cosines):

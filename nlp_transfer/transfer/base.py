@@ -154,6 +154,13 @@ class Strategy:
 
     # ------------------------------------------------------------------ preparing
 
+    def check_data(self, config: RunConfig, data: Any) -> None:
+        """Refuse loaded data this strategy cannot train on (raise ``DataError``), before the run directory is written.
+
+        ``data.splits`` holds the raw splits (for text tasks the columns ``text``, ``label`` and ``line``, the line of
+        ``config.data.train_file`` a row came from; rows the run made itself have line 0).
+        """
+
     def prepare_task(self, task: Any) -> Any:
         """The task the run uses (extensions may give it another tokenizer)."""
         for extension in self.extensions:

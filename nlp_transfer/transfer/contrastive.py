@@ -103,6 +103,18 @@ class ContrastiveFewShot(Strategy):
         head = find_encoder_parts(inner).head
         return layerwise_groups(inner, head, learning_rate=learning_rate, weight_decay=weight_decay)
 
+    def check_data(self, config: RunConfig, data: Any) -> None:
+        """Refuse training rows that cannot form pairs before anything is written, naming the file and line."""
+        split, names = data.splits["train"], list(data.labels)
+        ids = [[names.index(name) for name in (label if isinstance(label, list) else [label])] for label in split["label"]]
+        lines = split["line"] if "line" in split.column_names else [0] * len(ids)
+        train_file = config.data.train_file or "the training data"
+
+        def where(row: int) -> str:
+            return f"{train_file}:{lines[row]}" if lines[row] else f"training row {row + 1} (made by the run)"
+
+        check_pairable([frozenset(found) for found in ids], names, where)
+
     def train(self, run: TrainingRun) -> FitResult:
         """Phase 1 on pairs, then phase 2 on the cached features of the trained encoder, then (if set) phase 3."""
         inner = unwrap_pooling(run.model)

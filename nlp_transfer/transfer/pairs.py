@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -55,12 +55,16 @@ def label_sets(labels: Sequence[Any]) -> list[frozenset[int]]:
     return sets
 
 
-def check_pairable(labels: list[frozenset[int]], names: Sequence[str]) -> None:
-    """Refuse training rows that cannot form pairs: a row without a label, a class with one example, one class only."""
+def check_pairable(labels: list[frozenset[int]], names: Sequence[str], where: Callable[[int], str] | None = None) -> None:
+    """Refuse training rows that cannot form pairs: a row without a label, a class with one example, one class only.
+
+    ``where(row)`` names a row in the messages (its file and line); by default "training row N".
+    """
+    where = where or (lambda row: f"training row {row + 1}")
     for row, found in enumerate(labels):
         if not found:
             raise UserError(
-                f"training row {row + 1} has no label; contrastive training pairs rows by label. "
+                f"{where(row)}: the row has no label; contrastive training pairs rows by label. "
                 "Give every row at least one label or drop it."
             )
     counts = {label: 0 for label in range(len(names))}
@@ -69,9 +73,10 @@ def check_pairable(labels: list[frozenset[int]], names: Sequence[str]) -> None:
             counts[label] += 1
     for label, count in counts.items():
         if count == 1:
+            only = next(row for row, found in enumerate(labels) if label in found)
             raise UserError(
-                f"class {names[label]!r} has 1 training example; contrastive training needs at least 2 per class "
-                "to form a similar pair. Add an example of it or remove the class."
+                f"class {names[label]!r} has 1 training example ({where(only)} is the only one); contrastive training needs at least 2 "
+                "per class to form a similar pair. Add an example of it or remove the class."
             )
     if sum(1 for count in counts.values() if count) < 2:
         raise UserError("the training data has one class only; contrastive training needs at least 2 classes.")
