@@ -16,13 +16,14 @@ from typing import Any
 
 import sklearn.metrics  # noqa: F401  every run scores with it: loaded here, with torch, while the CLI pauses the collector
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 
 from nlp_transfer.config import RunConfig, config_to_dict, save_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
+from nlp_transfer.output_dir import check_replaceable, replaced_on_success
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
 from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
@@ -62,7 +63,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
     strategy = build_strategy(config)  # checks the strategy's options before anything loads
-    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model)
+    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
     if resume:
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
@@ -76,23 +77,17 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     )
     trainable, total = count_parameters(model)
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
-    if replace:  # only now that the data and the model have loaded: a run with bad input keeps the old run
-        shutil.rmtree(output_dir)
-    accelerator = start_run_dir(config, output_dir)
-    accelerator.print(describe_run(config, task, data, trainable, total))
-
-    run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
-    with first_position_only(model, skips_unread_positions(config, strategy)) as first_only:
-        result = strategy.train(run)  # the best weights are loaded back into `model`
-        metrics = {}
-        if result.best_validation is not None:  # the loop scored these very weights on validation: not twice
-            metrics["validation"] = result.best_validation
-        for name in ("validation", "test"):
-            if name in splits and name not in metrics:
-                metrics[name] = evaluate_model(model, splits[name], task, accelerator, config.training.eval_batch_size)
-    info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
-    info.first_position_only = first_only
-    save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
+    # only now that the data and the model have loaded does an earlier run move aside: bad input keeps it in place
+    with replaced_on_success(output_dir, replace, PartialState().is_main_process):
+        accelerator = start_run_dir(config, output_dir)
+        accelerator.print(describe_run(config, task, data, trainable, total))
+        run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
+        with first_position_only(model, skips_unread_positions(config, strategy)) as first_only:
+            result = strategy.train(run)  # the best weights are loaded back into `model`
+            metrics = score_splits(model, splits, task, accelerator, result, config.training.eval_batch_size)
+        info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
+        info.first_position_only = first_only
+        save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
     accelerator.print(format_metrics(metrics, output_dir))
     if config.hub.push and accelerator.is_main_process:
         from nlp_transfer.hub import push_configured_run
@@ -101,6 +96,19 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return RunResult(output_dir=output_dir, metrics=metrics, info=info.to_dict())
+
+
+def score_splits(
+    model: torch.nn.Module, splits: dict[str, Any], task: Task, accelerator: Accelerator, result: FitResult, batch_size: int
+) -> dict[str, Any]:
+    """Validation and test metrics of the trained ``model``; validation as the loop scored these weights, not twice."""
+    metrics = {}
+    if result.best_validation is not None:
+        metrics["validation"] = result.best_validation
+    for name in ("validation", "test"):
+        if name in splits and name not in metrics:
+            metrics[name] = evaluate_model(model, splits[name], task, accelerator, batch_size)
+    return metrics
 
 
 def skips_unread_positions(config: RunConfig, strategy: Strategy) -> bool:
@@ -113,17 +121,23 @@ def skips_unread_positions(config: RunConfig, strategy: Strategy) -> bool:
     )
 
 
-def prepare_output_dir(output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None) -> None:
+def prepare_output_dir(
+    output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None, data_files: tuple[str | None, ...] = ()
+) -> None:
     """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``; empty it for ``overwrite``.
 
-    ``model``: the local model folder the run starts from, which ``output_dir`` must not be or hold.
+    ``model`` and ``data_files``: what the run reads, which ``output_dir`` must not be or hold.
     """
-    if check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=model):
+    if check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=model, data_files=data_files):
         shutil.rmtree(output_dir)
 
 
-def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None) -> bool:
+def check_output_dir(
+    output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None, data_files: tuple[str | None, ...] = ()
+) -> bool:
     """Refuse a run directory that is a file, missing for ``resume``, full without ``overwrite``, or holding ``model``.
+
+    ``--overwrite`` replaces only an earlier run, and never one that holds the run's ``data_files``.
 
     Returns True when it holds an earlier run that ``overwrite`` replaces: the caller deletes it once the new
     run's input has loaded, so a run refused for bad input leaves the earlier run as it was.
@@ -141,8 +155,15 @@ def check_output_dir(output_dir: Path, *, overwrite: bool, resume: bool, model: 
                 f"{output_dir}: output directory exists and is not empty. Pass --overwrite to replace it, "
                 "--resume to continue its training, or set output_dir=ANOTHER_DIR."
             )
+        check_replaceable(output_dir, data_files)
         return True
     return False
+
+
+def data_files(config: RunConfig) -> tuple[str | None, ...]:
+    """The local files a run reads its data from (an ``--overwrite`` of the folder holding one is refused)."""
+    data = config.data
+    return (data.train_file, data.validation_file, data.test_file, data.unlabeled_file, data.pseudo_labeled_file)
 
 
 def check_model_outside(model: str | None, output_dir: Path) -> None:

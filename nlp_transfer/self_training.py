@@ -43,14 +43,14 @@ def run_self_training(
     """
     from accelerate import PartialState
 
-    from nlp_transfer.pipeline import prepare_output_dir
+    from nlp_transfer.pipeline import data_files, prepare_output_dir
 
     output_dir, state = Path(config.output_dir), PartialState()
     splits = labelled_splits(config)  # every input read and checked before --overwrite deletes anything
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
     if state.is_main_process:
-        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model)
+        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
     state.wait_for_everyone()
     rounds: list[dict[str, Any]] = []
     result, stopped_at = None, None

@@ -357,6 +357,47 @@ def test_overwrite_keeps_the_earlier_run_when_the_new_input_is_bad(trained_run, 
     assert (run / "model.safetensors").read_bytes() == before
 
 
+def test_overwrite_restores_the_earlier_run_when_training_fails_and_replaces_it_when_it_finishes(
+    trained_run, tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    """A run that fails before its first checkpoint gives the earlier run back; one that finishes removes it."""
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.output_dir import replaced_path
+    from nlp_transfer.transfer.full import FullFineTuning
+
+    run = copy_of_run(trained_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    overrides = tiny_overrides(tiny_model_dir, run, **{"data.train_file": trained_run["val"], "training.torch_threads": 1})
+
+    def failing(self, run_):
+        raise UserError("training loss became nan (planted)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FullFineTuning, "train", failing)
+        code, _, err = cli_in_process(capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--overwrite")
+    assert code == 2 and "planted" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before and not replaced_path(run).exists()
+    code, _, err = cli_in_process(capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--overwrite")
+    assert code == 0, err
+    assert (run / "model.safetensors").read_bytes() != before["model.safetensors"] and not replaced_path(run).exists()
+
+
+def test_overwrite_refuses_a_folder_no_run_wrote_or_one_holding_the_data(trained_run, tmp_path, capsys):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("precious")
+    code, _, err = cli_in_process(
+        capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", f"output_dir={folder}", "--overwrite"
+    )
+    assert code == 2 and "no earlier run" in err and (folder / "notes.txt").read_text() == "precious", err
+    run = copy_of_run(trained_run, tmp_path)
+    data = run / "train.csv"
+    data.write_bytes(trained_run["val"].read_bytes())
+    args = ["recipes/configs/sentiment/minilm_full.yaml", f"output_dir={run}", f"data.train_file={data}", "--overwrite"]
+    code, _, err = cli_in_process(capsys, "train", *args)
+    assert code == 2 and "holds this run's data file" in err and data.is_file(), err
+
+
 def test_flags_texts_and_overrides_come_in_any_order(trained_run, capsys):
     """A flag before the texts (predict) or before key=value overrides (compare, rank) is parsed, not refused."""
     from nlp_transfer.cli import build_parser, verb_parser

@@ -20,7 +20,7 @@ from nlp_transfer import pipeline
 from nlp_transfer.adapt.masking import MaskEpoch, check_maskable
 from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build_masked_lm, save_adapted, train_head_only
 from nlp_transfer.adapt.task import MaskedLMTask
-from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts
+from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts, text_files
 from nlp_transfer.config import RunConfig, config_to_dict
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
@@ -67,7 +67,13 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
-    check_output_dir(output_dir, resume=resume, overwrite=overwrite, model=config.model)
+    check_output_dir(
+        output_dir,
+        resume=resume,
+        overwrite=overwrite,
+        model=config.model,
+        data_files=tuple(text_files(config.data)) if config.data.train_file else (),
+    )
     prepared = prepare_inputs(config)
     set_seed(config.seed)
     model, new_head = build_masked_lm(
@@ -112,7 +118,9 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     return AdaptResult(output_dir, before, after, info)
 
 
-def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool, model: str | None = None) -> None:
+def check_output_dir(
+    output_dir: Path, *, resume: bool, overwrite: bool, model: str | None = None, data_files: tuple[str, ...] = ()
+) -> None:
     """Refuse, before anything is read, what a training run refuses, and resuming a folder that is not an adapt run."""
     pipeline.check_model_outside(model, output_dir)
     if resume and output_dir.is_dir() and not (output_dir / MARKER_FILE).is_file():
@@ -120,7 +128,7 @@ def check_output_dir(output_dir: Path, *, resume: bool, overwrite: bool, model: 
             f"{output_dir}: not an adapt run (no {MARKER_FILE}), so --resume cannot continue it. "
             "Set output_dir to the adapt run to resume, or start without --resume."
         )
-    pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume)
+    pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume, data_files=data_files)
 
 
 def prepare_inputs(config: RunConfig) -> Prepared:

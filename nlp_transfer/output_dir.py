@@ -1,0 +1,62 @@
+"""What ``--overwrite`` may replace, and replacing an earlier run only once the new one has finished.
+
+An earlier run moves aside to ``.NAME.replaced`` beside it while the new run trains. When the new run finishes, that
+folder is deleted; when it fails before its first checkpoint, the earlier run moves back, so a run that dies on bad
+settings never costs the run it was meant to replace. A run that failed after a checkpoint stays for ``--resume``, and
+the earlier one waits in ``.NAME.replaced`` until a run in that folder finishes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from nlp_transfer.errors import UserError
+
+#: files and folders of which any one says "a run of nlp-transfer wrote this folder"
+RUN_MARKERS = ("config.yaml", "run_info.json", "metrics.json", "checkpoints", "adapt.json", "self_training")
+
+
+def replaced_path(output_dir: Path) -> Path:
+    """Where an earlier run waits while ``--overwrite`` trains its replacement."""
+    return output_dir.parent / f".{output_dir.name}.replaced"
+
+
+def check_replaceable(output_dir: Path, data_files: Iterable[str | None]) -> None:
+    """Refuse ``--overwrite`` of a folder no run wrote, or one that holds the run's own data files."""
+    if not any((output_dir / marker).exists() for marker in RUN_MARKERS):
+        raise UserError(
+            f"output_dir={output_dir} holds files but no earlier run (no config.yaml or run_info.json); --overwrite only "
+            "replaces runs. Empty the folder or set output_dir to another one."
+        )
+    target = output_dir.resolve()
+    for path in data_files:
+        if path and Path(path).exists() and target in Path(path).resolve().parents:
+            raise UserError(
+                f"output_dir={output_dir} holds this run's data file {path}, which --overwrite would delete. "
+                "Move the data out of it or set output_dir to another folder."
+            )
+
+
+@contextmanager
+def replaced_on_success(output_dir: Path, replace: bool, is_main_process: bool) -> Iterator[None]:
+    """Move an earlier run aside (``replace``) while the block trains; delete it on success, restore it on early failure."""
+    from nlp_transfer.training.checkpoints import latest_checkpoint
+
+    aside = replaced_path(output_dir)
+    if replace and is_main_process:
+        shutil.rmtree(aside, ignore_errors=True)
+        output_dir.rename(aside)
+        print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
+    try:
+        yield
+    except BaseException:
+        if is_main_process and aside.is_dir() and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
+            shutil.rmtree(output_dir, ignore_errors=True)
+            aside.rename(output_dir)  # nothing to resume: the earlier run comes back as it was
+        raise
+    if is_main_process:
+        shutil.rmtree(aside, ignore_errors=True)
