@@ -238,6 +238,25 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert process.wait(timeout=120) == 141 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
 
 
+def test_config_resolve_appends_where_the_shell_appends(tmp_path):
+    """`nlp-transfer config --resolve CONFIG >> FILE` keeps what FILE held (it once reopened /dev/stdout, truncating it)."""
+    target = tmp_path / "app.yaml"
+    target.write_text("# keep me\n", encoding="utf-8")
+    with target.open("a", encoding="utf-8") as handle:
+        done = subprocess.run(
+            [sys.executable, "-m", "nlp_transfer.cli", "config", "--resolve", "recipes/configs/sentiment/minilm_full.yaml"],
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=ENV,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("# keep me\n") and "epochs:" in text
+
+
 @pytest.mark.parametrize(
     ("name", "config", "extra"),
     [

@@ -19,7 +19,9 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def run(args: argparse.Namespace) -> None:
     """Check configs, print one resolved, or list every setting (text or Markdown)."""
-    from nlp_transfer.config import describe_settings, load_config, save_config
+    import yaml
+
+    from nlp_transfer.config import config_to_dict, describe_settings, load_config
 
     if args.overrides and not args.resolve:
         raise UserError(
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
         return
     if args.resolve:
         config = load_config(args.resolve, args.overrides)
-        save_config(config, "/dev/stdout")
+        print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")  # stdout as given: `>>` appends
         return
     if args.markdown:
         print("| key | type | default | meaning |\n|---|---|---|---|")
