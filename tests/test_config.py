@@ -58,6 +58,8 @@ def test_unknown_override_suggests_the_full_dotted_key(tmp_path):
         ("training.epochs=0", r"training.epochs must be at least 1"),
         ("data.validation_split=1.5", r"data.validation_split must be in \(0, 1\)"),
         ("training", r"write overrides as key=value"),
+        ("training.learning_rate=inf", r"training.learning_rate must be positive, got inf"),
+        ("data.text_column=label", r"data.text_column and data.label_column both name 'label'"),
     ],
 )
 def test_wrong_types_and_values_name_the_key(tmp_path, override, pattern):

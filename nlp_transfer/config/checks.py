@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,11 +13,11 @@ from nlp_transfer.errors import ConfigError
 
 
 def _at_least(low: int, nullable: bool = False) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v >= low), f"at least {low}" + (" (or null)" if nullable else "")
+    return (lambda v: math.isfinite(v) and v >= low), f"at least {low}" + (" (or null)" if nullable else "")
 
 
 def _positive(nullable: bool = False) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v > 0), "positive" + (" (or null)" if nullable else "")
+    return (lambda v: math.isfinite(v) and v > 0), "positive" + (" (or null)" if nullable else "")
 
 
 def _fraction(low_open: bool, high_open: bool) -> tuple[Callable[[Any], bool], str]:
@@ -91,6 +92,11 @@ def check_values(config: RunConfig, source: str) -> None:
         raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")
     if d.train_file is None:
         raise ConfigError(f"{source}: data.train_file is required. Set it in the config or as data.train_file=PATH.")
+    if config.task != "ner" and d.text_column == d.label_column:
+        raise ConfigError(
+            f"{source}: data.text_column and data.label_column both name '{d.text_column}': the model would read its "
+            "own labels. Set data.text_column to the column that holds the texts."
+        )
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
     _check_task_and_strategy(config, source)
