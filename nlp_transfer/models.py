@@ -156,4 +156,19 @@ def resolve_with_tokenizer(
     resolved = resolve_model(name)
     if (Path(resolved.path) / "config.json").is_file():
         check_max_length(read_model_config(resolved.path, trust_remote_code=trust_remote_code), max_length)
+    check_tokenizer_files(resolved.path)
     return resolved, AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+
+
+#: files of which a model folder needs one for its tokenizer: a fast tokenizer, or a slow one's vocabulary
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_tokenizer_files(folder: str | Path) -> None:
+    """Refuse a local model folder without tokenizer files (transformers would build an empty vocabulary: all [UNK])."""
+    folder = Path(folder)
+    if folder.is_dir() and (folder / "config.json").is_file() and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"{folder}: no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...), so every word would read as unknown. "
+            "Copy the tokenizer's files into the folder (tokenizer.save_pretrained), or name a complete model."
+        )

@@ -461,6 +461,25 @@ def test_an_output_dir_that_holds_the_starting_model_is_refused_and_kept(trained
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
+def test_a_model_or_run_without_tokenizer_files_is_refused(trained_run, tiny_model_dir, tmp_path, capsys):
+    """transformers builds a 5-token vocabulary for such a folder: every word [UNK], training and predicting exit 0."""
+    import shutil
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(Path(tiny_model_dir) / name, model / name)
+    code, _, err = cli_in_process(
+        capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", f"model={model}", f"output_dir={tmp_path / 'out'}"
+    )
+    assert code == 2 and "no tokenizer files" in err and not (tmp_path / "out").exists(), err
+    run = copy_of_run(trained_run, tmp_path)
+    for name in ("tokenizer.json", "vocab.txt"):
+        (run / name).unlink(missing_ok=True)
+    code, _, err = cli_in_process(capsys, "predict", run, "nice")
+    assert code == 2 and f"{run}: no tokenizer files" in err and len(err.strip().splitlines()) == 1, err
+
+
 @pytest.mark.parametrize(("content", "message"), [('{"task": ', "not valid JSON"), ("[1, 2]", "holds a JSON list")])
 def test_a_damaged_run_info_is_one_error_for_every_verb_that_reads_it(trained_run, tmp_path, capsys, content, message):
     run = copy_of_run(trained_run, tmp_path)

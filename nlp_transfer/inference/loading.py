@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer, PreTrainedModel
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.models import load_pretrained, read_model_config
+from nlp_transfer.models import check_tokenizer_files, load_pretrained, read_model_config
 from nlp_transfer.run_info import RunInfo
 from nlp_transfer.tasks import Task
 from nlp_transfer.tasks.classification import SequenceClassificationTask
@@ -55,6 +55,7 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
     """The task of a saved run, rebuilt from its model ``config`` (labels, head), tokenizer and run info."""
     run_dir = Path(run_dir)
     is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
+    check_tokenizer_files(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     info = RunInfo.read(run_dir)
     labels = [config.id2label[i] for i in range(config.num_labels)]
