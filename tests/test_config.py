@@ -166,3 +166,20 @@ def test_every_shipped_config_is_valid_and_opens_with_its_command(path):
 def test_configs_exist_for_each_recipe():
     names = {p.parent.name for p in CONFIGS}
     assert {"sentiment", "classification"} <= names
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = write(
+        tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 2\n  batch_size: 4\ntraining:\n  learning_rate: 0.001\n"
+    )
+    with pytest.raises(ConfigError, match=r"config.yaml:6: invalid YAML \('training' is given twice, on lines 3 and 6"):
+        load_config(path)
+    path.write_text("data:\n  train_file: a.csv\n  train_file: b.csv\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'train_file' is given twice, on lines 2 and 3"):
+        load_config(path)
+
+
+def test_an_override_of_a_whole_section_merges_into_it(tmp_path):
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 7\n  batch_size: 4\n")
+    config = load_config(path, ["training={epochs: 2}"])
+    assert config.training.epochs == 2 and config.training.batch_size == 4

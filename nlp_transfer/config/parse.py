@@ -68,11 +68,28 @@ def describe_settings(cls: type = RunConfig, prefix: str = "") -> list[tuple[str
     return rows
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the plain loader keeps the last, silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base loader says what is wrong with it
+                continue
+            if first != key_node.start_mark.line + 1:
+                problem = f"'{key}' is given twice, on lines {first} and {key_node.start_mark.line + 1}; keep one"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found. Check the path (recipes/configs/ holds examples).")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text. Save the config as UTF-8.") from None
     except yaml.YAMLError as err:
@@ -102,7 +119,10 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(child, dict):
             node[part] = child = {}
         node = child
-    node[parts[-1]] = value
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        _deep_update(node[parts[-1]], value)  # `training={epochs: 2}` changes epochs, as the file's section would
+    else:
+        node[parts[-1]] = value
 
 
 def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
