@@ -1,6 +1,7 @@
 """The training loop on a tiny random model: it learns, it is reproducible, and it resumes exactly."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -137,6 +138,24 @@ def test_kept_checkpoints_keep_the_optimizer_state_after_the_last_epoch(sentimen
     (last,) = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))
     assert (last / "optimizer.bin").is_file() and (last / "model.safetensors").is_file()
     assert json.loads((last / "trainer_state.json").read_text())["epoch"] == 1 and not (last / "training_over").exists()
+
+
+@pytest.mark.parametrize("damage", ["state", "weights"])
+def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model_dir, tmp_path, monkeypatch, damage):
+    from nlp_transfer.errors import UserError
+
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2})
+    killed_while_saving(config, monkeypatch)
+    first, last = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
+    if damage == "state":
+        (last / "trainer_state.json").write_text('{"epoch": 0,', encoding="utf-8")
+    else:  # the last checkpoint gone, the one before cut short
+        shutil.rmtree(last)
+        weights = first / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(UserError, match="a damaged checkpoint") as caught:
+        run_training(config, resume=True)
+    assert str(first if damage == "weights" else last) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_run_that_stopped_early_resumes_to_its_end_without_training_on(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):

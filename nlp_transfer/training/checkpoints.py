@@ -181,13 +181,26 @@ def save_checkpoint(
 
 
 def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
-    """Restore what ``checkpoint`` holds into the prepared objects (all, or the RNG alone); returns its loop state."""
-    if (Path(checkpoint) / TRAINING_OVER_FILE).is_file():
-        override = load_accelerator_state(str(checkpoint), [], [], [], [], accelerator.process_index)
-        accelerator.step = override.get("step", accelerator.step)
-    else:
-        accelerator.load_state(str(checkpoint))
-    return read_state(checkpoint)
+    """Restore what ``checkpoint`` holds into the prepared objects (all, or the RNG alone); returns its loop state.
+
+    A file of it that cannot be read (cut short, edited, deleted) is one :class:`UserError` naming the checkpoint.
+    """
+    try:
+        if (Path(checkpoint) / TRAINING_OVER_FILE).is_file():
+            override = load_accelerator_state(str(checkpoint), [], [], [], [], accelerator.process_index)
+            accelerator.step = override.get("step", accelerator.step)
+        else:
+            accelerator.load_state(str(checkpoint))
+        state = read_state(checkpoint)
+    except Exception as err:  # torch, safetensors, pickle and json each raise their own kind for a damaged file
+        detail = (str(err).splitlines() or [""])[0][:160]
+        raise UserError(
+            f"{checkpoint}: a damaged checkpoint ({type(err).__name__}: {detail}). Delete that folder to resume from "
+            "the one before it, or start again with --overwrite."
+        ) from err
+    if not isinstance(state, dict):
+        raise UserError(f"{checkpoint / STATE_FILE}: not a loop state. Delete {checkpoint} to resume from the one before it.")
+    return state
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
