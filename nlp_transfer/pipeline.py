@@ -8,6 +8,7 @@ task's (:mod:`nlp_transfer.tasks`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -251,8 +252,12 @@ def build_run_info(
         num_processes=accelerator.num_processes,
         mixed_precision=config.training.mixed_precision,
     )
-    for key, value in strategy.run_info().items():
-        setattr(info, key, value)
+    fields = {f.name for f in dataclasses.fields(RunInfo)}
+    for key, value in strategy.run_info().items():  # a strategy from outside the package may report its own facts
+        if key in fields:
+            setattr(info, key, value)
+        else:
+            info.strategy_facts[key] = value
     return info
 
 

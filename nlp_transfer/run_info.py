@@ -58,6 +58,7 @@ class RunInfo:
     mixed_precision: str = "no"
     first_position_only: bool = False  # training.skip_unread_positions took effect: the last layer computed position 0
     fast_dropout_masks: bool = False  # training.fast_dropout_masks took effect: masks from numpy's PCG64, not torch
+    strategy_facts: dict[str, Any] = field(default_factory=dict)  # a strategy's own run_info() keys that have no field here
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data."""

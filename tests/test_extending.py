@@ -7,6 +7,7 @@ selects it by name in its config. If these tests need a change to the package, t
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class BiasOnly(Strategy):
         return [self.counter]
 
     def run_info(self) -> dict[str, Any]:
-        return {"pooling": "bitfit-cls"}
+        return {"pooling": "bitfit-cls", "bias_terms_only": True}  # a RunInfo field, and a fact of its own
 
 
 def test_a_new_strategy_is_one_class_and_a_name(sentiment_files, tiny_model_dir, tmp_path):
@@ -89,6 +90,8 @@ def test_a_new_strategy_is_one_class_and_a_name(sentiment_files, tiny_model_dir,
     assert any(n.startswith("encoder.layer.") for n in changed)
     assert BiasOnly.last.counter.epochs == [0, 1]  # the strategy's callback ran before each epoch
     assert result.info["pooling"] == "bitfit-cls" and result.info["strategy"] == "toy_bitfit"
+    saved = json.loads((out / "run_info.json").read_text())
+    assert saved["strategy_facts"] == {"bias_terms_only": True}  # kept, not dropped for want of a field
     # a mechanics test: on the tiny random model biases alone learn little, so no accuracy is asserted here
     assert result.info["trainable_parameters"] < result.info["total_parameters"] / 10
 
