@@ -353,3 +353,13 @@ def test_an_adapt_run_as_shift_source_reads_its_texts_and_embeds_with_the_adapte
     assert report["model"] == str(adapted) and report["label_shift"] is None
     assert report["texts"]["source"] == 270  # the training lines: 300 less the 10 % held out
     assert report["domain_classifier_accuracy"] > 0.9  # a kettle corpus against questions: far apart
+
+
+def test_predict_on_an_adapted_encoder_says_it_has_no_task_head(adapted, capsys):
+    """It loaded as a classifier with a random head and printed LABEL_0 / LABEL_1 with exit 0."""
+    from nlp_transfer.cli import main
+
+    for args in (["predict", str(adapted), "a kettle"], ["check", str(adapted)]):
+        code = main(args)
+        err = capsys.readouterr().err
+        assert code == 2 and "an adapted encoder (nlp-transfer adapt) with no task head" in err and err.count("\n") == 1, err

@@ -51,13 +51,33 @@ def load_run(
     return model.to(device).eval(), task
 
 
+#: the tasks a saved run is served as (predict, evaluate, check, export); a run of another task has its own code
+SERVED_TASKS = ("classification", "multilabel", "ner")
+
+
+def check_served_task(run_dir: Path, task: str) -> None:
+    """Refuse a run whose task this package does not serve (a model folder from elsewhere has none: it passes)."""
+    if not task or task in SERVED_TASKS:
+        return
+    if task == "masked-lm":
+        raise UserError(
+            f"{run_dir}: an adapted encoder (nlp-transfer adapt) with no task head, so it has nothing to predict. "
+            "Name it as model: in a train config, then predict with that run."
+        )
+    raise UserError(
+        f"{run_dir}: a run of task={task}, which predict, evaluate, check and export do not serve "
+        f"(they serve {', '.join(SERVED_TASKS)}). Load it with that task's own code."
+    )
+
+
 def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = False) -> Task:
     """The task of a saved run, rebuilt from its model ``config`` (labels, head), tokenizer and run info."""
     run_dir = Path(run_dir)
     is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
     check_tokenizer_files(run_dir)
-    tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     info = RunInfo.read(run_dir)
+    check_served_task(run_dir, info.task)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
     labels = [config.id2label[i] for i in range(config.num_labels)]
     max_length = int(info.max_length or min(tokenizer.model_max_length, 512))
     if is_tagger:
