@@ -117,7 +117,7 @@ def test_mean_pooled_run_saves_a_plain_model_that_nlp_transfer_reloads_with_its_
 def test_pooling_options_are_checked(sentiment_files, tiny_model_dir, tmp_path):
     for strategy in ("lora", "freeze_layers", "gradual_unfreezing"):
         with pytest.raises(
-            ConfigError, match=r"transfer\.pooling=mean applies to strategy=frozen or full .*strategy=" + strategy
+            ConfigError, match=r"transfer\.pooling=mean applies to strategy=frozen or contrastive or full .*strategy=" + strategy
         ):
             load_config(None, [f"data.train_file={sentiment_files['train']}", f"strategy={strategy}", "transfer.pooling=mean"])
     with pytest.raises(ConfigError, match=r"transfer\.pooling=mean applies to .* task=ner"):

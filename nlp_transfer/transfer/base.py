@@ -140,13 +140,15 @@ class Strategy:
     def check(self, config: RunConfig) -> None:
         """Refuse options this strategy cannot use, naming the key and the fix."""
         if config.transfer.pooling != "cls" and (not self.pools_tokens or config.task == "ner"):
+            pooling = " or ".join(name for name, cls in STRATEGIES.items() if cls.pools_tokens)
             raise ConfigError(
-                f"transfer.pooling={config.transfer.pooling} applies to strategy=frozen or full on classification or "
+                f"transfer.pooling={config.transfer.pooling} applies to strategy={pooling} on classification or "
                 f"multilabel tasks (this run: strategy={self.name}, task={config.task}); remove it or set transfer.pooling=cls."
             )
         if not self.uses_layer_lr_decay and config.transfer.layer_lr_decay != 1.0:
+            decaying = ", ".join(name for name, cls in STRATEGIES.items() if cls.uses_layer_lr_decay)
             raise ConfigError(
-                f"transfer.layer_lr_decay applies to full, freeze_layers and gradual_unfreezing, not to strategy={self.name}; "
+                f"transfer.layer_lr_decay applies to {decaying}, not to strategy={self.name}; "
                 "remove it or pick one of those strategies."
             )
         for extension in self.extensions:
