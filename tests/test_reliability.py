@@ -50,6 +50,33 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(sentiment_
     assert not (out / "model.safetensors").exists()
 
 
+def test_weights_spoiled_between_loss_logs_are_never_checkpointed(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
+    """Loss logged every 50 steps, checkpoints every 5: a step whose loss was finite but whose update was not."""
+    from nlp_transfer.training import loop as training_loop
+
+    original = training_loop.clip_gradients
+    calls = {"n": 0}
+
+    def infinite_gradients(accelerator, model, max_norm):
+        calls["n"] += 1
+        if calls["n"] == 8:  # step 8's update writes infinities into the weights; its loss was finite
+            next(p for p in model.parameters() if p.grad is not None).grad.fill_(float("inf"))
+        else:
+            original(accelerator, model, max_norm)
+
+    monkeypatch.setattr(training_loop, "clip_gradients", infinite_gradients)
+    out = tmp_path / "run"
+    extra = {
+        "training.logging_steps": 50,
+        "training.eval_strategy": "steps",
+        "training.eval_steps": 5,
+        "training.max_grad_norm": 1.0,
+    }
+    with pytest.raises(UserError, match=r"NaN or infinite values at step 10.*last good checkpoint is .*step-00000005"):
+        run_training(config_for(sentiment_files, tiny_model_dir, out, **extra))
+    assert sorted(p.name for p in (out / "checkpoints").glob("step-*")) == ["step-00000005"]
+
+
 def test_a_failed_write_keeps_the_previous_version(tmp_path):
     target = tmp_path / "best"
     checkpoints.write_atomically(target, lambda tmp: (tmp / "model.safetensors").write_text("good"))

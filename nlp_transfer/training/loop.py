@@ -383,6 +383,7 @@ def after_optimizer_step(loop: Loop, progress: tqdm) -> None:
         resume_clock(loop)
     elif config.save_steps and step % config.save_steps == 0:
         pause_clock(loop)
+        refuse_non_finite_weights(loop)
         write_checkpoint(loop)
         resume_clock(loop)
 
@@ -425,6 +426,7 @@ def beats(metric_name: str, value: float, best: float | None) -> bool:
 
 def evaluate_and_checkpoint(loop: Loop) -> None:
     """Score validation, keep the model if it is the best so far, decide on early stopping, write a checkpoint."""
+    refuse_non_finite_weights(loop)
     state, accelerator = loop.state, loop.accelerator
     metrics = evaluate_batches(eager_module(loop.model), loop.eval_batches, loop.task, accelerator, loop.eval_dataset)
     scalars = scalar_metrics(metrics)
@@ -455,6 +457,23 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
         accelerator.print(f"Early stopping: {loop.metric_name} did not improve for {patience} evaluation(s).")
         loop.stop = True
     write_checkpoint(loop)
+
+
+def refuse_non_finite_weights(loop: Loop) -> None:
+    """Stop, as a NaN loss does, rather than score or checkpoint weights that hold a NaN or an infinity.
+
+    The loss is checked only every ``logging_steps``, and one step with infinite gradients spoils the weights while
+    its own loss was finite: so the weights themselves are checked here, one norm per tensor, agreed by every process.
+    """
+    trainable = [param.detach() for param in loop.model.parameters() if param.requires_grad]
+    local = bool(torch.isfinite(torch.nn.utils.get_total_norm(trainable)).item()) if trainable else True
+    flag = torch.tensor([0.0 if local else 1.0], device=loop.accelerator.device)
+    if loop.accelerator.reduce(flag, reduction="sum").item() > 0:
+        last = latest_checkpoint(loop.output_dir)
+        raise UserError(
+            f"the weights hold NaN or infinite values at step {loop.state.global_step}, so no checkpoint was written. "
+            f"Lower training.learning_rate or set training.max_grad_norm; the last good checkpoint is {last or 'none'}."
+        )
 
 
 def write_checkpoint(loop: Loop) -> None:
