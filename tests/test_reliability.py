@@ -153,3 +153,25 @@ def test_a_checkpoint_written_when_training_is_over_restores_the_random_states(t
     assert checkpoints.load_checkpoint(accelerator, saved) == {"epoch": 2}
     assert torch.equal(torch.rand(3), drawn[0]) and (random.random(), np.random.rand()) == drawn[1:]
     assert not list(saved.glob("model*")) and not list(saved.glob("optimizer*"))
+
+
+def test_an_error_during_training_starts_its_own_line_after_the_progress_bar(sentiment_files, tiny_model_dir, tmp_path, capsys):
+    """`grep '^error:'` finds it: the bar is closed (its line ended) before the message is printed."""
+    from nlp_transfer.cli import main
+    from tests.conftest import tiny_overrides
+
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        tmp_path / "run",
+        **{
+            "data.train_file": sentiment_files["train"],
+            "data.validation_file": sentiment_files["validation"],
+            "training.learning_rate": 1e30,
+            "training.max_grad_norm": "null",
+            "training.logging_steps": 2,
+        },
+    )
+    assert main(["train", "recipes/configs/sentiment/minilm_full.yaml", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "training:" in err  # the bar was drawn
+    assert err.rstrip("\n").split("\n")[-1].startswith("error: "), err[-500:]

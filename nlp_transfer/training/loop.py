@@ -188,14 +188,14 @@ def fit(
         resume_loop(loop)
     if hparams and accelerator.log_with:
         accelerator.init_trackers("logs", config=flat_hparams(hparams))
-    progress = progress_bar(loop)
     first_epoch = config.epochs if loop.stop else loop.state.epoch
-    with reused_heap_memory(config.reuse_heap_memory), fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
-        for epoch in range(first_epoch, config.epochs):
-            train_epoch(loop, epoch, progress, first=epoch == first_epoch)
-            if loop.stop:
-                break
-    progress.close()
+    # the bar closes (ends its line) however fit ends, so an error or "interrupted" starts a line of its own
+    with progress_bar(loop) as progress, reused_heap_memory(config.reuse_heap_memory):
+        with fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
+            for epoch in range(first_epoch, config.epochs):
+                train_epoch(loop, epoch, progress, first=epoch == first_epoch)
+                if loop.stop:
+                    break
     return finish(loop)
 
 
