@@ -24,6 +24,7 @@ from nlp_transfer.config import RunConfig, config_to_dict, save_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
+from nlp_transfer.files import write_text_atomic
 from nlp_transfer.output_dir import check_replaceable, replaced_on_success
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
@@ -189,8 +190,35 @@ def check_resumed_config(config: RunConfig, output_dir: Path) -> None:
         return
     saved = config_to_dict(load_config(saved_file))
     harmless = check_resumable(saved, config_to_dict(config), str(saved_file))
+    check_same_data(config, output_dir)
     if harmless:
         print(f"changed on resume (harmless): {', '.join(harmless)}")
+
+
+#: the data files a run started from (path, size, sha256), written when RUN_DIR is made, checked on --resume
+DATA_RECORD = "data_files.json"
+
+
+def data_file_record(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Path, size and sha256 of each local data file of ``config``, by its ``data.*_file`` key."""
+    data = config.data
+    keys = ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file")
+    return data_provenance({key: getattr(data, key) for key in keys})
+
+
+def check_same_data(config: RunConfig, output_dir: Path) -> None:
+    """Refuse to resume on a data file whose contents changed since the run started (same path, other rows)."""
+    record = output_dir / DATA_RECORD
+    if not record.is_file():
+        return  # a run from before the record existed
+    saved = json.loads(record.read_text(encoding="utf-8"))
+    for key, now in data_file_record(config).items():
+        before = saved.get(key, {})
+        if "sha256" in now and "sha256" in before and now["sha256"] != before["sha256"]:
+            raise UserError(
+                f"data.{key}={now['path']} changed since the run started ({before['bytes']:,} bytes then, "
+                f"{now['bytes']:,} now): resuming would train on other rows. Restore the file, or start again with --overwrite."
+            )
 
 
 def start_run_dir(config: RunConfig, output_dir: Path) -> Accelerator:
@@ -199,6 +227,8 @@ def start_run_dir(config: RunConfig, output_dir: Path) -> Accelerator:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")
+        if not (output_dir / DATA_RECORD).is_file():  # kept from the first start: --resume checks against it
+            write_text_atomic(output_dir / DATA_RECORD, json.dumps(data_file_record(config), indent=2) + "\n")
     accelerator.wait_for_everyone()
     return accelerator
 
@@ -278,8 +308,14 @@ def save_outputs(
         strategy.save(model, output_dir, state_dict)
         save_reports(output_dir, task, metrics, info)
         if not config.training.keep_checkpoints:
-            remove_checkpoints(output_dir)
+            remove_resume_state(output_dir)
     accelerator.wait_for_everyone()
+
+
+def remove_resume_state(output_dir: Path) -> None:
+    """Once the run's files are written: its checkpoints, and the data record that ``--resume`` checked against."""
+    remove_checkpoints(output_dir)
+    (output_dir / DATA_RECORD).unlink(missing_ok=True)
 
 
 def save_reports(output_dir: Path, task: Task, metrics: dict[str, Any], info: RunInfo) -> None:

@@ -140,6 +140,25 @@ def test_kept_checkpoints_keep_the_optimizer_state_after_the_last_epoch(sentimen
     assert json.loads((last / "trainer_state.json").read_text())["epoch"] == 1 and not (last / "training_over").exists()
 
 
+def test_resume_refuses_a_data_file_whose_rows_changed_and_a_finished_run_keeps_no_record(
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+):
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.pipeline import DATA_RECORD
+
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 1})
+    killed_while_saving(config, monkeypatch)
+    assert (tmp_path / "part" / DATA_RECORD).is_file()
+    train = sentiment_files["train"]
+    original = train.read_bytes()
+    train.write_bytes(b"\n".join(original.splitlines()[:41]) + b"\n")  # the same path, 40 rows left
+    with pytest.raises(UserError, match=r"data\.train_file=.* changed since the run started"):
+        run_training(config, resume=True)
+    train.write_bytes(original)
+    resumed = run_training(config, resume=True)
+    assert resumed.metrics["validation"] and not (tmp_path / "part" / DATA_RECORD).exists()
+
+
 @pytest.mark.parametrize("damage", ["state", "weights"])
 def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model_dir, tmp_path, monkeypatch, damage):
     from nlp_transfer.errors import UserError

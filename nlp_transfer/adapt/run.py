@@ -26,7 +26,6 @@ from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, prepare_output_dir, start_run_dir
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
-from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.loop import FitResult, fit
 from nlp_transfer.transfer import count_parameters
@@ -247,4 +246,4 @@ def write_outputs(
     (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (output_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     if not config.training.keep_checkpoints:
-        remove_checkpoints(output_dir)
+        pipeline.remove_resume_state(output_dir)
