@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from nlp_transfer.errors import UserError
 
@@ -42,21 +43,26 @@ def check_replaceable(output_dir: Path, data_files: Iterable[str | None]) -> Non
 
 
 @contextmanager
-def replaced_on_success(output_dir: Path, replace: bool, is_main_process: bool) -> Iterator[None]:
-    """Move an earlier run aside (``replace``) while the block trains; delete it on success, restore it on early failure."""
+def replaced_on_success(output_dir: Path, replace: bool, accelerator: Any) -> Iterator[None]:
+    """Move an earlier run aside (``replace``) while the block trains; delete it on success, restore it on early failure.
+
+    The main process of ``accelerator`` moves the folders; the others wait until the earlier run is out of the way.
+    """
     from nlp_transfer.training.checkpoints import latest_checkpoint
 
-    aside = replaced_path(output_dir)
-    if replace and is_main_process:
-        shutil.rmtree(aside, ignore_errors=True)
-        output_dir.rename(aside)
-        print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
+    aside, main = replaced_path(output_dir), accelerator.is_main_process
+    if replace:
+        if main:
+            shutil.rmtree(aside, ignore_errors=True)
+            output_dir.rename(aside)
+            print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
+        accelerator.wait_for_everyone()
     try:
         yield
     except BaseException:
-        if is_main_process and aside.is_dir() and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
+        if main and aside.is_dir() and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
             shutil.rmtree(output_dir, ignore_errors=True)
             aside.rename(output_dir)  # nothing to resume: the earlier run comes back as it was
         raise
-    if is_main_process:
+    if main:
         shutil.rmtree(aside, ignore_errors=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import sklearn.metrics  # noqa: F401  every run scores with it: loaded here, with torch, while the CLI pauses the collector
 import torch
-from accelerate import Accelerator, PartialState
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from nlp_transfer.config import RunConfig, config_to_dict, save_config
@@ -80,8 +80,9 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     trainable, total = count_parameters(model)
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
     # only now that the data and the model have loaded does an earlier run move aside: bad input keeps it in place
-    with replaced_on_success(output_dir, replace, PartialState().is_main_process):
-        accelerator = start_run_dir(config, output_dir)
+    accelerator = make_accelerator(config.training, output_dir)  # writes nothing yet: the earlier run can move aside
+    with replaced_on_success(output_dir, replace, accelerator):
+        start_run_dir(config, output_dir, accelerator)
         accelerator.print(describe_run(config, task, data, trainable, total))
         run = TrainingRun(model, task, groups, splits, config, accelerator, output_dir, resume, strategy.callbacks(model))
         with first_position_only(model, skips_unread_positions(config, strategy)) as first_only:
@@ -221,9 +222,9 @@ def check_same_data(config: RunConfig, output_dir: Path) -> None:
             )
 
 
-def start_run_dir(config: RunConfig, output_dir: Path) -> Accelerator:
-    """The run's Accelerator; the main process creates RUN_DIR and writes the resolved config.yaml."""
-    accelerator = make_accelerator(config.training, output_dir)
+def start_run_dir(config: RunConfig, output_dir: Path, accelerator: Accelerator | None = None) -> Accelerator:
+    """The run's Accelerator (``accelerator``, or a new one); the main process creates RUN_DIR and writes config.yaml."""
+    accelerator = accelerator or make_accelerator(config.training, output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")

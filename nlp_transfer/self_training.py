@@ -41,11 +41,10 @@ def run_self_training(
 
     Returns the last round's result, its ``output_dir`` and ``info`` now those of ``config.output_dir``.
     """
-    from accelerate import PartialState
-
     from nlp_transfer.pipeline import data_files, prepare_output_dir
+    from nlp_transfer.training.accelerator import process_state
 
-    output_dir, state = Path(config.output_dir), PartialState()
+    output_dir, state = Path(config.output_dir), process_state()
     splits = labelled_splits(config)  # every input read and checked before --overwrite deletes anything
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None

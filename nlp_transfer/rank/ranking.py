@@ -188,10 +188,10 @@ def run_ranking(
 ) -> tuple[list[RankRow], str | None, dict[str, Path]]:
     """Score every candidate on one sample of the run's training split; returns the rows, the pick and the report paths."""
     import torch
-    from accelerate import PartialState
 
     from nlp_transfer.models import resolve_model
     from nlp_transfer.tasks import build_task_and_data
+    from nlp_transfer.training.accelerator import process_state
 
     estimators = list(estimators or ESTIMATORS)
     unknown = [e for e in [*estimators, recommend_by] if e not in ESTIMATORS]
@@ -208,7 +208,7 @@ def run_ranking(
     task, data = build_task_and_data(config)
     sample = sample_split(data.splits["train"], sample_size, config.seed)
     check_sample(sample)
-    device = PartialState().device
+    device = process_state().device
     scored: dict[str, RankRow] = {}
     for group in encoding_groups(candidates):
         for row in score_group(group, task, sample, config, estimators, device):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedType, TorchDynamoPlugin
 from safetensors.torch import load_model
@@ -41,6 +41,16 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         **kwargs,
     )
+
+
+def process_state() -> PartialState:
+    """This run's processes as Accelerate sees them, set up as :func:`make_accelerator` sets them up.
+
+    A bare ``PartialState()`` made first in a process started by ``accelerate launch`` on a machine without a GPU
+    joins the processes in another way than the run's ``Accelerator(cpu=True)`` then expects: every process
+    believes it is the main one, and collective writes race.
+    """
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def full_state_dict(accelerator: Accelerator, prepared_model: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
