@@ -212,7 +212,8 @@ def _card_metadata(facts: _CardFacts) -> Any:
     """The card's YAML metadata (``ModelCardData``), with the model-index of its metrics."""
     from huggingface_hub import ModelCardData
 
-    datasets = sorted({name for _, _, name in _dataset_entries(facts.info)})
+    # the front matter's datasets link to Hub dataset repositories: only Hub names go there, never local file names
+    datasets = sorted({str(v["name"]) for v in (facts.info.data_files or {}).values() if isinstance(v, dict) and v.get("name")})
     tags = ["nlp-transfer", facts.task, facts.strategy, facts.pipeline_tag] + (["lora", "peft"] if facts.adapter else [])
     metric_types = {METRIC_NAMES[k][0] for v in facts.metrics.values() if isinstance(v, dict) for k in v if k in METRIC_NAMES}
     return ModelCardData(
