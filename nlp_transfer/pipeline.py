@@ -163,10 +163,13 @@ def check_output_dir(
     return False
 
 
+#: the ``data.*`` keys that name a file a run reads
+DATA_FILE_KEYS = ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file")
+
+
 def data_files(config: RunConfig) -> tuple[str | None, ...]:
     """The local files a run reads its data from (an ``--overwrite`` of the folder holding one is refused)."""
-    data = config.data
-    return (data.train_file, data.validation_file, data.test_file, data.unlabeled_file, data.pseudo_labeled_file)
+    return tuple(getattr(config.data, key) for key in DATA_FILE_KEYS)
 
 
 def check_model_outside(model: str | None, output_dir: Path) -> None:
@@ -202,9 +205,7 @@ DATA_RECORD = "data_files.json"
 
 def data_file_record(config: RunConfig) -> dict[str, dict[str, Any]]:
     """Path, size and sha256 of each local data file of ``config``, by its ``data.*_file`` key."""
-    data = config.data
-    keys = ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file")
-    return data_provenance({key: getattr(data, key) for key in keys})
+    return data_provenance({key: getattr(config.data, key) for key in DATA_FILE_KEYS})
 
 
 def check_same_data(config: RunConfig, output_dir: Path) -> None:
