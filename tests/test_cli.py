@@ -417,6 +417,14 @@ def test_overwrite_refuses_a_folder_no_run_wrote_or_one_holding_the_data(trained
     assert code == 2 and "holds this run's data file" in err and data.is_file(), err
 
 
+def test_resume_of_a_complete_run_says_it_is_complete_and_touches_nothing(trained_run, tmp_path, capsys):
+    run = copy_of_run(trained_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, _, err = cli_in_process(capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", f"output_dir={run}", "--resume")
+    assert code == 2 and "the run is complete" in err and "--overwrite instead of --resume" in err, err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_flags_texts_and_overrides_come_in_any_order(trained_run, capsys):
     """A flag before the texts (predict) or before key=value overrides (compare, rank) is parsed, not refused."""
     from nlp_transfer.cli import build_parser, verb_parser

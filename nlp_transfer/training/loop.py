@@ -276,7 +276,7 @@ def resume_loop(loop: Loop) -> None:
     if checkpoint is None:
         raise UserError(
             f"{loop.output_dir}: --resume found no complete checkpoint in {checkpoint_dir(loop.output_dir)}. "
-            "Start without --resume."
+            "Start again: --overwrite in place of --resume."
         )
     loop.state = LoopState(**load_checkpoint(loop.accelerator, checkpoint))
     loop.stop = loop.state.stopped_early
