@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import platform
+import types
+import typing
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -82,11 +84,35 @@ class RunInfo:
             raise UserError(f"{path}: not valid JSON ({err}). Restore it from a copy of the run, or delete it.") from None
         if not isinstance(values, dict):
             raise UserError(f"{path}: holds a JSON {type(values).__name__}, not an object. Restore it, or delete it.")
+        check_field_types(values, path)
         return cls.from_dict(values)
 
     def write(self, run_dir: str | Path) -> None:
         """Write RUN_DIR/run_info.json."""
         (Path(run_dir) / RUN_INFO_FILE).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+
+
+#: the JSON types a RunInfo field's annotation admits (int where a float goes: JSON writes 1.0 as 1 in places)
+JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
+
+
+def check_field_types(values: dict[str, Any], path: Path) -> None:
+    """Refuse a known field whose value has another JSON type than its annotation (``"max_length": "abc"``)."""
+    hints = typing.get_type_hints(RunInfo)
+    for key, value in values.items():
+        if key not in hints or value is None:
+            continue
+        allowed = tuple(t for name in _type_names(hints[key]) for t in JSON_TYPES.get(name, (object,)))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise UserError(
+                f"{path}: {key} holds {value!r}, where a run writes {' or '.join(_type_names(hints[key]))}. Restore the file."
+            )
+
+
+def _type_names(annotation: Any) -> list[str]:
+    """``int | None`` -> ["int"]; ``dict[str, int]`` -> ["dict"]; ``Any`` -> ["Any"]."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return [getattr(typing.get_origin(a) or a, "__name__", str(a)) for a in args if a is not type(None)]
 
 
 def training_facts(result: Any) -> dict[str, Any]:

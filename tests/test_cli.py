@@ -488,7 +488,10 @@ def test_a_model_or_run_without_tokenizer_files_is_refused(trained_run, tiny_mod
     assert code == 2 and f"{run}: no tokenizer files" in err and len(err.strip().splitlines()) == 1, err
 
 
-@pytest.mark.parametrize(("content", "message"), [('{"task": ', "not valid JSON"), ("[1, 2]", "holds a JSON list")])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('{"task": ', "not valid JSON"), ("[1, 2]", "holds a JSON list"), ('{"max_length": "abc"}', "max_length holds 'abc'")],
+)
 def test_a_damaged_run_info_is_one_error_for_every_verb_that_reads_it(trained_run, tmp_path, capsys, content, message):
     run = copy_of_run(trained_run, tmp_path)
     (run / "run_info.json").write_text(content, encoding="utf-8")
