@@ -161,8 +161,8 @@ BAD_CLI = [
         ["train", "recipes/configs/sentiment/minilm_full.yaml", "data.text_column=review"],
         "no column 'review' for data.text_column",
     ),
-    (["predict", "no_such_run", "hello"], "not a saved model"),
-    (["evaluate", "no_such_run", "--data", "data/sentiment/test.csv"], "not a saved model"),
+    (["predict", "no_such_run", "hello"], "no such run directory"),
+    (["evaluate", "no_such_run", "--data", "data/sentiment/test.csv"], "no such run directory"),
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "seed=-1"], "seed must be in [0, 4294967295]"),
     (["train", "recipes/configs/sentiment/minilm_full.yaml", "data.delimiter=ab"], "data.delimiter must be one character"),
     (

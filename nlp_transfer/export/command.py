@@ -31,10 +31,9 @@ class ExportRefused(Exception):
 
 def check_run_dir(run_dir: Path) -> None:
     """A UserError unless ``run_dir`` holds a saved model that nlp-transfer trained."""
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir}: no such run directory. Give the output_dir of a finished run.")
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
+    from nlp_transfer.inference.loading import require_saved_model
+
+    require_saved_model(run_dir)
 
 
 def score(model: Any, task: Any, data: ValidationSet, batch_size: int) -> Any:

@@ -106,10 +106,10 @@ def load_onnx_run(
     from transformers import AutoConfig
 
     from nlp_transfer.inference import run_task
+    from nlp_transfer.inference.loading import require_saved_model
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
+    require_saved_model(run_dir)
     folder = Path(export_dir) if export_dir else run_dir / EXPORT_DIR
     info = export_info(folder)
     path = folder / info["model_file"]

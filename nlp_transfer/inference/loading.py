@@ -26,8 +26,7 @@ def load_run(
 ) -> tuple[PreTrainedModel, Task]:
     """The saved model (in eval mode) and a task rebuilt from its config and run info."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
+    require_saved_model(run_dir)
     adapter_only = is_adapter_run(run_dir)  # a lora run saved with transfer.save_merged=false
     has_safetensors = any(run_dir.glob("*.safetensors"))
     if not adapter_only and not has_safetensors and not any(run_dir.glob("*.bin")):
@@ -49,6 +48,16 @@ def load_run(
     task = run_task(run_dir, model.config, trust_remote_code=trust_remote_code)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), task
+
+
+def require_saved_model(run_dir: Path) -> None:
+    """A UserError unless ``run_dir`` is a folder holding a saved model's config.json, saying which of the two it lacks."""
+    if not run_dir.exists():
+        raise UserError(f"{run_dir}: no such run directory. Give the output_dir of a finished run.")
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: a file, not a run directory. Give the output_dir of a finished run.")
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a saved model (no config.json). Give the output_dir of a finished run.")
 
 
 #: the tasks a saved run is served as (predict, evaluate, check, export); a run of another task has its own code
