@@ -238,6 +238,16 @@ def test_a_reader_that_stops_early_gets_no_traceback():
     assert process.wait(timeout=120) == 141 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
 
 
+@pytest.mark.parametrize("verb", ["train", "adapt"])
+def test_no_config_says_a_config_is_needed_and_overrides_are_optional(verb, capsys):
+    from nlp_transfer.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([verb])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "give a CONFIG" in err and "required: config, key=value" not in err, err
+
+
 def test_config_resolve_appends_where_the_shell_appends(tmp_path):
     """`nlp-transfer config --resolve CONFIG >> FILE` keeps what FILE held (it once reopened /dev/stdout, truncating it)."""
     target = tmp_path / "app.yaml"

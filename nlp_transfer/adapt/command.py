@@ -23,8 +23,9 @@ def adapt_parser(prog: str) -> argparse.ArgumentParser:
 def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
     """Parse the arguments and run one adaptation; returns the exit code (2 for bad input)."""
     from nlp_transfer.cli.guard import guard, quiet_libraries
+    from nlp_transfer.cli.train import parse_config_arguments
 
-    args = adapt_parser(prog).parse_intermixed_args(list(argv))
+    args = parse_config_arguments(adapt_parser(prog), argv)
     quiet_libraries(args.debug)
 
     def action() -> None:

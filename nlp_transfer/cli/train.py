@@ -23,9 +23,16 @@ def train_parser(prog: str, description: str = "Fine-tune a pretrained model as 
     return parser
 
 
+def parse_config_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """``CONFIG [key=value ...]`` and flags; without a CONFIG, say that one is needed (argparse also names key=value)."""
+    if not any(not arg.startswith("-") for arg in argv) and not {"-h", "--help"} & set(argv):
+        parser.error("give a CONFIG: a YAML file (recipes/configs/ holds examples); key=value overrides are optional")
+    return parser.parse_intermixed_args(list(argv))
+
+
 def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
     """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
-    args = train_parser(prog).parse_intermixed_args(list(argv))
+    args = parse_config_arguments(train_parser(prog), argv)
     quiet_libraries(args.debug)
     skip_final_collection()
 
