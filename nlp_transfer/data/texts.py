@@ -48,7 +48,8 @@ def cell_text(path: str, line: int, value: Any) -> str:
         return ""
     if isinstance(value, (list, dict)):
         raise DataError(f"{path}:{line}: the text is a JSON {type(value).__name__}, not a string. Give one string a row.")
-    return str(value) if str(value).strip() else ""
+    text = str(value)
+    return text if text.strip() else ""
 
 
 def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[str]:
@@ -104,8 +105,8 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> It
             if row and any(cell.strip() for cell in row):
                 if len(row) <= index:
                     raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
-                if row[index].strip():
-                    yield row[index]
+                if text := cell_text(path, reader.line_num, row[index]):
+                    yield text
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 
