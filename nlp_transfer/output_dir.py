@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,25 +42,33 @@ def check_replaceable(output_dir: Path, data_files: Iterable[str | None]) -> Non
             )
 
 
-@contextmanager
-def replaced_on_success(output_dir: Path, replace: bool, accelerator: Any) -> Iterator[None]:
-    """Move an earlier run aside (``replace``) while the block trains; delete it on success, restore it on early failure.
-
-    The main process of ``accelerator`` moves the folders; the others wait until the earlier run is out of the way.
-    """
+def has_checkpoint(output_dir: Path) -> bool:
+    """Whether a failed run left a checkpoint in ``output_dir`` that ``--resume`` continues from."""
     from nlp_transfer.training.checkpoints import latest_checkpoint
 
+    return output_dir.is_dir() and latest_checkpoint(output_dir) is not None
+
+
+@contextmanager
+def replaced_on_success(
+    output_dir: Path, replace: bool, accelerator: Any, resumable: Callable[[Path], bool] = has_checkpoint
+) -> Iterator[None]:
+    """Move an earlier run aside (``replace``) while the block trains; delete it on success, restore it on early failure.
+
+    The main process of ``accelerator`` (an ``Accelerator`` or a ``PartialState``) moves the folders; the others wait
+    until the earlier run is out of the way. A failed run is kept instead when ``resumable(output_dir)`` says that
+    ``--resume`` can continue it (by default: it wrote a checkpoint).
+    """
     aside, main = replaced_path(output_dir), accelerator.is_main_process
-    if replace:
-        if main:
-            shutil.rmtree(aside, ignore_errors=True)
-            output_dir.rename(aside)
-            print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
-        accelerator.wait_for_everyone()
+    if replace and main:
+        shutil.rmtree(aside, ignore_errors=True)
+        output_dir.rename(aside)
+        print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
+    accelerator.wait_for_everyone()  # every process, whatever it saw: the others looked before the main one moved it
     try:
         yield
     except BaseException:
-        if main and aside.is_dir() and not (output_dir.is_dir() and latest_checkpoint(output_dir)):
+        if main and aside.is_dir() and not resumable(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
             aside.rename(output_dir)  # nothing to resume: the earlier run comes back as it was
         raise

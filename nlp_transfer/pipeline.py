@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,17 +121,6 @@ def skips_unread_positions(config: RunConfig, strategy: Strategy) -> bool:
         and config.transfer.pooling == "cls"
         and strategy.logits_only
     )
-
-
-def prepare_output_dir(
-    output_dir: Path, *, overwrite: bool, resume: bool, model: str | None = None, data_files: tuple[str | None, ...] = ()
-) -> None:
-    """Refuse to write into a non-empty run directory unless ``overwrite`` or ``resume``; empty it for ``overwrite``.
-
-    ``model`` and ``data_files``: what the run reads, which ``output_dir`` must not be or hold.
-    """
-    if check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=model, data_files=data_files):
-        shutil.rmtree(output_dir)
 
 
 def check_output_dir(

@@ -41,16 +41,33 @@ def run_self_training(
 
     Returns the last round's result, its ``output_dir`` and ``info`` now those of ``config.output_dir``.
     """
-    from nlp_transfer.pipeline import data_files, prepare_output_dir
+    from nlp_transfer.output_dir import replaced_on_success
+    from nlp_transfer.pipeline import check_output_dir, data_files
     from nlp_transfer.training.accelerator import process_state
 
     output_dir, state = Path(config.output_dir), process_state()
-    splits = labelled_splits(config)  # every input read and checked before --overwrite deletes anything
+    replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
+    splits = labelled_splits(config)  # every input read and checked before --overwrite moves the earlier run aside
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
-    if state.is_main_process:
-        prepare_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
-    state.wait_for_everyone()
+    with replaced_on_success(output_dir, replace, state, resumable=has_resumable_round):
+        rounds, result, stopped_at = train_rounds(config, texts, shares, train, resume=resume, state=state)
+        return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
+
+
+def has_resumable_round(output_dir: Path) -> bool:
+    """Whether a failed self-training run left a finished round or a round's checkpoint that ``--resume`` continues."""
+    from nlp_transfer.output_dir import has_checkpoint
+
+    rounds = sorted((output_dir / ROUNDS_DIR).glob("round_*"))
+    return any((round_dir / "metrics.json").is_file() or has_checkpoint(round_dir) for round_dir in rounds)
+
+
+def train_rounds(
+    config: RunConfig, texts: list[str], shares: Any, train: Callable[..., Any], *, resume: bool, state: Any
+) -> tuple[list[dict[str, Any]], Any, int | None]:
+    """Round 0 on the labels, then each round on the labels and its teacher's pseudo-labels; the rounds and the last."""
+    output_dir = Path(config.output_dir)
     rounds: list[dict[str, Any]] = []
     result, stopped_at = None, None
     for number in range(config.self_training.rounds + 1):
@@ -68,7 +85,7 @@ def run_self_training(
             {**record, "dir": round_dir, "validation": result.metrics.get("validation", {}), "examples": result.info["examples"]}
         )
     assert result is not None
-    return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
+    return rounds, result, stopped_at
 
 
 def read_unlabeled_texts(config: RunConfig) -> list[str]:

@@ -363,3 +363,27 @@ def test_predict_on_an_adapted_encoder_says_it_has_no_task_head(adapted, capsys)
         code = main(args)
         err = capsys.readouterr().err
         assert code == 2 and "an adapted encoder (nlp-transfer adapt) with no task head" in err and err.count("\n") == 1, err
+
+
+def test_overwrite_gives_the_earlier_run_back_when_adaptation_fails_and_replaces_it_when_it_finishes(
+    adapted, tiny_model_dir, texts, tmp_path, capsys, monkeypatch
+):
+    """--overwrite moves an earlier adapt run aside only while the new one trains; a failure before a checkpoint restores it."""
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.output_dir import replaced_path
+
+    run = tmp_path / "run"
+    shutil.copytree(adapted, run, ignore=shutil.ignore_patterns("checkpoints"))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    args = [*adapt_args(tiny_model_dir, texts, run, **{"training.epochs": 1, "training.save_steps": "null"}), "--overwrite"]
+
+    def planted(**kwargs):
+        raise UserError("planted failure")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("nlp_transfer.adapt.run.fit", planted)
+        assert run_adapt(args) == 2
+    assert "planted" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before and not replaced_path(run).exists()
+    assert run_adapt(args) == 0
+    assert (run / "model.safetensors").read_bytes() != before["model.safetensors"] and not replaced_path(run).exists()

@@ -109,6 +109,7 @@ def test_a_bad_unlabelled_file_is_refused_before_overwrite_removes_the_earlier_r
         bad.write_text('{"text": "fine"}\n{"text": null}\n{"text": ["a", "b"]}\n', encoding="utf-8")
     earlier = tmp_path / "run"
     earlier.mkdir()
+    (earlier / "config.yaml").write_text("task: classification\n", encoding="utf-8")
     (earlier / "model.safetensors").write_bytes(b"an earlier run's weights")
     monkeypatch.chdir(REPO)
     code = main(["train", "tests/bad_inputs/good.yaml", f"data.unlabeled_file={bad}", f"output_dir={earlier}", "--overwrite"])
@@ -262,3 +263,45 @@ def test_rounds_stop_at_a_teacher_without_pseudo_labels_and_it_scores_the_test(t
     assert metrics["test"] == result.metrics["test"] and result.metrics["test"]["accuracy"] >= 0.75
     assert (run / "model.safetensors").is_file() and (run / "confusion_matrix_test.png").is_file()
     assert not list((run / "self_training/round_0").glob("*.safetensors"))
+
+
+def test_overwrite_gives_the_earlier_run_back_when_round_0_fails_and_keeps_a_finished_round_for_resume(
+    tmp_path, tiny_model_dir, capsys, monkeypatch
+):
+    """--overwrite of a self-training run moves the earlier run aside only while nothing resumable exists."""
+    from nlp_transfer.cli import main
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.output_dir import replaced_path
+    from nlp_transfer.transfer.full import FullFineTuning
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
+    (tmp_path / "unlabeled.txt").write_text("\n".join(t for t, _ in synthetic_sentiment(50, 2)) + "\n", encoding="utf-8")
+    earlier = tmp_path / "run"
+    earlier.mkdir()
+    (earlier / "config.yaml").write_text("task: classification\n", encoding="utf-8")
+    (earlier / "model.safetensors").write_bytes(b"an earlier run's weights")
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        earlier,
+        **{"data.train_file": train, "data.validation_split": 0.25, "data.unlabeled_file": tmp_path / "unlabeled.txt"},
+    )
+    monkeypatch.chdir(REPO)
+
+    def planted(*args, **kwargs):
+        raise UserError("planted failure")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FullFineTuning, "train", planted)
+        assert main(["train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--overwrite"]) == 2
+    assert "planted" in capsys.readouterr().err
+    assert sorted(p.name for p in earlier.iterdir()) == ["config.yaml", "model.safetensors"]
+    assert (earlier / "model.safetensors").read_bytes() == b"an earlier run's weights" and not replaced_path(earlier).exists()
+
+    with monkeypatch.context() as patch:  # round 0 finishes, then the pseudo-labelling fails: the run stays to resume
+        patch.setattr("nlp_transfer.self_training.pseudo_label_round", planted)
+        assert main(["train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--overwrite"]) == 2
+    assert (earlier / "self_training/round_0/metrics.json").is_file()
+    assert (replaced_path(earlier) / "model.safetensors").read_bytes() == b"an earlier run's weights"
+    assert main(["train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--resume"]) == 0
+    assert (earlier / "metrics.json").is_file() and (earlier / "run_info.json").is_file()
+    assert not replaced_path(earlier).exists()  # the finished run no longer needs the earlier one

@@ -24,8 +24,10 @@ from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts, text_files
 from nlp_transfer.config import RunConfig, config_to_dict
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
-from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, prepare_output_dir, start_run_dir
+from nlp_transfer.output_dir import replaced_on_success
+from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, start_run_dir
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
+from nlp_transfer.training.accelerator import make_accelerator
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.loop import FitResult, fit
 from nlp_transfer.transfer import count_parameters
@@ -62,11 +64,15 @@ class Prepared:
 
 
 def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> AdaptResult:
-    """Masked-LM training of ``config.model`` on the texts of ``data.train_file``; writes ``output_dir``."""
+    """Masked-LM training of ``config.model`` on the texts of ``data.train_file``; writes ``output_dir``.
+
+    With ``overwrite`` the earlier run moves aside only once every input has loaded, and comes back if this run fails
+    before its first checkpoint (:func:`nlp_transfer.output_dir.replaced_on_success`).
+    """
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
-    check_output_dir(
+    replace = check_output_dir(
         output_dir,
         resume=resume,
         overwrite=overwrite,
@@ -85,10 +91,22 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
         train_head_only(model)
     if resume:
         check_resumed_config(config, output_dir)
-    prepare_output_dir(output_dir, overwrite=overwrite, resume=resume)
-    accelerator = start_run_dir(config, output_dir)
-    if accelerator.is_main_process:
-        (output_dir / MARKER_FILE).write_text(json.dumps({"kind": "masked-lm adaptation"}) + "\n", encoding="utf-8")
+    accelerator = make_accelerator(config.training, output_dir)  # writes nothing: the earlier run can still move aside
+    with replaced_on_success(output_dir, replace, accelerator):
+        start_run_dir(config, output_dir, accelerator)
+        if accelerator.is_main_process:
+            (output_dir / MARKER_FILE).write_text(json.dumps({"kind": "masked-lm adaptation"}) + "\n", encoding="utf-8")
+        result = adapt_and_save(config, prepared, (model, keep, new_head), accelerator, resume)
+    accelerator.end_training()
+    return result
+
+
+def adapt_and_save(
+    config: RunConfig, prepared: Prepared, built: tuple[Any, Any, bool], accelerator: Any, resume: bool
+) -> AdaptResult:
+    """Score the held-out masks, train through ``fit``, score them again and write the adapted model folder."""
+    model, keep, new_head = built
+    output_dir = Path(config.output_dir)
     scorer = MaskedLMScorer(model)
     training = loop_settings(config)
     before = evaluate_model(scorer, prepared.heldout, prepared.task, accelerator, training.eval_batch_size)
@@ -113,21 +131,23 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
         write_outputs(config, prepared, model, keep, before, after, info)
     accelerator.wait_for_everyone()
     accelerator.print(f"held-out masked-LM loss {before['loss']:.4f} -> {after['loss']:.4f}; adapted model in {output_dir}")
-    accelerator.end_training()
     return AdaptResult(output_dir, before, after, info)
 
 
 def check_output_dir(
     output_dir: Path, *, resume: bool, overwrite: bool, model: str | None = None, data_files: tuple[str, ...] = ()
-) -> None:
-    """Refuse, before anything is read, what a training run refuses, and resuming a folder that is not an adapt run."""
+) -> bool:
+    """Refuse, before anything is read, what a training run refuses, and resuming a folder that is not an adapt run.
+
+    Returns True when ``output_dir`` holds an earlier run that ``overwrite`` replaces.
+    """
     pipeline.check_model_outside(model, output_dir)
     if resume and output_dir.is_dir() and not (output_dir / MARKER_FILE).is_file():
         raise UserError(
             f"{output_dir}: not an adapt run (no {MARKER_FILE}), so --resume cannot continue it. "
             "Set output_dir to the adapt run to resume, or start without --resume."
         )
-    pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume, data_files=data_files)
+    return pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume, data_files=data_files)
 
 
 def prepare_inputs(config: RunConfig) -> Prepared:
