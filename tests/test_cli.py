@@ -174,6 +174,11 @@ BAD_CLI = [
         "label 'positive' is not in data.labels (neg, pos)",
     ),
     (["config", "training.epochs=2"], "use them with --resolve CONFIG"),
+    (
+        ["config", "--check", "recipes/configs/sentiment/minilm_full.yaml", "training.epochs=2"],
+        "training.epochs=2 is a key=value override",
+    ),
+    (["config", "--resolve", "tests/bad_inputs/good.yaml", "data.labels=[a,b,a]"], "data.labels names a more than once"),
 ]
 
 
@@ -222,6 +227,8 @@ def test_config_verb_lists_and_checks(tmp_path):
     checked = cli("config", "--check", *configs)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.count(": ok") == len(configs)
+    both = cli("config", "--check", configs[0], "--resolve", configs[0])  # one answer a call, not one silently dropped
+    assert both.returncode == 2 and "not allowed with argument --check" in both.stderr and not both.stdout, both.stderr
 
 
 def test_a_reader_that_stops_early_gets_no_traceback():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from nlp_transfer.errors import UserError
 
@@ -10,10 +11,11 @@ from nlp_transfer.errors import UserError
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this verb's parser to ``verbs``."""
     config = verbs.add_parser("config", help="print the config reference, check configs, or print a resolved config")
-    config.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
-    config.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
+    what = config.add_mutually_exclusive_group()  # one answer a call: a second one was silently ignored
+    what.add_argument("--check", nargs="+", metavar="CONFIG", help="validate these config files")
+    what.add_argument("--resolve", metavar="CONFIG", help="print CONFIG with overrides applied and defaults filled in")
+    what.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table")
     config.add_argument("overrides", nargs="*", metavar="key=value")
-    config.add_argument("--markdown", action="store_true", help="print the reference as a Markdown table")
     config.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -29,6 +31,12 @@ def run(args: argparse.Namespace) -> None:
             "(or with nlp-transfer train CONFIG)."
         )
     if args.check:
+        overrides = [item for item in args.check if "=" in item and not Path(item).exists()]
+        if overrides:
+            raise UserError(
+                f"config --check takes config files; {overrides[0]} is a key=value override. Check a config with its "
+                f"overrides by resolving it: nlp-transfer config --resolve CONFIG {' '.join(overrides)}"
+            )
         for path in args.check:
             load_config(path)
             print(f"{path}: ok")

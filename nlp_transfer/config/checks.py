@@ -97,6 +97,9 @@ def check_values(config: RunConfig, source: str) -> None:
             f"{source}: data.text_column and data.label_column both name '{d.text_column}': the model would read its "
             "own labels. Set data.text_column to the column that holds the texts."
         )
+    if d.labels is not None and len(set(d.labels)) < len(d.labels):
+        twice = sorted({label for label in d.labels if d.labels.count(label) > 1})
+        raise ConfigError(f"{source}: data.labels names {', '.join(twice)} more than once. List each label once.")
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
     _check_task_and_strategy(config, source)
