@@ -49,7 +49,10 @@ def resolve_model(name: str) -> ResolvedModel:
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise UserError(f"model '{name}': the folder has no config.json. Point model= at a saved model folder.")
+            raise UserError(
+                f"model '{name}': the folder has no config.json, so it is not a saved model. Give the folder that holds "
+                "config.json beside the weights, or a Hub id."
+            )
         return ResolvedModel(name, str(local), "local")
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UserError(f"model '{name}': no such folder. Check the path, or give a Hub id such as {DEFAULT_MODEL}.")

@@ -156,6 +156,10 @@ def test_gates_exit_1_when_missed_and_bad_input_exits_2(noisy_run, tmp_path, cap
     code, _, err = cli_in_process(capsys, "check", run_dir, "--fail-under", "calibration.magic=1")
     assert code == 2 and "--fail-under calibration.magic=1: write KEY=VALUE with KEY one of" in err
     assert cli_in_process(capsys, "check", tmp_path)[0] == 2  # not a run
+    model_only = tmp_path / "model-folder"  # a saved model, not a run: no config.yaml to find its validation split in
+    shutil.copytree(run_dir, model_only, ignore=shutil.ignore_patterns("config.yaml", "check"))
+    code, _, err = cli_in_process(capsys, "check", model_only)
+    assert code == 2 and "not a run of nlp-transfer train (no config.yaml)" in err and "file not found" not in err, err
 
 
 def test_a_ner_run_gets_recall_per_group_of_names_and_places(tiny_model_dir, tmp_path, capsys):

@@ -217,7 +217,8 @@ def test_evaluate_unknown_label_names_file_and_line(trained_run, tmp_path):
     bad.write_text("text,label\ngood,positive\nmeh,neutral\n", encoding="utf-8")
     done = cli("evaluate", trained_run["out"], "--data", bad)
     assert done.returncode == 2
-    assert f"{bad}:3: label 'neutral'" in done.stderr
+    assert f"{bad}:3: label 'neutral' is not one of the labels the run was trained on" in done.stderr
+    assert "data.labels" not in done.stderr  # a trained run's labels are fixed: no config key changes them
 
 
 def test_config_verb_lists_and_checks(tmp_path):

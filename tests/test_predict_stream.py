@@ -130,3 +130,14 @@ def test_a_missing_column_fails_before_any_output(preloaded, tmp_path, capsys):
     assert main(["predict", "run", "--input", str(tmp_path / "in.csv")]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "no column 'text'" in captured.err and "--text-column" in captured.err
+
+
+@pytest.mark.parametrize(("name", "content"), [("in.csv", "text\n"), ("in.csv", "text\n\n  \n"), ("in.txt", "\n  \n")])
+def test_an_input_file_without_texts_is_named(preloaded, tmp_path, capsys, name, content):
+    """A header-only or blank --input file is refused with its own name, not a generic 'nothing to predict'."""
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    assert main(["predict", "run", "--input", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"{path}: no text to predict" in captured.err, captured.err
+    assert len(captured.err.strip().splitlines()) == 1

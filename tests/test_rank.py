@@ -255,6 +255,7 @@ def test_rank_cli_ranks_hub_candidates_and_writes_the_report(tmp_path, tiny_mode
         (["--models", "@depth=1,@depth=1"], "is given twice"),
         (["--models", "@depth=1", "--estimators", "logme,magic"], "unknown estimator 'magic'"),
         (["--models", "@depth=1", "--output", "FILE"], "an existing file; the report is a folder"),
+        (["--models", "NOT_A_MODEL"], "the folder has no config.json, so it is not a saved model"),
     ],
 )
 def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, capsys, monkeypatch):
@@ -263,10 +264,14 @@ def test_rank_bad_input_exits_2_with_one_line(sentiment_config, extra, message, 
         (tmp_path / "report.log").write_text("a file", encoding="utf-8")
         extra = [str(tmp_path / "report.log") if value == "FILE" else value for value in extra]
         monkeypatch.setattr("nlp_transfer.rank.ranking.sample_split", lambda *a, **k: pytest.fail("encoded first"))
+    if "NOT_A_MODEL" in extra:  # a folder of notes named as a candidate: the message must not speak of model=
+        (tmp_path / "notes").mkdir(exist_ok=True)
+        (tmp_path / "notes" / "todo.txt").write_text("not a model", encoding="utf-8")
+        extra = [str(tmp_path / "notes") if value == "NOT_A_MODEL" else value for value in extra]
     code = main(["rank", str(config_file(tmp_path)), *overrides, *extra])  # in process: the console script is tested in test_cli
     stderr = capsys.readouterr().err
     assert code == 2, stderr
-    assert message in stderr and "Traceback" not in stderr
+    assert message in stderr and "Traceback" not in stderr and "model=" not in stderr
     assert len(stderr.strip().splitlines()) == 1
 
 

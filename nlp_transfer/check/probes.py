@@ -81,9 +81,9 @@ def slice_source(run_dir: Path, data_path: str | None, data: DataConfig | None, 
     if data_path:
         path, options = data_path, data or DataConfig()
     else:
-        from nlp_transfer.config import load_config
+        from nlp_transfer.check.run_calibration import load_run_config
 
-        config = load_config(run_dir / "config.yaml")
+        config = load_run_config(run_dir)
         if not config.data.test_file:
             raise UserError(f"--slice-column {column}: the run has no test file to read the column from; pass --data FILE.")
         path, options = str(config.data.test_file), config.data

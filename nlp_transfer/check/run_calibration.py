@@ -46,13 +46,24 @@ class Scored:
     lines: list[int] | None = None
 
 
+def load_run_config(run_dir: Path) -> Any:
+    """The ``config.yaml`` of a run of ``nlp-transfer train``, which says where its validation split is."""
+    from nlp_transfer.config import load_config
+
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(
+            f"{run_dir}: a model folder but not a run of nlp-transfer train (no config.yaml), so check cannot find the "
+            "validation split it calibrates on. Train a run from this model and check that run's output_dir."
+        )
+    return load_config(run_dir / "config.yaml")
+
+
 def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:
     """Logits and labels of the run's own validation and test splits (as its config.yaml reads them; read once)."""
-    from nlp_transfer.config import load_config
     from nlp_transfer.data.text_rows import load_text_classification_data
     from nlp_transfer.inference import labelled_text_logits
 
-    config = load_config(run_dir / "config.yaml")
+    config = load_run_config(run_dir)
     no_augment = replace(config.data, augment=[])  # data.augment only adds training rows, which check does not read
     data = load_text_classification_data(no_augment, multi_label=task.multi_label, seed=config.seed)
     scored = {}
@@ -73,7 +84,7 @@ def file_rows(path: str, data: DataConfig, model: Any, task: Any, batch_size: in
 
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)  # as labelled_file_logits reads it
     columns["label"] = map_integer_label_column(columns["label"], task.labels)
-    check_known_labels(columns["label"], columns["line"], task.labels, path)
+    check_known_labels(columns["label"], columns["line"], task.labels, path, known_from="run")
     logits, labels = labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
     return Scored(logits, labels, f"{path} ({len(labels)} rows)", list(columns["text"]), list(columns["line"]))
 

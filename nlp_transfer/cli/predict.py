@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> None:
     elif not args.texts and not sys.stdin.isatty():
         texts = stdin_texts(args.encoding)
     texts = non_empty(texts)  # reads the first text only: a missing file or column fails before the model loads
+    if texts is None and args.input and not args.texts:
+        raise UserError(
+            f"{args.input}: no text to predict: the file holds only a header or blank lines (a table's texts are read "
+            f"from column '{args.text_column}'). Give a file with texts, or name their column with --text-column."
+        )
     if texts is None:
         raise UserError("nothing to predict. Give texts as arguments, --input FILE, or lines on standard input.")
     model, task = load_backend(args.run_dir, args.backend, export_dir=args.export_dir, **load_options(args))

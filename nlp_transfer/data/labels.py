@@ -38,8 +38,8 @@ def _is_whole(value: Any) -> bool:
     return isinstance(value, float) and value.is_integer()
 
 
-def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str] | None) -> list[str]:
-    """The label names in id order: ``given``, else the sorted labels seen in training."""
+def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str] | None, source: str = "") -> list[str]:
+    """The label names in id order: ``given``, else the sorted labels seen in training (read from ``source``)."""
     if given:
         if len(set(given)) != len(given):
             raise DataError(f"data.labels has duplicates: {given}. List each label once.")
@@ -49,7 +49,10 @@ def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str]
         seen.update(label if isinstance(label, list) else [label])
     names = sorted(seen, key=lambda s: (0, int(s)) if s.lstrip("-").isdigit() else (1, s))
     if len(names) < 2:
-        raise DataError(f"the training data has {len(names)} distinct label(s) {names}; a classifier needs at least two.")
+        raise DataError(
+            f"{source or 'the training data'}: {len(names)} distinct label(s) {names} in the training rows; a classifier "
+            "needs at least two. Add rows of another class, or point data.train_file at the full training file."
+        )
     return names
 
 
@@ -69,20 +72,22 @@ def map_integer_label_column(labels: Sequence[str | list[str]], names: list[str]
     ]
 
 
+#: where the known label names come from -> what the message says of them, and its fix
+KNOWN_FROM = {
+    "training": ("was not seen in the training data", "Fix the label, or list every label in data.labels."),
+    "data.labels": ("is not in data.labels", "Add it to data.labels, or fix the row."),
+    "run": ("is not one of the labels the run was trained on", "Fix the label, or score with a run trained on it."),
+}
+
+
 def check_known_labels(
-    labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str, *, listed: bool = False
+    labels: Sequence[str | list[str]], lines: Sequence[int], names: list[str], path: str, *, known_from: str = "training"
 ) -> None:
-    """Raise on the first label not in ``names`` (``listed``: the names come from data.labels), naming ``path:line``."""
+    """Raise on the first label not in ``names``, naming ``path:line``; ``known_from`` is a key of :data:`KNOWN_FROM`."""
     known = set(names)
+    problem, fix = KNOWN_FROM[known_from]
     for label, line in zip(labels, lines, strict=True):
         for item in label if isinstance(label, list) else [label]:
             if item not in known:
                 preview = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
-                if listed:
-                    raise DataError(
-                        f"{path}:{line}: label '{item}' is not in data.labels ({preview}). Add it to data.labels, or fix the row."
-                    )
-                raise DataError(
-                    f"{path}:{line}: label '{item}' was not seen in the training data (known: {preview}). "
-                    "Fix the label, or list every label in data.labels."
-                )
+                raise DataError(f"{path}:{line}: label '{item}' {problem} ({preview}). {fix}")

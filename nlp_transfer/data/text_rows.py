@@ -72,11 +72,10 @@ class TextRows:
             for rows in splits.values():
                 for row, label in zip(rows, map_integer_label_column([r.label for r in rows], self.config.labels), strict=True):
                     row.label = label
-        names = choose_label_names([r.label for r in splits["train"]], self.config.labels)
+        names = choose_label_names([r.label for r in splits["train"]], self.config.labels, sources["train"])
+        known_from = "data.labels" if self.config.labels else "training"
         for split, rows in splits.items():
-            check_known_labels(
-                [r.label for r in rows], [r.line for r in rows], names, sources[split], listed=bool(self.config.labels)
-            )
+            check_known_labels([r.label for r in rows], [r.line for r in rows], names, sources[split], known_from=known_from)
         return names
 
     def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:

@@ -70,7 +70,7 @@ def labelled_file_logits(
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)
     # integer labels that are not label names are label ids (SST-2's 0/1 for a run trained with data.labels)
     columns["label"] = map_integer_label_column(columns["label"], task.labels)
-    check_known_labels(columns["label"], columns["line"], task.labels, path)
+    check_known_labels(columns["label"], columns["line"], task.labels, path, known_from="run")
     return labelled_text_logits(model, task, columns["text"], columns["label"], batch_size=batch_size)
 
 
