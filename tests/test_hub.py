@@ -396,6 +396,7 @@ def test_model_card_validates_and_carries_the_metrics(hub, trained_run):
     assert found[("test", "accuracy", None)] == round(metrics["test"]["accuracy"], 4)
     assert found[("validation", "f1", "macro")] == round(metrics["validation"]["f1_macro"], 4)
     assert all(r.task_type == "text-classification" for r in results)
+    assert {r.dataset_type for r in results} == {"csv"}  # the format's builder, not a local folder name
     assert "![Confusion matrix (test)](confusion_matrix_test.png)" in card.text
     assert 'pipeline("text-classification"' in card.text.replace("'", '"')
     assert "training.learning_rate" in card.text

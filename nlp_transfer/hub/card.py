@@ -96,9 +96,13 @@ def _dataset_entries(info: RunInfo) -> list[tuple[str, str, str]]:
             entries.append((split, str(value["name"]), str(value["name"])))
         elif value.get("path"):
             path = Path(str(value["path"]))
-            folder = path.parent.name or path.stem
-            entries.append((split, folder, path.name))
+            entries.append((split, LOCAL_DATASET_TYPES.get(path.suffix.lower(), "text"), path.name))
     return entries
+
+
+#: a local file's model-index ``dataset.type``: the name of the ``datasets`` builder that reads its format, as the
+#: Trainer's cards write for local data (a folder name there would link to an unrelated Hub dataset of that name)
+LOCAL_DATASET_TYPES = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json"}
 
 
 def _scalar_metrics(values: dict[str, Any]) -> dict[str, float]:
