@@ -25,6 +25,7 @@ from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.files import write_text_atomic
 from nlp_transfer.output_dir import check_replaceable, replaced_on_success
+from nlp_transfer.process_group import end_process_group
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
 from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
@@ -54,12 +55,21 @@ class RunResult:
 def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = False, from_scratch: bool = False) -> RunResult:
     """Train, evaluate and save one run as ``config`` says; returns its metrics.
 
-    ``from_scratch`` starts from random weights (the no-transfer baseline of ``nlp-transfer compare``).
+    ``from_scratch`` starts from random weights (the no-transfer baseline of ``nlp-transfer compare``). A self-training
+    run (``data.unlabeled_file``) trains its rounds as runs of :func:`train_run` in one process group, which ends here.
     """
-    if config.data.unlabeled_file:  # rounds of ordinary runs, each a call of this function
-        from nlp_transfer.self_training import run_self_training
+    try:
+        if config.data.unlabeled_file:
+            from nlp_transfer.self_training import run_self_training
 
-        return run_self_training(config, run_training, resume=resume, overwrite=overwrite, from_scratch=from_scratch)
+            return run_self_training(config, train_run, resume=resume, overwrite=overwrite, from_scratch=from_scratch)
+        return train_run(config, resume=resume, overwrite=overwrite, from_scratch=from_scratch)
+    finally:
+        end_process_group()
+
+
+def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, from_scratch: bool = False) -> RunResult:
+    """One training run: data, model, the strategy's training, scores and the run directory; the process group stays."""
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
@@ -95,8 +105,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
         from nlp_transfer.hub import push_configured_run
 
         accelerator.print(f"pushed to {push_configured_run(config.hub, output_dir)}")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
+    accelerator.wait_for_everyone()  # trackers finished in the loop; the caller ends the process group
     return RunResult(output_dir=output_dir, metrics=metrics, info=info.to_dict())
 
 

@@ -108,11 +108,13 @@ def unlabeled_texts_apart_from_labelled(config: RunConfig, splits: dict[str, Any
     A validation or test text among the pseudo-labels would be trained on with the teacher's label, and then used to
     pick the model or scored as unseen; a training text would count twice. Texts are compared after stripping.
     """
+    from nlp_transfer.training.accelerator import process_state
+
     texts = read_unlabeled_texts(config)
     labelled = {text.strip() for split in splits.values() for text in split["text"]}
     kept = [text for text in texts if text.strip() not in labelled]
     if len(kept) < len(texts):
-        print(
+        process_state().print(
             f"self-training: {len(texts) - len(kept):,} of {len(texts):,} unlabelled texts are also in a labelled split "
             f"(train, validation or test) and are left out ({config.data.unlabeled_file})"
         )
@@ -136,7 +138,7 @@ def pseudo_label_round(
     config: RunConfig, teacher_dir: Path, texts: list[str], shares: dict[str, float] | None, path: Path, state: Any
 ) -> dict[str, Any]:
     """Label ``texts`` with the teacher in ``teacher_dir``, keep the confident, balanced ones in ``path``; a summary."""
-    if not path.is_file():  # a resumed run keeps the labels it already chose
+    if not path.is_file() and state.is_main_process:  # a resumed run keeps the labels it already chose
         probabilities, labels = teacher_probabilities(teacher_dir, texts, config.training.eval_batch_size)
         chosen = select_pseudo_labels(
             texts,
@@ -146,16 +148,15 @@ def pseudo_label_round(
             class_shares=shares,
             max_per_class=config.self_training.max_per_class,
         )
-        if state.is_main_process:
-            write_pseudo_labels(path, chosen)
-            if chosen:  # a teacher that labelled nothing stays the run's model
-                remove_teacher_weights(teacher_dir)
-        state.wait_for_everyone()
+        write_pseudo_labels(path, chosen)
+        if chosen:  # a teacher that labelled nothing stays the run's model
+            remove_teacher_weights(teacher_dir)
+    state.wait_for_everyone()  # the other processes read the labels the main process chose
     labels_of = [json.loads(line)["label"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     counts = dict(sorted(Counter(labels_of).items()))
-    print(f"self-training: {len(labels_of):,} of {len(texts):,} unlabelled texts pseudo-labelled {counts} ({path})")
+    state.print(f"self-training: {len(labels_of):,} of {len(texts):,} unlabelled texts pseudo-labelled {counts} ({path})")
     if not labels_of:
-        print(
+        state.print(
             f"self-training: warning: no pseudo-label reached self_training.threshold={config.self_training.threshold} "
             f"in every class, so the rounds stop here and the teacher ({teacher_dir.name}) is the run's model. "
             "Lower the threshold, set self_training.balance=false, or use fewer rounds."

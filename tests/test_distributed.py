@@ -264,3 +264,30 @@ def test_a_verb_that_stops_on_an_error_ends_the_process_group(tmp_path, capsys):
     assert guard(False, fails) == 2
     assert not dist.is_initialized()
     assert capsys.readouterr().err == "error: train.csv, line 3: no label. Give every row a label.\n"
+
+
+def test_self_training_under_two_processes_writes_one_set_of_pseudo_labels_and_the_student_learns(tiny_model_dir, tmp_path):
+    """A teacher, its pseudo-labels and a student, each round a run of two processes: every process reads the same
+    labels, the main one alone writes and reports them, and the run ends once."""
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("\n".join(text for text, _ in synthetic_sentiment(300, 3)) + "\n", encoding="utf-8")
+    common = [
+        *sentiment_recipe(tiny_model_dir, tmp_path, 60, 101),
+        f"data.unlabeled_file={unlabeled}",
+        "self_training.threshold=0.8",
+        "training.epochs=15",
+        "training.eval_strategy=steps",  # the teacher's first perfect epoch is still unsure: evaluate late
+        "training.eval_steps=30",
+        "training.learning_rate=3e-3",
+        "training.batch_size=8",
+        "training.torch_threads=1",
+    ]
+    metrics, info, launched = run([*LAUNCH, *common, f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    rounds = info["self_training"]["rounds"]
+    assert info["num_processes"] == 2 and [r["round"] for r in rounds] == [0, 1], rounds
+    lines = (tmp_path / "two/self_training/pseudo_labels_round_1.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines]
+    assert len(texts) == len(set(texts)) == rounds[1]["pseudo_labels"] >= 30  # written once, by one process
+    assert launched.stdout.count("unlabelled texts pseudo-labelled") == 1 and launched.stdout.count("Results (saved in") == 2
+    assert sum(map(sum, metrics["test"]["confusion_matrix"]["matrix"])) == 101  # every test row scored once
+    assert metrics["test"]["accuracy"] >= 0.8  # the student learned (chance: 0.5)

@@ -211,7 +211,7 @@ def test_a_round_without_any_confident_pseudo_label_says_so(tmp_path, monkeypatc
     unsure = np.array([[0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
     monkeypatch.setattr(self_training, "teacher_probabilities", lambda *args: (unsure, ["negative", "positive"]))
     config = load_config(None, ["data.train_file=x.csv", "self_training.threshold=0.9"])
-    state = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
+    state = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None, print=print)
     path = tmp_path / "pseudo_labels_round_1.jsonl"
     record = self_training.pseudo_label_round(config, tmp_path, ["a", "b", "c"], None, path, state)
     assert record["pseudo_labels"] == 0

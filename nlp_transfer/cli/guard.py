@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.process_group import end_process_group
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader closed the pipe
@@ -100,14 +101,3 @@ def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] =
     finally:
         end_process_group()
     return 0
-
-
-def end_process_group() -> None:
-    """Tear down a process group a multi-process run started, whatever way the verb ended.
-
-    A run that stops on an error never reaches ``Accelerator.end_training()``; left to the interpreter's exit, gloo's
-    threads can abort the process (``terminate called without an active exception``, exit -6 instead of 2).
-    """
-    distributed = sys.modules.get("torch.distributed")  # a verb that never imported torch started no group
-    if distributed is not None and distributed.is_available() and distributed.is_initialized():
-        distributed.destroy_process_group()
