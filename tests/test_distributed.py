@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, synthetic_sentiment, write_csv
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -291,3 +293,29 @@ def test_self_training_under_two_processes_writes_one_set_of_pseudo_labels_and_t
     assert launched.stdout.count("unlabelled texts pseudo-labelled") == 1 and launched.stdout.count("Results (saved in") == 2
     assert sum(map(sum, metrics["test"]["confusion_matrix"]["matrix"])) == 101  # every test row scored once
     assert metrics["test"]["accuracy"] >= 0.8  # the student learned (chance: 0.5)
+
+
+def test_adapt_under_two_processes_counts_each_held_out_mask_once_and_learns(tiny_model_dir, tmp_path):
+    """Masked-LM adaptation under DDP: the steps and held-out masks of one process at the same effective batch."""
+    from tests.test_adapt import repetitive_corpus
+
+    texts = repetitive_corpus(tmp_path / "texts.txt")
+    common = [
+        "recipes/adapt.py",
+        "recipes/configs/adapt/minilm_tapt.yaml",
+        f"model={tiny_model_dir}",
+        f"data.train_file={texts}",
+        "training.epochs=2",
+        "training.learning_rate=2e-3",
+        "training.warmup_ratio=0.0",
+        "training.torch_threads=1",
+    ]
+    two, two_info, launched = run([*LAUNCH, *common, "training.batch_size=8", f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    one, one_info, _ = run(
+        [sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one"
+    )
+    assert two_info["num_processes"] == 2 and two_info["global_steps"] == one_info["global_steps"] == 2 * 17  # 270 lines
+    assert two["before"]["masked_tokens"] == one["before"]["masked_tokens"] == two["after"]["masked_tokens"] > 0
+    assert two["before"]["loss"] == pytest.approx(one["before"]["loss"], rel=1e-4)  # the same masks, scored once each
+    assert two["after"]["loss"] < two["before"]["loss"] - 1.0  # it learned the small vocabulary
+    assert launched.stdout.count("adapted model in") == 1
