@@ -4,6 +4,7 @@ import json
 import random
 
 import datasets
+import numpy as np
 import pytest
 
 from nlp_transfer.config import DataConfig, load_config
@@ -132,6 +133,24 @@ def test_split_words_offsets_and_punctuation():
     assert words == ["Dr", ".", "Zoë", "Müller", "-", "Smith", "(", "CEO", ")", "left", "São", "Paulo", ",", "2024", "!"]
     text = "Dr. Zoë Müller-Smith (CEO) left São Paulo, 2024!"
     assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
+
+
+def test_modifier_characters_stay_with_their_word_and_every_word_gets_a_tag(task):
+    """A decomposed accent, an emoji's variation selector or a soft hyphen is no word of its own; a word the tokenizer
+    reads as nothing (a lone soft hyphen) is read as the unknown token, so predict and the metrics never lose it."""
+    text = "Jose\u0301 loves \u2764\ufe0f Lisbon \u00ad ."
+    words, spans = split_words(text)
+    assert words == ["Jose\u0301", "loves", "\u2764\ufe0f", "Lisbon", "\u00ad", "."]
+    assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
+    assert task.tokenizer("\u00ad", add_special_tokens=False)["input_ids"] == []  # the tokenizer drops it
+    rows = task.encode_words([words])
+    assert sorted(w for w in rows["first_word_ids"][0] if w >= 0) == list(range(len(words)))
+    logits = np.full((1, len(rows["input_ids"][0]), len(task.labels)), -5.0)
+    for position, word in enumerate(rows["first_word_ids"][0]):
+        if word >= 0:
+            logits[0, position, task.labels.index({0: "B-PER", 3: "B-LOC"}.get(word, "O"))] = 5.0
+    [result] = task.postprocess(logits, rows, [text], [spans])
+    assert [(e["text"], e["type"]) for e in result["entities"]] == [("Jose\u0301", "PER"), ("Lisbon", "LOC")]
 
 
 def test_entity_metrics_hand_computed():

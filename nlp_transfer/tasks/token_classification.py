@@ -10,6 +10,7 @@ is ever dropped. Metrics are entity-level (seqeval) on words, not subwords.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +31,28 @@ IGNORE = -100
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
+#: Unicode categories of characters that only modify the one before them: combining accents (a decomposed "é"),
+#: variation selectors (the U+FE0F of "❤️"), soft hyphens and other invisible format characters
+MODIFIER_CATEGORIES = frozenset({"Mn", "Mc", "Me", "Cf"})
+
+
 def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Words and their character spans: runs of letters and digits, and single punctuation marks.
 
-    This is how BERT-style tokenizers pre-split text, so word boundaries match the model's.
+    This is how BERT-style tokenizers pre-split text, so word boundaries match the model's. Modifier characters
+    (:data:`MODIFIER_CATEGORIES`) stay with the word right before them instead of becoming words of their own.
     """
-    matches = list(WORD_PATTERN.finditer(text))
-    return [m.group() for m in matches], [m.span() for m in matches]
+    words: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for match in WORD_PATTERN.finditer(text):
+        start, end = match.span()
+        if spans and spans[-1][1] == start and all(unicodedata.category(c) in MODIFIER_CATEGORIES for c in match.group()):
+            spans[-1] = (spans[-1][0], end)
+            words[-1] = text[spans[-1][0] : end]
+        else:
+            words.append(match.group())
+            spans.append((start, end))
+    return words, spans
 
 
 def word_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
@@ -107,6 +123,9 @@ class TokenClassificationTask(Task):
             raise UserError(f"{self.model_name}: NER needs a fast tokenizer (word alignment); this model has a slow one.")
         flat = [w for words in sentences for w in words]
         counts = [len(ids) for ids in self.tokenizer(flat, add_special_tokens=False)["input_ids"]] if flat else []
+        if self.tokenizer.unk_token is not None:  # a word the tokenizer reads as nothing (a lone soft hyphen) would
+            flat = [w if n else self.tokenizer.unk_token for w, n in zip(flat, counts, strict=True)]  # get no tag
+            counts = [max(n, 1) for n in counts]
         starts = np.cumsum([0] + [len(words) for words in sentences]).tolist()  # sentence -> first index in flat
         context = self.document_context if documents is not None else 0
         bounds = document_bounds(documents, starts) if context else []
