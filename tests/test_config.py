@@ -60,6 +60,7 @@ def test_unknown_override_suggests_the_full_dotted_key(tmp_path):
         ("training", r"write overrides as key=value"),
         ("training.learning_rate=inf", r"training.learning_rate must be positive, got inf"),
         ("data.text_column=label", r"data.text_column and data.label_column both name 'label'"),
+        ('data.label_separator=""', r"data.label_separator must be a non-blank string \(e.g. '\|'\), got ''"),
     ],
 )
 def test_wrong_types_and_values_name_the_key(tmp_path, override, pattern):

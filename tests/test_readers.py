@@ -73,6 +73,25 @@ def test_multilabel_lists_and_delimited_strings(tmp_path):
     assert next(iter(json_data.splits["train"]["label"])) == ["billing", "shipping"]
 
 
+def test_multilabel_json_list_cells_are_lists_and_non_labels_in_a_list_are_refused(tmp_path):
+    """A csv cell holding a JSON list (pandas writes list columns so) is that list, not one label per combination;
+    a null, boolean or fraction inside a list is refused with its line instead of becoming the label 'None'."""
+    (tmp_path / "m.csv").write_text(
+        'text,labels\nlate and overcharged,"[""shipping"", ""billing""]"\nlove it,"[""praise""]"\nodd,[draft]\n',
+        encoding="utf-8",
+    )
+    options = {"validation_file": str(tmp_path / "m.csv"), "label_column": "labels"}
+    loaded = load_text_classification_data(data(train_file=str(tmp_path / "m.csv"), **options), multi_label=True)
+    assert loaded.labels == ["[draft]", "billing", "praise", "shipping"]  # a bracketed name that is no JSON stays a name
+    assert list(loaded.splits["train"]["label"]) == [["billing", "shipping"], ["praise"], ["[draft]"]]
+    for bad, shown in (("null", "None"), ("true", "True"), ("0.5", "0.5")):
+        (tmp_path / "n.jsonl").write_text(
+            f'{{"text": "a", "labels": ["praise"]}}\n{{"text": "b", "labels": ["billing", {bad}]}}\n', encoding="utf-8"
+        )
+        with pytest.raises(DataError, match=rf"n.jsonl:2: label column 'labels' holds the list .*whose item {shown} is not"):
+            load_text_classification_data(data(train_file=str(tmp_path / "n.jsonl"), **options), multi_label=True)
+
+
 def test_seeded_stratified_split_is_reproducible(tmp_path):
     lines = "".join(f"text number {i},{'a' if i % 2 else 'b'}\n" for i in range(100))
     (tmp_path / "s.csv").write_text("text,label\n" + lines, encoding="utf-8")

@@ -78,6 +78,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": _seed_range(),
     "data.sample_seed": _seed_range(),
     "data.delimiter": ((lambda v: len(v) == 1), "one character (e.g. ',' or a tab)"),
+    "data.label_separator": ((lambda v: v.strip() != ""), "a non-blank string (e.g. '|')"),
 }
 
 
@@ -86,7 +87,7 @@ def check_values(config: RunConfig, source: str) -> None:
     for key, (allowed, text) in VALUE_RANGES.items():
         value = functools.reduce(getattr, key.split("."), config)
         if value is not None and not allowed(value):
-            raise ConfigError(f"{source}: {key} must be {text}, got {value}. Fix the value of {key}.")
+            raise ConfigError(f"{source}: {key} must be {text}, got {value!r}. Fix the value of {key}.")
     t, d = config.training, config.data
     if t.document_context and config.task != "ner":
         raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")

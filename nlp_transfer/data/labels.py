@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,9 +20,14 @@ def parse_single_label(value: Any, where: str, column: str) -> str:
 
 
 def parse_multi_label(value: Any, where: str, column: str, separator: str) -> list[str]:
-    """A multi-label cell: a list, or a string split on ``separator``. An empty cell means no label."""
+    """A multi-label cell: a list, or a string split on ``separator``. An empty cell means no label.
+
+    A csv cell that holds a JSON list (``["billing", "returns"]``, as pandas writes a list column) is read as that list.
+    """
+    if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
+        value = _json_list(value)
     if isinstance(value, list):
-        items = [str(v).strip() for v in value]
+        items = [_list_item(v, value, where, column) for v in value]
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         text = str(value).strip()
         items = [part.strip() for part in text.split(separator)] if text else []
@@ -32,6 +38,25 @@ def parse_multi_label(value: Any, where: str, column: str, separator: str) -> li
     if any(not item for item in items):
         raise DataError(f"{where}: an empty label inside {value!r}. Remove the stray '{separator}'.")
     return sorted(set(items))
+
+
+def _json_list(text: str) -> Any:
+    """``text`` as a JSON list when it is one; else ``text`` unchanged (a label may itself be written in brackets)."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    return parsed if isinstance(parsed, list) else text
+
+
+def _list_item(item: Any, items: list[Any], where: str, column: str) -> str:
+    """One label of a label list: a string or a whole number; null, true/false, fractions and nested lists refused."""
+    if isinstance(item, bool) or item is None or (isinstance(item, (list, dict, float)) and not _is_whole(item)):
+        raise DataError(
+            f"{where}: label column '{column}' holds the list {items!r}, whose item {item!r} is not a label "
+            "(a string or a whole number). Remove it or write the label's name."
+        )
+    return str(int(item)) if isinstance(item, float) else str(item).strip()
 
 
 def _is_whole(value: Any) -> bool:
