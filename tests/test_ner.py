@@ -68,11 +68,42 @@ def test_malformed_files_name_file_and_line(tmp_path, name, content, options, pa
 
 def test_unseen_tag_in_validation(tmp_path):
     (tmp_path / "train.conll").write_text("John B-PER\nruns O\n\nMary B-PER\n", encoding="utf-8")
-    (tmp_path / "val.conll").write_text("Rome B-LOC\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"val.conll:1: tag 'B-LOC' was not seen"):
+    (tmp_path / "val.conll").write_text("Mary B-PER\nvisited O\nRome B-LOC\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"val.conll:3: tag 'B-LOC' was not seen"):  # the tag's own line
         load_token_classification_data(
             DataConfig(train_file=str(tmp_path / "train.conll"), validation_file=str(tmp_path / "val.conll"))
         )
+
+
+def test_trailing_tabs_form_feeds_and_unicode_line_separators_are_no_line_breaks_or_columns(tmp_path):
+    """A trailing tab adds no empty column; form feeds, U+0085 and U+2028 end no line (splitlines() broke at them,
+    splitting sentences and shifting every later line number) and split no columns."""
+    (tmp_path / "tabs.conll").write_text("John\tB-PER\t\nruns\tO\n\nMary\tB-PER\nsings\tO\t\n", encoding="utf-8")
+    tabs = read_conll(str(tmp_path / "tabs.conll"))
+    assert [s.tags for s in tabs.sentences] == [["B-PER", "O"], ["B-PER", "O"]]
+    (tmp_path / "ff.conll").write_text("John B-PER\nruns O\f\nAb\x85cd O\nx\u2028y O\n\nBad X-1\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ff.conll:6: tag 'X-1'"):
+        read_conll(str(tmp_path / "ff.conll"))
+    (tmp_path / "ff.conll").write_text("John B-PER\nruns O\f\nAb\x85cd O\nx\u2028y O\n", encoding="utf-8")
+    [sentence] = read_conll(str(tmp_path / "ff.conll")).sentences
+    assert sentence.tokens == ["John", "runs", "Ab\x85cd", "x\u2028y"] and sentence.tags == ["B-PER", "O", "O", "O"]
+
+
+def test_ner_data_labels_must_be_iob2_pairs():
+    """Files are read as IOB2 whatever their scheme: a BIOES or bare tag, or a B- without its I-, in data.labels is
+    refused at config time (it trained an epoch, then failed in seqeval or in preprocessing)."""
+    from nlp_transfer.config import load_config
+    from nlp_transfer.errors import ConfigError
+
+    base = ["task=ner", "data.train_file=t.conll"]
+    for labels, message in (
+        ("[O,B-PER,I-PER,S-PER,E-PER]", "lists 'S-PER', which is not an IOB2 tag"),
+        ("[O,B-PER,I-PER,DATE]", "lists 'DATE', which is not an IOB2 tag"),
+        ("[O,B-PER,I-PER,B-MISC]", "lists 'B-MISC' without 'I-MISC'"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, [*base, f"data.labels={labels}"])
+    assert load_config(None, [*base, "data.labels=[O,B-PER,I-PER]"]).data.labels == ["O", "B-PER", "I-PER"]
 
 
 def test_jsonl_tokens_and_tags(tmp_path):

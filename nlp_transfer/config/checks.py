@@ -101,6 +101,8 @@ def check_values(config: RunConfig, source: str) -> None:
     if d.labels is not None and len(set(d.labels)) < len(d.labels):
         twice = sorted({label for label in d.labels if d.labels.count(label) > 1})
         raise ConfigError(f"{source}: data.labels names {', '.join(twice)} more than once. List each label once.")
+    if d.labels and config.task == "ner":
+        check_listed_tags(d.labels, source)
     if config.hub.push and not config.hub.repo_id:
         raise ConfigError(f"{source}: hub.push is true but hub.repo_id is not set. Set hub.repo_id=OWNER/NAME.")
     _check_task_and_strategy(config, source)
@@ -236,3 +238,20 @@ def _check_task_and_strategy(config: RunConfig, source: str) -> None:
         build_strategy(config)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+
+
+def check_listed_tags(names: list[str], source: str) -> None:
+    """NER's ``data.labels``: IOB2 tags (``O``, ``B-TYPE``, ``I-TYPE``), with both of each type, as the files are read.
+
+    Every file's tags are rewritten to IOB2 whatever its scheme, so a BIOES or unprefixed tag in the list would never
+    match a word, and a ``B-`` without its ``I-`` leaves continuation pieces and entities without an id.
+    """
+    fix = "List O and a B- and an I- tag for each entity type (files in IOB1 or BIOES are read as IOB2), or drop data.labels."
+    for name in names:
+        if name != "O" and not (name[:2] in ("B-", "I-") and name[2:]):
+            raise ConfigError(f"{source}: data.labels lists '{name}', which is not an IOB2 tag (O, B-TYPE, I-TYPE). {fix}")
+    listed = set(names)
+    for name in names:
+        partner = {"B-": "I-", "I-": "B-"}.get(name[:2], "") + name[2:]
+        if name != "O" and partner not in listed:
+            raise ConfigError(f"{source}: data.labels lists '{name}' without '{partner}'. {fix}")

@@ -18,6 +18,7 @@ from nlp_transfer.errors import DataError
 logger = logging.getLogger(__name__)
 
 TAG_PATTERN = re.compile(r"^(?:O|([BIES])-(.+))$")
+SPACES = re.compile(r" +")  # the columns of a space-separated line: other whitespace may sit inside a token
 
 
 @dataclass
@@ -30,6 +31,14 @@ class TaggedSentence:
     line: int
     document: int = 0
     repaired: int = 0
+    line_per_token: bool = False  # a CoNLL sentence: token i is on line ``line + i``; a JSON one is all on ``line``
+
+    def first_unknown(self, known: set[str]) -> tuple[str, int] | None:
+        """The first tag not in ``known`` and the line it is on, or None."""
+        for index, tag in enumerate(self.tags):
+            if tag not in known:
+                return tag, self.line + index if self.line_per_token else self.line
+        return None
 
 
 @dataclass
@@ -60,7 +69,7 @@ class _SentenceCollector:
     def flush(self) -> None:
         """Close the open sentence, if any."""
         if self.tokens:
-            self.sentences.append(TaggedSentence(self.tokens, self.tags, self.start, self.document))
+            self.sentences.append(TaggedSentence(self.tokens, self.tags, self.start, self.document, line_per_token=True))
             self.tokens, self.tags = [], []
 
     def new_document(self) -> None:
@@ -116,12 +125,14 @@ def read_conll(
     collector = _SentenceCollector()
     width: int | None = None
     checked_tags: set[str] = set()  # tags already matched against the scheme: most lines skip the full check
-    for number, raw in enumerate(read_text(path, encoding).splitlines(), start=1):
+    # lines end at "\n" only: splitlines() would also break them at form feeds, U+0085 and U+2028 inside a token
+    for number, raw in enumerate(read_text(path, encoding).split("\n"), start=1):
         line = raw.strip()
         if not line:
             collector.flush()
             continue
-        columns = raw.rstrip("\r\n").split("\t") if "\t" in raw else line.split()
+        kept = raw.rstrip()  # a trailing tab adds no empty column; a leading one still means an empty token
+        columns = kept.split("\t") if "\t" in kept else SPACES.split(line)
         if columns[0] == "-DOCSTART-":
             collector.new_document()
             continue

@@ -72,10 +72,10 @@ class TaggedRows:
         known = set(names)
         for split, sentences in splits.items():
             for sentence in sentences:
-                unknown = [tag for tag in sentence.tags if tag not in known]
+                unknown = sentence.first_unknown(known)
                 if unknown:
                     raise DataError(
-                        f"{sources[split]}:{sentence.line}: tag '{unknown[0]}' was not seen in the training data "
+                        f"{sources[split]}:{unknown[1]}: tag '{unknown[0]}' was not seen in the training data "
                         f"(types: {', '.join(types)}). Fix the tag, or list every tag in data.labels."
                     )
         return list(names)

@@ -66,9 +66,9 @@ def evaluate_file(
         sentences = read_tagged_file(path, data).sentences
         known = set(task.labels)
         for sentence in sentences:
-            unknown = [tag for tag in sentence.tags if tag not in known]
+            unknown = sentence.first_unknown(known)
             if unknown:
-                raise DataError(f"{path}:{sentence.line}: tag '{unknown[0]}' is not one of the model's tags {task.labels}.")
+                raise DataError(f"{path}:{unknown[1]}: tag '{unknown[0]}' is not one of the model's tags {task.labels}.")
         dataset = task.preprocess(
             datasets.Dataset.from_dict(
                 {
