@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.torch import load_file, save_file
 
 from nlp_transfer.cli import main
 from nlp_transfer.config import load_config
+from nlp_transfer.errors import UserError
 from nlp_transfer.export.command import ExportRefused, export_run
-from nlp_transfer.export.onnx_backend import OnnxModel, open_session
+from nlp_transfer.export.onnx_backend import OnnxModel, export_info, open_session
 from nlp_transfer.export.onnx_export import fused_operators, write_onnx
 from nlp_transfer.inference import batched_logits, load_backend, load_run, predict_texts
 from nlp_transfer.pipeline import run_training
@@ -320,6 +322,26 @@ def test_corrupt_or_missing_export_given_to_predict(sentiment, tmp_path, capsys)
     )
 
 
+def test_an_export_of_other_weights_is_refused_by_predict_push_and_export_output(sentiment, mean_multilabel, tmp_path, capsys):
+    """An export made from other weights (another run's, or before the run was trained again) answers for a model the
+    run no longer is: predict --backend onnx and push --onnx refuse it, and export will not write into another run."""
+    from nlp_transfer.export.hub_files import onnx_push_files
+
+    run, other = sentiment[0], mean_multilabel[0]
+    argv = ["predict", str(run), "hello", "--backend", "onnx", "--export-dir", str(other / "onnx")]
+    one_error(capsys, argv, "an export of other weights than")  # the multi-label run's graph under the sentiment run
+    retrained = tmp_path / "retrained"
+    shutil.copytree(run, retrained)
+    weights = load_file(retrained / "model.safetensors")
+    weights["classifier.bias"] = weights["classifier.bias"] + 1.0  # the run trained again: its export is stale
+    save_file(weights, retrained / "model.safetensors", metadata={"format": "pt"})
+    one_error(capsys, ["predict", str(retrained), "hello", "--backend", "onnx"], "an export of other weights than")
+    with pytest.raises(UserError, match="an export of other weights than"):
+        onnx_push_files(retrained)
+    one_error(capsys, ["export", str(run), "--output", str(other / "onnx")], "is inside another run")
+    assert export_info(other / "onnx")["labels"] != export_info(run / "onnx")["labels"]  # the other export untouched
+
+
 # --------------------------------------------------------------------------- push --onnx
 
 
@@ -361,3 +383,58 @@ def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(s
     printed = capsys.readouterr().out.strip()
     expected = predict_texts(*load_backend(run, "onnx"), ["The staff were lovely."])[0]["label"]
     assert printed == repr([expected])
+
+
+def test_a_later_push_without_onnx_deletes_the_earlier_exports_files(sentiment, monkeypatch):
+    """A repository that holds an earlier push's ONNX export loses it when the next push carries none (or another):
+    a graph of the earlier weights would answer for the new model."""
+    import huggingface_hub
+
+    from nlp_transfer import hub
+
+    run = sentiment[0]
+    remote = ["README.md", "config.json", "model.safetensors", "notes.md", "onnx/export.json", "onnx/model.int8.onnx"]
+    commits = []
+
+    class ExistingRepo:  # a repository an earlier push --onnx wrote, and a file its owner added
+        def __init__(self, token=None):
+            pass
+
+        def whoami(self):
+            return {"name": "someone"}
+
+        def repo_exists(self, repo_id):
+            return True
+
+        def list_repo_files(self, repo_id):
+            return remote
+
+        def create_repo(self, repo_id, private=False, exist_ok=True):
+            return f"https://hub.example/{repo_id}"
+
+        def create_commit(self, repo_id, operations, commit_message):
+            commits.append(operations)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", ExistingRepo)
+    monkeypatch.setattr(hub.push, "_check_online", lambda: None)
+    hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, license="mit")
+    deleted = {op.path_in_repo for op in commits[-1] if type(op).__name__ == "CommitOperationDelete"}
+    assert deleted == {"onnx/export.json", "onnx/model.int8.onnx"}  # the owner's notes.md stays
+    hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, license="mit", onnx=True)
+    deleted = {op.path_in_repo for op in commits[-1] if type(op).__name__ == "CommitOperationDelete"}
+    assert deleted == set()  # the same files uploaded again: nothing to delete
+
+
+def test_the_onnx_card_section_of_a_windows_run_says_its_snippet_truncates(sentiment, tmp_path):
+    """The snippet truncates at max_length; a run served over windows says so beside it (8 of 70 long texts differed)."""
+    from nlp_transfer.export.hub_files import onnx_card_section
+    from nlp_transfer.tasks.windows import CONFIG_KEY
+
+    run = tmp_path / "run"
+    shutil.copytree(sentiment[0], run, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    assert "truncates each text" not in onnx_card_section(run, "a/b")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, CONFIG_KEY: {"stride": 32, "pool": "mean"}}))
+    assert "truncates each text at" in onnx_card_section(run, "a/b") and "training.long_text=windows" in onnx_card_section(
+        run, "a/b"
+    )

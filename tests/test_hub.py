@@ -431,6 +431,20 @@ def test_files_chosen_for_each_mode(trained_run, lora_run):
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"  # not a local path
 
 
+def test_no_local_path_is_published(trained_run, lora_run, tiny_model_dir):
+    """config.yaml, run_info.json and the card name local folders and files by their last part, never their path."""
+    home = str(Path(tiny_model_dir).parent)
+    for run, mode in ((trained_run, "merged"), (lora_run, "adapter")):
+        files = collect_files(run, mode)
+        config = yaml.safe_load(files["config.yaml"])
+        assert config["model"] == Path(tiny_model_dir).name and "/" not in config["output_dir"]
+        assert all("/" not in str(v) for v in config["data"].values() if isinstance(v, str)), config["data"]
+        assert json.loads(files["run_info.json"])["base_model"] == Path(tiny_model_dir).name
+        card = str(build_model_card(run, repo_id="a/b", adapter=mode == "adapter"))
+        published = b"".join(v for v in files.values() if isinstance(v, bytes)) + card.encode()
+        assert home.encode() not in published and str(run).encode() not in published
+
+
 def test_hub_config_section():
     base = ["data.train_file=x.csv"]
     with pytest.raises(ConfigError, match=r"hub\.repo_id"):

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.export.onnx_backend import EXPORT_DIR, INFO_FILE, INT8_FILE, MODEL_FILE, OnnxModel, open_session
+from nlp_transfer.export.onnx_backend import (
+    EXPORT_DIR,
+    INFO_FILE,
+    INT8_FILE,
+    MODEL_FILE,
+    OnnxModel,
+    open_session,
+    weights_fingerprint,
+)
 from nlp_transfer.export.validation import ValidationSet, compare, validation_set
 
 DEFAULT_MAX_DROP = 0.5
@@ -79,11 +87,21 @@ def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) ->
         "checked_on": data.source,
         "checks": checks,
         "export_seconds": round(seconds, 2),
+        "weights_sha256": weights_fingerprint(run_dir),  # predict and push refuse the export once the weights change
     }
 
 
-def check_replaceable(output: Path) -> None:
-    """Refuse an ``--output`` that exists and is not an earlier export (a file, a run, any other folder): it would be replaced."""
+def check_replaceable(output: Path, run_dir: Path) -> None:
+    """Refuse an ``--output`` that exists and is not an earlier export (a file, a run, any other folder): it would be replaced.
+
+    An export folder inside another run is refused too: that run's predict and push would serve this run's model.
+    """
+    owner = output.resolve().parent
+    if owner != run_dir.resolve() and (owner / "run_info.json").is_file():
+        raise UserError(
+            f"--output {output} is inside another run ({owner}), whose predict --backend onnx and push --onnx would "
+            "then serve this run's model. Choose a folder outside other runs, or leave --output out (RUN_DIR/onnx)."
+        )
     if not output.exists() and not output.is_symlink():
         return
     if output.is_dir() and (not any(output.iterdir()) or (output / INFO_FILE).is_file()):
@@ -127,7 +145,7 @@ def export_run(
     if max_drop < 0:
         raise UserError(f"--max-drop must be 0 or more points, got {max_drop}.")
     output = Path(output) if output else run_dir / EXPORT_DIR
-    check_replaceable(output)
+    check_replaceable(output, run_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
     for stale in output.parent.glob(f".{output.name}.partial-*"):  # left by an export killed outright (SIGKILL)
         shutil.rmtree(stale, ignore_errors=True)

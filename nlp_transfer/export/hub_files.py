@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.export.onnx_backend import EXPORT_DIR, INFO_FILE, export_info
+from nlp_transfer.export.onnx_backend import EXPORT_DIR, INFO_FILE, check_export_of_run, export_info
+from nlp_transfer.run_info import RunInfo
 
 
 def onnx_push_files(run_dir: Path) -> dict[str, Path]:
@@ -18,6 +19,7 @@ def onnx_push_files(run_dir: Path) -> dict[str, Path]:
             f"{run_dir}: no ONNX export to push ({folder / INFO_FILE} is missing). Run nlp-transfer export {run_dir} first."
         )
     info = export_info(folder)
+    check_export_of_run(run_dir, folder, info, RunInfo.read(run_dir).labels)
     files = {f"{EXPORT_DIR}/{INFO_FILE}": folder / INFO_FILE}
     for name in info.get("files") or [info["model_file"]]:
         if not (folder / name).is_file():
@@ -57,7 +59,6 @@ def _decision_lines(info: dict[str, Any], temperature: float, threshold: float) 
 def onnx_card_section(run_dir: Path, repo_id: str) -> str:
     """Markdown: how to run the pushed export with onnxruntime, ``tokenizers`` and numpy (no torch, no transformers)."""
     from nlp_transfer.inference import read_temperature
-    from nlp_transfer.run_info import RunInfo
 
     info = export_info(run_dir / EXPORT_DIR)
     run = RunInfo.read(run_dir)
@@ -88,4 +89,20 @@ def onnx_card_section(run_dir: Path, repo_id: str) -> str:
         "logits = session.run(None, feeds)[0]\n"
         f"{_decision_lines(info, read_temperature(run_dir), threshold)}"
         "```\n"
+        f"{_truncation_note(run_dir, int(info.get('max_length') or 512))}"
+    )
+
+
+def _truncation_note(run_dir: Path, max_length: int) -> str:
+    """For a run that reads long texts as windows: the snippet above truncates them, so it may answer otherwise."""
+    from nlp_transfer.tasks.windows import CONFIG_KEY
+
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not config.get(CONFIG_KEY):
+        return ""
+    return (
+        f"\nThis snippet truncates each text at {max_length} tokens. The model was trained and is served by "
+        "`nlp-transfer predict` on long texts cut into overlapping windows whose scores are pooled "
+        "(`training.long_text=windows`), so on texts longer than that its labels can differ from the snippet's.\n"
     )

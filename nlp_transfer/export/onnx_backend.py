@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -96,6 +97,35 @@ def export_info(export_dir: Path) -> dict[str, Any]:
     return info
 
 
+#: the weight files of a run that an export was made from: the model (plain, merged or sharded), or the adapter alone
+WEIGHT_GLOBS = ("model*.safetensors", "adapter/adapter_model.safetensors")
+
+
+def weights_fingerprint(run_dir: Path) -> str:
+    """The sha256 of the run's weight files (:data:`WEIGHT_GLOBS`): which weights an export was made from."""
+    digest = hashlib.sha256()
+    for pattern in WEIGHT_GLOBS:
+        for path in sorted(run_dir.glob(pattern)):
+            digest.update(path.name.encode("utf-8"))
+            with path.open("rb") as weights:
+                while chunk := weights.read(1 << 22):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_export_of_run(run_dir: Path, folder: Path, info: dict[str, Any], labels: list[str] | None = None) -> None:
+    """Refuse an export made from other weights or labels than ``run_dir`` holds now (another run's export, or one
+    made before the run was trained again): it would answer for a model the run no longer is."""
+    recorded = info.get("weights_sha256")  # absent from exports made before it was recorded: labels checked alone
+    other_weights = recorded is not None and recorded != weights_fingerprint(run_dir)
+    other_labels = labels is not None and isinstance(info.get("labels"), list) and list(info["labels"]) != list(labels)
+    if other_weights or other_labels:
+        raise UserError(
+            f"{folder}: an export of other {'weights' if other_weights else 'labels'} than {run_dir} holds now (another "
+            f"run's export, or the run was trained again since). Export this run again: nlp-transfer export {run_dir}"
+        )
+
+
 def load_onnx_run(
     run_dir: str | Path, *, export_dir: str | Path | None = None, trust_remote_code: bool = False, threads: int | None = None
 ) -> tuple[OnnxModel, Any]:
@@ -112,7 +142,8 @@ def load_onnx_run(
     require_saved_model(run_dir)
     folder = Path(export_dir) if export_dir else run_dir / EXPORT_DIR
     info = export_info(folder)
-    path = folder / info["model_file"]
-    model = OnnxModel(open_session(path, threads), path)
     config = AutoConfig.from_pretrained(run_dir, trust_remote_code=trust_remote_code)
-    return model, run_task(run_dir, config, trust_remote_code=trust_remote_code)
+    task = run_task(run_dir, config, trust_remote_code=trust_remote_code)
+    check_export_of_run(run_dir, folder, info, list(task.labels))
+    path = folder / info["model_file"]
+    return OnnxModel(open_session(path, threads), path), task

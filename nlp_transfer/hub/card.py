@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.hub.files import looks_like_hub_id, read_json
+from nlp_transfer.hub.files import looks_like_hub_id, public_name, read_json, without_local_paths
 from nlp_transfer.hub.usage import usage_snippet
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo
 
@@ -194,8 +194,10 @@ def _card_facts(run_dir: Path, repo_id: str, license: str | None, adapter: bool)
     metrics = read_json(run_dir / "metrics.json")
     config_path = run_dir / "config.yaml"
     config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.is_file() else {}
+    config = without_local_paths(config) if isinstance(config, dict) else {}
     task = str(info.task or config.get("task") or "classification")
     base_model = info.base_model or config.get("model")
+    shown = public_name(str(base_model)) if base_model else None  # a local folder is named, its path never published
     return _CardFacts(
         run_dir=run_dir,
         repo_id=repo_id,
@@ -206,7 +208,7 @@ def _card_facts(run_dir: Path, repo_id: str, license: str | None, adapter: bool)
         task=task,
         strategy=str(info.strategy or config.get("strategy") or "full"),
         pipeline_tag=PIPELINE_TAGS.get(task, "text-classification"),
-        base_model=base_model,
+        base_model=shown,
         base_is_hub=bool(base_model) and looks_like_hub_id(str(base_model)),
         license=license or _base_model_license(base_model),
     )

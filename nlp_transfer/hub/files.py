@@ -101,8 +101,30 @@ def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
     )
 
 
+#: config.yaml keys whose values are local paths even when relative (``data.train_file: data/train.csv``)
+PATH_KEY_RE = re.compile(r"^(output_dir|model|.*_file|.*_dir)$")
+
+
+def public_name(value: str) -> str:
+    """``value`` fit to publish: a Hub id or a bare name as it is, a local path cut to its last part."""
+    if looks_like_hub_id(value) or not re.search(r"[/\\~]", value):
+        return value
+    return Path(value).expanduser().name or value
+
+
+def without_local_paths(node: Any, key: str = "") -> Any:
+    """``node`` with absolute paths (and the values of :data:`PATH_KEY_RE` keys) cut to their last part."""
+    if isinstance(node, dict):
+        return {k: without_local_paths(v, str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [without_local_paths(v, key) for v in node]
+    if isinstance(node, str) and (PATH_KEY_RE.match(key) or re.match(r"^(/|~|[A-Za-z]:[/\\])", node)):
+        return public_name(node)
+    return node
+
+
 def _sanitized_config_yaml(path: Path) -> bytes | None:
-    """config.yaml without any secret-looking key or token-looking value."""
+    """config.yaml without any secret-looking key or token-looking value, its local paths cut to names."""
     if not path.is_file():
         return None
     try:
@@ -119,26 +141,29 @@ def _sanitized_config_yaml(path: Path) -> bytes | None:
             return "<redacted>"
         return node
 
-    return yaml.safe_dump(clean(data), sort_keys=False).encode("utf-8")
+    return yaml.safe_dump(without_local_paths(clean(data)), sort_keys=False).encode("utf-8")
 
 
 def _adapter_config_for_hub(path: Path, base_model: str | None) -> bytes:
-    """adapter_config.json with ``base_model_name_or_path`` set to the Hub id when it names a local copy."""
+    """adapter_config.json with ``base_model_name_or_path`` set to the Hub id when it names a local copy (else to the
+    local folder's name: its path is never published)."""
     config = read_json(path)
     recorded = str(config.get("base_model_name_or_path") or "")
     local = recorded.startswith(("/", ".", "~")) or Path(recorded).is_dir()
-    if base_model and local and looks_like_hub_id(base_model):
-        config["base_model_name_or_path"] = base_model
+    if local:
+        config["base_model_name_or_path"] = base_model if base_model and looks_like_hub_id(base_model) else public_name(recorded)
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
 def _run_info_for_hub(path: Path) -> bytes:
-    """run_info.json with local data paths cut to file names (their size and sha256 still identify them)."""
+    """run_info.json with local paths cut to file names (the data files' size and sha256 still identify them)."""
     info = read_json(path)
     for entry in (info.get("data_files") or {}).values():
         if isinstance(entry, dict) and "path" in entry:
             entry["path"] = Path(str(entry["path"])).name
-    return (json.dumps(info, indent=2) + "\n").encode("utf-8")
+    if isinstance(info.get("base_model"), str):
+        info["base_model"] = public_name(info["base_model"])
+    return (json.dumps(without_local_paths(info), indent=2) + "\n").encode("utf-8")
 
 
 def looks_like_hub_id(name: str) -> bool:

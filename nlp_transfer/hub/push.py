@@ -170,7 +170,17 @@ def _update_for_existing_repo(
     kept = None if license or "README.md" not in remote else _remote_license(api, repo_id)
     if kept:  # a push without --license keeps the license the repository's card already states
         files["README.md"] = _card_bytes(run_dir, repo_id, kept, adapter)
-    return [p for p in remote if p not in files and "/" not in p and matches_any(p, STALE_PATTERNS)]
+    return [p for p in remote if p not in files and is_stale(p)]
+
+
+def is_stale(path_in_repo: str) -> bool:
+    """Whether a file of an earlier push goes when this push does not upload it: old weights or adapters beside the
+    new ones, and any file of an earlier ONNX export (a graph of other weights would serve other answers)."""
+    from nlp_transfer.export.onnx_backend import EXPORT_DIR
+
+    if path_in_repo.startswith(f"{EXPORT_DIR}/"):
+        return True
+    return "/" not in path_in_repo and matches_any(path_in_repo, STALE_PATTERNS)
 
 
 def _commit_files(

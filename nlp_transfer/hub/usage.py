@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nlp_transfer.hub.files import public_name
 from nlp_transfer.run_info import RunInfo
 
 
 def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
     """How to load a LoRA adapter repository on its base model with ``peft``."""
     labels = [str(label) for label in info.labels or []]
-    base = str(info.base_model or "BASE_MODEL")
+    base = public_name(str(info.base_model)) if info.base_model else "BASE_MODEL"  # a local folder: its name only
     auto = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
     id2label = {i: label for i, label in enumerate(labels)}
     return (
