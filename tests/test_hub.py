@@ -476,3 +476,12 @@ def test_local_refusals_before_any_request(trained_run, lora_run, tmp_path, monk
     assert resolve_mode(adapter_only, "auto") == "adapter"
     with pytest.raises(UserError, match="push the adapter with --adapter"):
         resolve_mode(adapter_only, "merged")
+
+
+def test_the_card_lists_only_the_transfer_settings_its_strategy_reads(trained_run, lora_run):
+    """A full fine-tuning card showed LoRA ranks and contrastive settings the run never used."""
+    full = build_model_card(trained_run, repo_id="a/b").text
+    assert "training.learning_rate" in full and "transfer.pooling" in full
+    assert "transfer.lora_r" not in full and "transfer.contrastive_pairs" not in full and "transfer.unfreeze_every" not in full
+    lora = build_model_card(lora_run, repo_id="a/b", adapter=True).text
+    assert "transfer.lora_r" in lora and "transfer.contrastive_pairs" not in lora

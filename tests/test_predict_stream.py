@@ -5,6 +5,7 @@ go through ``nlp-transfer predict``: reading the whole file first, as predict di
 with the file; streaming keeps it that of one chunk.
 """
 
+import io
 import json
 import random
 import tracemalloc
@@ -141,3 +142,35 @@ def test_an_input_file_without_texts_is_named(preloaded, tmp_path, capsys, name,
     captured = capsys.readouterr()
     assert captured.out == "" and f"{path}: no text to predict" in captured.err, captured.err
     assert len(captured.err.strip().splitlines()) == 1
+
+
+def test_rows_read_from_a_file_or_stdin_carry_their_line_so_skipped_blanks_do_not_misalign(
+    preloaded, tmp_path, capsys, monkeypatch
+):
+    """Blank rows are skipped, so each output row says which input line it answers; arguments carry no line."""
+    (tmp_path / "ids.csv").write_text("id,text\n1,good\n2,\n3,bad\n", encoding="utf-8")
+    assert main(["predict", "run", "--input", str(tmp_path / "ids.csv")]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(row["line"], row["text"]) for row in rows] == [(2, "good"), (4, "bad")]
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"one\n\n  \ntwo\n")))
+    assert main(["predict", "run"]) == 0
+    assert [(r["line"], r["text"]) for r in map(json.loads, capsys.readouterr().out.splitlines())] == [(1, "one"), (4, "two")]
+    assert main(["predict", "run", "an argument"]) == 0
+    assert "line" not in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("name", "body"), [("in.txt", b"good film\n"), ("in.jsonl", b'{"text": "good film"}\n')])
+def test_a_byte_order_mark_is_dropped_in_every_format(preloaded, tmp_path, capsys, name, body):
+    """A UTF-8 BOM stayed in a .txt text (shifting NER offsets) and broke a .jsonl; csv already dropped it."""
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + body)
+    assert main(["predict", "run", "--input", str(tmp_path / name)]) == 0
+    assert json.loads(capsys.readouterr().out)["text"] == "good film"
+
+
+def test_a_jsonl_row_without_the_text_key_is_named_and_export_dir_needs_the_onnx_backend(preloaded, tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text('{"text": "good"}\n{"body": "x"}\n', encoding="utf-8")
+    assert main(["predict", "run", "--input", str(tmp_path / "in.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl:2: no key 'text' in this row" in err and "--text-column" not in err, err
+    assert main(["predict", "run", "hello", "--export-dir", str(tmp_path)]) == 2
+    assert "add --backend onnx" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections import deque
+from collections.abc import Iterator
 
 from nlp_transfer.cli.options import add_load_options, finite_number, load_options, whole_number
 from nlp_transfer.errors import UserError
@@ -44,17 +45,16 @@ def reads_data_from_flags(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> None:
-    """Stream JSON lines: texts are read lazily (arguments, --input, stdin) and predicted a chunk at a time."""
-    from itertools import chain
+    """Stream JSON lines: texts are read lazily (arguments, --input, stdin) and predicted a chunk at a time.
 
-    from nlp_transfer.inference import Progress, iter_texts, load_backend, non_empty, stream_predictions
+    A text read from --input or standard input carries ``line``, the line it came from (blank rows are skipped).
+    """
+    from nlp_transfer.inference import Progress, load_backend, non_empty, stream_predictions
 
-    texts: Any = iter(args.texts)
-    if args.input:
-        texts = chain(texts, iter_texts(args.input, text_column=args.text_column, encoding=args.encoding))
-    elif not args.texts and not sys.stdin.isatty():
-        texts = stdin_texts(args.encoding)
-    texts = non_empty(texts)  # reads the first text only: a missing file or column fails before the model loads
+    if args.export_dir and args.backend != "onnx":
+        raise UserError(f"--export-dir {args.export_dir} names an ONNX export: add --backend onnx to predict with it.")
+    numbered, lines = numbered_texts(args), deque()
+    texts = non_empty(_noting_lines(numbered, lines))  # reads the first text only: a bad file fails before the model
     if texts is None and args.input and not args.texts:
         raise UserError(
             f"{args.input}: no text to predict: the file holds only a header or blank lines (a table's texts are read "
@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> None:
     model, task = load_backend(args.run_dir, args.backend, export_dir=args.export_dir, **load_options(args))
     progress = Progress(sys.stderr) if args.input else None
     for row in stream_predictions(model, task, texts, batch_size=args.batch_size, chunk_size=args.chunk_size):
+        line = lines.popleft()  # rows come back one per text, in order
+        if line is not None:
+            row["line"] = line
         if args.min_score is not None and "score" in row:
             row["abstain"] = row["score"] < args.min_score
         print(json.dumps(row, ensure_ascii=False))
@@ -74,8 +77,27 @@ def run(args: argparse.Namespace) -> None:
         progress.close()
 
 
-def stdin_texts(encoding: str) -> Any:
-    """The non-blank lines of standard input, decoded with ``encoding``; an undecodable line is one error naming it."""
+def numbered_texts(args: argparse.Namespace) -> Iterator[tuple[int | None, str]]:
+    """``(line, text)`` of the texts to predict: arguments (no line), then --input's or standard input's."""
+    from nlp_transfer.inference import iter_numbered_texts
+
+    yield from ((None, text) for text in args.texts)
+    if args.input:
+        yield from iter_numbered_texts(args.input, text_column=args.text_column, encoding=args.encoding)
+    elif not args.texts and not sys.stdin.isatty():
+        yield from stdin_texts(args.encoding)
+
+
+def _noting_lines(numbered: Iterator[tuple[int | None, str]], lines: deque[int | None]) -> Iterator[str]:
+    """The texts of ``numbered``, each one's line appended to ``lines`` as it is read."""
+    for line, text in numbered:
+        lines.append(line)
+        yield text
+
+
+def stdin_texts(encoding: str) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of the non-blank lines of standard input, decoded with ``encoding``; an undecodable line is one
+    error naming it."""
     for number, raw in enumerate(sys.stdin.buffer, start=1):
         try:
             line = raw.decode(encoding).strip()
@@ -85,4 +107,4 @@ def stdin_texts(encoding: str) -> Any:
                 "Pass the input's encoding with --encoding (e.g. --encoding latin-1)."
             ) from None
         if line:
-            yield line
+            yield number, line

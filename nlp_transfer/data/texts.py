@@ -53,12 +53,18 @@ def cell_text(path: str, line: int, value: Any) -> str:
 
 
 def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[str]:
-    """Texts of ``path`` read lazily, as :func:`read_texts` reads them: one per line, or a column of a table.
+    """Texts of ``path`` read lazily, as :func:`read_texts` reads them: one per line, or a column of a table."""
+    return (text for _, text in iter_numbered_texts(path, text_column=text_column, encoding=encoding))
+
+
+def iter_numbered_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of each text of ``path``, read lazily: the line tells a text's row when blank ones are skipped.
 
     .txt, csv, tsv and jsonl files are read a line at a time; a .json array is parsed whole (JSON cannot be
-    read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line.
+    read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line. A byte-order
+    mark at the start is dropped in every format.
     """
-    from nlp_transfer.data.readers import check_data_file, infer_format
+    from nlp_transfer.data.readers import check_data_file, infer_format, read_records
 
     check_data_file(path)
     file = Path(path)
@@ -66,30 +72,44 @@ def iter_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     if suffix not in (".txt", ""):
         format = infer_format(path, None)
         if format == "json":
-            yield from read_texts(path, text_column=text_column, encoding=encoding)
+            records = read_records(path, format="json", delimiter=None, header=True, encoding=encoding)
+            if text_column not in records[0].fields:
+                raise _missing_column(path, text_column, list(records[0].fields))
+            yield from ((r.line, t) for r in records if (t := cell_text(path, r.line, r.fields.get(text_column))))
             return
         if format not in ("csv", "tsv", "jsonl"):
             raise DataError(f"{path}: format '{format}' holds no texts to predict. Give a .txt, csv, tsv, json or jsonl file.")
     try:
         with open(file, encoding=encoding, newline="" if suffix in (".csv", ".tsv") else None) as handle:
+            lines = _without_bom(handle)
             if suffix in (".txt", ""):
-                yield from (line.strip() for line in handle if line.strip())
+                yield from ((number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip())
             elif suffix in (".jsonl", ".ndjson"):
-                yield from _jsonl_texts(path, handle, text_column)
+                yield from _jsonl_texts(path, lines, text_column)
             else:
-                yield from _table_texts(path, handle, "\t" if suffix == ".tsv" else ",", text_column)
+                yield from _table_texts(path, lines, "\t" if suffix == ".tsv" else ",", text_column)
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}'. Pass --encoding, e.g. utf-8 or latin-1.") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: a byte cannot be decoded as {encoding} ({err.reason}). Pass --encoding.") from None
 
 
-def _missing_column(path: str, text_column: str, columns: Sequence[str]) -> UserError:
+def _without_bom(handle: Iterable[str]) -> Iterator[str]:
+    """The lines of ``handle``, a UTF-8 byte-order mark at the start of the first one dropped."""
+    iterator = iter(handle)
+    for first in iterator:
+        yield first.removeprefix("\ufeff")
+        yield from iterator
+
+
+def _missing_column(path: str, text_column: str, columns: Sequence[str], line: int | None = None) -> UserError:
+    if line is not None:  # one row lacks the key the others have: the row is at fault, not --text-column
+        return UserError(f"{path}:{line}: no key '{text_column}' in this row (its keys: {list(columns)}). Fix the row.")
     return UserError(f"{path}: no column '{text_column}'; the columns are {list(columns)}. Pass --text-column.")
 
 
-def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> Iterator[str]:
-    """The ``text_column`` of a csv/tsv file with a header, a row at a time."""
+def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of the ``text_column`` of a csv/tsv file with a header, a row at a time."""
     import csv
 
     reader = csv.reader(handle, delimiter=delimiter)
@@ -106,13 +126,14 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> It
                 if len(row) <= index:
                     raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
                 if text := cell_text(path, reader.line_num, row[index]):
-                    yield text
+                    yield reader.line_num, text
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 
 
-def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[str]:
-    """The ``text_column`` of each JSON object of a jsonl file, a line at a time."""
+def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of the ``text_column`` of each JSON object of a jsonl file, a line at a time."""
+    first = True
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
@@ -122,10 +143,11 @@ def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[str]:
             raise DataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}).") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
-        if text_column not in obj:
-            raise _missing_column(path, text_column, list(obj))
+        if text_column not in obj:  # the first object names the columns; a later one lacking the key is a bad row
+            raise _missing_column(path, text_column, list(obj), None if first else number)
+        first = False
         if text := cell_text(path, number, obj[text_column]):
-            yield text
+            yield number, text
 
 
 def chunked(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -141,6 +141,26 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> 
     return results
 
 
+#: transfer settings that only some strategies read (by key prefix): a card lists them for those strategies alone,
+#: so a full fine-tuning run does not show LoRA ranks it never used; settings of no prefix here are always listed
+STRATEGY_SETTINGS = {
+    "lora_": ("lora",),
+    "peft_method": ("lora",),
+    "save_merged": ("lora",),
+    "contrastive_": ("contrastive",),
+    "unfreeze_every": ("gradual_unfreezing",),
+    "freeze_layers": ("freeze_layers",),
+    "cache_features": ("frozen",),
+    "head_": ("frozen", "contrastive"),
+}
+
+
+def _read_by(key: str, strategy: str) -> bool:
+    """Whether a run of ``strategy`` reads ``transfer.<key>`` (:data:`STRATEGY_SETTINGS`)."""
+    owners = next((names for prefix, names in STRATEGY_SETTINGS.items() if key.startswith(prefix)), None)
+    return owners is None or strategy in owners
+
+
 def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tuple[str, Any]]:
     """(name, value) rows of the training settings, the transfer section and the seed of the resolved config."""
     training = config.get("training") or {}
@@ -153,7 +173,8 @@ def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tu
         keys += ("label_all_subwords", "document_context")
     rows = [(f"training.{k}", training[k]) for k in keys if k in training]
     if (task or config.get("task")) != "masked-lm":  # nlp-transfer adapt ignores the transfer section
-        rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items()]
+        strategy = str(config.get("strategy") or "full")
+        rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items() if _read_by(k, strategy)]
     if "seed" in config:
         rows.append(("seed", config["seed"]))
     return rows

@@ -5,7 +5,7 @@ logits, :mod:`~nlp_transfer.inference.predict` turns them into predictions and m
 by :mod:`nlp_transfer.data.texts`.
 """
 
-from nlp_transfer.data.texts import iter_texts, non_empty, read_texts
+from nlp_transfer.data.texts import iter_numbered_texts, iter_texts, non_empty, read_texts
 from nlp_transfer.inference.loading import (
     BACKENDS,
     CALIBRATION_FILE,
@@ -32,6 +32,7 @@ __all__ = [
     "Progress",
     "batched_logits",
     "evaluate_file",
+    "iter_numbered_texts",
     "iter_texts",
     "labelled_file_logits",
     "labelled_text_logits",
