@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from nlp_transfer.config import RunConfig, config_to_dict, save_config
+from nlp_transfer.config.parse import checked_config
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
@@ -58,6 +59,7 @@ def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = F
     ``from_scratch`` starts from random weights (the no-transfer baseline of ``nlp-transfer compare``). A self-training
     run (``data.unlabeled_file``) trains its rounds as runs of :func:`train_run` in one process group, which ends here.
     """
+    config = checked_config(config)  # a RunConfig built in Python gets the checks a config file gets
     try:
         if config.data.unlabeled_file:
             from nlp_transfer.self_training import run_self_training

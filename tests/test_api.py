@@ -60,3 +60,44 @@ def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "[]"], done.stdout + done.stderr
     assert "unknown config key 'training.epoch'" in done.stderr
+
+
+def test_a_runconfig_built_in_python_gets_the_checks_of_a_config_file(tmp_path):
+    """run_training on dataclasses built by hand skipped every value check: a text column naming the label column
+    trained on the labels (accuracy 1.0), epochs=0 saved an untrained model, batch_size=0 was a ZeroDivisionError."""
+    import pytest
+
+    from nlp_transfer import ConfigError, RunConfig, run_training
+
+    train = str(REPO / "data/topics/train.csv")
+    for data, training, message in (
+        (DataConfig(train_file=train, text_column="label"), TrainingConfig(), "both name 'label'"),
+        (DataConfig(train_file=train), TrainingConfig(epochs=0), "training.epochs must be at least 1"),
+        (DataConfig(train_file=train), TrainingConfig(batch_size=0), "training.batch_size must be at least 1"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            run_training(RunConfig(data=data, training=training, output_dir=str(tmp_path / "out")))
+    assert not (tmp_path / "out").exists()
+
+
+def test_fit_refuses_a_folder_with_another_fits_checkpoints_and_apply_strategy_one_it_cannot_run(tiny_model_dir, tmp_path):
+    """A second fit into the same folder pruned its own checkpoints in favour of the first fit's, and resume=True then
+    continued the other fit; apply_strategy with fit trained only the head of gradual unfreezing and contrastive."""
+    import pytest
+
+    from nlp_transfer import UserError
+
+    data = load_text_classification_data(
+        DataConfig(train_file=str(REPO / "data/topics/train.csv"), validation_file=str(REPO / "data/topics/validation.csv"))
+    )
+    task = build_classification_task(model=tiny_model_dir, labels=data.labels)
+    splits = {"train_dataset": task.preprocess(data.splits["train"]), "eval_dataset": task.preprocess(data.splits["validation"])}
+    config = TrainingConfig(epochs=1, torch_threads=1, keep_checkpoints=True)
+    model = task.build_model()
+    groups = apply_strategy(model, "full", learning_rate=1e-4, weight_decay=0.01)
+    fit(model=model, task=task, param_groups=groups, config=config, output_dir=tmp_path / "run", **splits)
+    with pytest.raises(UserError, match="holds checkpoints of an earlier fit"):
+        fit(model=model, task=task, param_groups=groups, config=config, output_dir=tmp_path / "run", **splits)
+    for name in ("gradual_unfreezing", "contrastive"):
+        with pytest.raises(UserError, match=f"strategy '{name}' trains in more than one fit"):
+            apply_strategy(task.build_model(), name, learning_rate=1e-4, weight_decay=0.01)

@@ -44,6 +44,22 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     return config
 
 
+def checked_config(config: RunConfig, source: str = "RunConfig") -> RunConfig:
+    """``config`` (built in Python) checked as :func:`load_config` checks a file: types, ranges, contradictions.
+
+    A ``Path`` where a setting takes a path string is accepted and becomes that string.
+    """
+
+    def as_text(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: as_text(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [as_text(v) for v in node]
+        return str(node) if isinstance(node, Path) else node
+
+    return config_from_dict(as_text(config_to_dict(config)), source)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The config as plain nested dicts, ready for YAML."""
     return dataclasses.asdict(config)

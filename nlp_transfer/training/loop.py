@@ -33,6 +33,7 @@ from nlp_transfer.training.checkpoints import (
     checkpoint_dir,
     latest_checkpoint,
     link_or_copy,
+    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
     write_atomically,
@@ -182,6 +183,11 @@ def fit(
     and after each optimizer step.
     """
     output_dir = Path(output_dir)
+    if not resume and list_checkpoints(output_dir):  # another fit's: pruning would mix them, --resume continue them
+        raise UserError(
+            f"{output_dir}: holds checkpoints of an earlier fit ({checkpoint_dir(output_dir)}). Pass resume=True to "
+            "continue it, or give another output_dir (or delete that folder) to start a new one."
+        )
     accelerator = accelerator or make_accelerator(config, output_dir)
     loop = setup_loop(model, task, param_groups, train_dataset, eval_dataset, config, output_dir, seed, accelerator, callbacks)
     if resume:

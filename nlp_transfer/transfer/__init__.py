@@ -37,8 +37,20 @@ def prepare_model(model: nn.Module, strategy: str, options: TransferConfig | Non
 def apply_strategy(
     model: nn.Module, strategy: str, *, learning_rate: float, weight_decay: float, options: TransferConfig | None = None
 ) -> ParamGroups:
-    """Apply the named strategy to ``model`` (set what trains) and return its optimizer parameter groups."""
-    return strategy_class(strategy)(options).parameter_groups(model, learning_rate=learning_rate, weight_decay=weight_decay)
+    """Apply the named strategy to ``model`` (set what trains) and return its optimizer parameter groups.
+
+    Only for strategies that train as one ``fit`` of these groups: gradual unfreezing (its callbacks unfreeze the
+    blocks) and contrastive (its pair phase) are refused, since ``fit`` with the groups alone would train the head only.
+    """
+    chosen = strategy_class(strategy)(options)
+    if not chosen.one_fit_of_its_groups:
+        from nlp_transfer.errors import UserError
+
+        raise UserError(
+            f"strategy {strategy!r} trains in more than one fit of its parameter groups (callbacks or phases of its "
+            "own), which apply_strategy + fit would skip: run it with run_training(config), as nlp-transfer train does."
+        )
+    return chosen.parameter_groups(model, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
 __all__ = [

@@ -130,6 +130,9 @@ class Strategy:
     #: whether training reads nothing of the model but its logits, so the last layer may skip the positions the head
     #: never reads (``training.skip_unread_positions``). Opt-in: a strategy that reads token states must leave it False
     logits_only: ClassVar[bool] = False
+    #: whether one ``fit`` of :meth:`parameter_groups` trains as this strategy does (``apply_strategy`` + ``fit`` in the
+    #: Python API); False for a strategy whose plan needs its :meth:`callbacks` or its own :meth:`train`
+    one_fit_of_its_groups: ClassVar[bool] = True
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
         self.options = options or TransferConfig()

@@ -74,6 +74,7 @@ class ContrastiveFewShot(Strategy):
     name = "contrastive"
     uses_layer_lr_decay = False
     pools_tokens = True
+    one_fit_of_its_groups = False  # its train() runs the pair phase before the head
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
