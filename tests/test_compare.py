@@ -521,6 +521,7 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
         (["--per-class", "8,0"], "--per-class: '0' is not a positive number"),
         (["--per-class", "8,300"], "class 'negative' has 200 training rows, fewer than data.per_class=300"),
         (["data.max_train_samples=100", "--per-class", "8"], "data.per_class=8 and data.max_train_samples=100 both"),
+        (["--train-sizes", "50,5000"], "--train-sizes 5000: the training split of"),  # it was capped at 400 silently
     ]
     for flags, expect in cases:
         code = main(["compare", SENTIMENT_CONFIG, *overrides, *flags, "--output", str(out)])
@@ -561,3 +562,34 @@ def test_compare_per_class_over_seeds_end_to_end(sentiment_files, tiny_model_dir
     for size in (2, 4):  # the runs have a test split: the line ranks on validation and reports both
         assert f"at {size} per class (ranked on validation): use frozen (validation " in printed
     assert ", test " in printed and "over 2 seeds" in printed
+
+
+def test_a_run_config_keeps_what_its_point_means_and_scratch_keeps_the_architecture(sentiment_files):
+    """A train-size point counts rows even when the config samples per class; the from-scratch baseline keeps the
+    config's depth and pooling (it dropped them, so it compared a larger model with a different head)."""
+    from nlp_transfer.compare import Point
+    from nlp_transfer.compare.plan import run_config_for
+    from nlp_transfer.compare.rows import SCRATCH
+    from nlp_transfer.config import load_config
+
+    extra = {"data.per_class": 8, "transfer.depth": 1, "transfer.pooling": "mean", "strategy": "frozen"}
+    config = load_config(None, [f"{k}={v}" for k, v in data_overrides(sentiment_files, **extra).items()])
+    sized = run_config_for(config, "frozen", "frozen", Point(50), 1, Path("runs"), 2)
+    assert sized.data.per_class is None and sized.data.max_train_samples == 50
+    assert run_config_for(config, "frozen", "frozen", Point(per_class=4), 1, Path("runs"), 2).data.per_class == 4
+    scratch = run_config_for(config, SCRATCH, "full", Point(50), 1, Path("runs"), 2)
+    assert (scratch.transfer.depth, scratch.transfer.pooling, scratch.strategy) == (1, "mean", "full")
+
+
+def test_a_lead_of_float_noise_reads_zero_not_minus_zero():
+    """Two strategies tied on the validation mean but for float noise: the lead reads 0.0000, not -0.0000."""
+    from nlp_transfer.compare import aggregate_rows, recommendation
+
+    rows = [
+        few_shot_row("frozen", 4, 0, 0.6, validation=0.3),
+        few_shot_row("frozen", 4, 1, 0.6, validation=0.5),
+        few_shot_row("contrastive", 4, 0, 0.6, validation=0.1 + 0.2),  # 0.30000000000000004: a mean higher, a spread
+        few_shot_row("contrastive", 4, 1, 0.6, validation=0.5 + 2**-52),  # wider, by float noise alone
+    ]
+    text = recommendation(aggregate_rows(rows), rows)
+    assert "use frozen" in text and "leads by 0.0000" in text and "-0.0000" not in text, text

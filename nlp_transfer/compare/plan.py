@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nlp_transfer.compare.rows import SCRATCH, Point
 from nlp_transfer.config import RunConfig, TransferConfig, check_per_class
-from nlp_transfer.errors import ConfigError
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.transfer import STRATEGIES
 
 
@@ -132,8 +132,8 @@ def run_config_for(
     """
     run_config = copy.deepcopy(base)
     run_config.strategy = strategy  # type: ignore[assignment]
-    if name == SCRATCH:  # the baseline: plain full training of random weights
-        run_config.transfer = TransferConfig()
+    if name == SCRATCH:  # the baseline: plain full training of random weights, of the same architecture and head
+        run_config.transfer = TransferConfig(depth=base.transfer.depth, pooling=base.transfer.pooling)
     size = point.train_size
     if point.per_class is not None:  # the same rows for every strategy at this size and seed
         run_config.data.per_class = point.per_class
@@ -141,6 +141,7 @@ def run_config_for(
         size = point.per_class * labels
     else:
         run_config.seed = base.seed + (point.seed_offset or 0)
+        run_config.data.per_class = None  # a training size counts rows: a config's per-class sample would override it
         if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
             run_config.data.max_train_samples = size
     if size is not None:
@@ -179,6 +180,36 @@ def label_counts(configs: Mapping[str, RunConfig], points: Sequence[Point]) -> d
             read[key] = len(per_class_labels(config, max(sizes)))
         counts[name] = read[key]
     return counts
+
+
+def check_train_sizes(configs: Mapping[str, RunConfig], points: Sequence[Point]) -> None:
+    """Refuse a ``--train-sizes`` size larger than a config's training split, before anything trains (it was capped
+    silently, and reported as the size asked for)."""
+    sizes = [p.train_size for p in points if p.per_class is None and p.train_size is not None]
+    if not sizes:
+        return
+    read: dict[str, int] = {}
+    for config in configs.values():
+        key = json.dumps([config.task, config.seed, asdict(config.data)], sort_keys=True, default=str)
+        if key not in read:
+            read[key] = training_rows(config)
+        if max(sizes) > read[key]:
+            raise UserError(
+                f"--train-sizes {max(sizes)}: the training split of {config.data.train_file} has {read[key]:,} rows. "
+                f"Give sizes up to {read[key]:,}, or all."
+            )
+
+
+def training_rows(config: RunConfig) -> int:
+    """How many training rows ``config``'s data has once validation is held out (no per-class sample, no cap)."""
+    from nlp_transfer.data.loading import load_splits
+    from nlp_transfer.data.tagged_rows import TaggedRows
+    from nlp_transfer.data.text_rows import TextRows
+
+    trial = copy.deepcopy(config)
+    trial.data.per_class, trial.data.max_train_samples = None, None
+    reader = TaggedRows(trial.data) if trial.task == "ner" else TextRows(trial.data, trial.task == "multilabel")
+    return len(load_splits(trial.data, reader, seed=trial.seed).rows["train"])
 
 
 def varied_seed(run_config: RunConfig) -> int:

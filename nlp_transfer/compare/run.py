@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nlp_transfer.compare.child import comparison_row, train_in_child
-from nlp_transfer.compare.plan import comparison_points, default_output_dir, label_counts, run_config_for, varied_seed
+from nlp_transfer.compare.plan import (
+    check_train_sizes,
+    comparison_points,
+    default_output_dir,
+    label_counts,
+    run_config_for,
+    varied_seed,
+)
 from nlp_transfer.compare.report import write_report
 from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, Point, describe_point
 from nlp_transfer.compare.tables import flag_negative_transfer
@@ -55,6 +62,7 @@ def run_comparison(
     points = comparison_points(train_sizes, per_class, seeds)
     bases = {name: (strategy_configs or {}).get(name, config) for name in chosen}
     labels = label_counts(bases, points)
+    check_train_sizes(bases, points)
     rows: list[ComparisonRow] = []
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
         for point in points:

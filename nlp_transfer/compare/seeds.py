@@ -184,9 +184,10 @@ def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[Comparison
     if lead is None or lead.low is None or lead.high is None:
         return ""
     verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
+    mean, low, high = (f"{round(v, DIGITS) + 0.0:.{DIGITS}f}" for v in (lead.mean, lead.low, lead.high))  # no "-0.0000"
     text = (
-        f"; paired by seed{' on validation' if validation else ''}, {best.strategy} leads by {lead.mean:.{DIGITS}f} "
-        f"({CONFIDENCE:.0%} interval {lead.low:.{DIGITS}f} to {lead.high:.{DIGITS}f}, {lead.seeds} seeds): {verdict}"
+        f"; paired by seed{' on validation' if validation else ''}, {best.strategy} leads by {mean} "
+        f"({CONFIDENCE:.0%} interval {low} to {high}, {lead.seeds} seeds): {verdict}"
     )
     seconds = statistics.median(r.train_seconds for r in mine), statistics.median(r.train_seconds for r in theirs)
     if min(seconds) > 0:
