@@ -135,6 +135,7 @@ BAD_INPUTS = [
     ("one_label.csv", b"text,label\na,x\nb,x\n", {"validation_split": 0.5}, r"1 distinct label"),
     ("quote.csv", b'text,label\n"unclosed,pos\n', {}, r"quote.csv:2: a quoted field that starts on this row never closes"),
     ("folder.csv", None, {}, r"folder.csv: a folder, not a data file"),
+    ("most.csv", b"text,label\na,x\nb,y\nc,x\nd,y\n", {"validation_split": 0.999}, r"data.validation_split=0.999 cannot"),
 ]
 
 

@@ -416,3 +416,57 @@ def test_a_full_fine_tuning_run_never_imports_peft(tmp_path, tiny_model_dir):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
+
+
+def test_warm_up_never_covers_every_step_so_a_one_step_run_trains(small_split_files, tiny_model_dir, tmp_path):
+    """The first warm-up step runs at rate 0: a warm-up as long as the run (a one-step run at any ratio) left every
+    weight as loaded. Warm-up now stops one step short of the run; longer runs keep the Trainer's count."""
+    from safetensors.torch import load_file
+
+    from nlp_transfer.training.loop import warmup_steps
+
+    assert [warmup_steps(0.1, n) for n in (1, 2, 10, 100)] == [0, 1, 1, 10]
+    assert warmup_steps(1.0, 4) == 3 and warmup_steps(0.0, 5) == 0
+    config = config_for(small_split_files, tiny_model_dir, tmp_path / "run", **{"training.epochs": 1, "training.batch_size": 64})
+    result = run_training(config)
+    assert result.info["global_steps"] == 1
+    before, after = load_file(f"{tiny_model_dir}/model.safetensors"), load_file(str(tmp_path / "run/model.safetensors"))
+    moved = [k for k, v in before.items() if f"bert.{k}" in after and not torch.equal(v, after[f"bert.{k}"])]
+    assert moved, "the one step trained nothing"
+
+
+def test_patience_reached_at_the_last_evaluation_is_no_early_stop(sentiment_files, tiny_model_dir, tmp_path, capsys):
+    config = config_for(
+        sentiment_files, tiny_model_dir, tmp_path / "run",
+        **{"training.epochs": 2, "training.early_stopping_patience": 1, "training.learning_rate": 1e-9},
+    )  # fmt: skip
+    result = run_training(config)
+    assert len(result.info["history"]) == 2 and not result.info["stopped_early"]
+    assert "Early stopping" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"training.metric_for_best_model": "per_class"}, "'per_class' is not a validation metric that is a number"),
+        (
+            {"strategy": "frozen", "transfer.head_fit": "logistic", "training.metric_for_best_model": "bogus"},
+            "'bogus' is not a validation metric that is a number",
+        ),
+    ],
+)
+def test_a_best_model_metric_that_is_no_number_is_refused(small_split_files, tiny_model_dir, tmp_path, extra, message):
+    from nlp_transfer.errors import UserError
+
+    with pytest.raises(UserError, match=message):
+        run_training(config_for(small_split_files, tiny_model_dir, tmp_path / "run", **{"training.epochs": 1, **extra}))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs on a GPU")
+def test_fp16_on_a_cpu_is_refused_rather_than_trained_in_float32_and_recorded_as_fp16(
+    small_split_files, tiny_model_dir, tmp_path
+):
+    from nlp_transfer.errors import UserError
+
+    with pytest.raises(UserError, match=r"training\.mixed_precision=fp16 needs a GPU"):
+        run_training(config_for(small_split_files, tiny_model_dir, tmp_path / "run", **{"training.mixed_precision": "fp16"}))

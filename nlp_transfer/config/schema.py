@@ -62,7 +62,8 @@ class DataConfig:
     sample_seed: int = setting(
         0,
         "Seed of the data.per_class sample (a fresh generator per class). The same seed picks the same rows whatever "
-        "the strategy or the run's seed; nlp-transfer compare --per-class --seeds varies it.",
+        "the strategy or the run's seed, given a validation_file (a held-out validation split follows the run's seed, "
+        "and the sample is drawn from the rows it leaves); nlp-transfer compare --per-class --seeds varies it.",
     )
     token_column: int = setting(0, "NER, CoNLL files: the column holding the token (0 = first).")
     tag_column: int = setting(-1, "NER, CoNLL files: the column holding the tag (-1 = last).")

@@ -106,9 +106,22 @@ def hold_out(
     else:
         from sklearn.model_selection import train_test_split  # imported only when a split is carved
 
-        _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
+        try:
+            _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
+        except ValueError as err:  # a side left empty, or a class too small to stratify: scikit-learn says which
+            raise DataError(_split_refused(fraction, len(rows), str(err).splitlines()[0])) from None
         held = set(chosen)
-    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    train, validation = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+    if not train or not validation:
+        raise DataError(_split_refused(fraction, len(rows), "one side would be empty"))
+    return train, validation
+
+
+def _split_refused(fraction: float, rows: int, reason: str) -> str:
+    return (
+        f"data.validation_split={fraction} cannot hold out validation from the {rows:,} training rows ({reason}). "
+        "Give data.validation_file, or a data.validation_split that leaves rows on both sides (e.g. 0.1)."
+    )
 
 
 def sample_per_class(row_labels: Sequence[Any], classes: Sequence[str], per_class: int, seed: int) -> list[int]:

@@ -19,6 +19,7 @@ from accelerate.utils import DistributedType, TorchDynamoPlugin
 from safetensors.torch import load_model
 
 from nlp_transfer.config import TrainingConfig
+from nlp_transfer.errors import UserError
 
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
@@ -31,6 +32,11 @@ def make_accelerator(config: TrainingConfig, output_dir: Path | None = None, log
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         # one process: let a later run in the same process (a notebook, a test) choose another precision
         AcceleratorState._reset_state()
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():  # Accelerate would train in float32, silently
+        raise UserError(
+            "training.mixed_precision=fp16 needs a GPU, and this machine has none (on a CPU the run would train in "
+            "float32 while its records said fp16). Use training.mixed_precision=bf16 on a CPU, or no."
+        )
     if config.torch_compile:
         kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor", dynamic=True)
     # without a GPU, Accelerate needs cpu=True to join processes started by torchrun

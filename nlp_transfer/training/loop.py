@@ -237,7 +237,7 @@ def setup_loop(
     eval_batches = LengthSortedBatches.build(batch_rows(eval_dataset, columns), task.collator(), config.eval_batch_size)
     total_steps = math.ceil(len(train_dl) / config.gradient_accumulation_steps) * config.epochs
     optimizer = make_optimizer(param_groups, config.learning_rate)
-    scheduler = linear_warmup_then_decay(optimizer, math.ceil(config.warmup_ratio * total_steps), total_steps)
+    scheduler = linear_warmup_then_decay(optimizer, warmup_steps(config.warmup_ratio, total_steps), total_steps)
     model, optimizer, train_dl, eval_batches.loader, scheduler = accelerator.prepare(
         model, optimizer, train_dl, eval_batches.loader, scheduler
     )
@@ -262,6 +262,15 @@ def setup_loop(
         window=LogWindow(torch.zeros((), device=accelerator.device)),
         masks=masks,
     )
+
+
+def warmup_steps(warmup_ratio: float, total_steps: int) -> int:
+    """Warm-up steps: ``warmup_ratio`` of the steps rounded up, as the Trainer counts them, but never every step.
+
+    The first warm-up step runs at learning rate 0, so a warm-up as long as the run (a one-step run at any ratio)
+    would leave the model untrained.
+    """
+    return min(math.ceil(warmup_ratio * total_steps), max(total_steps - 1, 0))
 
 
 def enable_gradient_checkpointing(model: torch.nn.Module, masks: MaskSource | None) -> None:
@@ -436,11 +445,7 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
     state, accelerator = loop.state, loop.accelerator
     metrics = evaluate_batches(eager_module(loop.model), loop.eval_batches, loop.task, accelerator, loop.eval_dataset)
     scalars = scalar_metrics(metrics)
-    value = metrics.get(loop.metric_name)
-    if value is None:
-        raise UserError(
-            f"training.metric_for_best_model={loop.metric_name!r} is not a validation metric; choose one of {sorted(scalars)}."
-        )
+    value = selection_value(metrics, loop.metric_name)
     epoch_position = state.epoch + state.batches_done / max(len(loop.train_dl), 1)
     state.history.append({"epoch": round(epoch_position, 4), "step": state.global_step, **scalars})
     improved = beats(loop.metric_name, value, state.best_metric)
@@ -458,11 +463,23 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
     accelerator.print(
         f"[eval] epoch {state.history[-1]['epoch']} step {state.global_step}: {shown}" + ("  (best)" if improved else "")
     )
-    patience = loop.config.early_stopping_patience
-    if patience is not None and state.evals_without_improvement >= patience:
+    patience, last = loop.config.early_stopping_patience, state.global_step >= loop.run_steps
+    if patience is not None and state.evals_without_improvement >= patience and not last:  # the last stops anyway
         accelerator.print(f"Early stopping: {loop.metric_name} did not improve for {patience} evaluation(s).")
         loop.stop = True
     write_checkpoint(loop)
+
+
+def selection_value(metrics: dict[str, Any], metric_name: str) -> float:
+    """The number ``training.metric_for_best_model`` names in validation ``metrics``; a UserError listing the numbers
+    there when it names none (an unknown name, or a per-class table or matrix, which cannot pick a model)."""
+    scalars = scalar_metrics(metrics)
+    if metric_name not in scalars:
+        raise UserError(
+            f"training.metric_for_best_model={metric_name!r} is not a validation metric that is a number; "
+            f"choose one of {sorted(scalars)}."
+        )
+    return scalars[metric_name]
 
 
 def refuse_non_finite_weights(loop: Loop) -> None:

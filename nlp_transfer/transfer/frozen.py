@@ -122,7 +122,7 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     """
     from nlp_transfer.evaluation.metrics import scalar_metrics
     from nlp_transfer.training.evaluation import evaluate_model
-    from nlp_transfer.training.loop import FitResult
+    from nlp_transfer.training.loop import FitResult, selection_value
 
     options, training = run.config.transfer, run.config.training
     multi_label = bool(getattr(run.task, "multi_label", False))
@@ -134,7 +134,7 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     metric_name = cached.default_metric if training.metric_for_best_model == "auto" else training.metric_for_best_model
     return FitResult(
         model=run.model,
-        best_metric=metrics.get(metric_name),
+        best_metric=selection_value(metrics, metric_name),
         best_step=0,
         metric_name=metric_name,
         history=[{"epoch": 0, "step": 0, **scalar_metrics(metrics)}],
