@@ -565,18 +565,21 @@ def test_compare_per_class_over_seeds_end_to_end(sentiment_files, tiny_model_dir
 
 
 def test_a_run_config_keeps_what_its_point_means_and_scratch_keeps_the_architecture(sentiment_files):
-    """A train-size point counts rows even when the config samples per class; the from-scratch baseline keeps the
-    config's depth and pooling (it dropped them, so it compared a larger model with a different head)."""
+    """A config's per-class sample is the "all" point's; sizes in rows beside it are refused (the run failed, or
+    was mislabelled). The from-scratch baseline keeps the config's depth and pooling (it dropped them, so it
+    compared a larger model with a different head)."""
     from nlp_transfer.compare import Point
-    from nlp_transfer.compare.plan import run_config_for
+    from nlp_transfer.compare.plan import check_train_sizes, run_config_for
     from nlp_transfer.compare.rows import SCRATCH
     from nlp_transfer.config import load_config
+    from nlp_transfer.errors import UserError
 
     extra = {"data.per_class": 8, "transfer.depth": 1, "transfer.pooling": "mean", "strategy": "frozen"}
     config = load_config(None, [f"{k}={v}" for k, v in data_overrides(sentiment_files, **extra).items()])
-    sized = run_config_for(config, "frozen", "frozen", Point(50), 1, Path("runs"), 2)
-    assert sized.data.per_class is None and sized.data.max_train_samples == 50
+    assert run_config_for(config, "frozen", "frozen", Point(None), 1, Path("runs"), 2).data.per_class == 8  # "all"
     assert run_config_for(config, "frozen", "frozen", Point(per_class=4), 1, Path("runs"), 2).data.per_class == 4
+    with pytest.raises(UserError, match="both choose the training rows"):  # rows and a per-class sample contradict
+        check_train_sizes({"frozen": config}, [Point(50), Point(None)])
     scratch = run_config_for(config, SCRATCH, "full", Point(50), 1, Path("runs"), 2)
     assert (scratch.transfer.depth, scratch.transfer.pooling, scratch.strategy) == (1, "mean", "full")
 

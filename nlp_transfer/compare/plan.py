@@ -141,7 +141,6 @@ def run_config_for(
         size = point.per_class * labels
     else:
         run_config.seed = base.seed + (point.seed_offset or 0)
-        run_config.data.per_class = None  # a training size counts rows: a config's per-class sample would override it
         if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
             run_config.data.max_train_samples = size
     if size is not None:
@@ -190,6 +189,11 @@ def check_train_sizes(configs: Mapping[str, RunConfig], points: Sequence[Point])
         return
     read: dict[str, int] = {}
     for config in configs.values():
+        if config.data.per_class is not None:  # "all" keeps the config's sample; a size in rows would contradict it
+            raise UserError(
+                f"--train-sizes {','.join(map(str, sizes))} and the config's data.per_class={config.data.per_class} both "
+                "choose the training rows. Give sizes per class with --per-class, or set data.per_class=null."
+            )
         key = json.dumps([config.task, config.seed, asdict(config.data)], sort_keys=True, default=str)
         if key not in read:
             read[key] = training_rows(config)
