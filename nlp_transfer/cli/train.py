@@ -43,9 +43,13 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
         with imports_paused("nlp_transfer.pipeline"):
             config = load_config(args.config, args.overrides)
             if recipe is not None and config.task not in RECIPE_TASKS[recipe]:
+                matching = (
+                    config.task if config.task in RECIPE_TASKS else next(n for n, t in RECIPE_TASKS.items() if config.task in t)
+                )
                 raise UserError(
                     f"{args.config}: task={config.task} does not fit the {recipe} recipe "
-                    f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Use nlp-transfer train, or the matching recipe."
+                    f"(it runs {', '.join(RECIPE_TASKS[recipe])}). Run it with python recipes/{matching}.py, "
+                    "or nlp-transfer train."
                 )
             from nlp_transfer.pipeline import run_training
 

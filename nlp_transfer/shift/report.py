@@ -93,8 +93,9 @@ def _length_panel(axis: Any, lengths: dict[str, list[int]]) -> None:
     axis.legend()
 
 
-def write_report(report: ShiftReport, output_dir: Path) -> dict[str, Path]:
+def write_report(report: ShiftReport, output_dir: str | Path) -> dict[str, Path]:
     """Write ``shift.json`` and ``shift.png`` into ``output_dir`` (created); their paths by name."""
+    output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"shift.json": output_dir / "shift.json", "shift.png": output_dir / "shift.png"}
     write_json(report, paths["shift.json"])
