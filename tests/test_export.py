@@ -345,15 +345,11 @@ def test_an_export_of_other_weights_is_refused_by_predict_push_and_export_output
 # --------------------------------------------------------------------------- push --onnx
 
 
-def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(sentiment, monkeypatch, capsys):
-    import huggingface_hub
+def fake_hub(commits: list, remote: list[str] | None = None) -> type:
+    """An ``HfApi`` stand-in: a new repository, or one holding the files ``remote``; each commit's operations go to
+    ``commits``."""
 
-    from nlp_transfer import hub
-
-    run = sentiment[0]
-    commits = []
-
-    class FakeApi:  # records the one commit push_run makes
+    class FakeApi:
         def __init__(self, token=None):
             pass
 
@@ -361,18 +357,31 @@ def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(s
             return {"name": "someone"}
 
         def repo_exists(self, repo_id):
-            return False
+            return remote is not None
+
+        def list_repo_files(self, repo_id):
+            return list(remote or [])
 
         def create_repo(self, repo_id, private=False, exist_ok=True):
             return f"https://hub.example/{repo_id}"
 
         def create_commit(self, repo_id, operations, commit_message):
-            commits.append({op.path_in_repo: op.path_or_fileobj for op in operations})
+            commits.append(operations)
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    return FakeApi
+
+
+def test_push_onnx_uploads_the_export_and_the_card_runs_with_onnxruntime_alone(sentiment, monkeypatch, capsys):
+    import huggingface_hub
+
+    from nlp_transfer import hub
+
+    run = sentiment[0]
+    commits = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", fake_hub(commits))
     monkeypatch.setattr(hub.push, "_check_online", lambda: None)
     hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, onnx=True)
-    (files,) = commits
+    (files,) = ({op.path_in_repo: op.path_or_fileobj for op in operations} for operations in commits)
     assert {"onnx/model.onnx", "onnx/model.int8.onnx", "onnx/export.json", "model.safetensors"} <= set(files)
     card = files["README.md"].decode()
     assert "## ONNX" in card and "onnxruntime" in card
@@ -394,28 +403,8 @@ def test_a_later_push_without_onnx_deletes_the_earlier_exports_files(sentiment, 
 
     run = sentiment[0]
     remote = ["README.md", "config.json", "model.safetensors", "notes.md", "onnx/export.json", "onnx/model.int8.onnx"]
-    commits = []
-
-    class ExistingRepo:  # a repository an earlier push --onnx wrote, and a file its owner added
-        def __init__(self, token=None):
-            pass
-
-        def whoami(self):
-            return {"name": "someone"}
-
-        def repo_exists(self, repo_id):
-            return True
-
-        def list_repo_files(self, repo_id):
-            return remote
-
-        def create_repo(self, repo_id, private=False, exist_ok=True):
-            return f"https://hub.example/{repo_id}"
-
-        def create_commit(self, repo_id, operations, commit_message):
-            commits.append(operations)
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", ExistingRepo)
+    commits = []  # a repository an earlier push --onnx wrote, and a file its owner added
+    monkeypatch.setattr(huggingface_hub, "HfApi", fake_hub(commits, remote))
     monkeypatch.setattr(hub.push, "_check_online", lambda: None)
     hub.push_run(run, repo_id="someone/sentiment", token="hf_" + "x" * 30, license="mit")
     deleted = {op.path_in_repo for op in commits[-1] if type(op).__name__ == "CommitOperationDelete"}
