@@ -82,7 +82,8 @@ def test_a_runconfig_built_in_python_gets_the_checks_of_a_config_file(tmp_path):
 
 def test_fit_refuses_a_folder_with_another_fits_checkpoints_and_apply_strategy_one_it_cannot_run(tiny_model_dir, tmp_path):
     """A second fit into the same folder pruned its own checkpoints in favour of the first fit's, and resume=True then
-    continued the other fit; apply_strategy with fit trained only the head of gradual unfreezing and contrastive."""
+    continued the other fit; apply_strategy with fit trained only the head of gradual unfreezing (now a warning: its
+    callbacks go to fit) and of contrastive (refused: its phases are its own)."""
     import pytest
 
     from nlp_transfer import UserError
@@ -98,6 +99,7 @@ def test_fit_refuses_a_folder_with_another_fits_checkpoints_and_apply_strategy_o
     fit(model=model, task=task, param_groups=groups, config=config, output_dir=tmp_path / "run", **splits)
     with pytest.raises(UserError, match="holds checkpoints of an earlier fit"):
         fit(model=model, task=task, param_groups=groups, config=config, output_dir=tmp_path / "run", **splits)
-    for name in ("gradual_unfreezing", "contrastive"):
-        with pytest.raises(UserError, match=f"strategy '{name}' trains in more than one fit"):
-            apply_strategy(task.build_model(), name, learning_rate=1e-4, weight_decay=0.01)
+    with pytest.warns(UserWarning, match="strategy 'gradual_unfreezing' unfreezes through callbacks"):
+        apply_strategy(task.build_model(), "gradual_unfreezing", learning_rate=1e-4, weight_decay=0.01)
+    with pytest.raises(UserError, match="strategy 'contrastive' trains in phases of its own"):
+        apply_strategy(task.build_model(), "contrastive", learning_rate=1e-4, weight_decay=0.01)

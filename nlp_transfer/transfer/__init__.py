@@ -6,6 +6,8 @@ importing this package registers every strategy module below.
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
 from nlp_transfer.config import RunConfig, TransferConfig
@@ -39,18 +41,26 @@ def apply_strategy(
 ) -> ParamGroups:
     """Apply the named strategy to ``model`` (set what trains) and return its optimizer parameter groups.
 
-    Only for strategies that train as one ``fit`` of these groups: gradual unfreezing (its callbacks unfreeze the
-    blocks) and contrastive (its pair phase) are refused, since ``fit`` with the groups alone would train the head only.
+    A strategy that moves on through callbacks (gradual unfreezing) gets a warning: give ``fit`` its callbacks too,
+    ``strategy_class(name)(options).callbacks(model)``, or only the head trains. One whose own ``train`` runs phases
+    that ``fit`` would skip (contrastive) is refused.
     """
     chosen = strategy_class(strategy)(options)
     if not chosen.one_fit_of_its_groups:
         from nlp_transfer.errors import UserError
 
         raise UserError(
-            f"strategy {strategy!r} trains in more than one fit of its parameter groups (callbacks or phases of its "
-            "own), which apply_strategy + fit would skip: run it with run_training(config), as nlp-transfer train does."
+            f"strategy {strategy!r} trains in phases of its own, which apply_strategy + fit would skip: run it with "
+            "run_training(config), as nlp-transfer train does."
         )
-    return chosen.parameter_groups(model, learning_rate=learning_rate, weight_decay=weight_decay)
+    groups = chosen.parameter_groups(model, learning_rate=learning_rate, weight_decay=weight_decay)
+    if chosen.callbacks(model):
+        warnings.warn(
+            f"strategy {strategy!r} unfreezes through callbacks: pass fit(callbacks=strategy_class({strategy!r})"
+            "(options).callbacks(model)), or only what trains from the start (the head) will train.",
+            stacklevel=2,
+        )
+    return groups
 
 
 __all__ = [

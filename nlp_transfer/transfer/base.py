@@ -130,8 +130,8 @@ class Strategy:
     #: whether training reads nothing of the model but its logits, so the last layer may skip the positions the head
     #: never reads (``training.skip_unread_positions``). Opt-in: a strategy that reads token states must leave it False
     logits_only: ClassVar[bool] = False
-    #: whether one ``fit`` of :meth:`parameter_groups` trains as this strategy does (``apply_strategy`` + ``fit`` in the
-    #: Python API); False for a strategy whose plan needs its :meth:`callbacks` or its own :meth:`train`
+    #: whether ``fit`` of :meth:`parameter_groups` (with :meth:`callbacks`) trains as this strategy does: the Python
+    #: API's ``apply_strategy``; False for a strategy whose own :meth:`train` runs phases that ``fit`` alone would skip
     one_fit_of_its_groups: ClassVar[bool] = True
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:

@@ -84,7 +84,6 @@ class GradualUnfreezing(Strategy):
 
     name = "gradual_unfreezing"
     logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
-    one_fit_of_its_groups = False  # its callbacks unfreeze the blocks
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """Every parameter in the optimizer (layer-wise rates if set); the model is left as in phase 0."""
