@@ -244,3 +244,17 @@ def test_drift_separates_new_inputs_of_another_kind_from_more_of_the_same(noisy_
     assert missed.value.code == 1
     report = json.loads((run_dir / "check" / "check.json").read_text())
     assert report["drift"]["domain_classifier_accuracy"] > 0.9 and report["drift"]["label_total_variation"] is not None
+
+
+def test_multi_label_decisions_are_taken_at_the_runs_threshold():
+    """Multi-label calibration accuracy and selective figures decide at training.threshold, as predict does (they
+    used 0.5 whatever the run's threshold)."""
+    import numpy as np
+
+    from nlp_transfer.check.run_calibration import Scored, multi_label_figures
+
+    logits = np.full((40, 3), np.log(0.45 / 0.55))  # every score 0.45: a label at 0.4, none at 0.5
+    rows = Scored(logits, np.ones((40, 3)), "planted")
+    at_run_threshold, selective, _ = multi_label_figures(rows, rows, bins=10, threshold=0.4)
+    assert at_run_threshold["accuracy"] == 1.0 and selective["accuracy_at_80"] == 1.0
+    assert multi_label_figures(rows, rows, bins=10)[0]["accuracy"] == 0.0  # the 0.5 default misses every label

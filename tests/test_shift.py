@@ -97,6 +97,18 @@ def test_texts_both_sides_hold_stay_in_one_fold():
         np.concatenate([shared, rng.normal(0, 1, (50, 8))]), np.concatenate([shared, rng.normal(3, 1, (50, 8))])
     )
     assert 0.6 < overlapping.accuracy < 0.9  # half shared, half far apart: between chance and certainty
+    # a text embedded in another batch (other padding) differs in the 7th decimal: grouped by the texts, it is one text
+    noisy = cloud + rng.normal(0, 1e-7, cloud.shape)
+    assert abs(domain_classifier(cloud, noisy).proxy_a_distance) < 0.2  # rounded: most copies held together
+    names = [f"text {i}" for i in range(100)]
+    assert domain_classifier(cloud, noisy, texts=names + names).proxy_a_distance == 0.0
+
+
+def test_multi_label_total_variation_stays_within_one():
+    """Shares of multi-label predictions count a text once per label: as they were, the distance reached 1.5."""
+    assert label_shift([["a", "b", "c"]] * 10, [[]] * 10, ["a", "b", "c"])["total_variation"] == pytest.approx(1.0)
+    assert label_shift([["a", "b"]] * 4, [["a"], ["b"]] * 2, ["a", "b"])["total_variation"] == pytest.approx(0.0)
+    assert label_shift([["a"]] * 4, [["b"]] * 4, ["a", "b"])["total_variation"] == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- real corpora, real model

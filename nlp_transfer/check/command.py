@@ -171,7 +171,7 @@ def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOption
         held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     held_out = held_out or splits.get("test") or fit
     if task.multi_label:
-        calibration, selective, plotted = multi_label_figures(fit, held_out, options.bins)
+        calibration, selective, plotted = multi_label_figures(fit, held_out, options.bins, task.threshold)
     else:
         calibration, selective, plotted = single_label_figures(fit, held_out, options.bins, options.calibrator)
     report = {

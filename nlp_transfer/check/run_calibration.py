@@ -165,8 +165,13 @@ def check_calibrator(calibrator: str) -> str:
     return calibrator
 
 
-def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[str, Any], dict[str, Any], tuple]:
-    """Per-decision calibration of a multi-label run (its temperature is reported, not applied: thresholds stay)."""
+def multi_label_figures(
+    fit: Scored, held_out: Scored, bins: int, threshold: float = 0.5
+) -> tuple[dict[str, Any], dict[str, Any], tuple]:
+    """Per-decision calibration of a multi-label run (its temperature is reported, not applied: thresholds stay).
+
+    A decision is a label's score against the run's ``threshold`` (``training.threshold``), as predict decides it.
+    """
     temperature = fit_temperature_multilabel(fit.logits, fit.labels)
 
     def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -178,10 +183,10 @@ def multi_label_figures(fit: Scored, held_out: Scored, bins: int) -> tuple[dict[
         "applied": False,
         "ece": expected_calibration_error_multilabel(before, held_out.labels, bins=bins),
         "ece_after_temperature": expected_calibration_error_multilabel(after, held_out.labels, bins=bins),
-        "accuracy": float(np.mean((before >= 0.5) == (held_out.labels == 1))),
+        "accuracy": float(np.mean((before >= threshold) == (held_out.labels == 1))),
     }
     scores = np.maximum(before, 1.0 - before).ravel()
-    correct = ((before >= 0.5) == (held_out.labels == 1)).ravel()
+    correct = ((before >= threshold) == (held_out.labels == 1)).ravel()
     return calibration, selective_report(scores, correct), (scores, correct)
 
 

@@ -7,6 +7,7 @@ Chance-level accuracies below 0.5 give slightly negative values; they are report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,12 +33,15 @@ def proxy_a_distance(error: float) -> float:
     return 2.0 * (1.0 - 2.0 * error)
 
 
-def domain_classifier(source: np.ndarray, target: np.ndarray, *, folds: int = FOLDS, seed: int = 0) -> DomainClassifier:
+def domain_classifier(
+    source: np.ndarray, target: np.ndarray, *, folds: int = FOLDS, seed: int = 0, texts: Sequence[str] | None = None
+) -> DomainClassifier:
     """Cross-validated (stratified ``folds``) logistic regression on standardised features, source = 0, target = 1.
 
-    Texts that both sides hold (identical embeddings) are kept in one fold: split apart, the copy in the training
-    folds carries the other side's label, every held-out copy is predicted wrong, and identical sets would score far
-    below chance (a proxy A-distance near -2 where it should be 0).
+    Texts that both sides hold are kept in one fold: split apart, the copy in the training folds carries the other
+    side's label, every held-out copy is predicted wrong, and identical sets would score far below chance (a proxy
+    A-distance near -2 where it should be 0). ``texts`` (source's, then target's) tells the copies apart; without
+    them, embeddings equal to 5 decimals do (a text padded in another batch differs in the 7th).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -48,7 +52,10 @@ def domain_classifier(source: np.ndarray, target: np.ndarray, *, folds: int = FO
     is_target = np.concatenate([np.zeros(len(source), dtype=np.int64), np.ones(len(target), dtype=np.int64)])
     probability = np.zeros(len(features))
     accuracies = []
-    groups = np.unique(features, axis=0, return_inverse=True)[1].reshape(-1)  # one group per distinct embedding
+    if texts is not None:
+        groups = np.unique([text.strip() for text in texts], return_inverse=True)[1].reshape(-1)
+    else:
+        groups = np.unique(np.round(features, 5), axis=0, return_inverse=True)[1].reshape(-1)
     if len(np.unique(groups)) == len(features):  # all distinct: the plain stratified folds, as reports always had
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target)
     else:

@@ -103,7 +103,7 @@ def domain_shift(
     from nlp_transfer.shift.embed import embed_texts
 
     vectors = [embed_texts(encoder, side, batch_size=batch_size) for side in (source, target)]
-    classifier = domain_classifier(*vectors, seed=seed)
+    classifier = domain_classifier(*vectors, seed=seed, texts=[*source, *target])
     source_view, source_lengths = tokenizer_view(encoder.tokenizer, source)
     target_view, target_lengths = tokenizer_view(encoder.tokenizer, target)
     return ShiftReport(
