@@ -43,10 +43,27 @@ def check_replaceable(output_dir: Path, data_files: Iterable[str | None]) -> Non
 
 
 def has_checkpoint(output_dir: Path) -> bool:
-    """Whether a failed run left a checkpoint in ``output_dir`` that ``--resume`` continues from."""
-    from nlp_transfer.training.checkpoints import latest_checkpoint
+    """Whether a failed run left a complete checkpoint in ``output_dir`` that ``--resume`` continues from, its own or
+    one of a phase's (``checkpoints/contrastive/checkpoints/step-*``)."""
+    from nlp_transfer.training.checkpoints import PREFIX, STATE_FILE, checkpoint_dir
 
-    return output_dir.is_dir() and latest_checkpoint(output_dir) is not None
+    return output_dir.is_dir() and any(checkpoint_dir(output_dir).glob(f"**/{PREFIX}*/{STATE_FILE}"))
+
+
+def move_aside(output_dir: Path, aside: Path) -> None:
+    """Make way for a new run in ``output_dir``, never losing a finished run.
+
+    A finished run there (``metrics.json``) moves to ``aside``. An unfinished one, left for ``--resume`` by an earlier
+    ``--overwrite`` that failed after a checkpoint, is deleted: the finished run it was to replace already waits in
+    ``aside`` and stays there.
+    """
+    if aside.is_dir() and not (output_dir / "metrics.json").is_file():
+        shutil.rmtree(output_dir)
+        print(f"replacing the unfinished run in {output_dir}; the finished one still waits in {aside}", file=sys.stderr)
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+    output_dir.rename(aside)
+    print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
 
 
 @contextmanager
@@ -61,9 +78,7 @@ def replaced_on_success(
     """
     aside, main = replaced_path(output_dir), accelerator.is_main_process
     if replace and main:
-        shutil.rmtree(aside, ignore_errors=True)
-        output_dir.rename(aside)
-        print(f"replacing {output_dir}: the earlier run waits in {aside} until this one finishes", file=sys.stderr)
+        move_aside(output_dir, aside)
     accelerator.wait_for_everyone()  # every process, whatever it saw: the others looked before the main one moved it
     try:
         yield

@@ -50,6 +50,8 @@ def run_self_training(
     splits = labelled_splits(config)  # every input read and checked before --overwrite moves the earlier run aside
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
+    if resume:
+        check_resumed_rounds(config, output_dir)
     with replaced_on_success(output_dir, replace, state, resumable=has_resumable_round):
         rounds, result, stopped_at = train_rounds(config, texts, shares, train, resume=resume, state=state)
         return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
@@ -182,12 +184,8 @@ def remove_teacher_weights(teacher_dir: Path) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def train_round(
-    config: RunConfig, round_dir: Path, pseudo_file: Path | None, train: Callable[..., Any], *, resume: bool, last: bool
-) -> Any:
-    """Train one round as an ordinary run in ``round_dir`` (a finished one is read back, not retrained)."""
-    if resume and (round_dir / "metrics.json").is_file():
-        return _finished_round(round_dir)
+def round_config(config: RunConfig, round_dir: Path, pseudo_file: Path | None, *, last: bool) -> RunConfig:
+    """The config of one round: the run's, with its pseudo-labels, its own folder, and the test split if ``last``."""
     data = dataclasses.replace(
         config.data,
         unlabeled_file=None,
@@ -195,9 +193,32 @@ def train_round(
         test_file=config.data.test_file if last else None,  # the test split is scored once, by the last round
     )
     hub = dataclasses.replace(config.hub, push=False)
-    round_config = dataclasses.replace(config, data=data, hub=hub, output_dir=str(round_dir))
-    interrupted = resume and (round_dir / "config.yaml").is_file()
-    return train(round_config, resume=interrupted, overwrite=not interrupted)
+    return dataclasses.replace(config, data=data, hub=hub, output_dir=str(round_dir))
+
+
+def train_round(
+    config: RunConfig, round_dir: Path, pseudo_file: Path | None, train: Callable[..., Any], *, resume: bool, last: bool
+) -> Any:
+    """Train one round as an ordinary run in ``round_dir`` (a finished one is read back, not retrained).
+
+    Resumed, a round that wrote a checkpoint continues from it; one stopped before its first checkpoint starts again.
+    """
+    from nlp_transfer.output_dir import has_checkpoint
+
+    if resume and (round_dir / "metrics.json").is_file():
+        return _finished_round(round_dir)
+    interrupted = resume and has_checkpoint(round_dir)
+    return train(round_config(config, round_dir, pseudo_file, last=last), resume=interrupted, overwrite=not interrupted)
+
+
+def check_resumed_rounds(config: RunConfig, output_dir: Path) -> None:
+    """Refuse to resume a self-training run with settings that change training (checked against round 0's, which
+    every round shares): stopped between rounds, a changed threshold or learning rate went through unnoticed."""
+    from nlp_transfer.pipeline import check_resumed_config
+
+    first = output_dir / ROUNDS_DIR / "round_0"
+    if (first / "config.yaml").is_file():
+        check_resumed_config(round_config(config, first, None, last=config.self_training.rounds == 0), first)
 
 
 def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:

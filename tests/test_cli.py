@@ -607,3 +607,37 @@ def test_a_quote_that_never_closes_names_the_row_it_opens_on(trained_run, tmp_pa
     code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", broken)
     assert code == 2 and f"{broken}:3: a quoted field that starts on this row never closes" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_second_failed_overwrite_never_loses_the_finished_run_and_phase_checkpoints_count(tmp_path):
+    """A finished run A; overwrite B fails after a checkpoint (kept for --resume, A waits aside); overwrite C fails
+    before one: A used to be deleted with the aside. And a contrastive phase's checkpoint is a checkpoint to resume."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from nlp_transfer.output_dir import has_checkpoint, replaced_on_success, replaced_path
+
+    main_process = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
+    run, aside = tmp_path / "run", replaced_path(tmp_path / "run")
+    run.mkdir()
+    (run / "metrics.json").write_text("{}")
+    (run / "model.safetensors").write_bytes(b"A")
+
+    def failing_run(checkpoint: str | None) -> None:
+        with pytest.raises(RuntimeError), replaced_on_success(run, True, main_process):
+            run.mkdir()
+            (run / "config.yaml").write_text("task: classification\n")
+            if checkpoint:
+                (run / checkpoint).mkdir(parents=True)
+                (run / checkpoint / "trainer_state.json").write_text("{}")
+            raise RuntimeError("planted")
+
+    failing_run("checkpoints/contrastive/checkpoints/step-00000030")  # B: a phase-1 checkpoint, kept to resume
+    assert has_checkpoint(run) and (aside / "model.safetensors").read_bytes() == b"A"
+    failing_run(None)  # C: nothing to resume; the finished A comes back
+    assert (run / "model.safetensors").read_bytes() == b"A" and not aside.exists()
+    with replaced_on_success(run, True, main_process):  # D finishes: A goes
+        run.mkdir()
+        (run / "model.safetensors").write_bytes(b"D")
+    assert (run / "model.safetensors").read_bytes() == b"D" and not aside.exists()

@@ -305,3 +305,47 @@ def test_overwrite_gives_the_earlier_run_back_when_round_0_fails_and_keeps_a_fin
     assert main(["train", "recipes/configs/sentiment/minilm_full.yaml", *overrides, "--resume"]) == 0
     assert (earlier / "metrics.json").is_file() and (earlier / "run_info.json").is_file()
     assert not replaced_path(earlier).exists()  # the finished run no longer needs the earlier one
+
+
+def test_a_round_stopped_before_its_first_checkpoint_resumes_and_changed_settings_are_refused(
+    tmp_path, tiny_model_dir, capsys, monkeypatch
+):
+    """Round 1 stopped before its first checkpoint: --resume said "no complete checkpoint" and the advice (--overwrite)
+    retrained round 0. Now the round starts again, and a resume with changed settings is refused between rounds too."""
+    from nlp_transfer.cli import main
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.transfer.full import FullFineTuning
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
+    (tmp_path / "unlabeled.txt").write_text("\n".join(t for t, _ in synthetic_sentiment(30, 2)) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    overrides = tiny_overrides(
+        tiny_model_dir,
+        run,
+        **{
+            "data.train_file": train,
+            "data.validation_split": 0.25,
+            "data.unlabeled_file": tmp_path / "unlabeled.txt",
+            "self_training.threshold": 0.5,  # two classes: every text is labelled, so round 1 trains
+            "self_training.balance": "false",
+        },
+    )
+    config = "recipes/configs/sentiment/minilm_full.yaml"
+    monkeypatch.chdir(REPO)
+    real, calls = FullFineTuning.train, []
+
+    def stop_in_round_1(self, training_run):
+        calls.append(1)
+        if len(calls) == 2:
+            raise UserError("stopped in round 1 (planted)")
+        return real(self, training_run)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FullFineTuning, "train", stop_in_round_1)
+        assert main(["train", config, *overrides]) == 2
+    assert (run / "self_training/round_0/metrics.json").is_file() and (run / "self_training/round_1/config.yaml").is_file()
+    assert main(["train", config, *overrides, "training.learning_rate=5e-4", "--resume"]) == 2
+    assert "training.learning_rate" in capsys.readouterr().err
+    assert main(["train", config, *overrides, "--resume"]) == 0, capsys.readouterr().err
+    info = json.loads((run / "run_info.json").read_text())
+    assert [r["round"] for r in info["self_training"]["rounds"]] == [0, 1] and (run / "metrics.json").is_file()

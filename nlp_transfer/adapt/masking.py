@@ -78,8 +78,9 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int, words: str) ->
     full = tokenizer(list(texts), add_special_tokens=True, truncation=False, return_length=True)["length"]
     columns: dict[str, list[Any]] = {"input_ids": encoded["input_ids"], "word_ids": [], "truncated": []}
     prefix = wordpiece_prefix(tokenizer)
+    specials = set(tokenizer.all_special_ids)  # "[MASK]" or "[UNK]" written in a text too: no word, never masked
     for i, ids in enumerate(encoded["input_ids"]):
-        special = encoded["special_tokens_mask"][i]
+        special = [int(s or token in specials) for s, token in zip(encoded["special_tokens_mask"][i], ids, strict=True)]
         if words == "wordpiece":
             found = word_ids_of(tokenizer.convert_ids_to_tokens(ids), special, prefix)
         else:
