@@ -152,7 +152,7 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, *,
     return _ece_from_bins(reliability_bins(probabilities, labels, bins=bins))
 
 
-def ece_noise_floor(confidences: np.ndarray, *, bins: int = 15, samples: int = 200, seed: int = 0) -> dict[str, float]:
+def ece_noise_floor(confidences: np.ndarray, *, bins: int = 15, samples: int = 2000, seed: int = 0) -> dict[str, float]:
     """The ECE of a perfectly calibrated model with these top-label ``confidences``: median and 95th percentile.
 
     Each simulation draws every row's correctness as Bernoulli(confidence) (seeded) and bins the rows as
