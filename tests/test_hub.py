@@ -485,3 +485,24 @@ def test_the_card_lists_only_the_transfer_settings_its_strategy_reads(trained_ru
     assert "transfer.lora_r" not in full and "transfer.contrastive_pairs" not in full and "transfer.unfreeze_every" not in full
     lora = build_model_card(lora_run, repo_id="a/b", adapter=True).text
     assert "transfer.lora_r" in lora and "transfer.contrastive_pairs" not in lora
+
+
+def test_only_path_settings_are_cut_labels_that_look_like_paths_are_published_as_they_are():
+    """Cutting every string that began with '/' or '~' renamed labels such as "/Sports/Soccer", turned a '~' separator
+    into the home folder's name, and crashed on "~music" (no such user)."""
+    from nlp_transfer.hub.files import without_local_paths
+
+    config = {
+        "model": "/home/me/models/tiny",
+        "output_dir": "~/runs/cat",
+        "data": {
+            "labels": ["/Arts & Entertainment/Music", "~music", "C:/x"],
+            "label_separator": "~",
+            "train_file": "data/d/t.csv",
+        },
+        "self_training": {"rounds": [{"dir": "/home/me/runs/cat/self_training/round_0"}]},
+    }
+    public = without_local_paths(config)
+    assert public["data"]["labels"] == config["data"]["labels"] and public["data"]["label_separator"] == "~"
+    assert (public["model"], public["output_dir"], public["data"]["train_file"]) == ("tiny", "cat", "t.csv")
+    assert public["self_training"]["rounds"][0]["dir"] == "round_0"

@@ -174,3 +174,9 @@ def test_a_jsonl_row_without_the_text_key_is_named_and_export_dir_needs_the_onnx
     assert "in.jsonl:2: no key 'text' in this row" in err and "--text-column" not in err, err
     assert main(["predict", "run", "hello", "--export-dir", str(tmp_path)]) == 2
     assert "add --backend onnx" in capsys.readouterr().err
+
+
+def test_a_csv_row_over_several_lines_carries_the_line_it_starts_on(preloaded, tmp_path, capsys):
+    (tmp_path / "in.csv").write_text('id,text\n1,good\n2,"multi\nline text"\n3,bad\n', encoding="utf-8")
+    assert main(["predict", "run", "--input", str(tmp_path / "in.csv")]) == 0
+    assert [json.loads(line)["line"] for line in capsys.readouterr().out.splitlines()] == [2, 3, 5]

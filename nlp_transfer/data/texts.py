@@ -120,13 +120,15 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> It
     if text_column not in names:
         raise _missing_column(path, text_column, names)
     index = names.index(text_column)
+    start = reader.line_num + 1  # the line a row starts on: a quoted cell may run over several
     try:
         for row in reader:
             if row and any(cell.strip() for cell in row):
                 if len(row) <= index:
-                    raise DataError(f"{path}:{reader.line_num}: expected {len(names)} fields, found {len(row)}.")
-                if text := cell_text(path, reader.line_num, row[index]):
-                    yield reader.line_num, text
+                    raise DataError(f"{path}:{start}: expected {len(names)} fields, found {len(row)}.")
+                if text := cell_text(path, start, row[index]):
+                    yield start, text
+            start = reader.line_num + 1
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 

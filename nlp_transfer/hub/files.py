@@ -101,24 +101,25 @@ def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
     )
 
 
-#: config.yaml keys whose values are local paths even when relative (``data.train_file: data/train.csv``)
-PATH_KEY_RE = re.compile(r"^(output_dir|model|.*_file|.*_dir)$")
+#: keys of config.yaml and run_info.json whose values are local paths (``data.train_file: data/train.csv``,
+#: ``self_training.rounds[].dir``); only these are cut: a label such as "/Sports/Soccer" is no path
+PATH_KEY_RE = re.compile(r"^(output_dir|model|base_model|dir|path|.*_file|.*_dir|.*_path)$")
 
 
 def public_name(value: str) -> str:
     """``value`` fit to publish: a Hub id or a bare name as it is, a local path cut to its last part."""
-    if looks_like_hub_id(value) or not re.search(r"[/\\~]", value):
+    if looks_like_hub_id(value) or not re.search(r"[/\\]", value):
         return value
-    return Path(value).expanduser().name or value
+    return Path(value.replace("\\", "/")).name or value
 
 
 def without_local_paths(node: Any, key: str = "") -> Any:
-    """``node`` with absolute paths (and the values of :data:`PATH_KEY_RE` keys) cut to their last part."""
+    """``node`` with the values of :data:`PATH_KEY_RE` keys cut to their last part (:func:`public_name`)."""
     if isinstance(node, dict):
         return {k: without_local_paths(v, str(k)) for k, v in node.items()}
     if isinstance(node, list):
         return [without_local_paths(v, key) for v in node]
-    if isinstance(node, str) and (PATH_KEY_RE.match(key) or re.match(r"^(/|~|[A-Za-z]:[/\\])", node)):
+    if isinstance(node, str) and PATH_KEY_RE.match(key):
         return public_name(node)
     return node
 
