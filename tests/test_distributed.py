@@ -35,6 +35,13 @@ def run(command, out):
     return json.loads((out / "metrics.json").read_text()), json.loads((out / "run_info.json").read_text()), done
 
 
+def two_processes_and_one(common, tmp_path):
+    """``common`` run by two processes of batch 8 and by one of batch 16 (the same effective batch): both results."""
+    two = run([*LAUNCH, *common, "training.batch_size=8", f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
+    one = run([sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one")
+    return two, one
+
+
 def sentiment_recipe(model_dir, folder, train_rows, validation_rows):
     """The sentiment recipe on the tiny model and synthetic rows (validation doubles as test)."""
     train = write_csv(folder / "train.csv", synthetic_sentiment(train_rows, 1))
@@ -56,11 +63,7 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
         "training.learning_rate=2e-3",
         "training.torch_threads=1",
     ]
-    # same effective batch: 2 processes x 8 against 1 process x 16
-    two, two_info, launched = run([*LAUNCH, *common, "training.batch_size=8", f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
-    one, one_info, _ = run(
-        [sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one"
-    )
+    (two, two_info, launched), (one, one_info, _) = two_processes_and_one(common, tmp_path)
     assert two_info["num_processes"] == 2 and one_info["num_processes"] == 1
     assert two_info["global_steps"] == one_info["global_steps"] == 75
     for metrics in (one, two):
@@ -310,10 +313,7 @@ def test_adapt_under_two_processes_counts_each_held_out_mask_once_and_learns(tin
         "training.warmup_ratio=0.0",
         "training.torch_threads=1",
     ]
-    two, two_info, launched = run([*LAUNCH, *common, "training.batch_size=8", f"output_dir={tmp_path / 'two'}"], tmp_path / "two")
-    one, one_info, _ = run(
-        [sys.executable, *common, "training.batch_size=16", f"output_dir={tmp_path / 'one'}"], tmp_path / "one"
-    )
+    (two, two_info, launched), (one, one_info, _) = two_processes_and_one(common, tmp_path)
     assert two_info["num_processes"] == 2 and two_info["global_steps"] == one_info["global_steps"] == 2 * 17  # 270 lines
     assert two["before"]["masked_tokens"] == one["before"]["masked_tokens"] == two["after"]["masked_tokens"] > 0
     assert two["before"]["loss"] == pytest.approx(one["before"]["loss"], rel=1e-4)  # the same masks, scored once each
