@@ -522,6 +522,8 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
         (["--per-class", "8,300"], "class 'negative' has 200 training rows, fewer than data.per_class=300"),
         (["data.max_train_samples=100", "--per-class", "8"], "data.per_class=8 and data.max_train_samples=100 both"),
         (["--train-sizes", "50,5000"], "--train-sizes 5000: the training split of"),  # it was capped at 400 silently
+        (["full:strategy=lora"], "compare sets each run's strategy from --strategies"),  # was ignored silently
+        (["--strategies", "full,frozen", "frozen:transfer.layer_lr_decay=0.8"], "frozen: transfer.layer_lr_decay applies"),
     ]
     for flags, expect in cases:
         code = main(["compare", SENTIMENT_CONFIG, *overrides, *flags, "--output", str(out)])

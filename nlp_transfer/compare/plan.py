@@ -47,6 +47,12 @@ def split_strategy_overrides(overrides: Sequence[str], strategies: Sequence[str]
     common: list[str] = []
     own: dict[str, list[str]] = {}
     for item in overrides:
+        key = item.partition("=")[0]
+        if key.rpartition(":")[2].strip() == "strategy":  # "strategy=lora" or "full:strategy=lora"
+            raise ConfigError(
+                f"override {item!r}: compare sets each run's strategy from --strategies (LABEL=STRATEGY names a "
+                "variant, e.g. --strategies full,mine=lora); drop the override."
+            )
         prefix, sep, rest = item.partition(":")
         if sep and "=" not in prefix:
             if prefix not in (*strategies, SCRATCH):

@@ -63,6 +63,7 @@ def run_comparison(
     bases = {name: (strategy_configs or {}).get(name, config) for name in chosen}
     labels = label_counts(bases, points)
     check_train_sizes(bases, points)
+    check_run_configs(bases, chosen, points, min_steps, out, labels)
     rows: list[ComparisonRow] = []
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
         for point in points:
@@ -79,6 +80,22 @@ def run_comparison(
                 flag_negative_transfer(rows, baseline)
                 write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
     return rows
+
+
+def check_run_configs(
+    bases: Mapping[str, RunConfig],
+    chosen: Mapping[str, str],
+    points: Sequence[Point],
+    min_steps: int,
+    out: Path,
+    labels: Mapping[str, int],
+) -> None:
+    """Check every label's run config before anything trains: a strategy's bad option (``fl:transfer.freeze_layers=9``)
+    is one error now, not a failure in each of its runs' processes."""
+    from nlp_transfer.config.parse import checked_config
+
+    for name, strategy in chosen.items():
+        checked_config(run_config_for(bases[name], name, strategy, points[0], min_steps, out / "runs", labels[name]), name)
 
 
 def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> str:
