@@ -36,10 +36,16 @@ def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     if Path(path).suffix.lower() in (".txt", ""):
         return [line.strip() for line in read_text(path, encoding).splitlines() if line.strip()]
     records = read_records(path, format=infer_format(path, None), delimiter=None, header=True, encoding=encoding)
+    return [text for _, text in record_texts(path, records, text_column)]
+
+
+def record_texts(path: str, records: Sequence[Any], text_column: str) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of the ``text_column`` of read records, blank cells and JSON nulls skipped."""
     if text_column not in records[0].fields:
-        raise UserError(f"{path}: no column '{text_column}'; the columns are {list(records[0].fields)}. Pass --text-column.")
-    texts = (cell_text(path, r.line, r.fields.get(text_column)) for r in records)
-    return [text for text in texts if text]
+        raise _missing_column(path, text_column, list(records[0].fields))
+    for record in records:
+        if text := cell_text(path, record.line, record.fields.get(text_column)):
+            yield record.line, text
 
 
 def cell_text(path: str, line: int, value: Any) -> str:
@@ -72,10 +78,9 @@ def iter_numbered_texts(path: str, *, text_column: str = "text", encoding: str =
     if suffix not in (".txt", ""):
         format = infer_format(path, None)
         if format == "json":
-            records = read_records(path, format="json", delimiter=None, header=True, encoding=encoding)
-            if text_column not in records[0].fields:
-                raise _missing_column(path, text_column, list(records[0].fields))
-            yield from ((r.line, t) for r in records if (t := cell_text(path, r.line, r.fields.get(text_column))))
+            yield from record_texts(
+                path, read_records(path, format="json", delimiter=None, header=True, encoding=encoding), text_column
+            )
             return
         if format not in ("csv", "tsv", "jsonl"):
             raise DataError(f"{path}: format '{format}' holds no texts to predict. Give a .txt, csv, tsv, json or jsonl file.")

@@ -162,9 +162,7 @@ def _run_info_for_hub(path: Path) -> bytes:
     for entry in (info.get("data_files") or {}).values():
         if isinstance(entry, dict) and "path" in entry:
             entry["path"] = Path(str(entry["path"])).name
-    if isinstance(info.get("base_model"), str):
-        info["base_model"] = public_name(info["base_model"])
-    return (json.dumps(without_local_paths(info), indent=2) + "\n").encode("utf-8")
+    return (json.dumps(without_local_paths(info), indent=2) + "\n").encode("utf-8")  # base_model among the path keys
 
 
 def looks_like_hub_id(name: str) -> bool:

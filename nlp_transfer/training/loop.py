@@ -241,7 +241,7 @@ def setup_loop(
     model, optimizer, train_dl, eval_batches.loader, scheduler = accelerator.prepare(
         model, optimizer, train_dl, eval_batches.loader, scheduler
     )
-    metric_name = task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
+    metric_name = selection_metric(config, task)
     # the schedule counts unsharded batches (Accelerate steps it once per process); each process runs its share
     run_steps = math.ceil(len(train_dl) / config.gradient_accumulation_steps) * config.epochs
     return Loop(
@@ -468,6 +468,11 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
         accelerator.print(f"Early stopping: {loop.metric_name} did not improve for {patience} evaluation(s).")
         loop.stop = True
     write_checkpoint(loop)
+
+
+def selection_metric(config: TrainingConfig, task: Any) -> str:
+    """The metric that picks the best model: ``training.metric_for_best_model``, or the task's own for ``auto``."""
+    return task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
 
 
 def selection_value(metrics: dict[str, Any], metric_name: str) -> float:

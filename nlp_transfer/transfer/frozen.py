@@ -122,7 +122,7 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     """
     from nlp_transfer.evaluation.metrics import scalar_metrics
     from nlp_transfer.training.evaluation import evaluate_model
-    from nlp_transfer.training.loop import FitResult, selection_value
+    from nlp_transfer.training.loop import FitResult, selection_metric, selection_value
 
     options, training = run.config.transfer, run.config.training
     multi_label = bool(getattr(run.task, "multi_label", False))
@@ -131,7 +131,7 @@ def solve_head(run: TrainingRun, inner: nn.Module, cached: CachedFeatureTask, en
     run.accelerator.print(f"head: logistic regression fitted to convergence in {seconds:.2f} s (C={options.head_c})")
     validation = cached.dataset(run.splits["validation"], "validation")
     metrics = evaluate_model(CachedFeatureHead(inner), validation, cached, run.accelerator, training.eval_batch_size)
-    metric_name = cached.default_metric if training.metric_for_best_model == "auto" else training.metric_for_best_model
+    metric_name = selection_metric(training, cached)
     return FitResult(
         model=run.model,
         best_metric=selection_value(metrics, metric_name),
