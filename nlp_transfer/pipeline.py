@@ -33,7 +33,7 @@ from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
 from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.first_position import first_position_only
-from nlp_transfer.training.loop import FitResult
+from nlp_transfer.training.loop import FitResult, check_selection_metric
 from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
 
 __all__ = ["METRICS_FILE", "RUN_INFO_FILE", "RunResult", "Task", "build_task_and_data", "run_training"]
@@ -81,6 +81,7 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
     strategy.check_data(config, data)
+    check_selection_metric(config.training, task)
     task = strategy.prepare_task(task)
 
     set_seed(config.seed)

@@ -446,20 +446,45 @@ def test_patience_reached_at_the_last_evaluation_is_no_early_stop(sentiment_file
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    "extra",
     [
-        ({"training.metric_for_best_model": "per_class"}, "'per_class' is not a validation metric that is a number"),
-        (
-            {"strategy": "frozen", "transfer.head_fit": "logistic", "training.metric_for_best_model": "bogus"},
-            "'bogus' is not a validation metric that is a number",
-        ),
+        {"training.metric_for_best_model": "per_class"},
+        {"strategy": "frozen", "transfer.head_fit": "logistic", "training.metric_for_best_model": "bogus"},
+        {"training.metric_for_best_model": "f1"},  # NER's name, not a classifier's
     ],
 )
-def test_a_best_model_metric_that_is_no_number_is_refused(small_split_files, tiny_model_dir, tmp_path, extra, message):
+def test_a_best_model_metric_the_task_lacks_is_refused_before_training(small_split_files, tiny_model_dir, tmp_path, extra):
     from nlp_transfer.errors import UserError
 
-    with pytest.raises(UserError, match=message):
+    name = extra["training.metric_for_best_model"]
+    with pytest.raises(UserError, match=rf"{name!r} is not a validation metric of this task; choose auto or one of .*f1_macro"):
         run_training(config_for(small_split_files, tiny_model_dir, tmp_path / "run", **{"training.epochs": 1, **extra}))
+    assert not (tmp_path / "run").exists()  # refused before the run directory or a step
+
+
+def test_metric_names_are_the_numbers_compute_metrics_reports(tiny_model_dir):
+    import numpy as np
+
+    from nlp_transfer.evaluation.metrics import scalar_metrics
+    from nlp_transfer.tasks.classification import build_classification_task
+    from nlp_transfer.tasks.token_classification import build_token_classification_task
+
+    binary = build_classification_task(model=tiny_model_dir, labels=["negative", "positive"])
+    logits, labels = np.array([[2.0, -1.0], [0.0, 1.0], [1.0, 0.0]]), np.array([0, 1, 1])
+    assert binary.metric_names() == set(scalar_metrics(binary.compute_metrics(logits, labels)))
+    assert "roc_auc" in binary.metric_names() and "subset_accuracy" not in binary.metric_names()
+    multi = build_classification_task(model=tiny_model_dir, labels=["a", "b", "c"], multi_label=True)
+    assert multi.metric_names() == set(scalar_metrics(multi.compute_metrics(np.zeros((2, 3)), np.array([[1, 0, 0], [0, 1, 1]]))))
+    tagger = build_token_classification_task(model=tiny_model_dir, labels=["O", "B-PER", "I-PER"])
+    assert {"f1", "precision", "recall", "accuracy"} <= tagger.metric_names() and "f1_micro" not in tagger.metric_names()
+
+
+def test_a_metric_missing_from_one_evaluation_is_refused_with_the_numbers_there():
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.training.loop import selection_value
+
+    with pytest.raises(UserError, match=r"'roc_auc' is not a validation metric that is a number; choose one of \['accuracy'\]"):
+        selection_value({"accuracy": 0.5, "per_class": {}}, "roc_auc")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 runs on a GPU")

@@ -62,6 +62,11 @@ class Task:
             self.auto_class, self.model_path, allow_pickle=self.allow_pickle, trust_remote_code=self.trust_remote_code, **kwargs
         )
 
+    def metric_names(self) -> frozenset[str] | None:
+        """The numbers ``compute_metrics`` reports, so a wrong ``training.metric_for_best_model`` fails before training;
+        None (the default) leaves the check to the first evaluation."""
+        return None
+
     def weighted_cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Cross-entropy over the last axis of ``logits``, class-weighted when the task has weights."""
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)

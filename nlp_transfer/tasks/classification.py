@@ -19,7 +19,7 @@ from transformers import (
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.text_rows import TextClassificationData, load_text_classification_data
 from nlp_transfer.errors import DataError
-from nlp_transfer.evaluation.metrics import classification_metrics
+from nlp_transfer.evaluation.metrics import classification_metrics, scalar_metrics
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
 from nlp_transfer.tasks.windows import (
@@ -160,6 +160,16 @@ class SequenceClassificationTask(Task):
             predictions = (probs >= self.threshold).astype(np.int32)
             return classification_metrics(predictions, labels.astype(np.int32), label_names=self.labels, multi_label=True)
         return classification_metrics(probs.argmax(-1), labels, label_names=self.labels, prediction_scores=probs)
+
+    def metric_names(self) -> frozenset[str]:
+        """The numbers :meth:`compute_metrics` reports for these labels (``roc_auc``: binary, both classes present)."""
+        ids = np.arange(len(self.labels))
+        if self.multi_label:
+            one_hot = np.eye(len(self.labels), dtype=np.int32)
+            metrics = classification_metrics(one_hot, one_hot, label_names=self.labels, multi_label=True)
+        else:
+            metrics = classification_metrics(ids, ids, label_names=self.labels, prediction_scores=np.eye(len(self.labels)))
+        return frozenset(scalar_metrics(metrics))
 
     def label_score(self, probability: float) -> float:
         """The chosen label's score: its probability, through the top-label map when the check fitted one."""

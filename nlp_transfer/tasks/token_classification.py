@@ -23,7 +23,7 @@ from transformers import AutoModelForTokenClassification, DataCollatorForTokenCl
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.tagged_rows import TokenClassificationData, load_token_classification_data
 from nlp_transfer.errors import ConfigError, UserError
-from nlp_transfer.evaluation.metrics import entity_metrics
+from nlp_transfer.evaluation.metrics import entity_metrics, scalar_metrics
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
 
@@ -227,6 +227,10 @@ class TokenClassificationTask(Task):
             y_true.append([gold[sentence_id][w] for w in order])
             y_pred.append(self.repair([self.labels[int(predictions[sentence_id][w].argmax())] for w in order]))
         return entity_metrics(y_pred, y_true)
+
+    def metric_names(self) -> frozenset[str]:
+        """The numbers :meth:`compute_metrics` reports (entity-level scores and token accuracy)."""
+        return frozenset(scalar_metrics(entity_metrics([["B-X", "O"]], [["B-X", "O"]])))
 
     @staticmethod
     def repair(tags: Sequence[str]) -> list[str]:

@@ -24,7 +24,7 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from nlp_transfer.config import TrainingConfig
-from nlp_transfer.errors import UserError
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.training.accelerator import flat_hparams, load_best_model, make_accelerator
 from nlp_transfer.training.batches import MODEL_COLUMNS, LengthSortedBatches, batch_rows, make_dataloader
@@ -473,6 +473,18 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
 def selection_metric(config: TrainingConfig, task: Any) -> str:
     """The metric that picks the best model: ``training.metric_for_best_model``, or the task's own for ``auto``."""
     return task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
+
+
+def check_selection_metric(config: TrainingConfig, task: Any) -> None:
+    """Refuse, before training, a ``training.metric_for_best_model`` the task's metrics do not hold (tasks that say
+    which numbers they report through ``metric_names``; for the others the first evaluation refuses it)."""
+    names = getattr(task, "metric_names", lambda: None)()
+    metric_name = selection_metric(config, task)
+    if names is not None and metric_name not in names:
+        raise ConfigError(
+            f"training.metric_for_best_model={metric_name!r} is not a validation metric of this task; "
+            f"choose auto or one of {sorted(names)}."
+        )
 
 
 def selection_value(metrics: dict[str, Any], metric_name: str) -> float:
