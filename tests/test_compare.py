@@ -524,6 +524,13 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
         (["--train-sizes", "50,5000"], "--train-sizes 5000: the training split of"),  # it was capped at 400 silently
         (["full:strategy=lora"], "compare sets each run's strategy from --strategies"),  # was ignored silently
         (["--strategies", "full,frozen", "frozen:transfer.layer_lr_decay=0.8"], "frozen: transfer.layer_lr_decay applies"),
+        # options the model cannot serve: refused from its structure, before the first run, not in every run
+        (
+            ["--strategies", "full,freeze_layers", "freeze_layers:transfer.freeze_layers=9"],
+            "freeze_layers: transfer.freeze_layers=9: this model has 6 encoder layers",
+        ),
+        (["--strategies", "full,lora", "lora:transfer.lora_target_modules=[nope]"], "lora: lora adapters:"),
+        (["--strategies", "full", "full:transfer.depth=7"], "full: transfer.depth=7: the model has 6 encoder layers"),
     ]
     for flags, expect in cases:
         code = main(["compare", SENTIMENT_CONFIG, *overrides, *flags, "--output", str(out)])

@@ -21,6 +21,7 @@ from nlp_transfer.compare.report import write_report
 from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, Point, describe_point
 from nlp_transfer.compare.tables import flag_negative_transfer
 from nlp_transfer.config import RunConfig
+from nlp_transfer.errors import UserError
 
 
 def run_comparison(
@@ -90,12 +91,18 @@ def check_run_configs(
     out: Path,
     labels: Mapping[str, int],
 ) -> None:
-    """Check every label's run config before anything trains: a strategy's bad option (``fl:transfer.freeze_layers=9``)
-    is one error now, not a failure in each of its runs' processes."""
+    """Check every label's run config before anything trains, against its model's structure too: a strategy's bad
+    option (``fl:transfer.freeze_layers=9``) is one error now, not a failure in each of its runs' processes."""
     from nlp_transfer.config.parse import checked_config
+    from nlp_transfer.transfer import check_strategy_fits_model
 
     for name, strategy in chosen.items():
-        checked_config(run_config_for(bases[name], name, strategy, points[0], min_steps, out / "runs", labels[name]), name)
+        config = run_config_for(bases[name], name, strategy, points[0], min_steps, out / "runs", labels[name])
+        try:
+            check_strategy_fits_model(checked_config(config, name))
+        except UserError as err:
+            message = str(err)
+            raise type(err)(message if message.startswith(f"{name}: ") else f"{name}: {message}") from None
 
 
 def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> str:

@@ -63,6 +63,32 @@ def apply_strategy(
     return groups
 
 
+def check_strategy_fits_model(config: RunConfig) -> None:
+    """Apply the run's strategy to its model's structure, built on the meta device (no weights read, nothing computed).
+
+    An option the model cannot serve (``transfer.freeze_layers`` or ``transfer.depth`` beyond its layers, a LoRA
+    target it lacks) is refused now, before anything trains; ``nlp-transfer compare`` calls it for every label. Runs
+    of a task other than the packaged ones are left to train_run's own checks.
+    """
+    import torch
+
+    from nlp_transfer.models import read_model_config, resolve_model
+    from nlp_transfer.tasks.classification import SequenceClassificationTask
+    from nlp_transfer.tasks.token_classification import TokenClassificationTask
+
+    tasks = {"classification": SequenceClassificationTask, "multilabel": SequenceClassificationTask, "ner": TokenClassificationTask}
+    if config.task not in tasks:
+        return
+    strategy = build_strategy(config)
+    trust = config.trust_remote_code
+    model_config = read_model_config(resolve_model(config.model).path, trust_remote_code=trust)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = tasks[config.task].auto_class.from_config(model_config, trust_remote_code=trust)
+        model = strategy.prepare_model(model)
+        strategy.parameter_groups(model, learning_rate=config.training.learning_rate, weight_decay=0.0)
+
+
 __all__ = [
     "ADAPTER_DIR",
     "EXTENSIONS",
@@ -75,6 +101,7 @@ __all__ = [
     "add_adapters",
     "apply_strategy",
     "build_strategy",
+    "check_strategy_fits_model",
     "count_parameters",
     "encoder_depth",
     "find_encoder_parts",
