@@ -184,6 +184,15 @@ def test_modifier_characters_stay_with_their_word_and_every_word_gets_a_tag(task
     assert [(e["text"], e["type"]) for e in result["entities"]] == [("Jose\u0301", "PER"), ("Lisbon", "LOC")]
 
 
+def test_a_word_with_a_soft_hyphen_or_joiner_inside_is_one_word_as_the_tokenizer_reads_it(task):
+    text = "Angela Mer\u00adkel and Bj\u200dorn spoke"
+    words, spans = split_words(text)
+    assert words == ["Angela", "Mer\u00adkel", "and", "Bj\u200dorn", "spoke"]
+    assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
+    assert task.tokenizer.tokenize(text)[:3] == ["angela", "mer", "##kel"]  # the tokenizer's own word boundaries
+    assert split_words("Lisbon \u00ad .")[0] == ["Lisbon", "\u00ad", "."]  # a lone soft hyphen stays a word of its own
+
+
 def test_entity_metrics_hand_computed():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]

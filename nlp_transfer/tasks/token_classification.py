@@ -40,13 +40,17 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     """Words and their character spans: runs of letters and digits, and single punctuation marks.
 
     This is how BERT-style tokenizers pre-split text, so word boundaries match the model's. Modifier characters
-    (:data:`MODIFIER_CATEGORIES`) stay with the word right before them instead of becoming words of their own.
+    (:data:`MODIFIER_CATEGORIES`) stay with the word right before them instead of becoming words of their own, and
+    letters right after an invisible format character join its word too: the tokenizer deletes a soft hyphen or a
+    zero-width joiner, so "Mer\u00adkel" is the one word "merkel" to it.
     """
     words: list[str] = []
     spans: list[tuple[int, int]] = []
     for match in WORD_PATTERN.finditer(text):
         start, end = match.span()
-        if spans and spans[-1][1] == start and all(unicodedata.category(c) in MODIFIER_CATEGORIES for c in match.group()):
+        joined = start > 0 and unicodedata.category(text[start - 1]) == "Cf" and match.group()[0].isalnum()
+        modifiers = all(unicodedata.category(c) in MODIFIER_CATEGORIES for c in match.group())
+        if spans and spans[-1][1] == start and (modifiers or joined):
             spans[-1] = (spans[-1][0], end)
             words[-1] = text[spans[-1][0] : end]
         else:
