@@ -76,7 +76,11 @@ def check_strategy_fits_model(config: RunConfig) -> None:
     from nlp_transfer.tasks.classification import SequenceClassificationTask
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
-    tasks = {"classification": SequenceClassificationTask, "multilabel": SequenceClassificationTask, "ner": TokenClassificationTask}
+    tasks = {
+        "classification": SequenceClassificationTask,
+        "multilabel": SequenceClassificationTask,
+        "ner": TokenClassificationTask,
+    }
     if config.task not in tasks:
         return
     strategy = build_strategy(config)
