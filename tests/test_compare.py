@@ -29,6 +29,7 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
         epochs_for_min_steps,
         flag_negative_transfer,
         markdown_table,
+        parse_per_class,
         parse_strategies,
         parse_train_sizes,
         split_strategy_overrides,
@@ -67,6 +68,14 @@ def test_negative_transfer_is_flagged_against_scratch_at_the_same_size():
     assert epochs_for_min_steps(3, 50, 16, 0) == 3
     with pytest.raises(ConfigError, match="'-3'"):
         parse_train_sizes("-3")
+    for bad, message in [("20,20", "20 is given twice"), ("all,50,all", "all is given twice"), ("\u00b2", "neither a positive")]:
+        with pytest.raises(ConfigError, match=message):  # a repeat ran twice into one folder and counted as two seeds
+            parse_train_sizes(bad)
+    with pytest.raises(ConfigError, match="not a positive number"):
+        parse_per_class("8,\u00b2")  # "²".isdigit() is true; int() refused it with a traceback
+    for bad in ("../../victim=frozen", "a b=full", "x/y=full", ".hidden=full", "a|b=full"):
+        with pytest.raises(ConfigError, match="it names the run's folder"):  # a path label deleted folders outside --output
+            parse_strategies(bad)
     common, own = split_strategy_overrides(["seed=1", "lora:training.learning_rate=5e-4", "scratch:training.epochs=5"], ["lora"])
     assert common == ["seed=1"] and own == {"lora": ["training.learning_rate=5e-4"], "scratch": ["training.epochs=5"]}
     with pytest.raises(ConfigError, match="'full' is not a compared strategy"):
@@ -380,10 +389,21 @@ def test_aggregate_is_mean_and_sample_std_over_the_successful_seeds(tmp_path):
     assert report["recommendations"] == recommendations(aggregates, rows) and len(report["aggregate"]) == 7
     # with the runs, the 8-per-class line adds full's lead over lora on their common seeds 0 and 2 (0.1, 0.2)
     assert report["recommendations"][0] == recommendations(aggregates)[0] + (
-        "; paired by seed, full leads by 0.1500 (95% interval -0.4853 to 0.7853, 2 seeds): "
+        "; paired by seed on the 2 seeds both finished, full leads by 0.1500 (95% interval -0.4853 to 0.7853, 2 seeds): "
         "within what the seeds move, either will do"
     )
     assert "## Over seeds" in paths["compare.md"].read_text() and paths["compare.png"].stat().st_size > 1000
+
+
+def test_a_pick_behind_on_the_seeds_both_finished_says_it_trails():
+    """Planted: A's mean is higher thanks to a seed B failed, while B is ahead on both seeds they share."""
+    from nlp_transfer.compare import aggregate_rows, recommendation
+
+    rows = [few_shot_row("A", 8, s, v) for s, v in enumerate([0.60, 0.70, 1.00])]
+    rows += [few_shot_row("B", 8, 0, 0.65), few_shot_row("B", 8, 1, 0.75), few_shot_row("B", 8, 2, None, error="boom")]
+    line = recommendation(aggregate_rows(rows), rows)
+    assert "use A (" in line and "; paired by seed on the 2 seeds both finished, A trails B by 0.0500 (" in line, line
+    assert "leads by -" not in line
 
 
 def test_ties_one_seed_and_losses_in_the_recommendation():
@@ -521,7 +541,7 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
         (["--per-class", "8,0"], "--per-class: '0' is not a positive number"),
         (["--per-class", "8,300"], "class 'negative' has 200 training rows, fewer than data.per_class=300"),
         (["data.max_train_samples=100", "--per-class", "8"], "data.per_class=8 and data.max_train_samples=100 both"),
-        (["--train-sizes", "50,5000"], "--train-sizes 5000: the training split of"),  # it was capped at 400 silently
+        (["--train-sizes", "50,5000"], "--train-sizes 5000: "),  # it was capped at 400 silently
         (["full:strategy=lora"], "compare sets each run's strategy from --strategies"),  # was ignored silently
         (["--strategies", "full,frozen", "frozen:transfer.layer_lr_decay=0.8"], "frozen: transfer.layer_lr_decay applies"),
         # options the model cannot serve: refused from its structure, before the first run, not in every run
@@ -578,7 +598,7 @@ def test_a_run_config_keeps_what_its_point_means_and_scratch_keeps_the_architect
     was mislabelled). The from-scratch baseline keeps the config's depth and pooling (it dropped them, so it
     compared a larger model with a different head)."""
     from nlp_transfer.compare import Point
-    from nlp_transfer.compare.plan import check_train_sizes, run_config_for
+    from nlp_transfer.compare.plan import check_train_sizes, run_config_for, varied_seed
     from nlp_transfer.compare.rows import SCRATCH
     from nlp_transfer.config import load_config
     from nlp_transfer.errors import UserError
@@ -587,6 +607,11 @@ def test_a_run_config_keeps_what_its_point_means_and_scratch_keeps_the_architect
     config = load_config(None, [f"{k}={v}" for k, v in data_overrides(sentiment_files, **extra).items()])
     assert run_config_for(config, "frozen", "frozen", Point(None), 1, Path("runs"), 2).data.per_class == 8  # "all"
     assert run_config_for(config, "frozen", "frozen", Point(per_class=4), 1, Path("runs"), 2).data.per_class == 4
+    # "all" of a few-shot config over two seeds: each seed its own sample, reported as its own seed (they were
+    # reported as one seed, so nothing was paired)
+    seeded = [run_config_for(config, "frozen", "frozen", Point(None, None, s), 1, Path("runs"), 2) for s in (0, 1)]
+    assert [c.data.sample_seed for c in seeded] == [config.data.sample_seed, config.data.sample_seed + 1]
+    assert varied_seed(seeded[0]) != varied_seed(seeded[1]) and seeded[0].output_dir != seeded[1].output_dir
     with pytest.raises(UserError, match="both choose the training rows"):  # rows and a per-class sample contradict
         check_train_sizes({"frozen": config}, [Point(50), Point(None)])
     scratch = run_config_for(config, SCRATCH, "full", Point(50), 1, Path("runs"), 2)

@@ -163,6 +163,22 @@ def test_per_class_samples_what_the_held_out_validation_leaves(tmp_path):
     assert few.sources["train"] == f"6 per class (sample seed 0) of {train}"
 
 
+def test_train_size_keeps_the_first_rows_the_held_out_validation_leaves(tmp_path):
+    """compare --train-sizes N: N training rows and the same validation at every N (max_train_samples cut the rows
+    before the hold-out, so size 20 trained on 18 rows and ranked on 2 that changed with the size)."""
+    from nlp_transfer.errors import DataError
+
+    train = write_labelled(tmp_path / "train.csv", shuffled_labels({"pos": 30, "neg": 30}, seed=1))
+    full = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2), seed=5)
+    for size in (5, 20):
+        part = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, train_size=size), seed=5)
+        assert list(part.splits["validation"]["text"]) == list(full.splits["validation"]["text"])
+        assert list(part.splits["train"]["text"]) == list(full.splits["train"]["text"])[:size]
+        assert part.sources["train"] == f"{train} (first {size:,} training rows)"
+    with pytest.raises(DataError, match="data.train_size=49: .* has 48 training rows once validation is held out"):
+        load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, train_size=49), seed=5)
+
+
 def test_multilabel_per_class_gives_every_label_at_least_that_many_rows(tmp_path):
     rng = random.Random(2)
     names = ["billing", "delivery", "refund", "account"]
@@ -197,6 +213,12 @@ def test_multilabel_per_class_gives_every_label_at_least_that_many_rows(tmp_path
             ["data.per_class=4", "data.max_train_samples=20"],
             "data.per_class=4 and data.max_train_samples=20 both choose the training rows",
         ),
+        (
+            {"pos": 12, "neg": 12},
+            ["data.per_class=4", "data.train_size=20"],
+            "data.per_class=4 and data.train_size=20 both choose the training rows",
+        ),
+        ({"pos": 12, "neg": 12}, ["data.train_size=25"], "data.train_size=25: "),
     ],
 )
 def test_bad_per_class_is_one_message_and_exit_code_2(counts, overrides, expect, tmp_path, tiny_model_dir, capsys):

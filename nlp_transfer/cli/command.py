@@ -15,7 +15,7 @@ from types import ModuleType
 
 from nlp_transfer.cli import check, compare, evaluate, export, predict, push, rank, settings, shift
 from nlp_transfer.cli.guard import guard, quiet_libraries
-from nlp_transfer.cli.options import name_flags
+from nlp_transfer.cli.options import OneLineParser, name_flags
 from nlp_transfer.cli.train import run_recipe
 from nlp_transfer.collector import skip_final_collection
 
@@ -35,7 +35,7 @@ VERBS: dict[str, ModuleType] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every verb but ``train`` and ``adapt`` (listed here for the help; they parse their own)."""
-    parser = argparse.ArgumentParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
+    parser = OneLineParser(prog="nlp-transfer", description="Transfer learning for NLP on Hugging Face models.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="{" + ",".join(["train", "adapt", *VERBS]) + "}")
     verbs.add_parser("train", help="fine-tune as a YAML config says: nlp-transfer train CONFIG [key=value ...]")
     verbs.add_parser("adapt", help="masked-LM pretraining on unlabelled text: nlp-transfer adapt CONFIG [key=value ...]")
@@ -63,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_adapt(argv[1:])
     parser = build_parser()
-    verb = verb_parser(parser, argv[0]) if argv else None
+    if not argv:  # the bare command: what it can do, not an error about what is missing
+        parser.print_help(sys.stderr)
+        return 2
+    verb = verb_parser(parser, argv[0])
     if verb is None:  # no verb, an unknown one, or --help: the top-level parser says what is wrong
         return dispatch(parser.parse_args(argv))
     args = verb.parse_intermixed_args(argv[1:])  # flags, texts and key=value overrides in any order

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals are one line (``error: ...``, exit 2), as every other refusal is: the usage
+    block argparse prints above the error is left to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: PROG: MESSAGE; see PROG --help.`` and exit with code 2."""
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help.\n")
 
 
 def whole_number(low: int) -> Callable[[str], int]:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from nlp_transfer.cli.guard import guard, quiet_libraries
+from nlp_transfer.cli.options import OneLineParser
 from nlp_transfer.collector import imports_paused, skip_final_collection
 from nlp_transfer.errors import UserError
 
@@ -14,7 +15,7 @@ RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classifica
 
 def train_parser(prog: str, description: str = "Fine-tune a pretrained model as CONFIG says.") -> argparse.ArgumentParser:
     """``CONFIG [key=value ...] [--resume] [--overwrite] [--debug]``: the arguments of train (and of adapt)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = OneLineParser(prog=prog, description=description)
     parser.add_argument("config", help="YAML config (see recipes/configs/); 'key=value' items override its keys")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.epochs=2")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in output_dir")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -13,6 +14,9 @@ from nlp_transfer.compare.rows import SCRATCH, Point
 from nlp_transfer.config import RunConfig, TransferConfig, check_per_class
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.transfer import STRATEGIES
+
+#: what a run label may be: it names the run's folder under runs/ (no path) and a row of the Markdown table
+LABEL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def parse_strategies(text: str) -> dict[str, str]:
@@ -29,6 +33,11 @@ def parse_strategies(text: str) -> dict[str, str]:
         label, strategy = label.strip(), (strategy or label).strip()
         if strategy not in STRATEGIES:
             unknown.append(strategy)
+        elif label and not LABEL_RE.fullmatch(label):  # it names the run's folder and a table row
+            raise ConfigError(
+                f"--strategies: the label {label!r} may hold only letters, digits and _ . + - (starting with a letter "
+                "or digit); it names the run's folder."
+            )
         elif not label or label == SCRATCH or label in entries:
             raise ConfigError(f"--strategies: the label {label!r} is empty, reserved or given twice; name each run once.")
         else:
@@ -65,16 +74,21 @@ def split_strategy_overrides(overrides: Sequence[str], strategies: Sequence[str]
     return common, own
 
 
+def _positive(item: str) -> int | None:
+    """``item`` as a positive whole number written in ASCII digits, else None (``"²".isdigit()`` is true)."""
+    return int(item) if item.isascii() and item.isdigit() and int(item) > 0 else None
+
+
 def parse_train_sizes(text: str) -> list[int | None]:
     """``50,100,all`` -> ``[50, 100, None]`` (None: all the training data)."""
     sizes: list[int | None] = []
     for item in (s.strip() for s in text.split(",") if s.strip()):
-        if item == "all":
-            sizes.append(None)
-        elif item.isdigit() and int(item) > 0:
-            sizes.append(int(item))
-        else:
+        size = None if item == "all" else _positive(item)
+        if size is None and item != "all":
             raise ConfigError(f"--train-sizes: {item!r} is neither a positive number nor 'all'.")
+        if size in sizes:
+            raise ConfigError(f"--train-sizes: {item} is given twice; give each size once (--seeds repeats a size).")
+        sizes.append(size)
     if not sizes:
         raise ConfigError("--train-sizes: give at least one size, e.g. 50,100,all.")
     return sizes
@@ -84,7 +98,7 @@ def parse_per_class(text: str) -> list[int]:
     """``8,16,32`` -> ``[8, 16, 32]``: the training examples of each class at each point of a few-shot curve."""
     sizes: list[int] = []
     for item in (s.strip() for s in text.split(",") if s.strip()):
-        if not (item.isdigit() and int(item) > 0):
+        if _positive(item) is None:
             raise ConfigError(f"--per-class: {item!r} is not a positive number of examples per class, e.g. 8,16,32,64.")
         if int(item) in sizes:
             raise ConfigError(f"--per-class: {item} is given twice; give each size once.")
@@ -147,8 +161,10 @@ def run_config_for(
         size = point.per_class * labels
     else:
         run_config.seed = base.seed + (point.seed_offset or 0)
-        if size is not None:  # "all": every training example, or data.max_train_samples where the config caps them
-            run_config.data.max_train_samples = size
+        if base.data.per_class is not None:  # "all" of a config's few-shot sample: each seed draws its own sample too
+            run_config.data.sample_seed = base.data.sample_seed + (point.seed_offset or 0)
+        if size is not None:  # the first rows left once validation is held out: the same validation at every size
+            run_config.data.train_size = size
     if size is not None:
         training = run_config.training
         per_step = training.batch_size * training.gradient_accumulation_steps
@@ -205,23 +221,25 @@ def check_train_sizes(configs: Mapping[str, RunConfig], points: Sequence[Point])
             read[key] = training_rows(config)
         if max(sizes) > read[key]:
             raise UserError(
-                f"--train-sizes {max(sizes)}: the training split of {config.data.train_file} has {read[key]:,} rows. "
-                f"Give sizes up to {read[key]:,}, or all."
+                f"--train-sizes {max(sizes)}: {config.data.train_file} has {read[key]:,} training rows once validation is "
+                f"held out. Give sizes up to {read[key]:,}, or all."
             )
 
 
 def training_rows(config: RunConfig) -> int:
-    """How many training rows ``config``'s data has once validation is held out (no per-class sample, no cap)."""
+    """How many training rows ``config``'s data has once validation is held out (no per-class sample, no
+    data.train_size; the config's data.max_train_samples, which caps the rows read before the hold-out, applies)."""
     from nlp_transfer.data.loading import load_splits
     from nlp_transfer.data.tagged_rows import TaggedRows
     from nlp_transfer.data.text_rows import TextRows
 
     trial = copy.deepcopy(config)
-    trial.data.per_class, trial.data.max_train_samples = None, None
+    trial.data.per_class, trial.data.train_size = None, None
     reader = TaggedRows(trial.data) if trial.task == "ner" else TextRows(trial.data, trial.task == "multilabel")
     return len(load_splits(trial.data, reader, seed=trial.seed).rows["train"])
 
 
 def varied_seed(run_config: RunConfig) -> int:
-    """The seed a comparison's seeds vary: the sample seed of a data.per_class run, else the run's seed."""
+    """The seed a comparison's seeds vary: the sample seed of a data.per_class run (a --train-sizes all run of a
+    few-shot config varies it with the run's seed), else the run's seed."""
     return run_config.data.sample_seed if run_config.data.per_class is not None else run_config.seed

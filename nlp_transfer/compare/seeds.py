@@ -185,9 +185,14 @@ def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[Comparison
         return ""
     verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
     mean, low, high = (f"{round(v, DIGITS) + 0.0:.{DIGITS}f}" for v in (lead.mean, lead.low, lead.high))  # no "-0.0000"
+    # a seed that failed for one of them leaves fewer pairs than means: the pairs can then disagree with the means
+    common = f" on the {lead.seeds} seeds both finished" if lead.seeds < max(len(mine), len(theirs)) else ""
+    behind = round(lead.mean, DIGITS) < 0
+    verb = f"trails {other.strategy} by" if behind else "leads by"
     text = (
-        f"; paired by seed{' on validation' if validation else ''}, {best.strategy} leads by {mean} "
-        f"({CONFIDENCE:.0%} interval {low} to {high}, {lead.seeds} seeds): {verdict}"
+        f"; paired by seed{' on validation' if validation else ''}{common}, {best.strategy} {verb} "
+        f"{mean.lstrip('-') if behind else mean} ({CONFIDENCE:.0%} interval {low} to {high}, "
+        f"{lead.seeds} seeds): {verdict}"
     )
     seconds = statistics.median(r.train_seconds for r in mine), statistics.median(r.train_seconds for r in theirs)
     if min(seconds) > 0:

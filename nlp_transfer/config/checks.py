@@ -51,6 +51,7 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "training.window_stride": _at_least(0, nullable=True),
     "data.validation_split": _fraction(low_open=True, high_open=True),
     "data.max_train_samples": _at_least(1, nullable=True),
+    "data.train_size": _at_least(1, nullable=True),
     "data.max_eval_samples": _at_least(1, nullable=True),
     "data.augment_copies": _at_least(1),
     "data.augment_rate": _fraction(low_open=True, high_open=False),
@@ -169,7 +170,8 @@ def check_pseudo_labels(config: RunConfig, source: str) -> None:
 
 
 def check_per_class(config: RunConfig, source: str) -> None:
-    """data.per_class samples the classes of text classification, and contradicts data.max_train_samples."""
+    """data.per_class samples the classes of text classification, and contradicts data.max_train_samples and
+    data.train_size."""
     per_class = config.data.per_class
     if per_class is None:
         return
@@ -181,6 +183,11 @@ def check_per_class(config: RunConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: data.per_class={per_class} and data.max_train_samples={config.data.max_train_samples} both "
             "choose the training rows; set one of them (data.max_train_samples=null)."
+        )
+    if config.data.train_size is not None:
+        raise ConfigError(
+            f"{source}: data.per_class={per_class} and data.train_size={config.data.train_size} both choose the "
+            "training rows; set one of them (data.train_size=null)."
         )
 
 

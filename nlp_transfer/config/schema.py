@@ -51,6 +51,11 @@ class DataConfig:
     label_separator: str = setting("|", "Separator of multi-label labels written as one string, e.g. 'billing|shipping'.")
     validation_split: float = setting(0.1, "Fraction of train held out for validation when no validation_file is given.")
     max_train_samples: int | None = setting(None, "Use only the first N training rows (after reading, before splitting).")
+    train_size: int | None = setting(
+        None,
+        "Train on the first N training rows left once validation is held out, so validation stays the same whatever N "
+        "(nlp-transfer compare --train-sizes sets it). Not with per_class. null: every row left.",
+    )
     max_eval_samples: int | None = setting(None, "Use only the first N validation and test rows.")
     per_class: int | None = setting(
         None,

@@ -2,8 +2,8 @@
 
 :func:`load_splits` reads train/validation/test (files through the per-format readers, or the splits of a
 Hub dataset), keeps the first ``max_train_samples`` / ``max_eval_samples`` rows, checks the labels against
-the training split, holds validation out of train when no validation file is given, and then keeps a
-``per_class`` sample of each class of what train has left (:func:`sample_per_class`). What differs
+the training split, holds validation out of train when no validation file is given, and then keeps the first
+``train_size`` rows or a ``per_class`` sample of each class of what train has left (:func:`sample_per_class`). What differs
 between tasks is a small row reader (:class:`RowReader`): :class:`~nlp_transfer.data.text_rows.TextRows` for text
 classification and :class:`~nlp_transfer.data.tagged_rows.TaggedRows` for NER, each in its own module.
 """
@@ -66,7 +66,8 @@ class LoadedSplits:
 def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> LoadedSplits:
     """Read, truncate and check train/validation/test as ``config`` says; hold out validation when none is given.
 
-    ``config.per_class`` then samples the training rows that remain, so validation never shrinks.
+    ``config.train_size`` then keeps the first training rows that remain, or ``config.per_class`` samples them, so
+    validation never shrinks.
     """
     if infer_format(config.train_file or "", config.format) == "hub":
         rows, sources = _read_hub(config, reader)
@@ -85,10 +86,22 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
         sources["validation"] = (
             f"{config.validation_split:.0%} of {sources['train']} ({'whole documents, ' if by_document else ''}seed {seed})"
         )
+    if config.train_size is not None:
+        rows["train"], sources["train"] = _first_training_rows(rows["train"], config.train_size, sources["train"])
     if config.per_class is not None:
         rows["train"], sources["train"] = _sample_training_rows(rows["train"], labels, config, sources["train"], held_out)
     ordered = {split: rows[split] for split in SPLITS if split in rows}
     return LoadedSplits(ordered, {split: sources[split] for split in ordered}, labels)
+
+
+def _first_training_rows(rows: list[Any], size: int, source: str) -> tuple[list[Any], str]:
+    """The first ``size`` training rows (data.train_size) and their description; a DataError when fewer are left."""
+    if size > len(rows):
+        raise DataError(
+            f"data.train_size={size}: {source} has {len(rows):,} training rows once validation is held out. "
+            f"Give a size up to {len(rows):,}, or null for all of them."
+        )
+    return rows[:size], f"{source} (first {size:,} training rows)"
 
 
 def hold_out(

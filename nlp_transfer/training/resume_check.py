@@ -35,6 +35,7 @@ ALTERS_TRAINING: tuple[str, ...] = (
     "data.label_separator",
     "data.validation_split",
     "data.max_train_samples",
+    "data.train_size",
     "data.max_eval_samples",
     "data.per_class",
     "data.sample_seed",
