@@ -175,7 +175,7 @@ def test_train_size_keeps_the_first_rows_the_held_out_validation_leaves(tmp_path
         assert list(part.splits["validation"]["text"]) == list(full.splits["validation"]["text"])
         assert list(part.splits["train"]["text"]) == list(full.splits["train"]["text"])[:size]
         assert part.sources["train"] == f"{train} (first {size:,} training rows)"
-    with pytest.raises(DataError, match="data.train_size=49: .* has 48 training rows once validation is held out"):
+    with pytest.raises(DataError, match=r"data\.train_size=49: .* has 48 training rows once validation is held out"):
         load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, train_size=49), seed=5)
 
 
