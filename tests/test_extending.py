@@ -180,3 +180,34 @@ def test_a_new_task_is_one_class_and_a_builder(tiny_model_dir, tmp_path):
     assert result.metrics["validation"]["r2"] > 0.5  # well above the 0 of predicting the mean
     saved = AutoModelForSequenceClassification.from_pretrained(out)  # a plain Hugging Face model
     assert saved.config.num_labels == 1 and saved.config.problem_type == "regression"
+
+
+def test_a_new_tasks_real_valued_targets_stay_real_through_cached_features(tiny_model_dir, tmp_path):
+    """strategy=frozen caches the encoder's features; its collator made every target a whole number (0.75 -> 0), so
+    a regression head learned to predict 0. Targets 0.25 / 0.75 here: the planted fault would score r2 below 0."""
+    from nlp_transfer.transfer.feature_extraction import CachedFeatureCollator
+
+    collate = CachedFeatureCollator(torch.zeros(2, 3))
+    batch = collate([{"feature_index": 0, "labels": 0.75}, {"feature_index": 1, "labels": 0.25}])
+    assert batch["labels"].dtype == torch.float32 and batch["labels"].tolist() == [0.75, 0.25]
+    assert collate([{"feature_index": 0, "labels": 1}])["labels"].dtype == torch.long  # class ids stay ids
+    rows = [(text, "0.75" if float(score) > 0 else "0.25") for text, score in scored_rows(400, 1)]
+    train = write_csv(tmp_path / "train.csv", rows, header=("text", "score"))
+    validation = write_csv(
+        tmp_path / "validation.csv",
+        [(text, "0.75" if float(score) > 0 else "0.25") for text, score in scored_rows(100, 2)],
+        header=("text", "score"),
+    )
+    extra = {"training.epochs": 10, "training.learning_rate": 1e-2, "transfer.pooling": "mean"}
+    config = load_config(
+        None,
+        [
+            *tiny_overrides(tiny_model_dir, tmp_path / "frozen", **extra),
+            "task=toy_regression",
+            "strategy=frozen",
+            f"data.train_file={train}",
+            f"data.validation_file={validation}",
+        ],
+    )
+    result = run_training(config)
+    assert result.metrics["validation"]["r2"] > 0.3, result.metrics["validation"]

@@ -212,9 +212,16 @@ class CachedFeatureCollator:
         index = torch.tensor([row["feature_index"] for row in rows])
         batch = {"features": self.features[index]}
         if "labels" in rows[0]:
-            dtype = torch.float32 if self.multi_label else torch.long
-            batch["labels"] = torch.tensor([row["labels"] for row in rows], dtype=dtype)
+            labels = [row["labels"] for row in rows]
+            # class ids stay whole numbers; multi-label targets and a new task's real-valued ones stay floats
+            real = self.multi_label or _real_valued(labels)
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if real else torch.long)
         return batch
+
+
+def _real_valued(labels: list[Any]) -> bool:
+    """Whether a batch's targets hold a float (a row's target may itself be a list)."""
+    return any(isinstance(x, float) for v in labels for x in (v if isinstance(v, (list, tuple)) else [v]))
 
 
 class CachedFeatureTask:
