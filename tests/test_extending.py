@@ -211,3 +211,23 @@ def test_a_new_tasks_real_valued_targets_stay_real_through_cached_features(tiny_
     )
     result = run_training(config)
     assert result.metrics["validation"]["r2"] > 0.3, result.metrics["validation"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["strategy=contrastive"], "serves task=classification or multilabel, not toy_regression"),
+        (["strategy=frozen", "transfer.head_fit=logistic"], "transfer.head_fit=logistic fits a head on cached features"),
+    ],
+)
+def test_what_needs_class_labels_refuses_a_new_task_before_anything_is_written(tiny_model_dir, tmp_path, overrides, message):
+    """Both crashed with a traceback (contrastive pairing, the logistic solve) and left a half-written run folder."""
+    train = write_csv(tmp_path / "train.csv", scored_rows(40, 1), header=("text", "score"))
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        config = load_config(
+            None,
+            [*tiny_overrides(tiny_model_dir, out), "task=toy_regression", *overrides, f"data.train_file={train}"],
+        )
+        run_training(config)
+    assert not out.exists()

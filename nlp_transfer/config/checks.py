@@ -144,10 +144,11 @@ def caches_features(config: RunConfig) -> bool:
 
 
 def check_head_fit(config: RunConfig, source: str) -> None:
-    """A head fitted in one solve needs cached features: strategy contrastive, or frozen with its cache, no ner."""
+    """A head fitted in one solve needs cached features (strategy contrastive, or frozen with its cache) and class
+    labels: classification or multilabel (ner, and a task added outside the package, train their head in steps)."""
     if config.transfer.head_fit == "steps":
         return
-    if not caches_features(config) or config.task == "ner":
+    if not caches_features(config) or config.task not in ("classification", "multilabel"):
         raise ConfigError(
             f"{source}: transfer.head_fit=logistic fits a head on cached features (strategy=contrastive, or frozen with "
             f"transfer.cache_features=true, for classification or multilabel); this run has strategy={config.strategy}, "

@@ -83,11 +83,11 @@ class ContrastiveFewShot(Strategy):
         self.phase_three: dict[str, Any] = {}
 
     def check(self, config: RunConfig) -> None:
-        """Sequence tasks only (classification, multilabel)."""
-        if config.task == "ner":
+        """Class-labelled texts only (classification, multilabel): ner, and a task added outside the package, are refused."""
+        if config.task not in ("classification", "multilabel"):
             raise ConfigError(
-                "strategy=contrastive pairs whole texts by label: it serves task=classification or multilabel, not ner. "
-                "Pick another strategy (full, lora) for ner."
+                "strategy=contrastive pairs whole texts by label: it serves task=classification or multilabel, not "
+                f"{config.task}. Pick another strategy (full, lora) for {config.task}."
             )
         super().check(config)
 
