@@ -232,3 +232,38 @@ def test_bad_per_class_is_one_message_and_exit_code_2(counts, overrides, expect,
     assert code == 2 and expect in message, message
     assert message.startswith("error: ") and "\n" not in message and "Traceback" not in message
     assert not out.exists()
+
+
+def test_integer_labels_index_label_names_only_when_no_name_is_an_integer(tmp_path):
+    """data.labels [negative, positive] reads SST-2's 0/1 as ids; star ratings [1..5] keep a stray 0 a label (it was
+    read as id 0, "1"), and evaluate of a run trained on "1", "2", "10" refuses a "0" (it scored it as class "1")."""
+    from nlp_transfer.data.labels import check_known_labels, map_integer_label_column
+    from nlp_transfer.errors import DataError
+
+    assert map_integer_label_column(["0", "1", "positive"], ["negative", "positive"]) == ["negative", "positive", "positive"]
+    assert map_integer_label_column(["0", "5"], ["1", "2", "3", "4", "5"]) == ["0", "5"]
+    with pytest.raises(DataError, match=r"e\.csv:1: label '0' is not one of the labels the run was trained on"):
+        check_known_labels(map_integer_label_column(["0"], ["1", "2", "10"]), [1], ["1", "2", "10"], "e.csv", known_from="run")
+    stars = write_labelled(tmp_path / "stars.csv", ["1", "2", "3", "4", "5", "0"])
+    config = DataConfig(train_file=str(stars), validation_file=str(stars), labels=["1", "2", "3", "4", "5"])
+    with pytest.raises(DataError, match="label '0' is not in data.labels"):
+        load_text_classification_data(config)
+
+
+def test_every_class_keeps_a_training_row_and_a_one_class_training_set_is_refused(tmp_path):
+    """A class of one row went to validation (the split cannot stratify it) and the classifier trained without it;
+    data.labels skipped the two-class check, so one class of rows trained a classifier too."""
+    from nlp_transfer.data.loading import hold_out
+    from nlp_transfer.errors import DataError
+
+    labels = ["a"] * 19 + ["b"]
+    for seed in range(40):  # seeds whose unstratified split held the single "b" out kept it in training
+        train, validation = hold_out(list(range(20)), 0.1, seed, labels)
+        assert 19 in train and len(validation) >= 1
+    skewed = write_labelled(tmp_path / "skew.csv", labels)
+    data = load_text_classification_data(DataConfig(train_file=str(skewed), validation_split=0.1), seed=4)
+    assert set(data.splits["train"]["label"]) == {"a", "b"}
+    one = write_labelled(tmp_path / "one.csv", ["pos"] * 10)
+    for given in (["pos"], ["neg", "pos"]):
+        with pytest.raises(DataError, match=r"1 distinct label\(s\) \['pos'\] in the training rows; a classifier needs"):
+            load_text_classification_data(DataConfig(train_file=str(one), validation_file=str(one), labels=given))

@@ -64,11 +64,13 @@ def _is_whole(value: Any) -> bool:
 
 
 def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str] | None, source: str = "") -> list[str]:
-    """The label names in id order: ``given``, else the sorted labels seen in training (read from ``source``)."""
-    if given:
-        if len(set(given)) != len(given):
-            raise DataError(f"data.labels has duplicates: {given}. List each label once.")
-        return list(given)
+    """The label names in id order: ``given``, else the sorted labels seen in training (read from ``source``).
+
+    Either way the training rows must hold at least two distinct labels (data.labels=[pos] trained a one-output
+    softmax, and data.labels=[neg, pos] over rows of pos alone a classifier that never saw neg).
+    """
+    if given and len(set(given)) != len(given):
+        raise DataError(f"data.labels has duplicates: {given}. List each label once.")
     seen: set[str] = set()
     for label in train_labels:
         seen.update(label if isinstance(label, list) else [label])
@@ -78,7 +80,7 @@ def choose_label_names(train_labels: Sequence[str | list[str]], given: list[str]
             f"{source or 'the training data'}: {len(names)} distinct label(s) {names} in the training rows; a classifier "
             "needs at least two. Add rows of another class, or point data.train_file at the full training file."
         )
-    return names
+    return list(given) if given else names
 
 
 def map_integer_labels(label: str, names: list[str]) -> str:
@@ -90,7 +92,13 @@ def map_integer_labels(label: str, names: list[str]) -> str:
 
 
 def map_integer_label_column(labels: Sequence[str | list[str]], names: list[str]) -> list[str | list[str]]:
-    """:func:`map_integer_labels` over a label column (single labels, or lists for multi-label)."""
+    """:func:`map_integer_labels` over a label column (single labels, or lists for multi-label).
+
+    Label names that are integers themselves (star ratings 1-5, or "1", "2", "10") leave every label a name: a "0"
+    is then an unknown label, not the id of the first one.
+    """
+    if any(name.lstrip("-").isdigit() for name in names):
+        return list(labels)
     return [
         [map_integer_labels(x, names) for x in label] if isinstance(label, list) else map_integer_labels(label, names)
         for label in labels

@@ -11,6 +11,7 @@ classification and :class:`~nlp_transfer.data.tagged_rows.TaggedRows` for NER, e
 from __future__ import annotations
 
 import difflib
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -110,7 +111,9 @@ def hold_out(
     """Split ``rows`` into (train, validation), seeded, both in file order.
 
     With ``groups`` of two or more values (documents), whole groups go to validation until about ``fraction``
-    of the rows do; otherwise ``fraction`` of the rows, stratified by ``stratify`` when given.
+    of the rows do; otherwise ``fraction`` of the rows, stratified by the class labels ``stratify`` when every class
+    fits on both sides. A class that would lose every training row keeps its first one (a class of one row went to
+    validation, and the classifier trained without it).
     """
     if len(rows) < 2:
         raise DataError("the training data has fewer than 2 rows; nothing can be held out for validation. Add data.")
@@ -119,15 +122,33 @@ def hold_out(
     else:
         from sklearn.model_selection import train_test_split  # imported only when a split is carved
 
+        by = list(stratify) if stratify is not None and _stratifiable(stratify, fraction) else None
         try:
-            _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=stratify)
-        except ValueError as err:  # a side left empty, or a class too small to stratify: scikit-learn says which
+            _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=by)
+        except ValueError as err:  # a side left empty: scikit-learn says which
             raise DataError(_split_refused(fraction, len(rows), str(err).splitlines()[0])) from None
-        held = set(chosen)
+        held = set(chosen) if stratify is None else _every_class_trains(set(chosen), stratify)
     train, validation = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
     if not train or not validation:
         raise DataError(_split_refused(fraction, len(rows), "one side would be empty"))
     return train, validation
+
+
+def _stratifiable(labels: Sequence[Any], fraction: float) -> bool:
+    """Whether a split of ``fraction`` can put every class on both sides: two rows of each, and room on each side."""
+    counts = Counter(labels)
+    held = math.ceil(fraction * len(labels))
+    return min(counts.values()) >= 2 and min(held, len(labels) - held) >= len(counts)
+
+
+def _every_class_trains(held: set[int], labels: Sequence[Any]) -> set[int]:
+    """``held`` without the first held row of each class that has no row left to train on."""
+    training = {labels[i] for i in range(len(labels)) if i not in held}
+    for index in sorted(held):
+        if labels[index] not in training:
+            training.add(labels[index])
+            held.discard(index)
+    return held
 
 
 def _split_refused(fraction: float, rows: int, reason: str) -> str:

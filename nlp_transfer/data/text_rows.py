@@ -8,8 +8,6 @@ names and pseudo-labelled rows, all to the training split.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,14 +77,11 @@ class TextRows:
         return names
 
     def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:
-        """Stratify single-label data by label when every class can appear on both sides."""
+        """Single-label data: its labels, which the hold-out stratifies by (when every class fits on both sides) and
+        keeps a training row of each class by."""
         if self.multi_label:
             return None, None
-        labels = [r.label for r in rows]
-        counts = Counter(labels)
-        held = math.ceil(self.config.validation_split * len(labels))
-        fits = min(counts.values()) >= 2 and min(held, len(labels) - held) >= len(counts)
-        return (labels if fits else None), None
+        return [r.label for r in rows], None
 
     def _rows(self, records: list[Record], path: str) -> list[TextRow]:
         config, rows = self.config, []
