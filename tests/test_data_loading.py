@@ -246,7 +246,7 @@ def test_integer_labels_index_label_names_only_when_no_name_is_an_integer(tmp_pa
         check_known_labels(map_integer_label_column(["0"], ["1", "2", "10"]), [1], ["1", "2", "10"], "e.csv", known_from="run")
     stars = write_labelled(tmp_path / "stars.csv", ["1", "2", "3", "4", "5", "0"])
     config = DataConfig(train_file=str(stars), validation_file=str(stars), labels=["1", "2", "3", "4", "5"])
-    with pytest.raises(DataError, match="label '0' is not in data.labels"):
+    with pytest.raises(DataError, match=r"label '0' is not in data\.labels"):
         load_text_classification_data(config)
 
 
