@@ -180,3 +180,22 @@ def test_a_csv_row_over_several_lines_carries_the_line_it_starts_on(preloaded, t
     (tmp_path / "in.csv").write_text('id,text\n1,good\n2,"multi\nline text"\n3,bad\n', encoding="utf-8")
     assert main(["predict", "run", "--input", str(tmp_path / "in.csv")]) == 0
     assert [json.loads(line)["line"] for line in capsys.readouterr().out.splitlines()] == [2, 3, 5]
+
+
+def test_predict_reads_a_table_as_training_reads_it(tmp_path):
+    """A GLUE-style TSV whose text opens a quote it never closes (predict glued every later row into one text), a
+    csv with a field longer than csv's default limit (predict refused it), and a csv quote that never closes."""
+    from nlp_transfer.config import DataConfig
+    from nlp_transfer.data.text_rows import read_text_classification_file
+
+    glue = tmp_path / "glue.tsv"
+    glue.write_text('sentence\tlabel\n"hello world is great\t1\nplain awful\t0\nother fine\t1\n', encoding="utf-8")
+    long = tmp_path / "long.csv"
+    long.write_text("text,label\n" + "a" * 180_000 + ",1\nshort,0\n", encoding="utf-8")
+    for path, column in ((glue, "sentence"), (long, "text")):
+        trained = read_text_classification_file(str(path), DataConfig(text_column=column), multi_label=False)
+        assert list(iter_texts(str(path), text_column=column)) == list(trained["text"])
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text('text\n"one, two\nthree\nfour\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"unclosed\.csv:2: a quote opened in this row never closes"):
+        list(iter_texts(str(unclosed)))

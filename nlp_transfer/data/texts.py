@@ -92,7 +92,8 @@ def iter_numbered_texts(path: str, *, text_column: str = "text", encoding: str =
             elif suffix in (".jsonl", ".ndjson"):
                 yield from _jsonl_texts(path, lines, text_column)
             else:
-                yield from _table_texts(path, lines, "\t" if suffix == ".tsv" else ",", text_column)
+                delimiter = "\t" if suffix == ".tsv" else ","
+                yield from _table_texts(path, lines, delimiter, text_column, _quoting(path, delimiter, encoding))
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}'. Pass --encoding, e.g. utf-8 or latin-1.") from None
     except UnicodeDecodeError as err:
@@ -113,11 +114,33 @@ def _missing_column(path: str, text_column: str, columns: Sequence[str], line: i
     return UserError(f"{path}: no column '{text_column}'; the columns are {list(columns)}. Pass --text-column.")
 
 
-def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> Iterator[tuple[int, str]]:
-    """``(line, text)`` of the ``text_column`` of a csv/tsv file with a header, a row at a time."""
+def _quoting(path: str, delimiter: str, encoding: str) -> int:
+    """How to read quotes in ``path``, as training reads them (``readers.read_delimited``): quoted fields, or for a
+    TSV that does not parse so, quotes as plain characters (GLUE-style TSVs, where a text may open a quote it never
+    closes). A TSV is parsed once to decide, a row at a time; a csv is always read quoted."""
     import csv
 
-    reader = csv.reader(handle, delimiter=delimiter)
+    from nlp_transfer.data.readers import CSV_FIELD_SIZE_LIMIT
+
+    if csv.field_size_limit() < CSV_FIELD_SIZE_LIMIT:  # a long review is one field, as it is when training reads it
+        csv.field_size_limit(CSV_FIELD_SIZE_LIMIT)
+    if delimiter != "\t":
+        return csv.QUOTE_MINIMAL
+    with open(path, encoding=encoding, newline="") as handle:
+        try:
+            for _ in csv.reader(handle, delimiter=delimiter, strict=True):
+                pass
+        except csv.Error:
+            return csv.QUOTE_NONE
+    return csv.QUOTE_MINIMAL
+
+
+def _table_texts(path: str, handle: Any, delimiter: str, text_column: str, quoting: int) -> Iterator[tuple[int, str]]:
+    """``(line, text)`` of the ``text_column`` of a csv/tsv file with a header, a row at a time; a quote that never
+    closes is an error naming the line it opened on (it swallowed every row after it into one text)."""
+    import csv
+
+    reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=True)
     header = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if header is None:
         raise DataError(f"{path}: the file is empty. Give a file with data rows.")
@@ -135,6 +158,11 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str) -> It
                     yield start, text
             start = reader.line_num + 1
     except csv.Error as err:
+        if "end of data" in str(err):
+            raise DataError(
+                f"{path}:{start}: a quote opened in this row never closes, so it would swallow the rows after it. "
+                "Close the quote, or double it (\"\") inside a quoted field."
+            ) from None
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 
 
