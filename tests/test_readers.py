@@ -260,3 +260,18 @@ def test_amazon_reviews_read_as_published():
             assert len(rows) == size, (domain, split)
             assert sorted({r.fields["label"] for r in rows}) == ["0", "1"]
             assert sum("\n" in r.fields["sentence"] for r in rows) > size / 2  # title and body on separate lines
+
+
+def test_a_line_separator_inside_a_jsonl_string_or_a_text_line_does_not_cut_it(tmp_path):
+    """json.dumps(..., ensure_ascii=False) writes U+2028 and U+0085 raw; str.splitlines cut the line there and the
+    valid file was refused ("Unterminated string starting at at column 10")."""
+
+    from nlp_transfer.data.readers import read_jsonl
+    from nlp_transfer.data.texts import read_texts
+
+    rows = [{"text": "first\u2028half", "label": "a"}, {"text": "next\u0085line", "label": "b"}]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    assert [r.fields for r in read_jsonl(str(path), encoding="utf-8")] == rows
+    (tmp_path / "texts.txt").write_text("one\u2028text\r\ntwo\n", encoding="utf-8")
+    assert read_texts(str(tmp_path / "texts.txt")) == ["one\u2028text", "two"]

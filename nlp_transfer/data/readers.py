@@ -151,18 +151,25 @@ def _check_header(path: str, names: list[str]) -> None:
         raise DataError(f"{path}:1: duplicate column name(s) {sorted(duplicates)} in the header. Rename them.")
 
 
+def text_lines(text: str) -> list[str]:
+    """``text`` cut at its line breaks as a file read in text mode cuts it (``str.splitlines`` also cuts at U+2028,
+    U+2029, U+0085 and form feeds, which a line's text may hold)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def read_jsonl(path: str, *, encoding: str) -> list[Record]:
-    """One JSON object per line; blank lines are skipped."""
+    """One JSON object per line; blank lines are skipped. Lines end at a line break (\\n, \\r\\n or \\r) only: a JSON
+    string may hold U+2028 or U+0085 unescaped (``json.dumps(..., ensure_ascii=False)`` writes them so)."""
     text = read_text(path, encoding)
     records = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(
-                f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}). Each line must be one JSON object."
+                f"{path}:{number}: invalid JSON at column {err.colno}: {err.msg}. Each line must be one JSON object."
             ) from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
@@ -178,7 +185,7 @@ def read_json(path: str, *, encoding: str) -> list[Record]:
     except json.JSONDecodeError as err:
         if err.lineno > 1 and "Extra data" in err.msg:
             raise DataError(f"{path}:{err.lineno}: several JSON values; for one object per line use data.format=jsonl.") from None
-        raise DataError(f"{path}:{err.lineno}: invalid JSON ({err.msg} at column {err.colno}).") from None
+        raise DataError(f"{path}:{err.lineno}: invalid JSON at column {err.colno}: {err.msg}.") from None
     if isinstance(obj, dict):
         arrays = [v for v in obj.values() if isinstance(v, list)]
         if len(arrays) != 1:

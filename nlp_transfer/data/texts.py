@@ -31,10 +31,10 @@ def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     Blank lines, blank cells and JSON nulls are skipped; a JSON list or object where a text belongs is an error
     naming its line.
     """
-    from nlp_transfer.data.readers import infer_format, read_records, read_text
+    from nlp_transfer.data.readers import infer_format, read_records, read_text, text_lines
 
     if Path(path).suffix.lower() in (".txt", ""):
-        return [line.strip() for line in read_text(path, encoding).splitlines() if line.strip()]
+        return [line.strip() for line in text_lines(read_text(path, encoding)) if line.strip()]
     records = read_records(path, format=infer_format(path, None), delimiter=None, header=True, encoding=encoding)
     return [text for _, text in record_texts(path, records, text_column)]
 
@@ -161,7 +161,7 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str, quoti
         if "end of data" in str(err):
             raise DataError(
                 f"{path}:{start}: a quote opened in this row never closes, so it would swallow the rows after it. "
-                "Close the quote, or double it (\"\") inside a quoted field."
+                'Close the quote, or double it ("") inside a quoted field.'
             ) from None
         raise DataError(f"{path}:{reader.line_num}: malformed row ({err}).") from None
 
@@ -175,7 +175,7 @@ def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[tuple[int
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: invalid JSON ({err.msg} at column {err.colno}).") from None
+            raise DataError(f"{path}:{number}: invalid JSON at column {err.colno}: {err.msg}.") from None
         if not isinstance(obj, dict):
             raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
         if text_column not in obj:  # the first object names the columns; a later one lacking the key is a bad row
