@@ -154,6 +154,11 @@ def test_user_suites_from_yaml_and_jsonl(tmp_path):
         ("tests: [{name: t, kind: invariance, perturb: shout, cases: ['x']}]", "perturb 'shout' is not one of"),
         ("tests: [oops", "not valid"),
         ("just: text", "a suite is a mapping with a 'tests' list"),
+        # a tolerance that is no number crashed (exit 1, read as a missed gate); a negative one failed unmoved cases
+        ("tests: [{name: t, kind: invariance, tolerance: abc, cases: [{template: x, variant: y}]}]", "tolerance 'abc' is not"),
+        ("tests: [{name: t, kind: invariance, tolerance: -5, cases: [{template: x, variant: y}]}]", "tolerance -5 is not"),
+        ("tests: []", "the 'tests' list is empty"),
+        ("tests: [{name: t, kind: label, label: [positive], cases: ['x']}]", "a case expects one label"),
     ],
 )
 def test_bad_suites_are_one_line_errors(tmp_path, suite, message):

@@ -60,6 +60,17 @@ def test_gate_directions_and_lookup():
     with pytest.raises(UserError, match="only with --drift FILE"):  # a drift gate without --drift says what is missing
         parse_gates(["drift.proxy_a_distance=1.5"], keys)
     assert parse_gates(["drift.proxy_a_distance=1.5"], known_keys({}, {}, drift=True)) == {"drift.proxy_a_distance": 1.5}
+    # a bound outside the figure's range can never fail (nan, inf, 5) or never pass (-1, 1.5): refused up front
+    for bad in (
+        "calibration.ece=nan",
+        "calibration.ece=inf",
+        "slices.worst.accuracy=1.5",
+        "calibration.ece=-1",
+        "calibration.brier=2.5",
+    ):
+        with pytest.raises(UserError, match="lies between 0 and"):
+            parse_gates([bad], keys)
+    assert parse_gates(["calibration.brier=1.5"], keys) == {"calibration.brier": 1.5}
 
 
 def test_a_bad_gate_lists_only_the_keys_this_check_has():

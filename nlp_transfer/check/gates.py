@@ -84,10 +84,20 @@ def parse_gates(items: list[str], known: Iterable[str] = GATES) -> dict[str, flo
         if not sep or key not in known:
             raise UserError(f"--fail-under {item}: write KEY=VALUE with KEY one of {_describe(known, key)}.")
         try:
-            gates[key] = float(value)
+            bound = float(value)
         except ValueError:
             raise UserError(f"--fail-under {item}: {value!r} is not a number.") from None
+        top = figure_ceiling(key)
+        if not 0.0 <= bound <= top:  # nan, inf or out of range: a gate that can never fail, or never pass
+            raise UserError(f"--fail-under {item}: {key} lies between 0 and {top:g}; give a bound in that range.")
+        gates[key] = bound
     return gates
+
+
+def figure_ceiling(key: str) -> float:
+    """The largest value the figure ``key`` can take: 2 for a Brier score and the proxy A-distance, else 1."""
+    last = key.rsplit(".", 1)[-1]
+    return 2.0 if last.startswith("brier") or last == "proxy_a_distance" else 1.0
 
 
 def _describe(known: list[str], key: str) -> str:

@@ -125,6 +125,8 @@ def load_suite(source: str) -> Suite:
     document = read_suite_file(source)
     where = str(source)
     shared = _fill_lists(document.get("fill", {}), where)
+    if not document["tests"]:
+        raise UserError(f"{where}: the 'tests' list is empty; add at least one test.")
     tests = [_test(raw, shared, f"{where}: test {i + 1}") for i, raw in enumerate(document["tests"])]
     names = [t.name for t in tests]
     duplicate = next((n for n in names if names.count(n) > 1), None)
@@ -168,7 +170,7 @@ def _test(raw: Any, shared: dict[str, list[str]], where: str) -> Test:
         cases=cases,
         fill=fill,
         description=str(raw.get("description", "")),
-        tolerance=float(raw.get("tolerance", 0.02)),
+        tolerance=_tolerance(raw.get("tolerance", 0.02), where),
         entity={k: str(v) for k, v in entity.items()},
         groups=groups,
     )
@@ -183,7 +185,7 @@ def _case(raw: Any, test: dict[str, Any], fill: dict[str, list[str]], where: str
         template=raw["template"],
         variant=raw.get("variant", test.get("variant")),
         perturb=raw.get("perturb", test.get("perturb")),
-        label=_text_or_none(raw.get("label", test.get("label"))),
+        label=_text_or_none(raw.get("label", test.get("label")), where),
         direction=raw.get("direction", test.get("direction")),
     )
     for text in (case.template, case.variant):
@@ -195,8 +197,18 @@ def _case(raw: Any, test: dict[str, Any], fill: dict[str, list[str]], where: str
     return case
 
 
-def _text_or_none(value: Any) -> str | None:
-    """A label as text (YAML reads ``label: 1`` as a number)."""
+def _tolerance(value: Any, where: str) -> float:
+    """A test's ``tolerance``: a number from 0 to 1 (a score may move that much the wrong way)."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or not 0 <= number <= 1:
+        raise UserError(f"{where}: tolerance {value!r} is not a number from 0 to 1; write e.g. 'tolerance: 0.02'.")
+    return float(number)
+
+
+def _text_or_none(value: Any, where: str) -> str | None:
+    """A label as text (YAML reads ``label: 1`` as a number); a list or a mapping is refused."""
+    if isinstance(value, (list, dict)):
+        raise UserError(f"{where}: label {value!r}: a case expects one label; write it as a plain value, e.g. 'label: positive'.")
     return None if value is None else str(value)
 
 
