@@ -57,13 +57,19 @@ def test_accuracy_at_coverage_cutting_a_tie_uses_its_mean():
 
 
 def test_threshold_for_accuracy():
-    assert threshold_for_accuracy(SCORES, CORRECT, 0.9) == pytest.approx({"threshold": 0.8, "coverage": 0.5, "accuracy": 1.0})
+    assert threshold_for_accuracy(SCORES, CORRECT, 0.9) == pytest.approx(
+        {"threshold": 0.8, "coverage": 0.5, "accuracy": 1.0, "rows": 2}
+    )
     # accuracy dips to 2/3 at .7 and climbs back to .75 at .6: the lowest threshold that reaches .75 is .6
-    assert threshold_for_accuracy(SCORES, CORRECT, 0.75) == pytest.approx({"threshold": 0.6, "coverage": 1.0, "accuracy": 0.75})
-    assert threshold_for_accuracy(SCORES, CORRECT, 0.7) == pytest.approx({"threshold": 0.6, "coverage": 1.0, "accuracy": 0.75})
+    assert threshold_for_accuracy(SCORES, CORRECT, 0.75) == pytest.approx(
+        {"threshold": 0.6, "coverage": 1.0, "accuracy": 0.75, "rows": 4}
+    )
+    assert threshold_for_accuracy(SCORES, CORRECT, 0.7) == pytest.approx(
+        {"threshold": 0.6, "coverage": 1.0, "accuracy": 0.75, "rows": 4}
+    )
     # with the tie, .8 cannot be a threshold that keeps just one of the .8 rows
     assert threshold_for_accuracy(TIED_SCORES, TIED_CORRECT, 0.7) == pytest.approx(
-        {"threshold": 0.9, "coverage": 0.25, "accuracy": 1.0}
+        {"threshold": 0.9, "coverage": 0.25, "accuracy": 1.0, "rows": 1}
     )
     assert threshold_for_accuracy(np.array([0.9, 0.2, 0.4]), np.array([0, 0, 0]), 0.5) is None
 
@@ -74,12 +80,12 @@ def test_selective_report():
     assert report["accuracy_at_80"] == pytest.approx(0.75)  # ceil(3.2) = 4 rows
     assert report["accuracy_at_90"] == pytest.approx(0.75)
     assert set(report["thresholds"]) == {"0.9", "0.95", "0.99"}
-    assert report["thresholds"]["0.99"] == pytest.approx({"threshold": 0.8, "coverage": 0.5, "accuracy": 1.0})
+    assert report["thresholds"]["0.99"] == pytest.approx({"threshold": 0.8, "coverage": 0.5, "accuracy": 1.0, "rows": 2})
     assert report["auc"] == pytest.approx((1 + 1 + 2 / 3 + 0.75) / 4)
     # the tie: k = 1..4 keep accuracies 1, (1 + .5) / 2, 2/3, 1/2
     tied = selective_report(TIED_SCORES, TIED_CORRECT, coverages=(0.5,), targets=(1.0,))
     assert tied["accuracy_at_50"] == pytest.approx(0.75)
-    assert tied["thresholds"] == {"1": pytest.approx({"threshold": 0.9, "coverage": 0.25, "accuracy": 1.0})}
+    assert tied["thresholds"] == {"1": pytest.approx({"threshold": 0.9, "coverage": 0.25, "accuracy": 1.0, "rows": 1})}
     assert tied["auc"] == pytest.approx((1 + 0.75 + 2 / 3 + 0.5) / 4)
 
 
@@ -109,3 +115,32 @@ def test_plot_accuracy_coverage_writes_a_png(tmp_path):
     path = tmp_path / "plots" / "accuracy_coverage.png"
     plot_accuracy_coverage(scores, correct, path)
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_printed_threshold_keeps_the_rows_it_claims_and_says_when_they_are_few():
+    """0.870363 printed as 0.8704 kept none of the rows it claimed when passed to predict --min-score."""
+    from nlp_transfer.check.report_md import threshold_text
+
+    text = threshold_text({"threshold": 0.8703630417, "coverage": 0.01, "accuracy": 1.0, "rows": 2})
+    assert text.startswith("score >= 0.870363 keeps 1.0% (2 rows): too few rows to rely on")
+    assert (
+        threshold_text({"threshold": 0.5, "coverage": 0.9, "accuracy": 0.95, "rows": 900})
+        == "score >= 0.500000 keeps 90.0% (900 rows)"
+    )
+    assert threshold_text(None) == "not reached at any coverage"
+
+
+def test_the_report_reads_the_measured_ece_against_its_noise_floor_and_flags_a_temperature_that_hurts():
+    from nlp_transfer.check.report_md import calibration_markdown
+
+    def report(ece, after, p95):
+        calibration = {"ece": ece, "ece_after_temperature": after, "temperature": 0.5, "accuracy": 0.8}
+        calibration["ece_noise_floor"] = {"median": p95 / 2, "p95": p95}
+        selective = {"accuracy_at_80": 0.9, "accuracy_at_90": 0.85, "thresholds": {}}
+        return {"calibration": calibration, "selective": selective, "fitted_on": "v", "scored_on": "t", "same_rows": False}
+
+    inside = "\n".join(calibration_markdown(report(0.05, 0.03, 0.04)))
+    assert "0.0300, is inside it: sampling alone can explain it" in inside and "made the scores worse" not in inside
+    above = "\n".join(calibration_markdown(report(0.07, 0.28, 0.10)))  # the planted fault: T raised ECE past the floor
+    assert "0.2800, is above it: a miscalibration these rows can show" in above
+    assert "**The temperature made the scores worse here** (ECE 0.0700 -> 0.2800)" in above

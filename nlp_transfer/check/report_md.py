@@ -3,6 +3,7 @@ the summary lines ``nlp-transfer check`` prints."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -169,12 +170,24 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     if "brier" in c:
         lines.append(f"| Brier score | {c['brier']:.4f} | {c['brier_after_temperature']:.4f} |")
         lines.append(f"| negative log-likelihood | {c['nll']:.4f} | {c['nll_after_temperature']:.4f} |")
+    if c["ece_after_temperature"] > c["ece"]:
+        lines += [
+            "",
+            f"**The temperature made the scores worse here** (ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f}): one "
+            "temperature cannot repair this model's errors; compare `--calibrator isotonic` (or `auto`).",
+        ]
     if "ece_noise_floor" in c:
-        floor = c["ece_noise_floor"]
+        floor, measured = c["ece_noise_floor"], c["ece_after_temperature"]
+        verdict = (
+            "inside it: sampling alone can explain it"
+            if measured <= floor["p95"]
+            else "above it: a miscalibration these rows can show"
+        )
         lines += [
             "",
             f"A perfectly calibrated model with these scores would show an ECE of about {floor['median']:.4f} on as many"
-            f" rows (95 % of the time below {floor['p95']:.4f}): sampling alone, not miscalibration.",
+            f" rows (95 % of the time below {floor['p95']:.4f}); the ECE after the temperature here, {measured:.4f}, is "
+            f"{verdict}.",
         ]
     if "ece_after_isotonic" in c:
         lines += ["", *top_label_markdown(c)]
@@ -184,9 +197,27 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
         f"Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident, {s['accuracy_at_90']:.4f} on 90 %."
     )
     for target, found in s["thresholds"].items():
-        reach = f"score >= {found['threshold']:.4f} keeps {found['coverage']:.1%}" if found else "not reached at any coverage"
-        lines.append(f"- accuracy {target}: {reach}")
+        lines.append(f"- accuracy {target}: {threshold_text(found)}")
     return lines
+
+
+#: fewer kept rows than this and a threshold's accuracy says little about new texts
+FEW_KEPT_ROWS = 30
+
+
+def threshold_text(found: dict[str, Any] | None) -> str:
+    """A selective-prediction threshold as ``predict --min-score`` takes it: rounded down (0.870363 printed as 0.8704
+    kept none of the rows it claimed), with the rows it keeps and a warning when they are few."""
+    if not found:
+        return "not reached at any coverage"
+    text = f"score >= {math.floor(found['threshold'] * 1e6) / 1e6:.6f} keeps {found['coverage']:.1%}"
+    rows = found.get("rows")
+    if rows is None:
+        return text
+    text += f" ({rows} row{'s' if rows != 1 else ''})"
+    if rows < FEW_KEPT_ROWS:
+        text += ": too few rows to rely on; choose a threshold on more labelled rows"
+    return text
 
 
 def top_label_markdown(c: dict[str, Any]) -> list[str]:

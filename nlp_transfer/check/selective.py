@@ -103,7 +103,8 @@ def accuracy_at_coverage(scores: np.ndarray, correct: np.ndarray, coverage: floa
 def threshold_for_accuracy(scores: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float] | None:
     """The lowest threshold whose kept rows (score ``>= threshold``) are at least ``target`` accurate.
 
-    Returns ``{"threshold", "coverage", "accuracy"}`` for the largest coverage that reaches the target
+    Returns ``{"threshold", "coverage", "accuracy", "rows"}`` (``rows``: how many rows it keeps) for the largest
+    coverage that reaches the target
     (accuracy need not fall monotonically, so this is not the first point that dips below), or ``None``
     when no threshold reaches it.
     """
@@ -113,7 +114,13 @@ def threshold_for_accuracy(scores: np.ndarray, correct: np.ndarray, target: floa
     if reaching.size == 0:
         return None
     best = reaching[-1]
-    return {"threshold": float(threshold[best]), "coverage": float(coverage[best]), "accuracy": float(accuracy[best])}
+    kept = round(float(coverage[best]) * len(scores))
+    return {
+        "threshold": float(threshold[best]),
+        "coverage": float(coverage[best]),
+        "accuracy": float(accuracy[best]),
+        "rows": kept,
+    }
 
 
 def selective_report(
