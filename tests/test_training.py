@@ -159,8 +159,10 @@ def test_resume_refuses_a_data_file_whose_rows_changed_and_a_finished_run_keeps_
     assert resumed.metrics["validation"] and not (tmp_path / "part" / DATA_RECORD).exists()
 
 
-@pytest.mark.parametrize("damage", ["state", "weights"])
+@pytest.mark.parametrize("damage", ["state", "weights", "random_states_0.pkl", "best_model.safetensors"])
 def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model_dir, tmp_path, monkeypatch, damage):
+    """Accelerate skips random states it cannot read (the resumed run was no longer exact), and a cut best model
+    crashed with a traceback after the last step: every file's size is now checked when the run resumes."""
     from nlp_transfer.errors import UserError
 
     config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2})
@@ -168,13 +170,18 @@ def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model
     first, last = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
     if damage == "state":
         (last / "trainer_state.json").write_text('{"epoch": 0,', encoding="utf-8")
-    else:  # the last checkpoint gone, the one before cut short
+    elif damage == "weights":  # the last checkpoint gone, the one before cut short
         shutil.rmtree(last)
         weights = first / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        cut = last / damage
+        cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
     with pytest.raises(UserError, match="a damaged checkpoint") as caught:
         run_training(config, resume=True)
     assert str(first if damage == "weights" else last) in str(caught.value) and "\n" not in str(caught.value)
+    if damage.endswith((".pkl", ".safetensors")):
+        assert f"{damage} was written with" in str(caught.value)
 
 
 def test_a_run_that_stopped_early_resumes_to_its_end_without_training_on(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
 #: marks a checkpoint written when nothing was left to train: it holds no model, optimizer or scheduler state
 TRAINING_OVER_FILE = "training_over"
+#: every other file of a checkpoint and its size in bytes, written last: a file cut short or lost since is caught on
+#: --resume (Accelerate skips random states it cannot read, which resumed a run that was no longer exact)
+SIZES_FILE = "file_sizes.json"
 
 
 def checkpoint_dir(output_dir: Path) -> Path:
@@ -164,6 +167,8 @@ def save_checkpoint(
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
         if training_over:
             (tmp / TRAINING_OVER_FILE).write_text("", encoding="utf-8")
+        sizes = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / SIZES_FILE).write_text(json.dumps(sizes, indent=1), encoding="utf-8")
 
     def write_all(tmp: Path) -> None:
         if training_over:
@@ -185,6 +190,7 @@ def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
 
     A file of it that cannot be read (cut short, edited, deleted) is one :class:`UserError` naming the checkpoint.
     """
+    check_file_sizes(checkpoint)
     try:
         if (Path(checkpoint) / TRAINING_OVER_FILE).is_file():
             override = load_accelerator_state(str(checkpoint), [], [], [], [], accelerator.process_index)
@@ -201,6 +207,29 @@ def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise UserError(f"{checkpoint / STATE_FILE}: not a loop state. Delete {checkpoint} to resume from the one before it.")
     return state
+
+
+def check_file_sizes(checkpoint: Path) -> None:
+    """Refuse a checkpoint a file of which is missing or has another size than it was written with (checkpoints
+    written before the sizes were recorded are not checked)."""
+    sizes_file = Path(checkpoint) / SIZES_FILE
+    if not sizes_file.is_file():
+        return
+    try:
+        sizes = json.loads(sizes_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        sizes = None
+    if not isinstance(sizes, dict):
+        raise UserError(f"{sizes_file}: damaged. Delete {checkpoint} to resume from the checkpoint before it.")
+    for name, size in sizes.items():
+        path = Path(checkpoint) / name
+        found = path.stat().st_size if path.is_file() else None
+        if found != size:
+            now = "missing" if found is None else f"{found:,} bytes"
+            raise UserError(
+                f"{checkpoint}: a damaged checkpoint ({name} was written with {size:,} bytes, now {now}). Delete that "
+                "folder to resume from the one before it, or start again with --overwrite."
+            )
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
