@@ -83,7 +83,9 @@ def replaced_on_success(
     try:
         yield
     except BaseException:
-        if main and aside.is_dir() and not resumable(output_dir):
+        # only the command that moved it aside puts it back: a failed --resume leaves both as they were (it swapped
+        # the finished run back in silently, and its advice, --overwrite, would then have replaced that run)
+        if replace and main and aside.is_dir() and not resumable(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
             aside.rename(output_dir)  # nothing to resume: the earlier run comes back as it was
         raise

@@ -612,6 +612,7 @@ def test_a_quote_that_never_closes_names_the_row_it_opens_on(trained_run, tmp_pa
 def test_a_second_failed_overwrite_never_loses_the_finished_run_and_phase_checkpoints_count(tmp_path):
     """A finished run A; overwrite B fails after a checkpoint (kept for --resume, A waits aside); overwrite C fails
     before one: A used to be deleted with the aside. And a contrastive phase's checkpoint is a checkpoint to resume."""
+    import shutil
     from types import SimpleNamespace
 
     import pytest
@@ -635,9 +636,31 @@ def test_a_second_failed_overwrite_never_loses_the_finished_run_and_phase_checkp
 
     failing_run("checkpoints/contrastive/checkpoints/step-00000030")  # B: a phase-1 checkpoint, kept to resume
     assert has_checkpoint(run) and (aside / "model.safetensors").read_bytes() == b"A"
+    shutil.rmtree(run / "checkpoints")  # as if B had been killed (SIGKILL) before its first checkpoint
+    with pytest.raises(RuntimeError), replaced_on_success(run, False, main_process):  # a --resume that finds nothing
+        raise RuntimeError("no complete checkpoint")
+    assert (aside / "model.safetensors").read_bytes() == b"A" and (run / "config.yaml").is_file()  # nothing swapped
     failing_run(None)  # C: nothing to resume; the finished A comes back
     assert (run / "model.safetensors").read_bytes() == b"A" and not aside.exists()
     with replaced_on_success(run, True, main_process):  # D finishes: A goes
         run.mkdir()
         (run / "model.safetensors").write_bytes(b"D")
     assert (run / "model.safetensors").read_bytes() == b"D" and not aside.exists()
+
+
+def test_an_interrupted_run_says_resume_only_when_it_has_a_checkpoint(tmp_path, capsys):
+    """Ctrl-C in the first epoch said "rerun with --resume", which then found nothing to resume."""
+    from nlp_transfer.cli.guard import guard
+    from nlp_transfer.cli.train import resumable_run
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert guard(False, interrupted, resumable=lambda: resumable_run([str(run)])) == 130
+    assert "interrupted before the first checkpoint, so there is nothing to resume" in capsys.readouterr().err
+    (run / "checkpoints" / "step-00000005").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000005" / "trainer_state.json").write_text("{}")
+    assert guard(False, interrupted, resumable=lambda: resumable_run([str(run)])) == 130
+    assert "rerun with --resume" in capsys.readouterr().err

@@ -155,7 +155,13 @@ def test_resume_refuses_a_data_file_whose_rows_changed_and_a_finished_run_keeps_
     with pytest.raises(UserError, match=r"data\.train_file=.* changed since the run started"):
         run_training(config, resume=True)
     train.write_bytes(original)
-    resumed = run_training(config, resume=True)
+    test = sentiment_files["test"]
+    kept = test.read_bytes()
+    test.write_bytes(kept + b"a wonderful extra row,positive\n")  # read once training is over: it may change
+    try:
+        resumed = run_training(config, resume=True)
+    finally:
+        test.write_bytes(kept)
     assert resumed.metrics["validation"] and not (tmp_path / "part" / DATA_RECORD).exists()
 
 

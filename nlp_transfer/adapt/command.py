@@ -23,10 +23,12 @@ def adapt_parser(prog: str) -> argparse.ArgumentParser:
 def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
     """Parse the arguments and run one adaptation; returns the exit code (2 for bad input)."""
     from nlp_transfer.cli.guard import guard, quiet_libraries
-    from nlp_transfer.cli.train import parse_config_arguments
+    from nlp_transfer.cli.train import parse_config_arguments, resumable_run
 
     args = parse_config_arguments(adapt_parser(prog), argv)
     quiet_libraries(args.debug)
+
+    started: list[str] = []  # the run's output_dir, once its config is read
 
     def action() -> None:
         from nlp_transfer.config import load_config
@@ -34,6 +36,7 @@ def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
         config = load_config(args.config, args.overrides)
         from nlp_transfer.adapt.run import run_adaptation  # torch and transformers load only for a valid config
 
+        started.append(config.output_dir)
         run_adaptation(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action, resumable=True)
+    return guard(args.debug, action, resumable=lambda: resumable_run(started))

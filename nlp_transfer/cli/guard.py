@@ -46,6 +46,10 @@ def quiet_libraries(debug: bool) -> None:
 #: what an interrupted verb says; training verbs (``resumable``) can continue from their last checkpoint
 INTERRUPTED = "interrupted; files already complete are kept, and nothing half-written replaced them."
 INTERRUPTED_RESUMABLE = "interrupted; rerun with --resume to continue from the last checkpoint."
+INTERRUPTED_BEFORE_CHECKPOINT = (
+    "interrupted before the first checkpoint, so there is nothing to resume; start again (with --overwrite where the "
+    "run folder exists), and set training.save_steps to checkpoint within an epoch."
+)
 
 
 @contextmanager
@@ -70,12 +74,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, earlier)
 
 
-def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] = str, *, resumable: bool = False) -> int:
+def guard(
+    debug: bool,
+    action: Callable[[], Any],
+    rename: Callable[[str], str] = str,
+    *,
+    resumable: bool | Callable[[], bool] = False,
+) -> int:
     """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2.
 
     ``rename`` rewrites a user error's message (verbs that take flags name the flag where readers name a config key);
-    ``resumable``: the verb takes ``--resume``, which its interrupted message then names. SIGTERM ends the verb as
-    Ctrl-C does (exit 130), so its cleanup runs.
+    ``resumable``: the verb takes ``--resume``, which its interrupted message then names; a callable says whether
+    the run has a checkpoint to resume from by then. SIGTERM ends the verb as Ctrl-C does (exit 130), so its cleanup
+    runs.
     """
     try:
         with sigterm_as_interrupt():
@@ -86,7 +97,7 @@ def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] =
         print(f"error: {rename(str(err))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(INTERRUPTED_RESUMABLE if resumable else INTERRUPTED, file=sys.stderr)
+        print(_interrupted_message(resumable), file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`nlp-transfer config | head`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
@@ -101,3 +112,12 @@ def guard(debug: bool, action: Callable[[], Any], rename: Callable[[str], str] =
     finally:
         end_process_group()
     return 0
+
+
+def _interrupted_message(resumable: bool | Callable[[], bool]) -> str:
+    """What an interrupted verb says: resume when it has a checkpoint, start again when it stopped before one."""
+    if not resumable:
+        return INTERRUPTED
+    if callable(resumable) and not resumable():
+        return INTERRUPTED_BEFORE_CHECKPOINT
+    return INTERRUPTED_RESUMABLE

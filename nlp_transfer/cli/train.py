@@ -36,6 +36,7 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
     args = parse_config_arguments(train_parser(prog), argv)
     quiet_libraries(args.debug)
     skip_final_collection()
+    started: list[str] = []  # the run's output_dir, once its config is read
 
     def action() -> None:
         from nlp_transfer.config import load_config
@@ -54,6 +55,17 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
                 )
             from nlp_transfer.pipeline import run_training
 
+        started.append(config.output_dir)
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action, resumable=True)
+    return guard(args.debug, action, resumable=lambda: resumable_run(started))
+
+
+def resumable_run(started: Sequence[str]) -> bool:
+    """Whether an interrupted run can continue with --resume: its output_dir holds a checkpoint (a run stopped before
+    its config was read says to resume, as before)."""
+    from pathlib import Path
+
+    from nlp_transfer.output_dir import has_checkpoint
+
+    return not started or has_checkpoint(Path(started[-1]))
