@@ -113,21 +113,27 @@ def killed_while_saving(config, monkeypatch):
             run_training(config)
 
 
+@pytest.mark.parametrize("strategy", ["full", "gradual_unfreezing"])
 def test_the_checkpoint_after_the_last_epoch_holds_no_optimizer_state_and_resumes_to_the_same_model(
-    sentiment_files, tiny_model_dir, tmp_path, monkeypatch
+    sentiment_files, tiny_model_dir, tmp_path, monkeypatch, strategy
 ):
-    from nlp_transfer.training.checkpoints import TRAINING_OVER_FILE
+    """gradual_unfreezing: a run resumed after its last step recorded the head alone as trainable in its last epoch
+    (no epoch was left to run its callback)."""
+    from nlp_transfer.training.checkpoints import SIZES_FILE, TRAINING_OVER_FILE
 
-    full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **{"training.epochs": 2}))
-    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2})
+    extra = {"training.epochs": 2, "strategy": strategy}
+    full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **extra))
+    config = config_for(sentiment_files, tiny_model_dir, tmp_path / "part", **extra)
     killed_while_saving(config, monkeypatch)
     first, last = sorted((tmp_path / "part" / "checkpoints").glob("step-*"))
     assert (first / "optimizer.bin").is_file() and not (first / TRAINING_OVER_FILE).exists()  # epoch 1: everything
-    assert sorted(p.name for p in last.iterdir()) == [
-        "best_model.safetensors", "random_states_0.pkl", "trainer_state.json", TRAINING_OVER_FILE
-    ]  # fmt: skip
+    assert sorted(p.name for p in last.iterdir()) == sorted([
+        "best_model.safetensors", SIZES_FILE, "random_states_0.pkl", "trainer_state.json", TRAINING_OVER_FILE
+    ])  # fmt: skip
     resumed = run_training(config, resume=True)
     assert resumed.metrics == full.metrics and resumed.info["history"] == full.info["history"]
+    ends = [r.info.get("trainable_parameters_last_epoch") for r in (resumed, full)]
+    assert ends[0] == ends[1] and (strategy == "full" or ends[0] > resumed.info["trainable_parameters"]), ends
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
     assert not (tmp_path / "part" / "checkpoints").exists()
 

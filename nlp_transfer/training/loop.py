@@ -195,6 +195,8 @@ def fit(
     if hparams and accelerator.log_with:
         accelerator.init_trackers("logs", config=flat_hparams(hparams))
     first_epoch = config.epochs if loop.stop else loop.state.epoch
+    if resume and first_epoch >= config.epochs:  # nothing left to train: the callbacks leave the model as the run ended
+        replay_callbacks(loop, min(loop.state.epoch, config.epochs - 1))
     # the bar closes (ends its line) however fit ends, so an error or "interrupted" starts a line of its own
     with progress_bar(loop) as progress, reused_heap_memory(config.reuse_heap_memory):
         with fast_dropout(loop.unwrapped(), loop.masks) as loop.fast_masks:
@@ -298,7 +300,8 @@ def resume_loop(loop: Loop) -> None:
     best_copy = checkpoint / BEST_FILE
     if loop.accelerator.is_main_process and best_copy.is_file():  # the best model as of this checkpoint
         write_atomically(loop.best_dir, lambda tmp: link_or_copy(best_copy, tmp / "model.safetensors"))
-    loop.accelerator.print(f"Resuming from {checkpoint} (epoch {loop.state.epoch + 1}, step {loop.state.global_step}).")
+    epoch = min(loop.state.epoch + 1, loop.config.epochs)  # a run checkpointed after its last step is in its last epoch
+    loop.accelerator.print(f"Resuming from {checkpoint} (epoch {epoch}, step {loop.state.global_step}).")
 
 
 def progress_bar(loop: Loop) -> tqdm:
@@ -312,6 +315,14 @@ def progress_bar(loop: Loop) -> tqdm:
         dynamic_ncols=True,
         mininterval=0.5 if sys.stderr.isatty() else 15,
     )
+
+
+def replay_callbacks(loop: Loop, epoch: int) -> None:
+    """Run the start-of-epoch callbacks of ``epoch`` at the resumed step, so a run resumed after its last step has
+    the trainable parameters it ended with (gradual unfreezing's last phase), not those of its first phase."""
+    for callback in loop.callbacks:
+        callback.on_epoch_start(loop.unwrapped(), loop.optimizer, epoch)
+        callback.on_train_start(loop.unwrapped(), loop.optimizer, loop.state.global_step)
 
 
 def train_epoch(loop: Loop, epoch: int, progress: tqdm, *, first: bool) -> None:
