@@ -506,3 +506,33 @@ def test_only_path_settings_are_cut_labels_that_look_like_paths_are_published_as
     assert public["data"]["labels"] == config["data"]["labels"] and public["data"]["label_separator"] == "~"
     assert (public["model"], public["output_dir"], public["data"]["train_file"]) == ("tiny", "cat", "t.csv")
     assert public["self_training"]["rounds"][0]["dir"] == "round_0"
+
+
+def test_a_multilabel_adapter_cards_snippet_scores_every_label_with_a_sigmoid(tiny_model_dir, tmp_path):
+    """The adapter card gave no problem_type nor sigmoid: its snippet returned a softmax and one label per text."""
+    import re
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nlp_transfer.hub.usage import _adapter_usage
+    from nlp_transfer.run_info import RunInfo
+
+    labels = ["bad", "good", "late"]
+    base = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=3, problem_type="multi_label_classification"
+    )
+    model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", r=2, target_modules=["query", "value"]))
+    model.save_pretrained(tmp_path / "repo")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "repo")
+    info = RunInfo(task="multilabel", strategy="lora", base_model=tiny_model_dir, labels=labels)
+    card = _adapter_usage(str(tmp_path / "repo"), info, "text-classification")
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
+    code = code.replace(json.dumps(Path(tiny_model_dir).name), json.dumps(tiny_model_dir))  # a local base: its name only
+    scope: dict = {}
+    exec(code, scope)
+    [scores] = scope["classifier"](["the food was late"])
+    assert sorted(s["label"] for s in scores) == labels  # every label, not the top one
+    assert sum(s["score"] for s in scores) != pytest.approx(1.0)  # sigmoids, not a softmax
+    ner = _adapter_usage("alice/tagger", RunInfo(task="ner", labels=["O", "B-PER"]), "token-classification")
+    assert 'aggregation_strategy="first"' in ner

@@ -15,6 +15,7 @@ def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
     base = public_name(str(info.base_model)) if info.base_model else "BASE_MODEL"  # a local folder: its name only
     auto = "AutoModelForTokenClassification" if pipeline_tag == "token-classification" else "AutoModelForSequenceClassification"
     id2label = {i: label for i, label in enumerate(labels)}
+    problem = ', problem_type="multi_label_classification"' if info.task == "multilabel" else ""
     return (
         "This repository holds a LoRA adapter; load it on its base model with `peft`:\n\n"
         "```python\n"
@@ -22,20 +23,27 @@ def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
         f"from transformers import {auto}, AutoTokenizer, pipeline\n\n"
         f"id2label = {_q(id2label)}\n"
         f"base = {auto}.from_pretrained(\n"
-        f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}\n"
+        f"    {_q(base)}, num_labels={len(labels)}, id2label=id2label, label2id={{v: k for k, v in id2label.items()}}"
+        f"{problem}\n"
         ")\n"
         f"model = PeftModel.from_pretrained(base, {_q(repo_id)}).merge_and_unload()\n"
         f"tokenizer = AutoTokenizer.from_pretrained({_q(repo_id)})\n"
-        f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer)\n"
+        f"classifier = pipeline({_q(pipeline_tag)}, model=model, tokenizer=tokenizer{_pipeline_options(info, pipeline_tag)})\n"
         "```\n"
     )
 
 
+def _pipeline_options(info: RunInfo, pipeline_tag: str) -> str:
+    """The ``pipeline`` arguments that make it score as the run does: every label's sigmoid for multi-label, whole
+    words for NER (the same whether the repository holds the model or an adapter)."""
+    if pipeline_tag == "token-classification":
+        return ', aggregation_strategy="first"'
+    return ', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else ""
+
+
 def _model_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
     """How to run a full-model repository with a ``transformers`` pipeline, or with nlp-transfer."""
-    extra = ', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else ""
-    if pipeline_tag == "token-classification":
-        extra = ', aggregation_strategy="first"'
+    extra = _pipeline_options(info, pipeline_tag)
     example = (
         "Hugging Face released a new library in Paris."
         if pipeline_tag == "token-classification"
