@@ -549,7 +549,10 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
             ["--strategies", "full,freeze_layers", "freeze_layers:transfer.freeze_layers=9"],
             "freeze_layers: transfer.freeze_layers=9: this model has 6 encoder layers",
         ),
-        (["--strategies", "full,lora", "lora:transfer.lora_target_modules=[nope]"], "lora: lora adapters:"),
+        (
+            ["--strategies", "full,lora", "lora:transfer.lora_target_modules=[nope]"],
+            "lora: transfer.lora_target_modules: 'nope' names no module",
+        ),
         (["--strategies", "full", "full:transfer.depth=7"], "full: transfer.depth=7: the model has 6 encoder layers"),
     ]
     for flags, expect in cases:

@@ -8,6 +8,7 @@ pooler gets a low-rank update instead and only the classifier is saved whole.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +148,26 @@ def add_adapters(model: nn.Module, options: TransferConfig) -> nn.Module:
     if is_peft_model(model):
         return model
     config = peft_config_for(model, options)
+    check_targets_exist(model, options.lora_target_modules)
     try:
         return get_peft_model(model, config)
     except ValueError as err:
-        raise UserError(f"{options.peft_method} adapters: {err}. Check transfer.lora_target_modules.") from None
+        raise UserError(f"{options.peft_method} adapters: {str(err).rstrip('.')}. Check transfer.lora_target_modules.") from None
+
+
+def check_targets_exist(model: nn.Module, targets: Sequence[str] | None) -> None:
+    """Refuse a ``transfer.lora_target_modules`` name that matches no module of ``model`` (peft refuses only a list
+    none of whose names match: a misspelt name beside a right one was dropped silently)."""
+    if not targets:
+        return
+    names = [name for name, _ in model.named_modules()]
+    for target in targets:
+        if not any(name == target or name.endswith(f".{target}") for name in names):
+            linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)})
+            raise ConfigError(
+                f"transfer.lora_target_modules: '{target}' names no module of this model; its linear layers are named "
+                f"{', '.join(linear[:16])}."
+            )
 
 
 def save_adapter_model(model: nn.Module, output_dir: str | Path, options: TransferConfig | None = None) -> bool:
