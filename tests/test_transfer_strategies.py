@@ -577,6 +577,21 @@ def test_layer_decay_is_refused_where_it_does_not_apply():
     for strategy in ("frozen", "lora"):
         with pytest.raises(ConfigError, match=f"layer_lr_decay applies to .*not to strategy={strategy}"):
             load_config(None, ["data.train_file=x.csv", f"strategy={strategy}", "transfer.layer_lr_decay=0.9"])
+    # freeze_pooler was accepted by every strategy (and listed on the card) while only frozen reads it
+    for strategy in ("full", "lora", "gradual_unfreezing"):
+        with pytest.raises(ConfigError, match=f"freeze_pooler applies to frozen, not to strategy={strategy}"):
+            load_config(None, ["data.train_file=x.csv", f"strategy={strategy}", "transfer.freeze_pooler=true"])
+    assert load_config(None, ["data.train_file=x.csv", "strategy=frozen", "transfer.freeze_pooler=true"]).transfer.freeze_pooler
+    with pytest.raises(ConfigError, match="both set the pace of unfreezing"):  # unfreeze_every was ignored
+        load_config(
+            None,
+            [
+                "data.train_file=x.csv",
+                "strategy=gradual_unfreezing",
+                "transfer.unfreeze_every=3",
+                "transfer.unfreeze_every_steps=5",
+            ],
+        )
 
 
 def test_unknown_architecture_is_a_clear_error():

@@ -277,7 +277,8 @@ class TransferConfig:
     unfreeze_every_steps: int | None = setting(
         None,
         "gradual_unfreezing: unfreeze the next layer group every N optimizer steps instead of every unfreeze_every epochs "
-        "(phases within an epoch, for large training sets trained for one or two epochs); null: by epoch.",
+        "(phases within an epoch, for large training sets trained for one or two epochs); null: by epoch. "
+        "Not with unfreeze_every.",
     )
     peft_method: Literal["lora", "dora", "ia3"] = setting(
         "lora", "lora strategy: the PEFT method, LoRA, DoRA (weight-decomposed LoRA) or IA3 (learned rescaling vectors)."

@@ -151,6 +151,7 @@ STRATEGY_SETTINGS = {
     "unfreeze_every": ("gradual_unfreezing",),
     "freeze_layers": ("freeze_layers",),
     "cache_features": ("frozen",),
+    "freeze_pooler": ("frozen",),
     "head_": ("frozen", "contrastive"),
 }
 

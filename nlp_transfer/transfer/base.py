@@ -127,6 +127,8 @@ class Strategy:
     uses_layer_lr_decay: ClassVar[bool] = True
     #: whether the head can read the mean of the token states (``transfer.pooling=mean``) in this strategy
     pools_tokens: ClassVar[bool] = False
+    #: whether ``transfer.freeze_pooler`` means something to this strategy (it keeps the pooler out of what trains)
+    reads_freeze_pooler: ClassVar[bool] = False
     #: whether training reads nothing of the model but its logits, so the last layer may skip the positions the head
     #: never reads (``training.skip_unread_positions``). Opt-in: a strategy that reads token states must leave it False
     logits_only: ClassVar[bool] = False
@@ -153,6 +155,11 @@ class Strategy:
             raise ConfigError(
                 f"transfer.layer_lr_decay applies to {decaying}, not to strategy={self.name}; "
                 "remove it or pick one of those strategies."
+            )
+        if config.transfer.freeze_pooler and not self.reads_freeze_pooler:
+            readers = ", ".join(name for name, cls in STRATEGIES.items() if cls.reads_freeze_pooler)
+            raise ConfigError(
+                f"transfer.freeze_pooler applies to {readers}, not to strategy={self.name} (its pooler trains); remove it."
             )
         for extension in self.extensions:
             extension.check(config, self)

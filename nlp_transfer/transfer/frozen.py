@@ -44,6 +44,7 @@ class FrozenEncoder(Strategy):
     trains_embeddings = False
     uses_layer_lr_decay = False
     pools_tokens = True
+    reads_freeze_pooler = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

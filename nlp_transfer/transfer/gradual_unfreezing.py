@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nlp_transfer.config import RunConfig
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.training.callbacks import TrainingCallback
 from nlp_transfer.transfer.base import Strategy, register_strategy
@@ -84,6 +85,16 @@ class GradualUnfreezing(Strategy):
 
     name = "gradual_unfreezing"
     logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
+
+    def check(self, config: RunConfig) -> None:
+        """Unfreezing goes by epochs or by steps: both set is refused (the epochs were ignored)."""
+        options = config.transfer
+        if options.unfreeze_every_steps is not None and options.unfreeze_every != 1:
+            raise ConfigError(
+                f"transfer.unfreeze_every={options.unfreeze_every} and transfer.unfreeze_every_steps="
+                f"{options.unfreeze_every_steps} both set the pace of unfreezing; keep one of them."
+            )
+        super().check(config)
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """Every parameter in the optimizer (layer-wise rates if set); the model is left as in phase 0."""
