@@ -184,3 +184,35 @@ def test_an_override_of_a_whole_section_merges_into_it(tmp_path):
     path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 7\n  batch_size: 4\n")
     config = load_config(path, ["training={epochs: 2}"])
     assert config.training.epochs == 2 and config.training.batch_size == 4
+
+
+def test_overrides_keep_text_mapping_defaults_and_sections(tmp_path):
+    """A hub_splits.test override dropped the train/validation defaults; a dict override merged into the file's dict
+    (so {} cleared nothing); `training=` reset the file's whole section; text settings lost what was typed
+    (010 -> '8', 10:30 -> '630', [07, 08] -> ['7', '08'], 'runs/exp #2' -> 'runs/exp')."""
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(
+        "data:\n  train_file: x.csv\n  labels: [01, 02]\n  label_column: 010\n  label_descriptions: {'01': good, '02': bad}\n"
+        "training:\n  epochs: 8\n",
+        encoding="utf-8",
+    )
+    config = load_config(config_file)
+    assert config.data.labels == ["01", "02"] and config.data.label_column == "010" and config.training.epochs == 8
+    overrides = [
+        "data.hub_splits.test=validation", "data.label_column=010", "output_dir=runs/exp #2", "data.labels=[07,08]",
+        "data.label_descriptions={}", "data.label_separator=#", "training.max_grad_norm=None", "data.delimiter=|",
+    ]  # fmt: skip
+    config = load_config(config_file, overrides)
+    assert config.data.hub_splits == {"train": "train", "validation": "validation", "test": "validation"}
+    assert (config.data.label_column, config.output_dir, config.data.labels) == ("010", "runs/exp #2", ["07", "08"])
+    assert config.data.label_descriptions == {} and config.data.label_separator == "#" and config.data.delimiter == "|"
+    assert config.training.max_grad_norm is None and config.training.epochs == 8
+    assert load_config(config_file, ["output_dir=10:30", "seed=010"]).output_dir == "10:30"
+    with pytest.raises(ConfigError, match="'training' is a section; set its keys"):
+        load_config(config_file, ["training="])
+    config_file.write_text("data:\n  train_file: x.csv\ntraining: false\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'training' must be a mapping"):
+        load_config(config_file)
+    config_file.write_text("data:\n  train_file: x.csv\n  labels: [yes, no]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"YAML reads yes/no/on/off/true/false unquoted as true or false\. Quote them"):
+        load_config(config_file)

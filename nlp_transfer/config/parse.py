@@ -12,6 +12,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from nlp_transfer.config.checks import check_values
+from nlp_transfer.config.overrides import deep_update, parse_override, set_override
 from nlp_transfer.config.schema import RunConfig
 from nlp_transfer.errors import ConfigError
 
@@ -26,14 +27,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     """
     raw: dict[str, Any] = {}
     for key, value in defaults.items():
-        _set_dotted(raw, key, value)
+        set_override(raw, key, value)
     if path is not None:
-        _deep_update(raw, _read_yaml(Path(path)))
+        deep_update(raw, _read_yaml(Path(path)))
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: write overrides as key=value, e.g. training.epochs=3")
-        _set_dotted(raw, key.strip(), _parse_value(text))
+        set_override(raw, key.strip(), parse_override(key.strip(), text))
     return config_from_dict(raw, source=str(path) if path else "config")
 
 
@@ -84,6 +85,29 @@ def describe_settings(cls: type = RunConfig, prefix: str = "") -> list[tuple[str
     return rows
 
 
+class _IntWithText(int):
+    """A YAML integer that remembers how it was written (``010``, ``10:30``), for a text setting to keep."""
+
+    yaml_text = ""
+
+
+class _FloatWithText(float):
+    """A YAML float that remembers how it was written (``0.50``)."""
+
+    yaml_text = ""
+
+
+def _keeping_text(construct: Any, cls: type) -> Any:
+    """A YAML constructor that returns ``construct``'s number as ``cls``, with the text it was read from."""
+
+    def build(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        number = cls(construct(loader, node))
+        number.yaml_text = str(node.value)
+        return number
+
+    return build
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (the plain loader keeps the last, silently)."""
 
@@ -100,6 +124,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 problem = f"'{key}' is given twice, on lines {first} and {key_node.start_mark.line + 1}; keep one"
                 raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _keeping_text(yaml.SafeLoader.construct_yaml_int, _IntWithText))
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _keeping_text(yaml.SafeLoader.construct_yaml_float, _FloatWithText))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -119,35 +147,6 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(data).__name__}.")
     return data
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        return text
-
-
-def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = raw
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            node[part] = child = {}
-        node = child
-    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
-        _deep_update(node[parts[-1]], value)  # `training={epochs: 2}` changes epochs, as the file's section would
-    else:
-        node[parts[-1]] = value
-
-
-def _deep_update(base: dict[str, Any], new: dict[str, Any]) -> None:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
 
 
 def _all_keys(cls: type, prefix: str = "") -> list[str]:
@@ -177,13 +176,19 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
         if key not in names:
             raise _unknown_key(prefix + str(key), source)
     values = {}
+    defaults = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in dataclasses.fields(cls)
+    }  # type: ignore[misc]
     for name in raw:
         hint = hints[name]
         key = prefix + name
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, raw[name] or {}, key + ".", source)
-        else:
-            values[name] = _coerce(raw[name], hint, key, source)
+        if dataclasses.is_dataclass(hint):  # an empty section (`training:`) is its defaults; `training: false` is refused
+            values[name] = _build(hint, {} if raw[name] is None else raw[name], key + ".", source)
+            continue
+        value = raw[name]
+        if isinstance(value, dict) and isinstance(defaults[name], dict):  # a mapping keeps the defaults it does not name
+            value = {**defaults[name], **value}
+        values[name] = _coerce(value, hint, key, source)
     return cls(**values)
 
 
@@ -214,6 +219,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
         hint_text = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(map(repr, choices))}.{hint_text}")
+    items = value if isinstance(value, list) else list(value) if isinstance(value, dict) else [value]
+    if "str" in _type_name(hint) and any(isinstance(v, bool) for v in items):  # labels: [yes, no]
+        raise ConfigError(
+            f"{source}: {key} must be {_type_name(hint)}, got {value!r}: YAML reads yes/no/on/off/true/false unquoted as "
+            "true or false. Quote them ('yes')."
+        )
     raise ConfigError(
         f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({type(value).__name__}). Fix the value of {key}."
     )
@@ -244,15 +255,16 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
         items = [_match(v, item_hint) for v in value]
         return all(ok for ok, _ in items), [r for _, r in items]
     if origin is dict:
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or any(isinstance(k, bool) for k in value):  # {yes: ...}: YAML's true
             return False, None
         _, value_hint = typing.get_args(hint)
         items = {k: _match(v, value_hint) for k, v in value.items()}
-        return all(ok for ok, _ in items.values()), {str(k): r for k, (_, r) in items.items()}
+        return all(ok for ok, _ in items.values()), {getattr(k, "yaml_text", str(k)): r for k, (_, r) in items.items()}
     if hint is bool:
         return isinstance(value, bool), value
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return ok, int(value) if ok else None
     if hint is float:
         if isinstance(value, str):  # YAML 1.1 reads "2e-5" (no dot) as text
             try:
@@ -266,6 +278,6 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
         if isinstance(value, str):
             return True, value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, str(value)
+            return True, getattr(value, "yaml_text", str(value))  # `label_column: 010` stays "010"
         return False, None
     return isinstance(value, hint), value
