@@ -100,3 +100,14 @@ def test_a_key_this_check_does_not_know_is_refused():
     assert changed_keys(config_dict(), current) == ["training.new_setting"]
     with pytest.raises(UserError, match=r"training\.new_setting changed from '<absent>' to 1"):
         check_resumable(config_dict(), current, SOURCE)
+
+
+def test_two_spellings_of_one_local_path_are_the_same_setting(tmp_path, monkeypatch):
+    """--resume data.train_file=./train.csv was refused as a change from train.csv (the same file)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.csv").write_text("text,label\n", encoding="utf-8")
+    (tmp_path / "other.csv").write_text("text,label\n", encoding="utf-8")
+    saved = {"data": {"train_file": "train.csv"}}
+    assert check_resumable(saved, {"data": {"train_file": "./train.csv"}}, "c.yaml") == []
+    with pytest.raises(UserError, match="data.train_file changed from 'train.csv' to 'other.csv'"):
+        check_resumable(saved, {"data": {"train_file": "other.csv"}}, "c.yaml")

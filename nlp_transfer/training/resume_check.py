@@ -11,6 +11,7 @@ the documentation prints; a test fails when a new key is in neither.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -155,11 +156,25 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: settings that name a file or folder: ``./train.csv`` and ``train.csv`` are the same one
+PATH_KEYS = ("model", "data.train_file", "data.validation_file", "data.test_file", "data.unlabeled_file")
+
+
+def _same(key: str, before: Any, after: Any) -> bool:
+    """Whether a setting kept its value; two spellings of one local path count as the same (the data files' contents
+    are compared separately)."""
+    if before == after:
+        return True
+    if key in PATH_KEYS and isinstance(before, str) and isinstance(after, str) and os.path.exists(after):
+        return os.path.normpath(os.path.expanduser(before)) == os.path.normpath(os.path.expanduser(after))
+    return False
+
+
 def changed_keys(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two config dicts (a key on one side only counts), in config order."""
     old, new = flatten(saved), flatten(current)
     keys = list(old) + [key for key in new if key not in old]
-    return [key for key in keys if old.get(key, ABSENT) != new.get(key, ABSENT)]
+    return [key for key in keys if not _same(key, old.get(key, ABSENT), new.get(key, ABSENT))]
 
 
 def check_resumable(saved: Mapping[str, Any], current: Mapping[str, Any], source: str) -> list[str]:
