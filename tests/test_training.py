@@ -514,3 +514,12 @@ def test_fp16_on_a_cpu_is_refused_rather_than_trained_in_float32_and_recorded_as
 
     with pytest.raises(UserError, match=r"training\.mixed_precision=fp16 needs a GPU"):
         run_training(config_for(small_split_files, tiny_model_dir, tmp_path / "run", **{"training.mixed_precision": "fp16"}))
+
+
+def test_hparams_of_a_path_with_undecodable_bytes_can_be_recorded():
+    """A file name Python read from non-UTF-8 bytes holds surrogates; TensorBoard's hparams crashed on it (exit 1)."""
+    from nlp_transfer.training.accelerator import flat_hparams
+
+    flat = flat_hparams({"data": {"train_file": b"t\xe9.csv".decode("utf-8", "surrogateescape")}, "seed": 3})
+    assert flat["seed"] == 3 and flat["data.train_file"] == "t\ufffd.csv"
+    flat["data.train_file"].encode("utf-8")  # what the tracker does with it

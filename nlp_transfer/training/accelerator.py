@@ -93,8 +93,8 @@ def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.update(flat_hparams(value, name + "."))
-        elif isinstance(value, (int, float, str, bool)):
+        elif isinstance(value, (int, float, bool)):
             flat[name] = value
-        else:
-            flat[name] = str(value)
+        else:  # a path Python read as undecodable bytes holds surrogates, which TensorBoard's protobuf cannot encode
+            flat[name] = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return flat
