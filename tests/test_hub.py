@@ -536,3 +536,15 @@ def test_a_multilabel_adapter_cards_snippet_scores_every_label_with_a_sigmoid(ti
     assert sum(s["score"] for s in scores) != pytest.approx(1.0)  # sigmoids, not a softmax
     ner = _adapter_usage("alice/tagger", RunInfo(task="ner", labels=["O", "B-PER"]), "token-classification")
     assert 'aggregation_strategy="first"' in ner
+
+
+def test_a_run_of_a_task_added_outside_the_package_is_not_pushed_with_a_wrong_card(tmp_path):
+    """Its card tagged it text-classification and told readers to load it with predict, which refuses it."""
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.hub.push import _prepare_push
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run_info.json").write_text(json.dumps({"task": "toy_regression", "strategy": "full"}), encoding="utf-8")
+    with pytest.raises(UserError, match="a run of task=toy_regression; push writes cards for classification"):
+        _prepare_push(run, "alice/scores", "auto", None)

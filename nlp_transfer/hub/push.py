@@ -128,11 +128,24 @@ def _prepare_push(
     """Check the repo id, choose what to upload and gather the files with their card: all before any request."""
     if not REPO_ID_RE.fullmatch(repo_id or ""):
         raise UserError(f"repo id {repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
-    chosen = resolve_mode(run_dir, mode)
     info = read_run_info(run_dir)
+    check_card_task(run_dir, info.task)
+    chosen = resolve_mode(run_dir, mode)
     files = collect_files(run_dir, chosen, base_model=info.base_model or None)
     files["README.md"] = _card_bytes(run_dir, repo_id, license, chosen == "adapter")
     return chosen, files
+
+
+def check_card_task(run_dir: Path, task: str) -> None:
+    """Refuse a run of a task this package writes no card for (a task added outside it): its card would tag it as a
+    text classifier and show a snippet that cannot load it."""
+    from nlp_transfer.inference.loading import SERVED_TASKS
+
+    if task and task not in (*SERVED_TASKS, "masked-lm"):
+        raise UserError(
+            f"{run_dir}: a run of task={task}; push writes cards for {', '.join(SERVED_TASKS)} runs and adapted "
+            "encoders. Upload it with huggingface_hub's upload_folder and a card of your own."
+        )
 
 
 def _check_online() -> None:
