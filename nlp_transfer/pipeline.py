@@ -348,9 +348,10 @@ def save_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:
-    """A short table of the headline metrics per split."""
+    """A short table of the headline metrics per split (a task whose metrics have none of those names: all of them)."""
     lines = [f"\nResults (saved in {output_dir}):"]
     for split, values in metrics.items():
         numbers = scalar_metrics(values)
-        lines.append(f"  {split:<11}" + "  ".join(f"{k}={numbers[k]:.4f}" for k in HEADLINE_METRICS if k in numbers))
+        names = [k for k in HEADLINE_METRICS if k in numbers] or list(numbers)
+        lines.append(f"  {split:<11}" + "  ".join(f"{k}={numbers[k]:.4f}" for k in names))
     return "\n".join(lines)

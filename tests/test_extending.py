@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def scored_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return [(text, "1.0" if label == "positive" else "-1.0") for text, label in synthetic_sentiment(n, seed)]
 
 
-def test_a_new_task_is_one_class_and_a_builder(tiny_model_dir, tmp_path):
+def test_a_new_task_is_one_class_and_a_builder(tiny_model_dir, tmp_path, capsys):
     assert TASKS["toy_regression"] is regression_from_config
     train = write_csv(tmp_path / "train.csv", scored_rows(400, 1), header=("text", "score"))
     validation = write_csv(tmp_path / "validation.csv", scored_rows(100, 2), header=("text", "score"))
@@ -178,6 +179,8 @@ def test_a_new_task_is_one_class_and_a_builder(tiny_model_dir, tmp_path):
     )
     result = run_training(config)
     assert result.metrics["validation"]["r2"] > 0.5  # well above the 0 of predicting the mean
+    out_text = capsys.readouterr().out  # its own metric names are shown (the lines were empty)
+    assert re.search(r"\[eval\] epoch 1\.0 step \d+: r2=", out_text) and re.search(r"validation +r2=.* mse=", out_text)
     saved = AutoModelForSequenceClassification.from_pretrained(out)  # a plain Hugging Face model
     assert saved.config.num_labels == 1 and saved.config.problem_type == "regression"
 

@@ -109,5 +109,5 @@ def test_two_spellings_of_one_local_path_are_the_same_setting(tmp_path, monkeypa
     (tmp_path / "other.csv").write_text("text,label\n", encoding="utf-8")
     saved = {"data": {"train_file": "train.csv"}}
     assert check_resumable(saved, {"data": {"train_file": "./train.csv"}}, "c.yaml") == []
-    with pytest.raises(UserError, match="data.train_file changed from 'train.csv' to 'other.csv'"):
+    with pytest.raises(UserError, match=r"data\.train_file changed from 'train\.csv' to 'other\.csv'"):
         check_resumable(saved, {"data": {"train_file": "other.csv"}}, "c.yaml")

@@ -3,7 +3,8 @@
 A task bundles what a run needs to know about the problem: the labels, how to tokenize and batch,
 which model head to build, the loss, the metrics, and how to turn logits into predictions. The loop
 and the recipes only talk to this interface. A new task subclasses :class:`Task`, sets
-:attr:`Task.auto_class`, and implements ``preprocess``, ``collator``, ``compute_metrics`` and ``postprocess``.
+:attr:`Task.auto_class` and ``default_metric``, and implements ``preprocess``, ``collator``, ``loss`` and
+``compute_metrics`` (the ``TrainableTask`` protocol of ``training/loop.py``; docs/architecture.md walks through it).
 """
 
 from __future__ import annotations

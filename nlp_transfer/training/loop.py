@@ -470,7 +470,8 @@ def evaluate_and_checkpoint(loop: Loop) -> None:
     else:
         state.evals_without_improvement += 1
     accelerator.log({f"eval/{k}": v for k, v in scalars.items()}, step=state.global_step)
-    shown = ", ".join(f"{k}={v:.4f}" for k, v in scalars.items() if k in _SHOWN)
+    # the usual figures, and always the one that picks the best model (a new task's own names included)
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in scalars.items() if k in _SHOWN or k == loop.metric_name)
     accelerator.print(
         f"[eval] epoch {state.history[-1]['epoch']} step {state.global_step}: {shown}" + ("  (best)" if improved else "")
     )
