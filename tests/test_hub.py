@@ -548,3 +548,23 @@ def test_a_run_of_a_task_added_outside_the_package_is_not_pushed_with_a_wrong_ca
     (run / "run_info.json").write_text(json.dumps({"task": "toy_regression", "strategy": "full"}), encoding="utf-8")
     with pytest.raises(UserError, match="a run of task=toy_regression; push writes cards for classification"):
         _prepare_push(run, "alice/scores", "auto", None)
+
+
+def test_the_card_says_what_trained_by_the_end_and_which_modules_a_default_adapted(tmp_path):
+    """gradual_unfreezing's card gave the head-only count of its first phase; a LoRA run on the model type's default
+    targets showed `transfer.lora_target_modules | None`."""
+    from nlp_transfer.hub.card import build_model_card
+
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    info = {"task": "classification", "strategy": "gradual_unfreezing", "labels": ["a", "b"]}
+    info |= {"trainable_parameters": 100, "total_parameters": 1000, "trainable_parameters_last_epoch": 400}
+    (run / "run_info.json").write_text(json.dumps(info), encoding="utf-8")
+    card = str(build_model_card(run, repo_id="alice/x"))
+    assert "100 of 1,000 parameters trained at the start, 400 (40.00 %) at the end" in card
+    (run / "config.yaml").write_text("strategy: lora\ntransfer:\n  lora_target_modules: null\n", encoding="utf-8")
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"target_modules": ["value", "query"]}))
+    info |= {"strategy": "lora", "trainable_parameters_last_epoch": 0}
+    (run / "run_info.json").write_text(json.dumps(info), encoding="utf-8")
+    card = str(build_model_card(run, repo_id="alice/x"))
+    assert "| `transfer.lora_target_modules` | default: ['query', 'value'] |" in card and "trained (10.00 %)" in card

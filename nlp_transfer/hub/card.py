@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,15 +297,31 @@ def _training_data_section(facts: _CardFacts) -> list[str]:
     return lines
 
 
+def _adapted_modules(run_dir: Path) -> str:
+    """The modules an adapter run adapted when the config left ``transfer.lora_target_modules`` to the model type's
+    default: read from RUN_DIR/adapter/adapter_config.json."""
+    try:
+        targets = json.loads((run_dir / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))["target_modules"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "the model type's default"
+    return f"default: {sorted(targets)}" if isinstance(targets, list) else f"default: {targets}"
+
+
 def _training_procedure_section(facts: _CardFacts) -> list[str]:
     """The share of parameters trained, the hyperparameters, and the steps and time the run took."""
     info = facts.info
     lines = ["## Training procedure", ""]
-    trainable, total = info.trainable_parameters, info.total_parameters
+    trainable, total, last = info.trainable_parameters, info.total_parameters, info.trainable_parameters_last_epoch
     if trainable and total:
         share = 100 * trainable / total
-        lines += [f"Strategy `{facts.strategy}`: {trainable:,} of {total:,} parameters trained ({share:.2f} %).", ""]
-    hyper = _hyperparameters(facts.config, facts.task)
+        trained = f"{trainable:,} of {total:,} parameters trained ({share:.2f} %)"
+        if last > trainable:  # gradual unfreezing: more of the model trains each phase
+            trained = (
+                f"{trainable:,} of {total:,} parameters trained at the start, {last:,} ({100 * last / total:.2f} %) at the end"
+            )
+        lines += [f"Strategy `{facts.strategy}`: {trained}.", ""]
+    hyper = [(k, _adapted_modules(facts.run_dir) if k == "transfer.lora_target_modules" and v is None else v) for k, v in
+             _hyperparameters(facts.config, facts.task)]  # fmt: skip
     if hyper:
         lines += ["| hyperparameter | value |", "|---|---|"] + [f"| `{k}` | {_fmt(v)} |" for k, v in hyper] + [""]
     if info.global_steps:  # a run that recorded its training (not an empty record)
