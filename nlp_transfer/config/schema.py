@@ -209,7 +209,8 @@ class TrainingConfig:
     eval_steps: int = setting(500, "Optimizer steps between evaluations when eval_strategy=steps.")
     metric_for_best_model: str = setting(
         "auto",
-        "Validation metric that picks the best model and drives early stopping; auto: accuracy, or f1_micro for multi-label.",
+        "Validation metric that picks the best model and drives early stopping; auto: accuracy, f1_micro for "
+        "multi-label, entity f1 for ner.",
     )
     early_stopping_patience: int | None = setting(
         None, "Stop after this many evaluations without improvement of metric_for_best_model; null: never."
