@@ -90,6 +90,12 @@ def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):
     after = predict(run_dir, texts)
     assert [r["label"] for r in after] == [r["label"] for r in before]
     assert any(abs(a["score"] - b["score"]) > 1e-4 for a, b in zip(after, before, strict=True))
+    # a checked run checked again fits the same temperature (it starts from the raw scores, not the stored ones),
+    # and a damaged calibration.json is replaced by the check its message advises (the check stopped on it too)
+    (run_dir / "calibration.json").write_text('{"temperature": "abc"}', encoding="utf-8")
+    again = check_run(run_dir)
+    assert again["calibration"]["temperature"] == pytest.approx(report["calibration"]["temperature"])
+    assert load_run(run_dir)[1].temperature == pytest.approx(report["calibration"]["temperature"])
 
 
 def test_isotonic_calibrator_maps_the_chosen_score_and_keeps_labels(noisy_run, tmp_path, capsys):
@@ -147,7 +153,7 @@ def test_selective_prediction_and_abstention(noisy_run):
 def test_gates_exit_1_when_missed_and_bad_input_exits_2(noisy_run, tmp_path, capsys):
     run_dir = noisy_run[0]
     with pytest.raises(SystemExit) as missed:  # in process: the verb exits 1 itself
-        cli_in_process(capsys, "check", run_dir, "--fail-under", "selective.accuracy_at_80=1.01", "calibration.ece=0.0")
+        cli_in_process(capsys, "check", run_dir, "--fail-under", "selective.accuracy_at_80=1.0", "calibration.ece=0.0")
     err = capsys.readouterr().err
     assert missed.value.code == 1, err
     assert "selective.accuracy_at_80" in err and "calibration.ece" in err and "Traceback" not in err

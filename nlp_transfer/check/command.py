@@ -70,7 +70,7 @@ def check_run(
 
     run_dir = Path(run_dir)
     check_calibrator(calibrator)
-    model, task = load_run(run_dir)
+    model, task = load_run(run_dir, calibrated=False)  # the check fits the calibration anew (and replaces a damaged one)
     options = CheckOptions(
         data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column, calibrator
     )

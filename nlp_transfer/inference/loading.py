@@ -22,9 +22,18 @@ from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
 
 
 def load_run(
-    run_dir: str | Path, *, trust_remote_code: bool = False, allow_pickle: bool = False, device: str | None = None
+    run_dir: str | Path,
+    *,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    device: str | None = None,
+    calibrated: bool = True,
 ) -> tuple[PreTrainedModel, Task]:
-    """The saved model (in eval mode) and a task rebuilt from its config and run info."""
+    """The saved model (in eval mode) and a task rebuilt from its config and run info.
+
+    ``calibrated=False`` leaves out what ``nlp-transfer check`` stored (calibration.json): the check itself fits it
+    anew, and so replaces a damaged one instead of stopping on it.
+    """
     run_dir = Path(run_dir)
     require_saved_model(run_dir)
     adapter_only = is_adapter_run(run_dir)  # a lora run saved with transfer.save_merged=false
@@ -45,7 +54,7 @@ def load_run(
         model = load_pretrained(auto, str(run_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if getattr(model.config, POOLING_KEY, "cls") == "mean":  # a feature-extraction run whose head reads the mean
         model = MeanPooledModel(model)
-    task = run_task(run_dir, model.config, trust_remote_code=trust_remote_code)
+    task = run_task(run_dir, model.config, trust_remote_code=trust_remote_code, calibrated=calibrated)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), task
 
@@ -79,7 +88,7 @@ def check_served_task(run_dir: Path, task: str) -> None:
     )
 
 
-def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = False) -> Task:
+def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = False, calibrated: bool = True) -> Task:
     """The task of a saved run, rebuilt from its model ``config`` (labels, head), tokenizer and run info."""
     run_dir = Path(run_dir)
     is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
@@ -98,7 +107,7 @@ def run_task(run_dir: str | Path, config: Any, *, trust_remote_code: bool = Fals
             document_context=int(info.document_context or 0),
             model_name=str(run_dir),
         )
-    temperature, top_label_map = read_calibration(run_dir)
+    temperature, top_label_map = read_calibration(run_dir) if calibrated else (1.0, None)
     return SequenceClassificationTask(
         model_path=str(run_dir),
         labels=labels,
