@@ -75,6 +75,9 @@ def test_temperature_repairs_a_model_made_overconfident_on_purpose(noisy_run, tm
     assert saved["calibration"]["ece_after_temperature"] == pytest.approx(c["ece_after_temperature"])
     assert "in-sample" in (run_dir / "check" / "report.md").read_text()
     assert "perfectly calibrated model with these scores" in (run_dir / "check" / "report.md").read_text()
+    # --data naming the validation file is the fitting rows again: said so, not reported as held-out figures
+    again = check_run(run_dir, data_path=str(noisy_run[1]["validation"]))
+    assert again["same_rows"] and "optimistic" in (run_dir / "check" / "report.md").read_text()
 
 
 def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):

@@ -170,6 +170,8 @@ def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOption
     if options.data_path:
         held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     held_out = held_out or splits.get("test") or fit
+    if held_out is not fit and held_out.texts is not None and held_out.texts == fit.texts:
+        held_out = fit  # --data named the validation file itself: the figures after calibration are in-sample
     if task.multi_label:
         calibration, selective, plotted = multi_label_figures(fit, held_out, options.bins, task.threshold)
     else:
