@@ -230,6 +230,13 @@ def test_a_multi_label_run_is_checked_per_decision_and_its_threshold_kept(tiny_m
     assert not (out / "calibration.json").exists()
     assert "reported only" in (out / "check" / "report.md").read_text()
     assert 0.0 <= report["selective"]["accuracy_at_80"] <= 1.0
+    # a calibrator it would not apply, and gates on figures it does not measure: refused up front (they were
+    # accepted, the check ran, then the gates missed as "not measured")
+    with pytest.raises(UserError, match="--calibrator isotonic: a multi-label run keeps its decision threshold"):
+        check_run(out, calibrator="isotonic")
+    with pytest.raises(UserError, match="--fail-under calibration.brier=0.5: write KEY=VALUE"):
+        check_run(out, fail_under=["calibration.brier=0.5"])
+    assert check_run(out, fail_under=["calibration.ece=1.0"])["gates"]["missed"] == []
 
 
 def test_drift_separates_new_inputs_of_another_kind_from_more_of_the_same(noisy_run, tmp_path, capsys):

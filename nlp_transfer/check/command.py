@@ -136,7 +136,13 @@ def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions
     suites, bias_suite = load_suites("classification", options.suites), load_bias_suite()
     tests = {t.name: t.kind for s in suites for t in s.tests}
     dimensions = {d.name: list(d.groups) for d in bias_suite.dimensions}
-    gates = parse_gates(options.fail_under, known_keys(tests, dimensions, drift=bool(options.drift)))
+    if task.multi_label and options.calibrator != "temperature":
+        raise UserError(
+            f"--calibrator {options.calibrator}: a multi-label run keeps its decision threshold, so its temperature is "
+            "reported and nothing is applied. Drop --calibrator."
+        )
+    keys = known_keys(tests, dimensions, drift=bool(options.drift), multi_label=task.multi_label)
+    gates = parse_gates(options.fail_under, keys)
     column = None
     if options.slice_column:
         column = slice_source(run_dir, options.data_path, options.data, options.slice_column)

@@ -32,6 +32,8 @@ GATES = {
     "selective.accuracy_at_90": True,
     "selective.auc": True,
 }
+#: the calibration figures of a multi-label run (per decision; no validation, Brier or isotonic figures)
+MULTI_LABEL_GATES = ("calibration.ece", "calibration.ece_after_temperature", "calibration.accuracy")
 LOWER_IS_BETTER = (
     "failure_rate", "flip_rate", "max_flip_rate", "gap", "max_abs_gap", "recall_gap",
     "proxy_a_distance", "domain_classifier_accuracy", "total_variation",
@@ -52,13 +54,21 @@ def higher_is_better(key: str) -> bool:
 
 
 def known_keys(
-    tests: dict[str, str], dimensions: dict[str, list[str]], *, classification: bool = True, drift: bool = False
+    tests: dict[str, str],
+    dimensions: dict[str, list[str]],
+    *,
+    classification: bool = True,
+    drift: bool = False,
+    multi_label: bool = False,
 ) -> list[str]:
     """Every key a gate may name for a check with these behavioural tests (name -> kind) and bias dimensions (-> groups).
 
-    ``drift``: the check measures ``--drift`` inputs against the training texts (``drift.*`` keys).
+    ``drift``: the check measures ``--drift`` inputs against the training texts (``drift.*`` keys). ``multi_label``: a
+    multi-label run's calibration has its ECE before and after a temperature, and its decisions' accuracy, alone.
     """
     keys = list(GATES) if classification else []
+    if multi_label:
+        keys = [k for k in keys if k in MULTI_LABEL_GATES or k.startswith("selective.")]
     keys += list(DRIFT_KEYS) if drift else []
     for test, kind in tests.items():
         keys.append(f"behaviour.{test}.failure_rate")
