@@ -234,7 +234,7 @@ def test_a_multi_label_run_is_checked_per_decision_and_its_threshold_kept(tiny_m
     # accepted, the check ran, then the gates missed as "not measured")
     with pytest.raises(UserError, match="--calibrator isotonic: a multi-label run keeps its decision threshold"):
         check_run(out, calibrator="isotonic")
-    with pytest.raises(UserError, match="--fail-under calibration.brier=0.5: write KEY=VALUE"):
+    with pytest.raises(UserError, match=r"--fail-under calibration\.brier=0\.5: write KEY=VALUE"):
         check_run(out, fail_under=["calibration.brier=0.5"])
     assert check_run(out, fail_under=["calibration.ece=1.0"])["gates"]["missed"] == []
 
