@@ -569,14 +569,17 @@ def test_evaluate_output_is_checked_before_scoring_and_written_whole(trained_run
     real_evaluate = nlp_transfer.inference.evaluate_file
     scored = []
     monkeypatch.setattr(nlp_transfer.inference, "evaluate_file", lambda *a, **k: scored.append(1) or real_evaluate(*a, **k))
-    for output, message in ((blocker / "m.json", "File exists"), (tmp_path, "a folder")):
+    for output, message in ((blocker / "m.json", "a-file is a file, not a folder"), (tmp_path, "a folder")):
         code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", output)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert scored == []
+    missing = tmp_path / "never" / "made" / "m.json"  # bad data: exit 2 and no empty folders left behind
+    code, _, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", tmp_path / "nope.csv", "--output", missing)
+    assert code == 2 and not (tmp_path / "never").exists(), err
     output = tmp_path / "new" / "dir" / "m.json"
     code, out, err = cli_in_process(capsys, "evaluate", trained_run["out"], "--data", trained_run["val"], "--output", output)
     assert code == 0, err
-    assert json.loads(output.read_text()) == json.loads(out) and scored == [1]
+    assert json.loads(output.read_text()) == json.loads(out) and scored == [1, 1]
     assert [p.name for p in output.parent.iterdir()] == ["m.json"]  # no .partial left behind
 
 

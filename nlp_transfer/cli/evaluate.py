@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from nlp_transfer.cli.options import add_data_options, add_load_options, data_config, load_options
@@ -34,11 +35,21 @@ def run(args: argparse.Namespace) -> None:
         output = Path(args.output)
         if output.is_dir():
             raise UserError(f"--output {args.output}: a folder. Give the path of the JSON file to write.")
-        output.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(output.parent)
     metrics = evaluate_file(
         args.run_dir, args.data, data_config(args, args.data), batch_size=args.batch_size, **load_options(args)
     )
     text = json.dumps(metrics, indent=2)
     if args.output:  # written whole and then moved into place: an earlier file is never half-replaced
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # only now: bad data leaves no empty folders
         write_text_atomic(args.output, text + "\n")
     print(text)
+
+
+def writable_folder(folder: Path) -> None:
+    """Refuse, before any scoring, an --output whose nearest existing folder is a file or cannot be written to."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists()) if folder.parts else Path(".")
+    if not existing.is_dir():
+        raise UserError(f"--output: {existing} is a file, not a folder. Give a path inside a folder.")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"--output: {existing} cannot be written to. Give a path you may write to.")
