@@ -1,6 +1,7 @@
 """Readers: formats, options, and a clear file:line error for each kind of bad input."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,22 @@ def test_a_line_separator_inside_a_jsonl_string_or_a_text_line_does_not_cut_it(t
     assert [r.fields for r in read_jsonl(str(path), encoding="utf-8")] == rows
     (tmp_path / "texts.txt").write_text("one\u2028text\r\ntwo\n", encoding="utf-8")
     assert read_texts(str(tmp_path / "texts.txt")) == ["one\u2028text", "two"]
+
+
+def test_mix_ups_between_formats_get_the_fix(tmp_path):
+    """A header row under data.header=[...] was trained as a row of class 'label'; a gzip file was called an encoding
+    problem; a JSON array or a pretty-printed document named .jsonl got no hint."""
+    import gzip
+
+    cases = {
+        "hdr.csv": (b"text;label\ngood;pos\nbad;neg\n", {"delimiter": ";", "header": ["text", "label"]}, "set data.header=true"),
+        "gz.csv": (gzip.compress(b"text,label\ngood,pos\n"), {}, "a gzip-compressed file. Decompress it first"),
+        "arr.jsonl": (b'[{"text": "a", "label": "x"}]\n', {}, "A JSON array of objects is a .json file"),
+        "pretty.jsonl": (b'[\n {"text": "a", "label": "x"}\n]\n', {}, "looks like one JSON document"),
+    }
+    for name, (body, options, message) in cases.items():
+        (tmp_path / name).write_bytes(body)
+        kind = "jsonl" if name.endswith("jsonl") else "csv"
+        settings = {"delimiter": None, "header": True, "encoding": "utf-8", **options}
+        with pytest.raises(DataError, match=re.escape(message)):
+            read_records(str(tmp_path / name), format=kind, **settings)

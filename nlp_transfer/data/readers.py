@@ -68,6 +68,8 @@ def read_text(path: str, encoding: str) -> str:
     """The whole file decoded, or a :class:`DataError` naming the line of the first bad byte."""
     check_data_file(path)
     raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":  # no text encoding reads a compressed file
+        raise DataError(f"{path}: a gzip-compressed file. Decompress it first (gunzip -k {path}) and give the result.")
     try:
         text = raw.decode(encoding)
     except LookupError:
@@ -119,6 +121,11 @@ def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[s
             start, line = line, reader.line_num + 1
             if not row or all(not cell.strip() for cell in row):
                 continue
+            if isinstance(header, list) and not records and [cell.strip() for cell in row] == names:
+                raise DataError(
+                    f"{path}:{start}: this row repeats the column names data.header gives, so the file has a header "
+                    "row of its own: set data.header=true (or remove the row)."
+                )
             if names is None:
                 if header is True:
                     names = [cell.strip() for cell in row]
@@ -168,11 +175,19 @@ def read_jsonl(path: str, *, encoding: str) -> list[Record]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
+            pretty = (
+                " The file looks like one JSON document: name it .json or set data.format=json."
+                if line.strip() in ("[", "{")
+                else ""
+            )
             raise DataError(
-                f"{path}:{number}: invalid JSON at column {err.colno}: {err.msg}. Each line must be one JSON object."
+                f"{path}:{number}: invalid JSON at column {err.colno}: {err.msg}. Each line must be one JSON object.{pretty}"
             ) from None
         if not isinstance(obj, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.")
+            array = (
+                " A JSON array of objects is a .json file: name it so, or set data.format=json." if isinstance(obj, list) else ""
+            )
+            raise DataError(f"{path}:{number}: expected a JSON object per line, found {type(obj).__name__}.{array}")
         records.append(Record(number, obj))
     return records
 
