@@ -70,7 +70,7 @@ class BiasOnly(Strategy):
         return {"pooling": "bitfit-cls", "bias_terms_only": True}  # a RunInfo field, and a fact of its own
 
 
-def test_a_new_strategy_is_one_class_and_a_name(sentiment_files, tiny_model_dir, tmp_path):
+def test_a_new_strategy_is_one_class_and_a_name(sentiment_files, tiny_model_dir, tmp_path, monkeypatch):
     assert STRATEGIES["toy_bitfit"] is BiasOnly
     out = tmp_path / "bitfit"
     config = load_config(
@@ -95,6 +95,15 @@ def test_a_new_strategy_is_one_class_and_a_name(sentiment_files, tiny_model_dir,
     assert saved["strategy_facts"] == {"bias_terms_only": True}  # kept, not dropped for want of a field
     # a mechanics test: on the tiny random model biases alone learn little, so no accuracy is asserted here
     assert result.info["trainable_parameters"] < result.info["total_parameters"] / 10
+    # check and export read the run's data from its config.yaml in a process that has not imported the strategy: it
+    # stopped them ("strategy='toy_bitfit' is not one of ..."), though a saved model does not depend on it
+    from nlp_transfer.config import load_saved_config
+
+    monkeypatch.delitem(STRATEGIES, "toy_bitfit")
+    with pytest.raises(ConfigError, match="strategy='toy_bitfit' is not one of"):
+        load_config(out / "config.yaml")
+    saved_config = load_saved_config(out / "config.yaml")
+    assert saved_config.data.train_file == str(sentiment_files["train"]) and saved_config.strategy == "full"
 
 
 def test_a_strategy_refuses_what_it_cannot_do_at_config_time(tmp_path):
@@ -234,3 +243,21 @@ def test_what_needs_class_labels_refuses_a_new_task_before_anything_is_written(t
         )
         run_training(config)
     assert not out.exists()
+
+
+def test_compare_runs_a_strategy_added_outside_the_package_in_its_child_processes(sentiment_files, tiny_model_dir, tmp_path):
+    """Each compare run is a child process: it failed with "strategy='toy_bitfit' is not one of ..." after the other
+    strategies had trained, since the child had not imported the module that registers it."""
+    from nlp_transfer.compare import run_comparison
+    from nlp_transfer.compare.child import plugin_modules
+
+    overrides = [
+        *tiny_overrides(tiny_model_dir, tmp_path / "run"),
+        f"data.train_file={sentiment_files['train']}",
+        f"data.validation_file={sentiment_files['validation']}",
+        "data.max_eval_samples=32",
+    ]
+    config = load_config(None, overrides)
+    assert plugin_modules(load_config(None, [*overrides, "strategy=toy_bitfit"])) == [__name__]
+    rows = run_comparison(config, {"toy_bitfit": "toy_bitfit"}, output_dir=tmp_path / "report", scratch=False)
+    assert [r.strategy for r in rows] == ["toy_bitfit"] and not rows[0].error and rows[0].value is not None

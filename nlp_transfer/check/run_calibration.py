@@ -48,14 +48,14 @@ class Scored:
 
 def load_run_config(run_dir: Path) -> Any:
     """The ``config.yaml`` of a run of ``nlp-transfer train``, which says where its validation split is."""
-    from nlp_transfer.config import load_config
+    from nlp_transfer.config import load_saved_config
 
     if not (run_dir / "config.yaml").is_file():
         raise UserError(
             f"{run_dir}: a model folder but not a run of nlp-transfer train (no config.yaml), so check cannot find the "
             "validation split it calibrates on. Train a run from this model and check that run's output_dir."
         )
-    return load_config(run_dir / "config.yaml")
+    return load_saved_config(run_dir / "config.yaml")
 
 
 def run_splits(run_dir: Path, model: Any, task: Any, batch_size: int) -> dict[str, Scored]:

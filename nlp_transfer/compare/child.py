@@ -104,6 +104,7 @@ def train_in_child(run_config: RunConfig, *, from_scratch: bool, jobs: Path, deb
     job, result = jobs / f"{stem}.job.json", jobs / f"{stem}.result.json"
     result.unlink(missing_ok=True)
     spec = {"config": config_to_dict(run_config), "from_scratch": from_scratch, "debug": debug, "result": str(result)}
+    spec["imports"], spec["sys_path"] = plugin_modules(run_config), list(sys.path)
     job.write_text(json.dumps(spec), encoding="utf-8")
     outcome = run_child([sys.executable, "-m", "nlp_transfer.compare", str(job)])
     reported = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else {}
@@ -185,12 +186,33 @@ def own_peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def plugin_modules(config: RunConfig) -> list[str]:
+    """The modules outside the package that registered ``config``'s strategy and task, for a child to import first
+    (a child process starts with the package's own registry only)."""
+    from nlp_transfer.tasks import TASKS
+    from nlp_transfer.transfer import STRATEGIES
+
+    owners = [getattr(STRATEGIES.get(config.strategy), "__module__", ""), getattr(TASKS.get(config.task), "__module__", "")]
+    modules = [m for m in dict.fromkeys(owners) if m and m.split(".")[0] != "nlp_transfer"]
+    if "__main__" in modules:
+        raise UserError(
+            f"strategy={config.strategy} / task={config.task} is registered in the script being run, which compare's "
+            "child processes cannot import: move it into a module of its own and import that."
+        )
+    return modules
+
+
 def _train_job(job: Mapping[str, Any]) -> int | None:
     """Train the job's run; return the CUDA allocator peak in bytes (None without a GPU)."""
+    import importlib
+
     import torch
 
     from nlp_transfer.pipeline import run_training
 
+    sys.path.extend(p for p in job.get("sys_path", []) if p not in sys.path)  # where the parent found those modules
+    for module in job.get("imports", []):  # the modules that registered a strategy or task from outside the package
+        importlib.import_module(module)
     config = config_from_dict(job["config"], source=f"{job['config'].get('output_dir')} (compare job)")
     cuda = torch.cuda.is_available()
     if cuda:

@@ -7,7 +7,14 @@ field); :mod:`~nlp_transfer.config.parse` reads YAML and overrides into those da
 """
 
 from nlp_transfer.config.checks import check_per_class
-from nlp_transfer.config.parse import config_from_dict, config_to_dict, describe_settings, load_config, save_config
+from nlp_transfer.config.parse import (
+    config_from_dict,
+    config_to_dict,
+    describe_settings,
+    load_config,
+    load_saved_config,
+    save_config,
+)
 from nlp_transfer.config.schema import (
     DEFAULT_MODEL,
     DataConfig,
@@ -33,5 +40,6 @@ __all__ = [
     "config_to_dict",
     "describe_settings",
     "load_config",
+    "load_saved_config",
     "save_config",
 ]

@@ -38,6 +38,20 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     return config_from_dict(raw, source=str(path) if path else "config")
 
 
+def load_saved_config(path: str | Path) -> RunConfig:
+    """A finished run's ``config.yaml``, for the verbs that read its data (check, export).
+
+    A strategy added outside the package (registered by a module this process has not imported) does not matter to
+    them: such a config is read as strategy ``full`` without its transfer section, where it stopped them before.
+    """
+    from nlp_transfer.transfer import STRATEGIES
+
+    raw = _read_yaml(Path(path))
+    if raw.get("strategy") not in STRATEGIES:
+        raw = {**raw, "strategy": "full", "transfer": {}}
+    return config_from_dict(raw, source=str(path))
+
+
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     """Build a :class:`RunConfig` from nested dicts, naming the key of any problem."""
     config = _build(RunConfig, raw, prefix="", source=source)

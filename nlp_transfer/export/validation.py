@@ -31,14 +31,14 @@ class ValidationSet:
 
 def validation_set(run_dir: Path, task: Any) -> ValidationSet:
     """The run's validation split as its ``config.yaml`` reads it (a held-out part of train when it names none)."""
-    from nlp_transfer.config import load_config
+    from nlp_transfer.config import load_saved_config
 
     if not (run_dir / "config.yaml").is_file():
         raise UserError(
             f"{run_dir}: no config.yaml, so no validation split to check the export on. "
             "Give the output_dir of a run trained with nlp-transfer."
         )
-    config = load_config(run_dir / "config.yaml")
+    config = load_saved_config(run_dir / "config.yaml")
     if config.task == "ner":
         return tagged_validation(config, task)
     return text_validation(config, task)
