@@ -102,10 +102,12 @@ def peft_config_for(model: nn.Module, options: TransferConfig) -> Any:
             )
         pooler_targets = _pooler_linears(model)
         if not pooler_targets:
-            raise ConfigError(
-                f"transfer.lora_pooler=adapt: model type '{model_type}' has no pooler with a linear layer; "
-                "set transfer.lora_pooler=train."
+            what = (
+                "a token-classification model has no pooler (its head reads every token's state)"
+                if type(model).__name__.endswith("ForTokenClassification")
+                else f"model type '{model_type}' has no pooler with a linear layer"
             )
+            raise ConfigError(f"transfer.lora_pooler=adapt: {what}; set transfer.lora_pooler=train.")
         head = [name for name in head if name != "pooler"]
     common = {"task_type": _task_type(model), "modules_to_save": head}
     targets = options.lora_target_modules
