@@ -667,3 +667,13 @@ def test_an_interrupted_run_says_resume_only_when_it_has_a_checkpoint(tmp_path, 
     (run / "checkpoints" / "step-00000005" / "trainer_state.json").write_text("{}")
     assert guard(False, interrupted, resumable=lambda: resumable_run([str(run)])) == 130
     assert "rerun with --resume" in capsys.readouterr().err
+
+
+def test_resume_and_overwrite_together_are_refused(capsys):
+    """--overwrite beside --resume was ignored silently."""
+    from nlp_transfer.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "recipes/configs/sentiment/minilm_full.yaml", "--resume", "--overwrite"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "give one of them" in err and len(err.strip().splitlines()) == 1, err

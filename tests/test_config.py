@@ -216,3 +216,18 @@ def test_overrides_keep_text_mapping_defaults_and_sections(tmp_path):
     config_file.write_text("data:\n  train_file: x.csv\n  labels: [yes, no]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"YAML reads yes/no/on/off/true/false unquoted as true or false\. Quote them"):
         load_config(config_file)
+
+
+def test_a_yaml_merge_key_is_read_and_a_real_duplicate_still_refused(tmp_path):
+    """`<<: *anchor` was refused as invalid YAML by the duplicate-key check (yaml.safe_load reads it)."""
+    path = tmp_path / "merge.yaml"
+    path.write_text(
+        "data:\n  train_file: x.csv\n  hub_splits: &splits {train: train, validation: validation, test: test}\n"
+        "training: {<<: {epochs: 2, batch_size: 4}, epochs: 3}\n",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert (config.training.epochs, config.training.batch_size) == (3, 4)
+    path.write_text("data:\n  train_file: x.csv\ntraining:\n  epochs: 2\n  epochs: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'epochs' is given twice, on lines 4 and 5"):
+        load_config(path)

@@ -28,7 +28,10 @@ def parse_config_arguments(parser: argparse.ArgumentParser, argv: Sequence[str])
     """``CONFIG [key=value ...]`` and flags; without a CONFIG, say that one is needed (argparse also names key=value)."""
     if not any(not arg.startswith("-") for arg in argv) and not {"-h", "--help"} & set(argv):
         parser.error("give a CONFIG: a YAML file (recipes/configs/ holds examples); key=value overrides are optional")
-    return parser.parse_intermixed_args(list(argv))
+    args = parser.parse_intermixed_args(list(argv))
+    if args.resume and args.overwrite:  # --overwrite was ignored silently
+        parser.error("--resume continues the run in output_dir and --overwrite replaces it; give one of them")
+    return args
 
 
 def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:

@@ -126,9 +126,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key given twice in one mapping (the plain loader keeps the last, silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """The mapping of ``node``; a ``ConstructorError`` at the second of two equal keys."""
+        """The mapping of ``node``; a ``ConstructorError`` at the second of two equal keys (keys a YAML merge ``<<:``
+        brings in may be overridden, as YAML intends)."""
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
                 first = seen.setdefault(key, key_node.start_mark.line + 1)
