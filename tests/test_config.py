@@ -231,3 +231,21 @@ def test_a_yaml_merge_key_is_read_and_a_real_duplicate_still_refused(tmp_path):
     path.write_text("data:\n  train_file: x.csv\ntraining:\n  epochs: 2\n  epochs: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="'epochs' is given twice, on lines 4 and 5"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("training.lr=1", "Did you mean 'training.learning_rate'?"),
+        ("training.optimizer=adam", "Run 'nlp-transfer config' to list the valid keys."),  # was 'training.batch_size'
+        ("num_epochs=3", "Did you mean 'training.epochs'?"),
+        ("hub.token=hf_x", "A Hub token is never a config setting"),  # was "Did you mean 'hub.mode'?"
+        ("strategy=LoRA", "Did you mean 'lora'?"),
+        ("task=NER", "Did you mean 'ner'?"),
+        ("training.mixed_precision=BF16", "Did you mean 'bf16'?"),
+    ],
+)
+def test_unknown_keys_and_choices_suggest_what_was_meant(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, ["data.train_file=x.csv", override])
+    assert message in str(caught.value) and "hf_x" not in str(caught.value)

@@ -239,7 +239,8 @@ def _check_task_and_strategy(config: RunConfig, source: str) -> None:
 
     for key, value, choices in (("task", config.task, TASKS), ("strategy", config.strategy, STRATEGIES)):
         if value not in choices:
-            close = difflib.get_close_matches(value, list(choices), n=1)
+            same_but_case = [c for c in choices if c.lower() == str(value).lower()]  # strategy=LoRA, task=NER
+            close = same_but_case or difflib.get_close_matches(value, list(choices), n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(choices)}.{hint}")
     try:

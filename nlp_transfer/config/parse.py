@@ -166,6 +166,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+#: the config's section names (data, training, ...): never suggested for a misspelt setting
+_SECTIONS = {name for name, hint in typing.get_type_hints(RunConfig).items() if dataclasses.is_dataclass(hint)}
+
+
 def _all_keys(cls: type, prefix: str = "") -> list[str]:
     keys = []
     hints = typing.get_type_hints(cls)
@@ -176,11 +180,30 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
+#: names users bring from other tools -> this config's setting
+KEY_ALIASES = {
+    "lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs", "bs": "batch_size",
+    "per_device_train_batch_size": "batch_size", "model_name_or_path": "model",
+}  # fmt: skip
+
+
 def _unknown_key(key: str, source: str) -> ConfigError:
-    valid = _all_keys(RunConfig)
-    leaf_matches = [k for k in valid if k.rsplit(".", 1)[-1] == key.rsplit(".", 1)[-1]]
-    close = leaf_matches or difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f" Did you mean '{close[0]}'?" if close else " Run 'nlp-transfer config' to list the valid keys."
+    """An unknown key, with the setting it most likely means: the same name in another section, an alias, or a close
+    spelling among the settings (never a section name) of the section it names."""
+    leaf = key.rsplit(".", 1)[-1]
+    if "token" in leaf.lower():  # a secret never goes in a config: where it does go
+        return ConfigError(
+            f"{source}: unknown config key '{key}'. A Hub token is never a config setting (configs are saved with runs): "
+            "set the HF_TOKEN environment variable, or run huggingface-cli login."
+        )
+    settings = [k for k in _all_keys(RunConfig) if k.rsplit(".", 1)[-1] not in _SECTIONS]
+    section = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    same_leaf = [k for k in settings if k.rsplit(".", 1)[-1] in (leaf, KEY_ALIASES.get(leaf.lower()))]
+    in_section = [k for k in settings if k.startswith(section) and "." not in k[len(section) :]]
+    leaves = {k[len(section) :]: k for k in in_section}
+    close = [leaves[name] for name in difflib.get_close_matches(leaf.lower(), list(leaves), n=1, cutoff=0.6)]
+    guess = (sorted(same_leaf, key=lambda k: not k.startswith(section)) or close)[:1]
+    hint = f" Did you mean '{guess[0]}'?" if guess else " Run 'nlp-transfer config' to list the valid keys."
     return ConfigError(f"{source}: unknown config key '{key}'.{hint}")
 
 
@@ -233,7 +256,8 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if literal_args:
             choices = typing.get_args(literal_args[0])
     if choices and isinstance(value, str):
-        close = difflib.get_close_matches(value, [str(c) for c in choices], n=1)
+        same_but_case = [str(c) for c in choices if str(c).lower() == value.lower()]  # LoRA, NER, BF16
+        close = same_but_case or difflib.get_close_matches(value, [str(c) for c in choices], n=1)
         hint_text = f" Did you mean '{close[0]}'?" if close else ""
         raise ConfigError(f"{source}: {key}={value!r} is not one of {', '.join(map(repr, choices))}.{hint_text}")
     items = value if isinstance(value, list) else list(value) if isinstance(value, dict) else [value]
