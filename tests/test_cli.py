@@ -230,6 +230,12 @@ def test_config_verb_lists_and_checks(tmp_path):
     assert checked.stdout.count(": ok") == len(configs)
     both = cli("config", "--check", configs[0], "--resolve", configs[0])  # one answer a call, not one silently dropped
     assert both.returncode == 2 and "not allowed with argument --check" in both.stderr and not both.stdout, both.stderr
+    # every file is checked (it stopped at the first bad one); a folder is named as such; a bare file asks what to do
+    mixed = cli("config", "--check", configs[0], str(tmp_path), configs[1])
+    assert mixed.returncode == 2 and mixed.stdout.count(": ok") == 2 and "a folder, not a config file" in mixed.stderr
+    assert "1 of 3 config files failed the check" in mixed.stderr
+    bare = cli("config", configs[0])
+    assert bare.returncode == 2 and f"--check {configs[0]} validates it" in bare.stderr
 
 
 def test_a_reader_that_stops_early_gets_no_traceback():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from nlp_transfer.errors import UserError
@@ -25,6 +26,11 @@ def run(args: argparse.Namespace) -> None:
 
     from nlp_transfer.config import config_to_dict, describe_settings, load_config
 
+    if args.overrides and not args.resolve and "=" not in args.overrides[0]:  # `config run.yaml`: a file, not a flag
+        raise UserError(
+            f"config {args.overrides[0]}: name what to do with it: --check {args.overrides[0]} validates it, --resolve "
+            f"{args.overrides[0]} prints it with every default filled in."
+        )
     if args.overrides and not args.resolve:
         raise UserError(
             f"key=value overrides ({args.overrides[0]}) apply to a config: use them with --resolve CONFIG "
@@ -37,9 +43,16 @@ def run(args: argparse.Namespace) -> None:
                 f"config --check takes config files; {overrides[0]} is a key=value override. Check a config with its "
                 f"overrides by resolving it: nlp-transfer config --resolve CONFIG {' '.join(overrides)}"
             )
-        for path in args.check:
-            load_config(path)
-            print(f"{path}: ok")
+        failed = 0
+        for path in args.check:  # every file is checked: one line each, ok or its error
+            try:
+                load_config(path)
+                print(f"{path}: ok")
+            except UserError as err:
+                failed += 1
+                print(f"error: {err}", file=sys.stderr)
+        if failed:
+            raise UserError(f"{failed} of {len(args.check)} config files failed the check (above).")
         return
     if args.resolve:
         config = load_config(args.resolve, args.overrides)

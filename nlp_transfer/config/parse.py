@@ -148,6 +148,8 @@ _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _keeping_text(yaml.S
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a config file. Give the path of a YAML file (recipes/configs/ holds examples).")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found. Check the path (recipes/configs/ holds examples).")
     try:
