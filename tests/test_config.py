@@ -249,3 +249,33 @@ def test_unknown_keys_and_choices_suggest_what_was_meant(override, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, ["data.train_file=x.csv", override])
     assert message in str(caught.value) and "hf_x" not in str(caught.value)
+
+
+def test_a_mapping_given_whole_is_taken_as_given_and_a_dotted_null_drops_a_key(tmp_path):
+    """hub_splits {train, test: validation} (GLUE: the Hub test split has no labels) must carve validation from train;
+    merging the defaults in made the test split the validation split too (regression caught the same day)."""
+    path = tmp_path / "hub.yaml"
+    path.write_text("data:\n  train_file: some/dataset\n  hub_splits: {train: train, test: validation}\n", encoding="utf-8")
+    assert load_config(path).data.hub_splits == {"train": "train", "test": "validation"}
+    whole = load_config(None, ["data.train_file=x", "data.hub_splits={train: train, test: validation}"])
+    assert whole.data.hub_splits == {"train": "train", "test": "validation"}
+    dropped = load_config(None, ["data.train_file=x", "data.hub_splits.validation=null"])
+    assert dropped.data.hub_splits == {"train": "train", "test": "test"}
+
+
+def test_a_saved_run_config_with_an_option_refused_since_it_trained_still_reads(tmp_path):
+    """check and export read a run's data from its config.yaml: a run trained before freeze_pooler was refused for
+    freeze_layers stopped them (regression caught the same day)."""
+    from nlp_transfer.config import load_saved_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "strategy: freeze_layers\ndata:\n  train_file: x.csv\ntransfer:\n  freeze_layers: 1\n  freeze_pooler: true\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match="freeze_pooler applies to frozen"):
+        load_config(path)
+    assert load_saved_config(path).data.train_file == "x.csv"
+    path.write_text("strategy: full\ndata:\n  validation_split: 2.0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="validation_split"):  # a data problem is still one
+        load_saved_config(path)

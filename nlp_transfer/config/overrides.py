@@ -3,7 +3,9 @@
 A section (``training``) takes its keys, not a value: ``training.epochs=2``, or ``training={epochs: 2}`` to change
 several at once. A text setting keeps the text as typed (``data.label_column=010`` stays ``010``, and a ``#`` is part of
 it, not a YAML comment); quote a value to have YAML read it (``output_dir="runs/a b"``). A mapping setting
-(``data.hub_splits``) keeps its defaults for the keys an override does not name.
+(``data.hub_splits``) keeps its defaults for the keys a dotted override does not name
+(``data.hub_splits.test=validation``), loses a key set to null (``data.hub_splits.validation=null``), and is taken as
+given when the override names it whole (``data.hub_splits={train: train, test: validation}``).
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ def set_override(raw: dict[str, Any], key: str, value: Any) -> None:
             node[part] = child
         node = child
     found = field_of(key)
+    parent = field_of(".".join(parts[:-1])) if len(parts) > 1 else None
+    if value is None and parent is not None and isinstance(parent[1], dict) and not dataclasses.is_dataclass(parent[0]):
+        node.pop(parts[-1], None)  # `data.hub_splits.validation=null`: the mapping loses that key
+        return
     if found is not None and dataclasses.is_dataclass(found[0]):
         if not isinstance(value, dict):
             raise ConfigError(

@@ -41,15 +41,19 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 def load_saved_config(path: str | Path) -> RunConfig:
     """A finished run's ``config.yaml``, for the verbs that read its data (check, export).
 
-    A strategy added outside the package (registered by a module this process has not imported) does not matter to
-    them: such a config is read as strategy ``full`` without its transfer section, where it stopped them before.
+    Its strategy does not matter to them: a strategy added outside the package (registered by a module this process has
+    not imported), or a transfer option refused since the run trained, reads the config as strategy ``full`` without
+    its transfer section, where it stopped them before. A problem with the data settings is still an error.
     """
     from nlp_transfer.transfer import STRATEGIES
 
     raw = _read_yaml(Path(path))
-    if raw.get("strategy") not in STRATEGIES:
-        raw = {**raw, "strategy": "full", "transfer": {}}
-    return config_from_dict(raw, source=str(path))
+    if raw.get("strategy") in STRATEGIES:
+        try:
+            return config_from_dict(raw, source=str(path))
+        except ConfigError:  # e.g. a transfer option refused since the run trained; the data settings are checked below
+            pass
+    return config_from_dict({**raw, "strategy": "full", "transfer": {}}, source=str(path))
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
@@ -218,19 +222,13 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
         if key not in names:
             raise _unknown_key(prefix + str(key), source)
     values = {}
-    defaults = {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in dataclasses.fields(cls)
-    }  # type: ignore[misc]
     for name in raw:
         hint = hints[name]
         key = prefix + name
         if dataclasses.is_dataclass(hint):  # an empty section (`training:`) is its defaults; `training: false` is refused
             values[name] = _build(hint, {} if raw[name] is None else raw[name], key + ".", source)
-            continue
-        value = raw[name]
-        if isinstance(value, dict) and isinstance(defaults[name], dict):  # a mapping keeps the defaults it does not name
-            value = {**defaults[name], **value}
-        values[name] = _coerce(value, hint, key, source)
+        else:  # a mapping given whole is taken as given (hub_splits without validation: validation is carved)
+            values[name] = _coerce(raw[name], hint, key, source)
     return cls(**values)
 
 
