@@ -82,8 +82,18 @@ def test_same_seed_same_metrics(sentiment_files, tiny_model_dir, tmp_path):
     assert wa == (tmp_path / "b" / "model.safetensors").read_bytes()
 
 
+def logged_steps(run_dir, tag="train/loss"):
+    """The steps TensorBoard shows for ``tag`` in a run directory's logs (its purges applied), in order."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    mux = EventMultiplexer().AddRunsFromDirectory(str(run_dir / "logs"))
+    mux.Reload()
+    return sorted(e.step for run in mux.Runs() if tag in mux.GetAccumulator(run).Tags()["scalars"]
+                  for e in mux.Scalars(run, tag))  # fmt: skip
+
+
 def test_resume_from_checkpoint_equals_uninterrupted(sentiment_files, tiny_model_dir, tmp_path):
-    """Train 2 epochs; separately train 1 epoch, keep its checkpoint, then resume to 2: identical weights."""
+    """Train 2 epochs; separately train 1 epoch, keep its checkpoint, then resume to 2: identical weights and logs."""
     full = run_training(config_for(sentiment_files, tiny_model_dir, tmp_path / "full", **{"training.epochs": 2}))
     first = config_for(
         sentiment_files, tiny_model_dir, tmp_path / "part", **{"training.epochs": 2, "training.keep_checkpoints": True}
@@ -97,6 +107,9 @@ def test_resume_from_checkpoint_equals_uninterrupted(sentiment_files, tiny_model
     shutil.rmtree(checkpoints[-1])
     resumed = run_training(first, resume=True)
     assert resumed.metrics == full.metrics
+    # TensorBoard shows each step once: what the interrupted run logged after its checkpoint is hidden (it was shown twice)
+    assert len(logged_steps(tmp_path / "full")) >= 4
+    assert logged_steps(tmp_path / "part") == logged_steps(tmp_path / "full")
     assert (tmp_path / "part" / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
 
 

@@ -193,7 +193,9 @@ def fit(
     if resume:
         resume_loop(loop)
     if hparams and accelerator.log_with:
-        accelerator.init_trackers("logs", config=flat_hparams(hparams))
+        # a resumed run hides what the interrupted one logged after its checkpoint (TensorBoard showed those steps twice)
+        purge = {"tensorboard": {"purge_step": loop.state.global_step + 1}} if resume else {}
+        accelerator.init_trackers("logs", config=flat_hparams(hparams), init_kwargs=purge)
     first_epoch = config.epochs if loop.stop else loop.state.epoch
     if resume and first_epoch >= config.epochs:  # nothing left to train: the callbacks leave the model as the run ended
         replay_callbacks(loop, min(loop.state.epoch, config.epochs - 1))
