@@ -207,7 +207,7 @@ def test_overrides_keep_text_mapping_defaults_and_sections(tmp_path):
     assert (config.data.label_column, config.output_dir, config.data.labels) == ("010", "runs/exp #2", ["07", "08"])
     assert config.data.label_descriptions == {} and config.data.label_separator == "#" and config.data.delimiter == "|"
     assert config.training.max_grad_norm is None and config.training.epochs == 8
-    assert load_config(config_file, ["output_dir=10:30", "seed=010"]).output_dir == "10:30"
+    assert load_config(config_file, ["output_dir=10:30", "seed=10"]).output_dir == "10:30"
     with pytest.raises(ConfigError, match="'training' is a section; set its keys"):
         load_config(config_file, ["training="])
     config_file.write_text("data:\n  train_file: x.csv\ntraining: false\n", encoding="utf-8")
@@ -279,3 +279,23 @@ def test_a_saved_run_config_with_an_option_refused_since_it_trained_still_reads(
     path.write_text("strategy: full\ndata:\n  validation_split: 2.0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="validation_split"):  # a data problem is still one
         load_saved_config(path)
+
+
+@pytest.mark.parametrize("written", ["010", "1:30"])
+def test_a_number_setting_refuses_what_yaml_reads_as_octal_or_base_60(tmp_path, written):
+    """`epochs: 010` trained 8 epochs (YAML 1.1 octal) and `1:30` 90 (base 60), in a file or an override alike."""
+    path = write(tmp_path, f"data:\n  train_file: a.csv\ntraining:\n  epochs: {written}\n")
+    kind = "octal" if written == "010" else "base-60"
+    with pytest.raises(ConfigError, match=rf"training\.epochs: {written} is an? {kind} number in YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=rf"override training\.epochs={written}: .* {kind} number"):
+        load_config(write(tmp_path, "data:\n  train_file: a.csv\n"), [f"training.epochs={written}"])
+    assert load_config(path, ["training.epochs=10"]).training.epochs == 10  # an override replaces the value unread
+
+
+def test_a_quoted_whole_number_reads_for_an_integer_setting_as_it_does_for_a_float(tmp_path):
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: '3'\n  learning_rate: '2e-5'\n")
+    config = load_config(path)
+    assert (config.training.epochs, config.training.learning_rate) == (3, 2e-5)
+    with pytest.raises(ConfigError, match=r"training\.epochs must be int, got '3\.5'"):
+        load_config(write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: '3.5'\n"))

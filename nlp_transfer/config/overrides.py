@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Union
@@ -68,9 +69,22 @@ def parse_override(key: str, text: str) -> Any:
     hint = _without_none(found[0])
     if hint is str:
         return stripped
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        _refuse_surprising_number(key, stripped, value)
     if typing.get_origin(hint) is list and typing.get_args(hint) == (str,) and isinstance(value, list):
         return yaml.load(stripped, Loader=yaml.BaseLoader)  # every item as typed: [07, 08] stays ["07", "08"]
     return value
+
+
+def _refuse_surprising_number(key: str, text: str, value: float) -> None:
+    """Refuse a number YAML 1.1 reads otherwise than it looks: ``010`` is octal 8 and ``1:30`` base 60 (90)."""
+    digits = text.replace("_", "")
+    if re.fullmatch(r"[+-]?0\d+", digits):
+        raise ConfigError(
+            f"override {key}={text}: {text} is an octal number in YAML ({value}); write {int(digits)} for the decimal number."
+        )
+    if ":" in digits:
+        raise ConfigError(f"override {key}={text}: {text} is a base-60 number in YAML ({value}); write the number itself.")
 
 
 def set_override(raw: dict[str, Any], key: str, value: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -247,6 +248,7 @@ def _type_name(hint: Any) -> str:
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     """Check ``value`` against ``hint``; ints are accepted for floats. Raise naming the key."""
+    _refuse_surprising_number(value, hint, key, source)
     ok, result = _match(value, hint)
     if ok:
         return result
@@ -269,6 +271,21 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     raise ConfigError(
         f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({type(value).__name__}). Fix the value of {key}."
     )
+
+
+def _refuse_surprising_number(value: Any, hint: Any, key: str, source: str) -> None:
+    """Refuse a number YAML 1.1 reads otherwise than it looks, for a number setting: ``010`` is octal 8 and ``1:30``
+    base 60 (90). A text setting keeps what was typed instead."""
+    text = getattr(value, "yaml_text", "").replace("_", "")
+    if not text or "str" in _type_name(hint):
+        return
+    if re.fullmatch(r"[+-]?0\d+", text):
+        meaning, fix = "an octal number", f"write {int(text)} for the decimal number"
+    elif ":" in text:
+        meaning, fix = "a base-60 number", "write the number itself"
+    else:
+        return
+    raise ConfigError(f"{source}: {key}: {text} is {meaning} in YAML ({value}); {fix}.")
 
 
 def _match(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -304,6 +321,8 @@ def _match(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is bool:
         return isinstance(value, bool), value
     if hint is int:
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):  # quoted ("3"), as floats may be
+            return True, int(value)
         ok = isinstance(value, int) and not isinstance(value, bool)
         return ok, int(value) if ok else None
     if hint is float:
