@@ -127,6 +127,13 @@ BAD_INPUTS = [
     ("fields.csv", b"text,label\nok,pos\ntoo,many,fields\n", {}, r"fields.csv:3: expected 2 fields.*found 3"),
     ("emptytext.csv", b"text,label\nok,pos\n  ,neg\n", {}, r"emptytext.csv:3: empty text"),
     ("nolabel.csv", b"text,label\nok,pos\nfine,\n", {}, r"nolabel.csv:3: empty label"),
+    ("delimiters.csv", b"text,label\nok,pos\n,\nfine,neg\n", {}, r"delimiters.csv:3: empty text"),  # was skipped
+    (
+        "one_row.json",
+        b'{"text": "a", "label": ["x", "y"]}',
+        {},
+        r"one_row.json: .*found one object with keys \['text', 'label'\]",
+    ),
     ("bad.jsonl", b'{"text": "a", "label": "x"}\n{"text": "b", "label": \n', {}, r"bad.jsonl:2: invalid JSON"),
     ("list.jsonl", b'["a", "x"]\n', {}, r"list.jsonl:1: expected a JSON object per line"),
     ("bad.json", b'[{"text": "a", "label": "x"},\n {"text": ]', {}, r"bad.json:2: invalid JSON"),

@@ -119,7 +119,7 @@ def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[s
     try:
         for row in reader:
             start, line = line, reader.line_num + 1
-            if not row or all(not cell.strip() for cell in row):
+            if len(row) < 2 and not "".join(row).strip():  # a blank line; a row of empty fields (",,") is a row
                 continue
             if isinstance(header, list) and not records and [cell.strip() for cell in row] == names:
                 raise DataError(
@@ -201,10 +201,14 @@ def read_json(path: str, *, encoding: str) -> list[Record]:
         if err.lineno > 1 and "Extra data" in err.msg:
             raise DataError(f"{path}:{err.lineno}: several JSON values; for one object per line use data.format=jsonl.") from None
         raise DataError(f"{path}:{err.lineno}: invalid JSON at column {err.colno}: {err.msg}.") from None
-    if isinstance(obj, dict):
-        arrays = [v for v in obj.values() if isinstance(v, list)]
+    if isinstance(obj, dict):  # {"data": [...]}; a single row ({"text": ..., "labels": [...]}) is not a wrapper
+        arrays = [v for v in obj.values() if isinstance(v, list) and all(isinstance(item, dict) for item in v)]
         if len(arrays) != 1:
-            raise DataError(f"{path}: expected a JSON array of objects, or an object holding exactly one array.")
+            raise DataError(
+                f"{path}: expected a JSON array of objects, or an object holding exactly one array of objects "
+                f'({{"data": [...]}}); found one object with keys {list(obj)[:6]}. Write the rows as [{{...}}, {{...}}], '
+                "or one object per line in a .jsonl file."
+            )
         obj = arrays[0]
     if not isinstance(obj, list) or not obj:
         raise DataError(f"{path}: expected a non-empty JSON array of objects.")
