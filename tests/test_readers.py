@@ -8,6 +8,7 @@ import pytest
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data import load_text_classification_data, read_records
+from nlp_transfer.data.labels import map_integer_label_column
 from nlp_transfer.errors import DataError
 from tests.conftest import shared_dataset
 
@@ -40,6 +41,18 @@ def test_header_false_and_named_columns_and_delimiter(tmp_path):
         data(train_file=str(path), format="csv", delimiter=";", header=False, text_column="0", label_column="1")
     )
     assert numbered.labels == ["fear", "joy"]
+
+
+def test_a_whole_number_label_is_the_same_label_in_csv_and_json(tmp_path):
+    """A csv's "1.0" stayed the label "1.0" while a JSON file's 1.0 became "1": a test file of one was refused."""
+    train, test = tmp_path / "train.csv", tmp_path / "test.json"
+    train.write_text("text,label\ngood,1.0\nbad,0.0\nfine,1.0\nawful,0.0\n", encoding="utf-8")
+    test.write_text('[{"text": "nice", "label": 1.0}, {"text": "poor", "label": 0}]', encoding="utf-8")
+    loaded = load_text_classification_data(data(train_file=str(train), test_file=str(test), validation_split=0.5), seed=0)
+    assert loaded.labels == ["0", "1"] and list(loaded.splits["test"]["label"]) == ["1", "0"]
+    named = load_text_classification_data(data(train_file=str(train), labels=["neg", "pos"], validation_split=0.5), seed=0)
+    assert sorted([*named.splits["train"]["label"], *named.splits["validation"]["label"]]) == ["neg", "neg", "pos", "pos"]
+    assert map_integer_label_column(["1", "0", ["1"]], ["0.0", "1.0"]) == ["1.0", "0.0", ["1.0"]]  # an older run's names
 
 
 def test_integer_labels_index_data_labels(tmp_path):

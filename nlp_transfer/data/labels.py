@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from nlp_transfer.errors import DataError
+
+_WHOLE_DECIMAL = re.compile(r"-?\d+\.0+")
 
 
 def parse_single_label(value: Any, where: str, column: str) -> str:
     """A single label cell (string or integer) as a string."""
     if isinstance(value, bool) or value is None or (isinstance(value, (list, dict, float)) and not _is_whole(value)):
         raise DataError(f"{where}: label column '{column}' holds {value!r}; expected one label (a string or an integer).")
-    text = str(int(value)) if isinstance(value, float) else str(value).strip()
+    text = str(int(value)) if isinstance(value, float) else whole_number_text(str(value).strip())
     if not text:
         raise DataError(f"{where}: empty label in column '{column}'. Give every row a label, or remove the row.")
     return text
+
+
+def whole_number_text(label: str) -> str:
+    """``label`` with a whole number written as a decimal ("1.0", as pandas writes an integer column that has a gap)
+    read as the integer ("1"), as a JSON 1.0 is: the same labels from a csv and a JSON file then match."""
+    return str(int(float(label))) if _WHOLE_DECIMAL.fullmatch(label) else label
 
 
 def parse_multi_label(value: Any, where: str, column: str, separator: str) -> list[str]:
@@ -30,7 +39,7 @@ def parse_multi_label(value: Any, where: str, column: str, separator: str) -> li
         items = [_list_item(v, value, where, column) for v in value]
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         text = str(value).strip()
-        items = [part.strip() for part in text.split(separator)] if text else []
+        items = [whole_number_text(part.strip()) for part in text.split(separator)] if text else []
     elif value is None:
         items = []
     else:
@@ -56,7 +65,7 @@ def _list_item(item: Any, items: list[Any], where: str, column: str) -> str:
             f"{where}: label column '{column}' holds the list {items!r}, whose item {item!r} is not a label "
             "(a string or a whole number). Remove it or write the label's name."
         )
-    return str(int(item)) if isinstance(item, float) else str(item).strip()
+    return str(int(item)) if isinstance(item, float) else whole_number_text(str(item).strip())
 
 
 def _is_whole(value: Any) -> bool:
@@ -95,8 +104,12 @@ def map_integer_label_column(labels: Sequence[str | list[str]], names: list[str]
     """:func:`map_integer_labels` over a label column (single labels, or lists for multi-label).
 
     Label names that are integers themselves (star ratings 1-5, or "1", "2", "10") leave every label a name: a "0"
-    is then an unknown label, not the id of the first one.
+    is then an unknown label, not the id of the first one. A run whose names are "0.0" and "1.0" (trained before such
+    labels were read as "0" and "1") has a "1" read as its "1.0".
     """
+    older = {whole_number_text(name): name for name in names if whole_number_text(name) != name}
+    if older:  # a run trained before "1.0" read as "1" keeps its label names
+        labels = [[older.get(x, x) for x in label] if isinstance(label, list) else older.get(label, label) for label in labels]
     if any(name.lstrip("-").isdigit() for name in names):
         return list(labels)
     return [
