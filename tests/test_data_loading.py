@@ -267,3 +267,24 @@ def test_every_class_keeps_a_training_row_and_a_one_class_training_set_is_refuse
     for given in (["pos"], ["neg", "pos"]):
         with pytest.raises(DataError, match=r"1 distinct label\(s\) \['pos'\] in the training rows; a classifier needs"):
             load_text_classification_data(DataConfig(train_file=str(one), validation_file=str(one), labels=given))
+
+
+def test_texts_shared_with_training_and_labels_alike_but_for_case_are_warned_about(tmp_path, caplog):
+    """Neither is an error, but neither was said: a test text also in training scores memory; 'Pos' and 'pos' are two
+    classes. Clean data gets no warning."""
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("text,label\ngood film,pos\nawful,neg\nfine,Pos\ndull,neg\n", encoding="utf-8")
+    test.write_text("text,label\ngood film,pos\nnew text,neg\nother,neg\nmore,pos\n", encoding="utf-8")
+    config = DataConfig(train_file=str(train), validation_file=str(train), test_file=str(test))
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.data.hygiene"):
+        load_text_classification_data(config)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings[0].startswith(f"{train}: the labels 'Pos', 'pos' differ only in case or spacing and train as 2")
+    assert warnings[1].startswith(f"{train}: 4 of its 4 texts (100.0%) are also training texts")  # validation = train
+    assert warnings[2].startswith(f"{test}: 1 of its 4 texts (25.0%) are also training texts ({train})")
+    assert len(warnings) == 3
+    caplog.clear()
+    train.write_text("text,label\ngood film,pos\nawful,neg\nfine,pos\ndull,neg\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.data.hygiene"):
+        load_text_classification_data(DataConfig(train_file=str(train), test_file=str(test), validation_split=0.5))
+    assert [r.getMessage()[:40] for r in caplog.records] == [f"{test}: 1 of its 4 texts"[:40]]

@@ -22,6 +22,7 @@ import datasets
 import numpy as np
 
 from nlp_transfer.config import DataConfig
+from nlp_transfer.data.hygiene import warn_about_case_only_labels, warn_about_shared_texts
 from nlp_transfer.data.readers import infer_format
 from nlp_transfer.errors import DataError
 
@@ -91,6 +92,8 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
         rows["train"], sources["train"] = _first_training_rows(rows["train"], config.train_size, sources["train"])
     if config.per_class is not None:
         rows["train"], sources["train"] = _sample_training_rows(rows["train"], labels, config, sources["train"], held_out)
+    warn_about_case_only_labels(labels, sources["train"])
+    warn_about_shared_texts(rows, sources)
     ordered = {split: rows[split] for split in SPLITS if split in rows}
     return LoadedSplits(ordered, {split: sources[split] for split in ordered}, labels)
 
