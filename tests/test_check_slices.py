@@ -54,6 +54,8 @@ def test_gate_directions_and_lookup():
     ]
     report["behaviour"]["negation"]["failure_rate"] = None  # skipped: the gate cannot pass
     assert "behaviour.negation.failure_rate not measured" in missed_gates(report, gates)
+    report["behaviour"]["negation"]["skipped"] = "label 'neutral' is not one of the run's labels (neg, pos)"
+    assert "behaviour.negation.failure_rate not measured (skipped: label 'neutral' is not one" in missed_gates(report, gates)[0]
     with pytest.raises(UserError, match=r"behaviour\.negation\.failure_rate") as caught:
         parse_gates(["behaviour.negaton.failure_rate=0.2"], keys)
     assert "\n" not in str(caught.value)

@@ -135,7 +135,8 @@ def missed_gates(report: dict[str, Any], gates: dict[str, float]) -> list[str]:
     for key, bound in gates.items():
         value, higher = lookup(report, key), higher_is_better(key)
         if not isinstance(value, (int, float)):
-            missed.append(f"{key} not measured")
+            skipped = lookup(report, key.rsplit(".", 1)[0] + ".skipped") if "." in key else None
+            missed.append(f"{key} not measured" + (f" (skipped: {skipped})" if isinstance(skipped, str) else ""))
             continue
         value = abs(value) if key.endswith("gap") else value
         if (value < bound) if higher else (value > bound):
