@@ -21,6 +21,7 @@ import yaml
 from nlp_transfer.config import load_config
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.hub import build_model_card, check_card_metadata, collect_files, resolve_mode
+from nlp_transfer.hub.push import is_stale
 from nlp_transfer.pipeline import run_training
 from tests.conftest import synthetic_sentiment, tiny_overrides, write_csv
 
@@ -186,6 +187,8 @@ def hub(trained_run, lora_run, tiny_model_dir, data_files, tmp_path_factory):
         push("merged", lora_run, "alice/tiny-lora-merged", "--merged", "--private"),
         push("switch_adapter", lora_run, "alice/switch", "--adapter"),
         push("switch_merged", lora_run, "alice/switch", "--merged"),
+        push("back_merged", lora_run, "alice/switch-back", "--merged"),
+        push("back_adapter", lora_run, "alice/switch-back", "--adapter"),
         push("bad_token", trained_run, "alice/nope", token="hf_notARealToken000000000000000000"),
         push("no_token", trained_run, "alice/nope", token=None),
         push("foreign", trained_run, "bob/stolen"),
@@ -320,6 +323,14 @@ def test_merged_lora_push_loads_without_peft(hub, lora_run):
     switched = server.repos["alice/switch"].files
     assert "adapter_config.json" not in switched and "adapter_model.safetensors" not in switched
     assert "model.safetensors" in switched
+    # and an adapter pushed over a full model removes the full model's config.json, which made from_pretrained look for
+    # model.safetensors (it loaded nothing)
+    _ok(results, "back_merged")
+    _ok(results, "back_adapter")
+    back = server.repos["alice/switch-back"].files
+    assert "adapter_config.json" in back and "config.json" not in back and "model.safetensors" not in back
+    assert is_stale("calibration.json") and is_stale("vocab.txt") and is_stale("onnx/model.onnx")
+    assert not is_stale("notes.md") and not is_stale("examples/config.json")  # files a push never writes stay
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,10 @@ EXCLUDED_PATTERNS = (
 STALE_PATTERNS = ("adapter_config.json", "adapter_model.*", "*.safetensors", "*.safetensors.index.json", "*.bin")
 
 
+#: Every top-level file a push may write: one of an earlier push that this push does not upload again is deleted.
+PUSHED_PATTERNS = STALE_PATTERNS + RUN_FILES + TOKENIZER_PATTERNS + ("config.json", "generation_config.json")
+
+
 class PushError(UserError):
     """The Hub refused or failed the push; the message says why and what to do."""
 

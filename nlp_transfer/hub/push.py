@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.hub.card import build_model_card, check_card_metadata, read_run_info
-from nlp_transfer.hub.files import REPO_ID_RE, STALE_PATTERNS, PushError, collect_files, matches_any, resolve_mode
+from nlp_transfer.hub.files import PUSHED_PATTERNS, REPO_ID_RE, PushError, collect_files, matches_any, resolve_mode
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +187,15 @@ def _update_for_existing_repo(
 
 
 def is_stale(path_in_repo: str) -> bool:
-    """Whether a file of an earlier push goes when this push does not upload it: old weights or adapters beside the
-    new ones, and any file of an earlier ONNX export (a graph of other weights would serve other answers)."""
+    """Whether a file of an earlier push goes when this push does not upload it: any file a push writes (old weights
+    or adapters beside the new ones, a full model's config.json beside an adapter, another tokenizer's vocabulary, a
+    calibration.json whose temperature fits other weights) and any file of an earlier ONNX export. Files a push never
+    writes (added by hand) stay."""
     from nlp_transfer.export.onnx_backend import EXPORT_DIR
 
     if path_in_repo.startswith(f"{EXPORT_DIR}/"):
         return True
-    return "/" not in path_in_repo and matches_any(path_in_repo, STALE_PATTERNS)
+    return "/" not in path_in_repo and matches_any(path_in_repo, PUSHED_PATTERNS)
 
 
 def _commit_files(
