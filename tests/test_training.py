@@ -184,7 +184,7 @@ def test_resume_refuses_a_data_file_whose_rows_changed_and_a_finished_run_keeps_
     assert resumed.metrics["validation"] and not (tmp_path / "part" / DATA_RECORD).exists()
 
 
-@pytest.mark.parametrize("damage", ["state", "weights", "random_states_0.pkl", "best_model.safetensors"])
+@pytest.mark.parametrize("damage", ["state", "weights", "random_states_0.pkl", "best_model.safetensors", "processes"])
 def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model_dir, tmp_path, monkeypatch, damage):
     """Accelerate skips random states it cannot read (the resumed run was no longer exact), and a cut best model
     crashed with a traceback after the last step: every file's size is now checked when the run resumes."""
@@ -199,6 +199,11 @@ def test_a_damaged_checkpoint_is_one_error_naming_it(sentiment_files, tiny_model
         shutil.rmtree(last)
         weights = first / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "processes":  # written by two processes, resumed by one: batches and schedule would change
+        shutil.copy(last / "random_states_0.pkl", last / "random_states_1.pkl")
+        with pytest.raises(UserError, match=r"written by 2 process\(es\), resumed with 1; .* would mix two different"):
+            run_training(config, resume=True)
+        return
     else:
         cut = last / damage
         cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
@@ -320,6 +325,10 @@ def test_length_grouped_sampler_is_seeded_and_complete(streaming):
     random_order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
     padded_random = sum(16 * max(lengths[i] for i in random_order[s : s + 16]) for s in range(0, 1000, 16))
     assert padded < 0.75 * padded_random
+    for epoch in range(6):  # 1000 = 62 x 16 + 8: the short batch always comes last (Accelerate's sharding needs it)
+        sampler.set_epoch(epoch)
+        sizes = [len(b) for b in sampler]
+        assert sizes[:-1] == [16] * 62 and sizes[-1] == 8
 
 
 def test_gradient_checkpointing_gives_the_same_training(sentiment_files, tiny_model_dir, tmp_path):

@@ -190,6 +190,7 @@ def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
 
     A file of it that cannot be read (cut short, edited, deleted) is one :class:`UserError` naming the checkpoint.
     """
+    check_process_count(checkpoint, accelerator.num_processes)
     check_file_sizes(checkpoint)
     try:
         if (Path(checkpoint) / TRAINING_OVER_FILE).is_file():
@@ -207,6 +208,19 @@ def load_checkpoint(accelerator: Any, checkpoint: Path) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise UserError(f"{checkpoint / STATE_FILE}: not a loop state. Delete {checkpoint} to resume from the one before it.")
     return state
+
+
+def check_process_count(checkpoint: Path, processes: int) -> None:
+    """Refuse to resume with another number of processes than wrote ``checkpoint`` (one random-state file each):
+    the rows a step takes, the steps an epoch has and the schedule would all change mid-run."""
+    written = len(list(Path(checkpoint).glob("random_states_*.pkl")))
+    if written and written != processes:
+        raise UserError(
+            f"{checkpoint}: written by {written} process(es), resumed with {processes}; the batches of a step and the "
+            f"schedule would change, so --resume would mix two different trainings. Resume with {written} process(es) "
+            f"({'accelerate launch --num_processes ' + str(written) if written > 1 else 'without accelerate launch'}), "
+            "or start again with --overwrite."
+        )
 
 
 def check_file_sizes(checkpoint: Path) -> None:

@@ -14,8 +14,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Shuffled batches of similar-length examples, reproducible from ``(seed, epoch)``.
 
     Each epoch shuffles all indices, cuts them into groups of ``group_batches`` batches, sorts each
-    group by length, cuts it into batches, and shuffles the batches. With ``shuffle=False`` the
-    batches simply follow length order (evaluation and prediction).
+    group by length, cuts it into batches, and shuffles the batches, the one short batch last (see
+    :func:`short_batch_last`). With ``shuffle=False`` the batches simply follow length order (evaluation and
+    prediction).
 
     ``streaming=True`` is for datasets too large to list, such as contrastive pairs drawn on demand: the epoch's
     order is a seeded affine permutation ``k -> (a * k + c) mod n`` (``a`` coprime to ``n``), computed one group at
@@ -68,8 +69,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         for start in range(0, n, group):
             chunk = sorted(order[start : start + group], key=lambda i: -self.lengths[i])
             batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
-        for b in torch.randperm(len(batches), generator=generator).tolist():
-            yield batches[b]
+        shuffled = [batches[b] for b in torch.randperm(len(batches), generator=generator).tolist()]
+        yield from short_batch_last(shuffled, self.batch_size)
 
     def _streamed_batches(self, n: int) -> Iterator[list[int]]:
         """One epoch in constant memory: an affine permutation cut into groups, each sorted and shuffled on its own."""
@@ -87,4 +88,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
                 chunk.sort(key=lambda i: -self.lengths[i])
             batches = [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
             draw.shuffle(batches)
-            yield from batches
+            yield from short_batch_last(batches, self.batch_size)
+
+
+def short_batch_last(batches: list[list[int]], batch_size: int) -> list[list[int]]:
+    """``batches`` in their order, except that the short one (the epoch's remainder) comes last.
+
+    Accelerate shards batches across processes in turns and expects only the last to be short: a short batch
+    elsewhere made it drop that whole turn, so rows went untrained and the epoch took a step less than planned.
+    """
+    return [b for b in batches if len(b) == batch_size] + [b for b in batches if len(b) != batch_size]
