@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+
+#: a Hugging Face access token as the Hub writes them (hf_ and letters or digits)
+HUB_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+
 
 class UserError(Exception):
     """A problem with the user's input: a config key, a data file, a path or a model name.
@@ -17,3 +23,12 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file that cannot be read or does not fit the task."""
+
+
+def without_secrets(message: str) -> str:
+    """``message`` with every Hub token in it (and the HF_TOKEN environment variable's value) masked as ``hf_***``: an
+    error that quotes what was typed (an unknown option, an override) must not print a token typed by mistake."""
+    secret = os.environ.get("HF_TOKEN", "")
+    if len(secret) >= 8:
+        message = message.replace(secret, "hf_***")
+    return HUB_TOKEN_RE.sub("hf_***", message)

@@ -683,3 +683,25 @@ def test_resume_and_overwrite_together_are_refused(capsys):
         main(["train", "recipes/configs/sentiment/minilm_full.yaml", "--resume", "--overwrite"])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "give one of them" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_token_typed_where_it_does_not_belong_is_never_echoed(monkeypatch, capsys):
+    """An unknown option or a refused override quotes what was typed: a Hub token there was printed in full."""
+    from nlp_transfer.cli import main
+
+    monkeypatch.chdir(REPO)
+    token, secret = "hf_" + "aliceWriteToken0123456789", "s3cret-value-of-HF_TOKEN"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    config = "recipes/configs/sentiment/minilm_full.yaml"
+    for args in (
+        ["train", config, "--token", token],
+        ["train", config, f"hub={token}"],
+        ["push", "run", "--repo-id", "a/b", "--tokn", secret],
+    ):
+        try:
+            code = main(args)
+        except SystemExit as exit_:
+            code = exit_.code
+        stderr = capsys.readouterr().err
+        assert code == 2 and stderr.startswith("error: ") and "hf_***" in stderr, stderr
+        assert token not in stderr and secret not in stderr

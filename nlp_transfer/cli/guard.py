@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from nlp_transfer.errors import UserError
+from nlp_transfer.errors import UserError, without_secrets
 from nlp_transfer.process_group import end_process_group
 
 EXIT_USER_ERROR = 2
@@ -94,7 +94,7 @@ def guard(
     except UserError as err:
         if debug:
             traceback.print_exc()
-        print(f"error: {rename(str(err))}", file=sys.stderr)
+        print(f"error: {without_secrets(rename(str(err)))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(_interrupted_message(resumable), file=sys.stderr)

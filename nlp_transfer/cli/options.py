@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from nlp_transfer.errors import without_secrets
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose refusals are one line (``error: ...``, exit 2), as every other refusal is: the usage
@@ -14,7 +16,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print ``error: PROG: MESSAGE; see PROG --help.`` and exit with code 2."""
-        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help.\n")
+        self.exit(2, f"error: {self.prog}: {without_secrets(message)}; see {self.prog} --help.\n")
 
 
 def whole_number(low: int) -> Callable[[str], int]:

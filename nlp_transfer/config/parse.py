@@ -201,7 +201,7 @@ def _unknown_key(key: str, source: str) -> ConfigError:
     if "token" in leaf.lower():  # a secret never goes in a config: where it does go
         return ConfigError(
             f"{source}: unknown config key '{key}'. A Hub token is never a config setting (configs are saved with runs): "
-            "set the HF_TOKEN environment variable, or run huggingface-cli login."
+            "set the HF_TOKEN environment variable, or run hf auth login."
         )
     settings = [k for k in _all_keys(RunConfig) if k.rsplit(".", 1)[-1] not in _SECTIONS]
     section = key.rsplit(".", 1)[0] + "." if "." in key else ""

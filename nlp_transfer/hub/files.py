@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import yaml
 
-from nlp_transfer.errors import UserError
+from nlp_transfer.errors import HUB_TOKEN_RE, UserError
 
 REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -18,7 +18,7 @@ REPO_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*"
 SECRET_KEY_RE = re.compile(r"(^|_)(token|secret|password|passwd|api_?key|credentials?)$", re.IGNORECASE)
 
 
-HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+HF_TOKEN_RE = HUB_TOKEN_RE
 
 
 WEIGHT_PATTERNS = ("model.safetensors", "model-*.safetensors", "model.safetensors.index.json")
