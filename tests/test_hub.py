@@ -579,3 +579,18 @@ def test_the_card_says_what_trained_by_the_end_and_which_modules_a_default_adapt
     (run / "run_info.json").write_text(json.dumps(info), encoding="utf-8")
     card = str(build_model_card(run, repo_id="alice/x"))
     assert "| `transfer.lora_target_modules` | default: ['query', 'value'] |" in card and "trained (10.00 %)" in card
+
+
+def test_the_cards_check_figures_name_the_scored_file_without_its_folder(tmp_path):
+    """`check --data /home/me/test.csv` put that path on the card; every local path in those lines is cut to its name."""
+    from nlp_transfer.hub.card import _checked_figures
+
+    (tmp_path / "check").mkdir()
+    calibration = {"ece": 0.05, "ece_after_temperature": 0.03, "temperature": 1.2}
+    report = {
+        "scored_on": f"{tmp_path}/private/test.csv (60 rows)", "fitted_on": "10% of ../data/train.tsv (seed 42)",
+        "calibration": calibration, "selective": {"accuracy_at_80": 0.9, "accuracy_at_90": 0.85},
+    }  # fmt: skip
+    (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
+    line = _checked_figures(tmp_path)[0]
+    assert "on test.csv (60 rows)" in line and "fitted on 10% of train.tsv (seed 42)" in line and str(tmp_path) not in line

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.hub.files import looks_like_hub_id, public_name, read_json, without_local_paths
+from nlp_transfer.hub.files import looks_like_hub_id, public_name, read_json, without_local_paths, without_paths_in_text
 from nlp_transfer.hub.usage import usage_snippet
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo
 
@@ -389,14 +389,14 @@ def _checked_figures(run_dir: Path) -> list[str]:
     if not report:
         return []
     if "calibration" not in report:  # a NER run: behavioural tests only
-        return card_lines(report)
+        return [without_paths_in_text(line) for line in card_lines(report)]
     c, s = report["calibration"], report["selective"]
     applied = (
         "`calibration.json` stores it; nlp-transfer applies it, `transformers.pipeline` does not (divide the logits by it)"
         if c.get("applied", True)
         else "reported only: the multi-label threshold was set on the raw scores"
     )
-    return [
+    lines = [
         f"- Calibration (`nlp-transfer check`, on {report['scored_on']}): expected calibration error {c['ece']:.4f}, "
         f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {report['fitted_on']} ({applied}).",
         *_top_label_card_lines(c),
@@ -404,6 +404,7 @@ def _checked_figures(run_dir: Path) -> list[str]:
         f"{s['accuracy_at_90']:.4f} on 90 %.",
         *card_lines(report),
     ]
+    return [without_paths_in_text(line) for line in lines]  # `check --data /home/me/test.csv` names a local file
 
 
 def _top_label_card_lines(c: dict[str, Any]) -> list[str]:

@@ -117,6 +117,15 @@ def public_name(value: str) -> str:
     return Path(value.replace("\\", "/")).name or value
 
 
+#: a path written inside a sentence ("on /home/me/data/test.csv (60 rows)"): after a space, "(" or the start
+_PATH_IN_TEXT_RE = re.compile(r"(?<![^\s(])(?:~|\.{1,2}|[A-Za-z]:)?/?(?:[\w.@+-]+/)+[\w.@+-]+")
+
+
+def without_paths_in_text(text: str) -> str:
+    """``text`` with each local path in it cut to its last part (:func:`public_name`); Hub ids stay."""
+    return _PATH_IN_TEXT_RE.sub(lambda match: public_name(match.group(0)), text)
+
+
 def without_local_paths(node: Any, key: str = "") -> Any:
     """``node`` with the values of :data:`PATH_KEY_RE` keys cut to their last part (:func:`public_name`)."""
     if isinstance(node, dict):
