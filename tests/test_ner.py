@@ -50,6 +50,8 @@ MALFORMED = [
     ("empty.conll", "\n\n", {}, r"empty.conll: the file is empty"),
     ("docs.conll", "-DOCSTART- -X- O\n\n", {}, r"docs.conll: no tagged sentences"),
     ("iob1.conll", "John I-PER\n", {"tag_scheme": "iob2"}, r"iob1.conll:1: the tags are not IOB2"),
+    ("bioes.conll", "a O\n\nRome S-LOC\n", {"tag_scheme": "iob1"}, r"bioes.conll:3: the tags are not IOB1 .*auto or bioes"),
+    ("cr.conll", "John B-PER\rruns O\r\rBad X-1\r", {}, r"cr.conll:4: tag 'X-1'"),  # \r alone ends a line (was one line)
     ("one.conll", "John\n", {}, r"one.conll:1: expected a token and a tag"),
     ("col.conll", "John B-PER\n", {"tag_column": 5}, r"col.conll:1: no column 5"),
     ("bad.jsonl", '{"tokens": ["a", "b"], "tags": ["O"]}\n', {}, r"bad.jsonl:1: 2 tokens but 1 tags"),
@@ -191,6 +193,10 @@ def test_a_word_with_a_soft_hyphen_or_joiner_inside_is_one_word_as_the_tokenizer
     assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
     assert task.tokenizer.tokenize(text)[:3] == ["angela", "mer", "##kel"]  # the tokenizer's own word boundaries
     assert split_words("Lisbon \u00ad .")[0] == ["Lisbon", "\u00ad", "."]  # a lone soft hyphen stays a word of its own
+    # a decomposed accent inside a word splits it no more than its composed form does (NFD text gave other entities)
+    for name in ("S\u00e9gol\u00e8ne Royal", "Se\u0301gole\u0300ne Royal", "Marti\u0301nez", "Rene\u0301e"):
+        words, spans = split_words(name)
+        assert words == name.split() and all(name[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
 
 
 def test_entity_metrics_hand_computed():
@@ -203,6 +209,10 @@ def test_entity_metrics_hand_computed():
     assert metrics["per_type"]["LOC"]["recall"] == 0.0
     assert metrics["per_type"]["PER"]["f1"] == 1.0
     assert metrics["accuracy"] == pytest.approx(5 / 6)
+    # an I- that begins an entity is scored as B- for the entities, but the word's tag as predicted was wrong
+    raw = [["I-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    repaired = entity_metrics([["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]], gold, raw=raw)
+    assert repaired["f1"] == 1.0 and repaired["accuracy"] == pytest.approx(5 / 6)
 
 
 def test_postprocess_builds_character_spans(task):

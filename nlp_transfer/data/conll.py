@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nlp_transfer.data.readers import read_records, read_text
+from nlp_transfer.data.readers import read_records, read_text, text_lines
 from nlp_transfer.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ def read_conll(
     collector = _SentenceCollector()
     width: int | None = None
     checked_tags: set[str] = set()  # tags already matched against the scheme: most lines skip the full check
-    # lines end at "\n" only: splitlines() would also break them at form feeds, U+0085 and U+2028 inside a token
-    for number, raw in enumerate(read_text(path, encoding).split("\n"), start=1):
+    # lines end at \n, \r\n or \r (old Mac files were one line): splitlines() would also cut at U+2028 inside a token
+    for number, raw in enumerate(text_lines(read_text(path, encoding)), start=1):
         line = raw.strip()
         if not line:
             collector.flush()
@@ -229,11 +229,12 @@ def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> Tagge
     detected = detect_scheme(tagged.sentences)
     if scheme == "auto":
         scheme = detected
-    elif scheme == "iob2" and detected != "iob2":
-        sentence = next(s for s in tagged.sentences if detect_scheme([s]) != "iob2")
+    elif scheme != detected and (scheme == "iob2" or detected == "bioes"):  # S-/E- tags were passed on as unknown tags
+        sentence = next(s for s in tagged.sentences if detect_scheme([s]) == detected)
+        fits = "auto or bioes" if detected == "bioes" else "auto, iob1 or bioes"
         raise DataError(
-            f"{path}:{sentence.line}: the tags are not IOB2 (found {detected} tags in this sentence). "
-            "Set data.tag_scheme to auto, iob1 or bioes."
+            f"{path}:{sentence.line}: the tags are not {scheme.upper()} (found {detected} tags in this sentence). "
+            f"Set data.tag_scheme to {fits}."
         )
     for sentence in tagged.sentences:
         new = to_iob2(sentence.tags, scheme)

@@ -45,9 +45,12 @@ def classification_metrics(
     )
 
 
-def entity_metrics(predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """Entity-level precision, recall, F1 (micro and macro), a per-type report and token accuracy (seqeval)."""
-    return entity_scores(predictions, references)
+def entity_metrics(
+    predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]], raw: Sequence[Sequence[str]] | None = None
+) -> dict[str, Any]:
+    """Entity-level precision, recall, F1 (micro and macro), a per-type report and token accuracy (seqeval); ``raw``:
+    the predicted tags before repair, which token accuracy counts (see :func:`entity_scores`)."""
+    return entity_scores(predictions, references, raw)
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:

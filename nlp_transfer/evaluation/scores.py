@@ -70,10 +70,14 @@ def classification_scores(
     return result
 
 
-def entity_scores(predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]]) -> dict[str, Any]:
+def entity_scores(
+    predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]], raw: Sequence[Sequence[str]] | None = None
+) -> dict[str, Any]:
     """seqeval's strict IOB2 entity scores: micro P/R/F1, macro P/R/F1, token accuracy and a per-type report.
 
-    An entity counts only when its type and its exact span match.
+    An entity counts only when its type and its exact span match. ``raw``: the tags as predicted, before an I- that
+    begins an entity was read as B- (``predictions``); token accuracy counts the words whose raw tag is right, as
+    conlleval does (default: ``predictions``).
     """
     from seqeval.metrics import accuracy_score, classification_report
     from seqeval.scheme import IOB2
@@ -89,7 +93,7 @@ def entity_scores(predictions: Sequence[Sequence[str]], references: Sequence[Seq
         "f1_macro": float(macro["f1-score"]),
         "precision_macro": float(macro["precision"]),
         "recall_macro": float(macro["recall"]),
-        "accuracy": float(accuracy_score(references, predictions)),
+        "accuracy": float(accuracy_score(references, [list(p) for p in raw] if raw is not None else predictions)),
         "per_type": {
             kind: {
                 "precision": float(v["precision"]),

@@ -41,14 +41,15 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
 
     This is how BERT-style tokenizers pre-split text, so word boundaries match the model's. Modifier characters
     (:data:`MODIFIER_CATEGORIES`) stay with the word right before them instead of becoming words of their own, and
-    letters right after an invisible format character join its word too: the tokenizer deletes a soft hyphen or a
-    zero-width joiner, so "Mer\u00adkel" is the one word "merkel" to it.
+    letters right after one join its word too: the tokenizer deletes a soft hyphen or a zero-width joiner, so
+    "Mer\u00adkel" is the one word "merkel" to it, and a decomposed accent splits no word ("Se\u0301gole\u0300ne" is
+    one word, as its composed form is).
     """
     words: list[str] = []
     spans: list[tuple[int, int]] = []
     for match in WORD_PATTERN.finditer(text):
         start, end = match.span()
-        joined = start > 0 and unicodedata.category(text[start - 1]) == "Cf" and match.group()[0].isalnum()
+        joined = start > 0 and unicodedata.category(text[start - 1]) in MODIFIER_CATEGORIES and match.group()[0].isalnum()
         modifiers = all(unicodedata.category(c) in MODIFIER_CATEGORIES for c in match.group())
         if spans and spans[-1][1] == start and (modifiers or joined):
             spans[-1] = (spans[-1][0], end)
@@ -225,12 +226,12 @@ class TokenClassificationTask(Task):
             for position, word in enumerate(firsts):
                 if word >= 0:
                     gold.setdefault(sentence_id, {})[word] = self.labels[int(labels[row, position])]
-        y_true, y_pred = [], []
+        y_true, y_raw = [], []
         for sentence_id in sorted(gold):
             order = sorted(gold[sentence_id])
             y_true.append([gold[sentence_id][w] for w in order])
-            y_pred.append(self.repair([self.labels[int(predictions[sentence_id][w].argmax())] for w in order]))
-        return entity_metrics(y_pred, y_true)
+            y_raw.append([self.labels[int(predictions[sentence_id][w].argmax())] for w in order])
+        return entity_metrics([self.repair(tags) for tags in y_raw], y_true, raw=y_raw)  # accuracy: words tagged right
 
     def metric_names(self) -> frozenset[str]:
         """The numbers :meth:`compute_metrics` reports (entity-level scores and token accuracy)."""
