@@ -594,3 +594,22 @@ def test_the_cards_check_figures_name_the_scored_file_without_its_folder(tmp_pat
     (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
     line = _checked_figures(tmp_path)[0]
     assert "on test.csv (60 rows)" in line and "fitted on 10% of train.tsv (seed 42)" in line and str(tmp_path) not in line
+
+
+def test_the_cards_pipeline_snippet_cuts_texts_where_the_run_does(trained_run):
+    """The pipeline cut nothing: a text past max_length scored otherwise than predict, and past 512 tokens it failed."""
+    import re
+
+    from nlp_transfer import predict
+    from nlp_transfer.hub.usage import _model_usage
+    from nlp_transfer.run_info import RunInfo
+
+    info = RunInfo.read(trained_run)
+    card = _model_usage("alice/model", info, "text-classification")
+    code = re.search(r"```python\n(.*?)```", card, re.S).group(1).replace('"alice/model"', repr(str(trained_run)))
+    scope: dict = {}
+    exec(code.split("classifier(")[0], scope)
+    text = " ".join(["the staff were lovely but the room was dirty"] * 80)  # about 720 tokens
+    [piped] = scope["classifier"]([text])
+    [expected] = predict(trained_run, [text])
+    assert piped["label"] == expected["label"] and piped["score"] == pytest.approx(expected["score"], abs=1e-5)

@@ -34,11 +34,13 @@ def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
 
 
 def _pipeline_options(info: RunInfo, pipeline_tag: str) -> str:
-    """The ``pipeline`` arguments that make it score as the run does: every label's sigmoid for multi-label, whole
-    words for NER (the same whether the repository holds the model or an adapter)."""
+    """The ``pipeline`` arguments that make it score as the run does: texts cut at the run's max_length, every label's
+    sigmoid for multi-label, whole words for NER (the same whether the repository holds the model or an adapter)."""
     if pipeline_tag == "token-classification":
         return ', aggregation_strategy="first"'
-    return ', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else ""
+    # cut texts where the run cut them: a pipeline cuts nothing, so a longer text scored otherwise (or failed past 512)
+    cut = f", truncation=True, max_length={info.max_length}" if info.max_length else ", truncation=True"
+    return (', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else "") + cut
 
 
 def _model_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
