@@ -600,11 +600,12 @@ def test_the_card_snippet_loads_the_run_without_nlp_transfer(few_shot_run, tmp_p
 
 def test_a_multilabel_supcon_run_learns_each_label(tmp_path, tiny_model_dir):
     """Rows with 'good', 'bad' or both: texts sharing any label are positives of each other in phase 1."""
-    rows = good_bad_rows()  # every row has a label (pairs need one)
+    rows = good_bad_rows()  # every training row has a label (pairs need one)
     header = ("text", "labels")
+    unlabelled = [("the parcel came on a tuesday", ""), ("it is a chair", "")]  # allowed in validation: a crash before
     files = {
         "train": write_csv(tmp_path / "train.csv", rows[:200], header=header),
-        "validation": write_csv(tmp_path / "validation.csv", rows[200:250], header=header),
+        "validation": write_csv(tmp_path / "validation.csv", unlabelled + rows[200:250], header=header),
         "test": write_csv(tmp_path / "test.csv", rows[250:], header=header),
     }
     extra = {"task": "multilabel", "data.label_column": "labels", "transfer.contrastive_loss": "supcon", "training.epochs": 8}

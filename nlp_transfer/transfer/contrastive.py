@@ -139,7 +139,9 @@ class ContrastiveFewShot(Strategy):
         if per_example == "setfit":
             per_example = setfit_pairs_per_example(sets)
         pairs = PairRows(train_rows, train_labels, per_example, run.config.seed)
-        validation = run.splits["validation"].select(range(min(VALIDATION_ANCHORS, len(run.splits["validation"]))))
+        # pairs need labels: a multi-label validation row with none (allowed there) is left out of the pair loss
+        labelled = [i for i, found in enumerate(label_sets(run.splits["validation"]["labels"][:])) if found]
+        validation = run.splits["validation"].select(labelled[:VALIDATION_ANCHORS])
         validation_pairs = list(PairRows(batch_rows(validation, TEXT_COLUMNS), validation["labels"][:], 2, run.config.seed + 1))
 
         parts = find_encoder_parts(inner)
