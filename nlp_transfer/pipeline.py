@@ -29,6 +29,7 @@ from nlp_transfer.output_dir import check_replaceable, has_checkpoint, replaced_
 from nlp_transfer.process_group import end_process_group
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
+from nlp_transfer.threads import restores_torch_threads
 from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
 from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
@@ -53,6 +54,7 @@ class RunResult:
     info: dict[str, Any]
 
 
+@restores_torch_threads
 def run_training(config: RunConfig, *, resume: bool = False, overwrite: bool = False, from_scratch: bool = False) -> RunResult:
     """Train, evaluate and save one run as ``config`` says; returns its metrics.
 

@@ -103,3 +103,26 @@ def test_fit_refuses_a_folder_with_another_fits_checkpoints_and_apply_strategy_o
         apply_strategy(task.build_model(), "gradual_unfreezing", learning_rate=1e-4, weight_decay=0.01)
     with pytest.raises(UserError, match="strategy 'contrastive' trains in phases of its own"):
         apply_strategy(task.build_model(), "contrastive", learning_rate=1e-4, weight_decay=0.01)
+
+
+def test_a_runs_torch_threads_and_a_string_for_texts(tmp_path, tiny_model_dir):
+    """training.torch_threads stayed set after run_training returned (or failed), for everything after it in the
+    process; predict(run, "one text") predicted each character of the string."""
+    import pytest
+    import torch
+
+    from nlp_transfer import DataError, RunConfig, UserError, predict, run_training
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        config = RunConfig(data=DataConfig(train_file=str(tmp_path / "missing.csv")), training=TrainingConfig(torch_threads=1))
+        with pytest.raises(DataError, match=r"missing\.csv: no such file"):
+            run_training(config)  # fails once the run has set its thread count
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(UserError, match=r"give a list of texts, e.g. \['great film'\]"):
+        predict(tiny_model_dir, "great film")
+    with pytest.raises(UserError, match=r"texts\[1\] is None"):
+        predict(tiny_model_dir, ["great film", None])

@@ -27,6 +27,7 @@ from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.output_dir import replaced_on_success
 from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, start_run_dir
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
+from nlp_transfer.threads import restores_torch_threads
 from nlp_transfer.training.accelerator import make_accelerator
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.loop import FitResult, fit
@@ -63,6 +64,7 @@ class Prepared:
     model_path: str
 
 
+@restores_torch_threads
 def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> AdaptResult:
     """Masked-LM training of ``config.model`` on the texts of ``data.train_file``; writes ``output_dir``.
 

@@ -37,7 +37,7 @@ def predict_texts(
     see :func:`batched_logits`.
     """
     options = {"batch_size": batch_size, "first_position": first_position, "max_batch_tokens": max_batch_tokens}
-    texts = list(texts)
+    texts = checked_texts(texts)
     if not texts:
         return []
     if isinstance(task, TokenClassificationTask):
@@ -49,8 +49,23 @@ def predict_texts(
     return task.postprocess(logits, texts)
 
 
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list of strings: one string alone is refused (it was read as its characters, a prediction each),
+    and so is an item that is not a string, naming its position."""
+    if isinstance(texts, str):
+        raise UserError(
+            f"texts={texts[:40]!r}: give a list of texts, e.g. [{texts[:40]!r}] (one string was read as its characters)."
+        )
+    texts = list(texts)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise UserError(f"texts[{index}] is {text!r} ({type(text).__name__}); every text must be a string.")
+    return texts
+
+
 def predict(run_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64, **load_kwargs: Any) -> list[dict[str, Any]]:
     """Load ``run_dir`` and predict ``texts`` (see :func:`predict_texts`)."""
+    texts = checked_texts(texts)  # before the model loads
     model, task = load_run(run_dir, **load_kwargs)
     return predict_texts(model, task, texts, batch_size=batch_size)
 

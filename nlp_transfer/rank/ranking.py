@@ -21,6 +21,7 @@ from nlp_transfer.config import RunConfig
 from nlp_transfer.errors import UserError
 from nlp_transfer.rank.candidates import Candidate, CandidateFeatures, encode_candidate, encode_shared
 from nlp_transfer.rank.estimators import ESTIMATORS, score_features
+from nlp_transfer.threads import restores_torch_threads
 
 #: the estimator that names the recommended candidate unless told otherwise
 DEFAULT_RECOMMEND_BY = "logme"
@@ -177,6 +178,7 @@ def default_output_dir(config: RunConfig) -> Path:
     return Path(f"{config.output_dir.rstrip('/')}-rank")
 
 
+@restores_torch_threads
 def run_ranking(
     config: RunConfig,
     candidates: Sequence[Candidate],
