@@ -22,6 +22,7 @@ from nlp_transfer.shift import (
     words,
 )
 from nlp_transfer.shift.command import default_output_dir
+from nlp_transfer.shift.domain import shared_copies
 from nlp_transfer.shift.embed import load_encoder
 from nlp_transfer.shift.measure import draw_sample
 from tests.conftest import shared_dataset, synthetic_sentiment, tiny_overrides, write_csv
@@ -65,7 +66,7 @@ def test_tokenizer_view_counts_unknown_tokens_pieces_and_lengths(tiny_model_dir)
     # hello | world ; una ##ffa ##ble [UNK] (the snowman is no word, and unknown to the uncased WordPiece vocabulary)
     assert lengths == [2, 4]
     assert view["unknown_tokens"] == 1 and view["unknown_token_rate"] == pytest.approx(1 / 6)
-    assert view["subwords_per_word"] == pytest.approx(5 / 3)
+    assert view["subwords_per_word"] == pytest.approx(6 / 4)  # the texts' tokens over their 4 whitespace words
     assert view["length_tokens"]["median"] == 3.0
 
 
@@ -109,6 +110,26 @@ def test_multi_label_total_variation_stays_within_one():
     assert label_shift([["a", "b", "c"]] * 10, [[]] * 10, ["a", "b", "c"])["total_variation"] == pytest.approx(1.0)
     assert label_shift([["a", "b"]] * 4, [["a"], ["b"]] * 2, ["a", "b"])["total_variation"] == pytest.approx(0.0)
     assert label_shift([["a"]] * 4, [["b"]] * 4, ["a", "b"])["total_variation"] == pytest.approx(1.0)
+    # half the texts losing their label moved half the mass (it read 0: only labelled mass was compared)
+    lost = label_shift([["good"], []] * 10, [["good"]] * 20, ["good", "bad"])
+    assert lost["total_variation"] == pytest.approx(0.5) and lost["most_moved_label"] == "good"
+    assert label_shift([["a"], ["b"]], [["b"], ["a"]], ["a", "b"])["most_moved_label"] is None  # nothing moved
+
+
+def test_copies_one_side_holds_are_no_group_and_copies_to_the_model_are_one():
+    """A side of one repeated text crashed (all its rows in one fold group); texts an uncased model reads alike
+    ('GREAT' and 'great', two spacings) fell in different folds with opposite labels (PAD -1.6 for the same texts)."""
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(0, 1, (60, 8))
+    repeated = domain_classifier(
+        np.repeat(cloud[:1], 40, axis=0), cloud, texts=["great movie"] * 40 + [str(i) for i in range(60)]
+    )
+    assert repeated.accuracy > 0.9  # one text against sixty others: told apart
+    texts = [f"text {i}" for i in range(60)]
+    same_to_model = domain_classifier(cloud, cloud.copy(), texts=texts + [t.upper() for t in texts])
+    assert same_to_model.proxy_a_distance == 0.0
+    groups = shared_copies(np.array([[1.0], [1.0], [2.0], [2.0]]), np.array([0, 0, 0, 1]))
+    assert groups[0] != groups[1] and groups[2] == groups[3]  # copies within one side stay apart
 
 
 # ----------------------------------------------------------------------------- real corpora, real model
@@ -239,3 +260,18 @@ def test_a_run_as_source_reports_its_predicted_label_shift(capfd, tmp_path, tiny
     shift = report["label_shift"]
     assert shift["total_variation"] == pytest.approx(expected["total_variation"])
     assert shift["target_shares"] == pytest.approx(expected["target_shares"])
+
+
+def test_an_ner_runs_source_texts_leave_out_its_held_out_validation(tmp_path):
+    """An NER run as SOURCE read its whole training file: the validation sentences it held out were counted too."""
+    from nlp_transfer.config import save_config
+    from nlp_transfer.shift.sources import run_training_texts
+
+    documents = [f"-DOCSTART- O\n\nDoc{d} B-PER\nspoke O\n\nDoc{d}b B-LOC\nwaited O\n" for d in range(10)]
+    (tmp_path / "train.conll").write_text("\n".join(documents), encoding="utf-8")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    save_config(load_config(None, ["task=ner", f"data.train_file={tmp_path / 'train.conll'}", "seed=3"]), run / "config.yaml")
+    texts = run_training_texts(run)
+    assert 0 < len(texts) < 20 and len(texts) % 2 == 0  # whole documents of two sentences went to validation

@@ -38,10 +38,9 @@ def domain_classifier(
 ) -> DomainClassifier:
     """Cross-validated (stratified ``folds``) logistic regression on standardised features, source = 0, target = 1.
 
-    Texts that both sides hold are kept in one fold: split apart, the copy in the training folds carries the other
-    side's label, every held-out copy is predicted wrong, and identical sets would score far below chance (a proxy
-    A-distance near -2 where it should be 0). ``texts`` (source's, then target's) tells the copies apart; without
-    them, embeddings equal to 5 decimals do (a text padded in another batch differs in the 7th).
+    Texts that both sides hold are kept in one fold (:func:`shared_copies`): split apart, the copy in the training
+    folds carries the other side's label, every held-out copy is predicted wrong, and identical sets would score far
+    below chance (a proxy A-distance near -2 where it should be 0).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -52,14 +51,14 @@ def domain_classifier(
     is_target = np.concatenate([np.zeros(len(source), dtype=np.int64), np.ones(len(target), dtype=np.int64)])
     probability = np.zeros(len(features))
     accuracies = []
-    if texts is not None:
-        groups = np.unique([text.strip() for text in texts], return_inverse=True)[1].reshape(-1)
-    else:
-        groups = np.unique(np.round(features, 5), axis=0, return_inverse=True)[1].reshape(-1)
+    groups = shared_copies(features, is_target, texts)
     if len(np.unique(groups)) == len(features):  # all distinct: the plain stratified folds, as reports always had
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target)
     else:
         splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target, groups)
+        splits = list(splits)
+        if any(len(np.unique(is_target[train])) < 2 for train, _ in splits):  # a shared text took most of one side
+            splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target)
     for train, test in splits:
         classifier = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
         classifier.fit(features[train], is_target[train])
@@ -67,3 +66,28 @@ def domain_classifier(
         accuracies.append(float(np.mean((probability[test] >= 0.5) == is_target[test])))
     accuracy = float(np.mean((probability >= 0.5) == is_target))
     return DomainClassifier(accuracy, accuracies, proxy_a_distance(1.0 - accuracy), probability, is_target)
+
+
+def shared_copies(features: np.ndarray, is_target: np.ndarray, texts: Sequence[str] | None = None) -> np.ndarray:
+    """A group id per row: rows that are one text to the model (the same text, or embeddings equal to 4 decimals, as
+    an uncased model reads "GREAT" and "great", or any model two spacings) share one when both sides hold it; every
+    other row is a group of its own. Copies within one side need no grouping (they carry one label), and grouping
+    them put a side's repeated text in one fold, where a training fold could hold no row of that side."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    keys = [np.unique(np.round(features, 4), axis=0, return_inverse=True)[1].reshape(-1)]
+    if texts is not None:
+        keys.append(np.unique([text.strip() for text in texts], return_inverse=True)[1].reshape(-1))
+    rows, offset, rows_of, nodes = len(features), 0, [], []
+    for labels in keys:  # row i -- node (key): rows sharing any key end in one connected component
+        rows_of.append(np.arange(rows))
+        nodes.append(rows + offset + labels)
+        offset += int(labels.max()) + 1
+    size = rows + offset
+    graph = coo_matrix((np.ones(rows * len(keys)), (np.concatenate(rows_of), np.concatenate(nodes))), shape=(size, size))
+    component = connected_components(graph, directed=False)[1][:rows]
+    sides = np.zeros((component.max() + 1, 2), dtype=np.int64)
+    np.add.at(sides, (component, is_target), 1)
+    shared = (sides[component] > 0).all(axis=1)
+    return np.where(shared, component, size + np.arange(rows))

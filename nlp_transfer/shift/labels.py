@@ -21,24 +21,33 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
 
 
-def as_distribution(shares: dict[str, float]) -> dict[str, float]:
-    """Label shares scaled to sum to 1: a multi-label table counts a text once per label, so its shares may sum past 1
-    (or to 0: then all the mass is on "no label")."""
-    total = sum(shares.values())
-    return {name: share / total for name, share in shares.items()} if total else {"(no label)": 1.0}
+#: where a multi-label text with no label puts its weight in :func:`text_distribution`
+NO_LABEL = "(no label)"
+
+
+def text_distribution(predicted: Sequence[Any]) -> dict[str, float]:
+    """Each text's one unit of weight spread evenly over its labels (a text of no label puts it on "(no label)"): a
+    distribution over labels that sums to 1 for multi-label predictions too, and sees texts that lose their labels."""
+    weights: dict[str, float] = {}
+    for label in predicted:
+        names = (label or [NO_LABEL]) if isinstance(label, list) else [label]
+        for name in names:
+            weights[name] = weights.get(name, 0.0) + 1.0 / len(names)
+    return {name: weight / len(predicted) for name, weight in weights.items()} if predicted else {}
 
 
 def label_shift(source_predicted: Sequence[Any], target_predicted: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
     """Predicted-label shares on each side, their total variation distance, and the label that moved most.
 
-    The distance compares the shares as distributions (:func:`as_distribution`), so it stays in [0, 1] for
-    multi-label runs too.
+    The distance compares each side's :func:`text_distribution`, so it stays in [0, 1] for multi-label runs too and
+    counts texts that lose every label; ``most_moved_label`` is None when no share moved.
     """
     source, target = label_shares(source_predicted, labels), label_shares(target_predicted, labels)
     moved = max(labels, key=lambda name: abs(target[name] - source[name])) if labels else None
+    distance = total_variation(text_distribution(source_predicted), text_distribution(target_predicted))
     return {
         "source_shares": source,
         "target_shares": target,
-        "total_variation": total_variation(as_distribution(source), as_distribution(target)),
-        "most_moved_label": moved,
+        "total_variation": distance,
+        "most_moved_label": moved if moved is not None and target[moved] != source[moved] else None,  # none moved
     }

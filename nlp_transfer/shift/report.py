@@ -42,7 +42,7 @@ def render_text(report: ShiftReport) -> str:
         lines += [
             f"predicted labels on source: {_shares(shift['source_shares'])}",
             f"predicted labels on target: {_shares(shift['target_shares'])}",
-            f"label shift: total variation {shift['total_variation']:.3f}; most moved: {shift['most_moved_label']}",
+            f"label shift: total variation {shift['total_variation']:.3f}; most moved: {shift['most_moved_label'] or 'none'}",
         ]
     return "\n".join(lines)
 

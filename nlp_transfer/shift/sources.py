@@ -70,10 +70,11 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
             from nlp_transfer.adapt.texts import read_texts as read_adapt_texts
 
             return read_adapt_texts(data, config.seed).train
-        if config.task == "ner":
-            from nlp_transfer.data.tagged_rows import read_tagged_file
+        if config.task == "ner":  # the training split: without the sentences a held-out validation took
+            from nlp_transfer.data.tagged_rows import load_token_classification_data
 
-            return [" ".join(s.tokens) for s in read_tagged_file(str(data.train_file), data).sentences]
+            tagged = load_token_classification_data(data, seed=config.seed)
+            return [" ".join(tokens) for tokens in tagged.splits["train"]["tokens"][:]]
         from nlp_transfer.data.text_rows import load_text_classification_data
 
         loaded = load_text_classification_data(data, multi_label=config.task == "multilabel", seed=config.seed)

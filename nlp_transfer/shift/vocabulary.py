@@ -57,19 +57,17 @@ def length_summary(lengths: Sequence[int]) -> dict[str, float]:
 def tokenizer_view(tokenizer: Any, texts: Sequence[str]) -> tuple[dict[str, Any], list[int]]:
     """The tokenizer's unknown-token rate and subwords per word on ``texts``, and each text's length in tokens.
 
-    Lengths count subword tokens without special tokens and without truncation. Fertility weighs each word
-    type's number of pieces by how often it occurs.
+    Lengths count subword tokens without special tokens and without truncation. Fertility is the texts' subword
+    tokens over their whitespace-separated words, measured on the texts as written (a cased or byte-level tokenizer
+    cuts "The" and " Movie" otherwise than a lower-cased word alone, which it was measured on).
     """
     encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
     lengths = [len(ids) for ids in encoded]
     unk = getattr(tokenizer, "unk_token_id", None)
     total = sum(lengths)
     unknown = sum(ids.count(unk) for ids in encoded) if unk is not None else 0
-    counts = word_counts(texts)
-    types = list(counts)
-    pieces = tokenizer(types, add_special_tokens=False)["input_ids"] if types else []
-    word_total = sum(counts.values())
-    fertility = sum(counts[w] * len(p) for w, p in zip(types, pieces, strict=True)) / word_total if word_total else 0.0
+    word_total = sum(len(text.split()) for text in texts)
+    fertility = total / word_total if word_total else 0.0
     view = {
         "unknown_token_rate": unknown / total if total else 0.0,
         "unknown_tokens": unknown,
