@@ -130,12 +130,18 @@ def training_facts(result: Any) -> dict[str, Any]:
 
 
 def data_provenance(files: dict[str, str | None]) -> dict[str, dict[str, Any]]:
-    """Path, size and sha256 of each local data file (split name -> path); other names (Hub datasets) as given."""
+    """Path, size and sha256 of each local data file (split name -> path); other names (Hub datasets) as given. A
+    comma-separated list of files (``adapt``) gets their total size and one sha256 over theirs, in order."""
     found = {}
     for split, path in files.items():
+        parts = [part.strip() for part in str(path or "").split(",") if part.strip()]
         if path and Path(path).is_file():
             digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
             found[split] = {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": digest}
+        elif len(parts) > 1 and all(Path(part).is_file() for part in parts):  # adapt's list of files: one fingerprint
+            digests = "".join(hashlib.sha256(Path(part).read_bytes()).hexdigest() for part in parts)
+            total = sum(Path(part).stat().st_size for part in parts)
+            found[split] = {"path": str(path), "bytes": total, "sha256": hashlib.sha256(digests.encode()).hexdigest()}
         elif path:
             found[split] = {"name": str(path)}
     return found

@@ -244,6 +244,9 @@ def test_bad_texts_exit_2_with_one_line_and_nothing_written(capsys, tiny_model_d
         adapt_args(tiny_model_dir, f"{table},{tmp_path / 'nope.txt'}", out, **{"data.text_column": "review"}),
         "nope.txt: no such file",
     )
+    tokens = tmp_path / "tokens.jsonl"  # a list where the text goes was trained on as "['great', 'pan']"
+    tokens.write_text('{"sentence": ["great", "pan"]}\n', encoding="utf-8")
+    refused(capsys, adapt_args(tiny_model_dir, tokens, out), f"{tokens}:1: the text is a JSON list, not a string")
     assert not out.exists()
 
 
@@ -291,6 +294,18 @@ def test_the_hub_card_of_an_adapted_encoder_says_fill_mask_and_how_to_fine_tune_
     assert "### before" in text and "### after" in text  # held-out masked-LM figures before and after
     files = collect_files(adapted, resolve_mode(adapted, "auto"))
     assert "model.safetensors" in files and "adapt.json" not in files
+    # it said `nlp-transfer train` trains it again (that refuses its config), named labels, and a selection metric
+    assert "`nlp-transfer adapt config.yaml` trains the run again" in text and "labels above" not in text
+    assert "metric_for_best_model" not in text
+    published = files["run_info.json"].decode() + files["config.yaml"].decode() + text
+    assert str(adapted.parent.parent) not in published and str(REPO) not in published  # no local path, keys included
+
+
+def test_a_list_of_files_is_published_by_their_names():
+    from nlp_transfer.hub.files import public_name
+
+    assert public_name("/home/me/fmt/a.tsv,/home/me/texts.txt") == "a.tsv,texts.txt"  # was "texts.txt" alone
+    assert public_name("data/fmt/a.tsv,data/fmt/b.txt") == "a.tsv,b.txt" and public_name("a.tsv,b.txt") == "a.tsv,b.txt"
 
 
 def test_a_new_masked_lm_head_is_announced_with_what_it_cost(tiny_model_dir):
@@ -400,3 +415,16 @@ def test_special_tokens_written_in_a_text_belong_to_no_word_and_are_never_masked
     assert sum(token in specials for token in ids) == 5  # [CLS] and [SEP] added, three written in the text
     assert all(word == NO_WORD for token, word in zip(ids, words, strict=True) if token in specials)
     assert sorted({w for w in words if w != NO_WORD}) == list(range(6))  # I love and and tokens ok
+
+
+def test_a_list_of_files_is_fingerprinted_so_a_resume_sees_a_change_in_any(tmp_path):
+    """adapt's data.train_file=a.txt,b.txt was recorded as one name without a hash: --resume trained on an edited b."""
+    from nlp_transfer.run_info import data_provenance
+
+    (tmp_path / "a.txt").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("three\n", encoding="utf-8")
+    listed = f"{tmp_path / 'a.txt'},{tmp_path / 'b.txt'}"
+    before = data_provenance({"train_file": listed})["train_file"]
+    assert before["bytes"] == 14 and len(before["sha256"]) == 64
+    (tmp_path / "b.txt").write_text("THREE\n", encoding="utf-8")
+    assert data_provenance({"train_file": listed})["train_file"]["sha256"] != before["sha256"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.conll import read_conll
 from nlp_transfer.data.readers import read_records, read_text
-from nlp_transfer.data.texts import check_not_binary
+from nlp_transfer.data.texts import cell_text, check_not_binary
 from nlp_transfer.errors import DataError
 
 TABLE_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -79,8 +79,7 @@ def table_texts(path: str, kind: str, data: DataConfig) -> list[str]:
                 f"{path}:{record.line}: no column {data.text_column!r} (columns: {columns}). "
                 "Set data.text_column to the column that holds the text."
             )
-        value = record.fields[data.text_column]
-        texts.append(value if isinstance(value, str) else "" if value is None else str(value))
+        texts.append(cell_text(path, record.line, record.fields[data.text_column]))  # a JSON list or object refused
     return texts
 
 

@@ -96,8 +96,9 @@ def _dataset_entries(info: RunInfo) -> list[tuple[str, str, str]]:
         if value.get("name"):  # a Hub dataset name
             entries.append((split, str(value["name"]), str(value["name"])))
         elif value.get("path"):
-            path = Path(str(value["path"]))
-            entries.append((split, LOCAL_DATASET_TYPES.get(path.suffix.lower(), "text"), path.name))
+            name = public_name(str(value["path"]))  # adapt's list of files: each by its name
+            suffix = Path(name.split(",")[0]).suffix.lower()
+            entries.append((split, LOCAL_DATASET_TYPES.get(suffix, "text"), name.replace(",", ", ")))
     return entries
 
 
@@ -173,8 +174,9 @@ def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tu
     )  # fmt: skip
     if config.get("task") == "ner":
         keys += ("label_all_subwords", "document_context")
-    rows = [(f"training.{k}", training[k]) for k in keys if k in training]
-    if (task or config.get("task")) != "masked-lm":  # nlp-transfer adapt ignores the transfer section
+    masked_lm = (task or config.get("task")) == "masked-lm"  # adapt ignores the transfer section and picks by loss
+    rows = [(f"training.{k}", training[k]) for k in keys if k in training and not (masked_lm and k == "metric_for_best_model")]
+    if not masked_lm:
         strategy = str(config.get("strategy") or "full")
         rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items() if _read_by(k, strategy)]
     if "seed" in config:
@@ -369,11 +371,11 @@ def _limitations_section(facts: _CardFacts) -> list[str]:
             f"- Inputs longer than {max_length} tokens were read as overlapping windows whose scores are pooled "
             "(`training.long_text: windows`); `transformers.pipeline` truncates them instead."
         )
+    knows = "" if facts.task == "masked-lm" else "only knows the labels above, and "
     return [
         "## Bias, risks and limitations",
         "",
-        "- The model only knows the labels above, and inherits the language coverage and the biases of its base "
-        "model and of the training data.",
+        f"- The model {knows}inherits the language coverage and the biases of its base model and of the training data.",
         "- The metrics come from the evaluation data listed above; expect lower scores on text from other domains.",
         long_text,
         *_checked_figures(facts.run_dir),
@@ -425,7 +427,7 @@ def _reproducing_section(facts: _CardFacts) -> list[str]:
         "",
         "`config.yaml` in this repository is the resolved training config; `run_info.json` records the data files "
         "(with sha256), library versions and the evaluation history. With the data files at the recorded paths, "
-        "`nlp-transfer train config.yaml` trains the run again.",
+        f"`nlp-transfer {'adapt' if facts.task == 'masked-lm' else 'train'} config.yaml` trains the run again.",
         "",
     ]
 

@@ -111,7 +111,11 @@ PATH_KEY_RE = re.compile(r"^(output_dir|model|base_model|dir|path|.*_file|.*_dir
 
 
 def public_name(value: str) -> str:
-    """``value`` fit to publish: a Hub id or a bare name as it is, a local path cut to its last part."""
+    """``value`` fit to publish: a Hub id or a bare name as it is, a local path cut to its last part, and each path of
+    a comma-separated list (``adapt``'s files) cut alike."""
+    parts = value.split(",")
+    if len(parts) > 1 and any(re.search(r"[/\\]", part) for part in parts):
+        return ",".join(public_name(part.strip()) for part in parts)
     if looks_like_hub_id(value) or not re.search(r"[/\\]", value):
         return value
     return Path(value.replace("\\", "/")).name or value
@@ -128,8 +132,8 @@ def without_paths_in_text(text: str) -> str:
 
 def without_local_paths(node: Any, key: str = "") -> Any:
     """``node`` with the values of :data:`PATH_KEY_RE` keys cut to their last part (:func:`public_name`)."""
-    if isinstance(node, dict):
-        return {k: without_local_paths(v, str(k)) for k, v in node.items()}
+    if isinstance(node, dict):  # a key may be a path too (adapt's file_formats: {path: format})
+        return {without_paths_in_text(k) if isinstance(k, str) else k: without_local_paths(v, str(k)) for k, v in node.items()}
     if isinstance(node, list):
         return [without_local_paths(v, key) for v in node]
     if isinstance(node, str) and PATH_KEY_RE.match(key):
