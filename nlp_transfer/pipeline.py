@@ -78,6 +78,10 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)
     strategy = build_strategy(config)  # checks the strategy's options before anything loads
+    if config.hub.push:  # a bad repo id, no token or offline mode: said now, not after the training
+        from nlp_transfer.hub.push import check_push_ready
+
+        check_push_ready(config.hub)
     replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
     if resume:
         check_resumed_config(config, output_dir)

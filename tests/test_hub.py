@@ -466,6 +466,30 @@ def test_hub_config_section():
     assert (config.hub.repo_id, config.hub.mode, config.hub.private) == ("alice/m", "adapter", False)
 
 
+def test_a_configured_push_that_cannot_happen_is_refused_before_training(tiny_model_dir, data_files, tmp_path, monkeypatch):
+    """A bad repo id, no token or offline mode was found after the whole run had trained."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    from nlp_transfer.errors import UserError
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    cases = [
+        ("just-a-name", r"hub\.repo_id='just-a-name': write it as OWNER/NAME"),
+        ("alice/model", r"no Hugging Face token: set the HF_TOKEN"),
+    ]
+    for repo_id, message in cases:
+        overrides = _overrides(tiny_model_dir, data_files, out, **{"hub.push": True, "hub.repo_id": repo_id})
+        with pytest.raises(UserError, match=message):
+            run_training(load_config(None, overrides))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE is set: pushing needs the Hub"):
+        run_training(load_config(None, _overrides(tiny_model_dir, data_files, out, **{"hub.push": True, "hub.repo_id": "a/b"})))
+    assert not out.exists()
+
+
 def test_local_refusals_before_any_request(trained_run, lora_run, tmp_path, monkeypatch):
     from huggingface_hub import constants
 

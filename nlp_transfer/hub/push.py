@@ -284,6 +284,15 @@ def _remote_license(api: Any, repo_id: str) -> str | None:
     return str(value) if value else None
 
 
+def check_push_ready(hub: Any) -> None:
+    """What a configured push (``hub.push``) needs that costs nothing to check, before the run trains for hours: a
+    repo id written as OWNER/NAME, a token, and the Hub not switched off (HF_HUB_OFFLINE)."""
+    if not REPO_ID_RE.fullmatch(hub.repo_id or ""):
+        raise UserError(f"hub.repo_id={hub.repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+    _check_online()
+    resolve_token()
+
+
 def push_configured_run(hub: Any, output_dir: str | Path) -> str:
     """Push a just-finished run as its config's ``hub`` section says (``run_training`` calls this)."""
     try:
