@@ -140,6 +140,11 @@ def read_model_config(path: str | Path, *, trust_remote_code: bool = False, **kw
     except (OSError, ValueError) as err:
         if not (Path(path) / "config.json").is_file():
             raise
+        if "custom code" in str(err) and not trust_remote_code:  # transformers refuses to run the folder's code
+            raise UserError(
+                f"{path}: the model's config.json names code of its own (auto_map), which runs only when allowed. If you "
+                "trust the folder's Python files, set trust_remote_code=true (--trust-remote-code for predict/evaluate)."
+            ) from None
         raise UserError(
             f"{Path(path) / 'config.json'}: not a readable model config ({str(err).splitlines()[0][:160]}). "
             "Copy the model folder again (or train the run again)."

@@ -705,3 +705,22 @@ def test_a_token_typed_where_it_does_not_belong_is_never_echoed(monkeypatch, cap
         stderr = capsys.readouterr().err
         assert code == 2 and stderr.startswith("error: ") and "hf_***" in stderr, stderr
         assert token not in stderr and secret not in stderr
+
+
+def test_a_model_with_code_of_its_own_is_refused_with_the_setting_that_allows_it(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Refused, rightly, but as "not a readable model config ... copy the model folder again"."""
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="mybert", auto_map={"AutoConfig": "configuration_my.MyConfig"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "configuration_my.py").write_text("raise SystemExit('this code must not run')\n")
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "out"
+    code, _, stderr = cli_in_process(
+        capsys, "train", "recipes/configs/sentiment/minilm_full.yaml", f"model={folder}", f"output_dir={out}"
+    )
+    assert code == 2 and "names code of its own" in stderr and "trust_remote_code=true" in stderr, stderr
+    assert not out.exists()
