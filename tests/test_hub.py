@@ -490,6 +490,15 @@ def test_a_configured_push_that_cannot_happen_is_refused_before_training(tiny_mo
     assert not out.exists()
 
 
+def test_a_run_of_pickled_weights_is_told_why_it_is_not_pushed(tmp_path):
+    from nlp_transfer.errors import UserError
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"the weights are pickled \(pytorch_model\.bin\), which push never uploads"):
+        resolve_mode(tmp_path, "auto")
+
+
 def test_local_refusals_before_any_request(trained_run, lora_run, tmp_path, monkeypatch):
     from huggingface_hub import constants
 

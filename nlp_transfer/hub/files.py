@@ -99,6 +99,11 @@ def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
         if mode == "auto":
             return "adapter"
         raise UserError(f"{run_dir}: no merged model (transfer.save_merged was false); push the adapter with --adapter.")
+    if list(run_dir.glob("pytorch_model*.bin")):  # weights there, but pickled: never uploaded
+        raise UserError(
+            f"{run_dir}: the weights are pickled (pytorch_model.bin), which push never uploads. Save them as safetensors "
+            "(model.save_pretrained(folder, safe_serialization=True)) and push that folder."
+        )
     raise UserError(
         f"{run_dir}: nothing to push: no config.json with model weights (model.safetensors). "
         "Give the output_dir of a finished run (nlp-transfer train writes them at the end)."
