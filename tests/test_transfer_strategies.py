@@ -637,3 +637,14 @@ def test_gradual_unfreezing_refuses_multiple_processes(task, monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda *args: 2)
     with pytest.raises(UserError, match="gradual_unfreezing runs in one process"):
         GradualUnfreezing().callbacks(model)
+
+
+def test_gradual_unfreezing_under_several_processes_is_refused_before_anything_loads(monkeypatch):
+    """It was refused once the data and model had loaded (about 45 s) and the run folder was started."""
+    from nlp_transfer.transfer import build_strategy
+
+    config = load_config(None, ["data.train_file=x.csv", "strategy=gradual_unfreezing"])
+    build_strategy(config)  # one process: fine
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as accelerate launch --num_processes 2 sets it in each process
+    with pytest.raises(UserError, match="strategy=gradual_unfreezing runs in one process"):
+        build_strategy(config)

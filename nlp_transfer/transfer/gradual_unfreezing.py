@@ -10,6 +10,7 @@ phase using the epoch or step number alone, so a resumed run is set up as the un
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
@@ -40,8 +41,14 @@ def set_gradual_unfreezing(model: nn.Module, parts: EncoderParts, phase: int, un
 
 
 def refuse_multiple_processes() -> None:
-    """DDP registers the parameters that require grad when it wraps the model: later unfrozen layers would drift."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+    """DDP registers the parameters that require grad when it wraps the model: later unfrozen layers would drift.
+
+    ``accelerate launch`` sets WORLD_SIZE in each process, so this refuses before the data or model load (the process
+    group itself starts later) and before the run folder exists."""
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if launched or (
+        torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+    ):
         raise UserError(
             "strategy=gradual_unfreezing runs in one process (DDP cannot sync layers unfrozen after the start). "
             "Launch it without multiple processes, or use strategy=freeze_layers."
@@ -94,6 +101,7 @@ class GradualUnfreezing(Strategy):
                 f"transfer.unfreeze_every={options.unfreeze_every} and transfer.unfreeze_every_steps="
                 f"{options.unfreeze_every_steps} both set the pace of unfreezing; keep one of them."
             )
+        refuse_multiple_processes()
         super().check(config)
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
