@@ -144,3 +144,19 @@ def test_the_report_reads_the_measured_ece_against_its_noise_floor_and_flags_a_t
     above = "\n".join(calibration_markdown(report(0.07, 0.28, 0.10)))  # the planted fault: T raised ECE past the floor
     assert "0.2800, is above it: a miscalibration these rows can show" in above
     assert "**The temperature made the scores worse here** (ECE 0.0700 -> 0.2800)" in above
+
+
+def test_a_multi_label_runs_thresholds_count_label_decisions_and_say_predict_reads_another_score():
+    """'keeps 20.0% (36 rows)' of 60 texts: the 36 were label decisions, and --min-score kept 4 texts at 0.67 accuracy."""
+    from nlp_transfer.check.report_md import calibration_markdown
+    from nlp_transfer.check.run_calibration import Scored, multi_label_figures
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (60, 3))
+    labels = (rng.random((60, 3)) < 1 / (1 + np.exp(-logits))).astype(np.int64)
+    calibration, selective, _ = multi_label_figures(Scored(logits, labels, "v"), Scored(logits, labels, "t"), bins=10)
+    assert selective["unit"] == "label decision"
+    report = {"calibration": calibration, "selective": selective, "fitted_on": "v", "scored_on": "t", "same_rows": False}
+    text = "\n".join(calibration_markdown(report))
+    assert "Accuracy per label decision" in text and "do not carry over to it" in text
+    assert " rows)" not in text and "label decisions)" in text

@@ -192,12 +192,19 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     if "ece_after_isotonic" in c:
         lines += ["", *top_label_markdown(c)]
     applied = "applied by predict and evaluate" if c.get("applied", True) else "reported only (multi-label thresholds stay)"
-    lines += ["", f"Temperature **{c['temperature']:.3f}** ({applied}). Accuracy {c['accuracy']:.4f}.", ""]
+    unit = s.get("unit", "row")
+    accuracy = "Accuracy" if unit == "row" else "Accuracy per label decision"
+    lines += ["", f"Temperature **{c['temperature']:.3f}** ({applied}). {accuracy} {c['accuracy']:.4f}.", ""]
     lines.append(
         f"Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident, {s['accuracy_at_90']:.4f} on 90 %."
     )
+    if unit != "row":  # a multi-label run: the thresholds are not in the units of predict's score
+        lines.append(
+            "Here each label decision of each text counts, scored by max(p, 1 - p) of its sigmoid; `predict --min-score` "
+            "reads a text's top label probability instead, so these thresholds do not carry over to it."
+        )
     for target, found in s["thresholds"].items():
-        lines.append(f"- accuracy {target}: {threshold_text(found)}")
+        lines.append(f"- accuracy {target}: {threshold_text(found, unit)}")
     return lines
 
 
@@ -205,18 +212,19 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
 FEW_KEPT_ROWS = 30
 
 
-def threshold_text(found: dict[str, Any] | None) -> str:
+def threshold_text(found: dict[str, Any] | None, unit: str = "row") -> str:
     """A selective-prediction threshold as ``predict --min-score`` takes it: rounded down (0.870363 printed as 0.8704
-    kept none of the rows it claimed), with the rows it keeps and a warning when they are few."""
+    kept none of the rows it claimed), with the rows (or multi-label decisions: ``unit``) it keeps and a warning when
+    they are few."""
     if not found:
         return "not reached at any coverage"
     text = f"score >= {math.floor(found['threshold'] * 1e6) / 1e6:.6f} keeps {found['coverage']:.1%}"
     rows = found.get("rows")
     if rows is None:
         return text
-    text += f" ({rows} row{'s' if rows != 1 else ''})"
+    text += f" ({rows} {unit}{'s' if rows != 1 else ''})"
     if rows < FEW_KEPT_ROWS:
-        text += ": too few rows to rely on; choose a threshold on more labelled rows"
+        text += f": too few {unit}s to rely on; choose a threshold on more labelled rows"
     return text
 
 

@@ -187,7 +187,8 @@ def multi_label_figures(
     }
     scores = np.maximum(before, 1.0 - before).ravel()
     correct = ((before >= threshold) == (held_out.labels == 1)).ravel()
-    return calibration, selective_report(scores, correct), (scores, correct)
+    selective = {**selective_report(scores, correct), "unit": "label decision"}  # not predict's per-text `score`
+    return calibration, selective, (scores, correct)
 
 
 def write_calibration(run_dir: Path, calibration: dict[str, Any], source: str) -> None:
