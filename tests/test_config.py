@@ -263,11 +263,13 @@ def test_a_mapping_given_whole_is_taken_as_given_and_a_dotted_null_drops_a_key(t
     assert dropped.data.hub_splits == {"train": "train", "test": "test"}
 
 
-def test_a_saved_run_config_with_an_option_refused_since_it_trained_still_reads(tmp_path):
+def test_a_saved_run_config_with_an_option_refused_since_it_trained_still_reads(tmp_path, monkeypatch):
     """check and export read a run's data from its config.yaml: a run trained before freeze_pooler was refused for
     freeze_layers stopped them (regression caught the same day)."""
     from nlp_transfer.config import load_saved_config
 
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.csv").write_text("text,label\n", encoding="utf-8")
     path = tmp_path / "config.yaml"
     path.write_text(
         "strategy: freeze_layers\ndata:\n  train_file: x.csv\ntransfer:\n  freeze_layers: 1\n  freeze_pooler: true\n",
@@ -278,6 +280,11 @@ def test_a_saved_run_config_with_an_option_refused_since_it_trained_still_reads(
     assert load_saved_config(path).data.train_file == "x.csv"
     path.write_text("strategy: full\ndata:\n  validation_split: 2.0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="validation_split"):  # a data problem is still one
+        load_saved_config(path)
+    # run from another folder, a relative path said only "no such file": where relative paths start is said now
+    path.write_text("data:\n  train_file: x.csv\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(ConfigError, match=r"data\.train_file=x\.csv is not found from .* start from the folder it was trained"):
         load_saved_config(path)
 
 

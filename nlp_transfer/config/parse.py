@@ -49,12 +49,29 @@ def load_saved_config(path: str | Path) -> RunConfig:
     from nlp_transfer.transfer import STRATEGIES
 
     raw = _read_yaml(Path(path))
+    config = None
     if raw.get("strategy") in STRATEGIES:
         try:
-            return config_from_dict(raw, source=str(path))
+            config = config_from_dict(raw, source=str(path))
         except ConfigError:  # e.g. a transfer option refused since the run trained; the data settings are checked below
             pass
-    return config_from_dict({**raw, "strategy": "full", "transfer": {}}, source=str(path))
+    config = config or config_from_dict({**raw, "strategy": "full", "transfer": {}}, source=str(path))
+    _check_relative_data_paths(config, path)
+    return config
+
+
+def _check_relative_data_paths(config: RunConfig, path: str | Path) -> None:
+    """Refuse a relative training or validation path of a saved config that does not resolve from here: it starts
+    from the folder the run was trained in, which the plain "no such file" did not say."""
+    if config.data.format == "hub":
+        return
+    for key in ("train_file", "validation_file"):
+        value = getattr(config.data, key)
+        if value and not Path(value).is_absolute() and "," not in value and not Path(value).exists():
+            raise ConfigError(
+                f"{path}: data.{key}={value} is not found from {Path.cwd()}; a run's relative data paths start from the "
+                "folder it was trained in. Run this command from there, or write the path absolute in that config.yaml."
+            )
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
