@@ -724,3 +724,18 @@ def test_a_model_with_code_of_its_own_is_refused_with_the_setting_that_allows_it
     )
     assert code == 2 and "names code of its own" in stderr and "trust_remote_code=true" in stderr, stderr
     assert not out.exists()
+
+
+def test_library_deprecation_notices_are_quiet_unless_debugging():
+    """Exporting an adapter run printed transformers' FutureWarning (raised by peft) without --debug."""
+    import warnings
+
+    from nlp_transfer.cli.guard import quiet_libraries
+
+    for debug, expected in ((False, ["ours"]), (True, ["theirs", "ours"])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_libraries(debug)
+            warnings.warn_explicit("theirs", FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils")
+            warnings.warn_explicit("ours", FutureWarning, "x.py", 1, module="nlp_transfer.x")
+        assert [str(w.message) for w in caught] == expected

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,8 @@ def quiet_libraries(debug: bool) -> None:
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("accelerate").setLevel(logging.ERROR)
+    # deprecation notices one library raises about another's API (peft loading an adapter warned of transformers')
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|accelerate|datasets|torch)\b")
     transformers, datasets = sys.modules.get("transformers"), sys.modules.get("datasets")
     if transformers is None:  # not imported yet: their own variables quiet them, and a verb that never needs them
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # does not pay seconds to import them
