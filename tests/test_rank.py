@@ -328,3 +328,16 @@ def test_pretrained_model_outranks_its_random_control_on_conll_tokens(tmp_path):
     assert recommended == pretrained.name
     assert pretrained.scores["logme"] > random.scores["logme"]
     assert pretrained.scores["linear_probe"] > random.scores["linear_probe"] + 0.1
+
+
+def test_the_table_leads_with_and_sorts_by_the_estimator_that_recommends():
+    """--estimators knn showed and sorted by knn while logme picked the bold row, which then did not follow."""
+    from nlp_transfer.rank.ranking import RankRow, markdown_table
+
+    rows = [
+        RankRow("a", {"knn": 0.9, "logme": -1.0}, 1.0, 10, 2),
+        RankRow("b", {"knn": 0.5, "logme": 2.0}, 1.0, 10, 2),
+    ]
+    table = markdown_table(rows, ["knn", "logme"], "b", by="logme").splitlines()
+    assert table[0].startswith("| candidate | logme | knn |") and table[2].startswith("| **b** (recommended) | 2.0000")
+    assert markdown_table(rows, ["knn"], None).splitlines()[2].startswith("| a |")  # without by: the first estimator

@@ -46,7 +46,13 @@ def run(args: argparse.Namespace) -> None:
         output_dir=Path(args.output) if args.output else None,
     )
     shown = estimators or [k for k in rows[0].scores if not k.endswith("_seconds")] or [args.recommend_by]
-    print("\n" + markdown_table(rows, [e for e in shown if any(e in r.scores for r in rows)], recommended))
+    shown = [e for e in shown if any(e in r.scores for r in rows)]
+    print(
+        "\n"
+        + markdown_table(
+            rows, shown, recommended, args.recommend_by if any(args.recommend_by in r.scores for r in rows) else None
+        )
+    )
     print(f"\nrecommended (by {args.recommend_by}): {recommended}\nreport: {paths['rank.json'].parent}")
     failed = [r for r in rows if r.error is not None]
     if failed:

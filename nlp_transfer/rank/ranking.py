@@ -127,8 +127,11 @@ def recommend(rows: Sequence[RankRow], by: str) -> str | None:
     return max(scored, key=lambda r: r.scores[by]).name if scored else None
 
 
-def markdown_table(rows: Sequence[RankRow], estimators: Sequence[str], recommended: str | None) -> str:
-    """The ranking as a Markdown table, best first by the first estimator, failures last."""
+def markdown_table(rows: Sequence[RankRow], estimators: Sequence[str], recommended: str | None, by: str | None = None) -> str:
+    """The ranking as a Markdown table, best first by ``by`` (the estimator that recommends, its column first) or else
+    the first estimator, failures last."""
+    if by is not None:
+        estimators = [by, *(e for e in estimators if e != by)]
     head = "| candidate | " + " | ".join(estimators) + " | encode s | parameters | layers |"
     lines = [head, "|" + "---|" * (len(estimators) + 4)]
     first = estimators[0]
@@ -152,7 +155,7 @@ def write_report(
     paths = {name: output_dir / name for name in ("rank.json", "rank.md", "rank.png")}
     report = {"candidates": [r.as_json() for r in rows], "recommended": recommended, "recommended_by": by, **meta}
     paths["rank.json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    paths["rank.md"].write_text(markdown_table(rows, estimators, recommended) + "\n", encoding="utf-8")
+    paths["rank.md"].write_text(markdown_table(rows, estimators, recommended, by) + "\n", encoding="utf-8")
     plot_ranking([r for r in rows if r.error is None], estimators, paths["rank.png"])
     return paths
 
