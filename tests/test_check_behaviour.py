@@ -217,3 +217,15 @@ def test_ner_recall_per_group_finds_a_tagger_blind_to_some_names():
     assert results["places_by_region"]["failure_rate"] == 1.0  # it never tags a place
     classifier_only = run_suites([load_suite("any")], Tagger(entities))
     assert "needs a classification run" in classifier_only["typo_invariance"]["skipped"]
+
+
+def test_a_name_ending_in_punctuation_is_found_when_an_entity_covers_it_exactly():
+    """'Washington D.C.' and 'Acme Inc.' were never counted as found: the entity was stripped of punctuation, the name
+    was not."""
+    from nlp_transfer.check.behaviour import _hit
+
+    text = "She flew to Washington D.C. on Monday."
+    start = text.index("Washington D.C.")
+    span = (start, start + len("Washington D.C."))
+    assert _hit([{"start": span[0], "end": span[1], "type": "LOC"}], text, span, {"LOC"})
+    assert not _hit([{"start": span[0], "end": span[0] + 10, "type": "LOC"}], text, span, {"LOC"})  # a part: missed

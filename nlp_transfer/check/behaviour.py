@@ -200,7 +200,7 @@ def _hit(entities: list[dict[str, Any]], text: str, span: tuple[int, int], wante
         if (
             inside
             and entity["type"].upper() in wanted
-            and text[entity["start"] : entity["end"]].strip(string.punctuation + " ") == value
+            and text[entity["start"] : entity["end"]].strip(string.punctuation + " ") == value.strip(string.punctuation + " ")
         ):
             return True
     return False
