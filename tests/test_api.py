@@ -126,3 +126,22 @@ def test_a_runs_torch_threads_and_a_string_for_texts(tmp_path, tiny_model_dir):
         predict(tiny_model_dir, "great film")
     with pytest.raises(UserError, match=r"texts\[1\] is None"):
         predict(tiny_model_dir, ["great film", None])
+
+
+def test_api_calls_that_skip_a_config_file_get_its_refusals(tiny_model_dir):
+    """load_text_classification_data without a train_file said ": a folder, not a data file"; a validation_split of 2
+    passed scikit-learn's words through; load_config(path, "k=v") read each character; build_classification_task took
+    a label twice (id 0 had no name)."""
+    import pytest
+
+    from nlp_transfer import ConfigError, DataError, UserError, load_config
+
+    train = str(REPO / "data/topics/train.csv")
+    with pytest.raises(DataError, match=r"data\.train_file is required"):
+        load_text_classification_data(DataConfig())
+    with pytest.raises(DataError, match=r"validation_split must lie between 0 and 1 \(exclusive\), got 2\.0"):
+        load_text_classification_data(DataConfig(train_file=train, validation_split=2.0))
+    with pytest.raises(ConfigError, match=r"give a list of key=value strings, e\.g\. \['training\.epochs=3'\]"):
+        load_config(None, "training.epochs=3")
+    with pytest.raises(UserError, match="names a more than once"):
+        build_classification_task(model=tiny_model_dir, labels=["a", "a", "b"])

@@ -26,6 +26,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
     ``defaults`` (dotted keys) sit under the file: a recipe uses them for its task's defaults.
     """
+    if isinstance(overrides, str):  # load_config(path, "training.epochs=3") read each character as an override
+        raise ConfigError(f"overrides={overrides!r}: give a list of key=value strings, e.g. [{overrides!r}].")
     raw: dict[str, Any] = {}
     for key, value in defaults.items():
         set_override(raw, key, value)

@@ -71,6 +71,10 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
     ``config.train_size`` then keeps the first training rows that remain, or ``config.per_class`` samples them, so
     validation never shrinks.
     """
+    if not config.train_file:  # a DataConfig built in Python skips the config file's checks
+        raise DataError("data.train_file is required: give DataConfig(train_file=...) a csv/tsv/json/jsonl/conll file.")
+    if not 0.0 < config.validation_split < 1.0:
+        raise DataError(f"data.validation_split must lie between 0 and 1 (exclusive), got {config.validation_split}.")
     if infer_format(config.train_file or "", config.format) == "hub":
         rows, sources = _read_hub(config, reader)
     else:

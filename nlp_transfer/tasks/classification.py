@@ -18,7 +18,7 @@ from transformers import (
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.text_rows import TextClassificationData, load_text_classification_data
-from nlp_transfer.errors import DataError
+from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.evaluation.metrics import classification_metrics, scalar_metrics
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
@@ -214,6 +214,9 @@ def build_classification_task(
 
     ``windows``: cut texts longer than ``max_length`` into overlapping windows (None: truncate them).
     """
+    repeated = sorted({name for name in labels if list(labels).count(name) > 1})
+    if repeated:  # ["a", "a", "b"] gave label2id {"a": 1, "b": 2}: id 0 had no name
+        raise UserError(f"labels={list(labels)} names {', '.join(repeated)} more than once; list each label once.")
     resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code, max_length=max_length)
     return SequenceClassificationTask(
         model_path=resolved.path,
