@@ -53,6 +53,8 @@ def run_self_training(
     if resume:
         check_resumed_rounds(config, output_dir)
     with replaced_on_success(output_dir, replace, state, resumable=has_resumable_round):
+        if state.is_main_process:
+            record_unlabeled_file(config, output_dir)
         rounds, result, stopped_at = train_rounds(config, texts, shares, train, resume=resume, state=state)
         return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
 
@@ -81,6 +83,7 @@ def train_rounds(
             if not record["pseudo_labels"]:  # the student would be round 0's model again: keep the teacher
                 stopped_at = number
                 result = score_kept_teacher(config, result, state)
+                rounds.append({**record, "trained": False})  # run_info shows the round that stopped the rounds
                 break
         result = train_round(config, round_dir, pseudo_file, train, resume=resume, last=number == config.self_training.rounds)
         rounds.append(
@@ -191,6 +194,7 @@ def round_config(config: RunConfig, round_dir: Path, pseudo_file: Path | None, *
         unlabeled_file=None,
         pseudo_labeled_file=str(pseudo_file) if pseudo_file else None,
         test_file=config.data.test_file if last else None,  # the test split is scored once, by the last round
+        hub_splits=config.data.hub_splits if last else {k: v for k, v in config.data.hub_splits.items() if k != "test"},
     )
     hub = dataclasses.replace(config.hub, push=False)
     return dataclasses.replace(config, data=data, hub=hub, output_dir=str(round_dir))
@@ -219,6 +223,40 @@ def check_resumed_rounds(config: RunConfig, output_dir: Path) -> None:
     first = output_dir / ROUNDS_DIR / "round_0"
     if (first / "config.yaml").is_file():
         check_resumed_config(round_config(config, first, None, last=config.self_training.rounds == 0), first)
+    check_same_unlabeled_file(config, output_dir)
+
+
+#: the unlabelled file a self-training run started with (path, size, sha256), which --resume must find unchanged
+UNLABELED_RECORD = "unlabeled_file.json"
+
+
+def record_unlabeled_file(config: RunConfig, output_dir: Path) -> None:
+    """Write the unlabelled file's fingerprint once, when the run starts (a resumed run keeps the first)."""
+    from nlp_transfer.run_info import data_provenance
+
+    record = output_dir / ROUNDS_DIR / UNLABELED_RECORD
+    if not record.is_file():
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(data_provenance({"unlabeled_file": config.data.unlabeled_file})), encoding="utf-8")
+
+
+def check_same_unlabeled_file(config: RunConfig, output_dir: Path) -> None:
+    """Refuse to resume on another unlabelled file, or the same one changed: rounds would mix two files' labels (round
+    0's config, which the other settings are checked against, holds no unlabelled file)."""
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.run_info import data_provenance
+
+    record = output_dir / ROUNDS_DIR / UNLABELED_RECORD
+    if not record.is_file():
+        return  # a run from before the record
+    before = json.loads(record.read_text(encoding="utf-8")).get("unlabeled_file", {})
+    now = data_provenance({"unlabeled_file": config.data.unlabeled_file}).get("unlabeled_file", {})
+    if before.get("sha256") != now.get("sha256"):
+        raise UserError(
+            f"data.unlabeled_file={config.data.unlabeled_file} is not the file this run started with "
+            f"({before.get('path')}, {before.get('bytes', 0):,} bytes): --resume would mix two files' pseudo-labels. "
+            "Resume with that file, or start again with --overwrite."
+        )
 
 
 def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
@@ -229,7 +267,10 @@ def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
             from nlp_transfer.inference import evaluate_file
             from nlp_transfer.pipeline import save_metrics
 
-            test = evaluate_file(round_dir, config.data.test_file, config.data, batch_size=config.training.eval_batch_size)
+            test = evaluate_file(
+                round_dir, config.data.test_file, config.data, batch_size=config.training.eval_batch_size,
+                max_rows=config.data.max_eval_samples,
+            )  # fmt: skip
             save_metrics(round_dir, {**teacher.metrics, "test": test})
         state.wait_for_everyone()
     return _finished_round(round_dir)
@@ -255,6 +296,8 @@ def finish(
     ``unlabeled``: the unlabelled texts used, and those left out because a labelled split holds them too.
     """
     output_dir, last_dir = Path(config.output_dir), Path(result.output_dir)
+    stopping = [{k: v for k, v in r.items() if k != "trained"} for r in rounds if r.get("trained") is False]
+    rounds = [r for r in rounds if r.get("trained") is not False]
     summary = {
         "unlabeled_file": config.data.unlabeled_file,
         "unlabeled_texts": unlabeled[0],
@@ -263,6 +306,7 @@ def finish(
         "balance": config.self_training.balance,
         "rounds": [{k: (str(v) if k == "dir" else v) for k, v in r.items()} for r in rounds],
         "stopped_at_round": stopped_at,  # null: every round of self_training.rounds ran
+        "stopping_round": stopping[0] if stopping else None,  # its pseudo-labels (none), which ended the rounds
     }
     if state.is_main_process:
         for entry in list(last_dir.iterdir()):

@@ -74,6 +74,28 @@ def test_a_bad_pseudo_label_file_names_its_line(tmp_path, line, message):
 def test_self_training_is_refused_for_other_tasks():
     with pytest.raises(ConfigError, match=r"data\.unlabeled_file is for task=classification"):
         load_config(None, ["task=ner", "data.train_file=x.conll", "data.unlabeled_file=u.txt"])
+    with pytest.raises(ConfigError, match=r"data\.pseudo_labeled_file and data\.unlabeled_file both set"):  # was ignored
+        load_config(None, ["data.train_file=x.csv", "data.unlabeled_file=u.txt", "data.pseudo_labeled_file=p.jsonl"])
+
+
+def test_a_cap_per_class_keeps_the_class_shares():
+    """max_per_class=20 over 34/102 confident labels at shares 25/75 kept 20/20: the cap now applies before the shares."""
+    rng = np.random.default_rng(1)
+    negative, positive = rng.uniform(0.9, 1.0, 34), rng.uniform(0.9, 1.0, 102)
+    probabilities = np.concatenate([np.stack([negative, 1 - negative], 1), np.stack([1 - positive, positive], 1)])
+    texts = [f"t{i}" for i in range(136)]
+    shares = {"negative": 0.25, "positive": 0.75}
+    kept = select_pseudo_labels(texts, probabilities, LABELS, threshold=0.9, class_shares=shares, max_per_class=20)
+    assert {name: sum(p.label == name for p in kept) for name in LABELS} == {"negative": 6, "positive": 20}
+
+
+def test_first_training_rows_of_one_class_are_refused(tmp_path):
+    """data.train_size over a file sorted by label trained on its first class alone, without a word."""
+    rows = sorted(synthetic_sentiment(40, 1), key=lambda row: row[1])
+    train = write_csv(tmp_path / "train.csv", rows)
+    config = load_config(None, [f"data.train_file={train}", f"data.validation_file={train}", "data.train_size=10"])
+    with pytest.raises(DataError, match=r"data\.train_size=10: the first 10 training rows .* hold 1 class"):
+        load_text_classification_data(config.data)
 
 
 def test_unlabelled_texts_that_a_labelled_split_holds_are_left_out(tmp_path):
@@ -246,7 +268,7 @@ def test_rounds_stop_at_a_teacher_without_pseudo_labels_and_it_scores_the_test(t
         "train_round",
         lambda config, round_dir, *a, **k: trained.append(round_dir.name) or real_train(config, round_dir, *a, **k),
     )
-    extra = {"data.train_file": train, "data.test_file": test, "data.validation_split": 0.3}
+    extra = {"data.train_file": train, "data.test_file": test, "data.validation_split": 0.3, "data.max_eval_samples": 60}
     extra |= {"data.unlabeled_file": tmp_path / "unlabeled.txt", "self_training.rounds": 2, "training.epochs": 6}
     result = run_training(
         load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **extra, **{"training.learning_rate": 3e-3}))
@@ -257,10 +279,12 @@ def test_rounds_stop_at_a_teacher_without_pseudo_labels_and_it_scores_the_test(t
     assert trained == ["round_0", "round_1"] and summary["stopped_at_round"] == 2
     assert (run / "self_training/pseudo_labels_round_2.jsonl").read_text() == ""
     assert [r["round"] for r in summary["rounds"]] == [0, 1] and summary["rounds"][1]["pseudo_labels"] == 80
+    assert summary["stopping_round"]["round"] == 2 and summary["stopping_round"]["pseudo_labels"] == 0  # was not recorded
     assert result.info["examples"]["train"] == summary["rounds"][0]["examples"]["train"] + 80  # round 1's student
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["validation"] == summary["rounds"][1]["validation"]
     assert metrics["test"] == result.metrics["test"] and result.metrics["test"]["accuracy"] >= 0.75
+    assert sum(map(sum, metrics["test"]["confusion_matrix"]["matrix"])) == 60  # data.max_eval_samples (it scored 100)
     assert (run / "model.safetensors").is_file() and (run / "confusion_matrix_test.png").is_file()
     assert not list((run / "self_training/round_0").glob("*.safetensors"))
 
@@ -313,7 +337,6 @@ def test_a_round_stopped_before_its_first_checkpoint_resumes_and_changed_setting
     """Round 1 stopped before its first checkpoint: --resume said "no complete checkpoint" and the advice (--overwrite)
     retrained round 0. Now the round starts again, and a resume with changed settings is refused between rounds too."""
     from nlp_transfer.cli import main
-    from nlp_transfer.errors import UserError
     from nlp_transfer.transfer.full import FullFineTuning
 
     train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
@@ -337,15 +360,31 @@ def test_a_round_stopped_before_its_first_checkpoint_resumes_and_changed_setting
     def stop_in_round_1(self, training_run):
         calls.append(1)
         if len(calls) == 2:
-            raise UserError("stopped in round 1 (planted)")
+            raise KeyboardInterrupt  # Ctrl-C in round 1, before its first checkpoint
         return real(self, training_run)
 
     with monkeypatch.context() as patch:
         patch.setattr(FullFineTuning, "train", stop_in_round_1)
-        assert main(["train", config, *overrides]) == 2
+        assert main(["train", config, *overrides]) == 130
+    assert "rerun with --resume" in capsys.readouterr().err  # it said "nothing to resume": round 0 had finished
     assert (run / "self_training/round_0/metrics.json").is_file() and (run / "self_training/round_1/config.yaml").is_file()
     assert main(["train", config, *overrides, "training.learning_rate=5e-4", "--resume"]) == 2
     assert "training.learning_rate" in capsys.readouterr().err
+    unlabeled = (tmp_path / "unlabeled.txt").read_text(encoding="utf-8")
+    (tmp_path / "unlabeled.txt").write_text("a new text\n" + unlabeled, encoding="utf-8")  # another file: mixed labels
+    assert main(["train", config, *overrides, "--resume"]) == 2
+    assert "is not the file this run started with" in capsys.readouterr().err
+    (tmp_path / "unlabeled.txt").write_text(unlabeled, encoding="utf-8")
     assert main(["train", config, *overrides, "--resume"]) == 0, capsys.readouterr().err
     info = json.loads((run / "run_info.json").read_text())
     assert [r["round"] for r in info["self_training"]["rounds"]] == [0, 1] and (run / "metrics.json").is_file()
+
+
+def test_only_the_last_round_of_a_hub_dataset_run_reads_its_test_split(tmp_path):
+    """With data.format=hub every round scored the test split: only data.test_file was cleared for earlier rounds."""
+    from nlp_transfer.self_training import round_config
+
+    config = load_config(None, ["data.train_file=owner/set", "data.format=hub", "data.unlabeled_file=u.txt"])
+    assert "test" in config.data.hub_splits
+    assert "test" not in round_config(config, tmp_path, None, last=False).data.hub_splits
+    assert round_config(config, tmp_path, None, last=True).data.hub_splits == config.data.hub_splits

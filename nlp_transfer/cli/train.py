@@ -65,10 +65,12 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
 
 
 def resumable_run(started: Sequence[str]) -> bool:
-    """Whether an interrupted run can continue with --resume: its output_dir holds a checkpoint (a run stopped before
-    its config was read says to resume, as before)."""
+    """Whether an interrupted run can continue with --resume: its output_dir holds a checkpoint, or a self-training
+    round that finished or checkpointed (a run stopped before its config was read says to resume, as before)."""
     from pathlib import Path
 
     from nlp_transfer.output_dir import has_checkpoint
+    from nlp_transfer.self_training import has_resumable_round
 
-    return not started or has_checkpoint(Path(started[-1]))
+    # a self-training run's checkpoints are its rounds' (finished rounds count too)
+    return not started or has_checkpoint(Path(started[-1])) or has_resumable_round(Path(started[-1]))

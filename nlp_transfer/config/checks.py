@@ -168,6 +168,11 @@ def check_pseudo_labels(config: RunConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: data.{key} is for task=classification (one label per text); remove it for task={config.task}."
             )
+    if config.data.unlabeled_file and config.data.pseudo_labeled_file:  # each round sets its own: the file was ignored
+        raise ConfigError(
+            f"{source}: data.pseudo_labeled_file and data.unlabeled_file both set; self-training writes each round's "
+            "pseudo-labels itself. Append your labelled rows to data.train_file, or drop one of the two."
+        )
 
 
 def check_per_class(config: RunConfig, source: str) -> None:

@@ -94,6 +94,7 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
         )
     if config.train_size is not None:
         rows["train"], sources["train"] = _first_training_rows(rows["train"], config.train_size, sources["train"])
+        _check_classes_left(rows["train"], config.train_size, sources["train"])
     if config.per_class is not None:
         rows["train"], sources["train"] = _sample_training_rows(rows["train"], labels, config, sources["train"], held_out)
     warn_about_case_only_labels(labels, sources["train"])
@@ -110,6 +111,18 @@ def _first_training_rows(rows: list[Any], size: int, source: str) -> tuple[list[
             f"Give a size up to {len(rows):,}, or null for all of them."
         )
     return rows[:size], f"{source} (first {size:,} training rows)"
+
+
+def _check_classes_left(rows: list[Any], size: int, source: str) -> None:
+    """Refuse first training rows (data.train_size) of one class: a file sorted by label kept only its first class."""
+    if not rows or not hasattr(rows[0], "label"):
+        return  # tagged sentences: every sentence holds several tags
+    classes = {name for row in rows for name in (row.label if isinstance(row.label, list) else [row.label])}
+    if len(classes) < 2:
+        raise DataError(
+            f"data.train_size={size}: the first {size:,} training rows of {source} hold {len(classes)} class(es) "
+            f"{sorted(classes)}; a classifier needs two. Shuffle the file (it may be sorted by label), or give a larger size."
+        )
 
 
 def hold_out(

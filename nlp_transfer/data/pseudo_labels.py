@@ -42,7 +42,8 @@ def select_pseudo_labels(
     ``class_shares`` (label -> share of the labelled training rows) keeps those shares among the chosen ones: each
     class gets ``floor(share * n)`` where ``n`` is the largest total every class can fill from its confident
     predictions, so a class the teacher rarely predicts confidently limits the others instead of being drowned.
-    ``None`` keeps every confident prediction. ``max_per_class`` caps each class. The result is in text order.
+    ``None`` keeps every confident prediction. ``max_per_class`` caps each class before the shares are kept (capped
+    afterwards, 34/102 at shares 25/75 became 20/20). The result is in text order.
     """
     if len(texts) != len(probabilities):
         raise ValueError(f"{len(texts)} texts but {len(probabilities)} rows of probabilities")
@@ -50,11 +51,11 @@ def select_pseudo_labels(
     confident = {name: [] for name in labels}
     for index in np.flatnonzero(score >= threshold):
         confident[labels[best[index]]].append(int(index))
-    quota = _quotas({name: len(found) for name, found in confident.items()}, class_shares)
+    cap = len(texts) if max_per_class is None else max_per_class  # a cap shrinks every class alike, shares kept
+    quota = _quotas({name: min(len(found), cap) for name, found in confident.items()}, class_shares)
     chosen: list[int] = []
     for name, found in confident.items():
-        keep = quota[name] if max_per_class is None else min(quota[name], max_per_class)
-        chosen += sorted(found, key=lambda i: -score[i])[:keep]
+        chosen += sorted(found, key=lambda i: -score[i])[: quota[name]]
     return [PseudoLabel(texts[i], labels[best[i]], float(score[i])) for i in sorted(chosen)]
 
 

@@ -64,10 +64,19 @@ def text_logits(
 
 
 def labelled_file_logits(
-    model: PreTrainedModel, task: SequenceClassificationTask, path: str, data: DataConfig, *, batch_size: int = 64
+    model: PreTrainedModel,
+    task: SequenceClassificationTask,
+    path: str,
+    data: DataConfig,
+    *,
+    batch_size: int = 64,
+    max_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The logits and gold label ids of a labelled text file, its labels checked against the model's."""
+    """The logits and gold label ids of a labelled text file (its first ``max_rows`` rows), labels checked against
+    the model's."""
     columns = read_text_classification_file(path, data, multi_label=task.multi_label)
+    if max_rows is not None:
+        columns = {name: values[:max_rows] for name, values in columns.items()}
     # integer labels that are not label names are label ids (SST-2's 0/1 for a run trained with data.labels)
     columns["label"] = map_integer_label_column(columns["label"], task.labels)
     check_known_labels(columns["label"], columns["line"], task.labels, path, known_from="run")

@@ -71,14 +71,15 @@ def predict(run_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64, 
 
 
 def evaluate_file(
-    run_dir: str | Path, path: str, data: DataConfig, *, batch_size: int = 64, **load_kwargs: Any
+    run_dir: str | Path, path: str, data: DataConfig, *, batch_size: int = 64, max_rows: int | None = None, **load_kwargs: Any
 ) -> dict[str, Any]:
-    """The run's metrics on a labelled file read with ``data``'s options."""
+    """The run's metrics on a labelled file read with ``data``'s options (its first ``max_rows`` rows or sentences:
+    ``data.max_eval_samples``, as a training run cuts its test split)."""
     model, task = load_run(run_dir, **load_kwargs)
     if isinstance(task, TokenClassificationTask):
         import datasets
 
-        sentences = read_tagged_file(path, data).sentences
+        sentences = read_tagged_file(path, data).sentences[:max_rows]
         known = set(task.labels)
         for sentence in sentences:
             unknown = sentence.first_unknown(known)
@@ -98,7 +99,7 @@ def evaluate_file(
         width = logits.shape[1]
         labels = np.asarray([row + [-100] * (width - len(row)) for row in rows["labels"]])
         return task.compute_metrics(logits, labels, dataset)
-    return task.compute_metrics(*labelled_file_logits(model, task, path, data, batch_size=batch_size))
+    return task.compute_metrics(*labelled_file_logits(model, task, path, data, batch_size=batch_size, max_rows=max_rows))
 
 
 #: texts predicted together when a file is streamed: memory stays that of one chunk, whatever the file's size
