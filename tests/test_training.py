@@ -545,3 +545,30 @@ def test_hparams_of_a_path_with_undecodable_bytes_can_be_recorded():
     flat = flat_hparams({"data": {"train_file": b"t\xe9.csv".decode("utf-8", "surrogateescape")}, "seed": 3})
     assert flat["seed"] == 3 and flat["data.train_file"] == "t\ufffd.csv"
     flat["data.train_file"].encode("utf-8")  # what the tracker does with it
+
+
+def test_accumulating_two_batches_of_8_is_one_batch_of_16_when_an_epoch_ends_mid_cycle(sentiment_files, tiny_model_dir, tmp_path):
+    """24 rows: batch 16 takes 16 + 8 rows; batch 8 with 2 accumulated takes (8 + 8) + 8, whose last cycle's gradient
+    Accelerate cut to half (a tenth of the whole update differed). Without dropout the two runs are the same run."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    still = tmp_path / "no-dropout"
+    shutil.copytree(tiny_model_dir, still)
+    config = json.loads((still / "config.json").read_text())
+    (still / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}))
+    same = {"data.max_train_samples": 24, "training.group_by_length": False, "training.warmup_ratio": 0.0}
+    same |= {"training.max_grad_norm": None, "training.epochs": 2}
+    runs = {}
+    for name, extra in (
+        ("big", {"training.batch_size": 16}),
+        ("accumulated", {"training.batch_size": 8, "training.gradient_accumulation_steps": 2}),
+    ):
+        run_training(config_for(sentiment_files, str(still), tmp_path / name, **same, **extra))
+        runs[name] = load_file(tmp_path / name / "model.safetensors")
+    base = load_file(still / "model.safetensors")
+    start = {f"bert.{k}": v for k, v in base.items()}  # the encoder's weights, as the classifier names them
+    moved = max((runs["big"][k] - start[k]).abs().max().item() for k in runs["big"] if k in start)
+    gap = max((runs["big"][k] - runs["accumulated"][k]).abs().max().item() for k in runs["big"])
+    assert moved > 1e-3 and gap < 1e-5 * max(1.0, moved * 100), (moved, gap)

@@ -363,7 +363,7 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> bool:
         loop.masks.start_batch(loop.state.epoch, loop.state.batches_done)
     with accelerator.accumulate(loop.model):
         loss = loop.task.loss(loop.model(**batch).logits, labels)
-        accelerator.backward(loss)
+        accelerator.backward(loss * short_cycle_scale(loop))
         if accelerator.sync_gradients and config.max_grad_norm:
             clip_gradients(accelerator, loop.model, config.max_grad_norm)
         loop.optimizer.step()
@@ -377,6 +377,18 @@ def train_step(loop: Loop, batch: dict[str, torch.Tensor]) -> bool:
         return False
     loop.state.global_step += 1
     return True
+
+
+def short_cycle_scale(loop: Loop) -> float:
+    """What the loss of this batch is multiplied by so an epoch's last, short accumulation cycle (fewer batches than
+    ``gradient_accumulation_steps`` left) averages over its own batches: Accelerate divides every loss by the full
+    count, which cut that cycle's gradient to a fraction and made accumulation differ from a bigger batch."""
+    steps = loop.config.gradient_accumulation_steps
+    batches = len(loop.train_dl)  # this process's batches an epoch
+    remainder = batches % steps
+    if steps == 1 or not remainder or loop.state.batches_done < batches - remainder:
+        return 1.0
+    return steps / remainder
 
 
 def clip_gradients(accelerator: Accelerator, model: torch.nn.Module, max_norm: float) -> None:
