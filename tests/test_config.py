@@ -207,6 +207,8 @@ def test_overrides_keep_text_mapping_defaults_and_sections(tmp_path):
     assert (config.data.label_column, config.output_dir, config.data.labels) == ("010", "runs/exp #2", ["07", "08"])
     assert config.data.label_descriptions == {} and config.data.label_separator == "#" and config.data.delimiter == "|"
     assert config.training.max_grad_norm is None and config.training.epochs == 8
+    # `none` is a choice of class_weights (an error message tells users to type it): not null there
+    assert load_config(config_file, ["training.class_weights=none"]).training.class_weights == "none"
     assert load_config(config_file, ["output_dir=10:30", "seed=10"]).output_dir == "10:30"
     with pytest.raises(ConfigError, match="'training' is a section; set its keys"):
         load_config(config_file, ["training="])

@@ -52,6 +52,14 @@ def _without_none(hint: Any) -> Any:
     return hint
 
 
+def _a_choice(found: tuple[Any, Any] | None, text: str) -> bool:
+    """Whether ``text`` is one of the choices of the setting ``found`` (``training.class_weights`` has ``none``)."""
+    if found is None:
+        return False
+    hint = _without_none(found[0])
+    return typing.get_origin(hint) is typing.Literal and text in typing.get_args(hint)
+
+
 def parse_override(key: str, text: str) -> Any:
     """The value of ``key=text``: YAML, except that a text setting keeps unquoted text as typed."""
     stripped = text.strip()
@@ -60,7 +68,7 @@ def parse_override(key: str, text: str) -> Any:
     except yaml.YAMLError:
         value = text
     found = field_of(key)
-    if stripped in ("None", "none"):  # Python's spelling of null
+    if stripped in ("None", "none") and not _a_choice(found, stripped):  # Python's spelling of null
         value = None
     elif value is None and stripped not in NULL_SPELLINGS:  # "#" alone: YAML read a comment
         value = stripped
