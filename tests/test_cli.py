@@ -673,6 +673,21 @@ def test_an_interrupted_run_says_resume_only_when_it_has_a_checkpoint(tmp_path, 
     (run / "checkpoints" / "step-00000005" / "trainer_state.json").write_text("{}")
     assert guard(False, interrupted, resumable=lambda: resumable_run([str(run)])) == 130
     assert "rerun with --resume" in capsys.readouterr().err
+    # stopped while starting (before the config was read): only a run that was resuming may resume (it said so always)
+    assert guard(False, interrupted, resumable=lambda: resumable_run([])) == 130
+    assert "nothing to resume" in capsys.readouterr().err
+    assert guard(False, interrupted, resumable=lambda: resumable_run([], resuming=True)) == 130
+    assert "rerun with --resume" in capsys.readouterr().err
+
+
+def test_predict_drops_a_byte_order_mark_from_standard_input_as_from_a_file(monkeypatch):
+    import io
+    import sys
+
+    from nlp_transfer.cli.predict import stdin_texts
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbfhello\nworld\n")))
+    assert list(stdin_texts("utf-8")) == [(1, "hello"), (2, "world")]
 
 
 def test_resume_and_overwrite_together_are_refused(capsys):

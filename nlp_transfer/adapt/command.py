@@ -39,4 +39,4 @@ def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
         started.append(config.output_dir)
         run_adaptation(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action, resumable=lambda: resumable_run(started))
+    return guard(args.debug, action, resumable=lambda: resumable_run(started, resuming=args.resume))

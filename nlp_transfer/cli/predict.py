@@ -101,6 +101,8 @@ def stdin_texts(encoding: str) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(sys.stdin.buffer, start=1):
         try:
             line = raw.decode(encoding).strip()
+            if number == 1:  # a UTF-8 byte-order mark, dropped as it is from a file given by --input
+                line = line.removeprefix("\ufeff").strip()
         except UnicodeDecodeError as err:
             raise UserError(
                 f"standard input, line {number}: byte 0x{raw[err.start]:02x} cannot be decoded as {encoding}. "

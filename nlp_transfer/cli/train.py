@@ -61,16 +61,19 @@ def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfe
         started.append(config.output_dir)
         run_training(config, resume=args.resume, overwrite=args.overwrite)
 
-    return guard(args.debug, action, resumable=lambda: resumable_run(started))
+    return guard(args.debug, action, resumable=lambda: resumable_run(started, resuming=args.resume))
 
 
-def resumable_run(started: Sequence[str]) -> bool:
+def resumable_run(started: Sequence[str], *, resuming: bool = False) -> bool:
     """Whether an interrupted run can continue with --resume: its output_dir holds a checkpoint, or a self-training
-    round that finished or checkpointed (a run stopped before its config was read says to resume, as before)."""
+    round that finished or checkpointed. Stopped before its config was read, only a run given --resume can (a new one
+    was told to resume, and --resume then found no folder)."""
     from pathlib import Path
 
     from nlp_transfer.output_dir import has_checkpoint
     from nlp_transfer.self_training import has_resumable_round
 
     # a self-training run's checkpoints are its rounds' (finished rounds count too)
-    return not started or has_checkpoint(Path(started[-1])) or has_resumable_round(Path(started[-1]))
+    if not started:  # stopped before the config was read: resumable only if it was resuming already
+        return resuming
+    return has_checkpoint(Path(started[-1])) or has_resumable_round(Path(started[-1]))
