@@ -148,3 +148,13 @@ def test_a_multilabel_run_with_a_logistic_head_learns_each_label(tmp_path, tiny_
     assert result.info["head_fit"] == "logistic"
     # predicting both labels on every row scores micro-F1 0.77 here (good on 3/4 of the rows, bad on 1/2)
     assert result.metrics["test"]["f1_micro"] > 0.9
+
+
+def test_class_weights_beside_a_solved_head_are_refused():
+    """The solve has no class weights: balanced weights changed nothing (bit-identical models) and were recorded."""
+    from nlp_transfer.config import load_config
+
+    base = ["data.train_file=x.csv", "strategy=frozen", "transfer.head_fit=logistic"]
+    assert load_config(None, base).transfer.head_fit == "logistic"
+    with pytest.raises(ConfigError, match=r"training\.class_weights=balanced weights the loss of a head trained in steps"):
+        load_config(None, [*base, "training.class_weights=balanced"])

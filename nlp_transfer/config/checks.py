@@ -159,6 +159,11 @@ def check_head_fit(config: RunConfig, source: str) -> None:
             f"{source}: transfer.head_fit=logistic sets the pooler to pass the vector through, so it cannot stay frozen; "
             "remove transfer.freeze_pooler or set transfer.head_fit=steps."
         )
+    if config.training.class_weights != "none":  # the solve has no class weights: the setting did nothing, recorded
+        raise ConfigError(
+            f"{source}: training.class_weights={config.training.class_weights} weights the loss of a head trained in "
+            "steps; transfer.head_fit=logistic solves an unweighted head. Set transfer.head_fit=steps, or drop class_weights."
+        )
 
 
 def check_pseudo_labels(config: RunConfig, source: str) -> None:
