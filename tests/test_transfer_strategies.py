@@ -374,8 +374,10 @@ def test_lora_unknown_architecture_needs_target_modules():
     model.config.model_type = "mystery"
     with pytest.raises(UserError, match="no default target modules for model type 'mystery'"):
         prepare_model(model, "lora", TransferConfig())
-    with pytest.raises(UserError, match=r"'qeury' names no module of this model; its linear layers are named .*query"):
+    with pytest.raises(UserError, match=r"'qeury' names no encoder module of this model; its linear layers are named .*query"):
         prepare_model(model, "lora", TransferConfig(lora_target_modules=["qeury", "key"]))  # peft dropped it silently
+    with pytest.raises(UserError, match=r"'classifier' is part of the head, .*classifier, which trains in full"):
+        prepare_model(model, "lora", TransferConfig(lora_target_modules=["classifier"]))  # peft's own words before
     wrapped = prepare_model(model, "lora", TransferConfig(lora_target_modules=["query", "key"]))
     assert any(".key.lora_A." in n for n, _ in wrapped.named_parameters())
     with pytest.raises(UserError, match="cannot find the pretrained encoder"):

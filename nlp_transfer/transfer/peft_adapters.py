@@ -150,25 +150,37 @@ def add_adapters(model: nn.Module, options: TransferConfig) -> nn.Module:
     if is_peft_model(model):
         return model
     config = peft_config_for(model, options)
-    check_targets_exist(model, options.lora_target_modules)
+    check_targets_exist(model, options.lora_target_modules, head=list(config.modules_to_save or []))
     try:
         return get_peft_model(model, config)
     except ValueError as err:
         raise UserError(f"{options.peft_method} adapters: {str(err).rstrip('.')}. Check transfer.lora_target_modules.") from None
 
 
-def check_targets_exist(model: nn.Module, targets: Sequence[str] | None) -> None:
+def check_targets_exist(model: nn.Module, targets: Sequence[str] | None, head: Sequence[str] = ()) -> None:
     """Refuse a ``transfer.lora_target_modules`` name that matches no module of ``model`` (peft refuses only a list
-    none of whose names match: a misspelt name beside a right one was dropped silently)."""
+    none of whose names match: a misspelt name beside a right one was dropped silently), or only modules of the
+    ``head`` (``modules_to_save``, trained in full: peft refused that in words of its own)."""
     if not targets:
         return
-    names = [name for name, _ in model.named_modules()]
+
+    def in_head(name: str) -> bool:
+        return any(part in head for part in name.split("."))
+
+    names = [name for name, _ in model.named_modules() if not in_head(name)]
     for target in targets:
         if not any(name == target or name.endswith(f".{target}") for name in names):
-            linear = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)})
+            linear = sorted(
+                {
+                    name.rsplit(".", 1)[-1]
+                    for name, module in model.named_modules()
+                    if isinstance(module, nn.Linear) and not in_head(name)
+                }
+            )
+            head_note = f" ('{target}' is part of the head, {', '.join(head)}, which trains in full)" if target in head else ""
             raise ConfigError(
-                f"transfer.lora_target_modules: '{target}' names no module of this model; its linear layers are named "
-                f"{', '.join(linear[:16])}."
+                f"transfer.lora_target_modules: '{target}' names no encoder module of this model{head_note}; its linear "
+                f"layers are named {', '.join(linear[:16])}."
             )
 
 
