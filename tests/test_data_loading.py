@@ -284,7 +284,11 @@ def test_texts_shared_with_training_and_labels_alike_but_for_case_are_warned_abo
     assert warnings[2].startswith(f"{test}: 1 of its 4 texts (25.0%) are also training texts ({train})")
     assert len(warnings) == 3
     caplog.clear()
-    train.write_text("text,label\ngood film,pos\nawful,neg\nfine,pos\ndull,neg\n", encoding="utf-8")
     with caplog.at_level(logging.WARNING, logger="nlp_transfer.data.hygiene"):
-        load_text_classification_data(DataConfig(train_file=str(train), test_file=str(test), validation_split=0.5))
+        load_text_classification_data(config)  # read again (a self-training round, check after train): said once
+    assert caplog.records == []
+    clean = tmp_path / "clean.csv"
+    clean.write_text("text,label\ngood film,pos\nawful,neg\nfine,pos\ndull,neg\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="nlp_transfer.data.hygiene"):
+        load_text_classification_data(DataConfig(train_file=str(clean), test_file=str(test), validation_split=0.5))
     assert [r.getMessage()[:40] for r in caplog.records] == [f"{test}: 1 of its 4 texts"[:40]]

@@ -13,6 +13,15 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+#: warnings already given in this process: data read again (each self-training round, check after train) says it once
+_GIVEN: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _GIVEN:
+        _GIVEN.add(message)
+        logger.warning("%s", message)
+
 
 def warn_about_shared_texts(rows: dict[str, list[Any]], sources: dict[str, str]) -> dict[str, int]:
     """Warn once per split whose texts the training split also holds; returns ``{split: shared rows}``.
@@ -27,11 +36,11 @@ def warn_about_shared_texts(rows: dict[str, list[Any]], sources: dict[str, str])
         count = sum(row.text in training for row in rows.get(split, []))
         if count:
             shared[split] = count
-            logger.warning(
-                "%s: %d of its %d texts (%.1f%%) are also training texts (%s); its scores on them measure memory, not "
-                "new text. Remove them from one side if that is not meant.",
-                sources.get(split, split), count, len(rows[split]), 100 * count / len(rows[split]), sources["train"],
-            )  # fmt: skip
+            _warn_once(
+                f"{sources.get(split, split)}: {count} of its {len(rows[split])} texts ({100 * count / len(rows[split]):.1f}%) "
+                f"are also training texts ({sources['train']}); its scores on them measure memory, not new text. Remove "
+                "them from one side if that is not meant."
+            )
     return shared
 
 
@@ -42,9 +51,8 @@ def warn_about_case_only_labels(labels: list[str], source: str) -> list[list[str
         groups[" ".join(name.split()).casefold()].append(name)
     alike = [names for names in groups.values() if len(names) > 1]
     for names in alike:
-        logger.warning(
-            "%s: the labels %s differ only in case or spacing and train as %d separate classes. Write them one way if "
-            "they are one class.",
-            source, ", ".join(repr(name) for name in names), len(names),
-        )  # fmt: skip
+        _warn_once(
+            f"{source}: the labels {', '.join(repr(name) for name in names)} differ only in case or spacing and train as "
+            f"{len(names)} separate classes. Write them one way if they are one class."
+        )
     return alike
