@@ -203,7 +203,9 @@ class TrainingConfig:
         True, "Batch texts of similar length together (in shuffled groups) so little compute goes to padding."
     )
     class_weights: Literal["none", "balanced"] = setting(
-        "none", "balanced: weight the loss by inverse class frequency (n_samples / (n_classes * count))."
+        "none",
+        "balanced: weight the loss by inverse class frequency (one label: n_samples / (n_classes * count); multi-label: each "
+        "label's positives by negatives / positives).",
     )
     eval_strategy: Literal["epoch", "steps"] = setting("epoch", "Evaluate on validation after each epoch, or every eval_steps.")
     eval_steps: int = setting(500, "Optimizer steps between evaluations when eval_strategy=steps.")
