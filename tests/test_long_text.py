@@ -231,3 +231,19 @@ def test_export_checks_a_windows_run_on_its_texts_not_truncated_rows(end_label_r
     assert check["before"] == pytest.approx(result.metrics["validation"]["accuracy"])  # the run's own document score
     assert check["before"] >= 0.8  # truncated rows never see the label word: about 0.5
     assert check["label_agreement"] == 1.0 and check["drop_points"] == 0
+
+
+def test_balanced_class_weights_count_the_windows_the_loss_trains_on(tiny_model_dir, tmp_path):
+    """30 long positive texts and 30 short negative ones: the weights said 1:1 (texts) while the loss saw 6:1 windows."""
+    from nlp_transfer.tasks.classification import classification_from_config
+
+    rows = [(" ".join(["a fine long story"] * 12), "positive") for _ in range(30)] + [("bad", "negative")] * 30
+    train = write_csv(tmp_path / "train.csv", rows)
+    overrides = [f"model={tiny_model_dir}", f"data.train_file={train}", f"data.validation_file={train}"]
+    overrides += ["training.class_weights=balanced", "training.max_length=16", "training.long_text=windows"]
+    task, data = classification_from_config(load_config(None, overrides))
+    windows = encode_windows(task.tokenizer, data.splits["train"]["text"][:], 16, task.windows.stride)
+    per_class = np.bincount([task.label2id[data.splits["train"]["label"][d]] for d in windows.documents], minlength=2)
+    expected = per_class.sum() / (2 * per_class)  # scikit-learn's balanced weights over the windows
+    np.testing.assert_allclose(task.class_weights.numpy(), expected, rtol=1e-6)
+    assert task.class_weights[task.label2id["negative"]] > 2 * task.class_weights[task.label2id["positive"]]

@@ -267,20 +267,23 @@ def classification_from_config(config: RunConfig) -> tuple[SequenceClassificatio
     """Read the run's text data and build its (multi-label when ``task: multilabel``) classification task."""
     multi_label = config.task == "multilabel"
     data = load_text_classification_data(config.data, multi_label=multi_label, seed=config.seed, model=config.model)
-    weights = None
-    if config.training.class_weights == "balanced":
-        weights = balanced_class_weights(data.splits["train"]["label"][:], data.labels, multi_label=multi_label)
     task = build_classification_task(
         model=config.model,
         labels=data.labels,
         multi_label=multi_label,
         max_length=config.training.max_length,
         threshold=config.training.threshold,
-        class_weights=weights,
         trust_remote_code=config.trust_remote_code,
         allow_pickle=config.allow_pickle,
         windows=windows_from_config(config),
     )
+    if config.training.class_weights == "balanced":
+        labels = data.splits["train"]["label"][:]
+        if task.windows is not None:  # the loss trains on windows: a long text's class counts once per window
+            windows = encode_windows(task.tokenizer, data.splits["train"]["text"][:], task.max_length, task.windows.stride)
+            labels = [labels[document] for document in windows.documents]
+        weights = balanced_class_weights(labels, data.labels, multi_label=multi_label)
+        task.class_weights = torch.tensor(weights, dtype=torch.float32)
     return task, data
 
 
