@@ -306,6 +306,8 @@ def test_a_list_of_files_is_published_by_their_names():
 
     assert public_name("/home/me/fmt/a.tsv,/home/me/texts.txt") == "a.tsv,texts.txt"  # was "texts.txt" alone
     assert public_name("data/fmt/a.tsv,data/fmt/b.txt") == "a.tsv,b.txt" and public_name("a.tsv,b.txt") == "a.tsv,b.txt"
+    # one path with a comma in it is one path (regression, same day: "exp,v2/train.csv" leaked a folder name)
+    assert public_name("/home/me/exp,v2/train.csv") == "train.csv" and public_name("reviews,2024.csv") == "reviews,2024.csv"
 
 
 def test_a_new_masked_lm_head_is_announced_with_what_it_cost(tiny_model_dir):

@@ -145,3 +145,13 @@ def test_api_calls_that_skip_a_config_file_get_its_refusals(tiny_model_dir):
         load_config(None, "training.epochs=3")
     with pytest.raises(UserError, match="names a more than once"):
         build_classification_task(model=tiny_model_dir, labels=["a", "a", "b"])
+
+
+def test_a_run_trained_on_names_written_with_decimals_scores_its_own_splits(tiny_model_dir):
+    """check and export re-read a run's splits, whose "1.0" labels now read as "1": KeyError '1' on an older run
+    trained on names "0.0"/"1.0" (regression, same day)."""
+    from nlp_transfer.inference import labelled_text_logits
+
+    task = build_classification_task(model=tiny_model_dir, labels=["0.0", "1.0"])
+    _, ids = labelled_text_logits(task.build_model().eval(), task, ["good", "bad"], ["1", "0"])
+    assert ids.tolist() == [1, 0]

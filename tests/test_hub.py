@@ -627,6 +627,9 @@ def test_the_cards_check_figures_name_the_scored_file_without_its_folder(tmp_pat
     (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
     line = _checked_figures(tmp_path)[0]
     assert "on test.csv (60 rows)" in line and "fitted on 10% of train.tsv (seed 42)" in line and str(tmp_path) not in line
+    report["scored_on"] = r"C:\Users\me\data\test.csv (20 rows)"  # a Windows path too
+    (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
+    assert "on test.csv (20 rows)" in _checked_figures(tmp_path)[0]
 
 
 def test_the_cards_pipeline_snippet_cuts_texts_where_the_run_does(trained_run):

@@ -99,3 +99,21 @@ def test_the_files_rows_alone_leave_out_what_loading_makes_up(small_split_files)
         .to_dict()
     )
     assert config.without_made_rows().train_file == config.train_file and config.label_examples == 2
+
+
+def test_descriptions_keyed_as_the_file_writes_whole_number_labels_still_apply(tmp_path):
+    """Labels "1.0"/"0.0" now read as "1"/"0": descriptions keyed "1.0" were refused (regression, same day)."""
+    from nlp_transfer.config import DataConfig
+    from nlp_transfer.data import load_text_classification_data
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\ngood,1.0\nbad,0.0\nfine,1.0\nawful,0.0\n", encoding="utf-8")
+    config = DataConfig(
+        train_file=str(train),
+        validation_file=str(train),
+        label_examples=1,
+        label_descriptions={"1.0": "positive", "0.0": "negative"},
+    )
+    data = load_text_classification_data(config)
+    made = data.splits["train"]["text"][-2:]
+    assert data.label_examples == 2 and any("positive" in text for text in made) and any("negative" in text for text in made)

@@ -158,3 +158,11 @@ def test_class_weights_beside_a_solved_head_are_refused():
     assert load_config(None, base).transfer.head_fit == "logistic"
     with pytest.raises(ConfigError, match=r"training\.class_weights=balanced weights the loss of a head trained in steps"):
         load_config(None, [*base, "training.class_weights=balanced"])
+    # contrastive's end-to-end phase trains with the task loss, which carries the weights (regression, same day)
+    contrastive = [
+        "data.train_file=x.csv",
+        "strategy=contrastive",
+        "transfer.head_fit=logistic",
+        "training.class_weights=balanced",
+    ]
+    assert load_config(None, [*contrastive, "transfer.contrastive_end_to_end_epochs=1"]).training.class_weights == "balanced"

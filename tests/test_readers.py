@@ -8,7 +8,7 @@ import pytest
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data import load_text_classification_data, read_records
-from nlp_transfer.data.labels import map_integer_label_column
+from nlp_transfer.data.labels import map_integer_label_column, whole_number_text
 from nlp_transfer.errors import DataError
 from tests.conftest import shared_dataset
 
@@ -53,6 +53,9 @@ def test_a_whole_number_label_is_the_same_label_in_csv_and_json(tmp_path):
     named = load_text_classification_data(data(train_file=str(train), labels=["neg", "pos"], validation_split=0.5), seed=0)
     assert sorted([*named.splits["train"]["label"], *named.splits["validation"]["label"]]) == ["neg", "neg", "pos", "pos"]
     assert map_integer_label_column(["1", "0", ["1"]], ["0.0", "1.0"]) == ["1.0", "0.0", ["1.0"]]  # an older run's names
+    # the digits as written: through a float, labels past 2**53 rounded and two of them merged (regression, same day)
+    assert whole_number_text("12345678901234567891.0") == "12345678901234567891" and whole_number_text("-0.0") == "0"
+    assert whole_number_text("2.50") == "2.50" and whole_number_text("01") == "01"
 
 
 def test_integer_labels_index_data_labels(tmp_path):

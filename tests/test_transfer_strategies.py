@@ -378,6 +378,8 @@ def test_lora_unknown_architecture_needs_target_modules():
         prepare_model(model, "lora", TransferConfig(lora_target_modules=["qeury", "key"]))  # peft dropped it silently
     with pytest.raises(UserError, match=r"'classifier' is part of the head, .*classifier, which trains in full"):
         prepare_model(model, "lora", TransferConfig(lora_target_modules=["classifier"]))  # peft's own words before
+    with pytest.raises(UserError, match=r"'pooler\.dense' .*is part of the head.*lora_pooler=adapt puts adapters"):
+        prepare_model(model, "lora", TransferConfig(lora_target_modules=["query", "pooler.dense"]))
     wrapped = prepare_model(model, "lora", TransferConfig(lora_target_modules=["query", "key"]))
     assert any(".key.lora_A." in n for n, _ in wrapped.named_parameters())
     with pytest.raises(UserError, match="cannot find the pretrained encoder"):

@@ -159,10 +159,12 @@ def check_head_fit(config: RunConfig, source: str) -> None:
             f"{source}: transfer.head_fit=logistic sets the pooler to pass the vector through, so it cannot stay frozen; "
             "remove transfer.freeze_pooler or set transfer.head_fit=steps."
         )
-    if config.training.class_weights != "none":  # the solve has no class weights: the setting did nothing, recorded
+    end_to_end = config.strategy == "contrastive" and config.transfer.contrastive_end_to_end_epochs > 0
+    if config.training.class_weights != "none" and not end_to_end:  # the solve has none: the weights did nothing
         raise ConfigError(
             f"{source}: training.class_weights={config.training.class_weights} weights the loss of a head trained in "
-            "steps; transfer.head_fit=logistic solves an unweighted head. Set transfer.head_fit=steps, or drop class_weights."
+            "steps (or contrastive's end-to-end phase); transfer.head_fit=logistic solves an unweighted head. Set "
+            "transfer.head_fit=steps, or drop class_weights."
         )
 
 

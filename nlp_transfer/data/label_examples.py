@@ -66,13 +66,17 @@ def add_label_examples(loaded: Any, config: Any, *, make_row: Callable[[str, Any
     """
     if not config.label_examples:
         return 0
-    check_descriptions(config.label_descriptions, loaded.labels)
+    from nlp_transfer.data.labels import whole_number_text
+
+    # keyed as the file writes its labels ("1.0"), which now read as whole numbers ("1")
+    descriptions = {key if key in loaded.labels else whole_number_text(key): text for key, text in config.label_descriptions.items()}
+    check_descriptions(descriptions, loaded.labels)
     rows = label_example_rows(
         loaded.labels,
         make_row,
         copies=config.label_examples,
         template=config.label_template,
-        descriptions=config.label_descriptions,
+        descriptions=descriptions,
         multi_label=multi_label,
     )
     loaded.rows["train"] = loaded.rows["train"] + rows

@@ -25,7 +25,10 @@ def parse_single_label(value: Any, where: str, column: str) -> str:
 def whole_number_text(label: str) -> str:
     """``label`` with a whole number written as a decimal ("1.0", as pandas writes an integer column that has a gap)
     read as the integer ("1"), as a JSON 1.0 is: the same labels from a csv and a JSON file then match."""
-    return str(int(float(label))) if _WHOLE_DECIMAL.fullmatch(label) else label
+    if not _WHOLE_DECIMAL.fullmatch(label):
+        return label
+    whole = label.split(".", 1)[0]  # the digits as written: a float would round past 2**53 and merge labels
+    return "0" if whole.lstrip("-").strip("0") == "" else whole
 
 
 def parse_multi_label(value: Any, where: str, column: str, separator: str) -> list[str]:

@@ -49,12 +49,15 @@ def text_validation(config: Any, task: Any) -> ValidationSet:
     from nlp_transfer.data.text_rows import load_text_classification_data
 
     data = load_text_classification_data(config.data.without_made_rows(), multi_label=task.multi_label, seed=config.seed)
+    from nlp_transfer.data.labels import map_integer_label_column
+
     split = _split(data.splits)
     encoded, documents = task.encode_texts(split["text"][:], "validation")
+    gold = map_integer_label_column(split["label"][:], task.labels)  # a run trained on "1.0" reads "1" as its "1.0"
     if task.multi_label:
-        labels = np.asarray([task.multi_hot(names, task.label2id) for names in split["label"][:]])
+        labels = np.asarray([task.multi_hot(names, task.label2id) for names in gold])
     else:
-        labels = np.asarray([task.label2id[name] for name in split["label"][:]])
+        labels = np.asarray([task.label2id[name] for name in gold])
     source = f"the run's validation split ({len(split)} rows)"
     return ValidationSet(dict(encoded), labels, None, source, documents)
 

@@ -11,7 +11,14 @@ from typing import Any
 import yaml
 
 from nlp_transfer.errors import UserError
-from nlp_transfer.hub.files import looks_like_hub_id, public_name, read_json, without_local_paths, without_paths_in_text
+from nlp_transfer.hub.files import (
+    file_list,
+    looks_like_hub_id,
+    public_name,
+    read_json,
+    without_local_paths,
+    without_paths_in_text,
+)
 from nlp_transfer.hub.usage import usage_snippet
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo
 
@@ -96,9 +103,9 @@ def _dataset_entries(info: RunInfo) -> list[tuple[str, str, str]]:
         if value.get("name"):  # a Hub dataset name
             entries.append((split, str(value["name"]), str(value["name"])))
         elif value.get("path"):
-            name = public_name(str(value["path"]))  # adapt's list of files: each by its name
-            suffix = Path(name.split(",")[0]).suffix.lower()
-            entries.append((split, LOCAL_DATASET_TYPES.get(suffix, "text"), name.replace(",", ", ")))
+            files = [public_name(part) for part in file_list(str(value["path"]))]  # adapt's list of files: each by name
+            suffix = Path(files[0]).suffix.lower()
+            entries.append((split, LOCAL_DATASET_TYPES.get(suffix, "text"), ", ".join(files)))
     return entries
 
 
@@ -391,22 +398,23 @@ def _checked_figures(run_dir: Path) -> list[str]:
     if not report:
         return []
     if "calibration" not in report:  # a NER run: behavioural tests only
-        return [without_paths_in_text(line) for line in card_lines(report)]
+        return card_lines(report)
     c, s = report["calibration"], report["selective"]
     applied = (
         "`calibration.json` stores it; nlp-transfer applies it, `transformers.pipeline` does not (divide the logits by it)"
         if c.get("applied", True)
         else "reported only: the multi-label threshold was set on the raw scores"
     )
-    lines = [
-        f"- Calibration (`nlp-transfer check`, on {report['scored_on']}): expected calibration error {c['ece']:.4f}, "
-        f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {report['fitted_on']} ({applied}).",
+    # `check --data /home/me/test.csv` names a local file: the sources lose their folders (labels and slices keep theirs)
+    scored_on, fitted_on = without_paths_in_text(str(report["scored_on"])), without_paths_in_text(str(report["fitted_on"]))
+    return [
+        f"- Calibration (`nlp-transfer check`, on {scored_on}): expected calibration error {c['ece']:.4f}, "
+        f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {fitted_on} ({applied}).",
         *_top_label_card_lines(c),
         f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident inputs, "
         f"{s['accuracy_at_90']:.4f} on 90 %.",
         *card_lines(report),
     ]
-    return [without_paths_in_text(line) for line in lines]  # `check --data /home/me/test.csv` names a local file
 
 
 def _top_label_card_lines(c: dict[str, Any]) -> list[str]:

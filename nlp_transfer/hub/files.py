@@ -115,19 +115,28 @@ def resolve_mode(run_dir: Path, mode: str) -> Literal["merged", "adapter"]:
 PATH_KEY_RE = re.compile(r"^(output_dir|model|base_model|dir|path|.*_file|.*_dir|.*_path)$")
 
 
+def file_list(value: str) -> list[str]:
+    """The files of ``adapt``'s comma-separated ``data.train_file`` (``a.txt,b.tsv``), else ``[value]``: a path that
+    exists, or whose comma-separated parts are not all file names with a suffix (``exp,v2/train.csv``), is one path."""
+    parts = [part.strip() for part in value.split(",")]
+    if len(parts) < 2 or Path(value).exists() or not all(Path(part).suffix for part in parts):
+        return [value]
+    return parts
+
+
 def public_name(value: str) -> str:
     """``value`` fit to publish: a Hub id or a bare name as it is, a local path cut to its last part, and each path of
     a comma-separated list (``adapt``'s files) cut alike."""
-    parts = value.split(",")
-    if len(parts) > 1 and any(re.search(r"[/\\]", part) for part in parts):
-        return ",".join(public_name(part.strip()) for part in parts)
+    parts = file_list(value)
+    if len(parts) > 1:
+        return ",".join(public_name(part) for part in parts)
     if looks_like_hub_id(value) or not re.search(r"[/\\]", value):
         return value
     return Path(value.replace("\\", "/")).name or value
 
 
 #: a path written inside a sentence ("on /home/me/data/test.csv (60 rows)"): after a space, "(" or the start
-_PATH_IN_TEXT_RE = re.compile(r"(?<![^\s(])(?:~|\.{1,2}|[A-Za-z]:)?/?(?:[\w.@+-]+/)+[\w.@+-]+")
+_PATH_IN_TEXT_RE = re.compile(r"(?<![^\s(])(?:~|\.{1,2}|[A-Za-z]:)?[/\\]?(?:[\w.@+-]+[/\\])+[\w.@+-]+")
 
 
 def without_paths_in_text(text: str) -> str:

@@ -86,7 +86,11 @@ def labelled_file_logits(
 def labelled_text_logits(
     model: PreTrainedModel, task: SequenceClassificationTask, texts: Sequence[str], labels: Sequence[Any], *, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The logits of ``texts`` and their gold ``labels`` as ids (a 0/1 matrix for multi-label tasks)."""
+    """The logits of ``texts`` and their gold ``labels`` as ids (a 0/1 matrix for multi-label tasks).
+
+    Labels read as "1" by a run trained on names "1.0" (before such labels were read as whole numbers) are its "1.0".
+    """
+    labels = map_integer_label_column(labels, task.labels)
     logits = text_logits(model, task, texts, batch_size=batch_size)
     if task.multi_label:
         return logits, np.asarray([task.multi_hot(names, task.label2id) for names in labels])

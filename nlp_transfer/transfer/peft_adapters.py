@@ -167,9 +167,11 @@ def check_targets_exist(model: nn.Module, targets: Sequence[str] | None, head: S
     def in_head(name: str) -> bool:
         return any(part in head for part in name.split("."))
 
-    names = [name for name, _ in model.named_modules() if not in_head(name)]
+    every = [name for name, _ in model.named_modules()]
+    names = [name for name in every if not in_head(name)]
     for target in targets:
         if not any(name == target or name.endswith(f".{target}") for name in names):
+            in_the_head = any(name == target or name.endswith(f".{target}") for name in every)
             linear = sorted(
                 {
                     name.rsplit(".", 1)[-1]
@@ -177,7 +179,9 @@ def check_targets_exist(model: nn.Module, targets: Sequence[str] | None, head: S
                     if isinstance(module, nn.Linear) and not in_head(name)
                 }
             )
-            head_note = f" ('{target}' is part of the head, {', '.join(head)}, which trains in full)" if target in head else ""
+            head_note = f" ('{target}' is part of the head, {', '.join(head)}, which trains in full)" if in_the_head else ""
+            if in_the_head and "pooler" in target:
+                head_note += "; transfer.lora_pooler=adapt puts adapters on the pooler"
             raise ConfigError(
                 f"transfer.lora_target_modules: '{target}' names no encoder module of this model{head_note}; its linear "
                 f"layers are named {', '.join(linear[:16])}."
