@@ -69,7 +69,9 @@ def add_label_examples(loaded: Any, config: Any, *, make_row: Callable[[str, Any
     from nlp_transfer.data.labels import whole_number_text
 
     # keyed as the file writes its labels ("1.0"), which now read as whole numbers ("1")
-    descriptions = {key if key in loaded.labels else whole_number_text(key): text for key, text in config.label_descriptions.items()}
+    descriptions = {
+        key if key in loaded.labels else whole_number_text(key): text for key, text in config.label_descriptions.items()
+    }
     check_descriptions(descriptions, loaded.labels)
     rows = label_example_rows(
         loaded.labels,
