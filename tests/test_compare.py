@@ -551,7 +551,7 @@ def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path
         ),
         (
             ["--strategies", "full,lora", "lora:transfer.lora_target_modules=[nope]"],
-            "lora: transfer.lora_target_modules: 'nope' names no module",
+            "lora: transfer.lora_target_modules: 'nope' names no encoder module",
         ),
         (["--strategies", "full", "full:transfer.depth=7"], "full: transfer.depth=7: the model has 6 encoder layers"),
     ]
