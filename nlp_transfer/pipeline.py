@@ -245,10 +245,16 @@ def start_run_dir(config: RunConfig, output_dir: Path, accelerator: Accelerator 
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, output_dir / "config.yaml")
-        if not (output_dir / DATA_RECORD).is_file():  # kept from the first start: --resume checks against it
-            write_text_atomic(output_dir / DATA_RECORD, json.dumps(data_file_record(config), indent=2) + "\n")
+        record_data_files(config, output_dir)
     accelerator.wait_for_everyone()
     return accelerator
+
+
+def record_data_files(config: RunConfig, output_dir: Path) -> None:
+    """Write the data files' record (:func:`data_file_record`) at a run's first start; a resumed run keeps it, and
+    ``--resume`` checks against it (:func:`check_same_data`)."""
+    if not (output_dir / DATA_RECORD).is_file():
+        write_text_atomic(output_dir / DATA_RECORD, json.dumps(data_file_record(config), indent=2) + "\n")
 
 
 def describe_run(config: RunConfig, task: Task, data: Any, trainable: int, total: int) -> str:

@@ -53,8 +53,11 @@ def run_self_training(
     if resume:
         check_resumed_rounds(config, output_dir)
     with replaced_on_success(output_dir, replace, state, resumable=has_resumable_round):
-        if state.is_main_process:
-            record_unlabeled_file(config, output_dir)
+        if state.is_main_process:  # round 0's own record holds no unlabelled file: the run's records them all
+            from nlp_transfer.pipeline import record_data_files
+
+            output_dir.mkdir(parents=True, exist_ok=True)
+            record_data_files(config, output_dir)
         rounds, result, stopped_at = train_rounds(config, texts, shares, train, resume=resume, state=state)
         return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
 
@@ -223,40 +226,9 @@ def check_resumed_rounds(config: RunConfig, output_dir: Path) -> None:
     first = output_dir / ROUNDS_DIR / "round_0"
     if (first / "config.yaml").is_file():
         check_resumed_config(round_config(config, first, None, last=config.self_training.rounds == 0), first)
-    check_same_unlabeled_file(config, output_dir)
+    from nlp_transfer.pipeline import check_same_data
 
-
-#: the unlabelled file a self-training run started with (path, size, sha256), which --resume must find unchanged
-UNLABELED_RECORD = "unlabeled_file.json"
-
-
-def record_unlabeled_file(config: RunConfig, output_dir: Path) -> None:
-    """Write the unlabelled file's fingerprint once, when the run starts (a resumed run keeps the first)."""
-    from nlp_transfer.run_info import data_provenance
-
-    record = output_dir / ROUNDS_DIR / UNLABELED_RECORD
-    if not record.is_file():
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(data_provenance({"unlabeled_file": config.data.unlabeled_file})), encoding="utf-8")
-
-
-def check_same_unlabeled_file(config: RunConfig, output_dir: Path) -> None:
-    """Refuse to resume on another unlabelled file, or the same one changed: rounds would mix two files' labels (round
-    0's config, which the other settings are checked against, holds no unlabelled file)."""
-    from nlp_transfer.errors import UserError
-    from nlp_transfer.run_info import data_provenance
-
-    record = output_dir / ROUNDS_DIR / UNLABELED_RECORD
-    if not record.is_file():
-        return  # a run from before the record
-    before = json.loads(record.read_text(encoding="utf-8")).get("unlabeled_file", {})
-    now = data_provenance({"unlabeled_file": config.data.unlabeled_file}).get("unlabeled_file", {})
-    if before.get("sha256") != now.get("sha256"):
-        raise UserError(
-            f"data.unlabeled_file={config.data.unlabeled_file} is not the file this run started with "
-            f"({before.get('path')}, {before.get('bytes', 0):,} bytes): --resume would mix two files' pseudo-labels. "
-            "Resume with that file, or start again with --overwrite."
-        )
+    check_same_data(config, output_dir)  # another or an edited unlabelled file would mix two files' pseudo-labels
 
 
 def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
@@ -309,6 +281,9 @@ def finish(
         "stopping_round": stopping[0] if stopping else None,  # its pseudo-labels (none), which ended the rounds
     }
     if state.is_main_process:
+        from nlp_transfer.pipeline import DATA_RECORD
+
+        (output_dir / DATA_RECORD).unlink(missing_ok=True)  # a finished run keeps no record (the last round's, if kept)
         for entry in list(last_dir.iterdir()):
             target = output_dir / entry.name
             if target.is_dir():

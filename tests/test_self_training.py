@@ -287,6 +287,7 @@ def test_rounds_stop_at_a_teacher_without_pseudo_labels_and_it_scores_the_test(t
     assert sum(map(sum, metrics["test"]["confusion_matrix"]["matrix"])) == 60  # data.max_eval_samples (it scored 100)
     assert (run / "model.safetensors").is_file() and (run / "confusion_matrix_test.png").is_file()
     assert not list((run / "self_training/round_0").glob("*.safetensors"))
+    assert not (run / "data_files.json").exists()  # the run's data record, which --resume checks, goes with the finish
 
 
 def test_overwrite_gives_the_earlier_run_back_when_round_0_fails_and_keeps_a_finished_round_for_resume(
@@ -373,7 +374,8 @@ def test_a_round_stopped_before_its_first_checkpoint_resumes_and_changed_setting
     unlabeled = (tmp_path / "unlabeled.txt").read_text(encoding="utf-8")
     (tmp_path / "unlabeled.txt").write_text("a new text\n" + unlabeled, encoding="utf-8")  # another file: mixed labels
     assert main(["train", config, *overrides, "--resume"]) == 2
-    assert "is not the file this run started with" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "data.unlabeled_file=" in err and "changed since the run started" in err, err
     (tmp_path / "unlabeled.txt").write_text(unlabeled, encoding="utf-8")
     assert main(["train", config, *overrides, "--resume"]) == 0, capsys.readouterr().err
     info = json.loads((run / "run_info.json").read_text())

@@ -47,12 +47,7 @@ def run(args: argparse.Namespace) -> None:
     )
     shown = estimators or [k for k in rows[0].scores if not k.endswith("_seconds")] or [args.recommend_by]
     shown = [e for e in shown if any(e in r.scores for r in rows)]
-    print(
-        "\n"
-        + markdown_table(
-            rows, shown, recommended, args.recommend_by if any(args.recommend_by in r.scores for r in rows) else None
-        )
-    )
+    print("\n" + markdown_table(rows, shown, recommended, args.recommend_by))
     print(f"\nrecommended (by {args.recommend_by}): {recommended}\nreport: {paths['rank.json'].parent}")
     failed = [r for r in rows if r.error is not None]
     if failed:

@@ -77,22 +77,23 @@ def parse_override(key: str, text: str) -> Any:
     hint = _without_none(found[0])
     if hint is str:
         return stripped
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        _refuse_surprising_number(key, stripped, value)
+    surprise = yaml_number_surprise(stripped) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if surprise:
+        raise ConfigError(f"override {key}={stripped}: {stripped} ({value}) is {surprise}.")
     if typing.get_origin(hint) is list and typing.get_args(hint) == (str,) and isinstance(value, list):
         return yaml.load(stripped, Loader=yaml.BaseLoader)  # every item as typed: [07, 08] stays ["07", "08"]
     return value
 
 
-def _refuse_surprising_number(key: str, text: str, value: float) -> None:
-    """Refuse a number YAML 1.1 reads otherwise than it looks: ``010`` is octal 8 and ``1:30`` base 60 (90)."""
+def yaml_number_surprise(text: str) -> str | None:
+    """What YAML 1.1 makes of a number written ``text`` when it is not what it looks like (``010`` is octal 8, ``1:30``
+    base 60, i.e. 90): "<what it is>; <the fix>", or None for a plain number."""
     digits = text.replace("_", "")
     if re.fullmatch(r"[+-]?0\d+", digits):
-        raise ConfigError(
-            f"override {key}={text}: {text} is an octal number in YAML ({value}); write {int(digits)} for the decimal number."
-        )
+        return f"an octal number in YAML; write {int(digits)} for the decimal number"
     if ":" in digits:
-        raise ConfigError(f"override {key}={text}: {text} is a base-60 number in YAML ({value}); write the number itself.")
+        return "a base-60 number in YAML; write the number itself"
+    return None
 
 
 def set_override(raw: dict[str, Any], key: str, value: Any) -> None:

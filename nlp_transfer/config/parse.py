@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from nlp_transfer.config.checks import check_values
-from nlp_transfer.config.overrides import deep_update, parse_override, set_override
+from nlp_transfer.config.overrides import deep_update, parse_override, set_override, yaml_number_surprise
 from nlp_transfer.config.schema import RunConfig
 from nlp_transfer.errors import ConfigError
 
@@ -293,18 +293,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
 
 
 def _refuse_surprising_number(value: Any, hint: Any, key: str, source: str) -> None:
-    """Refuse a number YAML 1.1 reads otherwise than it looks, for a number setting: ``010`` is octal 8 and ``1:30``
-    base 60 (90). A text setting keeps what was typed instead."""
-    text = getattr(value, "yaml_text", "").replace("_", "")
-    if not text or "str" in _type_name(hint):
-        return
-    if re.fullmatch(r"[+-]?0\d+", text):
-        meaning, fix = "an octal number", f"write {int(text)} for the decimal number"
-    elif ":" in text:
-        meaning, fix = "a base-60 number", "write the number itself"
-    else:
-        return
-    raise ConfigError(f"{source}: {key}: {text} is {meaning} in YAML ({value}); {fix}.")
+    """Refuse a number YAML 1.1 reads otherwise than it looks (:func:`yaml_number_surprise`), for a number setting; a
+    text setting keeps what was typed instead."""
+    text = getattr(value, "yaml_text", "")
+    surprise = yaml_number_surprise(text) if text and "str" not in _type_name(hint) else None
+    if surprise:
+        raise ConfigError(f"{source}: {key}: {text} ({value}) is {surprise}.")
 
 
 def _match(value: Any, hint: Any) -> tuple[bool, Any]:

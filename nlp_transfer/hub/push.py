@@ -126,8 +126,7 @@ def _prepare_push(
     run_dir: Path, repo_id: str, mode: PushMode, license: str | None
 ) -> tuple[Literal["merged", "adapter"], dict[str, Path | bytes]]:
     """Check the repo id, choose what to upload and gather the files with their card: all before any request."""
-    if not REPO_ID_RE.fullmatch(repo_id or ""):
-        raise UserError(f"repo id {repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+    check_repo_id(repo_id, "repo id ")
     info = read_run_info(run_dir)
     check_card_task(run_dir, info.task)
     chosen = resolve_mode(run_dir, mode)
@@ -284,11 +283,16 @@ def _remote_license(api: Any, repo_id: str) -> str | None:
     return str(value) if value else None
 
 
+def check_repo_id(repo_id: str | None, named: str) -> None:
+    """Refuse a repo id not written OWNER/NAME; ``named`` comes before it in the message (``repo id `` or ``hub.repo_id=``)."""
+    if not REPO_ID_RE.fullmatch(repo_id or ""):
+        raise UserError(f"{named}{repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+
+
 def check_push_ready(hub: Any) -> None:
     """What a configured push (``hub.push``) needs that costs nothing to check, before the run trains for hours: a
     repo id written as OWNER/NAME, a token, and the Hub not switched off (HF_HUB_OFFLINE)."""
-    if not REPO_ID_RE.fullmatch(hub.repo_id or ""):
-        raise UserError(f"hub.repo_id={hub.repo_id!r}: write it as OWNER/NAME, e.g. your-user/sentiment-minilm.")
+    check_repo_id(hub.repo_id, "hub.repo_id=")
     _check_online()
     resolve_token()
 

@@ -130,7 +130,7 @@ def recommend(rows: Sequence[RankRow], by: str) -> str | None:
 def markdown_table(rows: Sequence[RankRow], estimators: Sequence[str], recommended: str | None, by: str | None = None) -> str:
     """The ranking as a Markdown table, best first by ``by`` (the estimator that recommends, its column first) or else
     the first estimator, failures last."""
-    if by is not None:
+    if by is not None and any(by in row.scores for row in rows):  # not when every candidate failed
         estimators = [by, *(e for e in estimators if e != by)]
     head = "| candidate | " + " | ".join(estimators) + " | encode s | parameters | layers |"
     lines = [head, "|" + "---|" * (len(estimators) + 4)]
