@@ -35,7 +35,7 @@ from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.first_position import first_position_only
 from nlp_transfer.training.loop import FitResult, check_selection_metric
-from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
+from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters, peak_learning_rates
 
 __all__ = ["METRICS_FILE", "RUN_INFO_FILE", "RunResult", "Task", "build_task_and_data", "run_training"]
 
@@ -96,6 +96,7 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
         model, learning_rate=config.training.learning_rate, weight_decay=config.training.weight_decay
     )
     trainable, total = count_parameters(model)
+    rates = peak_learning_rates(groups)  # before the scheduler moves them
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
     # only now that the data and the model have loaded does an earlier run move aside: bad input keeps it in place
     accelerator = make_accelerator(config.training, output_dir)  # writes nothing yet: the earlier run can move aside
@@ -108,6 +109,7 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
             metrics = score_splits(model, splits, task, accelerator, result, config.training.eval_batch_size)
         info = build_run_info(config, task, data, strategy, model, result, (trainable, total), accelerator, from_scratch)
         info.first_position_only = first_only
+        info.learning_rates = rates
         save_outputs(config, strategy, model, result, task, metrics, info, accelerator)
     accelerator.print(format_metrics(metrics, output_dir))
     if config.hub.push and accelerator.is_main_process:

@@ -35,6 +35,7 @@ class RunInfo:
     trainable_parameters: int = 0
     total_parameters: int = 0
     trainable_parameters_last_epoch: int = 0  # gradual unfreezing trains more of the model each epoch
+    learning_rates: dict[str, float] = field(default_factory=dict)  # peak rate per block (layer-wise decay), "all" without
     pooling: str | None = None
     cached_features: bool = False
     feature_encoding_seconds: dict[str, float] = field(default_factory=dict)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nlp_transfer.errors import ConfigError
+from nlp_transfer.errors import ConfigError, UserError
 from tests.conftest import tiny_overrides
 
 SENTIMENT_CONFIG = "recipes/configs/sentiment/minilm_full.yaml"
@@ -435,10 +435,14 @@ def test_paired_lead_is_the_paired_t_interval_of_the_per_seed_differences():
     interval = ttest_rel([0.72, 0.70, 0.81], [0.70, 0.71, 0.76]).confidence_interval(0.95)
     assert (lead.low, lead.high) == (pytest.approx(interval.low), pytest.approx(interval.high))
     assert not lead.separated
-    steady = paired_lead({0: 0.8, 1: 0.9, 2: 0.7}, {0: 0.7, 1: 0.8, 2: 0.6})  # the same 0.1 on every seed
-    assert steady.separated and steady.low == pytest.approx(0.1) == steady.high
-    losses = paired_lead({0: 0.3, 1: 0.2, 2: 0.4}, {0: 0.5, 1: 0.4, 2: 0.6}, lower_is_better=True)
-    assert losses.mean == pytest.approx(0.2) and losses.separated  # lower loss: a positive lead
+    # the same 0.1 on every seed: an interval of no width, which said "the seeds separate them" from two seeds;
+    # it separates them only as a sign test would, from 6 seeds (2 * 0.5**6 < 0.05)
+    steady = paired_lead({0: 0.8, 1: 0.9, 2: 0.7}, {0: 0.7, 1: 0.8, 2: 0.6})
+    assert steady.same_every_seed and steady.low == pytest.approx(0.1) == steady.high and not steady.separated
+    six = paired_lead({s: 0.8 for s in range(6)}, {s: 0.7 for s in range(6)})
+    assert six.same_every_seed and six.separated
+    losses = paired_lead({0: 0.3, 1: 0.2, 2: 0.45}, {0: 0.5, 1: 0.4, 2: 0.6}, lower_is_better=True)
+    assert losses.mean == pytest.approx(0.1833333) and losses.separated  # lower loss: a positive lead
     one = paired_lead({0: 0.9}, {0: 0.5})
     assert (one.mean, one.low, one.seeds, one.separated) == (pytest.approx(0.4), None, 1, False)
     assert paired_lead({0: 0.9}, {1: 0.5}) is None
@@ -447,13 +451,19 @@ def test_paired_lead_is_the_paired_t_interval_of_the_per_seed_differences():
 def test_the_recommendation_says_whether_the_seeds_separate_the_pick_from_the_next_best():
     from nlp_transfer.compare import aggregate_rows, recommendation
 
-    # planted: cosine beats frozen by 0.05 on every sample; supcon's lead over cosine flips sign between samples
-    separated = [few_shot_row("cosine", 8, s, 0.7 + 0.02 * s, seconds=20.0) for s in range(3)]
-    separated += [few_shot_row("frozen", 8, s, 0.65 + 0.02 * s, seconds=5.0) for s in range(3)]
+    # planted: cosine beats frozen by 0.04 to 0.06 on every sample; supcon's lead over cosine flips sign between samples
+    separated = [few_shot_row("cosine", 8, s, v, seconds=20.0) for s, v in enumerate([0.70, 0.73, 0.74])]
+    separated += [few_shot_row("frozen", 8, s, v, seconds=5.0) for s, v in enumerate([0.65, 0.67, 0.70])]
     line = recommendation(aggregate_rows(separated), separated)
     assert line.endswith(
-        "; paired by seed, cosine leads by 0.0500 (95% interval 0.0500 to 0.0500, 3 seeds): the seeds separate them; "
+        "; paired by seed, cosine leads by 0.0500 (95% interval 0.0252 to 0.0748, 3 seeds): the seeds separate them; "
         "frozen trains in 0.25x cosine's time (medians)"
+    )
+    # the same 0.05 on each of 3 seeds: an interval of no width, not a separation
+    steady = [few_shot_row("cosine", 8, s, 0.7 + 0.02 * s, seconds=20.0) for s in range(3)]
+    steady += [few_shot_row("frozen", 8, s, 0.65 + 0.02 * s, seconds=5.0) for s in range(3)]
+    assert "(95% interval 0.0500 to 0.0500, 3 seeds): the same difference on every seed, too few seeds to tell them apart" in (
+        recommendation(aggregate_rows(steady), steady)
     )
     noisy = [few_shot_row("supcon", 8, s, v, seconds=30.0) for s, v in enumerate([0.80, 0.64, 0.75])]
     noisy += [few_shot_row("cosine", 8, s, v, seconds=15.0) for s, v in enumerate([0.70, 0.70, 0.70])]
@@ -528,6 +538,61 @@ def test_per_class_runs_share_their_examples_across_strategies(sentiment_files, 
     assert {seen[r.run_dir][0] for r in rows} == {config.seed}  # the run's own seed stays; only the sample varies
     assert len(seen["validation"]) == 1
     assert "## Over seeds" in (out / "compare.md").read_text()
+
+
+def fake_children(monkeypatch, scores=None):
+    """Replace compare's child process by one that writes a run of ``scores[label]`` (0.5 by default) at once."""
+    import nlp_transfer.compare as compare
+    from nlp_transfer.data.text_rows import load_text_classification_data
+
+    made = []
+
+    def fake_child(run_config, *, from_scratch, jobs, debug=False):
+        rows = len(load_text_classification_data(run_config.data, seed=run_config.seed).splits["train"])
+        made.append((Path(run_config.output_dir).name, run_config.training.epochs, rows))
+        run_dir = Path(run_config.output_dir)
+        run_dir.mkdir(parents=True)
+        value = (scores or {}).get(run_dir.name.split("-")[0], 0.5)
+        (run_dir / "metrics.json").write_text(json.dumps({"test": {"accuracy": value}}))
+        info = {"best_metric": {"accuracy": value}, "examples": {"train": rows}}
+        (run_dir / "run_info.json").write_text(json.dumps({**info, "trainable_parameters": 1, "total_parameters": 2}))
+        return compare.ChildOutcome(returncode=0, peak_rss_bytes=1 << 20)
+
+    monkeypatch.setattr(compare.run, "train_in_child", fake_child)
+    return made
+
+
+def test_min_steps_reaches_the_all_size_and_the_report_says_what_it_judged_against(sentiment_files, tmp_path, monkeypatch):
+    """--min-steps left size `all` at its epochs (a curve whose biggest size trained least); the report named the
+    from-scratch run as the baseline whatever --baseline said; a rerun into the folder dropped the earlier rows."""
+    import nlp_transfer.compare as compare
+    from nlp_transfer.config import load_config
+
+    made = fake_children(monkeypatch, scores={"base": 0.6, "adapted": 0.5})
+    values = data_overrides(sentiment_files, **{"training.batch_size": 4, "data.max_train_samples": 60})
+    config = load_config(None, [f"{k}={v}" for k, v in values.items()])
+    out = tmp_path / "report"
+    strategies = {"base": "full", "adapted": "full"}
+    compare.run_comparison(config, strategies, [10, None], output_dir=out, scratch=False, min_steps=60, baseline="base")
+    # 10 rows at batch 4: 3 steps an epoch, 20 epochs; all = the 60 capped rows: 15 steps an epoch, 4 epochs (not 3)
+    assert made == [(f"{n}-10", 20, 10) for n in strategies] + [(f"{n}-all", 4, 60) for n in strategies]
+    report = (out / "compare.md").read_text()
+    assert "below the baseline (base) at the same training size" in report and "Incomplete" not in report
+    saved = json.loads((out / "compare.json").read_text())
+    assert (saved["baseline"], saved["planned_runs"], saved["complete"]) == ("base", 4, True)
+    with pytest.raises(UserError, match=r"holds an earlier comparison .*Pass --overwrite"):
+        compare.run_comparison(config, strategies, [10], output_dir=out, scratch=False)
+    assert len(json.loads((out / "compare.json").read_text())["rows"]) == 4
+    compare.run_comparison(config, ["full"], [10], output_dir=out, scratch=False, overwrite=True)
+    assert "Negative transfer: not checked (no baseline run" in (out / "compare.md").read_text()
+    # a report written before the last run says so at its top
+    rows = compare.run_comparison(config, ["full", "lora"], [10], output_dir=tmp_path / "partial", scratch=False)
+    compare.write_report(rows[:1], tmp_path / "partial", compare.ReportContext(planned=2))
+    assert (tmp_path / "partial" / "compare.md").read_text().startswith("**Incomplete: 1 of 2 runs so far**")
+    # one metric for every run: a label's own selection metric mixed accuracy with f1_macro in one ranking
+    with pytest.raises(UserError, match=r"compare ranks every run on one metric, .*frozen: f1_macro"):
+        other = load_config(None, [*[f"{k}={v}" for k, v in values.items()], "training.metric_for_best_model=f1_macro"])
+        compare.run_comparison(config, ["full", "frozen"], output_dir=tmp_path / "metric", strategy_configs={"frozen": other})
 
 
 def test_compare_refuses_bad_per_class_before_training(sentiment_files, tmp_path, capsys):

@@ -26,7 +26,7 @@ from nlp_transfer.config import RunConfig, load_config
 from nlp_transfer.errors import ConfigError
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.pipeline import run_training
-from nlp_transfer.tasks import TASKS, Task, register_task
+from nlp_transfer.tasks import TASKS, Task, build_task_and_data, register_task
 from nlp_transfer.training.callbacks import TrainingCallback
 from nlp_transfer.transfer import STRATEGIES, Strategy, register_strategy
 from nlp_transfer.transfer.groups import ParamGroups, layerwise_groups, set_trainable
@@ -159,12 +159,28 @@ def regression_from_config(config: RunConfig) -> tuple[RegressionTask, ScoredTex
             {"text": [r["text"] for r in rows], "score": [float(r["score"]) for r in rows]}
         )
         sources[split] = path
-    resolved, tokenizer = resolve_with_tokenizer(config.model)
-    task = RegressionTask(model_path=resolved.path, labels=["score"], tokenizer=tokenizer, model_name=resolved.name)
+    resolved, tokenizer = resolve_with_tokenizer(config.model, max_length=config.training.max_length)
+    task = RegressionTask(
+        model_path=resolved.path,
+        labels=["score"],
+        tokenizer=tokenizer,
+        model_name=resolved.name,
+        max_length=config.training.max_length,
+    )
     return task, ScoredTexts(splits, [], sources)
 
 
 register_task("toy_regression", regression_from_config)
+
+
+def careless_regression_from_config(config: RunConfig) -> tuple[RegressionTask, ScoredTexts]:
+    """The builder above, leaving the task's max_length at its default (256) whatever the config says."""
+    task, data = regression_from_config(config)
+    task.max_length = 256
+    return task, data
+
+
+register_task("toy_regression_careless", careless_regression_from_config)
 
 
 def scored_rows(n: int, seed: int) -> list[tuple[str, str]]:
@@ -184,12 +200,16 @@ def test_a_new_task_is_one_class_and_a_builder(tiny_model_dir, tmp_path, capsys)
             "task=toy_regression",
             f"data.train_file={train}",
             f"data.validation_file={validation}",
+            "training.metric_for_best_model=mse",  # an error goes down: the run kept its worst epoch by it
         ],
     )
     result = run_training(config)
     assert result.metrics["validation"]["r2"] > 0.5  # well above the 0 of predicting the mean
+    history = result.info["history"]
+    assert result.info["best_step"] == min(history, key=lambda h: h["mse"])["step"]
+    assert min(h["mse"] for h in history) < history[0]["mse"]  # the first epoch is not the best: the pick is tested
     out_text = capsys.readouterr().out  # its own metric names are shown (the lines were empty)
-    assert re.search(r"\[eval\] epoch 1\.0 step \d+: r2=", out_text) and re.search(r"validation +r2=.* mse=", out_text)
+    assert re.search(r"\[eval\] epoch 1\.0 step \d+: mse=", out_text) and re.search(r"validation +r2=.* mse=", out_text)
     saved = AutoModelForSequenceClassification.from_pretrained(out)  # a plain Hugging Face model
     assert saved.config.num_labels == 1 and saved.config.problem_type == "regression"
 
@@ -223,6 +243,36 @@ def test_a_new_tasks_real_valued_targets_stay_real_through_cached_features(tiny_
     )
     result = run_training(config)
     assert result.metrics["validation"]["r2"] > 0.3, result.metrics["validation"]
+
+
+def test_a_task_built_without_the_runs_settings_is_refused_before_training(tiny_model_dir, tmp_path):
+    """A builder that dropped training.max_length trained at 256 tokens while config and card said 64; one that
+    dropped the class weights trained unweighted under class_weights=balanced."""
+    train = write_csv(tmp_path / "train.csv", scored_rows(40, 1), header=("text", "score"))
+    base = [*tiny_overrides(tiny_model_dir, tmp_path / "run"), f"data.train_file={train}", f"data.validation_file={train}"]
+    with pytest.raises(ConfigError, match=r"made the task with max_length=256 while training\.max_length=64"):
+        run_training(load_config(None, [*base, "task=toy_regression_careless", "training.max_length=64"]))
+    with pytest.raises(ConfigError, match=r"class_weights=balanced, but its builder gave the task no class weights"):
+        run_training(load_config(None, [*base, "task=toy_regression", "training.class_weights=balanced"]))
+    assert not (tmp_path / "run").exists()
+    task, _ = build_task_and_data(load_config(None, [*base, "task=toy_regression", "training.max_length=64"]))
+    assert task.max_length == 64  # the careful builder passes it on
+
+
+def test_a_name_already_registered_is_refused():
+    """A plugin's register_strategy("frozen") replaced the packaged strategy without a word."""
+
+    class Impostor(BiasOnly):
+        name = "full"
+
+    with pytest.raises(ValueError, match=r"strategy 'full' is already registered by nlp_transfer\.transfer\.full"):
+        register_strategy(Impostor)
+    assert STRATEGIES["full"].__module__ == "nlp_transfer.transfer.full"
+    assert register_strategy(BiasOnly) is BiasOnly  # the same class again (a module reloaded) is no clash
+    with pytest.raises(ValueError, match=r"task 'classification' is already registered by nlp_transfer"):
+        register_task("classification", regression_from_config)
+    register_task("toy_regression", regression_from_config)
+    assert TASKS["toy_regression"] is regression_from_config
 
 
 @pytest.mark.parametrize(

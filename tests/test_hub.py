@@ -529,6 +529,9 @@ def test_the_card_lists_only_the_transfer_settings_its_strategy_reads(trained_ru
     assert "transfer.lora_r" not in full and "transfer.contrastive_pairs" not in full and "transfer.unfreeze_every" not in full
     lora = build_model_card(lora_run, repo_id="a/b", adapter=True).text
     assert "transfer.lora_r" in lora and "transfer.contrastive_pairs" not in lora
+    # read from the strategies themselves (own_options, class flags): lora reads neither pooling nor layer-wise decay
+    assert "transfer.layer_lr_decay" in full and "transfer.freeze_pooler" not in full
+    assert "transfer.pooling" not in lora and "transfer.layer_lr_decay" not in lora
 
 
 def test_only_path_settings_are_cut_labels_that_look_like_paths_are_published_as_they_are():

@@ -75,9 +75,12 @@ def test_both_strategies_refuse_a_head_they_cannot_fit_before_training():
 
 def test_head_fit_logistic_needs_cached_features(sentiment_files, tiny_model_dir, tmp_path):
     base = {"data.train_file": sentiment_files["train"], "transfer.head_fit": "logistic"}
-    for extra in ({"strategy": "full"}, {"strategy": "frozen", "transfer.cache_features": "false"}):
-        with pytest.raises(ConfigError, match=r"transfer\.head_fit=logistic .*Set transfer\.head_fit=steps"):
-            load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, **extra))
+    with pytest.raises(ConfigError, match=r"transfer\.head_fit applies to strategy=frozen or contrastive, not to strategy=full"):
+        load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, strategy="full"))
+    with pytest.raises(ConfigError, match=r"transfer\.head_fit=logistic .*Set transfer\.head_fit=steps"):
+        load_config(
+            None, tiny_overrides(tiny_model_dir, tmp_path, **base, strategy="frozen", **{"transfer.cache_features": "false"})
+        )
     with pytest.raises(ConfigError, match=r"cannot stay frozen; remove transfer\.freeze_pooler"):
         frozen_pooler = {"strategy": "frozen", "transfer.freeze_pooler": "true"}
         load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **base, **frozen_pooler))

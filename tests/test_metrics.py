@@ -85,3 +85,18 @@ def test_a_run_never_imports_the_evaluate_library():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_which_metrics_go_down():
+    """A task's error metric (mse) picked the model of its worst epoch and ranked compare's strategies upside down."""
+    from nlp_transfer.compare.rows import scores_better
+    from nlp_transfer.evaluation.metrics import lower_is_better
+    from nlp_transfer.training.loop import beats
+
+    for name in ("loss", "hamming_loss", "mse", "rmse", "mae", "mean_squared_error", "ece", "perplexity"):
+        assert lower_is_better(name), name
+        assert beats(name, 0.1, 0.2) and not beats(name, 0.3, 0.2)
+        assert scores_better(0.1, 0.2, name)
+    for name in ("accuracy", "f1_macro", "r2", "roc_auc", "entity_f1", "pair_auc", "precision_micro", "loss_ratio"):
+        assert not lower_is_better(name), name
+        assert beats(name, 0.3, 0.2) and not scores_better(0.1, 0.2, name)

@@ -13,6 +13,7 @@ from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.pipeline import run_training
 from nlp_transfer.tasks import build_classification_task
 from nlp_transfer.transfer import (
+    STRATEGIES,
     apply_strategy,
     count_parameters,
     find_encoder_parts,
@@ -89,6 +90,33 @@ def test_layer_lr_decay_exact_rates_for_full(task):
     # the optimizer keeps each group's rate (the scheduler scales them all by the same factor)
     optimizer = torch.optim.AdamW(groups)
     assert sorted({g["lr"] for g in optimizer.param_groups}) == sorted(expected.values())
+
+
+def test_a_run_records_its_layer_wise_rates_in_run_info_and_tensorboard(sentiment_files, tiny_model_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "llrd"
+    values = {"transfer.layer_lr_decay": 0.5, "training.learning_rate": LR, "training.logging_steps": 1}
+    info = run_training(run_config(sentiment_files, tiny_model_dir, out, strategy="full", **values)).info
+    expected = {"head": LR, "layer.1": LR * 0.5, "layer.0": LR * 0.25, "embeddings": LR * 0.125}
+    assert info["learning_rates"] == pytest.approx(expected, rel=1e-12)
+    events = EventAccumulator(str(next((out / "logs").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    first = {tag.rpartition("/")[2]: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"] if "learning_rate/" in tag}
+    assert sorted(first) == sorted(expected)
+    for block, peak in expected.items():  # each block's scheduled rate keeps its share of the head's
+        assert first[block] == pytest.approx(first["head"] * peak / LR, rel=1e-5)
+    # one rate for every group: run_info says so once, and TensorBoard keeps its single curve
+    plain = run_training(
+        run_config(
+            sentiment_files, tiny_model_dir, tmp_path / "plain", strategy="full", **values | {"transfer.layer_lr_decay": 1}
+        )
+    ).info
+    assert plain["learning_rates"] == {"all": LR}
+    events = EventAccumulator(str(next((tmp_path / "plain" / "logs").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    assert "train/learning_rate" in events.Tags()["scalars"]
+    assert not [tag for tag in events.Tags()["scalars"] if "learning_rate/" in tag]
 
 
 def test_no_decay_is_the_same_as_before(task):
@@ -596,6 +624,56 @@ def test_layer_decay_is_refused_where_it_does_not_apply():
                 "transfer.unfreeze_every_steps=5",
             ],
         )
+
+
+#: a valid value other than the default for each strategy's own option
+OWN_OPTION_VALUES = {
+    "cache_features": "false",
+    "head_fit": "logistic",
+    "head_c": "2.0",
+    "freeze_layers": "1",
+    "unfreeze_every": "2",
+    "unfreeze_every_steps": "5",
+    "peft_method": "ia3",
+    "lora_r": "4",
+    "lora_alpha": "8",
+    "lora_dropout": "0.0",
+    "lora_target_modules": "[query]",
+    "lora_pooler": "adapt",
+    "save_merged": "false",
+    "contrastive_pairs": "4",
+    "contrastive_epochs": "2",
+    "contrastive_learning_rate": "1e-4",
+    "contrastive_batch_size": "8",
+    "contrastive_loss": "supcon",
+    "contrastive_temperature": "0.3",
+    "contrastive_encode_once": "false",
+    "contrastive_end_to_end_epochs": "1",
+    "contrastive_end_to_end_learning_rate": "1e-4",
+}
+
+
+def test_an_option_only_other_strategies_read_is_refused():
+    """transfer.lora_r under strategy=full trained a run that ignored it (and recorded it in config and card)."""
+    owned = set().union(*(cls.own_options for cls in STRATEGIES.values()))
+    assert owned == set(OWN_OPTION_VALUES)  # a new option of a strategy gets a value here, so it is tested too
+    for strategy, cls in STRATEGIES.items():
+        for key in sorted(owned - cls.own_options):
+            value = OWN_OPTION_VALUES[key]
+            with pytest.raises(ConfigError, match=rf"transfer\.{key} applies to strategy=.*not to strategy={strategy}"):
+                load_config(None, ["data.train_file=x.csv", f"strategy={strategy}", f"transfer.{key}={value}"])
+        for key in sorted(cls.own_options - {"head_c", "contrastive_end_to_end_learning_rate", "unfreeze_every"}):
+            config = load_config(
+                None, ["data.train_file=x.csv", f"strategy={strategy}", f"transfer.{key}={OWN_OPTION_VALUES[key]}"]
+            )
+            assert getattr(config.transfer, key) != getattr(TransferConfig(), key)
+    # the options that only mean something beside another one
+    with pytest.raises(ConfigError, match=r"transfer\.head_c sets the penalty of transfer\.head_fit=logistic"):
+        load_config(None, ["data.train_file=x.csv", "strategy=frozen", "transfer.head_c=2.0"])
+    with pytest.raises(ConfigError, match=r"contrastive_end_to_end_learning_rate is the rate of phase 3, which is off"):
+        load_config(None, ["data.train_file=x.csv", "strategy=contrastive", "transfer.contrastive_end_to_end_learning_rate=1e-4"])
+    both = ["transfer.head_fit=logistic", "transfer.head_c=2.0", "transfer.contrastive_end_to_end_epochs=1"]
+    assert load_config(None, ["data.train_file=x.csv", "strategy=contrastive", *both]).transfer.head_c == 2.0
 
 
 def test_unknown_architecture_is_a_clear_error():

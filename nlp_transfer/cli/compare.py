@@ -37,6 +37,9 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     compare.add_argument("--output", help="report folder (default: OUTPUT_DIR-compare); runs go under its runs/")
     compare.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
     compare.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier comparison's report and runs in the output folder"
+    )
+    compare.add_argument(
         "--baseline",
         metavar="LABEL",
         help="flag runs scoring below this label's run (same size and seed) as negative transfer, in place of the "
@@ -93,6 +96,7 @@ def run(args: argparse.Namespace) -> None:
         min_steps=args.min_steps,
         debug=args.debug,
         baseline=baseline,
+        overwrite=args.overwrite,
     )
     print("\n" + markdown_table(rows))
     aggregates = aggregate_rows(rows)

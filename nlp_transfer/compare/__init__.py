@@ -29,7 +29,7 @@ from nlp_transfer.compare.plan import (
     run_name,
     split_strategy_overrides,
 )
-from nlp_transfer.compare.report import plot_comparison, plot_curve, write_report
+from nlp_transfer.compare.report import ReportContext, plot_comparison, plot_curve, write_report
 from nlp_transfer.compare.rows import (
     CHILD_RSS,
     CHILD_RSS_BOUND,
@@ -72,6 +72,7 @@ __all__ = [
     "ChildOutcome",
     "ComparisonRow",
     "Point",
+    "ReportContext",
     "aggregate_rows",
     "aggregate_table",
     "child_main",

@@ -165,6 +165,8 @@ def run_config_for(
             run_config.data.sample_seed = base.data.sample_seed + (point.seed_offset or 0)
         if size is not None:  # the first rows left once validation is held out: the same validation at every size
             run_config.data.train_size = size
+    if size is None and min_steps:  # all: the rows the run will train on (the whole split, a cap, a per-class sample)
+        size = rows_at_all(run_config)
     if size is not None:
         training = run_config.training
         per_step = training.batch_size * training.gradient_accumulation_steps
@@ -237,6 +239,26 @@ def training_rows(config: RunConfig) -> int:
     trial.data.per_class, trial.data.train_size = None, None
     reader = TaggedRows(trial.data) if trial.task == "ner" else TextRows(trial.data, trial.task == "multilabel")
     return len(load_splits(trial.data, reader, seed=trial.seed).rows["train"])
+
+
+#: rows_at_all's answers, by data settings: a comparison asks once per run and the data stays the same
+_ROWS_AT_ALL: dict[str, int] = {}
+
+
+def rows_at_all(config: RunConfig) -> int:
+    """How many training rows a run of ``config`` at size ``all`` reads: the split once validation is held out,
+    capped by data.max_train_samples, or the config's data.per_class sample."""
+    from nlp_transfer.data.loading import load_splits
+    from nlp_transfer.data.tagged_rows import TaggedRows
+    from nlp_transfer.data.text_rows import TextRows
+
+    train = Path(config.data.train_file or "")
+    stamp = train.stat().st_mtime_ns if train.is_file() else None  # the same path rewritten is other data
+    key = json.dumps([config.task, config.seed, asdict(config.data), stamp], sort_keys=True, default=str)
+    if key not in _ROWS_AT_ALL:
+        reader = TaggedRows(config.data) if config.task == "ner" else TextRows(config.data, config.task == "multilabel")
+        _ROWS_AT_ALL[key] = len(load_splits(config.data, reader, seed=config.seed).rows["train"])
+    return _ROWS_AT_ALL[key]
 
 
 def varied_seed(run_config: RunConfig) -> int:

@@ -4,36 +4,53 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from nlp_transfer.compare.rows import MEMORY_NOTES, REPORT_FILES, SCRATCH, ComparisonRow
 from nlp_transfer.compare.seeds import AggregateRow, aggregate_rows, aggregate_table, recommendations, several_seeds
 from nlp_transfer.compare.tables import markdown_table
+from nlp_transfer.files import write_text_atomic
 
 
-def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[str, Path]:
+@dataclass
+class ReportContext:
+    """What the rows alone do not say: how many runs the comparison plans, and which label is the baseline."""
+
+    planned: int | None = None  #: runs the comparison will make; fewer rows: the report is incomplete
+    baseline: str | None = SCRATCH  #: the label negative transfer is judged against; None: no baseline run
+
+
+def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path, context: ReportContext | None = None) -> dict[str, Path]:
     """Write compare.json, compare.md and compare.png into ``output_dir``; returns their paths.
 
     Both give a recommendation per size, chosen on validation where the runs report test. Over seeds
     (:func:`several_seeds`) they add the aggregate per strategy and size, and the png draws the mean with a
-    band of one standard deviation.
+    band of one standard deviation. A report with fewer rows than ``context.planned`` says it is incomplete.
     """
+    context = context or ReportContext()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in REPORT_FILES}
     kinds = list(dict.fromkeys(r.memory_kind for r in rows))
-    payload: dict[str, Any] = {"rows": [asdict(r) for r in rows], "memory": kinds[0] if len(kinds) == 1 else kinds}
-    note = (
-        "Peak memory: "
-        + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
-        + ". Each run trains in a process of its own. "
-        + "Negative transfer: the run scored below the baseline ("
-        + (next((r.below for r in rows if r.below), "") or "the from-scratch run")
-        + ") at the same training size and seed."
+    complete = context.planned is None or len(rows) >= context.planned
+    payload: dict[str, Any] = {
+        "rows": [asdict(r) for r in rows],
+        "memory": kinds[0] if len(kinds) == 1 else kinds,
+        "baseline": context.baseline,
+        "planned_runs": context.planned,
+        "complete": complete,
+    }
+    text = (
+        ""
+        if complete
+        else (
+            f"**Incomplete: {len(rows)} of {context.planned} runs so far** (the comparison is running, or was stopped): "
+            "the recommendations cover the finished runs only.\n\n"
+        )
     )
-    text = markdown_table(rows) + "\n\n" + note + "\n"
+    text += markdown_table(rows) + "\n\n" + _notes(kinds, context.baseline) + "\n"
     aggregates = aggregate_rows(rows)
     lines = recommendations(aggregates, rows)
     payload["recommendations"] = lines
@@ -48,9 +65,20 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path) -> dict[
     else:
         text += "\n## Recommendation\n\nOne run a strategy and size: no spread to judge a lead by.\n\n" + advice
         plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
-    paths["compare.json"].write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    paths["compare.md"].write_text(text, encoding="utf-8")
+    write_text_atomic(paths["compare.json"], json.dumps(payload, indent=2))
+    write_text_atomic(paths["compare.md"], text)
     return paths
+
+
+def _notes(kinds: Sequence[str], baseline: str | None) -> str:
+    """The notes under the table: what peak memory measured, and what negative transfer was judged against."""
+    memory = "Peak memory: " + "; ".join(f"{kind}: {MEMORY_NOTES.get(kind, kind)}" for kind in kinds)
+    if baseline is None:
+        negative = "Negative transfer: not checked (no baseline run: --no-scratch without --baseline LABEL)."
+    else:
+        named = "the from-scratch run" if baseline == SCRATCH else baseline
+        negative = f"Negative transfer: the run scored below the baseline ({named}) at the same training size and seed."
+    return f"{memory}. Each run trains in a process of its own. {negative}"
 
 
 def plot_comparison(rows: Sequence[ComparisonRow], path: Path) -> None:

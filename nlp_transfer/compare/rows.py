@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nlp_transfer.evaluation.metrics import lower_is_better
+
 SCRATCH = "scratch"
 
 
@@ -81,4 +83,4 @@ def describe_point(point: Point, seed: int | None) -> str:
 
 def scores_better(value: float, other: float, metric: str) -> bool:
     """Whether ``value`` beats ``other`` on ``metric`` (lower is better for a loss)."""
-    return value < other if metric.endswith("loss") else value > other
+    return value < other if lower_is_better(metric) else value > other

@@ -17,7 +17,7 @@ from nlp_transfer.compare.plan import (
     run_config_for,
     varied_seed,
 )
-from nlp_transfer.compare.report import write_report
+from nlp_transfer.compare.report import ReportContext, write_report
 from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, Point, describe_point
 from nlp_transfer.compare.tables import flag_negative_transfer
 from nlp_transfer.config import RunConfig
@@ -37,6 +37,7 @@ def run_comparison(
     min_steps: int = 0,
     debug: bool = False,
     baseline: str = SCRATCH,
+    overwrite: bool = False,
 ) -> list[ComparisonRow]:
     """Train every strategy (plus the from-scratch baseline) at every training size and seed; write the report.
 
@@ -54,9 +55,11 @@ def run_comparison(
     ``config.output_dir``-compare) after every run. A run that fails is recorded with its error
     (``ComparisonRow.error``) and the comparison goes on. A run that scores below the ``baseline`` label's run
     of the same size and seed (the from-scratch run by default; e.g. the base model when comparing it with
-    models adapted to a domain) is flagged as negative transfer.
+    models adapted to a domain) is flagged as negative transfer. An ``OUTPUT_DIR`` that holds an earlier
+    comparison's report is refused unless ``overwrite``: the new report would hold this comparison's runs alone.
     """
     out = Path(output_dir) if output_dir else default_output_dir(config)
+    check_earlier_report(out, overwrite)
     chosen = dict(strategies) if isinstance(strategies, Mapping) else {name: name for name in strategies}
     if scratch:
         chosen[SCRATCH] = "full"
@@ -65,6 +68,7 @@ def run_comparison(
     labels = label_counts(bases, points)
     check_train_sizes(bases, points)
     check_run_configs(bases, chosen, points, min_steps, out, labels)
+    report = ReportContext(planned=len(points) * len(chosen), baseline=baseline if baseline in chosen else None)
     rows: list[ComparisonRow] = []
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
         for point in points:
@@ -79,7 +83,7 @@ def run_comparison(
                     print(f"=== compare: {name}, {where} failed: {row.error}", file=sys.stderr, flush=True)
                 rows.append(row)
                 flag_negative_transfer(rows, baseline)
-                write_report(rows, out)  # after every run: an interrupted comparison keeps what it measured
+                write_report(rows, out, report)  # after every run: an interrupted comparison keeps what it measured
     return rows
 
 
@@ -103,6 +107,22 @@ def check_run_configs(
         except UserError as err:
             message = str(err)
             raise type(err)(message if message.startswith(f"{name}: ") else f"{name}: {message}") from None
+    metrics = {name: bases[name].training.metric_for_best_model for name in chosen}
+    if len(set(metrics.values())) > 1:  # each row reports its own selection metric: the ranking would mix two
+        shown = ", ".join(f"{name}: {metric}" for name, metric in metrics.items())
+        raise UserError(
+            f"compare ranks every run on one metric, but training.metric_for_best_model differs between the runs "
+            f"({shown}); set it for all of them (without a LABEL: prefix)."
+        )
+
+
+def check_earlier_report(out: Path, overwrite: bool) -> None:
+    """Refuse to write over an earlier comparison's report unless ``overwrite`` (its rows would be lost)."""
+    if (out / "compare.json").is_file() and not overwrite:
+        raise UserError(
+            f"{out} holds an earlier comparison (compare.md); a new one would replace its report and runs. "
+            "Pass --overwrite to replace it, or --output ANOTHER_FOLDER."
+        )
 
 
 def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, scores_better
+from nlp_transfer.evaluation.metrics import lower_is_better
 
 DIGITS = 4  # decimals of a metric in the report; means equal to this precision are a tie
 
@@ -116,7 +117,7 @@ def _choice(row: AggregateRow, validation: bool) -> tuple[float, float]:
 def _ranked(rows: Sequence[AggregateRow], validation: bool) -> list[AggregateRow]:
     """Successful strategies best first: by mean (on validation when ``validation``), then smaller spread, then run order."""
     done = [r for r in rows if r.mean is not None]
-    sign = 1 if done and done[0].metric.endswith("loss") else -1
+    sign = 1 if done and lower_is_better(done[0].metric) else -1
     keys = {id(r): _choice(r, validation) for r in done}
     return sorted(done, key=lambda r: (sign * keys[id(r)][0], keys[id(r)][1]))
 
@@ -179,11 +180,13 @@ def lead_text(best: AggregateRow, other: AggregateRow, runs: Sequence[Comparison
         return float((run.validation if validation else run.value) or 0.0)
 
     lead = paired_lead(
-        {r.seed: score(r) for r in mine}, {r.seed: score(r) for r in theirs}, lower_is_better=best.metric.endswith("loss")
+        {r.seed: score(r) for r in mine}, {r.seed: score(r) for r in theirs}, lower_is_better=lower_is_better(best.metric)
     )
     if lead is None or lead.low is None or lead.high is None:
         return ""
     verdict = "the seeds separate them" if lead.separated else "within what the seeds move, either will do"
+    if lead.same_every_seed and not lead.separated:
+        verdict = "the same difference on every seed, too few seeds to tell them apart (6 would)"
     mean, low, high = (f"{round(v, DIGITS) + 0.0:.{DIGITS}f}" for v in (lead.mean, lead.low, lead.high))  # no "-0.0000"
     # a seed that failed for one of them leaves fewer pairs than means: the pairs can then disagree with the means
     common = f" on the {lead.seeds} seeds both finished" if lead.seeds < max(len(mine), len(theirs)) else ""

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from nlp_transfer.config.schema import RunConfig
+from nlp_transfer.config.schema import RunConfig, TransferConfig
 from nlp_transfer.errors import ConfigError
 
 
@@ -113,6 +113,7 @@ def check_values(config: RunConfig, source: str) -> None:
     check_per_class(config, source)
     check_pseudo_labels(config, source)
     check_head_fit(config, source)
+    check_end_to_end_rate(config, source)
 
 
 def check_long_text(config: RunConfig, source: str) -> None:
@@ -147,6 +148,11 @@ def check_head_fit(config: RunConfig, source: str) -> None:
     """A head fitted in one solve needs cached features (strategy contrastive, or frozen with its cache) and class
     labels: classification or multilabel (ner, and a task added outside the package, train their head in steps)."""
     if config.transfer.head_fit == "steps":
+        if config.transfer.head_c != TransferConfig().head_c:  # the penalty of a solve that never runs
+            raise ConfigError(
+                f"{source}: transfer.head_c sets the penalty of transfer.head_fit=logistic; this run's head trains in "
+                "steps and would ignore it. Remove transfer.head_c, or set transfer.head_fit=logistic."
+            )
         return
     if not caches_features(config) or config.task not in ("classification", "multilabel"):
         raise ConfigError(
@@ -165,6 +171,19 @@ def check_head_fit(config: RunConfig, source: str) -> None:
             f"{source}: training.class_weights={config.training.class_weights} weights the loss of a head trained in "
             "steps (or contrastive's end-to-end phase); transfer.head_fit=logistic solves an unweighted head. Set "
             "transfer.head_fit=steps, or drop class_weights."
+        )
+
+
+def check_end_to_end_rate(config: RunConfig, source: str) -> None:
+    """contrastive's phase-3 learning rate needs phase 3 (``transfer.contrastive_end_to_end_epochs`` > 0)."""
+    t = config.transfer
+    if (
+        t.contrastive_end_to_end_epochs == 0
+        and t.contrastive_end_to_end_learning_rate != TransferConfig().contrastive_end_to_end_learning_rate
+    ):
+        raise ConfigError(
+            f"{source}: transfer.contrastive_end_to_end_learning_rate is the rate of phase 3, which is off "
+            "(transfer.contrastive_end_to_end_epochs=0) and would ignore it. Set contrastive_end_to_end_epochs, or remove the rate."
         )
 
 

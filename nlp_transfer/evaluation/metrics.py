@@ -53,6 +53,16 @@ def entity_metrics(
     return entity_scores(predictions, references, raw)
 
 
+#: a metric whose name is one of these, or ends in ``_`` and one of these, goes down as a model improves
+LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "ece", "brier", "perplexity")
+
+
+def lower_is_better(metric_name: str) -> bool:
+    """Whether a lower ``metric_name`` is better: ``loss``, ``hamming_loss``, ``mse``, ``mean_absolute_error``, ...
+    (:data:`LOWER_IS_BETTER`); every other metric is better higher."""
+    return any(metric_name == end or metric_name.endswith(f"_{end}") for end in LOWER_IS_BETTER)
+
+
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Only the numbers of a metrics dict (for logs and progress lines)."""
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

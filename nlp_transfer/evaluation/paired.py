@@ -27,9 +27,19 @@ class PairedLead:
     seeds: int  # seeds on which both succeeded
 
     @property
+    def same_every_seed(self) -> bool:
+        """Whether every seed gave the same difference: the t-interval then has no width, and says nothing."""
+        return self.low is not None and self.high is not None and math.isclose(self.low, self.high, abs_tol=1e-9)
+
+    @property
     def separated(self) -> bool:
-        """Whether the interval excludes zero (never with one seed)."""
-        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
+        """Whether the interval excludes zero (never with one seed). The same difference on every seed separates
+        them only as a two-sided sign test would (``2 * 0.5**seeds`` under ``1 - CONFIDENCE``: 6 seeds or more)."""
+        if self.low is None or self.high is None:
+            return False
+        if self.same_every_seed:
+            return self.mean != 0 and 2 * 0.5**self.seeds < 1 - CONFIDENCE
+        return self.low > 0 or self.high < 0
 
 
 def paired_lead(

@@ -150,25 +150,13 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> 
     return results
 
 
-#: transfer settings that only some strategies read (by key prefix): a card lists them for those strategies alone,
-#: so a full fine-tuning run does not show LoRA ranks it never used; settings of no prefix here are always listed
-STRATEGY_SETTINGS = {
-    "lora_": ("lora",),
-    "peft_method": ("lora",),
-    "save_merged": ("lora",),
-    "contrastive_": ("contrastive",),
-    "unfreeze_every": ("gradual_unfreezing",),
-    "freeze_layers": ("freeze_layers",),
-    "cache_features": ("frozen",),
-    "freeze_pooler": ("frozen",),
-    "head_": ("frozen", "contrastive"),
-}
-
-
 def _read_by(key: str, strategy: str) -> bool:
-    """Whether a run of ``strategy`` reads ``transfer.<key>`` (:data:`STRATEGY_SETTINGS`)."""
-    owners = next((names for prefix, names in STRATEGY_SETTINGS.items() if key.startswith(prefix)), None)
-    return owners is None or strategy in owners
+    """Whether a run of ``strategy`` reads ``transfer.<key>``: a card lists a setting only for the strategies that read
+    it, so a full fine-tuning run does not show LoRA ranks it never used."""
+    from nlp_transfer.transfer.base import strategies_reading
+
+    readers = strategies_reading(key)
+    return readers is None or strategy in readers
 
 
 def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tuple[str, Any]]:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from nlp_transfer.config import TrainingConfig
 from nlp_transfer.errors import ConfigError, UserError
-from nlp_transfer.evaluation.metrics import scalar_metrics
+from nlp_transfer.evaluation.metrics import lower_is_better, scalar_metrics
 from nlp_transfer.training.accelerator import flat_hparams, load_best_model, make_accelerator
 from nlp_transfer.training.batches import MODEL_COLUMNS, LengthSortedBatches, batch_rows, make_dataloader
 from nlp_transfer.training.callbacks import TrainingCallback
@@ -442,8 +442,18 @@ def log_window(loop: Loop, progress: tqdm) -> None:
     rate = window.samples / elapsed if elapsed > 0 else 0.0
     progress.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{rate:.1f}")
     record = {"train/loss": mean_loss, "train/learning_rate": loop.scheduler.get_last_lr()[0], "train/samples_per_second": rate}
+    record.update(block_learning_rates(loop.optimizer.param_groups))
     accelerator.log(record, step=loop.state.global_step)
     window.reset()
+
+
+def block_learning_rates(param_groups: list[dict[str, Any]]) -> dict[str, float]:
+    """``train/learning_rate/BLOCK`` for each block of layer-wise rates (none when every group shares one rate)."""
+    rates: dict[str, float] = {}
+    for group in param_groups:
+        if "block" in group and group["params"]:
+            rates.setdefault(f"train/learning_rate/{group['block']}", float(group["lr"]))
+    return rates if len(set(rates.values())) > 1 else {}
 
 
 def end_epoch(loop: Loop, epoch: int) -> None:
@@ -461,7 +471,7 @@ def beats(metric_name: str, value: float, best: float | None) -> bool:
     """Whether validation ``value`` of ``metric_name`` improves on ``best`` (None: nothing yet); losses go down."""
     if best is None:
         return True
-    return value < best if metric_name.endswith(("loss", "hamming_loss")) else value > best
+    return value < best if lower_is_better(metric_name) else value > best
 
 
 def evaluate_and_checkpoint(loop: Loop) -> None:

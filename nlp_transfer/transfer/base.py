@@ -135,6 +135,9 @@ class Strategy:
     #: whether ``fit`` of :meth:`parameter_groups` (with :meth:`callbacks`) trains as this strategy does: the Python
     #: API's ``apply_strategy``; False for a strategy whose own :meth:`train` runs phases that ``fit`` alone would skip
     one_fit_of_its_groups: ClassVar[bool] = True
+    #: the ``transfer.*`` keys of options particular to this strategy (``lora_r`` for lora). A key that some registered
+    #: strategy lists and this one does not is refused when set away from its default: it would be silently ignored
+    own_options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: TransferConfig | None = None, extensions: list[TransferExtension] | None = None) -> None:
         self.options = options or TransferConfig()
@@ -161,8 +164,20 @@ class Strategy:
             raise ConfigError(
                 f"transfer.freeze_pooler applies to {readers}, not to strategy={self.name} (its pooler trains); remove it."
             )
+        self._refuse_unread_options(config)
         for extension in self.extensions:
             extension.check(config, self)
+
+    def _refuse_unread_options(self, config: RunConfig) -> None:
+        """Refuse a set option that only other strategies read (``transfer.lora_r`` under strategy=full)."""
+        defaults = TransferConfig()
+        for key in sorted(set().union(*(cls.own_options for cls in STRATEGIES.values())) - self.own_options):
+            if getattr(config.transfer, key) != getattr(defaults, key):
+                names = strategies_reading(key) or []
+                raise ConfigError(
+                    f"transfer.{key} applies to strategy={' or '.join(names)}, not to strategy={self.name}, which would "
+                    f"ignore it; remove it or pick that strategy (compare: prefix it, {names[0]}:transfer.{key}=...)."
+                )
 
     # ------------------------------------------------------------------ preparing
 
@@ -224,10 +239,33 @@ class Strategy:
 STRATEGIES: dict[str, type[Strategy]] = {}
 
 
+#: transfer options that the strategies with this class flag read (the others read only their ``own_options``)
+FLAGGED_OPTIONS = {"layer_lr_decay": "uses_layer_lr_decay", "freeze_pooler": "reads_freeze_pooler", "pooling": "pools_tokens"}
+
+
+def strategies_reading(key: str) -> list[str] | None:
+    """The registered strategies that read ``transfer.<key>``; None for an option that every strategy reads."""
+    flag = FLAGGED_OPTIONS.get(key)
+    if flag is not None:
+        return [name for name, cls in STRATEGIES.items() if getattr(cls, flag)]
+    owners = [name for name, cls in STRATEGIES.items() if key in cls.own_options]
+    return owners or None
+
+
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make ``cls`` selectable as ``strategy: cls.name``."""
+    """Class decorator: make ``cls`` selectable as ``strategy: cls.name``.
+
+    A name already taken by another class is refused: a plugin would otherwise replace a strategy without a word.
+    The same class defined again (a module reloaded) replaces itself.
+    """
     if not cls.name:
         raise ValueError(f"{cls.__name__} needs a name to be registered")
+    taken = STRATEGIES.get(cls.name)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(
+            f"strategy {cls.name!r} is already registered by {taken.__module__}.{taken.__qualname__}; "
+            f"give {cls.__module__}.{cls.__qualname__} another name."
+        )
     STRATEGIES[cls.name] = cls
     return cls
 

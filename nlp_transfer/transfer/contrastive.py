@@ -75,6 +75,21 @@ class ContrastiveFewShot(Strategy):
     uses_layer_lr_decay = False
     pools_tokens = True
     one_fit_of_its_groups = False  # its train() runs the pair phase before the head
+    own_options = frozenset(
+        {
+            "contrastive_pairs",
+            "contrastive_epochs",
+            "contrastive_learning_rate",
+            "contrastive_batch_size",
+            "contrastive_loss",
+            "contrastive_temperature",
+            "contrastive_encode_once",
+            "contrastive_end_to_end_epochs",
+            "contrastive_end_to_end_learning_rate",
+            "head_fit",
+            "head_c",
+        }
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

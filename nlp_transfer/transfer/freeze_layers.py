@@ -17,6 +17,7 @@ class FreezeBottomLayers(Strategy):
     name = "freeze_layers"
     logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
     trains_embeddings = False
+    own_options = frozenset({"freeze_layers"})
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """The layers above the frozen ones and the head, with layer-wise decay if set."""

@@ -45,6 +45,7 @@ class FrozenEncoder(Strategy):
     uses_layer_lr_decay = False
     pools_tokens = True
     reads_freeze_pooler = True
+    own_options = frozenset({"cache_features", "head_fit", "head_c"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

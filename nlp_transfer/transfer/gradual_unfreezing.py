@@ -91,6 +91,7 @@ class GradualUnfreezing(Strategy):
     """The first phase trains the head, each later phase one more block (top layer first, embeddings last)."""
 
     name = "gradual_unfreezing"
+    own_options = frozenset({"unfreeze_every", "unfreeze_every_steps"})
     logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
 
     def check(self, config: RunConfig) -> None:

@@ -24,6 +24,9 @@ class LoRA(Strategy):
     logits_only = True  # trains through the model's own forward: the last layer may skip unread positions
     trains_embeddings = False
     uses_layer_lr_decay = False
+    own_options = frozenset(
+        {"peft_method", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "lora_pooler", "save_merged"}
+    )
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """The model wrapped in a ``peft.PeftModel`` with fresh adapters."""
