@@ -698,3 +698,21 @@ def test_a_lead_of_float_noise_reads_zero_not_minus_zero():
     ]
     text = recommendation(aggregate_rows(rows), rows)
     assert "use frozen" in text and "leads by 0.0000" in text and "-0.0000" not in text, text
+
+
+def test_a_strategys_own_options_reach_its_runs_only():
+    """A LoRA recipe compared with full fine-tuning: its lora_* settings would now be refused under strategy=full;
+    they go to the lora runs, a label's own override is checked against the label's strategy."""
+    from nlp_transfer.compare import label_config
+    from nlp_transfer.compare.plan import fitted_to_strategy
+    from nlp_transfer.config import load_config
+
+    lora_recipe = load_config("recipes/configs/sentiment/minilm_lora.yaml")
+    assert lora_recipe.transfer.lora_target_modules == ["query", "value"]
+    full = fitted_to_strategy(lora_recipe, "full", lora_recipe)
+    assert full.transfer.lora_target_modules is None and lora_recipe.transfer.lora_target_modules == ["query", "value"]
+    assert fitted_to_strategy(lora_recipe, "lora", lora_recipe).transfer.lora_target_modules == ["query", "value"]
+    tuned = label_config(lora_recipe, "full", ["training.learning_rate=1e-4"], "recipe.yaml")
+    assert (tuned.strategy, tuned.training.learning_rate, tuned.transfer.lora_target_modules) == ("full", 1e-4, None)
+    with pytest.raises(ConfigError, match=r"recipe\.yaml: transfer\.lora_r applies to strategy=lora, not to strategy=full"):
+        label_config(lora_recipe, "full", ["transfer.lora_r=4"], "recipe.yaml")

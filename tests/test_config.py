@@ -124,7 +124,6 @@ def test_defaults_and_range_boundaries_pass():
         "training.early_stopping_patience=null",
         "training.max_grad_norm=null",
         "transfer.layer_lr_decay=1",
-        "transfer.lora_dropout=0",
         "transfer.freeze_layers=0",
         "data.max_train_samples=1",
         "task=ner",
@@ -132,6 +131,7 @@ def test_defaults_and_range_boundaries_pass():
     ]
     config = load_config(None, ["data.train_file=a.csv", *boundaries])
     assert config.transfer.layer_lr_decay == 1.0 and config.training.save_steps is None
+    assert load_config(None, ["data.train_file=a.csv", "strategy=lora", "transfer.lora_dropout=0"]).transfer.lora_dropout == 0
 
 
 def test_invalid_yaml_names_the_line(tmp_path):

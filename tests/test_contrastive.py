@@ -86,7 +86,7 @@ def test_setfit_pair_count_matches_enumerating_every_pair(labels, per_example):
 
 def test_contrastive_pairs_setfit_is_a_valid_setting_and_a_typo_is_not(tmp_path, tiny_model_dir):
     def pairs(value):
-        extra = {"transfer.contrastive_pairs": value, "data.train_file": "train.csv"}
+        extra = {"strategy": "contrastive", "transfer.contrastive_pairs": value, "data.train_file": "train.csv"}
         return load_config(None, tiny_overrides(tiny_model_dir, tmp_path, **extra)).transfer.contrastive_pairs
 
     assert pairs("setfit") == "setfit" and pairs(7) == 7

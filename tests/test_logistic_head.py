@@ -113,6 +113,8 @@ def test_a_logistic_head_run_changes_only_the_head_and_predicts_the_solved_regre
     }
     if strategy == "contrastive":
         del values["transfer.pooling"]
+    else:  # options of contrastive's pair phase are refused under frozen
+        del values["transfer.contrastive_pairs"], values["transfer.contrastive_learning_rate"]
     out = tmp_path / "run"
     result = run_training(load_config(None, tiny_overrides(tiny_model_dir, out, **values)))
     start, final = load_file(f"{tiny_model_dir}/model.safetensors"), load_file(str(out / "model.safetensors"))

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
         aggregate_table,
         default_output_dir,
         failure_summary,
+        label_config,
         markdown_table,
         parse_per_class,
         parse_strategies,
@@ -92,7 +93,9 @@ def run(args: argparse.Namespace) -> None:
         seeds=args.seeds,
         output_dir=output,
         scratch=not args.no_scratch,
-        strategy_configs={name: load_config(args.config, common + extra) for name, extra in own.items()},
+        strategy_configs={  # each label's own overrides are checked against its own strategy
+            name: label_config(config, strategies.get(name, "full"), extra, name) for name, extra in own.items()
+        },
         min_steps=args.min_steps,
         debug=args.debug,
         baseline=baseline,

@@ -143,6 +143,33 @@ def run_name(label: str, point: Point, run_config: RunConfig) -> str:
     return name if point.seed_offset is None else f"{name}-seed{run_config.seed}"
 
 
+def fitted_to_strategy(base: RunConfig, strategy: str, common: RunConfig) -> RunConfig:
+    """``base`` for a run of ``strategy``: options that only other strategies read go back to their defaults where the
+    shared config set them (a LoRA recipe's ``lora_r`` does not reach its full fine-tuning run), and stay where a
+    ``LABEL:`` override set them for this run, to be refused there."""
+    from nlp_transfer.transfer.base import STRATEGIES
+
+    fitted = copy.deepcopy(base)
+    own = STRATEGIES[strategy].own_options if strategy in STRATEGIES else frozenset()
+    defaults = TransferConfig()
+    for key in set().union(*(cls.own_options for cls in STRATEGIES.values())) - own:
+        if getattr(base.transfer, key) == getattr(common.transfer, key):
+            setattr(fitted.transfer, key, getattr(defaults, key))
+    return fitted
+
+
+def label_config(common: RunConfig, strategy: str, overrides: Sequence[str], source: str) -> RunConfig:
+    """The config of one label's runs: the shared config fitted to the label's strategy, then its ``LABEL:``
+    overrides, checked against that strategy (``fl:transfer.freeze_layers=2`` under a full fine-tuning recipe)."""
+    from nlp_transfer.config import config_to_dict
+    from nlp_transfer.config.parse import apply_overrides, config_from_dict
+
+    raw = config_to_dict(fitted_to_strategy(common, strategy, common))
+    raw["strategy"] = strategy
+    apply_overrides(raw, list(overrides))
+    return config_from_dict(raw, source=source)
+
+
 def run_config_for(
     base: RunConfig, name: str, strategy: str, point: Point, min_steps: int, runs_dir: Path, labels: int
 ) -> RunConfig:

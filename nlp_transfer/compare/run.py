@@ -13,6 +13,7 @@ from nlp_transfer.compare.plan import (
     check_train_sizes,
     comparison_points,
     default_output_dir,
+    fitted_to_strategy,
     label_counts,
     run_config_for,
     varied_seed,
@@ -64,7 +65,7 @@ def run_comparison(
     if scratch:
         chosen[SCRATCH] = "full"
     points = comparison_points(train_sizes, per_class, seeds)
-    bases = {name: (strategy_configs or {}).get(name, config) for name in chosen}
+    bases = {name: fitted_to_strategy((strategy_configs or {}).get(name, config), chosen[name], config) for name in chosen}
     labels = label_counts(bases, points)
     check_train_sizes(bases, points)
     check_run_configs(bases, chosen, points, min_steps, out, labels)

@@ -33,12 +33,17 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         set_override(raw, key, value)
     if path is not None:
         deep_update(raw, _read_yaml(Path(path)))
+    apply_overrides(raw, overrides)
+    return config_from_dict(raw, source=str(path) if path else "config")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    """Set each ``key=value`` of ``overrides`` in the nested config dict ``raw``, the value read as YAML."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: write overrides as key=value, e.g. training.epochs=3")
         set_override(raw, key.strip(), parse_override(key.strip(), text))
-    return config_from_dict(raw, source=str(path) if path else "config")
 
 
 def load_saved_config(path: str | Path) -> RunConfig:
