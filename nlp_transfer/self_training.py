@@ -28,6 +28,7 @@ import numpy as np
 from nlp_transfer.config import RunConfig, save_config
 from nlp_transfer.data.pseudo_labels import class_shares, select_pseudo_labels, write_pseudo_labels
 from nlp_transfer.errors import DataError
+from nlp_transfer.files import write_text_atomic
 from nlp_transfer.run_info import RunInfo
 
 ROUNDS_DIR = "self_training"
@@ -47,6 +48,8 @@ def run_self_training(
 
     output_dir, state = Path(config.output_dir), process_state()
     replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
+    if resume and (output_dir / FINISHING).is_file():
+        return complete_finish(config, state)
     splits = labelled_splits(config)  # every input read and checked before --overwrite moves the earlier run aside
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
@@ -157,10 +160,10 @@ def pseudo_label_round(
             max_per_class=config.self_training.max_per_class,
         )
         write_pseudo_labels(path, chosen)
-        if chosen:  # a teacher that labelled nothing stays the run's model
-            remove_teacher_weights(teacher_dir)
     state.wait_for_everyone()  # the other processes read the labels the main process chose
     labels_of = [json.loads(line)["label"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if labels_of and state.is_main_process:  # a teacher that labelled nothing stays the run's model; a resumed run
+        remove_teacher_weights(teacher_dir)  # stopped after writing the labels deletes the weights now
     counts = dict(sorted(Counter(labels_of).items()))
     state.print(f"self-training: {len(labels_of):,} of {len(texts):,} unlabelled texts pseudo-labelled {counts} ({path})")
     if not labels_of:
@@ -281,18 +284,8 @@ def finish(
         "stopping_round": stopping[0] if stopping else None,  # its pseudo-labels (none), which ended the rounds
     }
     if state.is_main_process:
-        from nlp_transfer.pipeline import DATA_RECORD
-
-        (output_dir / DATA_RECORD).unlink(missing_ok=True)  # a finished run keeps no record (the last round's, if kept)
-        for entry in list(last_dir.iterdir()):
-            target = output_dir / entry.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-        save_config(config, output_dir / "config.yaml")
-        info = RunInfo.read(output_dir)
-        info.self_training = summary
-        info.write(output_dir)
+        write_text_atomic(output_dir / FINISHING, json.dumps({"last_round": last_dir.name, "summary": summary}))
+        move_up_last_round(config)
         report_gain(rounds)
         if config.hub.push:
             from nlp_transfer.hub import push_configured_run
@@ -300,6 +293,50 @@ def finish(
             print(f"pushed to {push_configured_run(config.hub, output_dir)}")
     state.wait_for_everyone()
     return dataclasses.replace(result, output_dir=output_dir, info=RunInfo.read(output_dir).to_dict())
+
+
+#: written before the last round's files move up into the run directory, removed once they all have: a run stopped
+#: in between is completed by --resume from it (its files split between two folders are no run otherwise)
+FINISHING = f"{ROUNDS_DIR}/finishing.json"
+
+
+def move_up_last_round(config: RunConfig) -> None:
+    """Move the last round's files up into the run directory (``FINISHING`` names it and holds the rounds' summary),
+    the run's config and run_info written before ``metrics.json``, the file that marks a run as finished."""
+    from nlp_transfer.pipeline import DATA_RECORD, METRICS_FILE
+
+    output_dir = Path(config.output_dir)
+    finishing = json.loads((output_dir / FINISHING).read_text(encoding="utf-8"))
+    last_dir = output_dir / ROUNDS_DIR / finishing["last_round"]
+    (output_dir / DATA_RECORD).unlink(missing_ok=True)  # a finished run keeps no record (the last round's, if kept)
+    for entry in sorted(last_dir.iterdir(), key=lambda e: e.name == METRICS_FILE):  # metrics.json last
+        target = output_dir / entry.name
+        if entry.name == METRICS_FILE:
+            save_config(config, output_dir / "config.yaml")
+            info = RunInfo.read(output_dir)
+            info.self_training = finishing["summary"]
+            info.write(output_dir)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    (output_dir / FINISHING).unlink()
+
+
+def complete_finish(config: RunConfig, state: Any) -> Any:
+    """``--resume`` of a run stopped while its last round's files moved up: finish moving them, retrain nothing."""
+    from nlp_transfer.pipeline import RunResult
+
+    output_dir = Path(config.output_dir)
+    if state.is_main_process:
+        move_up_last_round(config)
+        state.print(f"self-training: every round had finished; the last round's files are now {output_dir}'s own")
+        if config.hub.push:
+            from nlp_transfer.hub import push_configured_run
+
+            print(f"pushed to {push_configured_run(config.hub, output_dir)}")
+    state.wait_for_everyone()
+    metrics = json.loads((output_dir / "metrics.json").read_text(encoding="utf-8"))
+    return RunResult(output_dir=output_dir, metrics=metrics, info=RunInfo.read(output_dir).to_dict())
 
 
 def report_gain(rounds: list[dict[str, Any]]) -> None:

@@ -217,11 +217,42 @@ def test_resume_reuses_finished_rounds(self_trained, tiny_model_dir, monkeypatch
 
     monkeypatch.setattr(self_training, "train_round", counting)
     monkeypatch.setattr(self_training, "teacher_probabilities", lambda *a: pytest.fail("the labels were already chosen"))
+    teacher_weights = run / "self_training/round_0/model.safetensors"
+    teacher_weights.write_bytes(b"stopped after the labels were written, before the weights were deleted")
     result = run_training(config, resume=True)
+    assert not teacher_weights.exists()  # the resumed run deletes them (they stayed for good)
     assert trained == ["round_0", "round_1"]  # round_0 is read back (its metrics.json), not retrained
     assert (run / "self_training/round_0/metrics.json").stat().st_mtime_ns == round_0_written
     assert (run / "self_training/pseudo_labels_round_1.jsonl").read_text() == labels_before
     assert result.metrics["test"]["accuracy"] >= 0.75
+
+
+def test_a_run_stopped_while_its_last_round_moves_up_is_completed_by_resume(self_trained, tmp_path, monkeypatch):
+    """Killed between moving the last round's files up: the folder held metrics.json and no model, --resume called it
+    complete and predict no model; or config and run_info were the last round's. Resume now finishes the move."""
+    import os
+    import shutil
+
+    from nlp_transfer import self_training
+    from nlp_transfer.pipeline import run_training
+
+    _, base, _ = self_trained
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    finished = json.loads((run / "run_info.json").read_text())
+    last = run / "self_training" / "round_1"
+    last.mkdir(exist_ok=True)
+    for name in ("model.safetensors", "metrics.json"):  # these had not moved up yet
+        os.replace(run / name, last / name)
+    round_info = {k: v for k, v in finished.items() if k != "self_training"}
+    (run / "run_info.json").write_text(json.dumps(round_info))  # the last round's, moved up but not yet completed
+    (run / self_training.FINISHING).write_text(json.dumps({"last_round": "round_1", "summary": finished["self_training"]}))
+    monkeypatch.setattr(self_training, "train_round", lambda *a, **k: pytest.fail("every round had finished"))
+    result = run_training(load_config(run / "config.yaml", [f"output_dir={run}"]), resume=True)
+    assert (run / "model.safetensors").is_file() and (run / "metrics.json").is_file() and not list(last.iterdir())
+    assert not (run / self_training.FINISHING).exists()
+    assert result.info["self_training"] == finished["self_training"]
+    assert result.metrics == json.loads((base / "run" / "metrics.json").read_text())
 
 
 def test_a_round_without_any_confident_pseudo_label_says_so(tmp_path, monkeypatch, capsys):
