@@ -716,3 +716,41 @@ def test_a_strategys_own_options_reach_its_runs_only():
     assert (tuned.strategy, tuned.training.learning_rate, tuned.transfer.lora_target_modules) == ("full", 1e-4, None)
     with pytest.raises(ConfigError, match=r"recipe\.yaml: transfer\.lora_r applies to strategy=lora, not to strategy=full"):
         label_config(lora_recipe, "full", ["transfer.lora_r=4"], "recipe.yaml")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_run_ends_with_the_comparison_that_started_it(tmp_path):
+    """A comparison killed with SIGKILL left its run's process training for a while into a folder a rerun clears."""
+    import subprocess
+    import textwrap
+    import time
+
+    script = tmp_path / "parent.py"
+    child_code = (
+        "import os, time; from nlp_transfer.compare.child import end_with_parent; end_with_parent(os.getppid()); "
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    script.write_text(
+        textwrap.dedent(f"""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", {child_code!r}], stdout=subprocess.PIPE)
+        child.stdout.readline()
+        print(child.pid, flush=True)
+        time.sleep(120)
+        """)
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running(child)

@@ -104,6 +104,7 @@ def train_in_child(run_config: RunConfig, *, from_scratch: bool, jobs: Path, deb
     job, result = jobs / f"{stem}.job.json", jobs / f"{stem}.result.json"
     result.unlink(missing_ok=True)
     spec = {"config": config_to_dict(run_config), "from_scratch": from_scratch, "debug": debug, "result": str(result)}
+    spec["parent_pid"] = os.getpid()
     spec["imports"], spec["sys_path"] = plugin_modules(run_config), list(sys.path)
     job.write_text(json.dumps(spec), encoding="utf-8")
     outcome = run_child([sys.executable, "-m", "nlp_transfer.compare", str(job)])
@@ -221,6 +222,21 @@ def _train_job(job: Mapping[str, Any]) -> int | None:
     return int(torch.cuda.max_memory_allocated()) if cuda else None
 
 
+def end_with_parent(parent_pid: int | None) -> None:
+    """Ask Linux to end this child when the comparison that started it dies (SIGKILL leaves it no time to stop its
+    children): an orphaned run kept training into a folder the next comparison clears. Elsewhere a no-op."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        raise SystemExit(f"error: the comparison that started this run (process {parent_pid}) has ended")
+
+
 def child_main(argv: Sequence[str]) -> int:
     """Entry of a run's child process: ``python -m nlp_transfer.compare JOB.json`` (written by :func:`train_in_child`).
 
@@ -233,6 +249,7 @@ def child_main(argv: Sequence[str]) -> int:
         print("usage: python -m nlp_transfer.compare JOB.json (nlp-transfer compare writes the job)", file=sys.stderr)
         return 2
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    end_with_parent(job.get("parent_pid"))
     result = Path(job["result"])
     quiet_libraries(bool(job["debug"]))
 
