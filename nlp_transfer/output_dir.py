@@ -34,6 +34,11 @@ def check_replaceable(output_dir: Path, data_files: Iterable[str | None]) -> Non
             "replaces runs. Empty the folder or set output_dir to another one."
         )
     target = output_dir.resolve()
+    if target == Path.cwd().resolve() or target in Path.cwd().resolve().parents:
+        raise UserError(
+            f"output_dir={output_dir} is the folder this command runs in (or holds it), which --overwrite cannot move "
+            "aside. Run the command from another folder, or set output_dir to another folder."
+        )
     for path in data_files:
         if path and Path(path).exists() and target in Path(path).resolve().parents:
             raise UserError(

@@ -425,7 +425,7 @@ def test_overwrite_restores_the_earlier_run_when_training_fails_and_replaces_it_
     assert (run / "model.safetensors").read_bytes() != before["model.safetensors"] and not replaced_path(run).exists()
 
 
-def test_overwrite_refuses_a_folder_no_run_wrote_or_one_holding_the_data(trained_run, tmp_path, capsys):
+def test_overwrite_refuses_a_folder_no_run_wrote_or_one_holding_the_data(trained_run, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "notes.txt").write_text("precious")
@@ -439,6 +439,12 @@ def test_overwrite_refuses_a_folder_no_run_wrote_or_one_holding_the_data(trained
     args = ["recipes/configs/sentiment/minilm_full.yaml", f"output_dir={run}", f"data.train_file={data}", "--overwrite"]
     code, _, err = cli_in_process(capsys, "train", *args)
     assert code == 2 and "holds this run's data file" in err and data.is_file(), err
+    # the folder the command runs in: output_dir=. ended in a traceback (renaming "." failed)
+    here = copy_of_run(trained_run, tmp_path / "here")
+    monkeypatch.chdir(here)
+    args = [str(Path(__file__).parents[1] / "recipes/configs/sentiment/minilm_full.yaml"), "output_dir=.", "--overwrite"]
+    code, _, err = cli_in_process(capsys, "train", *args, f"data.train_file={trained_run['val']}")
+    assert code == 2 and "is the folder this command runs in" in err and (here / "metrics.json").is_file(), err
 
 
 def test_resume_of_a_complete_run_says_it_is_complete_and_touches_nothing(trained_run, tmp_path, capsys):

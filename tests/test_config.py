@@ -308,3 +308,23 @@ def test_a_quoted_whole_number_reads_for_an_integer_setting_as_it_does_for_a_flo
     assert (config.training.epochs, config.training.learning_rate) == (3, 2e-5)
     with pytest.raises(ConfigError, match=r"training\.epochs must be int, got '3\.5'"):
         load_config(write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: '3.5'\n"))
+
+
+def test_settings_typed_as_users_type_them(tmp_path, monkeypatch):
+    """A tab or a space given as a text setting became null; data.token_col got the Hub-token message instead of a
+    suggestion; a file's 3.0 was a "_FloatWithText"; output_dir=~/runs made a folder named ~ in the current one."""
+    base = ["data.train_file=a.csv"]
+    assert load_config(None, [*base, "data.delimiter=\t"]).data.delimiter == "\t"
+    with pytest.raises(ConfigError, match=r"data\.label_separator must be a non-blank string .*got ' '"):  # not "got None"
+        load_config(None, [*base, "data.label_separator= "])
+    with pytest.raises(ConfigError, match=r"unknown config key 'data\.token_col'\. Did you mean 'data\.token_column'\?"):
+        load_config(None, [*base, "data.token_col=1"])
+    with pytest.raises(ConfigError, match="A Hub token is never a config setting"):
+        load_config(None, [*base, "hub.hf_token=hf_x"])
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 3.0\n")
+    with pytest.raises(ConfigError, match=r"training\.epochs must be int, got 3\.0 \(float\)"):
+        load_config(path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_config(None, ["data.train_file=~/a.csv,~/b.csv", "output_dir=~/runs/x"])
+    assert config.output_dir == str(tmp_path / "runs" / "x")
+    assert config.data.train_file == f"{tmp_path / 'a.csv'},{tmp_path / 'b.csv'}"

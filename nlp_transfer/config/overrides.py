@@ -63,11 +63,13 @@ def _a_choice(found: tuple[Any, Any] | None, text: str) -> bool:
 def parse_override(key: str, text: str) -> Any:
     """The value of ``key=text``: YAML, except that a text setting keeps unquoted text as typed."""
     stripped = text.strip()
+    found = field_of(key)
+    if text and not stripped and found is not None and _without_none(found[0]) is str:
+        return text  # data.delimiter=<tab> or a space: the text itself, not an empty value read as null
     try:
         value = yaml.safe_load(stripped) if stripped else None
     except yaml.YAMLError:
         value = text
-    found = field_of(key)
     if stripped in ("None", "none") and not _a_choice(found, stripped):  # Python's spelling of null
         value = None
     elif value is None and stripped not in NULL_SPELLINGS:  # "#" alone: YAML read a comment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import re
 import types
 import typing
@@ -84,8 +85,20 @@ def _check_relative_data_paths(config: RunConfig, path: str | Path) -> None:
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     """Build a :class:`RunConfig` from nested dicts, naming the key of any problem."""
     config = _build(RunConfig, raw, prefix="", source=source)
+    _expand_home(config)
     check_values(config, source)
     return config
+
+
+def _expand_home(config: RunConfig) -> None:
+    """``~`` in the output folder and the data files means the home folder, as it does in ``model`` (it made a folder
+    named ``~`` in the current one); each file of a comma-separated list is expanded."""
+    config.output_dir = os.path.expanduser(config.output_dir)
+    for key in ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file"):
+        value = getattr(config.data, key)
+        if isinstance(value, str) and "~" in value and config.data.format != "hub":
+            parts = [os.path.expanduser(p.strip()) if p.strip().startswith("~") else p for p in value.split(",")]
+            setattr(config.data, key, ",".join(parts))
 
 
 def checked_config(config: RunConfig, source: str = "RunConfig") -> RunConfig:
@@ -222,7 +235,8 @@ def _unknown_key(key: str, source: str) -> ConfigError:
     """An unknown key, with the setting it most likely means: the same name in another section, an alias, or a close
     spelling among the settings (never a section name) of the section it names."""
     leaf = key.rsplit(".", 1)[-1]
-    if "token" in leaf.lower():  # a secret never goes in a config: where it does go
+    secret = leaf.lower() == "token" or leaf.lower().endswith("_token")  # hub.token, hf_token, use_auth_token
+    if secret:  # a secret never goes in a config: where it does go (data.token_col is a spelling of data.token_column)
         return ConfigError(
             f"{source}: unknown config key '{key}'. A Hub token is never a config setting (configs are saved with runs): "
             "set the HF_TOKEN environment variable, or run hf auth login."
@@ -293,8 +307,13 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             "true or false. Quote them ('yes')."
         )
     raise ConfigError(
-        f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({type(value).__name__}). Fix the value of {key}."
+        f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({_plain_type(value)}). Fix the value of {key}."
     )
+
+
+def _plain_type(value: Any) -> str:
+    """The name of ``value``'s type as a user knows it: the YAML reader's number types are int and float."""
+    return next((base.__name__ for base in (bool, int, float) if isinstance(value, base)), type(value).__name__)
 
 
 def _refuse_surprising_number(value: Any, hint: Any, key: str, source: str) -> None:
