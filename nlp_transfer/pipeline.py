@@ -87,7 +87,10 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
         check_resumed_config(config, output_dir)
     task, data = build_task_and_data(config)
     strategy.check_data(config, data)
-    check_selection_metric(config.training, task)
+    validation = data.splits.get("validation")
+    check_selection_metric(
+        config.training, task, validation["label"][:] if validation is not None and "label" in validation.column_names else None
+    )
     task = strategy.prepare_task(task)
 
     set_seed(config.seed)

@@ -633,6 +633,12 @@ def test_the_cards_check_figures_name_the_scored_file_without_its_folder(tmp_pat
     report["scored_on"] = r"C:\Users\me\data\test.csv (20 rows)"  # a Windows path too
     (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
     assert "on test.csv (20 rows)" in _checked_figures(tmp_path)[0]
+    selective = "- Selective prediction: accuracy 0.9000 on the 80 % most confident"
+    assert f"{selective} inputs, 0.8500 on 90 %." in _checked_figures(tmp_path)
+    # a multi-label run's figures count label decisions: the card called them inputs, beside a lower subset accuracy
+    report["selective"]["unit"] = "label decision"
+    (tmp_path / "check" / "check.json").write_text(json.dumps(report), encoding="utf-8")
+    assert f"{selective} label decisions (each label of each text), 0.8500 on 90 %." in _checked_figures(tmp_path)
 
 
 def test_the_cards_pipeline_snippet_cuts_texts_where_the_run_does(trained_run):

@@ -572,3 +572,19 @@ def test_accumulating_two_batches_of_8_is_one_batch_of_16_when_an_epoch_ends_mid
     moved = max((runs["big"][k] - start[k]).abs().max().item() for k in runs["big"] if k in start)
     gap = max((runs["big"][k] - runs["accumulated"][k]).abs().max().item() for k in runs["big"])
     assert moved > 1e-3 and gap < 1e-5 * max(1.0, moved * 100), (moved, gap)
+
+
+def test_roc_auc_on_a_validation_split_of_one_class_is_refused_before_training(sentiment_files, tiny_model_dir, tmp_path):
+    """It trained an epoch, then failed with "not a validation metric", leaving a folder that needed --overwrite."""
+    from nlp_transfer.errors import ConfigError
+    from tests.conftest import write_csv
+
+    rows = [line.split(",", 1) for line in sentiment_files["validation"].read_text().splitlines()[1:]]
+    positives = write_csv(tmp_path / "positives.csv", [(text, label) for text, label in rows if label == "positive"])
+    out = tmp_path / "run"
+    config = config_for(
+        sentiment_files, tiny_model_dir, out, **{"data.validation_file": positives, "training.metric_for_best_model": "roc_auc"}
+    )
+    with pytest.raises(ConfigError, match="roc_auc is undefined on a validation split of one class"):
+        run_training(config)
+    assert not out.exists()

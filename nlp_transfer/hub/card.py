@@ -399,7 +399,8 @@ def _checked_figures(run_dir: Path) -> list[str]:
         f"- Calibration (`nlp-transfer check`, on {scored_on}): expected calibration error {c['ece']:.4f}, "
         f"{c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f} fitted on {fitted_on} ({applied}).",
         *_top_label_card_lines(c),
-        f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident inputs, "
+        f"- Selective prediction: accuracy {s['accuracy_at_80']:.4f} on the 80 % most confident "
+        f"{'label decisions (each label of each text)' if s.get('unit') == 'label decision' else 'inputs'}, "
         f"{s['accuracy_at_90']:.4f} on 90 %.",
         *card_lines(report),
     ]

@@ -511,15 +511,21 @@ def selection_metric(config: TrainingConfig, task: Any) -> str:
     return task.default_metric if config.metric_for_best_model == "auto" else config.metric_for_best_model
 
 
-def check_selection_metric(config: TrainingConfig, task: Any) -> None:
+def check_selection_metric(config: TrainingConfig, task: Any, validation_labels: Sequence[Any] | None = None) -> None:
     """Refuse, before training, a ``training.metric_for_best_model`` the task's metrics do not hold (tasks that say
-    which numbers they report through ``metric_names``; for the others the first evaluation refuses it)."""
+    which numbers they report through ``metric_names``; for the others the first evaluation refuses it), and
+    ``roc_auc`` on ``validation_labels`` of one class, where it is undefined (the run failed after its first epoch)."""
     names = getattr(task, "metric_names", lambda: None)()
     metric_name = selection_metric(config, task)
     if names is not None and metric_name not in names:
         raise ConfigError(
             f"training.metric_for_best_model={metric_name!r} is not a validation metric of this task; "
             f"choose auto or one of {sorted(names)}."
+        )
+    if metric_name == "roc_auc" and validation_labels is not None and len({str(v) for v in validation_labels}) < 2:
+        raise ConfigError(
+            "training.metric_for_best_model=roc_auc is undefined on a validation split of one class; give validation "
+            "rows of both classes, or choose accuracy or f1_macro."
         )
 
 
