@@ -71,6 +71,11 @@ def test_packaged_evaluate_modules_give_the_scores_runs_compute(monkeypatch):
         tags_pred, tags_gold
     )
     assert entity_metrics(tags_pred, tags_gold)["f1"] == pytest.approx(0.5)
+    # a tagger's raw argmax (an entity begun with I-): the module scored it 0.0 where the run, repairing it, scored 1.0
+    raw, gold = [["I-PER", "I-PER", "O", "I-LOC"]], [["B-PER", "I-PER", "O", "B-LOC"]]
+    from_module = load_metric("entity_metrics").compute(predictions=raw, references=gold)
+    assert from_module == entity_metrics([["B-PER", "I-PER", "O", "B-LOC"]], gold, raw) and from_module["f1"] == 1.0
+    assert from_module["accuracy"] == pytest.approx(0.5)  # token accuracy counts the tags as predicted, as conlleval
 
 
 def test_a_run_never_imports_the_evaluate_library():

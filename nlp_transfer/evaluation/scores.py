@@ -70,6 +70,17 @@ def classification_scores(
     return result
 
 
+def repaired_iob2(tags: Sequence[str]) -> list[str]:
+    """Predicted tags made valid IOB2, as a run scores them: an I-X that does not continue an X entity starts one."""
+    fixed, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        fixed.append(tag)
+        previous = tag
+    return fixed
+
+
 def entity_scores(
     predictions: Sequence[Sequence[str]], references: Sequence[Sequence[str]], raw: Sequence[Sequence[str]] | None = None
 ) -> dict[str, Any]:

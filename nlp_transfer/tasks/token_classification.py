@@ -24,6 +24,7 @@ from nlp_transfer.config import RunConfig
 from nlp_transfer.data.tagged_rows import TokenClassificationData, load_token_classification_data
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import entity_metrics, scalar_metrics
+from nlp_transfer.evaluation.scores import repaired_iob2
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
 
@@ -240,13 +241,7 @@ class TokenClassificationTask(Task):
     @staticmethod
     def repair(tags: Sequence[str]) -> list[str]:
         """Make predicted tags valid IOB2: an I-X that does not continue an X entity starts one."""
-        fixed, previous = [], "O"
-        for tag in tags:
-            if tag.startswith("I-") and previous[2:] != tag[2:]:
-                tag = "B-" + tag[2:]
-            fixed.append(tag)
-            previous = tag
-        return fixed
+        return repaired_iob2(tags)
 
     def postprocess(
         self, logits: np.ndarray, dataset: datasets.Dataset, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
