@@ -754,3 +754,18 @@ def test_a_run_ends_with_the_comparison_that_started_it(tmp_path):
     while running(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not running(child)
+
+
+def test_bad_data_every_run_reads_is_one_error_before_any_run(sentiment_files, tmp_path, monkeypatch):
+    """A broken training file failed each run in its own process, one after the other, then blamed one run's settings."""
+    import nlp_transfer.compare as compare
+    from nlp_transfer.config import load_config
+
+    made = fake_children(monkeypatch)
+    broken = tmp_path / "train.csv"
+    broken.write_text("text,label\ngreat film,positive\nawful, dull,negative\n", encoding="utf-8")
+    values = data_overrides(sentiment_files, **{"data.train_file": broken})
+    config = load_config(None, [f"{k}={v}" for k, v in values.items()])
+    with pytest.raises(UserError, match=r"train\.csv:3"):
+        compare.run_comparison(config, ["full", "frozen"], output_dir=tmp_path / "report")
+    assert made == [] and not (tmp_path / "report").exists()

@@ -15,6 +15,7 @@ from nlp_transfer.compare.plan import (
     default_output_dir,
     fitted_to_strategy,
     label_counts,
+    rows_at_all,
     run_config_for,
     varied_seed,
 )
@@ -108,6 +109,8 @@ def check_run_configs(
         except UserError as err:
             message = str(err)
             raise type(err)(message if message.startswith(f"{name}: ") else f"{name}: {message}") from None
+    for base in bases.values():  # the data too: a file every run reads failed in each run's process, one by one
+        rows_at_all(base)
     metrics = {name: bases[name].training.metric_for_best_model for name in chosen}
     if len(set(metrics.values())) > 1:  # each row reports its own selection metric: the ranking would mix two
         shown = ", ".join(f"{name}: {metric}" for name, metric in metrics.items())
