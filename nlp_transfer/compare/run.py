@@ -57,8 +57,7 @@ def run_comparison(
     ``config.output_dir``-compare) after every run. A run that fails is recorded with its error
     (``ComparisonRow.error``) and the comparison goes on. A run that scores below the ``baseline`` label's run
     of the same size and seed (the from-scratch run by default; e.g. the base model when comparing it with
-    models adapted to a domain) is flagged as negative transfer. An ``OUTPUT_DIR`` that holds an earlier
-    comparison's report is refused unless ``overwrite``: the new report would hold this comparison's runs alone.
+    models adapted to a domain) is flagged as negative transfer. An earlier comparison's folder needs ``overwrite``.
     """
     out = Path(output_dir) if output_dir else default_output_dir(config)
     check_earlier_report(out, overwrite)
