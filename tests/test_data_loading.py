@@ -179,6 +179,17 @@ def test_train_size_keeps_the_first_rows_the_held_out_validation_leaves(tmp_path
         load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, train_size=49), seed=5)
 
 
+def test_max_eval_samples_caps_a_held_out_validation_and_leaves_training_as_it_was(tmp_path):
+    """data.max_eval_samples=5 without a validation file kept all 12 held-out rows; the docs promise the first 5."""
+    train = write_labelled(tmp_path / "train.csv", shuffled_labels({"pos": 30, "neg": 30}, seed=1))
+    full = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2), seed=5)
+    capped = load_text_classification_data(DataConfig(train_file=str(train), validation_split=0.2, max_eval_samples=5), seed=5)
+    assert len(full.splits["validation"]) == 12
+    assert list(capped.splits["validation"]["text"]) == list(full.splits["validation"]["text"])[:5]
+    assert list(capped.splits["train"]["text"]) == list(full.splits["train"]["text"])  # the dropped rows stay out
+    assert capped.sources["validation"].endswith("(first 5 rows)")
+
+
 def test_multilabel_per_class_gives_every_label_at_least_that_many_rows(tmp_path):
     rng = random.Random(2)
     names = ["billing", "delivery", "refund", "account"]

@@ -199,3 +199,45 @@ def test_predict_reads_a_table_as_training_reads_it(tmp_path):
     unclosed.write_text('text\n"one, two\nthree\nfour\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"unclosed\.csv:2: a quote opened in this row never closes"):
         list(iter_texts(str(unclosed)))
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        ("text\nhello, world is great\n", r"in\.csv:2: expected 1 fields separated by ',', found 2\. Quote fields"),
+        ("id,text\n1,fine\n2,good,extra\n", r"in\.csv:3: expected 2 fields separated by ',', found 3"),
+        ("id,text\n1\n", r"in\.csv:2: expected 2 fields separated by ',', found 1"),
+        ("\ntext,text\na,b\n", r"in\.csv:2: duplicate column name\(s\) \['text'\] in the header"),
+    ],
+    ids=["unquoted-comma", "extra-field", "missing-field", "duplicate-header"],
+)
+def test_a_table_row_whose_fields_do_not_match_the_header_is_refused_as_training_refuses_it(tmp_path, content, pattern):
+    """predict cut a text at an unquoted comma and kept the first piece, took rows with extra fields, and read the
+    first of two columns of the same name; training refuses each of these, and now predict names the line too."""
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=pattern):
+        list(iter_texts(str(path)))
+
+
+@pytest.mark.parametrize("name", ["in.txt", "in.csv", "in.jsonl"])
+def test_an_undecodable_byte_names_its_line(tmp_path, name):
+    """The byte sits past the first read buffer, so the text-mode reader's position is no help: the line is counted."""
+    rows = [f'{{"text": "row {i}"}}' if name.endswith("jsonl") else f"row {i}" for i in range(3000)]
+    header = "text\n" if name.endswith(".csv") else ""
+    late = 2500 + (1 if header else 0)  # the line the bad byte is on
+    body = (header + "\n".join(rows) + "\n").encode("utf-8").splitlines(keepends=True)
+    body[late - 1] = body[late - 1].replace(b"row", b"r\xe9w")
+    (tmp_path / name).write_bytes(b"".join(body))
+    with pytest.raises(DataError, match=rf"{name}:{late}: byte 0xe9 cannot be decoded as utf-8\. Pass --encoding"):
+        list(iter_texts(str(tmp_path / name)))
+
+
+def test_a_text_file_with_nul_bytes_is_refused_as_binary(tmp_path):
+    """predict read "great\\x00movie" as a text where train, shift and adapt refuse the file."""
+    (tmp_path / "nul.txt").write_bytes(b"great\x00movie\nawful\n")
+    for read in (iter_texts, read_texts):
+        with pytest.raises(DataError, match=r"nul\.txt: looks like a binary file \(it has NUL bytes\)"):
+            list(read(str(tmp_path / "nul.txt")))
+    (tmp_path / "u16.txt").write_bytes("great movie\n".encode("utf-16"))  # NUL bytes are normal in UTF-16
+    assert list(iter_texts(str(tmp_path / "u16.txt"), encoding="utf-16")) == ["great movie"]

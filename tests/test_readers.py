@@ -109,6 +109,34 @@ def test_multilabel_json_list_cells_are_lists_and_non_labels_in_a_list_are_refus
             load_text_classification_data(data(train_file=str(tmp_path / "n.jsonl"), **options), multi_label=True)
 
 
+def test_multilabel_cells_pandas_writes_as_python_lists_are_lists(tmp_path):
+    """pandas writes a list column to csv as Python reprs (['good', 'bad']); each combination became one class."""
+    (tmp_path / "m.csv").write_text(
+        "text,labels\nfine but slow,\"['good', 'bad']\"\nsuperb,['good']\nawful,\"['bad']\"\nodd,\"['x', 1]\"\n"
+        'quoted,"[""don\'t"", \'x\']"\n',
+        encoding="utf-8",
+    )
+    options = {"validation_file": str(tmp_path / "m.csv"), "label_column": "labels"}
+    loaded = load_text_classification_data(data(train_file=str(tmp_path / "m.csv"), **options), multi_label=True)
+    rows = list(loaded.splits["train"]["label"])
+    assert rows[:3] == [["bad", "good"], ["good"], ["bad"]]
+    assert rows[3] == ["['x', 1]"]  # only a list of strings is read so; anything else stays one label as written
+    assert rows[4] == ["don't", "x"]
+
+
+def test_a_wrapped_json_row_error_names_the_rows_line_not_the_first_bracket(tmp_path):
+    """{"meta": {"tags": [...]}, "data": [...]}: line numbers were counted from the first "[", the tags list."""
+    rows = [{"text": f"row {i}", "label": "pos" if i % 2 else "neg"} for i in range(6)]
+    rows[4]["label"] = None
+    path = tmp_path / "wrapped.json"
+    path.write_text(json.dumps({"meta": {"tags": ["a", "b"], "n": [1]}, "data": rows}, indent=2), encoding="utf-8")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if '"row 4"' in text) - 1  # its "{"
+    with pytest.raises(DataError, match=rf"wrapped\.json:{line}: label column 'label' holds None"):
+        load_text_classification_data(data(train_file=str(path)))
+    records = read_records(str(path), format="json", delimiter=None, header=True, encoding="utf-8")
+    assert [r.line for r in records] == [line + 4 * (i - 4) for i in range(6)]  # each object spans 4 lines
+
+
 def test_seeded_stratified_split_is_reproducible(tmp_path):
     lines = "".join(f"text number {i},{'a' if i % 2 else 'b'}\n" for i in range(100))
     (tmp_path / "s.csv").write_text("text,label\n" + lines, encoding="utf-8")

@@ -275,3 +275,16 @@ def test_an_ner_runs_source_texts_leave_out_its_held_out_validation(tmp_path):
     save_config(load_config(None, ["task=ner", f"data.train_file={tmp_path / 'train.conll'}", "seed=3"]), run / "config.yaml")
     texts = run_training_texts(run)
     assert 0 < len(texts) < 20 and len(texts) % 2 == 0  # whole documents of two sentences went to validation
+
+
+def test_a_line_of_a_text_file_stays_one_text_whatever_it_holds(tmp_path):
+    """str.splitlines cut a line at U+2028 or a form feed: 3 lines counted 5 texts in shift (and in adapt)."""
+    from nlp_transfer.adapt.texts import read_file_texts
+    from nlp_transfer.config import DataConfig
+    from nlp_transfer.shift.sources import read_text_file
+
+    path = tmp_path / "texts.txt"
+    path.write_text("one\u2028still the first\nsecond\fpage\nthird\n", encoding="utf-8")
+    expected = ["one\u2028still the first", "second\fpage", "third"]
+    assert read_text_file(path) == expected
+    assert [t for t in read_file_texts(str(path), DataConfig(train_file=str(path)))[0] if t] == expected

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.conll import read_conll
-from nlp_transfer.data.readers import read_records, read_text
+from nlp_transfer.data.readers import read_records, read_text, text_lines
 from nlp_transfer.data.texts import cell_text, check_not_binary
 from nlp_transfer.errors import DataError
 
@@ -56,7 +56,7 @@ def read_file_texts(path: str, data: DataConfig) -> tuple[list[str], str]:
     check_not_binary(path, data.encoding)
     kind = file_format(path, data)
     if kind == "lines":
-        texts = [line.strip() for line in read_text(path, data.encoding).splitlines()]
+        texts = [line.strip() for line in text_lines(read_text(path, data.encoding))]
     elif kind == "conll":
         tagged = read_conll(path, token_column=data.token_column, tag_column=data.tag_column, encoding=data.encoding)
         texts = [" ".join(sentence.tokens) for sentence in tagged.sentences]

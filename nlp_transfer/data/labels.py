@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Sequence
@@ -34,7 +35,8 @@ def whole_number_text(label: str) -> str:
 def parse_multi_label(value: Any, where: str, column: str, separator: str) -> list[str]:
     """A multi-label cell: a list, or a string split on ``separator``. An empty cell means no label.
 
-    A csv cell that holds a JSON list (``["billing", "returns"]``, as pandas writes a list column) is read as that list.
+    A csv cell that holds a JSON list (``["billing", "returns"]``) or a Python list of strings (``['billing', 'returns']``,
+    as pandas writes a list column) is read as that list.
     """
     if isinstance(value, str) and value.strip().startswith("[") and value.strip().endswith("]"):
         value = _json_list(value)
@@ -53,12 +55,24 @@ def parse_multi_label(value: Any, where: str, column: str, separator: str) -> li
 
 
 def _json_list(text: str) -> Any:
-    """``text`` as a JSON list when it is one; else ``text`` unchanged (a label may itself be written in brackets)."""
+    """``text`` as a list when it is a JSON list, or a Python list of strings (``['good', 'bad']``, as pandas
+    writes a list column to csv); else ``text`` unchanged (a label may itself be written in brackets)."""
     try:
         parsed = json.loads(text)
     except ValueError:
-        return text
+        parsed = _python_string_list(text)
     return parsed if isinstance(parsed, list) else text
+
+
+def _python_string_list(text: str) -> list[str] | None:
+    """``text`` read as a Python list literal whose items are all strings, else None (no other literal is taken)."""
+    try:
+        parsed = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if isinstance(parsed, list) and all(isinstance(item, str) for item in parsed):
+        return parsed
+    return None
 
 
 def _list_item(item: Any, items: list[Any], where: str, column: str) -> str:

@@ -2,7 +2,8 @@
 
 :func:`load_splits` reads train/validation/test (files through the per-format readers, or the splits of a
 Hub dataset), keeps the first ``max_train_samples`` / ``max_eval_samples`` rows, checks the labels against
-the training split, holds validation out of train when no validation file is given, and then keeps the first
+the training split, holds validation out of train when no validation file is given (``max_eval_samples`` caps that
+held-out split too, the training rows staying as they were), and then keeps the first
 ``train_size`` rows or a ``per_class`` sample of each class of what train has left (:func:`sample_per_class`). What differs
 between tasks is a small row reader (:class:`RowReader`): :class:`~nlp_transfer.data.text_rows.TextRows` for text
 classification and :class:`~nlp_transfer.data.tagged_rows.TaggedRows` for NER, each in its own module.
@@ -92,6 +93,10 @@ def load_splits(config: DataConfig, reader: RowReader, *, seed: int = 42) -> Loa
         sources["validation"] = (
             f"{config.validation_split:.0%} of {sources['train']} ({'whole documents, ' if by_document else ''}seed {seed})"
         )
+        if config.max_eval_samples is not None and len(rows["validation"]) > config.max_eval_samples:
+            # the rows past the cap are dropped, not given back: training is the same with or without the cap
+            rows["validation"] = rows["validation"][: config.max_eval_samples]
+            sources["validation"] += f" (first {config.max_eval_samples:,} rows)"
     if config.train_size is not None:
         rows["train"], sources["train"] = _first_training_rows(rows["train"], config.train_size, sources["train"])
         _check_classes_left(rows["train"], config.train_size, sources["train"])

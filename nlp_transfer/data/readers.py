@@ -129,7 +129,7 @@ def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[s
             if names is None:
                 if header is True:
                     names = [cell.strip() for cell in row]
-                    _check_header(path, names)
+                    check_header(path, names, start)
                     continue
                 names = [str(i) for i in range(len(row))]
             if len(row) != len(names):
@@ -152,10 +152,11 @@ def _parse_delimited(path: str, text: str, delimiter: str, header: bool | list[s
     return records
 
 
-def _check_header(path: str, names: list[str]) -> None:
+def check_header(path: str, names: list[str], line: int = 1) -> None:
+    """Refuse a header (on ``line``) that names a column twice: which of the two a setting meant cannot be told."""
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise DataError(f"{path}:1: duplicate column name(s) {sorted(duplicates)} in the header. Rename them.")
+        raise DataError(f"{path}:{line}: duplicate column name(s) {sorted(duplicates)} in the header. Rename them.")
 
 
 def text_lines(text: str) -> list[str]:
@@ -201,18 +202,19 @@ def read_json(path: str, *, encoding: str) -> list[Record]:
         if err.lineno > 1 and "Extra data" in err.msg:
             raise DataError(f"{path}:{err.lineno}: several JSON values; for one object per line use data.format=jsonl.") from None
         raise DataError(f"{path}:{err.lineno}: invalid JSON at column {err.colno}: {err.msg}.") from None
+    key = None
     if isinstance(obj, dict):  # {"data": [...]}; a single row ({"text": ..., "labels": [...]}) is not a wrapper
-        arrays = [v for v in obj.values() if isinstance(v, list) and all(isinstance(item, dict) for item in v)]
+        arrays = [(k, v) for k, v in obj.items() if isinstance(v, list) and all(isinstance(item, dict) for item in v)]
         if len(arrays) != 1:
             raise DataError(
                 f"{path}: expected a JSON array of objects, or an object holding exactly one array of objects "
                 f'({{"data": [...]}}); found one object with keys {list(obj)[:6]}. Write the rows as [{{...}}, {{...}}], '
                 "or one object per line in a .jsonl file."
             )
-        obj = arrays[0]
+        key, obj = arrays[0]
     if not isinstance(obj, list) or not obj:
         raise DataError(f"{path}: expected a non-empty JSON array of objects.")
-    line_starts = _object_lines(text, len(obj))
+    line_starts = _object_lines(text, len(obj), key)
     records = []
     for index, item in enumerate(obj):
         line = line_starts[index] if index < len(line_starts) else 1
@@ -222,23 +224,57 @@ def read_json(path: str, *, encoding: str) -> list[Record]:
     return records
 
 
-def _object_lines(text: str, count: int) -> list[int]:
-    """Best-effort line numbers of the top-level array's objects (for messages only)."""
+def _object_lines(text: str, count: int, key: str | None = None) -> list[int]:
+    """Best-effort line numbers of the rows array's objects (for messages only): the top-level array, or the value of
+    ``key`` in a top-level object (``{"meta": {"tags": [...]}, "data": [...]}``: not the first ``[`` of the text)."""
     decoder = json.JSONDecoder()
-    start = text.find("[")
-    lines = []
+    start = _array_start(text, key)
+    lines: list[int] = []
     position = start + 1
+    counted, line = 0, 1  # lines are counted on from the previous object, not from the start each time
     while len(lines) < count and position > 0:
         while position < len(text) and text[position] in " \t\r\n,":
             position += 1
         if position >= len(text) or text[position] == "]":
             break
-        lines.append(text.count("\n", 0, position) + 1)
+        line += text.count("\n", counted, position)
+        counted = position
+        lines.append(line)
         try:
             _, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError:
             break
     return lines
+
+
+def _skip_blanks(text: str, position: int) -> int:
+    """The first position at or after ``position`` that is not JSON whitespace."""
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _array_start(text: str, key: str | None) -> int:
+    """Where the rows array opens: the top-level ``[``, or that of the member ``key`` of a top-level object; -1 if unseen."""
+    decoder = json.JSONDecoder()
+    position = _skip_blanks(text, 0)
+    if key is None:
+        return position if text.startswith("[", position) else -1
+    position = _skip_blanks(text, position + 1)  # past the object's "{"
+    try:
+        while text.startswith('"', position):
+            name, position = decoder.raw_decode(text, position)
+            position = _skip_blanks(text, _skip_blanks(text, position) + 1)  # past the ":"
+            if name == key:
+                return position
+            _, position = decoder.raw_decode(text, position)
+            position = _skip_blanks(text, position)
+            if not text.startswith(",", position):
+                break
+            position = _skip_blanks(text, position + 1)
+    except json.JSONDecodeError:
+        pass
+    return -1
 
 
 def read_records(path: str, *, format: str, delimiter: str | None, header: bool | list[str], encoding: str) -> list[Record]:

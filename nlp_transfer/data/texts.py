@@ -31,8 +31,10 @@ def read_texts(path: str, *, text_column: str = "text", encoding: str = "utf-8")
     Blank lines, blank cells and JSON nulls are skipped; a JSON list or object where a text belongs is an error
     naming its line.
     """
-    from nlp_transfer.data.readers import infer_format, read_records, read_text, text_lines
+    from nlp_transfer.data.readers import check_data_file, infer_format, read_records, read_text, text_lines
 
+    check_data_file(path)
+    check_not_binary(path, encoding)
     if Path(path).suffix.lower() in (".txt", ""):
         return [line.strip() for line in text_lines(read_text(path, encoding)) if line.strip()]
     records = read_records(path, format=infer_format(path, None), delimiter=None, header=True, encoding=encoding)
@@ -67,12 +69,14 @@ def iter_numbered_texts(path: str, *, text_column: str = "text", encoding: str =
     """``(line, text)`` of each text of ``path``, read lazily: the line tells a text's row when blank ones are skipped.
 
     .txt, csv, tsv and jsonl files are read a line at a time; a .json array is parsed whole (JSON cannot be
-    read in pieces), so give a large file as jsonl. A bad row is a :class:`DataError` naming its line. A byte-order
+    read in pieces), so give a large file as jsonl. A bad row, or a byte the encoding cannot decode, is a
+    :class:`DataError` naming its line; a file with NUL bytes near its start is refused as binary. A byte-order
     mark at the start is dropped in every format.
     """
     from nlp_transfer.data.readers import check_data_file, infer_format, read_records
 
     check_data_file(path)
+    check_not_binary(path, encoding)
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".txt", ""):
@@ -96,8 +100,28 @@ def iter_numbered_texts(path: str, *, text_column: str = "text", encoding: str =
                 yield from _table_texts(path, lines, delimiter, text_column, _quoting(path, delimiter, encoding))
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}'. Pass --encoding, e.g. utf-8 or latin-1.") from None
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path}: a byte cannot be decoded as {encoding} ({err.reason}). Pass --encoding.") from None
+    except UnicodeDecodeError:
+        raise _undecodable(path, encoding) from None
+
+
+def _undecodable(path: str, encoding: str) -> DataError:
+    """The error for a file that does not decode as ``encoding``, naming the line of its first bad byte as training
+    does (a text-mode read reports a position inside its buffer, not the file): the file is decoded again a line at
+    a time, so a large file is not held in memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError as err:
+                bad = err.object[err.start : err.start + 1].hex()
+                return DataError(
+                    f"{path}:{number}: byte 0x{bad} cannot be decoded as {encoding}. "
+                    "Pass --encoding with the file's encoding (e.g. --encoding latin-1), or re-save it as UTF-8."
+                )
+    return DataError(f"{path}: the file does not decode as {encoding}. Pass --encoding with the file's encoding.")
 
 
 def _without_bom(handle: Iterable[str]) -> Iterator[str]:
@@ -140,20 +164,30 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str, quoti
     closes is an error naming the line it opened on (it swallowed every row after it into one text)."""
     import csv
 
+    from nlp_transfer.data.readers import check_header
+
     reader = csv.reader(handle, delimiter=delimiter, quoting=quoting, strict=True)
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-    if header is None:
-        raise DataError(f"{path}: the file is empty. Give a file with data rows.")
-    names = [cell.strip().removeprefix("\ufeff") for cell in header]
-    if text_column not in names:
-        raise _missing_column(path, text_column, names)
-    index = names.index(text_column)
-    start = reader.line_num + 1  # the line a row starts on: a quoted cell may run over several
+    start = 1  # the line a row starts on: a quoted cell may run over several
     try:
         for row in reader:
-            if row and any(cell.strip() for cell in row):
-                if len(row) <= index:
-                    raise DataError(f"{path}:{start}: expected {len(names)} fields, found {len(row)}.")
+            if any(cell.strip() for cell in row):
+                break
+            start = reader.line_num + 1
+        else:
+            raise DataError(f"{path}: the file is empty. Give a file with data rows.")
+        names = [cell.strip().removeprefix("\ufeff") for cell in row]
+        check_header(path, names, start)
+        if text_column not in names:
+            raise _missing_column(path, text_column, names)
+        index = names.index(text_column)
+        start = reader.line_num + 1
+        for row in reader:
+            if len(row) >= 2 or "".join(row).strip():  # a blank line is skipped; a row of empty fields (",,") is a row
+                if len(row) != len(names):  # as training refuses it: an unquoted delimiter cut the text
+                    raise DataError(
+                        f"{path}:{start}: expected {len(names)} fields separated by {delimiter!r}, found {len(row)}. "
+                        "Quote fields that contain the delimiter, or give the texts as a .txt file, one a line."
+                    )
                 if text := cell_text(path, start, row[index]):
                     yield start, text
             start = reader.line_num + 1

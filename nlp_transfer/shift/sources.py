@@ -40,14 +40,14 @@ def check_text_file(path: str | Path, encoding: str = "utf-8") -> None:
 
 def read_text_file(path: str | Path, *, text_column: str = "text", encoding: str = "utf-8") -> list[str]:
     """The non-empty texts of ``path``: one a line (.txt and other suffixes) or the ``text_column`` of a table."""
-    from nlp_transfer.data.readers import read_text
+    from nlp_transfer.data.readers import read_text, text_lines
     from nlp_transfer.data.texts import read_texts
 
     check_text_file(path, encoding)
     if Path(path).suffix.lower() in TABLE_SUFFIXES:
         texts = read_texts(str(path), text_column=text_column, encoding=encoding)
     else:
-        texts = read_text(str(path), encoding).splitlines()
+        texts = text_lines(read_text(str(path), encoding))
     texts = [t.strip() for t in texts if t and t.strip()]
     if not texts:
         raise DataError(f"{path}: no texts (every row is blank). Give a file with one text a line, or a filled text column.")
