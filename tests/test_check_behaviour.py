@@ -159,6 +159,8 @@ def test_user_suites_from_yaml_and_jsonl(tmp_path):
         ("tests: [{name: t, kind: invariance, tolerance: -5, cases: [{template: x, variant: y}]}]", "tolerance -5 is not"),
         ("tests: []", "the 'tests' list is empty"),
         ("tests: [{name: t, kind: label, label: [positive], cases: ['x']}]", "a case expects one label"),
+        # a dot in a name made its gate behaviour.NAME.failure_rate unreadable: "not measured", exit 1, always
+        ("tests: [{name: neg.v2, kind: label, label: negative, cases: ['x']}]", "test 'neg.v2': a test name cannot hold a dot"),
     ],
 )
 def test_bad_suites_are_one_line_errors(tmp_path, suite, message):

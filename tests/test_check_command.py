@@ -80,6 +80,22 @@ def test_temperature_repairs_a_model_made_overconfident_on_purpose(noisy_run, tm
     assert again["same_rows"] and "optimistic" in (run_dir / "check" / "report.md").read_text()
 
 
+def test_a_data_file_is_the_validation_rows_when_its_text_and_label_pairs_are(noisy_run, tmp_path):
+    """Texts alone decided it: validation texts with every label flipped were scored with the run's labels (accuracy
+    as on validation, the file's labels dropped), and the validation rows in another order were taken for new rows."""
+    run_dir = unchecked_copy(noisy_run[0], tmp_path / "run")
+    rows = list(csv.reader(noisy_run[1]["validation"].open(newline="", encoding="utf-8")))[1:]
+    reversed_rows = write_csv(tmp_path / "reversed.csv", [(text, label) for text, label in rows[::-1]])
+    flip = {"positive": "negative", "negative": "positive"}
+    relabelled = write_csv(tmp_path / "relabelled.csv", [(text, flip[label]) for text, label in rows])
+    again = check_run(run_dir, data_path=str(reversed_rows))
+    assert again["same_rows"] and "optimistic" in (run_dir / "check" / "report.md").read_text()
+    validation_accuracy = again["calibration"]["accuracy"]
+    flipped = check_run(run_dir, data_path=str(relabelled))
+    assert not flipped["same_rows"] and "relabelled.csv" in flipped["scored_on"]
+    assert flipped["calibration"]["accuracy"] == pytest.approx(1 - validation_accuracy)  # the file's own labels
+
+
 def test_stored_temperature_changes_scores_not_labels(noisy_run, tmp_path):
     run_dir = unchecked_copy(noisy_run[0], tmp_path / "run")
     texts = [line.rsplit(",", 1)[0] for line in noisy_run[1]["test"].read_text().splitlines()[1:40]]

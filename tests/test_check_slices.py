@@ -176,6 +176,10 @@ def test_the_whole_check_through_the_cli(tiny_run, capsys):
         (["--suite", "no_such_suite"], "no shipped suite of that name"),
         (["--suite", "suites/no_such_suite.yaml"], "shipped: any, bias, ner, sentiment."),
         (["--suite", "SUITE:name: s\ntests: [\n  - bad\n"], "suite.yaml:3:3: not valid YAML (expected the node content"),
+        (
+            ["--suite", "SUITE:tests: [{name: neg.v2, kind: label, label: negative, cases: ['awful']}]"],
+            "suite.yaml: test 'neg.v2': a test name cannot hold a dot (gate keys split on dots); rename it, e.g. 'neg_v2'.",
+        ),
     ],
 )
 def test_bad_input_is_a_one_line_error_with_exit_2(tiny_run, capsys, tmp_path, args, message):

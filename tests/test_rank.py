@@ -341,3 +341,126 @@ def test_the_table_leads_with_and_sorts_by_the_estimator_that_recommends():
     table = markdown_table(rows, ["knn", "logme"], "b", by="logme").splitlines()
     assert table[0].startswith("| candidate | logme | knn |") and table[2].startswith("| **b** (recommended) | 2.0000")
     assert markdown_table(rows, ["knn"], None).splitlines()[2].startswith("| a |")  # without by: the first estimator
+
+
+# --------------------------------------------------------------------------- one bad candidate among good ones
+
+
+def nan_model(tmp_path: Path, model_dir: str) -> Path:
+    """A copy of ``model_dir`` with one NaN in a LayerNorm weight: it loads and runs, and every feature is NaN."""
+    from safetensors.torch import load_file, save_file
+
+    target = tmp_path / "nan-model"
+    shutil.copytree(model_dir, target)
+    weights = load_file(target / "model.safetensors")
+    name = next(k for k in weights if "LayerNorm.weight" in k)
+    weights[name][0] = float("nan")
+    save_file(weights, target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+def test_a_candidate_with_nan_features_fails_alone_and_the_others_rank(sentiment_config, tiny_model_dir):
+    """Planted fault: a model with a NaN weight. Its features reached the estimators outside the per-candidate
+    guard, so their error aborted the ranking and no report was written; now only its row fails."""
+    tmp_path, _, overrides = sentiment_config
+    candidates = [Candidate(tiny_model_dir), Candidate(str(nan_model(tmp_path, tiny_model_dir)))]
+    rows, recommended, paths = run_ranking(
+        load_config(None, overrides), candidates, sample_size=60, estimators=["logme", "knn"], output_dir=tmp_path / "rank"
+    )
+    assert rows[0].error is None and recommended == rows[0].name
+    assert "NaN or infinite values in 60 of 60 rows" in rows[1].error and not rows[1].scores
+    assert json.loads(paths["rank.json"].read_text())["candidates"][1]["error"] == rows[1].error
+
+
+def test_a_folder_that_is_not_a_model_fails_alone_and_the_others_rank(sentiment_config, tiny_model_dir):
+    """Planted fault: every candidate was resolved up front, so one folder of notes stopped the whole run."""
+    tmp_path, _, overrides = sentiment_config
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("not a model", encoding="utf-8")
+    candidates = [Candidate(str(notes)), Candidate(tiny_model_dir), Candidate(str(notes), layer=1)]
+    rows, recommended, _ = run_ranking(
+        load_config(None, overrides), candidates, sample_size=60, estimators=["logme"], output_dir=tmp_path / "rank"
+    )
+    assert [r.error is None for r in rows] == [False, True, False] and recommended == tiny_model_dir
+    assert "the folder has no config.json" in rows[0].error and rows[0].error == rows[2].error
+
+
+def test_an_estimator_that_fails_on_one_candidate_leaves_its_other_scores(sentiment_config, tiny_model_dir, monkeypatch):
+    """One estimator's failure is that estimator's cell, not the candidate's row nor the whole ranking."""
+    from nlp_transfer.rank.estimators import ESTIMATORS
+    from nlp_transfer.rank.ranking import markdown_table
+
+    def broken(*args, **kwargs):
+        raise UserError("the probe cannot split these rows")
+
+    monkeypatch.setitem(ESTIMATORS, "linear_probe", broken)
+    tmp_path, _, overrides = sentiment_config
+    rows, recommended, paths = run_ranking(
+        load_config(None, overrides),
+        [Candidate(tiny_model_dir), Candidate(tiny_model_dir, layer=1)],
+        sample_size=60,
+        estimators=["linear_probe", "knn"],
+        recommend_by="knn",
+        output_dir=tmp_path / "rank",
+    )
+    assert all(r.error is None and r.estimator_errors == {"linear_probe": "the probe cannot split these rows"} for r in rows)
+    assert all(np.isnan(r.scores["linear_probe"]) and np.isfinite(r.scores["knn"]) for r in rows) and recommended
+    report = json.loads(paths["rank.json"].read_text())
+    assert report["candidates"][0]["linear_probe"] is None and "NaN" not in paths["rank.json"].read_text()
+    assert "failed: the probe cannot split these rows" in markdown_table(rows, ["linear_probe", "knn"], recommended, "knn")
+
+
+def test_a_class_of_one_row_does_not_stop_the_ranking(tmp_path, tiny_model_dir):
+    """Planted fault: one row of a class among 53 of another. With seed 3 a plain 80 / 20 split held the lone row
+    out, and the probe's 'only one class' error ended the ranking with no report."""
+    rows = synthetic_sentiment(120, 1)
+    train = write_csv(tmp_path / "train.csv", [r for r in rows if r[1] == "positive"] + [rows[1]])
+    config = load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **{"data.train_file": train, "seed": 3}))
+    ranked, recommended, _ = run_ranking(config, [Candidate(tiny_model_dir)], output_dir=tmp_path / "rank")
+    assert ranked[0].error is None and not ranked[0].estimator_errors and recommended == tiny_model_dir
+    assert all(np.isfinite(ranked[0].scores[e]) for e in ("logme", "hscore", "knn", "linear_probe"))
+
+
+@pytest.mark.parametrize(
+    "specs",
+    ["@,{model}/", "@,./{base}", "{model},@layer=2", "@depth=2,@", "@pooling=mean,./{base}@layer=2+pooling=mean+depth=2"],
+)
+def test_one_candidate_written_two_ways_is_refused_before_encoding(sentiment_config, tiny_model_dir, specs, monkeypatch):
+    """Planted fault: duplicates were compared as written, so a trailing slash, a relative path or the 2-layer
+    model's layer=2 gave a second, identical row and a second encoding pass."""
+    tmp_path, _, overrides = sentiment_config
+    monkeypatch.chdir(Path(tiny_model_dir).parent)
+    monkeypatch.setattr("nlp_transfer.rank.ranking.sample_split", lambda *a, **k: pytest.fail("encoded first"))
+    written = specs.format(model=tiny_model_dir, base=Path(tiny_model_dir).name)
+    candidates = parse_candidates(written, default_model=tiny_model_dir)
+    with pytest.raises(UserError, match=r"written another way .* remove one"):
+        run_ranking(load_config(None, overrides), candidates, output_dir=tmp_path / "rank")
+
+
+def test_variants_that_differ_are_not_taken_for_duplicates(sentiment_config, tiny_model_dir):
+    from nlp_transfer.rank.ranking import resolve_candidates
+
+    candidates = parse_candidates("@,@layer=1,@depth=1,@pooling=mean,@init=random,@layer=mean", default_model=tiny_model_dir)
+    assert resolve_candidates(candidates, token_level=False) == {}
+    with pytest.raises(UserError, match="written another way"):  # NER reads words, not a pooled text: pooling is moot
+        resolve_candidates(candidates, token_level=True)
+
+
+def test_an_estimator_given_twice_is_refused(sentiment_config, tiny_model_dir):
+    _, _, overrides = sentiment_config
+    with pytest.raises(UserError, match="--estimators: 'logme' is given twice"):
+        run_ranking(load_config(None, overrides), [Candidate(tiny_model_dir)], estimators=["logme", "knn", "logme"])
+
+
+def test_the_printed_table_shows_every_estimator_when_the_first_candidate_failed(sentiment_config, capsys):
+    """The table's columns came from the first row's scores: a failed first candidate left only one column."""
+    tmp_path, _, overrides = sentiment_config
+    notes = tmp_path / "first-notes"
+    notes.mkdir(exist_ok=True)
+    (notes / "readme.txt").write_text("not a model", encoding="utf-8")
+    code = main(["rank", str(config_file(tmp_path)), *overrides, "--models", f"{notes},@depth=1", "--output", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if line.startswith("|") and "logme" in line)
+    assert "knn" in header and "hscore" in header, header

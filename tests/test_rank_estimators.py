@@ -275,3 +275,57 @@ def test_string_class_labels_are_accepted():
     names = np.where(labels == 1, "positive", "negative")
     assert logme(features, names) == pytest.approx(logme(features, labels))
     assert knn_accuracy(features, names) == knn_accuracy(features, labels)
+
+
+# ---------------------------------------------------------------- a class too rare to hold out, one estimator failing
+
+
+def test_a_class_of_one_row_is_trained_on_and_the_probe_still_scores():
+    """Planted fault: 60 rows of one class and 1 of another. A plain random split held the lone row out for some
+    seeds, left the training split with one class and raised, which sank the whole ranking; it now always trains."""
+    features, _ = gaussian_classes(61, 4, 2, separation=0.0, seed=28)
+    labels = np.array([0] * 30 + [1] + [0] * 30)
+    for seed in range(10):
+        train, test = estimators._split(labels, multi_label=False, seed=seed)
+        assert 30 in train and 30 not in test, seed
+        assert sorted(np.concatenate([train, test]).tolist()) == list(range(61))
+        assert 0.0 <= linear_probe(features, labels, seed=seed) <= 1.0
+
+
+def test_the_split_without_lone_classes_is_unchanged():
+    """Rows of classes with two rows or more are split exactly as train_test_split splits them."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.repeat([0, 1, 2], [50, 30, 20])
+    expected = train_test_split(np.arange(100), test_size=0.2, random_state=3, stratify=labels)
+    for got, want in zip(estimators._split(labels, multi_label=False, seed=3), expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_probe_refuses_classes_that_are_all_single_rows():
+    with pytest.raises(UserError, match="no rows to hold out: 3 of the 3 rows are the only row of their class"):
+        linear_probe(np.eye(3), np.array([0, 1, 2]))
+
+
+def test_one_failing_estimator_leaves_the_others_scored_when_failures_are_collected(monkeypatch):
+    def broken(*args, **kwargs):
+        raise UserError("the probe cannot split these rows")
+
+    monkeypatch.setitem(ESTIMATORS, "linear_probe", broken)
+    features, labels = gaussian_classes(60, 4, 2, separation=3.0, seed=29)
+    failures: dict[str, str] = {}
+    scores = score_features(features, labels, estimators=["logme", "linear_probe", "knn"], failures=failures)
+    assert failures == {"linear_probe": "the probe cannot split these rows"}
+    assert np.isnan(scores["linear_probe"]) and np.isfinite(scores["logme"]) and np.isfinite(scores["knn"])
+    with pytest.raises(UserError, match="cannot split"):  # without a failures dict it is raised, as before
+        score_features(features, labels, estimators=["linear_probe"])
+    with pytest.raises(UserError, match="NaN or infinite"):  # bad features still fail the whole call
+        score_features(NAN_FEATURES, GOOD_LABELS, failures={})
+
+
+def test_an_estimator_named_twice_runs_once(monkeypatch):
+    calls = []
+    monkeypatch.setitem(ESTIMATORS, "knn", lambda *a, **k: calls.append(1) or 0.5)
+    features, labels = gaussian_classes(30, 3, 2, separation=3.0, seed=30)
+    assert set(score_features(features, labels, estimators=["knn", "knn"])) == {"knn", "knn_seconds"}
+    assert len(calls) == 1

@@ -16,6 +16,7 @@ held-out rows (:mod:`~nlp_transfer.check.behaviour`, :mod:`~nlp_transfer.check.b
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ def check_run(
     drift: str | None = None,
     text_column: str = "text",
     calibrator: str = "temperature",
+    drift_encoding: str | None = None,
 ) -> dict[str, Any]:
     """Check a run and write RUN_DIR/check/ (and the temperature); ``report["gates"]["missed"]`` lists missed gates.
 
@@ -63,17 +65,21 @@ def check_run(
     behavioural suites (recall per group of names and places). Both: with ``drift`` (a file of new, unlabelled
     inputs; ``text_column`` of a table) how far they are from the run's training texts. ``calibrator``: what
     single-label scores get from now on (``temperature``; ``isotonic``, a temperature then a map of the chosen
-    label's score; ``auto``, the one with the lower cross-fitted validation ECE). Bad options fail before any scoring.
+    label's score; ``auto``, the one with the lower cross-fitted validation ECE). ``drift_encoding``: how the drift
+    file is decoded (default: ``data.encoding``, else UTF-8). Bad options fail before any model loads or scores.
     """
     from nlp_transfer.inference import load_run
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
     run_dir = Path(run_dir)
-    check_calibrator(calibrator)
-    model, task = load_run(run_dir, calibrated=False)  # the check fits the calibration anew (and replaces a damaged one)
+    if drift_encoding is None:
+        drift_encoding = data.encoding if data is not None else "utf-8"
     options = CheckOptions(
         data_path, data, batch_size, bins, list(suites), slice_column, list(fail_under), seed, drift, text_column, calibrator
     )
+    options.drift_encoding = drift_encoding
+    check_options(options)
+    model, task = load_run(run_dir, calibrated=False)  # the check fits the calibration anew (and replaces a damaged one)
     if isinstance(task, TokenClassificationTask):
         report = check_tagger(run_dir, model, task, options)
     else:
@@ -101,6 +107,35 @@ class CheckOptions:
     text_column: str = "text"
     #: applied to single-label scores: temperature, isotonic (temperature then a top-label map) or auto
     calibrator: str = "temperature"
+    #: how the ``--drift`` file is decoded
+    drift_encoding: str = "utf-8"
+
+
+def check_options(options: CheckOptions) -> None:
+    """Refuse bad options before the run is loaded or a row scored: the calibrator, the bins, the suites, the drift file."""
+    from nlp_transfer.check.suite import load_suite
+
+    check_calibrator(options.calibrator)
+    bins = options.bins
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise UserError(f"--bins {bins}: the calibration error needs at least 1 confidence bin; give a whole number such as 15.")
+    for source in options.suites:
+        load_suite(source)  # read again, with the shipped suites, once the run's kind is known
+    if options.drift:
+        read_drift_texts(options)
+
+
+def read_drift_texts(options: CheckOptions) -> list[str]:
+    """The texts of the ``--drift`` file, read as ``--text-column`` and ``--encoding`` say; its errors name those flags."""
+    from nlp_transfer.shift.sources import read_text_file
+
+    try:
+        return read_text_file(str(options.drift), text_column=options.text_column, encoding=options.drift_encoding)
+    except UserError as err:
+        message = str(err)
+        for key, flag in (("data.encoding", "--encoding"), ("data.text_column", "--text-column")):
+            message = message.replace(key, flag)
+        raise type(err)(message) from None
 
 
 def check_tagger(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> dict[str, Any]:
@@ -167,17 +202,19 @@ def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions
 
 
 def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> tuple[dict[str, Any], Scored, tuple]:
-    """Calibration and selective prediction: T fitted on the validation split, figures on the held-out rows."""
+    """Calibration and selective prediction: T fitted on the validation split, figures on the held-out rows.
+
+    ``same_rows`` says the held-out rows are the validation rows again (the same text and label pairs, in any order),
+    so the figures after calibration are in-sample; a file of the same texts with other labels is scored as it is.
+    """
+    held_out = None
+    if options.data_path:  # read (and scored) first: a bad file is refused before the run's splits are scored
+        held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     splits = run_splits(run_dir, model, task, options.batch_size)
     fit = splits.get("validation")
     if fit is None:
         raise UserError(f"{run_dir}: the run has no validation split to fit the temperature on; retrain with one.")
-    held_out = None
-    if options.data_path:
-        held_out = file_rows(options.data_path, options.data or DataConfig(), model, task, options.batch_size)
     held_out = held_out or splits.get("test") or fit
-    if held_out is not fit and held_out.texts is not None and held_out.texts == fit.texts:
-        held_out = fit  # --data named the validation file itself: the figures after calibration are in-sample
     if task.multi_label:
         calibration, selective, plotted = multi_label_figures(fit, held_out, options.bins, task.threshold)
     else:
@@ -186,11 +223,25 @@ def calibrated_report(run_dir: Path, model: Any, task: Any, options: CheckOption
         "run_dir": str(run_dir),
         "fitted_on": fit.source,
         "scored_on": held_out.source,
-        "same_rows": held_out is fit,
+        "same_rows": same_rows(held_out, fit),
         "calibration": calibration,
         "selective": selective,
     }
     return report, held_out, plotted
+
+
+def same_rows(held_out: Scored, fit: Scored) -> bool:
+    """Whether ``held_out`` holds the rows of ``fit``: the same (text, gold label) pairs as a multiset, in any order."""
+    if held_out is fit:
+        return True
+    if held_out.texts is None or fit.texts is None or len(held_out.texts) != len(fit.texts):
+        return False
+
+    def pairs(rows: Scored) -> Counter[tuple[str, tuple[int, ...]]]:
+        labels = np.asarray(rows.labels).reshape(len(rows.texts or []), -1).astype(np.int64)
+        return Counter(zip(rows.texts or [], map(tuple, labels.tolist()), strict=True))
+
+    return pairs(held_out) == pairs(fit)
 
 
 def held_out_slices(held_out: Scored, task: Any, column: tuple[str, DataConfig] | None, name: str | None) -> dict[str, Any]:
@@ -198,17 +249,34 @@ def held_out_slices(held_out: Scored, task: Any, column: tuple[str, DataConfig] 
     from nlp_transfer.check.probes import row_slices, slice_column_values
     from nlp_transfer.check.slices import slice_report
 
+    per_label = None
     if task.multi_label:
         decided = 1.0 / (1.0 + np.exp(-held_out.logits.astype(np.float64))) >= task.threshold
         correct = np.all(decided == (held_out.labels == 1), axis=1)
         gold = ["|".join(task.labels[i] for i in np.flatnonzero(row)) or "(none)" for row in held_out.labels]
+        per_label = {"label": label_recall_pairs(decided, held_out.labels, task.labels)}
     else:
         correct = held_out.logits.argmax(axis=1) == held_out.labels
         gold = [task.labels[int(i)] for i in held_out.labels]
     values = None
     if column is not None and name is not None:
         values = (name, slice_column_values(column[0], column[1], name, held_out.lines or []))
-    return slice_report(correct, row_slices(held_out.texts or [], gold, values))
+    # a multi-label row has several gold labels: its "label" slices are (label, found) pairs, one per gold label
+    return slice_report(correct, row_slices(held_out.texts or [], gold, values), pairs=per_label)
+
+
+def label_recall_pairs(decided: np.ndarray, gold: np.ndarray, names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Multi-label ``(label, found)`` pairs, one per gold label of each row: a slice's accuracy is that label's recall.
+
+    A row with no gold label counts once under ``(none)``, found when the run decides no label for it either.
+    """
+    keys: list[str] = []
+    found: list[bool] = []
+    for row_decided, row_gold in zip(decided, np.asarray(gold) == 1, strict=True):
+        wanted = np.flatnonzero(row_gold)
+        keys += [names[int(i)] for i in wanted] if len(wanted) else ["(none)"]
+        found += [bool(row_decided[i]) for i in wanted] if len(wanted) else [not row_decided.any()]
+    return keys, np.asarray(found, dtype=bool)
 
 
 def drift_figures(run_dir: Path, options: CheckOptions) -> dict[str, Any]:
@@ -220,6 +288,7 @@ def drift_figures(run_dir: Path, options: CheckOptions) -> dict[str, Any]:
         str(options.drift),
         output_dir=run_dir / CHECK_DIR / "drift",
         text_column=options.text_column,
+        encoding=options.drift_encoding,
         batch_size=options.batch_size,
         seed=options.seed,
     )

@@ -157,7 +157,10 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     c, s = report["calibration"], report["selective"]
     lines = [f"Temperature fitted on {report['fitted_on']}; figures on {report['scored_on']}."]
     if report["same_rows"]:
-        lines.append("The same rows fitted the temperature and are scored: the figures after it are optimistic. Pass --data.")
+        lines.append(
+            "The same rows (text and label) fitted the temperature and are scored: the figures after it are optimistic. "
+            "Pass --data with other labelled rows."
+        )
     lines += [
         "",
         "| figure | before | after temperature |",
@@ -250,6 +253,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if "calibration" in report:
         c, s = report["calibration"], report["selective"]
         lines.append(f"scored on {report['scored_on']} (temperature fitted on {report['fitted_on']})")
+        if report.get("same_rows"):
+            lines.append("these are the rows that fitted the temperature: the figures after it are optimistic")
         lines.append(f"ECE {c['ece']:.4f} -> {c['ece_after_temperature']:.4f} after temperature {c['temperature']:.3f}")
         if "ece_after_isotonic" in c:
             lines.append(f"ECE {c['ece_after_isotonic']:.4f} with a top-label isotonic map; applied: {c['calibrator']}")

@@ -44,10 +44,24 @@ def _natural(key: str) -> tuple[int, str]:
     return (int(match.group()) if match else -1, key)
 
 
-def slice_report(correct: np.ndarray, slicings: dict[str, Sequence[str]], *, min_rows: int = MIN_ROWS) -> dict[str, Any]:
-    """Tables per slicing (``length``, ``label``, a column name) and the worst slice of them all."""
+def slice_report(
+    correct: np.ndarray,
+    slicings: dict[str, Sequence[str]],
+    *,
+    min_rows: int = MIN_ROWS,
+    pairs: dict[str, tuple[Sequence[str], np.ndarray]] | None = None,
+) -> dict[str, Any]:
+    """Tables per slicing (``length``, ``label``, a column name) and the worst slice of them all.
+
+    ``slicings`` give each row's slice, scored by ``correct``. ``pairs`` are slicings with their own
+    ``(keys, correct)`` items, where one row may count in several slices (a multi-label row under each of its gold
+    labels, found or not: the label's recall); one named like a slicing takes its place. The overall accuracy is
+    that of ``correct``.
+    """
     correct = np.asarray(correct, dtype=bool)
-    by = {name: slice_table(correct, [str(k) for k in keys]) for name, keys in slicings.items()}
+    pairs = {name: ([str(k) for k in keys], np.asarray(found, dtype=bool)) for name, (keys, found) in (pairs or {}).items()}
+    rows = {name: ([str(k) for k in keys], correct) for name, keys in slicings.items()}
+    by = {name: slice_table(found, keys) for name, (keys, found) in {**rows, **pairs}.items()}
     ranked = [
         (row["accuracy"], slicing, name, row["count"])
         for slicing, table in by.items()

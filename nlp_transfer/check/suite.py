@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from nlp_transfer.data.readers import text_lines
 from nlp_transfer.errors import UserError
 
 KINDS = ("label", "invariance", "direction", "entity_recall")
@@ -91,10 +92,10 @@ def read_document(source: str) -> tuple[Path, Any]:
     path = Path(source)
     if not path.is_file():
         path = shipped_suite_path(source)
-    text = path.read_text(encoding="utf-8")
+    text = suite_text(path)
     if path.suffix.lower() == ".jsonl":
         tests = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(text_lines(text), start=1):
             if not line.strip():
                 continue
             try:
@@ -109,6 +110,19 @@ def read_document(source: str) -> tuple[Path, Any]:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UserError(f"{where}: not valid YAML ({problem}). Fix the suite file there.") from None
+
+
+def suite_text(path: Path) -> str:
+    """A suite file decoded as UTF-8 (a byte-order mark dropped); any other encoding is a one-line error naming the file."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        found = f"{path}:{line}: byte 0x{raw[err.start : err.start + 1].hex()} is not UTF-8"
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            found = f"{path}: UTF-16 text"
+        raise UserError(f"{found}; a suite must be UTF-8. Re-save the suite file as UTF-8.") from None
 
 
 def read_suite_file(source: str) -> dict[str, Any]:
@@ -153,6 +167,9 @@ def _test(raw: Any, shared: dict[str, list[str]], where: str) -> Test:
     if not isinstance(raw, dict) or not raw.get("name") or raw.get("kind") not in KINDS:
         raise UserError(f"{where}: a test needs a 'name' and a 'kind' (one of {', '.join(KINDS)}).")
     where = f"{where.rsplit(': ', 1)[0]}: test '{raw['name']}'"
+    if "." in str(raw["name"]):  # --fail-under keys are dotted paths: behaviour.NAME.failure_rate could not be read
+        fixed = str(raw["name"]).replace(".", "_")
+        raise UserError(f"{where}: a test name cannot hold a dot (gate keys split on dots); rename it, e.g. '{fixed}'.")
     groups = _fill_lists(raw.get("groups", {}), where)
     fill = {**shared, **_fill_lists(raw.get("fill", {}), where)}
     entity = raw.get("entity", {})

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> None:
         slice_column=args.slice_column,
         fail_under=args.fail_under or [],
         drift=args.drift,
+        drift_encoding=args.encoding,
         text_column=args.text_column,
         calibrator=args.calibrator,
     )

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> None:
         recommend_by=args.recommend_by,
         output_dir=Path(args.output) if args.output else None,
     )
-    shown = estimators or [k for k in rows[0].scores if not k.endswith("_seconds")] or [args.recommend_by]
+    scored = dict.fromkeys(k for r in rows for k in r.scores if not k.endswith("_seconds"))  # a failed first row has none
+    shown = estimators or list(scored) or [args.recommend_by]
     shown = [e for e in shown if any(e in r.scores for r in rows)]
     print("\n" + markdown_table(rows, shown, recommended, args.recommend_by))
     print(f"\nrecommended (by {args.recommend_by}): {recommended}\nreport: {paths['rank.json'].parent}")

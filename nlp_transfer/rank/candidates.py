@@ -17,9 +17,11 @@ An empty model part (``@depth=3``) means the run's own ``model``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,6 +105,35 @@ def parse_candidates(specs: str, *, default_model: str, default_pooling: str = "
             raise UserError(f"--models: candidate '{candidate.name}' is given twice; remove one.")
         seen.add(candidate)
     return candidates
+
+
+#: config.json keys that give an encoder's layer count, in the order they are tried
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers")
+
+
+def declared_layers(path: str) -> int | None:
+    """The layer count that the model folder ``path`` declares in its config.json (None when it says none)."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    counts = [config.get(key) for key in LAYER_COUNT_KEYS] if isinstance(config, dict) else []
+    return next((c for c in counts if isinstance(c, int) and not isinstance(c, bool) and c > 0), None)
+
+
+def features_key(candidate: Candidate, path: str, *, token_level: bool = False) -> tuple[Any, ...]:
+    """What decides a candidate's row, with defaults spelled out: two candidates with one key would give one row.
+
+    ``path`` is the model's resolved folder (so ``./m``, ``m/`` and the config's ``model`` meet); a depth equal to
+    the model's layer count is no depth, a layer equal to the last layer kept is no layer, and token-level (NER)
+    features ignore the pooling. Without a layer count in the model's config.json those are compared as written.
+    """
+    layers = declared_layers(path)
+    depth = None if candidate.depth is not None and candidate.depth == layers else candidate.depth
+    top = depth if depth is not None else layers
+    layer = None if top is not None and candidate.layer == top else candidate.layer
+    pooling = None if token_level else candidate.pooling
+    return (str(Path(path).expanduser().resolve()), candidate.init, pooling, depth, layer)
 
 
 @dataclass

@@ -362,17 +362,31 @@ def knn_accuracy(
 
 
 def _split(y: np.ndarray, multi_label: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and test row indices: 80 / 20, stratified by class where every class has two rows or more."""
-    n = len(y)
-    stratify = None
-    if not multi_label:
-        counts = np.bincount(y)
-        n_test = int(np.ceil(0.2 * n))
-        if counts[counts > 0].min() >= 2 and n_test >= np.count_nonzero(counts) and n - n_test >= np.count_nonzero(counts):
-            stratify = y
+    """Train and test row indices: 80 / 20, stratified by class where every class has two rows or more.
+
+    A class with a single row goes to training (held out, it could never be predicted, and the training split
+    could be left with one class); the other rows are split as above.
+    """
     from sklearn.model_selection import train_test_split
 
-    return train_test_split(np.arange(n), test_size=0.2, random_state=seed, stratify=stratify)
+    n = len(y)
+    if multi_label:
+        return train_test_split(np.arange(n), test_size=0.2, random_state=seed)
+    counts = np.bincount(y)
+    lone = counts[y] == 1
+    rest = np.flatnonzero(~lone)
+    if len(rest) < 2:
+        raise UserError(
+            f"the linear probe has no rows to hold out: {int(lone.sum())} of the {n} rows are the only row of their class; "
+            "it needs two rows of a class at least (add labelled rows of the rare classes)"
+        )
+    rest_counts = counts[counts > 1]
+    n_test = int(np.ceil(0.2 * len(rest)))
+    stratify = None
+    if n_test >= len(rest_counts) and len(rest) - n_test >= len(rest_counts):
+        stratify = y[rest]
+    train, test = train_test_split(rest, test_size=0.2, random_state=seed, stratify=stratify)
+    return np.concatenate([train, np.flatnonzero(lone)]) if lone.any() else train, test
 
 
 def linear_probe(
@@ -386,15 +400,18 @@ def linear_probe(
 ) -> float:
     """Held-out score of a logistic regression on the standardised features; higher is better.
 
-    Trained on a seeded 80 % of the rows (stratified by class; a plain random split for multi-label, with
-    one-vs-rest classifiers) and scored on the other 20 %. At most ``max_points`` rows are used (drawn with
+    Trained on a seeded 80 % of the rows (stratified by class, a class of one row always trained on; a plain
+    random split for multi-label, with one-vs-rest classifiers) and scored on the other 20 %. At most ``max_points`` rows are used (drawn with
     ``seed``). ``metric``: "accuracy", "f1_macro" or "f1_micro".
     """
     _check_metric(metric)
     x, y = _subsample(*_check(features, labels, multi_label), max_points, seed)
     train, test = _split(y, multi_label, seed)
     if not multi_label and len(np.unique(y[train])) < 2:
-        raise UserError(f"the linear probe's training split has only one class; {FIX_SAMPLE}")
+        raise UserError(
+            f"the linear probe's training split ({len(train)} of {len(y)} rows) holds one class only: the other classes "
+            "are too rare to split 80 / 20; add labelled rows of the rare classes"
+        )
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.pipeline import make_pipeline
@@ -410,6 +427,15 @@ def linear_probe(
 
 
 # ---------------------------------------------------------------- all of them
+
+
+def error_line(err: Exception) -> str:
+    """One line that says why ``err`` happened: a UserError's own message, else its type and first line."""
+    if isinstance(err, UserError):
+        return str(err)
+    first = (str(err).splitlines() or [""])[0][:200]
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
+
 
 ESTIMATORS: dict[str, Callable[..., float]] = {
     "logme": logme,
@@ -428,13 +454,17 @@ def score_features(
     metric: str = "accuracy",
     seed: int = 0,
     estimators: Sequence[str] | None = None,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, float]:
     """Run the named estimators (default: all of :data:`ESTIMATORS`) on the same features and labels.
 
-    Returns ``{name: score}`` plus ``{name + "_seconds": wall time}`` for each. ``metric`` and ``seed`` go
-    to the estimators that take them (knn, linear_probe).
+    Returns ``{name: score}`` plus ``{name + "_seconds": wall time}`` for each (a name given twice runs once).
+    ``metric`` and ``seed`` go to the estimators that take them (knn, linear_probe). Bad features or labels
+    raise before any estimator runs. With ``failures`` (a dict to fill), an estimator that fails on its own
+    scores NaN and its one-line reason is put in ``failures[name]``, and the others still run; without it the
+    failure is raised.
     """
-    names = list(ESTIMATORS) if estimators is None else list(estimators)
+    names = list(dict.fromkeys(ESTIMATORS if estimators is None else estimators))
     unknown = [name for name in names if name not in ESTIMATORS]
     if unknown:
         raise UserError(f"unknown estimator(s) {', '.join(map(repr, unknown))}; choose from {', '.join(ESTIMATORS)}")
@@ -444,6 +474,12 @@ def score_features(
     for name in names:
         options = {"metric": metric, "seed": seed} if name in _TAKE_METRIC_AND_SEED else {}
         started = time.perf_counter()
-        results[name] = ESTIMATORS[name](features, labels, multi_label=multi_label, **options)
+        try:
+            results[name] = ESTIMATORS[name](features, labels, multi_label=multi_label, **options)
+        except Exception as err:  # one estimator's trouble (a class too rare to hold out) need not sink the others
+            if failures is None:
+                raise
+            failures[name] = error_line(err)
+            results[name] = float("nan")
         results[f"{name}_seconds"] = time.perf_counter() - started
     return results
