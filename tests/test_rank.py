@@ -459,7 +459,9 @@ def test_the_printed_table_shows_every_estimator_when_the_first_candidate_failed
     notes = tmp_path / "first-notes"
     notes.mkdir(exist_ok=True)
     (notes / "readme.txt").write_text("not a model", encoding="utf-8")
-    code = main(["rank", str(config_file(tmp_path)), *overrides, "--models", f"{notes},@depth=1", "--output", str(tmp_path / "r")])
+    code = main(
+        ["rank", str(config_file(tmp_path)), *overrides, "--models", f"{notes},@depth=1", "--output", str(tmp_path / "r")]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     header = next(line for line in out.splitlines() if line.startswith("|") and "logme" in line)
