@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from nlp_transfer.check.perturb import PERTURB
-from nlp_transfer.check.suite import Suite, Test, expand, fill_template, map_labels
+from nlp_transfer.check.suite import Suite, Test, expand, fill_template, map_labels, reversed_polarity
 
 #: failing examples kept per test
 EXAMPLES = 3
@@ -65,7 +65,8 @@ def _suite_labels(suite: Suite, model: Classifier | Tagger) -> tuple[dict[str, s
     if mapping is None:
         wanted = "; ".join(f"{k}: one of {', '.join([k, *v])}" for k, v in suite.labels.items())
         return {}, f"the run's labels ({', '.join(model.labels)}) do not fit this suite ({wanted})"
-    return mapping, None
+    fill = {key: words for test in suite.tests for key, words in test.fill.items()}
+    return mapping, reversed_polarity(mapping, fill, model.labels, model.probabilities)
 
 
 def run_test(test: Test, model: Classifier | Tagger, mapping: dict[str, str], seed: int = 0) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import json
 import random
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -278,6 +279,37 @@ def expand(case: Case, fill: dict[str, list[str]], seed: int = 0, limit: int = M
     while len(seen) < limit:
         seen.setdefault(tuple(rng.choice(values) for values in lists), None)
     return [dict(zip(names, combo, strict=True)) for combo in seen]
+
+
+#: words any sentiment model scores apart, for suites that fill no ``good`` and ``bad`` lists (the bias suite)
+POLARITY_WORDS = (["great", "excellent", "wonderful", "lovely"], ["terrible", "awful", "horrible", "dreadful"])
+
+
+def reversed_polarity(
+    mapping: dict[str, str], fill: dict[str, list[str]], labels: list[str], probabilities: Callable[[list[str]], Any]
+) -> str | None:
+    """Why a sentiment mapping made through numbers looks reversed for this run, or None.
+
+    ``0``/``1`` match negative/positive by SST-2's convention, which a dataset may reverse. When both sides matched
+    through a name that says nothing (digits, ``label_N``), the run reads "It was {good}." against "It was {bad}."
+    (the suite's ``good`` and ``bad`` fill words, else :data:`POLARITY_WORDS`): a mapped positive label that scores the bad words higher says
+    the run's 1 means negative, and the suite's verdicts would be upside down.
+    """
+    if "positive" not in mapping or not set(mapping) <= {"positive", "negative"}:
+        return None
+    if any(not re.fullmatch(r"(label_)?\d+", mapping[name].lower()) for name in mapping):
+        return None  # a label with a name that says what it is
+    positive = labels.index(mapping["positive"])
+    good_words, bad_words = fill.get("good") or POLARITY_WORDS[0], fill.get("bad") or POLARITY_WORDS[1]
+    good = probabilities([f"It was {word}." for word in good_words])[:, positive].mean()
+    bad = probabilities([f"It was {word}." for word in bad_words])[:, positive].mean()
+    if good >= bad:
+        return None
+    return (
+        f"the run's label '{mapping['positive']}' scores bad words above good ones ({bad:.2f} against {good:.2f}), so "
+        f"'{mapping['positive']}' seems to mean negative here, not positive as SST-2's numbers do; name the run's "
+        "labels (data.labels) to run this suite"
+    )
 
 
 def map_labels(suite_labels: dict[str, list[str]], run_labels: list[str]) -> dict[str, str] | None:
