@@ -1,6 +1,7 @@
 """nlp-transfer compare: strategies against a from-scratch baseline, each run in a child process of its own."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -251,12 +252,16 @@ def test_compare_records_a_failed_run_goes_on_and_exits_non_zero(sentiment_files
     stale.mkdir(parents=True)
     (stale / "metrics.json").write_text("{}")  # an earlier comparison's run: never read as this one's result
     overrides = tiny_overrides(tiny_model_dir, tmp_path / "run", **data_overrides(sentiment_files))
+    no_weights = tmp_path / "no-weights"  # a model folder that fails only where a run loads its weights (the child)
+    no_weights.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(tiny_model_dir) / name, no_weights / name)
     code = main(
         [
             "compare",
             SENTIMENT_CONFIG,
             *overrides,
-            "bad:data.text_column=no_such_column",
+            f"bad:model={no_weights}",
             "--strategies",
             "bad=full,full",
             "--no-scratch",
@@ -267,7 +272,7 @@ def test_compare_records_a_failed_run_goes_on_and_exits_non_zero(sentiment_files
     assert code == 2
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert [(r["strategy"], r["value"] is None) for r in rows] == [("bad", True), ("full", False)]
-    assert "no_such_column" in rows[0]["error"] and "\n" not in rows[0]["error"]
+    assert "no safetensors weights" in rows[0]["error"] and "\n" not in rows[0]["error"]
     assert rows[0]["peak_memory_mb"] > 0 and rows[0]["memory_kind"] == "child_peak_rss" and not stale.exists()
     assert rows[1]["error"] == "" and 0 <= rows[1]["value"] <= 1
     table = (out / "compare.md").read_text()
