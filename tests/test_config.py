@@ -324,6 +324,10 @@ def test_settings_typed_as_users_type_them(tmp_path, monkeypatch):
     path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 3.0\n")
     with pytest.raises(ConfigError, match=r"training\.epochs must be int, got 3\.0 \(float\)"):
         load_config(path)
+    with pytest.raises(ConfigError, match=r"Write it as a list, data\.augment=\[word_dropout\]"):
+        load_config(None, [*base, "data.augment=word_dropout"])
+    with pytest.raises(ConfigError, match=r"unknown config key 'Data'\. Did you mean 'data'\?"):
+        load_config(write(tmp_path, "Data:\n  train_file: a.csv\n"))
     monkeypatch.setenv("HOME", str(tmp_path))
     config = load_config(None, ["data.train_file=~/a.csv,~/b.csv", "output_dir=~/runs/x"])
     assert config.output_dir == str(tmp_path / "runs" / "x")

@@ -241,6 +241,8 @@ def _unknown_key(key: str, source: str) -> ConfigError:
             f"{source}: unknown config key '{key}'. A Hub token is never a config setting (configs are saved with runs): "
             "set the HF_TOKEN environment variable, or run hf auth login."
         )
+    if "." not in key and key.lower() in _SECTIONS:  # Data: for data:
+        return ConfigError(f"{source}: unknown config key '{key}'. Did you mean '{key.lower()}'? Keys are lower case.")
     settings = [k for k in _all_keys(RunConfig) if k.rsplit(".", 1)[-1] not in _SECTIONS]
     section = key.rsplit(".", 1)[0] + "." if "." in key else ""
     same_leaf = [k for k in settings if k.rsplit(".", 1)[-1] in (leaf, KEY_ALIASES.get(leaf.lower()))]
@@ -306,9 +308,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             f"{source}: {key} must be {_type_name(hint)}, got {value!r}: YAML reads yes/no/on/off/true/false unquoted as "
             "true or false. Quote them ('yes')."
         )
-    raise ConfigError(
-        f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({_plain_type(value)}). Fix the value of {key}."
+    fix = (
+        f"Write it as a list, {key}=[{value}]"
+        if isinstance(value, str) and "list" in _type_name(hint)
+        else f"Fix the value of {key}"
     )
+    raise ConfigError(f"{source}: {key} must be {_type_name(hint)}, got {value!r} ({_plain_type(value)}). {fix}.")
 
 
 def _plain_type(value: Any) -> str:
