@@ -346,3 +346,20 @@ def test_mix_ups_between_formats_get_the_fix(tmp_path):
         settings = {"delimiter": None, "header": True, "encoding": "utf-8", **options}
         with pytest.raises(DataError, match=re.escape(message)):
             read_records(str(tmp_path / name), format=kind, **settings)
+
+
+def test_a_key_given_twice_in_one_json_object_is_refused_with_its_line(tmp_path):
+    """JSON keeps the last of two equal keys: {"text": "great", "text": "awful"} trained on "awful" without a word."""
+    from nlp_transfer.data.texts import iter_numbered_texts
+
+    rows = '{"text": "great film", "label": "pos"}\n{"text": "great lovely", "text": "awful bad", "label": "pos"}\n'
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text(rows, encoding="utf-8")
+    with pytest.raises(DataError, match=r"rows\.jsonl:2: an object gives the key 'text' twice"):
+        read_records(str(jsonl), format="jsonl", delimiter=None, header=True, encoding="utf-8")
+    with pytest.raises(DataError, match=r"rows\.jsonl:2: an object gives the key 'text' twice"):
+        list(iter_numbered_texts(str(jsonl), text_column="text"))
+    array = tmp_path / "rows.json"
+    array.write_text("[" + ",".join(rows.strip().splitlines()) + "]", encoding="utf-8")
+    with pytest.raises(DataError, match=r"rows\.json: an object gives the key 'text' twice"):
+        read_records(str(array), format="json", delimiter=None, header=True, encoding="utf-8")

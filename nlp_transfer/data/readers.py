@@ -165,6 +165,25 @@ def text_lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+class RepeatedKey(ValueError):
+    """A JSON object names one key twice (``json`` keeps the last silently)."""
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: the object, or :class:`RepeatedKey` naming a key given twice."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise RepeatedKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def repeated_key_error(where: str, err: RepeatedKey) -> DataError:
+    """The one-line error of a key given twice in one object, at ``where`` (``path:line`` or ``path``)."""
+    return DataError(f"{where}: an object gives the key {err.args[0]!r} twice (JSON keeps only the last); keep one.")
+
+
 def read_jsonl(path: str, *, encoding: str) -> list[Record]:
     """One JSON object per line; blank lines are skipped. Lines end at a line break (\\n, \\r\\n or \\r) only: a JSON
     string may hold U+2028 or U+0085 unescaped (``json.dumps(..., ensure_ascii=False)`` writes them so)."""
@@ -174,7 +193,9 @@ def read_jsonl(path: str, *, encoding: str) -> list[Record]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=unique_keys)
+        except RepeatedKey as err:
+            raise repeated_key_error(f"{path}:{number}", err) from None
         except json.JSONDecodeError as err:
             pretty = (
                 " The file looks like one JSON document: name it .json or set data.format=json."
@@ -197,7 +218,9 @@ def read_json(path: str, *, encoding: str) -> list[Record]:
     """A JSON array of objects, or an object holding one such array (e.g. ``{"data": [...]}``)."""
     text = read_text(path, encoding)
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=unique_keys)
+    except RepeatedKey as err:
+        raise repeated_key_error(path, err) from None
     except json.JSONDecodeError as err:
         if err.lineno > 1 and "Extra data" in err.msg:
             raise DataError(f"{path}:{err.lineno}: several JSON values; for one object per line use data.format=jsonl.") from None

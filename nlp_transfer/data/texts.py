@@ -202,12 +202,16 @@ def _table_texts(path: str, handle: Any, delimiter: str, text_column: str, quoti
 
 def _jsonl_texts(path: str, handle: Any, text_column: str) -> Iterator[tuple[int, str]]:
     """``(line, text)`` of the ``text_column`` of each JSON object of a jsonl file, a line at a time."""
+    from nlp_transfer.data.readers import RepeatedKey, repeated_key_error, unique_keys
+
     first = True
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=unique_keys)
+        except RepeatedKey as err:
+            raise repeated_key_error(f"{path}:{number}", err) from None
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{number}: invalid JSON at column {err.colno}: {err.msg}.") from None
         if not isinstance(obj, dict):
