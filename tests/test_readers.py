@@ -363,3 +363,14 @@ def test_a_key_given_twice_in_one_json_object_is_refused_with_its_line(tmp_path)
     array.write_text("[" + ",".join(rows.strip().splitlines()) + "]", encoding="utf-8")
     with pytest.raises(DataError, match=r"rows\.json: an object gives the key 'text' twice"):
         read_records(str(array), format="json", delimiter=None, header=True, encoding="utf-8")
+
+
+def test_a_json_number_or_boolean_where_a_text_goes_is_refused_as_training_refuses_it(tmp_path):
+    """predict and adapt read 42 and true as the texts "42" and "True"; training refused them."""
+    from nlp_transfer.data.texts import iter_numbered_texts
+
+    path = tmp_path / "texts.jsonl"
+    for value in ("42", "true", "1.5"):
+        path.write_text(f'{{"text": "fine"}}\n{{"text": {value}}}\n', encoding="utf-8")
+        with pytest.raises(DataError, match=rf"texts\.jsonl:2: the text is the JSON value {re.escape(value)}, not a string"):
+            list(iter_numbered_texts(str(path)))

@@ -56,6 +56,8 @@ def cell_text(path: str, line: int, value: Any) -> str:
         return ""
     if isinstance(value, (list, dict)):
         raise DataError(f"{path}:{line}: the text is a JSON {type(value).__name__}, not a string. Give one string a row.")
+    if isinstance(value, (bool, int, float)):  # training refuses them: predict and adapt read them as "42" or "True"
+        raise DataError(f"{path}:{line}: the text is the JSON value {json.dumps(value)}, not a string. Write it in quotes.")
     text = str(value)
     return text if text.strip() else ""
 
