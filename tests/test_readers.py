@@ -374,3 +374,15 @@ def test_a_json_number_or_boolean_where_a_text_goes_is_refused_as_training_refus
         path.write_text(f'{{"text": "fine"}}\n{{"text": {value}}}\n', encoding="utf-8")
         with pytest.raises(DataError, match=rf"texts\.jsonl:2: the text is the JSON value {re.escape(value)}, not a string"):
             list(iter_numbered_texts(str(path)))
+
+
+def test_a_multi_label_cell_of_one_whole_number_and_a_list_with_a_blank_item():
+    """1.0 is the label 1 in every format (a bare JSON 1.0 was refused for multi-label); a blank list item was told to
+    remove a stray '|' the file did not hold."""
+    from nlp_transfer.data.labels import parse_multi_label
+
+    assert parse_multi_label(1.0, "f.json:2", "labels", "|") == ["1"] == parse_multi_label(1, "f.json:2", "labels", "|")
+    with pytest.raises(DataError, match=r"f\.json:2: an empty label inside \['good', ' '\]\. Remove the blank item"):
+        parse_multi_label(["good", " "], "f.json:2", "labels", "|")
+    with pytest.raises(DataError, match=r"holds 1\.5; expected a list"):
+        parse_multi_label(1.5, "f.json:2", "labels", "|")

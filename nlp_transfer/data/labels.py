@@ -42,15 +42,16 @@ def parse_multi_label(value: Any, where: str, column: str, separator: str) -> li
         value = _json_list(value)
     if isinstance(value, list):
         items = [_list_item(v, value, where, column) for v in value]
-    elif isinstance(value, (str, int)) and not isinstance(value, bool):
-        text = str(value).strip()
+    elif (isinstance(value, (str, int)) and not isinstance(value, bool)) or (isinstance(value, float) and _is_whole(value)):
+        text = str(int(value)) if isinstance(value, float) else str(value).strip()  # 1.0 is the label 1, as elsewhere
         items = [whole_number_text(part.strip()) for part in text.split(separator)] if text else []
     elif value is None:
         items = []
     else:
         raise DataError(f"{where}: label column '{column}' holds {value!r}; expected a list or a '{separator}'-separated string.")
     if any(not item for item in items):
-        raise DataError(f"{where}: an empty label inside {value!r}. Remove the stray '{separator}'.")
+        stray = f"Remove the stray '{separator}'" if isinstance(value, str) else "Remove the blank item from the list"
+        raise DataError(f"{where}: an empty label inside {value!r}. {stray}.")
     return sorted(set(items))
 
 
