@@ -204,11 +204,13 @@ def check_resumed_config(config: RunConfig, output_dir: Path) -> None:
     """Refuse to resume with a setting that changes training; say which harmless settings changed."""
     from nlp_transfer.config import load_config
     from nlp_transfer.training.resume_check import check_resumable
+    from nlp_transfer.transfer.base import unread_options_allowed, without_unread_options
 
     saved_file = output_dir / "config.yaml"
     if not saved_file.is_file():
         return
-    saved = config_to_dict(load_config(saved_file))
+    with unread_options_allowed():  # a run saved before options of other strategies were refused still resumes
+        saved = config_to_dict(without_unread_options(load_config(saved_file)))
     harmless = check_resumable(saved, config_to_dict(config), str(saved_file))
     check_same_data(config, output_dir)
     if harmless:

@@ -49,6 +49,7 @@ def run_self_training(
     output_dir, state = Path(config.output_dir), process_state()
     replace = check_output_dir(output_dir, overwrite=overwrite, resume=resume, model=config.model, data_files=data_files(config))
     if resume and (output_dir / FINISHING).is_file():
+        check_resumed_rounds(config, output_dir)  # the settings it finishes with must be those it trained with
         return complete_finish(config, state)
     splits = labelled_splits(config)  # every input read and checked before --overwrite moves the earlier run aside
     texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)

@@ -590,6 +590,7 @@ def test_min_steps_reaches_the_all_size_and_the_report_says_what_it_judged_again
     assert len(json.loads((out / "compare.json").read_text())["rows"]) == 4
     compare.run_comparison(config, ["full"], [10], output_dir=out, scratch=False, overwrite=True)
     assert "Negative transfer: not checked (no baseline run" in (out / "compare.md").read_text()
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["full-10"]  # the earlier comparison's runs are gone
     # a report written before the last run says so at its top
     rows = compare.run_comparison(config, ["full", "lora"], [10], output_dir=tmp_path / "partial", scratch=False)
     compare.write_report(rows[:1], tmp_path / "partial", compare.ReportContext(planned=2))
@@ -721,6 +722,18 @@ def test_a_strategys_own_options_reach_its_runs_only():
     assert (tuned.strategy, tuned.training.learning_rate, tuned.transfer.lora_target_modules) == ("full", 1e-4, None)
     with pytest.raises(ConfigError, match=r"recipe\.yaml: transfer\.lora_r applies to strategy=lora, not to strategy=full"):
         label_config(lora_recipe, "full", ["transfer.lora_r=4"], "recipe.yaml")
+    # a shared override for a compared strategy under a recipe of another strategy, as the CLI loads it
+    from nlp_transfer.transfer.base import unread_options_allowed
+
+    with unread_options_allowed():
+        shared = load_config("recipes/configs/sentiment/minilm_full.yaml", ["transfer.lora_r=4"])
+    assert fitted_to_strategy(shared, "lora", shared).transfer.lora_r == 4
+    assert fitted_to_strategy(shared, "full", shared).transfer.lora_r == 8
+    # the options a class flag says a strategy reads: a gradual recipe's layer-wise decay stays off its frozen runs
+    gradual = load_config("recipes/configs/sentiment/minilm_gradual.yaml")
+    assert gradual.transfer.layer_lr_decay == 0.8
+    assert fitted_to_strategy(gradual, "frozen", gradual).transfer.layer_lr_decay == 1.0
+    assert fitted_to_strategy(gradual, "full", gradual).transfer.layer_lr_decay == 0.8
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
@@ -774,3 +787,25 @@ def test_bad_data_every_run_reads_is_one_error_before_any_run(sentiment_files, t
     with pytest.raises(UserError, match=r"train\.csv:3"):
         compare.run_comparison(config, ["full", "frozen"], output_dir=tmp_path / "report")
     assert made == [] and not (tmp_path / "report").exists()
+
+
+def test_a_shared_override_for_one_compared_strategy_reaches_its_runs_from_the_command_line(
+    sentiment_files, tmp_path, monkeypatch, capsys
+):
+    """`compare minilm_full.yaml --strategies full,lora transfer.lora_r=4` was refused: the shared config was checked
+    against the recipe's own strategy (full) before each strategy took its own options."""
+    from nlp_transfer.cli import main
+
+    seen = {}
+
+    def fake_child(run_config, *, from_scratch, jobs, debug=False):
+        seen[run_config.strategy] = run_config.transfer.lora_r
+        return ChildOutcome(returncode=1, peak_rss_bytes=1, error="stopped here")
+
+    from nlp_transfer.compare import ChildOutcome
+
+    monkeypatch.setattr("nlp_transfer.compare.run.train_in_child", fake_child)
+    overrides = [f"{k}={v}" for k, v in data_overrides(sentiment_files).items()]
+    args = ["compare", SENTIMENT_CONFIG, *overrides, "transfer.lora_r=4", "--strategies", "full,lora", "--no-scratch"]
+    code = main([*args, "--output", str(tmp_path / "report")])
+    assert code == 2 and seen == {"full": 8, "lora": 4}, capsys.readouterr().err

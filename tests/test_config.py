@@ -315,6 +315,8 @@ def test_settings_typed_as_users_type_them(tmp_path, monkeypatch):
     suggestion; a file's 3.0 was a "_FloatWithText"; output_dir=~/runs made a folder named ~ in the current one."""
     base = ["data.train_file=a.csv"]
     assert load_config(None, [*base, "data.delimiter=\t"]).data.delimiter == "\t"
+    with pytest.raises(ConfigError, match="output_dir must be str, got None"):  # blank is null for other settings
+        load_config(None, [*base, "output_dir= "])
     with pytest.raises(ConfigError, match=r"data\.label_separator must be a non-blank string .*got ' '"):  # not "got None"
         load_config(None, [*base, "data.label_separator= "])
     with pytest.raises(ConfigError, match=r"unknown config key 'data\.token_col'\. Did you mean 'data\.token_column'\?"):

@@ -311,3 +311,24 @@ def test_compare_runs_a_strategy_added_outside_the_package_in_its_child_processe
     assert plugin_modules(load_config(None, [*overrides, "strategy=toy_bitfit"])) == [__name__]
     rows = run_comparison(config, {"toy_bitfit": "toy_bitfit"}, output_dir=tmp_path / "report", scratch=False)
     assert [r.strategy for r in rows] == ["toy_bitfit"] and not rows[0].error and rows[0].value is not None
+
+
+def test_compare_runs_a_new_task_whose_data_only_its_builder_reads(tiny_model_dir, tmp_path, monkeypatch):
+    """compare read every run's data as text classification before training: a task added outside the package,
+    with columns text,score, was refused ("no column 'label'") before any run."""
+    import nlp_transfer.compare as compare
+    from nlp_transfer.compare.plan import rows_at_all
+
+    train = write_csv(tmp_path / "train.csv", scored_rows(40, 1), header=("text", "score"))
+    base = [*tiny_overrides(tiny_model_dir, tmp_path / "run"), "task=toy_regression", f"data.train_file={train}"]
+    config = load_config(None, [*base, f"data.validation_file={train}"])
+    assert rows_at_all(config) is None
+    trained = []
+
+    def fake_child(run_config, *, from_scratch, jobs, debug=False):
+        trained.append(Path(run_config.output_dir).name)
+        return compare.ChildOutcome(returncode=1, peak_rss_bytes=1 << 20, error="stopped here")
+
+    monkeypatch.setattr(compare.run, "train_in_child", fake_child)
+    rows = compare.run_comparison(config, ["full"], output_dir=tmp_path / "report", scratch=False, min_steps=50)
+    assert trained == ["full-all"] and rows[0].error == "stopped here"

@@ -241,3 +241,26 @@ def test_a_text_file_with_nul_bytes_is_refused_as_binary(tmp_path):
             list(read(str(tmp_path / "nul.txt")))
     (tmp_path / "u16.txt").write_bytes("great movie\n".encode("utf-16"))  # NUL bytes are normal in UTF-16
     assert list(iter_texts(str(tmp_path / "u16.txt"), encoding="utf-16")) == ["great movie"]
+
+
+def test_nul_bytes_on_standard_input_are_refused_like_a_file_with_them(monkeypatch):
+    """A file with NUL bytes was refused, the same bytes piped in were predicted as "great\\u0000"."""
+    import io
+    import sys
+
+    from nlp_transfer.cli.predict import stdin_texts
+    from nlp_transfer.errors import UserError
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"fine\ngreat\x00\nawful\n")))
+    with pytest.raises(UserError, match="standard input, line 2: it holds NUL bytes"):
+        list(stdin_texts("utf-8"))
+
+
+def test_a_tsv_whose_quote_swallows_a_tab_is_read_as_training_reads_it(tmp_path):
+    """Training rereads such a TSV with quotes as plain characters; predict refused it (field count) after today's
+    check, or read the quoted field whole before it."""
+    from nlp_transfer.data.texts import iter_numbered_texts
+
+    path = tmp_path / "glue.tsv"
+    path.write_text('sentence\tlabel\n"hello\tpos"\nplain text\tneg\n', encoding="utf-8")
+    assert list(iter_numbered_texts(str(path), text_column="sentence")) == [(2, '"hello'), (3, "plain text")]

@@ -111,3 +111,27 @@ def test_two_spellings_of_one_local_path_are_the_same_setting(tmp_path, monkeypa
     assert check_resumable(saved, {"data": {"train_file": "./train.csv"}}, "c.yaml") == []
     with pytest.raises(UserError, match=r"data\.train_file changed from 'train\.csv' to 'other\.csv'"):
         check_resumable(saved, {"data": {"train_file": "other.csv"}}, "c.yaml")
+
+
+def test_a_run_saved_before_options_of_other_strategies_were_refused_still_resumes_and_shifts(tmp_path):
+    """A full run whose config.yaml holds transfer.lora_target_modules (accepted and ignored then) could no longer be
+    resumed, nor read by shift: its saved config was read strictly."""
+    import yaml
+
+    from nlp_transfer.config import config_to_dict, load_config
+    from nlp_transfer.errors import UserError
+    from nlp_transfer.pipeline import check_resumed_config
+    from nlp_transfer.shift.sources import run_training_texts
+
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\ngreat film,pos\nawful film,neg\n", encoding="utf-8")
+    files = [f"data.train_file={train}", f"data.validation_file={train}"]
+    current = load_config(None, [*files, "strategy=full", f"output_dir={tmp_path}"])
+    saved = config_to_dict(current)
+    saved["transfer"]["lora_target_modules"] = ["query", "value"]  # what the older version wrote
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    check_resumed_config(current, tmp_path)  # the option did nothing under full: no change to refuse
+    assert run_training_texts(tmp_path) == ["great film", "awful film"]
+    changed = load_config(None, [*files, "strategy=full", "seed=7", f"output_dir={tmp_path}"])
+    with pytest.raises(UserError, match="seed changed from 42 to 7"):  # a real change is still refused
+        check_resumed_config(changed, tmp_path)

@@ -248,6 +248,11 @@ def test_a_run_stopped_while_its_last_round_moves_up_is_completed_by_resume(self
     (run / "run_info.json").write_text(json.dumps(round_info))  # the last round's, moved up but not yet completed
     (run / self_training.FINISHING).write_text(json.dumps({"last_round": "round_1", "summary": finished["self_training"]}))
     monkeypatch.setattr(self_training, "train_round", lambda *a, **k: pytest.fail("every round had finished"))
+    from nlp_transfer.errors import UserError
+
+    with pytest.raises(UserError, match=r"training\.learning_rate changed"):  # finished with other settings: refused
+        run_training(load_config(run / "config.yaml", [f"output_dir={run}", "training.learning_rate=0.5"]), resume=True)
+    assert (run / self_training.FINISHING).is_file()
     result = run_training(load_config(run / "config.yaml", [f"output_dir={run}"]), resume=True)
     assert (run / "model.safetensors").is_file() and (run / "metrics.json").is_file() and not list(last.iterdir())
     assert not (run / self_training.FINISHING).exists()

@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> None:
     per_class = parse_per_class(args.per_class) if args.per_class is not None else []
     train_sizes = parse_train_sizes(args.train_sizes or "all")
     common, own = split_strategy_overrides(args.overrides, list(strategies))
-    config = load_config(args.config, common)
+    from nlp_transfer.transfer.base import unread_options_allowed
+
+    with unread_options_allowed():  # shared by every strategy: an option reaches the strategies that read it
+        config = load_config(args.config, common)
     output = args.output or default_output_dir(config)
     rows = run_comparison(
         config,

@@ -108,5 +108,10 @@ def stdin_texts(encoding: str) -> Iterator[tuple[int, str]]:
                 f"standard input, line {number}: byte 0x{raw[err.start]:02x} cannot be decoded as {encoding}. "
                 "Pass the input's encoding with --encoding (e.g. --encoding latin-1)."
             ) from None
+        if "\x00" in line:  # as a file with NUL bytes is refused (UTF-16 without --encoding, or a binary file)
+            raise UserError(
+                f"standard input, line {number}: it holds NUL bytes, so it looks like a binary or UTF-16 stream. "
+                "Pass the input's encoding with --encoding, or give text."
+            )
         if line:
             yield number, line

@@ -145,15 +145,15 @@ def run_name(label: str, point: Point, run_config: RunConfig) -> str:
 
 def fitted_to_strategy(base: RunConfig, strategy: str, common: RunConfig) -> RunConfig:
     """``base`` for a run of ``strategy``: options that only other strategies read go back to their defaults where the
-    shared config set them (a LoRA recipe's ``lora_r`` does not reach its full fine-tuning run), and stay where a
-    ``LABEL:`` override set them for this run, to be refused there."""
-    from nlp_transfer.transfer.base import STRATEGIES
+    shared config set them (a LoRA recipe's ``lora_r`` does not reach its full fine-tuning run, a gradual recipe's
+    ``layer_lr_decay`` not its frozen one), and stay where a ``LABEL:`` override set them, to be refused there."""
+    from nlp_transfer.transfer.base import FLAGGED_OPTIONS, STRATEGIES, strategies_reading
 
     fitted = copy.deepcopy(base)
-    own = STRATEGIES[strategy].own_options if strategy in STRATEGIES else frozenset()
     defaults = TransferConfig()
-    for key in set().union(*(cls.own_options for cls in STRATEGIES.values())) - own:
-        if getattr(base.transfer, key) == getattr(common.transfer, key):
+    for key in set().union(*(cls.own_options for cls in STRATEGIES.values()), FLAGGED_OPTIONS):
+        unread = strategy not in (strategies_reading(key) or [strategy])
+        if unread and getattr(base.transfer, key) == getattr(common.transfer, key):
             setattr(fitted.transfer, key, getattr(defaults, key))
     return fitted
 
@@ -272,13 +272,16 @@ def training_rows(config: RunConfig) -> int:
 _ROWS_AT_ALL: dict[str, int] = {}
 
 
-def rows_at_all(config: RunConfig) -> int:
+def rows_at_all(config: RunConfig) -> int | None:
     """How many training rows a run of ``config`` at size ``all`` reads: the split once validation is held out,
-    capped by data.max_train_samples, or the config's data.per_class sample."""
+    capped by data.max_train_samples, or the config's data.per_class sample. None for a task added outside the
+    package, whose builder alone knows how its data is read."""
     from nlp_transfer.data.loading import load_splits
     from nlp_transfer.data.tagged_rows import TaggedRows
     from nlp_transfer.data.text_rows import TextRows
 
+    if config.task not in ("classification", "multilabel", "ner"):
+        return None
     train = Path(config.data.train_file or "")
     stamp = train.stat().st_mtime_ns if train.is_file() else None  # the same path rewritten is other data
     key = json.dumps([config.task, config.seed, asdict(config.data), stamp], sort_keys=True, default=str)

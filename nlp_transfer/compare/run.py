@@ -20,7 +20,7 @@ from nlp_transfer.compare.plan import (
     varied_seed,
 )
 from nlp_transfer.compare.report import ReportContext, write_report
-from nlp_transfer.compare.rows import SCRATCH, ComparisonRow, Point, describe_point
+from nlp_transfer.compare.rows import REPORT_FILES, SCRATCH, ComparisonRow, Point, describe_point
 from nlp_transfer.compare.tables import flag_negative_transfer
 from nlp_transfer.config import RunConfig
 from nlp_transfer.errors import UserError
@@ -69,6 +69,7 @@ def run_comparison(
     labels = label_counts(bases, points)
     check_train_sizes(bases, points)
     check_run_configs(bases, chosen, points, min_steps, out, labels)
+    remove_earlier_comparison(out)
     report = ReportContext(planned=len(points) * len(chosen), baseline=baseline if baseline in chosen else None)
     rows: list[ComparisonRow] = []
     with tempfile.TemporaryDirectory(prefix="nlp-transfer-compare-") as jobs:
@@ -126,6 +127,18 @@ def check_earlier_report(out: Path, overwrite: bool) -> None:
             f"{out} holds an earlier comparison (compare.md); a new one would replace its report and runs. "
             "Pass --overwrite to replace it, or --output ANOTHER_FOLDER."
         )
+
+
+def remove_earlier_comparison(out: Path) -> None:
+    """Delete an earlier comparison's report and runs (``--overwrite``, once this one's input has been checked), so
+    that no run of it is left beside the new report; other files in the folder stay."""
+    import shutil
+
+    if not (out / "compare.json").is_file():
+        return
+    shutil.rmtree(out / "runs", ignore_errors=True)
+    for name in REPORT_FILES:
+        (out / name).unlink(missing_ok=True)
 
 
 def failure_summary(rows: Sequence[ComparisonRow], output_dir: str | Path) -> str:

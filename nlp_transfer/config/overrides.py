@@ -60,11 +60,15 @@ def _a_choice(found: tuple[Any, Any] | None, text: str) -> bool:
     return typing.get_origin(hint) is typing.Literal and text in typing.get_args(hint)
 
 
+#: text settings for which a tab or a space typed alone is the value (the delimiter); elsewhere blank means null
+WHITESPACE_SETTINGS = ("data.delimiter", "data.label_separator")
+
+
 def parse_override(key: str, text: str) -> Any:
     """The value of ``key=text``: YAML, except that a text setting keeps unquoted text as typed."""
     stripped = text.strip()
     found = field_of(key)
-    if text and not stripped and found is not None and _without_none(found[0]) is str:
+    if text and not stripped and key in WHITESPACE_SETTINGS:
         return text  # data.delimiter=<tab> or a space: the text itself, not an empty value read as null
     try:
         value = yaml.safe_load(stripped) if stripped else None

@@ -143,7 +143,8 @@ def _missing_column(path: str, text_column: str, columns: Sequence[str], line: i
 def _quoting(path: str, delimiter: str, encoding: str) -> int:
     """How to read quotes in ``path``, as training reads them (``readers.read_delimited``): quoted fields, or for a
     TSV that does not parse so, quotes as plain characters (GLUE-style TSVs, where a text may open a quote it never
-    closes). A TSV is parsed once to decide, a row at a time; a csv is always read quoted."""
+    closes, or a quoted field swallows a tab so the row's fields do not match the header's). A TSV is parsed once
+    to decide, a row at a time; a csv is always read quoted."""
     import csv
 
     from nlp_transfer.data.readers import CSV_FIELD_SIZE_LIMIT
@@ -154,8 +155,10 @@ def _quoting(path: str, delimiter: str, encoding: str) -> int:
         return csv.QUOTE_MINIMAL
     with open(path, encoding=encoding, newline="") as handle:
         try:
-            for _ in csv.reader(handle, delimiter=delimiter, strict=True):
-                pass
+            rows = csv.reader(handle, delimiter=delimiter, strict=True)
+            width = len(next(rows, []))
+            if any(row and len(row) != width for row in rows):  # a quote that swallowed a tab: training rereads too
+                return csv.QUOTE_NONE
         except csv.Error:
             return csv.QUOTE_NONE
     return csv.QUOTE_MINIMAL

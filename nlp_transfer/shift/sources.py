@@ -56,14 +56,14 @@ def read_text_file(path: str | Path, *, text_column: str = "text", encoding: str
 
 def run_training_texts(run_dir: str | Path) -> list[str]:
     """The texts a saved run trained on, read as its config.yaml reads them (augmented copies and label-name rows left out)."""
-    from nlp_transfer.config import load_config
+    from nlp_transfer.config import load_saved_config
 
     config_path = Path(run_dir) / "config.yaml"
     if not config_path.is_file():
         raise UserError(
             f"{run_dir}: the run has no config.yaml, so its training texts are unknown. Give its training file as SOURCE."
         )
-    config = load_config(config_path)
+    config = load_saved_config(config_path)  # a run saved before an option was refused is still read
     data = config.data.without_made_rows()
     try:
         if is_adapt_run(run_dir):  # the unlabelled texts it trained on

@@ -21,6 +21,10 @@ Register a strategy with :func:`register_strategy`; ``strategy: NAME`` in a conf
 
 from __future__ import annotations
 
+import contextvars
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -169,7 +173,10 @@ class Strategy:
             extension.check(config, self)
 
     def _refuse_unread_options(self, config: RunConfig) -> None:
-        """Refuse a set option that only other strategies read (``transfer.lora_r`` under strategy=full)."""
+        """Refuse a set option that only other strategies read (``transfer.lora_r`` under strategy=full), except
+        inside :func:`unread_options_allowed`."""
+        if _UNREAD_OPTIONS_ALLOWED.get():
+            return
         defaults = TransferConfig()
         for key in sorted(set().union(*(cls.own_options for cls in STRATEGIES.values())) - self.own_options):
             if getattr(config.transfer, key) != getattr(defaults, key):
@@ -237,6 +244,31 @@ class Strategy:
 
 #: strategy name -> class; filled by :func:`register_strategy`
 STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+#: set by :func:`unread_options_allowed`: options of other strategies are let through while it is
+_UNREAD_OPTIONS_ALLOWED: contextvars.ContextVar[bool] = contextvars.ContextVar("unread_options_allowed", default=False)
+
+
+@contextmanager
+def unread_options_allowed() -> Iterator[None]:
+    """Load configs that set options only other strategies read: a run saved before they were refused (its config
+    is then compared through :func:`without_unread_options`), or the config ``compare`` shares between strategies."""
+    token = _UNREAD_OPTIONS_ALLOWED.set(True)
+    try:
+        yield
+    finally:
+        _UNREAD_OPTIONS_ALLOWED.reset(token)
+
+
+def without_unread_options(config: RunConfig) -> RunConfig:
+    """A copy of ``config`` whose strategy-specific options that its strategy does not read are at their defaults."""
+    fitted = copy.deepcopy(config)
+    defaults = TransferConfig()
+    for key in sorted(set().union(*(cls.own_options for cls in STRATEGIES.values()))):
+        if config.strategy not in (strategies_reading(key) or [config.strategy]):
+            setattr(fitted.transfer, key, getattr(defaults, key))
+    return fitted
 
 
 #: transfer options that the strategies with this class flag read (the others read only their ``own_options``)
