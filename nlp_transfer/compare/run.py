@@ -53,11 +53,10 @@ def run_comparison(
     small training sets (``per_class`` times the number of classes with ``per_class``) so that every run
     takes at least that many optimizer steps (a learning curve at 50 examples is otherwise two steps long).
     Each run trains in its own child process (``debug``: with tracebacks and library logs) into
-    ``OUTPUT_DIR/runs/`` (:func:`run_name`; replaced if present); the report goes to ``OUTPUT_DIR`` (default:
-    ``config.output_dir``-compare) after every run. A run that fails is recorded with its error
-    (``ComparisonRow.error``) and the comparison goes on. A run that scores below the ``baseline`` label's run
-    of the same size and seed (the from-scratch run by default; e.g. the base model when comparing it with
-    models adapted to a domain) is flagged as negative transfer. An earlier comparison's folder needs ``overwrite``.
+    ``OUTPUT_DIR/runs/``, the report to ``OUTPUT_DIR`` (default ``config.output_dir``-compare) after every run. A
+    failed run is recorded with its error (``ComparisonRow.error``) and the comparison goes on. A run scoring below
+    the ``baseline`` label's run of the same size and seed (the from-scratch run by default; e.g. the base model
+    beside models adapted to a domain) is flagged as negative transfer. An earlier comparison needs ``overwrite``.
     """
     out = Path(output_dir) if output_dir else default_output_dir(config)
     check_earlier_report(out, overwrite)
