@@ -809,3 +809,16 @@ def test_a_shared_override_for_one_compared_strategy_reaches_its_runs_from_the_c
     args = ["compare", SENTIMENT_CONFIG, *overrides, "transfer.lora_r=4", "--strategies", "full,lora", "--no-scratch"]
     code = main([*args, "--output", str(tmp_path / "report")])
     assert code == 2 and seen == {"full": 8, "lora": 4}, capsys.readouterr().err
+
+
+def test_the_structure_check_of_a_case_vocab_recipe_needs_no_task():
+    """compare of the NER recipes stopped at once: case_vocab's model step needs the task's case-aware tokenizer,
+    which the structure check (a model on the meta device, no task) never makes."""
+    from nlp_transfer.config import load_config
+    from nlp_transfer.transfer import check_strategy_fits_model
+
+    recipe = "recipes/configs/ner/conll2003_full.yaml"
+    assert load_config(recipe).transfer.case_vocab
+    check_strategy_fits_model(load_config(recipe))
+    with pytest.raises(UserError, match=r"transfer\.depth=9: the model has 6 encoder layers"):  # still checked
+        check_strategy_fits_model(load_config(recipe, ["transfer.depth=9"]))

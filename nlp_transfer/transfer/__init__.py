@@ -84,6 +84,7 @@ def check_strategy_fits_model(config: RunConfig) -> None:
     if config.task not in tasks:
         return
     strategy = build_strategy(config)
+    strategy.extensions = [e for e in strategy.extensions if not e.needs_task]  # no task here (case_vocab's tokenizer)
     trust = config.trust_remote_code
     model_config = read_model_config(resolve_model(config.model).path, trust_remote_code=trust)
     with torch.device("meta"), warnings.catch_warnings():

@@ -99,6 +99,10 @@ class TransferExtension:
     run's transfer options (:class:`~nlp_transfer.config.TransferConfig`) when its key is set.
     """
 
+    #: whether :meth:`prepare_model` needs :meth:`prepare_task` to have run (a check of the model's structure alone,
+    #: ``check_strategy_fits_model``, leaves such an extension out)
+    needs_task: ClassVar[bool] = False
+
     def __init__(self, options: TransferConfig | None = None) -> None:
         self.options = options or TransferConfig()
 

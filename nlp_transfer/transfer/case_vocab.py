@@ -197,6 +197,8 @@ class CaseVocabulary(TransferExtension):
     plain one, so the run folder is an ordinary cased model.
     """
 
+    needs_task = True  # the embeddings follow the case-aware tokenizer that prepare_task makes
+
     def __init__(self, options: TransferConfig | None = None) -> None:
         super().__init__(options)
         self.case_map: CaseMap | None = None
