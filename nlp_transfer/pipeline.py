@@ -21,6 +21,7 @@ from accelerate.utils import set_seed
 
 from nlp_transfer.config import RunConfig, config_to_dict, save_config
 from nlp_transfer.config.parse import checked_config
+from nlp_transfer.config.schema import DATA_FILE_KEYS
 from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
@@ -34,8 +35,8 @@ from nlp_transfer.training.accelerator import full_state_dict, make_accelerator
 from nlp_transfer.training.checkpoints import remove_checkpoints
 from nlp_transfer.training.evaluation import evaluate_model
 from nlp_transfer.training.first_position import first_position_only
-from nlp_transfer.training.loop import FitResult, check_selection_metric
-from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters, peak_learning_rates
+from nlp_transfer.training.loop import FitResult, block_learning_rates, check_selection_metric
+from nlp_transfer.transfer import Strategy, TrainingRun, build_strategy, count_parameters
 
 __all__ = ["METRICS_FILE", "RUN_INFO_FILE", "RunResult", "Task", "build_task_and_data", "run_training"]
 
@@ -99,7 +100,7 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
         model, learning_rate=config.training.learning_rate, weight_decay=config.training.weight_decay
     )
     trainable, total = count_parameters(model)
-    rates = peak_learning_rates(groups)  # before the scheduler moves them
+    rates = block_learning_rates(groups)  # before the scheduler moves them
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
     # only now that the data and the model have loaded does an earlier run move aside: bad input keeps it in place
     accelerator = make_accelerator(config.training, output_dir)  # writes nothing yet: the earlier run can move aside
@@ -177,10 +178,6 @@ def check_output_dir(
         check_replaceable(output_dir, data_files)
         return True
     return False
-
-
-#: the ``data.*`` keys that name a file a run reads
-DATA_FILE_KEYS = ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file")
 
 
 def data_files(config: RunConfig) -> tuple[str | None, ...]:

@@ -264,3 +264,14 @@ def test_a_tsv_whose_quote_swallows_a_tab_is_read_as_training_reads_it(tmp_path)
     path = tmp_path / "glue.tsv"
     path.write_text('sentence\tlabel\n"hello\tpos"\nplain text\tneg\n', encoding="utf-8")
     assert list(iter_numbered_texts(str(path), text_column="sentence")) == [(2, '"hello'), (3, "plain text")]
+
+
+def test_a_character_cut_short_at_the_end_of_the_file_names_its_line(tmp_path):
+    """A file ending mid-character said only that it does not decode: the decoder was never told the file ended."""
+    from nlp_transfer.data.texts import iter_numbered_texts
+    from nlp_transfer.errors import DataError
+
+    path = tmp_path / "cut.txt"
+    path.write_bytes(b"great\nok\ncaf\xc3")
+    with pytest.raises(DataError, match=r"cut\.txt:3: byte 0xc3 cannot be decoded as utf-8"):
+        list(iter_numbered_texts(str(path)))

@@ -147,15 +147,9 @@ def fitted_to_strategy(base: RunConfig, strategy: str, common: RunConfig) -> Run
     """``base`` for a run of ``strategy``: options that only other strategies read go back to their defaults where the
     shared config set them (a LoRA recipe's ``lora_r`` does not reach its full fine-tuning run, a gradual recipe's
     ``layer_lr_decay`` not its frozen one), and stay where a ``LABEL:`` override set them, to be refused there."""
-    from nlp_transfer.transfer.base import FLAGGED_OPTIONS, STRATEGIES, strategies_reading
+    from nlp_transfer.transfer.base import without_unread_options
 
-    fitted = copy.deepcopy(base)
-    defaults = TransferConfig()
-    for key in set().union(*(cls.own_options for cls in STRATEGIES.values()), FLAGGED_OPTIONS):
-        unread = strategy not in (strategies_reading(key) or [strategy])
-        if unread and getattr(base.transfer, key) == getattr(common.transfer, key):
-            setattr(fitted.transfer, key, getattr(defaults, key))
-    return fitted
+    return without_unread_options(base, strategy, shared=common)
 
 
 def label_config(common: RunConfig, strategy: str, overrides: Sequence[str], source: str) -> RunConfig:
@@ -238,34 +232,26 @@ def check_train_sizes(configs: Mapping[str, RunConfig], points: Sequence[Point])
     sizes = [p.train_size for p in points if p.per_class is None and p.train_size is not None]
     if not sizes:
         return
-    read: dict[str, int] = {}
     for config in configs.values():
         if config.data.per_class is not None:  # "all" keeps the config's sample; a size in rows would contradict it
             raise UserError(
                 f"--train-sizes {','.join(map(str, sizes))} and the config's data.per_class={config.data.per_class} both "
                 "choose the training rows. Give sizes per class with --per-class, or set data.per_class=null."
             )
-        key = json.dumps([config.task, config.seed, asdict(config.data)], sort_keys=True, default=str)
-        if key not in read:
-            read[key] = training_rows(config)
-        if max(sizes) > read[key]:
+        rows = training_rows(config)
+        if rows is not None and max(sizes) > rows:
             raise UserError(
-                f"--train-sizes {max(sizes)}: {config.data.train_file} has {read[key]:,} training rows once validation is "
-                f"held out. Give sizes up to {read[key]:,}, or all."
+                f"--train-sizes {max(sizes)}: {config.data.train_file} has {rows:,} training rows once validation is "
+                f"held out. Give sizes up to {rows:,}, or all."
             )
 
 
-def training_rows(config: RunConfig) -> int:
+def training_rows(config: RunConfig) -> int | None:
     """How many training rows ``config``'s data has once validation is held out (no per-class sample, no
     data.train_size; the config's data.max_train_samples, which caps the rows read before the hold-out, applies)."""
-    from nlp_transfer.data.loading import load_splits
-    from nlp_transfer.data.tagged_rows import TaggedRows
-    from nlp_transfer.data.text_rows import TextRows
-
     trial = copy.deepcopy(config)
     trial.data.per_class, trial.data.train_size = None, None
-    reader = TaggedRows(trial.data) if trial.task == "ner" else TextRows(trial.data, trial.task == "multilabel")
-    return len(load_splits(trial.data, reader, seed=trial.seed).rows["train"])
+    return rows_at_all(trial)
 
 
 #: rows_at_all's answers, by data settings: a comparison asks once per run and the data stays the same

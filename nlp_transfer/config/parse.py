@@ -15,7 +15,7 @@ import yaml
 
 from nlp_transfer.config.checks import check_values
 from nlp_transfer.config.overrides import deep_update, parse_override, set_override, yaml_number_surprise
-from nlp_transfer.config.schema import RunConfig
+from nlp_transfer.config.schema import DATA_FILE_KEYS, RunConfig
 from nlp_transfer.errors import ConfigError
 
 YAML_FALSE = ("no", "off", "false")
@@ -94,7 +94,7 @@ def _expand_home(config: RunConfig) -> None:
     """``~`` in the output folder and the data files means the home folder, as it does in ``model`` (it made a folder
     named ``~`` in the current one); each file of a comma-separated list is expanded."""
     config.output_dir = os.path.expanduser(config.output_dir)
-    for key in ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file"):
+    for key in DATA_FILE_KEYS:
         value = getattr(config.data, key)
         if isinstance(value, str) and "~" in value and config.data.format != "hub":
             parts = [os.path.expanduser(p.strip()) if p.strip().startswith("~") else p for p in value.split(",")]

@@ -20,6 +20,10 @@ def setting(default: Any, help: str, **kwargs: Any) -> Any:
     return field(default=default, metadata={"help": help}, **kwargs)
 
 
+#: the ``data.*`` keys that name a file a run reads
+DATA_FILE_KEYS = ("train_file", "validation_file", "test_file", "unlabeled_file", "pseudo_labeled_file")
+
+
 @dataclass
 class DataConfig:
     """Where the data is and how to read it."""

@@ -111,16 +111,17 @@ def _undecodable(path: str, encoding: str) -> DataError:
     does (a text-mode read reports a position inside its buffer, not the file): the file is decoded again a line at
     a time, so a large file is not held in memory."""
     import codecs
+    import itertools
 
     decoder = codecs.getincrementaldecoder(encoding)()
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(itertools.chain(handle, [b""]), start=1):  # b"": the end (a character cut short)
             try:
-                decoder.decode(raw)
+                decoder.decode(raw, final=not raw)
             except UnicodeDecodeError as err:
                 bad = err.object[err.start : err.start + 1].hex()
                 return DataError(
-                    f"{path}:{number}: byte 0x{bad} cannot be decoded as {encoding}. "
+                    f"{path}:{number - (not raw)}: byte 0x{bad} cannot be decoded as {encoding}. "
                     "Pass --encoding with the file's encoding (e.g. --encoding latin-1), or re-save it as UTF-8."
                 )
     return DataError(f"{path}: the file does not decode as {encoding}. Pass --encoding with the file's encoding.")

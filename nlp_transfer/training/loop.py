@@ -442,18 +442,25 @@ def log_window(loop: Loop, progress: tqdm) -> None:
     rate = window.samples / elapsed if elapsed > 0 else 0.0
     progress.set_postfix(loss=f"{mean_loss:.4f}", samples_per_s=f"{rate:.1f}")
     record = {"train/loss": mean_loss, "train/learning_rate": loop.scheduler.get_last_lr()[0], "train/samples_per_second": rate}
-    record.update(block_learning_rates(loop.optimizer.param_groups))
+    rates = block_learning_rates(loop.optimizer.param_groups, scheduled=True)
+    if len(set(rates.values())) > 1:  # layer-wise rates: a curve per block beside train/learning_rate
+        record.update({f"train/learning_rate/{block}": rate for block, rate in rates.items()})
     accelerator.log(record, step=loop.state.global_step)
     window.reset()
 
 
-def block_learning_rates(param_groups: list[dict[str, Any]]) -> dict[str, float]:
-    """``train/learning_rate/BLOCK`` for each block of layer-wise rates (none when every group shares one rate)."""
+def block_learning_rates(groups: list[dict[str, Any]], *, scheduled: bool = False) -> dict[str, float]:
+    """Each block's learning rate (``{"head": 2e-5, "layer.5": 1.6e-5, ...}``, ``all`` for groups without a block):
+    its peak, the rate it was built with, or with ``scheduled`` the scheduler's rate now.
+
+    Groups without parameters are left out; a block's weight-decay and no-decay groups share one rate.
+    """
     rates: dict[str, float] = {}
-    for group in param_groups:
-        if "block" in group and group["params"]:
-            rates.setdefault(f"train/learning_rate/{group['block']}", float(group["lr"]))
-    return rates if len(set(rates.values())) > 1 else {}
+    for group in groups:
+        if list(group["params"]):
+            rate = group["lr"] if scheduled else group.get("initial_lr", group["lr"])
+            rates.setdefault(str(group.get("block", "all")), float(rate))
+    return rates
 
 
 def end_epoch(loop: Loop, epoch: int) -> None:

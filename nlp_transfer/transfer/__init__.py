@@ -15,7 +15,7 @@ from nlp_transfer.transfer import contrastive, freeze_layers, frozen, full, grad
 from nlp_transfer.transfer.base import STRATEGIES, Strategy, TrainingRun, TransferExtension, register_strategy, strategy_class
 from nlp_transfer.transfer.case_vocab import CaseVocabulary
 from nlp_transfer.transfer.depth import KeepBottomLayers, encoder_depth, keep_bottom_layers
-from nlp_transfer.transfer.groups import ParamGroups, count_parameters, layerwise_groups, parameter_groups, peak_learning_rates
+from nlp_transfer.transfer.groups import ParamGroups, count_parameters, layerwise_groups, parameter_groups
 from nlp_transfer.transfer.layers import EncoderParts, find_encoder_parts
 from nlp_transfer.transfer.peft_adapters import ADAPTER_DIR, add_adapters, peft_config_for, save_adapter_model
 
@@ -113,7 +113,6 @@ __all__ = [
     "keep_bottom_layers",
     "layerwise_groups",
     "parameter_groups",
-    "peak_learning_rates",
     "peft_config_for",
     "prepare_model",
     "register_strategy",

@@ -182,7 +182,7 @@ class Strategy:
         if _UNREAD_OPTIONS_ALLOWED.get():
             return
         defaults = TransferConfig()
-        for key in sorted(set().union(*(cls.own_options for cls in STRATEGIES.values())) - self.own_options):
+        for key in sorted(strategy_specific_options() - self.own_options):
             if getattr(config.transfer, key) != getattr(defaults, key):
                 names = strategies_reading(key) or []
                 raise ConfigError(
@@ -265,12 +265,21 @@ def unread_options_allowed() -> Iterator[None]:
         _UNREAD_OPTIONS_ALLOWED.reset(token)
 
 
-def without_unread_options(config: RunConfig) -> RunConfig:
-    """A copy of ``config`` whose strategy-specific options that its strategy does not read are at their defaults."""
-    fitted = copy.deepcopy(config)
-    defaults = TransferConfig()
-    for key in sorted(set().union(*(cls.own_options for cls in STRATEGIES.values()))):
-        if config.strategy not in (strategies_reading(key) or [config.strategy]):
+def strategy_specific_options() -> set[str]:
+    """The ``transfer.*`` keys that some registered strategy lists in its ``own_options``."""
+    return set().union(*(cls.own_options for cls in STRATEGIES.values()))
+
+
+def without_unread_options(config: RunConfig, strategy: str | None = None, shared: RunConfig | None = None) -> RunConfig:
+    """A copy of ``config`` whose options that ``strategy`` (default: the config's) does not read are at their
+    defaults: those particular to other strategies, and those a class flag gives to some (``layer_lr_decay``).
+    With ``shared``, only the ones ``config`` holds as ``shared`` does (``compare``: a ``LABEL:`` override stays).
+    """
+    strategy = strategy or config.strategy
+    fitted, defaults = copy.deepcopy(config), TransferConfig()
+    for key in sorted(strategy_specific_options() | set(FLAGGED_OPTIONS)):
+        unread = strategy not in (strategies_reading(key) or [strategy])
+        if unread and (shared is None or getattr(config.transfer, key) == getattr(shared.transfer, key)):
             setattr(fitted.transfer, key, getattr(defaults, key))
     return fitted
 

@@ -75,18 +75,6 @@ def layerwise_groups(
     return groups
 
 
-def peak_learning_rates(groups: ParamGroups) -> dict[str, float]:
-    """Each block's peak learning rate (``{"head": 2e-5, "layer.5": 1.6e-5, ...}``, ``all`` for groups without a block).
-
-    Groups without parameters are left out; a block's weight-decay and no-decay groups share one rate.
-    """
-    rates: dict[str, float] = {}
-    for group in groups:
-        if list(group["params"]):
-            rates.setdefault(str(group.get("block", "all")), float(group.get("initial_lr", group["lr"])))
-    return rates
-
-
 def set_trainable(model: nn.Module, names: set[str]) -> None:
     """Parameters named in ``names`` train; every other parameter of ``model`` is frozen."""
     for name, param in model.named_parameters():
