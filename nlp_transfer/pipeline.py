@@ -265,7 +265,7 @@ def describe_run(config: RunConfig, task: Task, data: Any, trainable: int, total
     """Three lines on what this run trains: model, task and strategy, data."""
     return (
         f"model {task.model_name} ({task.model_source} copy: {task.model_path})\n"
-        f"task {config.task}, {len(task.labels)} labels; strategy {config.strategy}: "
+        f"task {config.task}, {len(task.labels)} label{'' if len(task.labels) == 1 else 's'}; strategy {config.strategy}: "
         f"{trainable:,} of {total:,} parameters train ({100 * trainable / total:.2f}%)\n"
         f"data: " + ", ".join(f"{name} {len(split):,} ({data.sources[name]})" for name, split in data.splits.items())
     )

@@ -52,7 +52,7 @@ def run_self_training(
         check_resumed_rounds(config, output_dir)  # the settings it finishes with must be those it trained with
         return complete_finish(config, state)
     splits = labelled_splits(config)  # every input read and checked before --overwrite moves the earlier run aside
-    texts, overlap = unlabeled_texts_apart_from_labelled(config, splits)
+    texts, overlap, repeated = unlabeled_texts_apart_from_labelled(config, splits)
     shares = class_shares(splits["train"]["label"][:]) if config.self_training.balance else None
     if resume:
         check_resumed_rounds(config, output_dir)
@@ -63,7 +63,7 @@ def run_self_training(
             output_dir.mkdir(parents=True, exist_ok=True)
             record_data_files(config, output_dir)
         rounds, result, stopped_at = train_rounds(config, texts, shares, train, resume=resume, state=state)
-        return finish(config, result, rounds, (len(texts), overlap), state, stopped_at)
+        return finish(config, result, rounds, (len(texts), overlap, repeated), state, stopped_at)
 
 
 def has_resumable_round(output_dir: Path) -> bool:
@@ -114,20 +114,23 @@ def read_unlabeled_texts(config: RunConfig) -> list[str]:
     return texts
 
 
-def unlabeled_texts_apart_from_labelled(config: RunConfig, splits: dict[str, Any]) -> tuple[list[str], int]:
-    """The unlabelled texts less any that a labelled split (``splits``) holds too, and how many were left out.
+def unlabeled_texts_apart_from_labelled(config: RunConfig, splits: dict[str, Any]) -> tuple[list[str], int, int]:
+    """The unlabelled texts less any that a labelled split (``splits``) holds too, each once; and how many were left
+    out for each reason (in a labelled split, a repeat of an earlier line).
 
     A validation or test text among the pseudo-labels would be trained on with the teacher's label, and then used to
-    pick the model or scored as unseen; a training text would count twice. Texts are compared after stripping.
+    pick the model or scored as unseen; a training text would count twice, and so would a text the file repeats (the
+    copies also fill a class's share under ``self_training.balance``). Texts are compared after stripping.
     """
     from nlp_transfer.training.accelerator import process_state
 
     texts = read_unlabeled_texts(config)
     labelled = {text.strip() for split in splits.values() for text in split["text"]}
     kept = [text for text in texts if text.strip() not in labelled]
-    if len(kept) < len(texts):
+    overlap = len(texts) - len(kept)
+    if overlap:
         process_state().print(
-            f"self-training: {len(texts) - len(kept):,} of {len(texts):,} unlabelled texts are also in a labelled split "
+            f"self-training: {overlap:,} of {len(texts):,} unlabelled texts are also in a labelled split "
             f"(train, validation or test) and are left out ({config.data.unlabeled_file})"
         )
     if not kept:
@@ -135,7 +138,14 @@ def unlabeled_texts_apart_from_labelled(config: RunConfig, splits: dict[str, Any
             f"data.unlabeled_file={config.data.unlabeled_file}: every text is also in a labelled split. "
             "Give unlabelled texts that the train, validation and test files do not hold."
         )
-    return kept, len(texts) - len(kept)
+    seen: set[str] = set()
+    once = [text for text in kept if not (text.strip() in seen or seen.add(text.strip()))]  # the first of each
+    if len(once) < len(kept):
+        process_state().print(
+            f"self-training: {len(kept) - len(once):,} unlabelled texts repeat an earlier line and are used once "
+            f"({config.data.unlabeled_file})"
+        )
+    return once, overlap, len(kept) - len(once)
 
 
 def labelled_splits(config: RunConfig) -> dict[str, Any]:
@@ -263,13 +273,14 @@ def finish(
     config: RunConfig,
     result: Any,
     rounds: list[dict[str, Any]],
-    unlabeled: tuple[int, int],
+    unlabeled: tuple[int, int, int],
     state: Any,
     stopped_at: int | None = None,
 ) -> Any:
     """Move the last trained round's files up into the run directory and record the rounds in its run_info.json.
 
-    ``unlabeled``: the unlabelled texts used, and those left out because a labelled split holds them too.
+    ``unlabeled``: the unlabelled texts used, those left out because a labelled split holds them too, and those left
+    out as repeats of an earlier line.
     """
     output_dir, last_dir = Path(config.output_dir), Path(result.output_dir)
     stopping = [{k: v for k, v in r.items() if k != "trained"} for r in rounds if r.get("trained") is False]
@@ -278,6 +289,7 @@ def finish(
         "unlabeled_file": config.data.unlabeled_file,
         "unlabeled_texts": unlabeled[0],
         "unlabeled_in_labelled_splits": unlabeled[1],  # left out: also in the train, validation or test split
+        "unlabeled_repeated": unlabeled[2],  # left out: the same text as an earlier line of the file
         "threshold": config.self_training.threshold,
         "balance": config.self_training.balance,
         "rounds": [{k: (str(v) if k == "dir" else v) for k, v in r.items()} for r in rounds],

@@ -466,3 +466,16 @@ def test_the_printed_table_shows_every_estimator_when_the_first_candidate_failed
     assert code == 0, out
     header = next(line for line in out.splitlines() if line.startswith("|") and "logme" in line)
     assert "knn" in header and "hscore" in header, header
+
+
+def test_rank_samples_the_files_rows_not_a_config_s_augmented_copies(tmp_path, tiny_model_dir):
+    """Planted fault: rank sampled the training split after ``data.augment``; on randomly labelled rows each copy sat
+    beside its original, and kNN scored 1.0 (the linear probe met copies of its test rows in training)."""
+    rng = np.random.default_rng(0)
+    rows = [(text, ["negative", "positive"][rng.integers(2)]) for text, _ in synthetic_sentiment(120, 1)]
+    train = write_csv(tmp_path / "train.csv", rows)
+    augmented = {"data.train_file": train, "data.augment": "[word_swap]", "data.augment_copies": 3}
+    config = load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **augmented))
+    ranked, _, paths = run_ranking(config, [Candidate(tiny_model_dir)], estimators=["knn"], output_dir=tmp_path / "rank")
+    assert json.loads(paths["rank.json"].read_text())["sample"] == 120 - 12  # the files' training rows (10 % held out)
+    assert ranked[0].scores["knn"] < 0.75  # random labels: near chance (it was 1.0 on the copies)

@@ -71,6 +71,35 @@ def test_a_bad_pseudo_label_file_names_its_line(tmp_path, line, message):
         load_text_classification_data(config.data)
 
 
+def test_a_number_in_a_pseudo_label_file_is_read_as_the_label_it_spells_or_refused_plainly(tmp_path):
+    """Planted fault: ``1`` against the labels ['0', '1'] said "label 1 is not one of the run's labels ['0', '1']"."""
+    rows = [(text, {"negative": "0", "positive": "1"}[label]) for text, label in synthetic_sentiment(40, 1)]
+    train = write_csv(tmp_path / "train.csv", rows)
+    pseudo = tmp_path / "pseudo.jsonl"
+    pseudo.write_text('{"text": "a fine film", "label": 1}\n', encoding="utf-8")
+    config = load_config(None, [f"data.train_file={train}", f"data.pseudo_labeled_file={pseudo}"])
+    assert load_text_classification_data(config.data).splits["train"]["label"][-1] == "1"
+    named = write_csv(tmp_path / "named.csv", synthetic_sentiment(40, 1))
+    config = load_config(None, [f"data.train_file={named}", f"data.pseudo_labeled_file={pseudo}"])
+    with pytest.raises(DataError, match=r"pseudo\.jsonl:1: label 1 is a number, and pseudo-label files name labels"):
+        load_text_classification_data(config.data)
+
+
+def test_a_hand_made_pseudo_label_file_holding_test_texts_is_warned_about(tmp_path, caplog):
+    """Planted fault: labels made elsewhere that include test texts joined the training split without a word, while
+    the same rows in the training file were warned about (the test score then measures memory)."""
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
+    test_rows = synthetic_sentiment(30, 3)
+    test = write_csv(tmp_path / "test.csv", test_rows)
+    pseudo = tmp_path / "made_elsewhere.jsonl"
+    write_pseudo_labels(pseudo, [PseudoLabel(text, label, 1.0) for text, label in test_rows[:7]])
+    config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", f"data.pseudo_labeled_file={pseudo}"])
+    with caplog.at_level("WARNING"):
+        load_text_classification_data(config.data)
+    assert "test.csv: 7 of its 30 texts (23.3%) are also training texts (" in caplog.text
+    assert "made_elsewhere.jsonl" in caplog.text
+
+
 def test_self_training_is_refused_for_other_tasks():
     with pytest.raises(ConfigError, match=r"data\.unlabeled_file is for task=classification"):
         load_config(None, ["task=ner", "data.train_file=x.conll", "data.unlabeled_file=u.txt"])
@@ -109,10 +138,13 @@ def test_unlabelled_texts_that_a_labelled_split_holds_are_left_out(tmp_path):
     held = [splits["validation"]["text"][0], splits["test"]["text"][0], splits["train"]["text"][0]]
     new = ["a text no split holds", "another unseen review"]
     unlabeled = tmp_path / "unlabeled.csv"
-    write_csv(unlabeled, [(held[0], ""), ("", ""), (new[0], ""), (f"  {held[1]} ", ""), (held[2], ""), (new[1], "")])
+    lines = [(held[0], ""), ("", ""), (new[0], ""), (f"  {held[1]} ", ""), (held[2], ""), (new[1], ""), (f"{new[0]} ", "")]
+    write_csv(unlabeled, lines)
     config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", f"data.unlabeled_file={unlabeled}"])
-    texts, left_out = unlabeled_texts_apart_from_labelled(config, splits)
-    assert texts == new and left_out == 3  # the blank cell skipped, the three labelled texts left out
+    texts, left_out, repeated = unlabeled_texts_apart_from_labelled(config, splits)
+    # the blank cell skipped, the three labelled texts left out, and the repeat of new[0] (planted fault: each copy
+    # was pseudo-labelled and trained on, and copies filled a class's share under balance)
+    assert texts == new and left_out == 3 and repeated == 1
     everything = tmp_path / "labelled.txt"
     everything.write_text("\n".join(held) + "\n", encoding="utf-8")
     config = load_config(None, [f"data.train_file={train}", f"data.test_file={test}", f"data.unlabeled_file={everything}"])

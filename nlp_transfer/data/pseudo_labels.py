@@ -102,9 +102,22 @@ def read_pseudo_labels(path: str, labels: Sequence[str]) -> list[dict[str, Any]]
                 raise DataError(
                     f'{path}:{number}: expected a JSON object with "text" and "label" (a label name). Fix or remove the line.'
                 ) from None
-            if label not in labels:
-                raise DataError(f"{path}:{number}: label {label!r} is not one of the run's labels {list(labels)}.")
+            label = _label_name(label, labels, f"{path}:{number}")
             if not isinstance(text, str) or not text.strip():
                 raise DataError(f"{path}:{number}: empty or non-string text. Remove the line.")
             rows.append({"text": text.strip(), "label": label, "line": number})
     return rows
+
+
+def _label_name(label: Any, labels: Sequence[str], where: str) -> str:
+    """``label`` as one of ``labels``: a name, or a JSON number whose digits are a name (``1`` for the label "1")."""
+    if isinstance(label, int | float) and not isinstance(label, bool) and float(label).is_integer():
+        if str(int(label)) in labels:
+            return str(int(label))
+        raise DataError(
+            f"{where}: label {label} is a number, and pseudo-label files name labels; write one of {list(labels)} "
+            "(as a JSON string)."
+        )
+    if not isinstance(label, str) or label not in labels:
+        raise DataError(f"{where}: label {label!r} is not one of the run's labels {list(labels)}.")
+    return label

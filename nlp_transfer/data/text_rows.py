@@ -15,6 +15,7 @@ import datasets
 
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.augment import augment_training_split
+from nlp_transfer.data.hygiene import warn_about_shared_texts
 from nlp_transfer.data.label_examples import add_label_examples
 from nlp_transfer.data.labels import (
     check_known_labels,
@@ -157,6 +158,8 @@ def append_pseudo_labels(loaded: LoadedSplits, path: str | None) -> int:
     from nlp_transfer.data.pseudo_labels import read_pseudo_labels
 
     rows = [TextRow(r["text"], r["label"], r["line"]) for r in read_pseudo_labels(path, loaded.labels)]
+    held = {split: loaded.rows[split] for split in ("validation", "test") if split in loaded.rows}
+    warn_about_shared_texts({"train": rows, **held}, {**loaded.sources, "train": path})  # labels made elsewhere
     loaded.rows["train"] = loaded.rows["train"] + rows
     loaded.sources["train"] += f" + {len(rows):,} pseudo-labelled ({path})"
     return len(rows)

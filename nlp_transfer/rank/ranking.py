@@ -10,6 +10,7 @@ with its error and the others still rank; an estimator that cannot score a candi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -294,7 +295,8 @@ def run_ranking(
     not_found = resolve_candidates(candidates, token_level=config.task == "ner")  # before anything is encoded
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
-    task, data = build_task_and_data(config)
+    # the files' rows: an augmented copy beside its original (or a label-name row) would flatter every estimator
+    task, data = build_task_and_data(dataclasses.replace(config, data=config.data.without_made_rows()))
     sample = sample_split(data.splits["train"], sample_size, config.seed)
     check_sample(sample)
     device = process_state().device
