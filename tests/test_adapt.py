@@ -430,3 +430,22 @@ def test_a_list_of_files_is_fingerprinted_so_a_resume_sees_a_change_in_any(tmp_p
     assert before["bytes"] == 14 and len(before["sha256"]) == 64
     (tmp_path / "b.txt").write_text("THREE\n", encoding="utf-8")
     assert data_provenance({"train_file": listed})["train_file"]["sha256"] != before["sha256"]
+
+
+def test_run_adaptation_from_python_checks_the_config_as_a_file_is_checked(tiny_model_dir, texts, tmp_path):
+    """Planted fault: a RunConfig built in Python with training.batch_size=0 reached the loop (ZeroDivisionError) and
+    epochs=0 wrote an "adapted" model that never trained; run_training already checked such a config."""
+    from nlp_transfer import RunConfig, run_adaptation
+    from nlp_transfer.config import DataConfig, TrainingConfig
+    from nlp_transfer.errors import ConfigError
+
+    for bad, message in [({"batch_size": 0}, "batch_size must be at least 1"), ({"epochs": 0}, "epochs must be at least 1")]:
+        config = RunConfig(
+            model=tiny_model_dir,
+            output_dir=str(tmp_path / "out"),
+            data=DataConfig(train_file=str(texts)),
+            training=TrainingConfig(torch_threads=1, **bad),
+        )
+        with pytest.raises(ConfigError, match=message):
+            run_adaptation(config)
+    assert not (tmp_path / "out").exists()

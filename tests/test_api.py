@@ -155,3 +155,40 @@ def test_a_run_trained_on_names_written_with_decimals_scores_its_own_splits(tiny
     task = build_classification_task(model=tiny_model_dir, labels=["0.0", "1.0"])
     _, ids = labelled_text_logits(task.build_model().eval(), task, ["good", "bad"], ["1", "0"])
     assert ids.tolist() == [1, 0]
+
+
+def test_fit_checks_its_settings_keeps_its_thread_count_and_will_not_extend_a_finished_fit(tiny_model_dir, tmp_path):
+    """Planted faults: batch_size=0 ended in ZeroDivisionError; torch_threads was ignored by fit; and resume=True with
+    more epochs into a finished fit's folder (whose last checkpoint keeps no weights) trained the fresh model it was
+    handed while its history read as one continuous run."""
+    import dataclasses
+
+    import pytest
+    import torch
+
+    from nlp_transfer import ConfigError, UserError
+
+    data = load_text_classification_data(
+        DataConfig(train_file=str(REPO / "data/topics/train.csv"), validation_file=str(REPO / "data/topics/validation.csv"))
+    )
+    task = build_classification_task(model=tiny_model_dir, labels=data.labels)
+    splits = {"train_dataset": task.preprocess(data.splits["train"]), "eval_dataset": task.preprocess(data.splits["validation"])}
+
+    def run(config, resume=False):
+        model = task.build_model()
+        groups = apply_strategy(model, "full", learning_rate=1e-4, weight_decay=0.01)
+        return fit(
+            model=model, task=task, param_groups=groups, config=config, output_dir=tmp_path / "run", resume=resume, **splits
+        )
+
+    with pytest.raises(ConfigError, match=r"training\.batch_size must be at least 1, got 0"):
+        run(TrainingConfig(epochs=1, batch_size=0))
+    before = torch.get_num_threads()
+    seen = []
+    task.collator = (lambda collate: lambda: (seen.append(torch.get_num_threads()), collate())[1])(task.collator)
+    config = TrainingConfig(epochs=1, torch_threads=1)
+    run(config)
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    with pytest.raises(UserError, match=r"written when its fit had finished \(1 epoch\(s\)\), so it keeps no weights"):
+        run(dataclasses.replace(config, epochs=3), resume=True)
+    assert run(config, resume=True).global_step == 10  # the same settings: nothing left to train, the best model back

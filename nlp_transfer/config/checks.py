@@ -83,12 +83,20 @@ VALUE_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def check_values(config: RunConfig, source: str) -> None:
-    """Range checks that types alone cannot express (:data:`VALUE_RANGES`), then settings that contradict each other."""
+def check_ranges(settings: Any, source: str, section: str = "") -> None:
+    """Range checks that types alone cannot express (:data:`VALUE_RANGES`): of a whole config, or with ``section``
+    (``"training"``) of that section's settings alone (a :class:`TrainingConfig` handed to ``fit``)."""
     for key, (allowed, text) in VALUE_RANGES.items():
-        value = functools.reduce(getattr, key.split("."), config)
+        if section and not key.startswith(f"{section}."):
+            continue
+        value = functools.reduce(getattr, key.split(".")[1:] if section else key.split("."), settings)
         if value is not None and not allowed(value):
             raise ConfigError(f"{source}: {key} must be {text}, got {value!r}. Fix the value of {key}.")
+
+
+def check_values(config: RunConfig, source: str) -> None:
+    """Range checks (:func:`check_ranges`), then settings that contradict each other."""
+    check_ranges(config, source)
     t, d = config.training, config.data
     if t.document_context and config.task != "ner":
         raise ConfigError(f"{source}: training.document_context is for task=ner; remove it for task={config.task}.")

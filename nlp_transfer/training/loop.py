@@ -24,12 +24,15 @@ from accelerate.utils import DistributedType, set_seed
 from tqdm.auto import tqdm
 
 from nlp_transfer.config import TrainingConfig
+from nlp_transfer.config.checks import check_ranges
 from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.evaluation.metrics import lower_is_better, scalar_metrics
+from nlp_transfer.threads import restores_torch_threads
 from nlp_transfer.training.accelerator import flat_hparams, load_best_model, make_accelerator
 from nlp_transfer.training.batches import MODEL_COLUMNS, LengthSortedBatches, batch_rows, make_dataloader
 from nlp_transfer.training.callbacks import TrainingCallback
 from nlp_transfer.training.checkpoints import (
+    TRAINING_OVER_FILE,
     checkpoint_dir,
     latest_checkpoint,
     link_or_copy,
@@ -159,6 +162,7 @@ class LogWindow:
         self.batches, self.samples, self.started = 0, 0, time.perf_counter()
 
 
+@restores_torch_threads
 def fit(
     *,
     model: torch.nn.Module,
@@ -182,6 +186,9 @@ def fit(
     (:class:`~nlp_transfer.training.callbacks.TrainingCallback`) run at the start, before each epoch
     and after each optimizer step.
     """
+    check_ranges(config, "fit(config=TrainingConfig(...))", "training")  # as a config file's: no ZeroDivisionError later
+    if config.torch_threads:  # given back on return (restores_torch_threads)
+        torch.set_num_threads(config.torch_threads)
     output_dir = Path(output_dir)
     if not resume and list_checkpoints(output_dir):  # another fit's: pruning would mix them, --resume continue them
         raise UserError(
@@ -299,11 +306,22 @@ def resume_loop(loop: Loop) -> None:
         )
     loop.state = LoopState(**load_checkpoint(loop.accelerator, checkpoint))
     loop.stop = loop.state.stopped_early
+    if (checkpoint / TRAINING_OVER_FILE).is_file() and not loop.stop and not is_training_over(loop.state, loop.config):
+        raise UserError(  # it holds no weights: the steps left would train the model passed in, not the fitted one
+            f"{checkpoint}: written when its fit had finished ({loop.state.epoch} epoch(s)), so it keeps no weights and "
+            f"cannot go on to training.epochs={loop.config.epochs}. Start a new fit from the saved model in another "
+            "output_dir (training.keep_checkpoints=true keeps checkpoints that can be extended)."
+        )
     best_copy = checkpoint / BEST_FILE
     if loop.accelerator.is_main_process and best_copy.is_file():  # the best model as of this checkpoint
         write_atomically(loop.best_dir, lambda tmp: link_or_copy(best_copy, tmp / "model.safetensors"))
     epoch = min(loop.state.epoch + 1, loop.config.epochs)  # a run checkpointed after its last step is in its last epoch
     loop.accelerator.print(f"Resuming from {checkpoint} (epoch {epoch}, step {loop.state.global_step}).")
+
+
+def is_training_over(state: LoopState, config: TrainingConfig) -> bool:
+    """Whether a loop at ``state`` has no step left to take under ``config`` (every epoch run to its end)."""
+    return state.epoch >= config.epochs and state.batches_done == 0
 
 
 def progress_bar(loop: Loop) -> tqdm:
@@ -573,7 +591,7 @@ def write_checkpoint(loop: Loop) -> None:
     """
     state, config = loop.state, loop.config
     state.stopped_early = loop.stop
-    training_over = loop.stop or (state.epoch >= config.epochs and state.batches_done == 0)
+    training_over = loop.stop or is_training_over(state, config)
     best_written = state.best_metric is not None  # known alike on every process, unlike the file's presence
     save_checkpoint(
         loop.accelerator,
