@@ -173,3 +173,24 @@ def test_a_run_records_the_added_rows(small_split_files, tiny_model_dir, tmp_pat
 )  # fmt: skip
 def test_bad_augment_settings_exit_2_with_one_line(overrides, expect, tmp_path, capsys, monkeypatch):
     assert_train_refuses(overrides, expect, tmp_path, capsys, monkeypatch)
+
+
+def test_neighbour_tokens_reads_a_model_folder_written_again_since_the_last_load(small_split_files, tiny_model_dir, tmp_path):
+    """Planted fault: the index was cached by the folder's path, so a notebook that adapted a model into the same
+    folder again kept augmenting with the old embeddings."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = DataConfig(**data_file_settings(small_split_files, True), augment=["neighbour_tokens"], augment_rate=0.5)
+    load_text_classification_data(config, model=str(folder))
+    before = augment.neighbour_index(str(folder)).neighbours("good")
+    weights = load_file(str(folder / "model.safetensors"))
+    key = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    weights[key] = torch.randn(weights[key].shape, generator=torch.Generator().manual_seed(1))
+    save_file(weights, str(folder / "model.safetensors"))
+    load_text_classification_data(config, model=str(folder))
+    after = augment.neighbour_index(str(folder)).neighbours("good")
+    assert after != before and after == augment.neighbour_index.__wrapped__(str(folder)).neighbours("good")

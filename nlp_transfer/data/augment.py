@@ -131,6 +131,8 @@ def augment_training_split(loaded: Any, config: Any, *, seed: int, model: str | 
     """
     if not config.augment:
         return {}
+    if "neighbour_tokens" in config.augment:  # read the model as it is now (a notebook may have adapted it since)
+        neighbour_index.cache_clear()
     rows, added = augment_rows(
         loaded.rows["train"], config.augment, copies=config.augment_copies, rate=config.augment_rate, seed=seed, model=model
     )
