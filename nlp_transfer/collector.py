@@ -11,7 +11,9 @@ collector paused, and exit about 0.5 s less when the survivors are frozen first.
 - :func:`skip_final_collection` freezes what is alive when the interpreter begins to exit, so the last pass does
   not walk it. Objects are still freed by reference counting throughout; only the collector's scans are skipped.
 
-Only the command line and the recipe scripts call these; importing the package leaves the collector alone.
+Only the command line and the recipe scripts use these, and only once :func:`mark_command_line` has seen the
+process's own arguments: ``nlp_transfer.cli.main([...])`` called from a notebook or a program leaves the collector
+alone (a freeze there would pin the caller's garbage for good), as importing the package does.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 _exit_hook_registered = False
+_command_line = False  # set by mark_command_line: this process runs one nlp-transfer command and exits
+
+
+def mark_command_line(argv: Sequence[str] | None) -> None:
+    """Note that this process is an nlp-transfer command when ``argv`` is its own command line (``None``, or
+    ``sys.argv[1:]``: the console script or a recipe run as a script); arguments passed from Python are not."""
+    global _command_line
+    if argv is None or list(argv) == sys.argv[1:]:
+        _command_line = True
 
 
 @contextmanager
@@ -32,7 +43,7 @@ def imports_paused(module: str) -> Iterator[None]:
     When ``module`` is already in ``sys.modules`` (a second run in one process, a test suite) the block runs with
     the collector as it was and nothing is frozen, so long-lived processes do not pin their garbage.
     """
-    if module in sys.modules or not gc.isenabled():
+    if not _command_line or module in sys.modules or not gc.isenabled():
         yield
         return
     gc.disable()
@@ -49,6 +60,6 @@ def skip_final_collection() -> None:
     Registered once per process with :mod:`atexit`; it runs after the command has finished and written its files.
     """
     global _exit_hook_registered
-    if not _exit_hook_registered:
+    if _command_line and not _exit_hook_registered:
         atexit.register(gc.freeze)
         _exit_hook_registered = True

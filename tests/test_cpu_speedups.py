@@ -126,10 +126,22 @@ def test_other_set_ups_clip_through_accelerate(changes):
     assert calls == [1.0]
 
 
-def test_imports_paused_freezes_only_on_a_first_import():
+def test_imports_paused_freezes_only_on_a_first_import_of_a_command_line_process(monkeypatch):
+    """Planted fault: ``nlp_transfer.cli.main([...])`` called from Python froze every object alive in the caller's
+    process (its garbage cycles then never freed); only the process's own command line may freeze."""
+    from nlp_transfer import collector
+
     name = "nlp_transfer_test_module_never_imported"
     assert gc.isenabled()
     frozen = gc.get_freeze_count()
+    monkeypatch.setattr(collector, "_command_line", False)
+    collector.mark_command_line(["train", "from-python.yaml"])  # not this process's arguments
+    with imports_paused(name):
+        assert gc.isenabled()
+        sys.modules[name] = sys
+    sys.modules.pop(name, None)
+    assert gc.get_freeze_count() == frozen
+    collector.mark_command_line(sys.argv[1:])  # the process's own command line
     try:
         with imports_paused(name):
             assert not gc.isenabled()
@@ -149,7 +161,8 @@ def test_the_exit_hook_freezes_before_the_interpreter_ends():
     code = (
         "import atexit, gc, sys\n"
         "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
-        "from nlp_transfer.collector import skip_final_collection\n"
+        "from nlp_transfer.collector import mark_command_line, skip_final_collection\n"
+        "mark_command_line(None)\n"
         "before = atexit._ncallbacks()\n"
         "skip_final_collection(); skip_final_collection()\n"
         "print('hooks added:', atexit._ncallbacks() - before)\n"
@@ -172,7 +185,8 @@ class Watch:
 
 sys.meta_path.insert(0, Watch())
 from nlp_transfer.cli import main
-exit_code = main(ARGV)
+sys.argv = ["nlp-transfer", *ARGV]  # as the console script runs it
+exit_code = main()
 print("exit", exit_code, "collector on at", sorted(k for k, on in seen.items() if on), "seen", sorted(seen),
       "frozen", gc.get_freeze_count() > 100000, "sklearn", "sklearn" in sys.modules)
 """

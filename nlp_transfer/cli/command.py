@@ -17,7 +17,7 @@ from nlp_transfer.cli import check, compare, evaluate, export, predict, push, ra
 from nlp_transfer.cli.guard import guard, quiet_libraries
 from nlp_transfer.cli.options import OneLineParser, name_flags
 from nlp_transfer.cli.train import run_recipe
-from nlp_transfer.collector import skip_final_collection
+from nlp_transfer.collector import mark_command_line, skip_final_collection
 
 #: the verbs parsed here, in the order ``--help`` lists them, and the module that parses and runs each
 VERBS: dict[str, ModuleType] = {
@@ -55,6 +55,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nlp-transfer`` console script."""
+    mark_command_line(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return run_recipe(None, argv[1:])

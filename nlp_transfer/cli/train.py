@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from nlp_transfer.cli.guard import guard, quiet_libraries
 from nlp_transfer.cli.options import OneLineParser
-from nlp_transfer.collector import imports_paused, skip_final_collection
+from nlp_transfer.collector import imports_paused, mark_command_line, skip_final_collection
 from nlp_transfer.errors import UserError
 
 RECIPE_TASKS = {"sentiment": ("classification",), "classification": ("classification", "multilabel"), "ner": ("ner",)}
@@ -36,6 +36,7 @@ def parse_config_arguments(parser: argparse.ArgumentParser, argv: Sequence[str])
 
 def run_recipe(recipe: str | None, argv: Sequence[str], prog: str = "nlp-transfer train") -> int:
     """Parse ``CONFIG [key=value ...] [--resume] [--overwrite]`` and run one training run."""
+    mark_command_line(argv)  # a recipe run as a script
     args = parse_config_arguments(train_parser(prog), argv)
     quiet_libraries(args.debug)
     skip_final_collection()
