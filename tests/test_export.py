@@ -248,6 +248,41 @@ def test_a_broken_export_is_refused_and_nothing_is_written(sentiment, tmp_path, 
     assert [p.name for p in earlier.iterdir()] == ["export.json"] and (earlier / "export.json").read_text() == "{}"
 
 
+def plant_shifted_bias(good: Path, shift: float):
+    """A stand-in for the exporter that writes the good export with ``shift`` added to the classifier's first bias."""
+    import onnx
+    from onnx import numpy_helper
+
+    def write(model, task, path):
+        graph = onnx.load(str(good))
+        for tensor in graph.graph.initializer:
+            if tensor.name.endswith("classifier.bias"):
+                values = numpy_helper.to_array(tensor).copy()
+                values[0] += shift
+                tensor.CopyFrom(numpy_helper.from_array(values, tensor.name))
+        onnx.save(graph, str(path))
+        return [i.name for i in graph.graph.input]
+
+    return write
+
+
+def test_a_broken_graph_is_refused_even_where_the_metric_cannot_show_it(sentiment, mean_multilabel, tmp_path, monkeypatch):
+    """Planted faults: only the metric's drop was checked, so a graph flipping every decision passed --max-drop 100
+    (as it passes on a model near chance or a small split), a shifted bias that left a multi-label metric as it was
+    passed too, and max_drop=NaN from Python turned the check off."""
+    sentiment_run, multilabel_run = sentiment[0], mean_multilabel[0]
+    monkeypatch.setattr("nlp_transfer.export.onnx_export.write_onnx", plant_flipped_classifier(sentiment_run / "onnx" / "model.onnx"))
+    with pytest.raises(ExportRefused, match=r"model\.onnx's logits differ from the PyTorch model's by up to"):
+        export_run(sentiment_run, output=tmp_path / "flipped", max_drop=100)
+    shifted = plant_shifted_bias(multilabel_run / "onnx" / "model.onnx", 0.5)
+    monkeypatch.setattr("nlp_transfer.export.onnx_export.write_onnx", shifted)
+    with pytest.raises(ExportRefused, match=r"differ from the PyTorch model's by up to 0\.5"):
+        export_run(multilabel_run, output=tmp_path / "shifted", max_drop=100)
+    with pytest.raises(UserError, match=r"--max-drop must be a number of points, 0 or more, got nan"):
+        export_run(sentiment_run, output=tmp_path / "nan", max_drop=float("nan"))
+    assert not any(tmp_path.iterdir())
+
+
 def test_sigterm_mid_export_cleans_up_and_a_killed_exports_staging_is_removed_next_time(sentiment, tmp_path, monkeypatch, capsys):
     """SIGTERM (timeout, docker stop) ends an export as Ctrl-C does; what SIGKILL leaves, the next export removes."""
     import os

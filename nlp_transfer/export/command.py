@@ -8,6 +8,7 @@ export stays until a new one replaces it whole.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -27,6 +28,11 @@ from nlp_transfer.export.onnx_backend import (
 from nlp_transfer.export.validation import ValidationSet, compare, validation_set
 
 DEFAULT_MAX_DROP = 0.5
+#: the float graph computes what the PyTorch model computes: its logits may differ by float rounding (1e-5 and less
+#: measured, fused attention included), not by this much
+FLOAT_LOGIT_TOLERANCE = 0.01
+#: the int8 graph's decisions may differ from the float model's on near ties, on no more than this share of them
+MIN_INT8_AGREEMENT = 0.9
 
 
 class ExportRefused(Exception):
@@ -124,6 +130,31 @@ def _move_in_place(staging: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def refusal(report: dict[str, Any], max_drop: float) -> str | None:
+    """Why the export in ``report`` must not be written, or None: the served file scores more than ``max_drop`` points
+    below the run, the float graph's logits are not the PyTorch model's (:data:`FLOAT_LOGIT_TOLERANCE`; a metric near
+    chance or a small split hides a broken graph), or the int8 graph disagrees on too many decisions."""
+    served, checks = report["checks"][report["model_file"]], report["checks"]
+    if served["drop_points"] > max_drop:
+        return (
+            f"{report['model_file']} scores {served['metric']} {served['after']:.4f} against {served['before']:.4f} for "
+            f"the run ({served['drop_points']:.2f} points lower, --max-drop {max_drop})"
+        )
+    float_check = checks[MODEL_FILE]
+    if not float_check["max_logit_difference"] <= FLOAT_LOGIT_TOLERANCE:
+        return (
+            f"{MODEL_FILE}'s logits differ from the PyTorch model's by up to {float_check['max_logit_difference']:.4g} "
+            f"(float rounding stays under {FLOAT_LOGIT_TOLERANCE}; labels agree on {100 * float_check['label_agreement']:.1f} "
+            "% of the decisions): the graph does not compute the model. Report it with the run's model architecture"
+        )
+    if INT8_FILE in checks and checks[INT8_FILE]["label_agreement"] < MIN_INT8_AGREEMENT:
+        return (
+            f"{INT8_FILE} agrees with the PyTorch model on {100 * checks[INT8_FILE]['label_agreement']:.1f} % of the "
+            f"decisions (at least {100 * MIN_INT8_AGREEMENT:.0f} % expected); export without --int8"
+        )
+    return None
+
+
 def export_run(
     run_dir: str | Path,
     *,
@@ -142,8 +173,8 @@ def export_run(
     run_dir = Path(run_dir)
     require_onnxruntime()
     check_run_dir(run_dir)
-    if max_drop < 0:
-        raise UserError(f"--max-drop must be 0 or more points, got {max_drop}.")
+    if not (math.isfinite(max_drop) and max_drop >= 0):  # NaN passed every comparison: the check was off
+        raise UserError(f"--max-drop must be a number of points, 0 or more, got {max_drop}.")
     output = Path(output) if output else run_dir / EXPORT_DIR
     check_replaceable(output, run_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -154,14 +185,9 @@ def export_run(
     try:
         report = build_export(run_dir, staging, int8=int8, batch_size=batch_size)
         report["max_drop"] = max_drop
-        served = report["checks"][report["model_file"]]
-        if served["drop_points"] > max_drop:
-            raise ExportRefused(
-                f"export refused: {report['model_file']} scores {served['metric']} {served['after']:.4f} against "
-                f"{served['before']:.4f} for the run ({served['drop_points']:.2f} points lower, --max-drop {max_drop}); "
-                "nothing was written.",
-                report,
-            )
+        reason = refusal(report, max_drop)
+        if reason:
+            raise ExportRefused(f"export refused: {reason}; nothing was written.", report)
         (staging / INFO_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         _move_in_place(staging, output)
     finally:
