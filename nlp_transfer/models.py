@@ -54,6 +54,10 @@ def resolve_model(name: str) -> ResolvedModel:
                 "config.json beside the weights, or a Hub id."
             )
         return ResolvedModel(name, str(local), "local")
+    if local.is_file():
+        raise UserError(
+            f"model '{name}': a file, not a model folder. Give the folder that holds config.json beside the weights, or a Hub id."
+        )
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise UserError(f"model '{name}': no such folder. Check the path, or give a Hub id such as {DEFAULT_MODEL}.")
 

@@ -271,7 +271,9 @@ def test_a_broken_graph_is_refused_even_where_the_metric_cannot_show_it(sentimen
     (as it passes on a model near chance or a small split), a shifted bias that left a multi-label metric as it was
     passed too, and max_drop=NaN from Python turned the check off."""
     sentiment_run, multilabel_run = sentiment[0], mean_multilabel[0]
-    monkeypatch.setattr("nlp_transfer.export.onnx_export.write_onnx", plant_flipped_classifier(sentiment_run / "onnx" / "model.onnx"))
+    monkeypatch.setattr(
+        "nlp_transfer.export.onnx_export.write_onnx", plant_flipped_classifier(sentiment_run / "onnx" / "model.onnx")
+    )
     with pytest.raises(ExportRefused, match=r"model\.onnx's logits differ from the PyTorch model's by up to"):
         export_run(sentiment_run, output=tmp_path / "flipped", max_drop=100)
     shifted = plant_shifted_bias(multilabel_run / "onnx" / "model.onnx", 0.5)

@@ -73,8 +73,12 @@ def predict(run_dir: str | Path, texts: Sequence[str], *, batch_size: int = 64, 
 def evaluate_file(
     run_dir: str | Path, path: str, data: DataConfig, *, batch_size: int = 64, max_rows: int | None = None, **load_kwargs: Any
 ) -> dict[str, Any]:
-    """The run's metrics on a labelled file read with ``data``'s options (its first ``max_rows`` rows or sentences:
-    ``data.max_eval_samples``, as a training run cuts its test split)."""
+    """The run's metrics on a labelled file read with ``data``'s options.
+
+    Only its first ``max_rows`` rows (or sentences) are scored; ``max_rows=None`` takes ``data.max_eval_samples``,
+    as a training run cuts its test split (None there too: every row).
+    """
+    max_rows = data.max_eval_samples if max_rows is None else max_rows
     model, task = load_run(run_dir, **load_kwargs)
     if isinstance(task, TokenClassificationTask):
         import datasets

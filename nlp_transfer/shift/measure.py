@@ -63,10 +63,19 @@ def draw_sample(texts: Sequence[str], size: int, seed: int) -> list[str]:
     return random.Random(seed).sample(list(texts), size)
 
 
-def check_enough(texts: Sequence[str], name: str, sample: int) -> None:
-    """Refuse a side with fewer texts than the domain classifier's folds need."""
+def check_enough(texts: Sequence[str], name: str, sample: int, parameter: str = "texts") -> None:
+    """Refuse one string given for a side's texts (read as its characters), or fewer texts than the classifier's folds need.
+
+    ``parameter`` is the argument of :func:`domain_shift` that held ``texts``, named in the error.
+    """
+    if isinstance(texts, str):
+        raise UserError(
+            f"{parameter}={texts[:40]!r}: give a list of texts, e.g. [{texts[:40]!r}] (one string was read as its characters)."
+        )
     if sample < MIN_TEXTS_PER_SIDE:
-        raise UserError(f"--sample {sample}: the domain classifier needs at least {MIN_TEXTS_PER_SIDE} texts a side. Raise it.")
+        raise UserError(
+            f"sample={sample} (--sample {sample}): the domain classifier needs at least {MIN_TEXTS_PER_SIDE} texts a side. Raise it."
+        )
     if len(texts) < MIN_TEXTS_PER_SIDE:
         raise UserError(
             f"{name}: {len(texts)} text(s); the domain classifier ({FOLDS}-fold) needs at least {MIN_TEXTS_PER_SIDE} "
@@ -95,8 +104,8 @@ def domain_shift(
     default: the run's own encoder with ``run_dir``, else the packaged all-MiniLM-L6-v2). With ``run_dir``
     (a saved classification run) the report also gives how its predicted labels move from source to target.
     """
-    check_enough(source_texts, source_name, sample)
-    check_enough(target_texts, target_name, sample)
+    check_enough(source_texts, source_name, sample, "source_texts")
+    check_enough(target_texts, target_name, sample, "target_texts")
     size = min(sample, len(source_texts), len(target_texts))
     source, target = draw_sample(source_texts, size, seed), draw_sample(target_texts, size, seed + 1)
     encoder, run = _encoders(model, encoder, run_dir)

@@ -66,14 +66,11 @@ class SequenceClassificationTask(Task):
         :attr:`windows` they become several rows (one per window, each with the text's label and its index
         in the ``window_document`` column), and ``self.truncated`` counts the long texts and the windows.
         """
-        label2id = self.label2id
         columns, documents = self.encode_texts(dataset["text"][:], split or "data")  # [:] reads the column at once
         columns["length"] = [len(ids) for ids in columns["input_ids"]]
         if "label" in dataset.column_names:
-            if self.multi_label:
-                labels = [self.multi_hot(labels, label2id) for labels in dataset["label"][:]]
-            else:
-                labels = [label2id[label] for label in dataset["label"][:]]
+            lines = dataset["line"][:] if "line" in dataset.column_names else None
+            labels = self.encode_labels(dataset["label"][:], split, lines)
             columns["labels"] = labels if documents is None else [labels[d] for d in documents]
         if documents is not None:
             columns[DOCUMENT_COLUMN] = documents
@@ -100,11 +97,58 @@ class SequenceClassificationTask(Task):
             return logits
         return pool_windows(logits, documents, n_documents, self.windows.pooling)
 
+    def encode_labels(self, values: Sequence[Any], split: str = "", lines: Sequence[int] | None = None) -> list[Any]:
+        """Each row's label as its id (single-label) or its 0/1 row (multi-label).
+
+        A label the task does not know is a DataError naming the row (and its file line, from a ``line`` column),
+        the label, the task's labels and the fix.
+        """
+        label2id, encoded = self.label2id, []
+        for index, value in enumerate(values):
+            try:
+                encoded.append(self.multi_hot(value, label2id) if self.multi_label else self.label_id(value, label2id))
+            except DataError as err:
+                line = f" (line {lines[index]} of its file)" if lines is not None and lines[index] else ""
+                raise DataError(f"{split or 'dataset'} row {index}{line}: {err}") from None
+        return encoded
+
+    @staticmethod
+    def label_id(label: Any, label2id: dict[str, int]) -> int:
+        """The id of one single-label row's ``label``; a DataError saying what to change when the task lacks it."""
+        if isinstance(label, str) and label in label2id:
+            return label2id[label]
+        names = list(label2id)
+        if isinstance(label, (list, tuple)):
+            raise DataError(
+                f"label {list(label)!r} is a list, and the task (labels {names}) is single-label; "
+                "build it with build_classification_task(..., multi_label=True)."
+            )
+        if not isinstance(label, str):
+            raise DataError(
+                f"label {label!r} ({type(label).__name__}) is not one of the task's labels {names}, which are strings: map "
+                "each id to its name first (a ClassLabel column: dataset.features['label'].int2str), or where the ids are "
+                "the names, dataset.cast_column('label', datasets.Value('string'))."
+            )
+        raise DataError(
+            f"label {label!r} is not one of the task's labels {names}; fix the data, or build the task with the labels it "
+            "uses (load_text_classification_data(...).labels)."
+        )
+
     @staticmethod
     def multi_hot(labels: Sequence[str], label2id: dict[str, int]) -> list[float]:
-        """A 0/1 row with a 1 at each label's id."""
+        """A 0/1 row with a 1 at each label's id; a DataError for a string (not a list) or a label the task lacks."""
+        if isinstance(labels, str):
+            raise DataError(
+                f"label {labels!r} is one string, and a multi-label task needs a list of labels per row: read the data "
+                "with load_text_classification_data(..., multi_label=True), or split the string into a list."
+            )
         row = [0.0] * len(label2id)
         for label in labels:
+            if label not in label2id:
+                raise DataError(
+                    f"label {label!r} (of {list(labels)!r}) is not one of the task's labels {list(label2id)}; fix the data, "
+                    "or build the task with the labels it uses."
+                )
             row[label2id[label]] = 1.0
         return row
 
@@ -214,6 +258,10 @@ def build_classification_task(
 
     ``windows``: cut texts longer than ``max_length`` into overlapping windows (None: truncate them).
     """
+    if isinstance(labels, str):
+        raise UserError(
+            f"labels={labels[:40]!r}: give a list of label names, e.g. [{labels[:40]!r}] (one string was read as its characters)."
+        )
     repeated = sorted({name for name in labels if list(labels).count(name) > 1})
     if repeated:  # ["a", "a", "b"] gave label2id {"a": 1, "b": 2}: id 0 had no name
         raise UserError(f"labels={list(labels)} names {', '.join(repeated)} more than once; list each label once.")
