@@ -29,7 +29,7 @@ from nlp_transfer.config import RunConfig, save_config
 from nlp_transfer.data.pseudo_labels import class_shares, select_pseudo_labels, write_pseudo_labels
 from nlp_transfer.errors import DataError
 from nlp_transfer.files import write_text_atomic
-from nlp_transfer.run_info import RunInfo
+from nlp_transfer.run_info import RunInfo, data_provenance
 
 ROUNDS_DIR = "self_training"
 TEACHER_WEIGHTS = ("*.safetensors", "*.bin", "adapter", "checkpoints")
@@ -246,20 +246,35 @@ def check_resumed_rounds(config: RunConfig, output_dir: Path) -> None:
 
 
 def score_kept_teacher(config: RunConfig, teacher: Any, state: Any) -> Any:
-    """A teacher kept as the run's model (it trained without the test split): score ``data.test_file`` once now."""
+    """A teacher kept as the run's model (it trained without the test split): score ``data.test_file`` once now, and
+    record the test split in its run_info.json as a last round records it (its rows, the file's size and sha256)."""
     round_dir = Path(teacher.output_dir)
     if config.data.test_file and "test" not in teacher.metrics:
         if state.is_main_process:
-            from nlp_transfer.inference import evaluate_file
             from nlp_transfer.pipeline import save_metrics
 
-            test = evaluate_file(
-                round_dir, config.data.test_file, config.data, batch_size=config.training.eval_batch_size,
-                max_rows=config.data.max_eval_samples,
-            )  # fmt: skip
+            test, rows = _score_test_file(round_dir, config)
+            info = RunInfo.read(round_dir)
+            info.examples = {**info.examples, "test": rows}
+            info.data_files = {**info.data_files, **data_provenance({"test_file": config.data.test_file})}
+            info.write(round_dir)  # before metrics.json, whose test entry tells a resumed run the scoring is done
             save_metrics(round_dir, {**teacher.metrics, "test": test})
         state.wait_for_everyone()
     return _finished_round(round_dir)
+
+
+def _score_test_file(round_dir: Path, config: RunConfig) -> tuple[dict[str, Any], int]:
+    """The metrics of the model in ``round_dir`` on ``data.test_file`` (its first ``data.max_eval_samples`` rows, as a
+    run cuts its test split) and the number of rows scored."""
+    from nlp_transfer.inference import load_run
+    from nlp_transfer.inference.logits import labelled_file_logits
+
+    model, task = load_run(round_dir)
+    logits, labels = labelled_file_logits(
+        model, task, str(config.data.test_file), config.data, batch_size=config.training.eval_batch_size,
+        max_rows=config.data.max_eval_samples,
+    )  # fmt: skip
+    return task.compute_metrics(logits, labels), len(labels)
 
 
 def _finished_round(round_dir: Path) -> Any:

@@ -123,14 +123,11 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> 
     from huggingface_hub import EvalResult
 
     datasets = {split: (ds_id, name) for split, ds_id, name in _dataset_entries(info)}
-    fallback = datasets.get("train", ("custom", "custom data"))
     results = []
     for split, values in metrics.items():
         if not isinstance(values, dict):
             continue
-        ds_id, name = datasets.get(split, fallback)
-        if split == "validation" and "validation" not in datasets:
-            name = f"{name} (held-out part)"
+        ds_id, name = _split_dataset(split, datasets, info)
         for key, value in _scalar_metrics(values).items():
             if key not in METRIC_NAMES:
                 continue
@@ -150,6 +147,22 @@ def _eval_results(info: RunInfo, metrics: dict[str, Any], pipeline_tag: str) -> 
     return results
 
 
+def _split_dataset(split: str, datasets: dict[str, tuple[str, str]], info: RunInfo) -> tuple[str, str]:
+    """The model-index (dataset type, dataset name) of a metrics split: its own recorded file or Hub dataset; a
+    validation split held out of the training file is named after that file; a split of a Hub dataset read whole
+    is named after the dataset. A split whose file the run did not record claims no file's name."""
+    if split in datasets:
+        return datasets[split]
+    train = datasets.get("train")
+    if split == "validation" and train:
+        return train[0], f"{train[1]} (held-out part)"
+    recorded = (info.data_files or {}).get("train_file")
+    hub_name = recorded.get("name") if isinstance(recorded, dict) else None
+    if hub_name:  # data.train_file named a Hub dataset: its other splits come from the same dataset
+        return str(hub_name), str(hub_name)
+    return "custom", "custom data"
+
+
 def _read_by(key: str, strategy: str) -> bool:
     """Whether a run of ``strategy`` reads ``transfer.<key>``: a card lists a setting only for the strategies that read
     it, so a full fine-tuning run does not show LoRA ranks it never used."""
@@ -159,21 +172,40 @@ def _read_by(key: str, strategy: str) -> bool:
     return readers is None or strategy in readers
 
 
+#: settings that one task alone reads: the card of a run of another task leaves them out
+TASK_ONLY_SETTINGS = {
+    "training.threshold": "multilabel",  # the sigmoid score a label needs; single-label runs take the argmax
+    "training.label_all_subwords": "ner",
+    "training.document_context": "ner",
+    "transfer.case_vocab": "ner",  # cased ids for an uncased WordPiece tokenizer, refused for other tasks
+}
+
+
 def _hyperparameters(config: dict[str, Any], task: str | None = None) -> list[tuple[str, Any]]:
-    """(name, value) rows of the training settings, the transfer section and the seed of the resolved config."""
+    """(name, value) rows of the training settings, the transfer section and the seed of the resolved config: only
+    those the run's task and strategy read."""
     training = config.get("training") or {}
+    task = str(task or config.get("task") or "classification")
     keys = (
         "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm",
         "gradient_accumulation_steps", "max_length", "mixed_precision", "class_weights", "metric_for_best_model",
-        "early_stopping_patience", "threshold",
+        "early_stopping_patience", "threshold", "label_all_subwords", "document_context",
     )  # fmt: skip
-    if config.get("task") == "ner":
-        keys += ("label_all_subwords", "document_context")
-    masked_lm = (task or config.get("task")) == "masked-lm"  # adapt ignores the transfer section and picks by loss
-    rows = [(f"training.{k}", training[k]) for k in keys if k in training and not (masked_lm and k == "metric_for_best_model")]
+    masked_lm = task == "masked-lm"  # adapt ignores the transfer section and picks by loss
+    rows = [
+        (f"training.{k}", training[k])
+        for k in keys
+        if k in training and TASK_ONLY_SETTINGS.get(f"training.{k}", task) == task
+        and not (masked_lm and k in ("metric_for_best_model", "class_weights"))
+    ]  # fmt: skip
     if not masked_lm:
         strategy = str(config.get("strategy") or "full")
-        rows += [(f"transfer.{k}", v) for k, v in (config.get("transfer") or {}).items() if _read_by(k, strategy)]
+        transfer = (config.get("transfer") or {}).items()
+        rows += [
+            (f"transfer.{k}", v)
+            for k, v in transfer
+            if _read_by(k, strategy) and TASK_ONLY_SETTINGS.get(f"transfer.{k}", task) == task
+        ]
     if "seed" in config:
         rows.append(("seed", config["seed"]))
     return rows
@@ -283,15 +315,75 @@ def _labels_section(facts: _CardFacts) -> list[str]:
 
 
 def _training_data_section(facts: _CardFacts) -> list[str]:
-    """A table of the splits: their data file or dataset and their number of examples."""
+    """A table of the splits: their data file or dataset and their number of examples; the training split's rows
+    from its file apart from the rows a run added to them (augmented copies, label-name rows, pseudo-labels)."""
     lines = ["## Training data", "", "| split | data | examples |", "|---|---|---|"]
     examples = facts.info.examples or {}
     entries = {split: name for split, _, name in _dataset_entries(facts.info)}
-    order = {"train": 0, "validation": 1, "test": 2}
+    order, total_line = {"train": 0, "validation": 1, "test": 2}, ""
     for split in sorted(set(examples) | set(entries), key=lambda s: (order.get(s, 3), s)):
-        lines.append(f"| {split} | {_fmt(entries.get(split, 'held out from train'))} | {_fmt(examples.get(split, ''))} |")
+        source = entries.get(split, "held out from train")
+        rows = _training_rows(facts, source) if split == "train" else [(source, examples.get(split, ""))]
+        lines += [f"| {split} | {_fmt(data)} | {_fmt(count)} |" for data, count in rows]
+        if len(rows) > 1:
+            total_line = f"The training split held {_fmt(examples.get(split))} rows in all."
     lines.append("")
-    return lines
+    if total_line:
+        lines += [total_line, ""]
+    return lines + _self_training_lines(facts)
+
+
+def _training_rows(facts: _CardFacts, source: str) -> list[tuple[str, Any]]:
+    """(data, examples) rows of the training split: those read from ``source`` (and how they were sampled), then each
+    kind of row the run added. A record whose additions outnumber its training rows is shown as recorded."""
+    info, data = facts.info, facts.config.get("data") or {}
+    total = (info.examples or {}).get("train", "")
+    added: list[tuple[str, int]] = []
+    if info.label_examples:
+        added.append(("rows written from the label names (`data.label_examples`)", int(info.label_examples)))
+    for name, count in (info.augmented_examples or {}).items():
+        added.append((f"{name} copies of rows from the file (`data.augment`)", int(count)))
+    if info.pseudo_labeled_examples:
+        added.append((_pseudo_label_source(facts), int(info.pseudo_labeled_examples)))
+    from_file = total - sum(count for _, count in added) if isinstance(total, int) else -1
+    if from_file < 0:
+        return [(source, total)]
+    if data.get("per_class"):
+        seed = data.get("sample_seed", 0)
+        source += f", a sample of {data['per_class']} rows per class (`data.per_class`, `data.sample_seed` {seed})"
+    elif data.get("max_train_samples"):
+        source += f", its first {data['max_train_samples']} rows (`data.max_train_samples`)"
+    return [(source, from_file), *added]
+
+
+def _pseudo_label_source(facts: _CardFacts) -> str:
+    """Where a run's pseudo-labelled training rows came from: a self-training round's teacher, or a file of them."""
+    summary = facts.info.self_training or {}
+    rounds = [r for r in summary.get("rounds") or [] if isinstance(r, dict)]
+    if summary and rounds:
+        unlabeled = public_name(str(summary.get("unlabeled_file") or "the unlabelled file"))
+        teacher = int(rounds[-1].get("round", 1)) - 1
+        return f"texts of {unlabeled} labelled by the round-{teacher} model (self-training, `data.unlabeled_file`)"
+    file = (facts.config.get("data") or {}).get("pseudo_labeled_file")
+    return f"machine-labelled rows of {public_name(str(file))} (`data.pseudo_labeled_file`)" if file else "pseudo-labelled rows"
+
+
+def _self_training_lines(facts: _CardFacts) -> list[str]:
+    """A sentence on a self-training run's rounds and which of them the model is (none for other runs)."""
+    summary = facts.info.self_training or {}
+    rounds = [r for r in summary.get("rounds") or [] if isinstance(r, dict)]
+    if not rounds:
+        return []
+    unlabeled = public_name(str(summary.get("unlabeled_file") or "the unlabelled file"))
+    text = (
+        f"Self-training on {summary.get('unlabeled_texts', '?')} unlabelled texts of {unlabeled} (pseudo-labels kept "
+        f"from a score of {summary.get('threshold', '?')}): {len(rounds)} round(s) trained, each a fresh model; "
+        f"this is round {rounds[-1].get('round', len(rounds) - 1)}'s model."
+    )
+    stopped = summary.get("stopped_at_round")
+    if stopped is not None:
+        text += f" Round {stopped} did not train: its teacher kept no pseudo-label, so the rounds stopped there."
+    return [text, ""]
 
 
 def _adapted_modules(run_dir: Path) -> str:
@@ -359,13 +451,7 @@ def _usage_section(facts: _CardFacts) -> list[str]:
 
 def _limitations_section(facts: _CardFacts) -> list[str]:
     """What the model cannot be expected to do, and what ``nlp-transfer check`` measured if the run was checked."""
-    max_length = "the maximum length" if facts.info.max_length is None else facts.info.max_length
-    long_text = f"- Inputs longer than {max_length} tokens were truncated in training."
-    if (facts.config.get("training") or {}).get("long_text") == "windows":
-        long_text = (
-            f"- Inputs longer than {max_length} tokens were read as overlapping windows whose scores are pooled "
-            "(`training.long_text: windows`); `transformers.pipeline` truncates them instead."
-        )
+    long_text = _long_input_line(facts)
     knows = "" if facts.task == "masked-lm" else "only knows the labels above, and "
     return [
         "## Bias, risks and limitations",
@@ -376,6 +462,25 @@ def _limitations_section(facts: _CardFacts) -> list[str]:
         *_checked_figures(facts.run_dir),
         "",
     ]
+
+
+def _long_input_line(facts: _CardFacts) -> str:
+    """The card line on inputs longer than the run's max_length, as the run's task read them: NER split long
+    sentences into windows of whole words, ``training.long_text: windows`` pooled windows, the rest truncated."""
+    max_length = "the maximum length" if facts.info.max_length is None else facts.info.max_length
+    if facts.task == "ner":
+        return (
+            f"- A sentence longer than {max_length} subwords was split into windows of whole words in training and "
+            "evaluation, and nlp-transfer's `predict` splits a long text the same way: no word is dropped. The "
+            "`transformers.pipeline` snippet reads a long text in overlapping windows of the tokenizer's maximum length "
+            "(`stride`), so tags near the edge of a window can differ from `predict`'s."
+        )
+    if facts.task != "masked-lm" and (facts.config.get("training") or {}).get("long_text") == "windows":
+        return (
+            f"- Inputs longer than {max_length} tokens were read as overlapping windows whose scores are pooled "
+            "(`training.long_text: windows`); `transformers.pipeline` truncates them instead."
+        )
+    return f"- Inputs longer than {max_length} tokens were truncated in training."
 
 
 def _checked_figures(run_dir: Path) -> list[str]:

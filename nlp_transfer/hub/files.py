@@ -155,8 +155,16 @@ def without_local_paths(node: Any, key: str = "") -> Any:
     return node
 
 
+#: the first line of an uploaded config.yaml whose run pushed itself at the end of training
+UPLOADED_HUB_NOTE = (
+    "# hub.push and hub.repo_id are cleared in this copy: training it again pushes nowhere until you set them "
+    "(hub.push=true hub.repo_id=OWNER/NAME).\n"
+)
+
+
 def _sanitized_config_yaml(path: Path) -> bytes | None:
-    """config.yaml without any secret-looking key or token-looking value, its local paths cut to names."""
+    """config.yaml without any secret-looking key or token-looking value, its local paths cut to names, and its hub
+    section switched off (``hub.push: false``, no ``hub.repo_id``) so that training it again pushes nowhere."""
     if not path.is_file():
         return None
     try:
@@ -173,7 +181,14 @@ def _sanitized_config_yaml(path: Path) -> bytes | None:
             return "<redacted>"
         return node
 
-    return yaml.safe_dump(without_local_paths(clean(data)), sort_keys=False).encode("utf-8")
+    public = without_local_paths(clean(data))
+    note = ""
+    hub = public.get("hub") if isinstance(public, dict) else None
+    if isinstance(hub, dict) and (hub.get("push") or hub.get("repo_id")):
+        # `nlp-transfer train config.yaml` must train the run again, not ask for a token and push into this repository
+        public["hub"] = {**hub, "push": False, "repo_id": None}
+        note = UPLOADED_HUB_NOTE
+    return (note + yaml.safe_dump(public, sort_keys=False)).encode("utf-8")
 
 
 def _adapter_config_for_hub(path: Path, base_model: str | None) -> bytes:

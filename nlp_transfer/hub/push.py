@@ -37,8 +37,8 @@ def resolve_token(token: str | None = None) -> str:
     found = get_token()
     if not found:
         raise UserError(
-            "no Hugging Face token: set the HF_TOKEN environment variable, run `hf auth login`, or pass --token. "
-            "The token needs write access to the target namespace."
+            "no Hugging Face token: set the HF_TOKEN environment variable or run `hf auth login` "
+            "(`nlp-transfer push` also takes --token). The token needs write access to the target namespace."
         )
     return found
 

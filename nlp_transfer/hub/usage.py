@@ -33,11 +33,18 @@ def _adapter_usage(repo_id: str, info: RunInfo, pipeline_tag: str) -> str:
     )
 
 
+#: subwords that each window of the NER pipeline repeats from the window before it: with a ``stride`` the pipeline
+#: reads a text past the tokenizer's maximum length in overlapping windows, as nlp-transfer windows long sentences;
+#: without one it silently drops the end of the text
+NER_PIPELINE_STRIDE = 32
+
+
 def _pipeline_options(info: RunInfo, pipeline_tag: str) -> str:
     """The ``pipeline`` arguments that make it score as the run does: texts cut at the run's max_length, every label's
-    sigmoid for multi-label, whole words for NER (the same whether the repository holds the model or an adapter)."""
+    sigmoid for multi-label, whole words and every word of a long text for NER (the same whether the repository holds
+    the model or an adapter)."""
     if pipeline_tag == "token-classification":
-        return ', aggregation_strategy="first"'
+        return f', aggregation_strategy="first", stride={NER_PIPELINE_STRIDE}'
     # cut texts where the run cut them: a pipeline cuts nothing, so a longer text scored otherwise (or failed past 512)
     cut = f", truncation=True, max_length={info.max_length}" if info.max_length else ", truncation=True"
     return (', top_k=None, function_to_apply="sigmoid"' if info.task == "multilabel" else "") + cut
