@@ -104,6 +104,9 @@ def read_unlabeled_texts(config: RunConfig) -> list[str]:
     """The texts of ``data.unlabeled_file`` (one a line, or ``data.text_column`` of a table); at least one."""
     from nlp_transfer.data.texts import check_not_binary, read_texts
 
+    if not config.data.unlabeled_file:  # run_self_training called from Python on a config without one
+        raise DataError("data.unlabeled_file is not set: self-training needs a file of unlabelled texts; set it, or train "
+                        "with run_training.")  # fmt: skip
     path = str(config.data.unlabeled_file)
     if not Path(path).is_file():
         raise DataError(f"data.unlabeled_file={path}: no such file. Fix the path, or set data.unlabeled_file=null.")

@@ -183,6 +183,11 @@ def test_fit_checks_its_settings_keeps_its_thread_count_and_will_not_extend_a_fi
 
     with pytest.raises(ConfigError, match=r"training\.batch_size must be at least 1, got 0"):
         run(TrainingConfig(epochs=1, batch_size=0))
+    with pytest.raises(UserError, match="fit: eval_dataset has no rows"):  # it said "the evaluation data has no labels"
+        model = task.build_model()
+        fit(model=model, task=task, param_groups=apply_strategy(model, "full", learning_rate=1e-4, weight_decay=0.01),
+            train_dataset=splits["train_dataset"], eval_dataset=splits["eval_dataset"].select([]),
+            config=TrainingConfig(epochs=1), output_dir=tmp_path / "empty")  # fmt: skip
     before = torch.get_num_threads()
     seen = []
     task.collator = (lambda collate: lambda: (seen.append(torch.get_num_threads()), collate())[1])(task.collator)

@@ -458,3 +458,11 @@ def test_only_the_last_round_of_a_hub_dataset_run_reads_its_test_split(tmp_path)
     assert "test" in config.data.hub_splits
     assert "test" not in round_config(config, tmp_path, None, last=False).data.hub_splits
     assert round_config(config, tmp_path, None, last=True).data.hub_splits == config.data.hub_splits
+
+
+def test_self_training_without_an_unlabelled_file_says_it_is_not_set():
+    """Planted fault: the message said "data.unlabeled_file=None: no such file ... or set data.unlabeled_file=null"."""
+    from nlp_transfer.self_training import read_unlabeled_texts
+
+    with pytest.raises(DataError, match=r"data\.unlabeled_file is not set: self-training needs a file"):
+        read_unlabeled_texts(load_config(None, ["data.train_file=x.csv"]))

@@ -187,6 +187,11 @@ def fit(
     and after each optimizer step.
     """
     check_ranges(config, "fit(config=TrainingConfig(...))", "training")  # as a config file's: no ZeroDivisionError later
+    for name, rows in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+        if len(rows) == 0:  # an empty evaluation set was "no labels"; an empty training set ran no step
+            raise UserError(
+                f"fit: {name} has no rows; give it the rows to {'train on' if name[0] == 't' else 'select the model on'}."
+            )
     if config.torch_threads:  # given back on return (restores_torch_threads)
         torch.set_num_threads(config.torch_threads)
     output_dir = Path(output_dir)
