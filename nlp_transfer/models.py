@@ -118,8 +118,38 @@ def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust
         raise
 
 
-#: model types whose position ids start after the padding index: two of max_position_embeddings are not usable
-POSITION_OFFSET_TYPES = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
+#: model types whose position ids start after the padding index (transformers' ``create_position_ids_from_input_ids``):
+#: position ``padding index + 1`` is the first token's, so that many of max_position_embeddings are never usable
+POSITION_OFFSET_TYPES = frozenset(
+    {
+        "roberta",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "camembert",
+        "longformer",
+        "mpnet",
+        "data2vec-text",
+        "ibert",
+        "luke",
+        "lilt",
+        "layoutlmv3",
+        "markuplm",
+        "roberta-prelayernorm",
+        "xmod",
+        "esm",
+    }
+)
+#: of those, the types whose padding index is fixed in the model code rather than read from ``pad_token_id``
+FIXED_PADDING_INDEX = {"mpnet": 1}
+
+
+def unusable_positions(config: Any) -> int:
+    """How many of the model's ``max_position_embeddings`` no token can use (the padding index and those below it)."""
+    model_type = getattr(config, "model_type", "")
+    if model_type not in POSITION_OFFSET_TYPES:
+        return 0
+    padding = FIXED_PADDING_INDEX.get(model_type, getattr(config, "pad_token_id", None))
+    return padding + 1 if isinstance(padding, int) and padding >= 0 else 2
 
 
 def check_max_length(config: Any, max_length: int | None) -> None:
@@ -127,7 +157,7 @@ def check_max_length(config: Any, max_length: int | None) -> None:
     positions = getattr(config, "max_position_embeddings", None)
     if not max_length or not isinstance(positions, int):
         return
-    usable = positions - POSITION_OFFSET_TYPES.get(getattr(config, "model_type", ""), 0)
+    usable = positions - unusable_positions(config)
     if max_length > usable:
         raise UserError(
             f"training.max_length={max_length} is longer than the model's {usable} positions (max_position_embeddings "

@@ -245,7 +245,9 @@ class TransferConfig:
     """Options of the transfer strategies."""
 
     freeze_pooler: bool = setting(
-        False, "frozen: also freeze the encoder's pooler (BERT's dense+tanh over [CLS]); by default it trains with the head."
+        False,
+        "frozen: also freeze the encoder's pooler (BERT's or ALBERT's dense+tanh over [CLS], DeBERTa's ContextPooler); by "
+        "default it trains with the head. Refused for a model without a pooler.",
     )
     pooling: Literal["cls", "mean"] = setting(
         "cls",

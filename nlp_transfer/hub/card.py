@@ -19,7 +19,7 @@ from nlp_transfer.hub.files import (
     without_local_paths,
     without_paths_in_text,
 )
-from nlp_transfer.hub.usage import usage_snippet
+from nlp_transfer.hub.usage import run_mask_token, usage_snippet
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo
 
 PIPELINE_TAGS = {
@@ -446,7 +446,8 @@ def _evaluation_section(facts: _CardFacts) -> list[str]:
 def _usage_section(facts: _CardFacts) -> list[str]:
     """How to load and run the pushed model."""
     model_type = str(read_json(facts.run_dir / "config.json").get("model_type", "bert"))
-    return ["## How to use", "", usage_snippet(facts.repo_id, facts.info, facts.pipeline_tag, facts.adapter, model_type)]
+    mask = run_mask_token(facts.run_dir)
+    return ["## How to use", "", usage_snippet(facts.repo_id, facts.info, facts.pipeline_tag, facts.adapter, model_type, mask)]
 
 
 def _limitations_section(facts: _CardFacts) -> list[str]:

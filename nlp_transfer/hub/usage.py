@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from nlp_transfer.hub.files import public_name
@@ -79,7 +80,10 @@ MEAN_HEADS = {
     "distilbert": "model.classifier(torch.relu(model.pre_classifier(mean)))",
     "roberta": "model.classifier(mean[:, None])",
     "xlm-roberta": "model.classifier(mean[:, None])",
+    "camembert": "model.classifier(mean[:, None])",
     "electra": "model.classifier(mean[:, None])",
+    "mpnet": "model.classifier(mean[:, None])",  # its head reads the first position itself; the encoder has no pooler
+    "albert": "model.classifier(model.base_model.pooler_activation(model.base_model.pooler(mean)))",  # dense, then tanh
     "deberta-v2": "model.classifier(model.pooler(mean[:, None]))",
     "deberta": "model.classifier(model.pooler(mean[:, None]))",
 }
@@ -116,14 +120,39 @@ def _mean_pooled_usage(repo_id: str, info: RunInfo, model_type: str) -> str:
     )
 
 
-def _adapted_usage(repo_id: str) -> str:
-    """How to use an encoder that ``nlp-transfer adapt`` further pretrained: fill masks, or fine-tune it."""
+def run_mask_token(run_dir: str | Path) -> str | None:
+    """The mask token the tokenizer saved in ``run_dir`` names (``<mask>`` for RoBERTa, ``[MASK]`` for BERT), or None
+    when its tokenizer files name none or cannot be read."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = Path(run_dir) / name
+        try:
+            token = json.loads(path.read_text(encoding="utf-8")).get("mask_token") if path.is_file() else None
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(token, dict):  # an AddedToken as saved by older transformers
+            token = token.get("content")
+        if isinstance(token, str) and token:
+            return token
+    return None
+
+
+def _adapted_usage(repo_id: str, mask_token: str | None = None) -> str:
+    """How to use an encoder that ``nlp-transfer adapt`` further pretrained: fill masks, or fine-tune it.
+
+    The example holds the tokenizer's own ``mask_token`` (see :func:`run_mask_token`); without it the snippet asks the
+    pipeline's tokenizer for its mask token, which is right for any model.
+    """
+    sentence = "The blender was {} and easy to clean."
+    if mask_token:
+        call = f"fill({_q(sentence.format(mask_token))})"
+    else:
+        call = "fill(" + "f" + _q(sentence.format("{fill.tokenizer.mask_token}")) + ")"
     return (
         "An encoder for fine-tuning, not a classifier. Its masked-LM head fills masks:\n\n"
         "```python\n"
         "from transformers import pipeline\n\n"
         f'fill = pipeline("fill-mask", model={_q(repo_id)})\n'
-        'fill("The blender was [MASK] and easy to clean.")\n'
+        f"{call}\n"
         "```\n\n"
         f"Fine-tune it as any model: `AutoModelForSequenceClassification.from_pretrained({_q(repo_id)}, num_labels=N)`, "
         f"or `model: {repo_id}` in an nlp-transfer config.\n"
@@ -137,10 +166,15 @@ def _q(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def usage_snippet(repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool, model_type: str = "bert") -> str:
-    """The card's code snippets: the adapter's, a mean-pooled model's, an adapted encoder's, or the full model's."""
+def usage_snippet(
+    repo_id: str, info: RunInfo, pipeline_tag: str, adapter: bool, model_type: str = "bert", mask_token: str | None = None
+) -> str:
+    """The card's code snippets: the adapter's, a mean-pooled model's, an adapted encoder's, or the full model's.
+
+    ``mask_token``: the run's tokenizer's (:func:`run_mask_token`), written into an adapted encoder's fill-mask example.
+    """
     if info.task == "masked-lm":
-        return _adapted_usage(repo_id)
+        return _adapted_usage(repo_id, mask_token)
     if adapter:
         return _adapter_usage(repo_id, info, pipeline_tag)
     if info.pooling == "mean":

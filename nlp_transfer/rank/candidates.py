@@ -33,7 +33,7 @@ from nlp_transfer.tasks.windows import DOCUMENT_COLUMN, document_labels, pool_wi
 from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
 from nlp_transfer.transfer.depth import encoder_depth, keep_bottom_layers
 from nlp_transfer.transfer.feature_extraction import pool
-from nlp_transfer.transfer.layers import find_layer_stack
+from nlp_transfer.transfer.layers import find_layer_stack, inspect_layer_stack
 
 VARIANT_KEYS = ("layer", "pooling", "depth", "init")
 
@@ -315,7 +315,7 @@ def encode_shared(
         check=lambda batch, states: _check_cut_outputs(model, batch, states, cut_depths),
     )
     total = sum(p.numel() for p in model.parameters())
-    _, stack = find_layer_stack(model)
+    _, stack, _ = inspect_layer_stack(model)  # shared layers (ALBERT) are never cut: every variant keeps them all
     return [
         CandidateFeatures(
             part,

@@ -40,7 +40,7 @@ def load_encoder(model: str | None = None, *, device: str | None = None) -> Enco
 
     resolved, tokenizer = resolve_with_tokenizer(model or default_model_path())
     encoder = load_pretrained(AutoModel, resolved.path)
-    max_length = min(int(getattr(tokenizer, "model_max_length", EMBED_MAX_LENGTH)), EMBED_MAX_LENGTH)
+    max_length = embed_length(encoder, int(getattr(tokenizer, "model_max_length", EMBED_MAX_LENGTH)))
     name = model or f"{DEFAULT_MODEL} (packaged copy)"
     return Encoder(encoder.to(device or _device()).eval(), tokenizer, max_length, name)
 
@@ -49,7 +49,21 @@ def run_encoder(model: torch.nn.Module, task: Any, run_dir: str | Path) -> Encod
     """The encoder of a loaded run (``inference.load_run``): its own fine-tuned layers, the head left out."""
     from nlp_transfer.transfer.feature_extraction import unwrap_pooling
 
-    return Encoder(unwrap_pooling(model).eval(), task.tokenizer, min(task.max_length, EMBED_MAX_LENGTH), str(run_dir))
+    encoder = unwrap_pooling(model).eval()
+    return Encoder(encoder, task.tokenizer, embed_length(encoder, task.max_length), str(run_dir))
+
+
+def embed_length(model: torch.nn.Module, limit: int) -> int:
+    """The tokens a text is cut to: ``limit`` (the tokenizer's or run's), at most :data:`EMBED_MAX_LENGTH`, and no more
+    than the positions the model has (a tokenizer that sets no ``model_max_length`` would otherwise overrun them)."""
+    from nlp_transfer.models import unusable_positions
+
+    config = getattr(model, "config", None)
+    length = min(limit, EMBED_MAX_LENGTH)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        length = min(length, positions - unusable_positions(config))
+    return length
 
 
 def embed_texts(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:

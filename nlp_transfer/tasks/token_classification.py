@@ -4,11 +4,13 @@ Words are split into subwords by the model's tokenizer. By default the first sub
 carries its tag and the others are ignored (-100); ``label_all_subwords`` tags every piece, turning
 B- into I- on continuation pieces. A sentence that does not fit ``max_length`` is cut into windows of
 whole words, each a separate model input, and put back together for metrics and predictions: no word
-is ever dropped. Metrics are entity-level (seqeval) on words, not subwords.
+is ever dropped. Metrics are entity-level (seqeval) on words, not subwords. A byte-level BPE tokenizer (RoBERTa,
+DeBERTa v1, GPT-2) reads each word with a space before it (``add_prefix_space``), as words come in running text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -59,6 +61,53 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             words.append(match.group())
             spans.append((start, end))
     return words, spans
+
+
+def _json_objects(node: Any) -> list[dict[str, Any]]:
+    """Every JSON object in ``node`` (a parsed tokenizer component), nested ones included."""
+    if isinstance(node, dict):
+        return [node] + [o for value in node.values() for o in _json_objects(value)]
+    if isinstance(node, list):
+        return [o for value in node for o in _json_objects(value)]
+    return []
+
+
+def needs_prefix_space(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` is a byte-level BPE one (RoBERTa, DeBERTa v1, GPT-2) that adds no space before a text.
+
+    Such a tokenizer reads "call" at the start of a text as other pieces than " call" inside it ("c all" against
+    "Ġcall"), so words tokenized one by one (``is_split_into_words``) would all be read as text starts.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.pre_tokenizer is None:
+        return False
+    parts = _json_objects(json.loads(backend.to_str()).get("pre_tokenizer"))
+    return any(part.get("type") == "ByteLevel" and part.get("add_prefix_space") is False for part in parts)
+
+
+def with_prefix_space(tokenizer: Any) -> Any:
+    """``tokenizer`` (changed in place) reading each word as if a space came before it, as words come in running text.
+
+    A byte-level BPE tokenizer (:func:`needs_prefix_space`) gets ``add_prefix_space=True`` in its pre-tokenizer and
+    post-processor, and in its config, so ``save_pretrained`` writes it and the run reloads the same way (predict,
+    export, pipelines). Other tokenizers (WordPiece, SentencePiece) are returned unchanged.
+    """
+    if not needs_prefix_space(tokenizer):
+        return tokenizer
+    from tokenizers import Tokenizer
+
+    backend = tokenizer.backend_tokenizer
+    state = json.loads(backend.to_str())
+    for part in _json_objects(state.get("pre_tokenizer")) + _json_objects(state.get("post_processor")):
+        if part.get("add_prefix_space") is False:
+            part["add_prefix_space"] = True
+    rebuilt = Tokenizer.from_str(json.dumps(state))
+    backend.pre_tokenizer = rebuilt.pre_tokenizer
+    if rebuilt.post_processor is not None:
+        backend.post_processor = rebuilt.post_processor
+    tokenizer.add_prefix_space = True
+    tokenizer.init_kwargs["add_prefix_space"] = True
+    return tokenizer
 
 
 def word_windows(piece_counts: Sequence[int], budget: int) -> list[tuple[int, int]]:
@@ -286,6 +335,7 @@ def build_token_classification_task(
 ) -> TokenClassificationTask:
     """A NER task for ``model`` (Hub id or folder) and IOB2 ``labels`` in id order (``O`` first by convention)."""
     resolved, tokenizer = resolve_with_tokenizer(model, trust_remote_code=trust_remote_code, max_length=max_length)
+    tokenizer = with_prefix_space(tokenizer)  # byte-level BPE: words encoded as in running text, not as text starts
     return TokenClassificationTask(
         model_path=resolved.path,
         labels=list(labels),

@@ -13,12 +13,14 @@ from torch import nn
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.transfer.base import TransferExtension
-from nlp_transfer.transfer.layers import find_layer_stack
+from nlp_transfer.transfer.layers import find_layer_stack, inspect_layer_stack
 
 
 def encoder_depth(model: nn.Module) -> int:
-    """The number of layers in ``model``'s encoder stack."""
-    return len(find_layer_stack(model)[1])
+    """The number of layers in ``model``'s encoder stack: the layers that run, for a model whose layers share weights
+    (ALBERT), which cannot be cut (:func:`keep_bottom_layers` refuses it) but whose last hidden state ``rank`` reads."""
+    _, stack, shared = inspect_layer_stack(model)
+    return int(model.config.num_hidden_layers) if shared else len(stack)
 
 
 def keep_bottom_layers(model: nn.Module, depth: int) -> nn.Module:

@@ -14,8 +14,9 @@ Pooling turns token states into one vector per text:
   first token, through :class:`MeanPooledModel`; ``config.json`` records it under
   :data:`POOLING_KEY` and nlp-transfer's ``load_run`` rebuilds the wrapper.
 
-The head of each architecture is reached through its standard attributes (BERT/DeBERTa ``pooler``,
-DistilBERT ``pre_classifier``, RoBERTa/ELECTRA ``classifier`` over the sequence);
+The head of each architecture is reached through its standard attributes (BERT/DeBERTa ``pooler``, ALBERT's
+``pooler`` with its ``pooler_activation``, DistilBERT ``pre_classifier``, RoBERTa/ELECTRA/MPNet ``classifier`` over
+the sequence); another layout is refused before training with an error that says to use ``strategy=full``;
 :func:`head_logits` fed the full sequence reproduces the model's own logits (tested per architecture).
 """
 
@@ -30,33 +31,73 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from nlp_transfer.errors import ConfigError
+from nlp_transfer.errors import ConfigError, UserError
 from nlp_transfer.training.batches import LengthSortedBatches, inference_token_budget
 
 POOLING_KEY = "nlp_transfer_pooling"
 POOLINGS = ("cls", "mean")
 
 
+class FirstPositionPooler(nn.Module):
+    """A pooler kept as a bare dense layer with its activation beside it (ALBERT's ``pooler`` and
+    ``pooler_activation``): reads position 0, then the dense layer, then the activation, as the model's forward does."""
+
+    def __init__(self, dense: nn.Linear, activation: nn.Module) -> None:
+        super().__init__()
+        self.dense = dense
+        self.activation = activation
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The pooled vector (batch, width) of token states ``hidden`` (batch, tokens, width)."""
+        return self.activation(self.dense(hidden[:, 0]))
+
+
+def _unknown_head(model: nn.Module, what: str) -> UserError:
+    """The error for a sequence-classification head whose layout is not known here."""
+    return UserError(
+        f"{type(model).__name__}: {what}, so its head cannot be trained on cached or mean-pooled encoder outputs "
+        "(strategy=frozen or contrastive, transfer.pooling=mean); use strategy=full with transfer.pooling=cls."
+    )
+
+
 def head_modules(model: PreTrainedModel) -> dict[str, nn.Module]:
     """The modules of ``model``'s sequence-classification head, by role: ``pre_classifier`` (DistilBERT),
-    ``pooler`` (BERT's inside the encoder, DeBERTa's beside it), ``dropout`` and ``classifier``."""
+    ``pooler`` (BERT's and ALBERT's inside the encoder, DeBERTa's beside it), ``dropout`` and ``classifier``.
+
+    A head laid out otherwise raises a UserError that says to use ``strategy=full``.
+    """
+    classifier = getattr(model, "classifier", None)
+    if not isinstance(classifier, nn.Module):
+        raise _unknown_head(model, "no classifier module found")
     if getattr(model, "pre_classifier", None) is not None:  # DistilBERT: dense + ReLU + dropout over [CLS]
-        return {"pre_classifier": model.pre_classifier, "dropout": model.dropout, "classifier": model.classifier}
+        return {"pre_classifier": model.pre_classifier, "dropout": model.dropout, "classifier": classifier}
     pooler = getattr(model, "pooler", None)
     if pooler is None:
         pooler = getattr(model.base_model, "pooler", None)
-    if pooler is not None:  # BERT (dense+tanh inside the encoder), DeBERTa (ContextPooler beside it)
-        return {"pooler": pooler, "dropout": model.dropout, "classifier": model.classifier}
-    return {"classifier": model.classifier}  # RoBERTa, ELECTRA: the head pools the first token itself
+    if isinstance(pooler, nn.Linear):  # ALBERT: the dense layer alone; the encoder applies it to position 0, then tanh
+        activation = getattr(model.base_model, "pooler_activation", None)
+        if not isinstance(activation, nn.Module):
+            raise _unknown_head(model, "its pooler is a bare linear layer with no pooler_activation beside it")
+        pooler = FirstPositionPooler(pooler, activation)
+    if pooler is not None:  # BERT (dense+tanh inside the encoder), DeBERTa (ContextPooler beside it), ALBERT (wrapped)
+        return {"pooler": pooler, "dropout": model.dropout, "classifier": classifier}
+    return {"classifier": classifier}  # RoBERTa, ELECTRA, MPNet: the head pools the first token itself
 
 
 def logits_of_head(head: dict[str, nn.Module] | nn.ModuleDict, hidden: torch.Tensor) -> torch.Tensor:
-    """The logits of the head modules ``head`` (:func:`head_modules`) for token states ``hidden``."""
+    """The logits (batch, labels) of the head modules ``head`` (:func:`head_modules`) for token states ``hidden``."""
     if "pre_classifier" in head:
-        return head["classifier"](head["dropout"](torch.relu(head["pre_classifier"](hidden[:, 0]))))
-    if "pooler" in head:
-        return head["classifier"](head["dropout"](head["pooler"](hidden)))
-    return head["classifier"](hidden)
+        logits = head["classifier"](head["dropout"](torch.relu(head["pre_classifier"](hidden[:, 0]))))
+    elif "pooler" in head:
+        logits = head["classifier"](head["dropout"](head["pooler"](hidden)))
+    else:
+        logits = head["classifier"](hidden)
+    if logits.dim() != 2:  # a head that does not pool the first position itself: its logits would be per token
+        raise UserError(
+            f"the model's head gave logits of shape {tuple(logits.shape)} for one vector per text, not (texts, labels): "
+            "its layout is not known here; use strategy=full with transfer.pooling=cls."
+        )
+    return logits
 
 
 def head_logits(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
@@ -121,7 +162,10 @@ class MeanPooledModel(nn.Module):
 def with_pooling(model: PreTrainedModel, pooling: str) -> nn.Module:
     """``model`` itself for cls pooling (the Hugging Face heads' own), or :class:`MeanPooledModel` for mean."""
     pool(torch.zeros(1, 1, 1), None, pooling)  # rejects an unknown pooling with the config key in the message
-    return MeanPooledModel(model) if pooling == "mean" else model
+    if pooling != "mean":
+        return model
+    head_modules(model)  # a head this module cannot reproduce is refused now, not after training
+    return MeanPooledModel(model)
 
 
 def unwrap_pooling(model: nn.Module) -> nn.Module:

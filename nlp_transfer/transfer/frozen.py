@@ -1,6 +1,7 @@
 """Feature extraction: the pretrained encoder is frozen and only the task head trains.
 
-The pooler (BERT's dense+tanh over [CLS]) counts as head unless ``transfer.freeze_pooler``. The
+The pooler (BERT's and ALBERT's dense+tanh over [CLS], DeBERTa's ContextPooler) counts as head unless
+``transfer.freeze_pooler``, which a model without a pooler (RoBERTa, ELECTRA, DistilBERT, ...) refuses. The
 encoder stays in eval mode (no dropout), so its output for a text never changes: for sequence tasks,
 with ``transfer.cache_features`` (the default), it runs once per split and the head trains on the
 cached vectors for every epoch (:mod:`nlp_transfer.transfer.feature_extraction`). ``transfer.pooling``
@@ -17,11 +18,13 @@ import torch
 from torch import nn
 
 from nlp_transfer.config import RunConfig
+from nlp_transfer.errors import ConfigError
 from nlp_transfer.transfer.base import Strategy, TrainingRun, register_strategy
 from nlp_transfer.transfer.feature_extraction import (
     CachedFeatureHead,
     CachedFeatureTask,
     encode_features,
+    head_modules,
     keep_encoder_in_eval,
     unwrap_pooling,
     with_pooling,
@@ -60,14 +63,22 @@ class FrozenEncoder(Strategy):
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """``model``, or for mean pooling a wrapper whose head reads the mean of the token states."""
         check_head_fits(model, self.options.head_fit if self.caches else "steps")
+        if self.caches:
+            head_modules(model)  # a head the cached features cannot feed is refused before anything is encoded
         return with_pooling(super().prepare_model(model), self.options.pooling)
 
     def parameter_groups(self, model: nn.Module, *, learning_rate: float, weight_decay: float) -> ParamGroups:
         """The head (and the pooler unless ``freeze_pooler``); the encoder is frozen and kept in eval mode."""
         inner = unwrap_pooling(model)
-        head = set(find_encoder_parts(inner).head)
+        parts = find_encoder_parts(inner)
+        head = set(parts.head)
         if self.options.freeze_pooler:
-            head = {n for n in head if ".pooler." not in n}
+            if not parts.pooler:
+                raise ConfigError(
+                    f"transfer.freeze_pooler=true: {type(inner).__name__} has no pooler (its head reads the encoder "
+                    "directly), so there is nothing to freeze; remove transfer.freeze_pooler."
+                )
+            head -= set(parts.pooler)
         set_trainable(inner, head)
         keep_encoder_in_eval(inner)
         names = [n for n, _ in inner.named_parameters() if n in head]
