@@ -18,7 +18,9 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# at most two threads, shared with the other test processes (pytest-xdist) so that none waits on an oversubscribed core
+_PROCESSES = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _PROCESSES)))
 
 
 def shared_dataset(*parts: str) -> Path:

@@ -70,6 +70,8 @@ def test_preprocess_names_a_label_the_task_does_not_know(tiny_model_dir):
     with pytest.raises(DataError, match=r"^dataset row 1: label 'ugly' \(of \['good', 'ugly'\]\) is not one of"):
         multi.preprocess(unknown)
     assert multi.preprocess(unknown.select([0]))["labels"] == [[0.0, 1.0]]
+    # a task built with the ids themselves as its labels reads them (a regression of the fix above refused them)
+    assert build_classification_task(model=tiny_model_dir, labels=[0, 1]).preprocess(ints)["labels"] == [1, 0]
 
 
 def test_one_string_where_a_list_belongs_is_refused(tiny_model_dir):

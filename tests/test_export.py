@@ -285,6 +285,17 @@ def test_a_broken_graph_is_refused_even_where_the_metric_cannot_show_it(sentimen
     assert not any(tmp_path.iterdir())
 
 
+def test_an_int8_graph_that_disagrees_on_many_decisions_is_refused(sentiment, tmp_path, monkeypatch):
+    """Planted fault: the int8 file's agreement was never checked, so a quantized graph flipping every decision
+    passed wherever the metric could not drop (here --max-drop 100)."""
+    run = sentiment[0]
+    flipped = plant_flipped_classifier(run / "onnx" / "model.onnx")
+    monkeypatch.setattr("nlp_transfer.export.onnx_export.quantize_int8", lambda source, target: flipped(None, None, target))
+    with pytest.raises(ExportRefused, match=r"model\.int8\.onnx agrees with the PyTorch model on \d+\.\d % of the decisions"):
+        export_run(run, output=tmp_path / "int8", int8=True, max_drop=100)
+    assert not any(tmp_path.iterdir())
+
+
 def test_sigterm_mid_export_cleans_up_and_a_killed_exports_staging_is_removed_next_time(sentiment, tmp_path, monkeypatch, capsys):
     """SIGTERM (timeout, docker stop) ends an export as Ctrl-C does; what SIGKILL leaves, the next export removes."""
     import os

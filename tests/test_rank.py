@@ -474,7 +474,10 @@ def test_rank_samples_the_files_rows_not_a_config_s_augmented_copies(tmp_path, t
     rng = np.random.default_rng(0)
     rows = [(text, ["negative", "positive"][rng.integers(2)]) for text, _ in synthetic_sentiment(120, 1)]
     train = write_csv(tmp_path / "train.csv", rows)
+    pseudo = tmp_path / "pseudo.jsonl"  # a model's labels are not the task's either: left out too
+    pseudo.write_text("".join(f'{{"text": "extra {i}", "label": "positive"}}\n' for i in range(9)), encoding="utf-8")
     augmented = {"data.train_file": train, "data.augment": "[word_swap]", "data.augment_copies": 3}
+    augmented["data.pseudo_labeled_file"] = pseudo
     config = load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **augmented))
     ranked, _, paths = run_ranking(config, [Candidate(tiny_model_dir)], estimators=["knn"], output_dir=tmp_path / "rank")
     assert json.loads(paths["rank.json"].read_text())["sample"] == 120 - 12  # the files' training rows (10 % held out)

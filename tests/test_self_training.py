@@ -79,6 +79,11 @@ def test_a_number_in_a_pseudo_label_file_is_read_as_the_label_it_spells_or_refus
     pseudo.write_text('{"text": "a fine film", "label": 1}\n', encoding="utf-8")
     config = load_config(None, [f"data.train_file={train}", f"data.pseudo_labeled_file={pseudo}"])
     assert load_text_classification_data(config.data).splits["train"]["label"][-1] == "1"
+    huge = tmp_path / "huge.jsonl"  # float() of it overflowed: a traceback in place of the refusal
+    huge.write_text('{"text": "a fine film", "label": 1' + "0" * 400 + "}\n", encoding="utf-8")
+    config = load_config(None, [f"data.train_file={train}", f"data.pseudo_labeled_file={huge}"])
+    with pytest.raises(DataError, match=r"huge\.jsonl:1: label 10+ is a number, and pseudo-label files name labels"):
+        load_text_classification_data(config.data)
     named = write_csv(tmp_path / "named.csv", synthetic_sentiment(40, 1))
     config = load_config(None, [f"data.train_file={named}", f"data.pseudo_labeled_file={pseudo}"])
     with pytest.raises(DataError, match=r"pseudo\.jsonl:1: label 1 is a number, and pseudo-label files name labels"):

@@ -111,7 +111,8 @@ def read_pseudo_labels(path: str, labels: Sequence[str]) -> list[dict[str, Any]]
 
 def _label_name(label: Any, labels: Sequence[str], where: str) -> str:
     """``label`` as one of ``labels``: a name, or a JSON number whose digits are a name (``1`` for the label "1")."""
-    if isinstance(label, int | float) and not isinstance(label, bool) and float(label).is_integer():
+    whole = isinstance(label, int) or (isinstance(label, float) and label.is_integer())  # float() of a huge int overflows
+    if whole and not isinstance(label, bool):
         if str(int(label)) in labels:
             return str(int(label))
         raise DataError(

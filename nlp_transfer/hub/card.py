@@ -353,6 +353,8 @@ def _training_rows(facts: _CardFacts, source: str) -> list[tuple[str, Any]]:
         source += f", a sample of {data['per_class']} rows per class (`data.per_class`, `data.sample_seed` {seed})"
     elif data.get("max_train_samples"):
         source += f", its first {data['max_train_samples']} rows (`data.max_train_samples`)"
+        if not data.get("validation_file") and from_file < data["max_train_samples"]:
+            source += " less the validation rows held out of them"
     return [(source, from_file), *added]
 
 

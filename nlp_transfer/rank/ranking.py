@@ -295,8 +295,10 @@ def run_ranking(
     not_found = resolve_candidates(candidates, token_level=config.task == "ner")  # before anything is encoded
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
-    # the files' rows: an augmented copy beside its original (or a label-name row) would flatter every estimator
-    task, data = build_task_and_data(dataclasses.replace(config, data=config.data.without_made_rows()))
+    # the files' human-labelled rows: an augmented copy beside its original (or a label-name row) would flatter every
+    # estimator, and pseudo-labels are a model's answers, not the task's
+    files_only = dataclasses.replace(config.data.without_made_rows(), pseudo_labeled_file=None, unlabeled_file=None)
+    task, data = build_task_and_data(dataclasses.replace(config, data=files_only))
     sample = sample_split(data.splits["train"], sample_size, config.seed)
     check_sample(sample)
     device = process_state().device

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,15 +115,15 @@ class SequenceClassificationTask(Task):
     @staticmethod
     def label_id(label: Any, label2id: dict[str, int]) -> int:
         """The id of one single-label row's ``label``; a DataError saying what to change when the task lacks it."""
-        if isinstance(label, str) and label in label2id:
-            return label2id[label]
-        names = list(label2id)
         if isinstance(label, (list, tuple)):
             raise DataError(
-                f"label {list(label)!r} is a list, and the task (labels {names}) is single-label; "
+                f"label {list(label)!r} is a list, and the task (labels {list(label2id)}) is single-label; "
                 "build it with build_classification_task(..., multi_label=True)."
             )
-        if not isinstance(label, str):
+        if isinstance(label, Hashable) and label in label2id:  # names as the task was built with them (ints too)
+            return label2id[label]
+        names = list(label2id)
+        if not isinstance(label, str) and all(isinstance(name, str) for name in names):
             raise DataError(
                 f"label {label!r} ({type(label).__name__}) is not one of the task's labels {names}, which are strings: map "
                 "each id to its name first (a ClassLabel column: dataset.features['label'].int2str), or where the ids are "
