@@ -25,6 +25,15 @@ class DataError(UserError):
     """A data file that cannot be read or does not fit the task."""
 
 
+def refuse_one_string(value: object, parameter: str, items: str = "texts") -> None:
+    """Raise a UserError when ``value``, given for the list argument ``parameter``, is one string: iterated, it would be
+    read as its characters (a text, a label each)."""
+    if isinstance(value, str):
+        raise UserError(
+            f"{parameter}={value[:40]!r}: give a list of {items}, e.g. [{value[:40]!r}] (one string was read as its characters)."
+        )
+
+
 def without_secrets(message: str) -> str:
     """``message`` with every Hub token in it (and the HF_TOKEN environment variable's value) masked as ``hf_***``: an
     error that quotes what was typed (an unknown option, an override) must not print a token typed by mistake."""

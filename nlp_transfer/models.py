@@ -152,12 +152,18 @@ def unusable_positions(config: Any) -> int:
     return padding + 1 if isinstance(padding, int) and padding >= 0 else 2
 
 
+def usable_positions(config: Any) -> int | None:
+    """How many tokens the model can read at once (``max_position_embeddings`` less :func:`unusable_positions`), or
+    None when its config does not say."""
+    positions = getattr(config, "max_position_embeddings", None)
+    return positions - unusable_positions(config) if isinstance(positions, int) and positions > 0 else None
+
+
 def check_max_length(config: Any, max_length: int | None) -> None:
     """Refuse a ``training.max_length`` longer than the positions the model has (it would fail mid-training)."""
-    positions = getattr(config, "max_position_embeddings", None)
-    if not max_length or not isinstance(positions, int):
+    usable = usable_positions(config)
+    if not max_length or usable is None:
         return
-    usable = positions - unusable_positions(config)
     if max_length > usable:
         raise UserError(
             f"training.max_length={max_length} is longer than the model's {usable} positions (max_position_embeddings "

@@ -155,8 +155,7 @@ def labelled_splits(config: RunConfig) -> dict[str, Any]:
     """The labelled splits as a run without the unlabelled file reads them (after the hold-out), made rows left out."""
     from nlp_transfer.data.text_rows import load_text_classification_data
 
-    labelled = dataclasses.replace(config.data.without_made_rows(), unlabeled_file=None, pseudo_labeled_file=None)
-    return load_text_classification_data(labelled, seed=config.seed).splits
+    return load_text_classification_data(config.data.human_labelled_only(), seed=config.seed).splits
 
 
 def pseudo_label_round(

@@ -132,6 +132,10 @@ class DataConfig:
         """These settings with nothing the loader makes up: no augmented copies, no label-name rows (the files' rows)."""
         return dataclasses.replace(self, augment=[], label_examples=0)
 
+    def human_labelled_only(self) -> DataConfig:
+        """:meth:`without_made_rows`, and no model's labels either: no pseudo-labelled rows, no unlabelled file."""
+        return dataclasses.replace(self.without_made_rows(), pseudo_labeled_file=None, unlabeled_file=None)
+
 
 @dataclass
 class TrainingConfig:

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 from nlp_transfer.config import DataConfig
 from nlp_transfer.data.tagged_rows import read_tagged_file
 from nlp_transfer.data.texts import chunked
-from nlp_transfer.errors import DataError, UserError
+from nlp_transfer.errors import DataError, UserError, refuse_one_string
 from nlp_transfer.inference.loading import load_run
 from nlp_transfer.inference.logits import batched_logits, labelled_file_logits, text_logits
 from nlp_transfer.tasks import Task
@@ -52,10 +52,7 @@ def predict_texts(
 def checked_texts(texts: Sequence[str]) -> list[str]:
     """``texts`` as a list of strings: one string alone is refused (it was read as its characters, a prediction each),
     and so is an item that is not a string, naming its position."""
-    if isinstance(texts, str):
-        raise UserError(
-            f"texts={texts[:40]!r}: give a list of texts, e.g. [{texts[:40]!r}] (one string was read as its characters)."
-        )
+    refuse_one_string(texts, "texts")
     texts = list(texts)
     for index, text in enumerate(texts):
         if not isinstance(text, str):

@@ -297,8 +297,7 @@ def run_ranking(
         torch.set_num_threads(config.training.torch_threads)
     # the files' human-labelled rows: an augmented copy beside its original (or a label-name row) would flatter every
     # estimator, and pseudo-labels are a model's answers, not the task's
-    files_only = dataclasses.replace(config.data.without_made_rows(), pseudo_labeled_file=None, unlabeled_file=None)
-    task, data = build_task_and_data(dataclasses.replace(config, data=files_only))
+    task, data = build_task_and_data(dataclasses.replace(config, data=config.data.human_labelled_only()))
     sample = sample_split(data.splits["train"], sample_size, config.seed)
     check_sample(sample)
     device = process_state().device

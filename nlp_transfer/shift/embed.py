@@ -56,14 +56,10 @@ def run_encoder(model: torch.nn.Module, task: Any, run_dir: str | Path) -> Encod
 def embed_length(model: torch.nn.Module, limit: int) -> int:
     """The tokens a text is cut to: ``limit`` (the tokenizer's or run's), at most :data:`EMBED_MAX_LENGTH`, and no more
     than the positions the model has (a tokenizer that sets no ``model_max_length`` would otherwise overrun them)."""
-    from nlp_transfer.models import unusable_positions
+    from nlp_transfer.models import usable_positions
 
-    config = getattr(model, "config", None)
-    length = min(limit, EMBED_MAX_LENGTH)
-    positions = getattr(config, "max_position_embeddings", None)
-    if isinstance(positions, int) and positions > 0:
-        length = min(length, positions - unusable_positions(config))
-    return length
+    usable = usable_positions(getattr(model, "config", None))
+    return min(limit, EMBED_MAX_LENGTH) if usable is None else min(limit, EMBED_MAX_LENGTH, usable)
 
 
 def embed_texts(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:

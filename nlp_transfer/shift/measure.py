@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.errors import UserError
+from nlp_transfer.errors import UserError, refuse_one_string
 from nlp_transfer.shift.domain import FOLDS, MIN_TEXTS_PER_SIDE, domain_classifier
 from nlp_transfer.shift.labels import label_shift
 from nlp_transfer.shift.vocabulary import tokenizer_view, vocabulary_overlap
@@ -68,10 +68,7 @@ def check_enough(texts: Sequence[str], name: str, sample: int, parameter: str = 
 
     ``parameter`` is the argument of :func:`domain_shift` that held ``texts``, named in the error.
     """
-    if isinstance(texts, str):
-        raise UserError(
-            f"{parameter}={texts[:40]!r}: give a list of texts, e.g. [{texts[:40]!r}] (one string was read as its characters)."
-        )
+    refuse_one_string(texts, parameter)
     if sample < MIN_TEXTS_PER_SIDE:
         raise UserError(
             f"sample={sample} (--sample {sample}): the domain classifier needs at least {MIN_TEXTS_PER_SIDE} texts a side. Raise it."

@@ -18,7 +18,7 @@ from transformers import (
 
 from nlp_transfer.config import RunConfig
 from nlp_transfer.data.text_rows import TextClassificationData, load_text_classification_data
-from nlp_transfer.errors import DataError, UserError
+from nlp_transfer.errors import DataError, UserError, refuse_one_string
 from nlp_transfer.evaluation.metrics import classification_metrics, scalar_metrics
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
@@ -258,10 +258,7 @@ def build_classification_task(
 
     ``windows``: cut texts longer than ``max_length`` into overlapping windows (None: truncate them).
     """
-    if isinstance(labels, str):
-        raise UserError(
-            f"labels={labels[:40]!r}: give a list of label names, e.g. [{labels[:40]!r}] (one string was read as its characters)."
-        )
+    refuse_one_string(labels, "labels", "label names")
     repeated = sorted({name for name in labels if list(labels).count(name) > 1})
     if repeated:  # ["a", "a", "b"] gave label2id {"a": 1, "b": 2}: id 0 had no name
         raise UserError(f"labels={list(labels)} names {', '.join(repeated)} more than once; list each label once.")
