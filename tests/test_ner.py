@@ -232,7 +232,7 @@ def test_postprocess_builds_character_spans(task):
     assert all(text[e["start"] : e["end"]] == e["text"] and 0.9 < e["score"] <= 1 for e in result["entities"])
 
 
-def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path):
+def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path, capsys):
     from nlp_transfer.pipeline import run_training
 
     rng = random.Random(0)
@@ -278,6 +278,14 @@ def test_tiny_model_learns_synthetic_entities(tiny_model_dir, tmp_path):
     assert info["architectures"] == ["BertForTokenClassification"]
     assert result.info["repaired_tags"] == {"train": 1, "validation": 0}
     assert json.loads((tmp_path / "run" / "run_info.json").read_text())["repaired_tags"]["train"] == 1
+    # predict --min-score marks each entity (it was ignored for NER): none abstains at 0, all do above their score
+    from nlp_transfer.cli import main
+
+    for threshold, expected in (("0", False), ("1", True)):
+        capsys.readouterr()
+        assert main(["predict", str(tmp_path / "run"), "--min-score", threshold, "we met Alice in Oslo"]) == 0
+        entities = json.loads(capsys.readouterr().out)["entities"]
+        assert entities and all(e["abstain"] is expected for e in entities), entities
 
 
 def test_ner_configs_validate():

@@ -23,8 +23,8 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     predict.add_argument(
         "--min-score",
         type=finite_number(0.0, 1.0),
-        help='classification: mark predictions scored below this "abstain": true (nlp-transfer check reports the score '
-        "that reaches a target accuracy)",
+        help='mark predictions (NER: each entity) scored below this "abstain": true (nlp-transfer check reports the '
+        "score that reaches a target accuracy)",
     )
     predict.add_argument(
         "--backend", choices=["torch", "onnx"], default="torch", help="torch weights, or the ONNX model of nlp-transfer export"
@@ -68,13 +68,22 @@ def run(args: argparse.Namespace) -> None:
         line = lines.popleft()  # rows come back one per text, in order
         if line is not None:
             row["line"] = line
-        if args.min_score is not None and "score" in row:
-            row["abstain"] = row["score"] < args.min_score
+        if args.min_score is not None:
+            mark_abstentions(row, args.min_score)
         print(json.dumps(row, ensure_ascii=False))
         if progress is not None:
             progress.update()
     if progress is not None:
         progress.close()
+
+
+def mark_abstentions(row: dict, min_score: float) -> None:
+    """Add ``abstain`` (score below ``min_score``) to a classification line, or to each entity of an NER line."""
+    if "entities" in row:
+        for entity in row["entities"]:
+            entity["abstain"] = entity["score"] < min_score
+    elif "score" in row:
+        row["abstain"] = row["score"] < min_score
 
 
 def numbered_texts(args: argparse.Namespace) -> Iterator[tuple[int | None, str]]:
