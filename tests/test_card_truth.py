@@ -174,3 +174,20 @@ def test_the_card_lists_only_the_settings_its_task_reads():
     assert "transfer.case_vocab" in shown["ner"] and "transfer.case_vocab" not in shown["classification"] | shown["multilabel"]
     assert "training.label_all_subwords" in shown["ner"] and "training.label_all_subwords" not in shown["classification"]
     assert "training.learning_rate" in shown["masked-lm"] and "training.class_weights" not in shown["masked-lm"]
+
+
+def test_the_data_table_of_a_cut_file_says_the_validation_rows_came_out_of_the_cut(tmp_path, tiny_model_dir):
+    """data.max_train_samples cuts the file before the validation rows are held out of it: the card's count and its
+    words must agree with what the run trained on (the sentence was never checked against a run)."""
+    from nlp_transfer.pipeline import run_training
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(100, 1))
+    extra = {"data.train_file": train, "data.max_train_samples": 40, "data.validation_split": 0.25}
+    run_training(load_config(None, tiny_overrides(tiny_model_dir, tmp_path / "run", **extra)))
+
+    info = RunInfo.read(tmp_path / "run")
+    assert info.examples["train"] + info.examples["validation"] == 40
+    table = _data_table(str(build_model_card(tmp_path / "run", repo_id="alice/cut")))
+    cut = "train.csv, its first 40 rows (`data.max_train_samples`) less the validation rows held out of them"
+    assert f"| train | {cut} | {info.examples['train']} |" in table, table
+    assert f"| validation | held out from train | {info.examples['validation']} |" in table, table
