@@ -280,6 +280,22 @@ def test_every_class_keeps_a_training_row_and_a_one_class_training_set_is_refuse
             load_text_classification_data(DataConfig(train_file=str(one), validation_file=str(one), labels=given))
 
 
+def test_a_multi_label_hold_out_keeps_a_training_row_of_every_label(tmp_path):
+    """A label's only row went to the held-out validation split (multi-label skipped the keep-one rule): the run kept
+    the label as an output trained on no positive row, and scored it in validation."""
+    row_labels = ["a|b"] * 30 + ["rare"] + ["b"] * 29
+    moved = 0
+    for seed in range(30):
+        train, validation = hold_out(list(range(60)), 0.3, seed, [labels.split("|") for labels in row_labels])
+        assert 30 in train and validation, seed
+        moved += len(validation) < 18  # the row chosen for validation went back to training
+    assert moved, "no seed held the rare row out: the test checks nothing"
+    ml = write_labelled(tmp_path / "ml.csv", row_labels)
+    for seed in range(12):
+        data = load_text_classification_data(DataConfig(train_file=str(ml), validation_split=0.3), multi_label=True, seed=seed)
+        assert ["rare"] in list(data.splits["train"]["label"]), seed
+
+
 def test_texts_shared_with_training_and_labels_alike_but_for_case_are_warned_about(tmp_path, caplog):
     """Neither is an error, but neither was said: a test text also in training scores memory; 'Pos' and 'pos' are two
     classes. Clean data gets no warning."""

@@ -137,8 +137,8 @@ def hold_out(
 
     With ``groups`` of two or more values (documents), whole groups go to validation until about ``fraction``
     of the rows do; otherwise ``fraction`` of the rows, stratified by the class labels ``stratify`` when every class
-    fits on both sides. A class that would lose every training row keeps its first one (a class of one row went to
-    validation, and the classifier trained without it).
+    fits on both sides (not when a row's label is a list: multi-label). A class that would lose every training row
+    keeps its first one (a class of one row went to validation, and the classifier trained without it).
     """
     if len(rows) < 2:
         raise DataError("the training data has fewer than 2 rows; nothing can be held out for validation. Add data.")
@@ -147,7 +147,8 @@ def hold_out(
     else:
         from sklearn.model_selection import train_test_split  # imported only when a split is carved
 
-        by = list(stratify) if stratify is not None and _stratifiable(stratify, fraction) else None
+        multi_label = stratify is not None and any(isinstance(key, list) for key in stratify)
+        by = list(stratify) if stratify is not None and not multi_label and _stratifiable(stratify, fraction) else None
         try:
             _, chosen = train_test_split(list(range(len(rows))), test_size=fraction, random_state=seed, stratify=by)
         except ValueError as err:  # a side left empty: scikit-learn says which
@@ -167,11 +168,13 @@ def _stratifiable(labels: Sequence[Any], fraction: float) -> bool:
 
 
 def _every_class_trains(held: set[int], labels: Sequence[Any]) -> set[int]:
-    """``held`` without the first held row of each class that has no row left to train on."""
-    training = {labels[i] for i in range(len(labels)) if i not in held}
+    """``held`` without the first held row of each class that has no row left to train on. A row's label may be a
+    list (multi-label): the row goes back to training when one of its labels has no training row."""
+    names = [set(label) if isinstance(label, list) else {label} for label in labels]
+    training = set().union(*(names[i] for i in range(len(names)) if i not in held))
     for index in sorted(held):
-        if labels[index] not in training:
-            training.add(labels[index])
+        if not names[index] <= training:
+            training |= names[index]
             held.discard(index)
     return held
 

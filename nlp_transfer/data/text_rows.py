@@ -78,11 +78,9 @@ class TextRows:
         return names
 
     def hold_out_keys(self, rows: list[TextRow]) -> tuple[list[Any] | None, None]:
-        """Single-label data: its labels, which the hold-out stratifies by (when every class fits on both sides) and
-        keeps a training row of each class by."""
-        if self.multi_label:
-            return None, None
-        return [r.label for r in rows], None
+        """The rows' labels, by which the hold-out keeps a training row of each class (and, single-label, stratifies
+        when every class fits on both sides); a multi-label row's label is its list of labels."""
+        return [list(r.label) if self.multi_label else r.label for r in rows], None
 
     def _rows(self, records: list[Record], path: str) -> list[TextRow]:
         config, rows = self.config, []
