@@ -105,6 +105,20 @@ def test_texts_both_sides_hold_stay_in_one_fold():
     assert domain_classifier(cloud, noisy, texts=names + names).proxy_a_distance == 0.0
 
 
+def test_fewer_distinct_texts_than_folds_on_both_sides_score_0_and_one_text_is_refused():
+    """Four distinct texts, each on both sides: StratifiedGroupKFold could not make 5 folds of 4 groups and the
+    command ended in a traceback; one text repeated on both sides has nothing to tell apart."""
+    from nlp_transfer.errors import DataError
+
+    rng = np.random.default_rng(0)
+    texts = [f"text {i % 4}" for i in range(40)]
+    features = rng.normal(0, 1, (4, 8))[[i % 4 for i in range(40)]]
+    few = domain_classifier(features, features.copy(), texts=texts + texts)
+    assert few.proxy_a_distance == 0.0 and len(few.fold_accuracies) == 4
+    with pytest.raises(DataError, match="one and the same text only"):
+        domain_classifier(features[:1].repeat(30, 0), features[:1].repeat(30, 0), texts=["one"] * 60)
+
+
 def test_multi_label_total_variation_stays_within_one():
     """Shares of multi-label predictions count a text once per label: as they were, the distance reached 1.5."""
     assert label_shift([["a", "b", "c"]] * 10, [[]] * 10, ["a", "b", "c"])["total_variation"] == pytest.approx(1.0)
@@ -228,6 +242,24 @@ def test_bad_target_is_one_line_and_exit_2(capfd, tmp_path, two_files, kind):
     assert err.count("\n") == 1 and err.startswith("error: ") and target.name in err and expected in err, err
 
 
+def test_a_file_given_as_both_sides_is_compared_with_itself_and_a_bad_seed_is_one_line(capfd, tmp_path, tiny_model_dir):
+    """The target was drawn with seed + 1: one file of more texts than --sample read as two samples (40 % of its words
+    "unseen"); --seed -1 ended in scikit-learn's traceback after every text was embedded."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(400)]
+    file = write_lines(tmp_path / "many.txt", [" ".join(rng.sample(words, 5)) for _ in range(200)])
+    code, out, err = shift_cli(
+        capfd, file, file, "--model", tiny_model_dir, "--sample", "40", "--json", "--output", tmp_path / "r"
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["vocabulary"]["jaccard_word_types"] == 1.0 and report["proxy_a_distance"] == 0.0
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        shift_cli(capfd, file, file, "--model", "/no/such/model", "--seed", "-1")
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2 and "--seed: must be at least 0" in err, err
+
+
 def test_too_small_sample_is_refused(capfd, two_files):
     code, _, err = shift_cli(capfd, *two_files, "--sample", "5")
     assert code == 2 and "--sample 5" in err and "at least 20" in err
@@ -275,6 +307,23 @@ def test_an_ner_runs_source_texts_leave_out_its_held_out_validation(tmp_path):
     save_config(load_config(None, ["task=ner", f"data.train_file={tmp_path / 'train.conll'}", "seed=3"]), run / "config.yaml")
     texts = run_training_texts(run)
     assert 0 < len(texts) < 20 and len(texts) % 2 == 0  # whole documents of two sentences went to validation
+
+
+def test_a_runs_source_texts_leave_out_its_pseudo_labelled_file(tmp_path):
+    """data.pseudo_labeled_file rows (often the target's own texts) were counted as the run's source texts."""
+    from nlp_transfer.config import save_config
+    from nlp_transfer.shift.sources import run_training_texts
+
+    train = write_csv(tmp_path / "train.csv", synthetic_sentiment(40, 1))
+    pseudo = tmp_path / "pseudo.jsonl"
+    pseudo.write_text("".join(json.dumps({"text": f"target text {i}", "label": "positive"}) + "\n" for i in range(30)))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}", encoding="utf-8")
+    overrides = [f"data.train_file={train}", f"data.pseudo_labeled_file={pseudo}", "data.validation_split=0.25"]
+    save_config(load_config(None, overrides), run / "config.yaml")
+    texts = run_training_texts(run)
+    assert len(texts) == 30 and not any(text.startswith("target text") for text in texts)
 
 
 def test_a_line_of_a_text_file_stays_one_text_whatever_it_holds(tmp_path):

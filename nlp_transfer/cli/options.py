@@ -19,8 +19,9 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {without_secrets(message)}; see {self.prog} --help.\n")
 
 
-def whole_number(low: int) -> Callable[[str], int]:
-    """An argparse ``type``: an integer of at least ``low`` (argparse turns the refusal into one usage error, exit 2)."""
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``low`` and at most ``high`` (argparse turns the refusal into one
+    usage error, exit 2)."""
 
     def parse(text: str) -> int:
         try:
@@ -29,6 +30,8 @@ def whole_number(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
 
     return parse

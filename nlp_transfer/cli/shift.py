@@ -20,7 +20,9 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     shift.add_argument("--text-column", default="text", help="text column of csv/tsv/json/jsonl files (default: text)")
     shift.add_argument("--encoding", default="utf-8", help="encoding of the files (default: utf-8)")
     shift.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per batch (default: 64)")
-    shift.add_argument("--seed", type=int, default=0, help="seed of the samples and the classifier's folds (default: 0)")
+    shift.add_argument(
+        "--seed", type=whole_number(0, 2**32 - 1), default=0, help="seed of the samples and the classifier's folds (default: 0)"
+    )
     shift.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nlp_transfer.errors import DataError
+
 #: texts each side needs at the least: every one of the folds then holds a few of each
 MIN_TEXTS_PER_SIDE = 20
 FOLDS = 5
@@ -54,8 +56,12 @@ def domain_classifier(
     groups = shared_copies(features, is_target, texts)
     if len(np.unique(groups)) == len(features):  # all distinct: the plain stratified folds, as reports always had
         splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target)
-    else:
-        splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target, groups)
+    else:  # fewer groups than folds (few distinct texts, all on both sides): a fold per group
+        count = len(np.unique(groups))
+        if count < 2:
+            raise DataError("both sides hold one and the same text only: there is nothing to tell apart. Give more texts.")
+        splits = StratifiedGroupKFold(n_splits=min(folds, count), shuffle=True, random_state=seed)
+        splits = splits.split(features, is_target, groups)
         splits = list(splits)
         if any(len(np.unique(is_target[train])) < 2 for train, _ in splits):  # a shared text took most of one side
             splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(features, is_target)

@@ -104,7 +104,7 @@ def domain_shift(
     check_enough(source_texts, source_name, sample, "source_texts")
     check_enough(target_texts, target_name, sample, "target_texts")
     size = min(sample, len(source_texts), len(target_texts))
-    source, target = draw_sample(source_texts, size, seed), draw_sample(target_texts, size, seed + 1)
+    source, target = draw_sample(source_texts, size, seed), draw_sample(target_texts, size, seed)
     encoder, run = _encoders(model, encoder, run_dir)
     from nlp_transfer.shift.embed import embed_texts
 

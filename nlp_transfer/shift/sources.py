@@ -64,7 +64,7 @@ def run_training_texts(run_dir: str | Path) -> list[str]:
             f"{run_dir}: the run has no config.yaml, so its training texts are unknown. Give its training file as SOURCE."
         )
     config = load_saved_config(config_path)  # a run saved before an option was refused is still read
-    data = config.data.without_made_rows()
+    data = config.data.human_labelled_only()
     try:
         if is_adapt_run(run_dir):  # the unlabelled texts it trained on
             from nlp_transfer.adapt.texts import read_texts as read_adapt_texts
