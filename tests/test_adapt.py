@@ -449,3 +449,30 @@ def test_run_adaptation_from_python_checks_the_config_as_a_file_is_checked(tiny_
         with pytest.raises(ConfigError, match=message):
             run_adaptation(config)
     assert not (tmp_path / "out").exists()
+
+
+def test_long_text_windows_cut_a_long_text_into_windows_instead_of_truncating_it(tiny_model_dir, tmp_path):
+    """training.long_text=windows was ignored by adapt (every text cut at max_length, silently), though the
+    max_length refusal names it: a long text becomes windows of max_length tokens that together hold all of it."""
+    from transformers import AutoTokenizer
+
+    from nlp_transfer.adapt.task import MaskedLMTask
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    long_text, short = " ".join(WORDS * 6), "the kettle boils"
+    pieces = len(tokenizer(long_text, add_special_tokens=False)["input_ids"])
+    task = MaskedLMTask(tokenizer, "wordpiece", 0, max_length=32, window_stride=0)
+    rows = task.preprocess([long_text, short], "train")
+    windows = [ids for ids in rows["input_ids"] if ids != tokenizer(short)["input_ids"]]
+    assert len(windows) == -(-pieces // 30) and all(len(ids) <= 32 for ids in windows)
+    assert sum(len(ids) - 2 for ids in windows) == pieces  # every token once, none cut off
+    assert task.truncated == {"train": 0, "train_windows": len(rows)} and rows["row"] == list(range(len(rows)))
+    cut = MaskedLMTask(tokenizer, "wordpiece", 0, max_length=32)
+    assert len(cut.preprocess([long_text, short], "train")) == 2 and cut.truncated == {"train": 1}
+
+    texts = tmp_path / "long.txt"
+    texts.write_text("\n".join([long_text] * 20 + [short] * 20) + "\n", encoding="utf-8")
+    extra = {"training.long_text": "windows", "training.max_length": 32, "training.epochs": 1}
+    assert run_adapt(adapt_args(tiny_model_dir, texts, tmp_path / "run", **extra)) == 0
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["truncated_texts"]["train"] == 0 and info["truncated_texts"]["train_windows"] > 36

@@ -72,10 +72,18 @@ def word_ids_of(tokens: Sequence[str], special: Sequence[int], prefix: str) -> l
     return words
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int, words: str) -> dict[str, list[Any]]:
-    """Token ids, word index per token (-1: special) and truncation flags of ``texts``."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True)
-    full = tokenizer(list(texts), add_special_tokens=True, truncation=False, return_length=True)["length"]
+def encode(
+    tokenizer: Any, texts: Sequence[str], max_length: int, words: str, *, stride: int | None = None
+) -> dict[str, list[Any]]:
+    """Token ids, word index per token (-1: special) and truncation flags of the rows of ``texts``: a row per text,
+    cut at ``max_length``; or, with a ``stride`` (windows), every window of ``max_length`` tokens of each text, each
+    repeating ``stride`` tokens of the one before (the fast tokenizer's overflow), none truncated."""
+    overflow = {} if stride is None else {"return_overflowing_tokens": True, "stride": stride}
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, return_special_tokens_mask=True, **overflow)
+    if stride is None:
+        full = tokenizer(list(texts), add_special_tokens=True, truncation=False, return_length=True)["length"]
+    else:
+        full = [0] * len(encoded["input_ids"])
     columns: dict[str, list[Any]] = {"input_ids": encoded["input_ids"], "word_ids": [], "truncated": []}
     prefix = wordpiece_prefix(tokenizer)
     specials = set(tokenizer.all_special_ids)  # "[MASK]" or "[UNK]" written in a text too: no word, never masked

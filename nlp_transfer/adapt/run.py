@@ -154,6 +154,19 @@ def check_output_dir(
     return pipeline.check_output_dir(output_dir, overwrite=overwrite, resume=resume, data_files=data_files)
 
 
+def window_stride(config: RunConfig, tokenizer: Any) -> int | None:
+    """The overlap of a long text's windows with ``training.long_text=windows`` (``training.window_stride``, or none:
+    a masked-LM window needs no context from the one before); None when long texts are truncated."""
+    if config.training.long_text != "windows":
+        return None
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(
+            f"model '{config.model}': training.long_text=windows needs a fast tokenizer (tokenizer.json) to cut windows. "
+            "Save the model's fast tokenizer in its folder, or set training.long_text=truncate."
+        )
+    return config.training.window_stride or 0
+
+
 def prepare_inputs(config: RunConfig) -> Prepared:
     """Read and check the texts, the tokenizer and the held-out masks; nothing is written."""
     texts = read_texts(config.data, config.seed)
@@ -161,7 +174,9 @@ def prepare_inputs(config: RunConfig) -> Prepared:
         config.model, trust_remote_code=config.trust_remote_code, max_length=config.training.max_length
     )
     words = check_maskable(tokenizer, config.model)
-    task = MaskedLMTask(tokenizer, words, config.seed, max_length=config.training.max_length)
+    task = MaskedLMTask(
+        tokenizer, words, config.seed, max_length=config.training.max_length, window_stride=window_stride(config, tokenizer)
+    )
     train = task.preprocess(texts.train, "train")
     heldout = task.preprocess(texts.heldout, "validation", fixed_masks=True)
     if not any(label != -100 for labels in heldout["labels"][:] for label in labels):

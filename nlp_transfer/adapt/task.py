@@ -27,6 +27,7 @@ class MaskedLMTask:
     seed: int
     max_length: int = 256
     probability: float = 0.15
+    window_stride: int | None = None  # None: a row per text, cut at max_length; else long texts become windows
     truncated: dict[str, int] = field(default_factory=dict)
 
     default_metric: ClassVar[str] = "loss"
@@ -43,9 +44,11 @@ class MaskedLMTask:
 
     def preprocess(self, texts: Sequence[str], split: str, *, fixed_masks: bool = False) -> datasets.Dataset:
         """Rows of ``texts``; with ``fixed_masks`` each row is masked once, for good (the held-out lines)."""
-        encoded = encode(self.tokenizer, texts, self.max_length, self.words)
+        encoded = encode(self.tokenizer, texts, self.max_length, self.words, stride=self.window_stride)
         self.truncated[split] = int(sum(encoded.pop("truncated")))
-        encoded["row"] = list(range(len(texts)))
+        if self.window_stride is not None:
+            self.truncated[f"{split}_windows"] = len(encoded["input_ids"])
+        encoded["row"] = list(range(len(encoded["input_ids"])))
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         if fixed_masks:
             pairs = [

@@ -162,7 +162,7 @@ class TrainingConfig:
         "training (each window a training row with the text's label), evaluation and prediction (one prediction per "
         "text from its windows' pooled logits; metrics count texts). Costs compute roughly in proportion to the number "
         "of windows; run_info.json counts them per split (truncated_texts: SPLIT_windows). Not with strategy=contrastive "
-        "or frozen with cached features.",
+        "or frozen with cached features. adapt: each window a masked-LM row, nothing cut off.",
     )
     window_stride: int | None = setting(
         None,
