@@ -101,6 +101,8 @@ def train_run(config: RunConfig, *, resume: bool = False, overwrite: bool = Fals
     )
     trainable, total = count_parameters(model)
     rates = block_learning_rates(groups)  # before the scheduler moves them
+    if config.transfer.head_fit == "logistic":  # solved, not stepped: no optimizer used these rates
+        rates = {}
     splits = {name: task.preprocess(split, name) for name, split in data.splits.items()}
     # only now that the data and the model have loaded does an earlier run move aside: bad input keeps it in place
     accelerator = make_accelerator(config.training, output_dir)  # writes nothing yet: the earlier run can move aside

@@ -131,6 +131,9 @@ def test_a_logistic_head_run_changes_only_the_head_and_predicts_the_solved_regre
         logits = head_logits(model, features[:, None])
     torch.testing.assert_close(logits.double(), features.double() @ weight.T + bias, rtol=1e-3, atol=1e-3)
     assert result.info["head_fit"] == "logistic" and result.info["global_steps"] == 0
+    assert result.info["learning_rates"] == {}  # it recorded training.learning_rate, which no optimizer used
+    if strategy == "contrastive":  # the pair phase's rate was recorded nowhere
+        assert result.info["phases"]["contrastive"]["learning_rate"] == 1e-3
     assert not checkpoint_dir(out).exists() or not any(p.name.startswith("step") for p in checkpoint_dir(out).iterdir())
     assert result.metrics["test"]["accuracy"] > 0.75  # the polarity words, learned (chance 0.5)
 

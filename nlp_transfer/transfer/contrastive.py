@@ -198,6 +198,7 @@ class ContrastiveFewShot(Strategy):
             "encode_once": options.contrastive_encodes_once(),
             **({"temperature": options.contrastive_temperature} if options.contrastive_loss == "supcon" else {}),
             "epochs": options.contrastive_epochs,
+            "learning_rate": options.contrastive_learning_rate,
             "steps": result.global_step,
             "best_pair_auc": result.best_metric,
             "train_seconds": round(result.train_seconds, 2),
