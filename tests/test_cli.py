@@ -760,3 +760,18 @@ def test_library_deprecation_notices_are_quiet_unless_debugging():
             warnings.warn_explicit("theirs", FutureWarning, "modeling_utils.py", 1, module="transformers.modeling_utils")
             warnings.warn_explicit("ours", FutureWarning, "x.py", 1, module="nlp_transfer.x")
         assert [str(w.message) for w in caught] == expected
+
+
+def test_a_verb_launched_once_per_process_does_its_work_once(trained_run, tmp_path, capsys, monkeypatch):
+    """Under `accelerate launch` / torchrun every process ran predict whole: each prediction was printed twice."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert cli_in_process(capsys, "predict", trained_run["out"], "great movie") == (0, "", "")
+    code, out, err = cli_in_process(capsys, "compare", "recipes/configs/sentiment/minilm_full.yaml")
+    assert (code, out, err) == (2, "", "")
+    monkeypatch.setenv("RANK", "0")
+    code, out, err = cli_in_process(capsys, "predict", trained_run["out"], "great movie")
+    assert code == 0 and json.loads(out)["text"] == "great movie"
+    assert "predict runs in one process; the 1 other(s) launched with it did nothing" in err
+    code, _, err = cli_in_process(capsys, "compare", "recipes/configs/sentiment/minilm_full.yaml")
+    assert code == 2 and err == "error: compare starts a process per arm itself; run it without accelerate launch or torchrun.\n"

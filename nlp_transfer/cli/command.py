@@ -49,8 +49,30 @@ def dispatch(args: argparse.Namespace) -> int:
     quiet_libraries(args.debug)
     skip_final_collection()
     module = VERBS[args.verb]
+    copies, rank = launched_copies()
+    if copies > 1:  # accelerate launch / torchrun started this verb once per process: one of them does the work
+        if args.verb == "compare":  # each arm is a process of its own: launched copies would train every arm twice
+            if rank == 0:
+                print(f"error: compare starts a process per arm itself; {LAUNCH_FIX}", file=sys.stderr)
+            return 2
+        if rank > 0:
+            return 0
+        print(f"note: {args.verb} runs in one process; the {copies - 1} other(s) launched with it did nothing.", file=sys.stderr)
     takes_flags = getattr(module, "reads_data_from_flags", lambda _: False)(args)
     return guard(args.debug, lambda: module.run(args), name_flags if takes_flags else str)
+
+
+LAUNCH_FIX = "run it without accelerate launch or torchrun."
+
+
+def launched_copies() -> tuple[int, int]:
+    """(how many copies of this command ``accelerate launch`` or ``torchrun`` started, this one's rank): (1, 0) alone."""
+    import os
+
+    try:
+        return max(int(os.environ.get("WORLD_SIZE") or 1), 1), int(os.environ.get("RANK") or 0)
+    except ValueError:  # not set by a launcher
+        return 1, 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
