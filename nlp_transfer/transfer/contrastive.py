@@ -150,9 +150,7 @@ class ContrastiveFewShot(Strategy):
         train_labels = run.splits["train"]["labels"][:]
         sets = label_sets(train_labels)
         check_pairable(sets, run.task.labels)
-        per_example = options.contrastive_pairs
-        if per_example == "setfit":
-            per_example = setfit_pairs_per_example(sets)
+        per_example = setfit_pairs_per_example(sets) if options.contrastive_pairs == "setfit" else options.contrastive_pairs
         pairs = PairRows(train_rows, train_labels, per_example, run.config.seed)
         # pairs need labels: a multi-label validation row with none (allowed there) is left out of the pair loss
         labelled = [i for i, found in enumerate(label_sets(run.splits["validation"]["labels"][:])) if found]
