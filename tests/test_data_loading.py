@@ -74,7 +74,8 @@ STRAYS = "John B-PER\nSmith I-PER\nmet O\nMary I-PER\nin O\nParis I-LOC\n\nRome 
 
 def test_repaired_gold_tags_are_counted_per_split_and_warned_once_per_file(tmp_path, caplog):
     (tmp_path / "train.conll").write_text(STRAYS, encoding="utf-8")
-    (tmp_path / "test.conll").write_text("the O\nUN I-ORG\n", encoding="utf-8")
+    # a B- after O makes it an IOB2 file with a stray I- (a file of I- tags alone is IOB1, where that is no repair)
+    (tmp_path / "test.conll").write_text("the O\nUN I-ORG\n\nsaw O\nAnna B-PER\n", encoding="utf-8")
     (tmp_path / "valid.conll").write_text("Anna B-PER\nKarenina I-PER\n", encoding="utf-8")
     config = DataConfig(
         train_file=str(tmp_path / "train.conll"),

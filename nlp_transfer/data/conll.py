@@ -106,12 +106,24 @@ def _conll_token_and_tag(
         ) from None
     if not token:
         raise DataError(f"{where}: empty token. Remove the line or fill in the token.")
-    if not TAG_PATTERN.match(tag):
-        raise DataError(
-            f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE). "
-            "Fix the tag, or set data.tag_column if the tags are in another column."
-        )
+    check_scheme_tag(tag, where, " Fix the tag, or set data.tag_column if the tags are in another column.")
     return token, tag, width
+
+
+def check_scheme_tag(tag: object, where: str, hint: str = "") -> None:
+    """A DataError naming ``where`` (``file:line``) unless ``tag`` is a string in the IOB/BIOES scheme; ``hint`` ends it."""
+    if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
+        raise DataError(f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE).{hint}")
+
+
+def check_scheme_tags(sentences: Sequence[TaggedSentence], where: str, hint: str = "") -> None:
+    """:func:`check_scheme_tag` on every tag of ``sentences`` (each distinct tag once), naming ``where:line``."""
+    checked: set[object] = set()
+    for sentence in sentences:
+        for index, tag in enumerate(sentence.tags):
+            if tag not in checked:
+                check_scheme_tag(tag, f"{where}:{sentence.line + index if sentence.line_per_token else sentence.line}", hint)
+                checked.add(tag)
 
 
 def read_conll(
@@ -180,8 +192,7 @@ def read_tagged_json(
         for token, tag in zip(tokens, tags, strict=True):
             if not isinstance(token, str) or not token.strip():
                 raise DataError(f"{where}: empty token {token!r}. Fill it in or remove it.")
-            if not isinstance(tag, str) or not TAG_PATTERN.match(tag):
-                raise DataError(f"{where}: tag {tag!r} is not in the IOB/BIOES scheme (O, B-TYPE, I-TYPE, E-TYPE, S-TYPE).")
+            check_scheme_tag(tag, where)
         key = record.fields.get("document")
         if sentences and key != previous_key:
             document += 1
@@ -224,7 +235,10 @@ def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> Tagge
     """Detect (or check) the scheme and rewrite all tags to IOB2.
 
     A tag that continues an entity (I-, or E- in BIOES) but begins one is read as B-; each sentence counts
-    these in :attr:`TaggedSentence.repaired`, and a file with any gets one warning.
+    these in :attr:`TaggedSentence.repaired`, and a file with any gets one warning. A file in IOB1 proper (its B- tags
+    only separate two adjacent entities of a type, :func:`b_tags_only_separate`) begins its entities with I- by
+    design: nothing is counted or warned. A file whose B- tags also begin entities after O is IOB2 with stray I- tags,
+    even though it is read as IOB1: those are counted and warned.
     """
     detected = detect_scheme(tagged.sentences)
     if scheme == "auto":
@@ -236,9 +250,11 @@ def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> Tagge
             f"{path}:{sentence.line}: the tags are not {scheme.upper()} (found {detected} tags in this sentence). "
             f"Set data.tag_scheme to {fits}."
         )
+    iob1 = scheme == "iob1" and b_tags_only_separate(tagged.sentences)  # its I- starts are the scheme, not faults
     for sentence in tagged.sentences:
         new = to_iob2(sentence.tags, scheme)
-        sentence.repaired = sum(old[0] in "IE" and tag[0] == "B" for old, tag in zip(sentence.tags, new, strict=True))
+        if not iob1:
+            sentence.repaired = sum(old[0] in "IE" and tag[0] == "B" for old, tag in zip(sentence.tags, new, strict=True))
         sentence.tags = new
     tagged.scheme = scheme
     repaired = sum(s.repaired for s in tagged.sentences)
@@ -252,6 +268,18 @@ def normalise_file(tagged: TaggedFile, path: str, scheme: str = "auto") -> Tagge
             scheme.upper(),
         )
     return tagged
+
+
+def b_tags_only_separate(sentences: Sequence[TaggedSentence]) -> bool:
+    """Whether every B- tag follows a tag of its own type, as in IOB1 proper, where B- only separates two adjacent
+    entities of one type; a B- after O, after another type or at a sentence start marks IOB2."""
+    for sentence in sentences:
+        previous = "O"
+        for tag in sentence.tags:
+            if tag.startswith("B-") and previous[2:] != tag[2:]:
+                return False
+            previous = tag
+    return True
 
 
 def entity_types(sentences: Sequence[TaggedSentence]) -> list[str]:

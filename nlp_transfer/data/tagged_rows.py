@@ -14,6 +14,7 @@ from nlp_transfer.config import DataConfig
 from nlp_transfer.data.conll import (
     TaggedFile,
     TaggedSentence,
+    check_scheme_tags,
     entity_types,
     normalise_file,
     read_conll,
@@ -33,6 +34,12 @@ TAGGED_FEATURES = datasets.Features(
     }
 )
 
+#: how to fix a Hub dataset whose tags (or ClassLabel names) are not IOB/BIOES tags
+HUB_TAG_HINT = (
+    " Set data.label_column to a column of IOB/BIOES tags, or convert the tags (a plain type such as 'person' becomes B-person and I-person)"
+    " and train from a JSONL file of them."
+)
+
 
 class TaggedRows:
     """Rows of token classification: sentences with a tag per token, normalised to IOB2."""
@@ -50,7 +57,11 @@ class TaggedRows:
         return tagged.sentences
 
     def read_hub(self, part: datasets.Dataset, where: str) -> list[TaggedSentence]:
-        """The sentences of a Hub split; each is its own document (Hub datasets carry no document marks)."""
+        """The sentences of a Hub split; each is its own document (Hub datasets carry no document marks).
+
+        Every tag (or ClassLabel name) must be in the IOB/BIOES scheme; the first that is not is a DataError naming the
+        dataset, split and row.
+        """
         tokens_field = "tokens" if self.config.text_column == "text" else self.config.text_column
         tags_field = "ner_tags" if self.config.label_column == "label" else self.config.label_column
         require_columns(where, part.column_names, {"data.text_column": tokens_field, "data.label_column": tags_field})
@@ -61,6 +72,7 @@ class TaggedRows:
             )
             for i, row in enumerate(part)
         ]
+        check_scheme_tags(items, where, HUB_TAG_HINT)  # a plain tag ("person") would be cut up as if it were "p-rson"
         tagged = normalise_file(TaggedFile(items), where, self.config.tag_scheme)
         self.schemes[where] = tagged.scheme
         return tagged.sentences

@@ -33,8 +33,8 @@ def predict_texts(
     """Predictions for ``texts`` in their order.
 
     Classification: dicts of text, label, score and every label's score. NER: dicts of text and
-    entities (text, type, start and end character offsets, score). ``first_position`` and ``max_batch_tokens``:
-    see :func:`batched_logits`.
+    entities (text, type, start and end character offsets, score); each text is read as a document of its own.
+    ``first_position`` and ``max_batch_tokens``: see :func:`batched_logits`.
     """
     options = {"batch_size": batch_size, "first_position": first_position, "max_batch_tokens": max_batch_tokens}
     texts = checked_texts(texts)
@@ -42,7 +42,9 @@ def predict_texts(
         return []
     if isinstance(task, TokenClassificationTask):
         words_and_spans = [split_words(text) for text in texts]
-        rows = task.encode_words([words for words, _ in words_and_spans])
+        # each text is a document of its own: with document_context, the windows of a long text are framed by that
+        # text's other words (as evaluate frames a sentence), never by the words of another text
+        rows = task.encode_words([words for words, _ in words_and_spans], documents=list(range(len(texts))))
         logits = batched_logits(model, task, rows, **options)
         return task.postprocess(logits, rows, texts, [spans for _, spans in words_and_spans])
     logits = text_logits(model, task, texts, **options)

@@ -31,7 +31,25 @@ from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.tasks.base import Task, softmax
 
 IGNORE = -100
-WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+#: code points of CJK ideographs, each a word of its own to BERT's tokenizer (the blocks its ``_is_chinese_char``
+#: names): unified ideographs and their extensions A to E, and the compatibility ideographs
+CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+_CJK_CLASS = "".join(f"{chr(low)}-{chr(high)}" for low, high in CJK_RANGES)
+#: the runs split_words reads: one ideograph, letters and digits (no ideograph), whitespace, or any other single
+#: character. Whitespace leaves out the control characters Python counts as spaces (\v, \f, \x1c-\x1f, \x85):
+#: BERT's tokenizer deletes those, as it does every control character but tab, newline and carriage return.
+WORD_PATTERN = re.compile(
+    rf"(?P<cjk>[{_CJK_CLASS}])|(?P<word>[^\W{_CJK_CLASS}]+)|(?P<space>[^\S\x0b\x0c\x1c-\x1f\x85]+)|.", re.DOTALL
+)
 
 
 #: Unicode categories of characters that only modify the one before them: combining accents (a decomposed "é"),
@@ -39,28 +57,47 @@ WORD_PATTERN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 MODIFIER_CATEGORIES = frozenset({"Mn", "Mc", "Me", "Cf"})
 
 
-def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and their character spans: runs of letters and digits, and single punctuation marks.
+def is_invisible(char: str) -> bool:
+    """Whether ``char`` is a modifier (:data:`MODIFIER_CATEGORIES`) or a control character, which the tokenizer deletes
+    (every category C character but tab, newline and carriage return, and U+FFFD) or reads with the character before."""
+    category = unicodedata.category(char)
+    return category in MODIFIER_CATEGORIES or (category[0] == "C" and char not in "\t\n\r") or char == "\ufffd"
 
-    This is how BERT-style tokenizers pre-split text, so word boundaries match the model's. Modifier characters
-    (:data:`MODIFIER_CATEGORIES`) stay with the word right before them instead of becoming words of their own, and
-    letters right after one join its word too: the tokenizer deletes a soft hyphen or a zero-width joiner, so
-    "Mer\u00adkel" is the one word "merkel" to it, and a decomposed accent splits no word ("Se\u0301gole\u0300ne" is
-    one word, as its composed form is).
+
+def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Words and their character spans: runs of letters and digits, single CJK ideographs and single punctuation marks.
+
+    This is how BERT-style tokenizers pre-split text, so word boundaries match the model's: "王明在北京" is five words,
+    one per ideograph, as in character-per-line CoNLL data. Invisible characters (:func:`is_invisible`) stay with the
+    word they touch instead of becoming words of their own, and letters right after one join its word too: the
+    tokenizer deletes a soft hyphen, a zero-width joiner or a control character, so "Mer\u00adkel" and
+    "Peter\x07Blackburn" are one word to it, and a decomposed accent splits no word ("Se\u0301gole\u0300ne" is one
+    word, as its composed form is). Invisible characters with spaces around them are a word of their own.
     """
     words: list[str] = []
     spans: list[tuple[int, int]] = []
+    open_kind = ""  # what the last word is made of, while nothing has closed it: "word", "invisible", "single"
     for match in WORD_PATTERN.finditer(text):
         start, end = match.span()
-        joined = start > 0 and unicodedata.category(text[start - 1]) in MODIFIER_CATEGORIES and match.group()[0].isalnum()
-        modifiers = all(unicodedata.category(c) in MODIFIER_CATEGORIES for c in match.group())
-        if spans and spans[-1][1] == start and (modifiers or joined):
+        kind = match.lastgroup or ("invisible" if is_invisible(match.group()) else "single")
+        if kind == "space":
+            open_kind = ""
+            continue
+        extends = (kind == "invisible" and bool(open_kind)) or (kind == "word" and open_kind in ("word", "invisible"))
+        if extends:
             spans[-1] = (spans[-1][0], end)
             words[-1] = text[spans[-1][0] : end]
+            open_kind = "word" if kind == "word" else open_kind
         else:
             words.append(match.group())
             spans.append((start, end))
+            open_kind = "single" if kind == "cjk" else kind
     return words, spans
+
+
+def only_invisible(text: str) -> bool:
+    """Whether ``text`` holds nothing but whitespace and invisible characters (:func:`is_invisible`)."""
+    return all(c.isspace() or is_invisible(c) for c in text)
 
 
 def _json_objects(node: Any) -> list[dict[str, Any]]:
@@ -295,31 +332,42 @@ class TokenClassificationTask(Task):
     def postprocess(
         self, logits: np.ndarray, dataset: datasets.Dataset, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
     ) -> list[dict[str, Any]]:
-        """Entities per text: ``text``, ``type``, character ``start``/``end`` and mean word ``score``."""
+        """Entities per text: ``text``, ``type``, character ``start``/``end`` and mean word ``score`` (:func:`entity_spans`)."""
         predictions = self.word_predictions(logits, dataset)
         results = []
         for sentence_id, (text, word_spans) in enumerate(zip(texts, spans, strict=True)):
             words = predictions.get(sentence_id, {})
             probs = [words[w] for w in range(len(word_spans))]
             tags = self.repair([self.labels[int(p.argmax())] for p in probs])
-            entities: list[dict[str, Any]] = []
-            for index, tag in enumerate(tags):
-                score = float(probs[index].max())
-                if tag.startswith("B-"):
-                    entities.append(
-                        {"type": tag[2:], "start": word_spans[index][0], "end": word_spans[index][1], "scores": [score]}
-                    )
-                elif tag.startswith("I-"):
-                    entities[-1]["end"] = word_spans[index][1]
-                    entities[-1]["scores"].append(score)
-            for entity in entities:
-                scores = entity.pop("scores")
-                entity["text"] = text[entity["start"] : entity["end"]]
-                entity["score"] = float(np.mean(scores))
-            results.append(
-                {"text": text, "entities": [{k: e[k] for k in ("text", "type", "start", "end", "score")} for e in entities]}
-            )
+            scores = [float(p.max()) for p in probs]
+            results.append({"text": text, "entities": entity_spans(text, tags, scores, word_spans)})
         return results
+
+
+def entity_spans(
+    text: str, tags: Sequence[str], scores: Sequence[float], word_spans: Sequence[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """The entities of ``text`` given its words' IOB2 ``tags``: ``text``, ``type``, ``start``, ``end`` and mean ``score``.
+
+    A word of nothing but invisible characters (a lone soft hyphen or control character, which the model reads as its
+    unknown token) neither begins nor ends an entity: it is trimmed off the entity's edges, and an entity of such
+    words alone is dropped.
+    """
+    groups: list[tuple[str, list[int]]] = []
+    for index, tag in enumerate(tags):
+        if tag.startswith("B-"):
+            groups.append((tag[2:], [index]))
+        elif tag.startswith("I-"):  # repaired IOB2: it always continues the last entity
+            groups[-1][1].append(index)
+    entities = []
+    for kind, indices in groups:
+        visible = [i for i in indices if not only_invisible(text[word_spans[i][0] : word_spans[i][1]])]
+        if not visible:
+            continue
+        start, end = word_spans[visible[0]][0], word_spans[visible[-1]][1]
+        kept = [scores[i] for i in indices if visible[0] <= i <= visible[-1]]
+        entities.append({"text": text[start:end], "type": kind, "start": start, "end": end, "score": float(np.mean(kept))})
+    return entities
 
 
 def build_token_classification_task(
