@@ -240,7 +240,8 @@ class TrainingConfig:
         0,
         "NER: frame each sentence with up to N subwords of the surrounding sentences of its document on each side "
         "(documents: -DOCSTART- in CoNLL files, a 'document' field in JSON); the context is read, never tagged or "
-        "scored. 0: each sentence alone. Costs compute roughly in proportion to the longer inputs.",
+        "scored; predict reads each text as a document of its own. 0: each sentence alone. Costs compute roughly in "
+        "proportion to the longer inputs.",
     )
 
 
