@@ -1,9 +1,15 @@
 """Run behavioural test suites against a model seen only through its scoring function.
 
 The seam: a :class:`Classifier` is its label names and a function ``texts -> probabilities`` (one row per text,
-one column per label); a :class:`Tagger` is a function ``texts -> entities`` (per text, dicts with ``start``,
-``end`` and ``type``). ``nlp-transfer check`` builds them from a saved run; tests plug in small rigged functions.
-Each test reports its failure rate and a few failing examples.
+one column per label), and for a multi-label run the threshold its labels are decided at; a :class:`Tagger` is a
+function ``texts -> entities`` (per text, dicts with ``start``, ``end`` and ``type``). ``nlp-transfer check`` builds
+them from a saved run; tests plug in small rigged functions. Each test reports its failure rate and a few failing
+examples.
+
+What a classifier predicts for a text is what ``predict`` gives: the top label of a single-label run, the set of
+labels at or above the threshold of a multi-label run (:func:`decided`). An invariance test fails when that
+prediction changes; a label test passes when the expected label is predicted (for a multi-label run: it is one of
+the predicted labels, whatever else is predicted beside it).
 """
 
 from __future__ import annotations
@@ -31,6 +37,27 @@ class Classifier:
 
     labels: list[str]
     probabilities: Callable[[list[str]], np.ndarray]
+    #: a multi-label run's decision threshold (its ``training.threshold``); None for a single-label run
+    threshold: float | None = None
+
+
+def decided(probabilities: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Which labels are predicted, as ``predict`` decides them: rows x labels of booleans.
+
+    Single-label (``threshold`` None): the top label alone (the first on a tie, as argmax); multi-label: every label
+    whose probability is at or above ``threshold``, possibly none.
+    """
+    probs = np.atleast_2d(np.asarray(probabilities, dtype=np.float64))
+    if threshold is not None:
+        return probs >= threshold
+    return np.eye(probs.shape[1], dtype=bool)[probs.argmax(axis=1)] if probs.shape[0] else np.zeros(probs.shape, dtype=bool)
+
+
+def shown(row: np.ndarray, labels: list[str], threshold: float | None) -> str | list[str]:
+    """A text's prediction as a report shows it: the top label, or a multi-label run's predicted labels, best first."""
+    if threshold is None:
+        return labels[int(row.argmax())]
+    return [labels[i] for i in np.argsort(-row, kind="stable") if row[i] >= threshold]
 
 
 @dataclass
@@ -88,8 +115,12 @@ def run_test(test: Test, model: Classifier | Tagger, mapping: dict[str, str], se
     variants = [variant for _, variant, _ in pairs if variant is not None]
     probs = model.probabilities(texts + variants)
     first, second = probs[: len(texts)], probs[len(texts) :]
-    judge = {"label": _label_failures, "invariance": _invariance_failures, "direction": _direction_failures}[test.kind]
-    failed, examples = judge(pairs, first, second, model.labels, mapping, test.tolerance)
+    if test.kind == "direction":
+        failed, examples = _direction_failures(pairs, first, second, model.labels, mapping, test.tolerance)
+    elif test.kind == "label":
+        failed, examples = _label_failures(pairs, first, model, mapping)
+    else:
+        failed, examples = _invariance_failures(pairs, first, second, model)
     return {"cases": len(pairs), "failures": failed, "failure_rate": failed / len(pairs), "examples": examples, "skipped": None}
 
 
@@ -109,26 +140,33 @@ def _texts(test: Test, seed: int) -> list[tuple[str, str | None, Any]]:
     return pairs
 
 
-def _label_failures(pairs: list, first: np.ndarray, _second: np.ndarray, labels: list[str], mapping: dict, _tol: float):
-    """Texts whose top label is not the expected one."""
+def _label_failures(pairs: list, first: np.ndarray, model: Classifier, mapping: dict) -> tuple[int, list[dict[str, Any]]]:
+    """Texts whose prediction misses the expected label (multi-label: the label is not among the predicted ones)."""
     failed, examples = 0, []
-    for (text, _, case), row in zip(pairs, first, strict=True):
-        expected, got = mapping.get(case.label, case.label), labels[int(row.argmax())]
-        if got != expected:
+    hits = decided(first, model.threshold)
+    for (text, _, case), row, hit in zip(pairs, first, hits, strict=True):
+        expected = mapping.get(case.label, case.label)
+        column = model.labels.index(expected)
+        if not hit[column]:
             failed += 1
             if len(examples) < EXAMPLES:
-                examples.append({"text": text, "expected": expected, "predicted": got, "score": round(float(row.max()), 4)})
+                example = {"text": text, "expected": expected, "predicted": shown(row, model.labels, model.threshold)}
+                example["score"] = round(float(row.max() if model.threshold is None else row[column]), 4)
+                examples.append(example)
     return failed, examples
 
 
-def _invariance_failures(pairs: list, first: np.ndarray, second: np.ndarray, labels: list[str], _map: dict, _tol: float):
-    """Pairs whose top label changed."""
+def _invariance_failures(
+    pairs: list, first: np.ndarray, second: np.ndarray, model: Classifier
+) -> tuple[int, list[dict[str, Any]]]:
+    """Pairs whose prediction changed: the top label, or a multi-label run's set of labels at its threshold."""
     failed, examples = 0, []
-    for (text, variant, _), a, b in zip(pairs, first, second, strict=True):
-        before, after = labels[int(a.argmax())], labels[int(b.argmax())]
-        if before != after:
+    changed = np.any(decided(first, model.threshold) != decided(second, model.threshold), axis=1)
+    for (text, variant, _), a, b, moved in zip(pairs, first, second, changed, strict=True):
+        if moved:
             failed += 1
             if len(examples) < EXAMPLES:
+                before, after = shown(a, model.labels, model.threshold), shown(b, model.labels, model.threshold)
                 examples.append({"text": text, "variant": variant, "predicted": before, "variant_predicted": after})
     return failed, examples
 

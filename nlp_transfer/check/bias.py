@@ -5,8 +5,9 @@ names of different origins, pronouns, religion or nationality terms) and ``templ
 template is filled with every fill-in of every group (other placeholders get one seeded pick per template
 unit), so the texts of one unit differ only in the swapped words. Per group:
 
-- **flip rate**: the share of its texts whose top label differs from the unit's consensus label (the top label
-  of the unit's scores averaged over all groups);
+- **flip rate**: the share of its texts whose prediction differs from the unit's consensus (the prediction of
+  the unit's scores averaged over all groups); a prediction is the top label, or for a multi-label run the set of
+  labels at or above its threshold, as ``predict`` decides (:func:`~nlp_transfer.check.behaviour.decided`);
 - **score gap**: the group's mean score of the measured label minus the mean over the other groups' texts of the
   same unit (positive: the group pushes that label up).
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp_transfer.check.behaviour import Classifier
+from nlp_transfer.check.behaviour import Classifier, decided, shown
 from nlp_transfer.check.suite import Case, _fill_lists, expand, fill_template, map_labels, placeholders, read_document
 from nlp_transfer.errors import UserError
 
@@ -138,7 +139,7 @@ def measure_dimension(
             at += len(texts)
         scored.append(rows)
     column = model.labels.index(measure) if measure in model.labels else _largest_gap_column(scored)
-    flips, gaps = _per_unit(scored, column)
+    flips, gaps = _per_unit(scored, column, model.threshold)
     groups = {}
     for g, name in enumerate(dim.groups):
         flip_ci = bootstrap_interval(flips[:, g], seed=seed)
@@ -161,16 +162,19 @@ def measure_dimension(
         "max_flip_rate": max(g["flip_rate"] for g in groups.values()),
         "max_abs_gap": max(abs(g["gap"]) for g in groups.values()),
         "flagged": [name for name, g in groups.items() if g["flagged"]],
-        "examples": _flip_examples(units, scored, model.labels, list(dim.groups)),
+        "examples": _flip_examples(units, scored, model, list(dim.groups)),
     }
 
 
-def _per_unit(scored: list[list[np.ndarray]], column: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per unit and group: the share of texts off the unit's consensus label, and the score gap to the other groups."""
+def _per_unit(scored: list[list[np.ndarray]], column: int, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit and group: the share of texts off the unit's consensus prediction, and the score gap to the other groups.
+
+    ``threshold``: a multi-label run's, whose predictions are label sets (None: the top label).
+    """
     flips, gaps = [], []
     for rows in scored:
-        consensus = int(np.concatenate(rows).mean(axis=0).argmax())
-        flips.append([float(np.mean(r.argmax(axis=1) != consensus)) for r in rows])
+        consensus = decided(np.concatenate(rows).mean(axis=0), threshold)[0]
+        flips.append([float(np.mean(np.any(decided(r, threshold) != consensus, axis=1))) for r in rows])
         unit_gaps = []
         for g, r in enumerate(rows):
             others = np.concatenate([o for h, o in enumerate(rows) if h != g])
@@ -185,17 +189,20 @@ def _largest_gap_column(scored: list[list[np.ndarray]]) -> int:
     return int(np.argmax(sizes))
 
 
-def _flip_examples(units: list, scored: list, labels: list[str], names: list[str], limit: int = 3) -> list[dict[str, str]]:
-    """A few texts whose top label differs from their unit's consensus."""
+def _flip_examples(units: list, scored: list, model: Classifier, names: list[str], limit: int = 3) -> list[dict[str, Any]]:
+    """A few texts whose prediction differs from their unit's consensus (multi-label: label lists, best first)."""
     examples = []
     for unit, rows in zip(units, scored, strict=True):
-        consensus = int(np.concatenate(rows).mean(axis=0).argmax())
+        mean = np.concatenate(rows).mean(axis=0)
+        consensus = decided(mean, model.threshold)[0]
         for name, texts, r in zip(names, unit, rows, strict=True):
-            for text, row in zip(texts, r, strict=True):
-                if int(row.argmax()) != consensus and len(examples) < limit:
+            off = np.any(decided(r, model.threshold) != consensus, axis=1)
+            for text, row in zip(np.asarray(texts)[off], r[off], strict=True):
+                if len(examples) < limit:
                     examples.append(
-                        {"text": text, "group": name, "predicted": labels[int(row.argmax())], "consensus": labels[consensus]}
-                    )
+                        {"text": str(text), "group": name, "predicted": shown(row, model.labels, model.threshold),
+                         "consensus": shown(mean, model.labels, model.threshold)}
+                    )  # fmt: skip
     return examples
 
 

@@ -22,7 +22,10 @@ DEFAULT_SUITES = {"classification": ("any", "sentiment"), "ner": ("ner",)}
 
 
 def run_classifier(model: Any, task: Any, *, temperature: float = 1.0, batch_size: int = 64) -> Classifier:
-    """The run as ``texts -> probabilities``: softmax of logits / temperature (sigmoid for multi-label runs)."""
+    """The run as ``texts -> probabilities``: softmax of logits / temperature (sigmoid for multi-label runs).
+
+    A multi-label run's classifier carries its threshold, so the tests judge the label set ``predict`` gives.
+    """
     from nlp_transfer.inference import text_logits
 
     def probabilities(texts: list[str]) -> np.ndarray:
@@ -35,7 +38,7 @@ def run_classifier(model: Any, task: Any, *, temperature: float = 1.0, batch_siz
         z = np.exp(z - z.max(axis=1, keepdims=True))
         return z / z.sum(axis=1, keepdims=True)
 
-    return Classifier(list(task.labels), probabilities)
+    return Classifier(list(task.labels), probabilities, float(task.threshold) if task.multi_label else None)
 
 
 def run_tagger(model: Any, task: Any, *, batch_size: int = 64) -> Tagger:

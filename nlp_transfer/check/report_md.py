@@ -11,12 +11,28 @@ def _rate(value: float | None) -> str:
     return "skipped" if value is None else f"{value:.1%}"
 
 
+def cell(value: Any) -> str:
+    """``value`` as one Markdown table cell: a backslash or ``|`` escaped, a line break made a space.
+
+    Labels, texts, test, suite and slice names come from the user's data; a bare ``|`` would split the cell.
+    """
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.splitlines())
+
+
+def shown(value: Any) -> str:
+    """A prediction in an example: a label as it is, a multi-label run's labels joined by commas (``(none)``: none)."""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "(none)"
+    return str(value)
+
+
 def behaviour_markdown(behaviour: dict[str, dict[str, Any]]) -> list[str]:
     """One table row per test, then the failing examples and the skip notes."""
     lines = ["## Behavioural tests", "", "| test | suite | kind | cases | failure rate |", "|---|---|---|---|---|"]
     for name, entry in behaviour.items():
         lines.append(
-            f"| {name} | {entry['suite']} | {entry['kind']} | {entry.get('cases', '')} | {_rate(entry['failure_rate'])} |"
+            f"| {cell(name)} | {cell(entry['suite'])} | {entry['kind']} | {entry.get('cases', '')} | {_rate(entry['failure_rate'])} |"
         )
     lines.append("")
     for name, entry in behaviour.items():
@@ -25,7 +41,7 @@ def behaviour_markdown(behaviour: dict[str, dict[str, Any]]) -> list[str]:
         for group, row in entry.get("groups", {}).items():
             lines.append(f"- **{name}**, {group}: recall {row['recall']:.1%} of {row['count']}")
         for example in entry.get("examples", []):
-            lines.append(f"- **{name}** failed: " + "; ".join(f"{k} `{v}`" for k, v in example.items()))
+            lines.append(f"- **{name}** failed: " + "; ".join(f"{k} `{shown(v)}`" for k, v in example.items()))
     return [*lines, ""]
 
 
@@ -34,8 +50,8 @@ def bias_markdown(bias: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "## Bias (counterfactual swaps)",
         "",
-        "Flip rate: share of texts whose top label leaves the sentence's consensus when only the name, pronoun or "
-        "group term changes. Gap: the group's mean score of the measured label minus the other groups'. "
+        "Flip rate: share of texts whose prediction (the top label; for a multi-label run, the labels at its threshold) "
+        "leaves the sentence's consensus when only the name, pronoun or group term changes. Gap: the group's mean score of the measured label minus the other groups'. "
         "Brackets: 95 % bootstrap intervals over sentences.",
         "",
         "| dimension | group | flip rate | score gap | flagged |",
@@ -45,10 +61,12 @@ def bias_markdown(bias: dict[str, dict[str, Any]]) -> list[str]:
         for group, g in entry["groups"].items():
             flip = f"{g['flip_rate']:.1%} [{g['flip_rate_ci'][0]:.1%}, {g['flip_rate_ci'][1]:.1%}]"
             gap = f"{g['gap']:+.4f} [{g['gap_ci'][0]:+.4f}, {g['gap_ci'][1]:+.4f}]"
-            lines.append(f"| {dim} ({entry['score_label']}) | {group} | {flip} | {gap} | {'**yes**' if g['flagged'] else ''} |")
+            flagged = "**yes**" if g["flagged"] else ""
+            lines.append(f"| {cell(dim)} ({cell(entry['score_label'])}) | {cell(group)} | {flip} | {gap} | {flagged} |")
     for dim, entry in bias.items():
         for example in entry["examples"]:
-            lines.append(f"- {dim}: `{example['text']}` -> {example['predicted']} (consensus {example['consensus']})")
+            predicted, consensus = shown(example["predicted"]), shown(example["consensus"])
+            lines.append(f"- {dim}: `{example['text']}` -> {predicted} (consensus {consensus})")
     return [*lines, ""]
 
 
@@ -60,7 +78,7 @@ def slices_markdown(slices: dict[str, Any]) -> list[str]:
     lines += ["| slicing | slice | rows | accuracy |", "|---|---|---|---|"]
     for slicing, table in slices["by"].items():
         for name, row in table.items():
-            lines.append(f"| {slicing} | {name} | {row['count']} | {row['accuracy']:.4f} |")
+            lines.append(f"| {cell(slicing)} | {cell(name)} | {row['count']} | {row['accuracy']:.4f} |")
     worst = slices["worst"]
     lines.append("")
     if worst:
@@ -203,8 +221,9 @@ def calibration_markdown(report: dict[str, Any]) -> list[str]:
     )
     if unit != "row":  # a multi-label run: the thresholds are not in the units of predict's score
         lines.append(
-            "Here each label decision of each text counts, scored by max(p, 1 - p) of its sigmoid; `predict --min-score` "
-            "reads a text's top label probability instead, so these thresholds do not carry over to it."
+            "Here each label decision of each text counts, scored by the probability of what was decided (p for a label at "
+            "or above the run's threshold, 1 - p for one below it); `predict --min-score` reads a text's top label "
+            "probability instead, so these thresholds do not carry over to it."
         )
     for target, found in s["thresholds"].items():
         lines.append(f"- accuracy {target}: {threshold_text(found, unit)}")

@@ -4,10 +4,10 @@ A suite is a list of tests. Each test has a ``name``, a ``kind`` and ``cases``; 
 ``{placeholder}`` fill-ins (``Not a {good} {product}.``), filled from the suite's and the test's ``fill`` lists. The
 kinds:
 
-- ``label``: minimum functionality; every filled text must get ``label``.
-- ``invariance``: the top label must not change between the filled text and its ``variant`` (a second template
-  with the same fill-ins) or its ``perturb`` (a built-in change: ``typo``, ``whitespace``, ``contraction``,
-  ``punctuation``; see :mod:`nlp_transfer.check.perturb`).
+- ``label``: minimum functionality; every filled text must get ``label`` (a multi-label run: among its labels).
+- ``invariance``: the prediction (the top label; a multi-label run's label set) must not change between the filled
+  text and its ``variant`` (a second template with the same fill-ins) or its ``perturb`` (a built-in change:
+  ``typo``, ``whitespace``, ``contraction``, ``punctuation``; see :mod:`nlp_transfer.check.perturb`).
 - ``direction``: the score of ``label`` must move ``up`` or ``down`` (``direction``) from the text to its
   ``variant``; a move the wrong way by more than ``tolerance`` fails.
 - ``entity_recall`` (NER): the filled value of ``entity.placeholder`` must come back as an entity of
