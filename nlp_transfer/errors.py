@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 
-#: a Hugging Face access token as the Hub writes them (hf_ and letters or digits)
-HUB_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
+# not \b: a token with "_" beside it (my_hf_..., hf_..._old) is still one; api_org_ is the old organisation token
+#: a Hugging Face access token as the Hub writes them (hf_ or api_org_, then letters or digits)
+HUB_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])(?:hf|api_org)_[A-Za-z0-9]{20,}")
 
 
 class UserError(Exception):

@@ -726,6 +726,11 @@ def test_a_token_typed_where_it_does_not_belong_is_never_echoed(monkeypatch, cap
         stderr = capsys.readouterr().err
         assert code == 2 and stderr.startswith("error: ") and "hf_***" in stderr, stderr
         assert token not in stderr and secret not in stderr
+    from nlp_transfer.errors import without_secrets
+
+    # a "_" beside the token hid it from a \b-bounded pattern; the old organisation tokens were not masked at all
+    old_org = "api_org_" + "OrgToken0123456789abcdefgh"
+    assert without_secrets(f"my_{token}_old and {old_org}.") == "my_hf_***_old and hf_***."
 
 
 def test_a_model_with_code_of_its_own_is_refused_with_the_setting_that_allows_it(tiny_model_dir, tmp_path, monkeypatch, capsys):

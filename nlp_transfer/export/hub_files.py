@@ -8,24 +8,42 @@ from typing import Any
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.export.onnx_backend import EXPORT_DIR, INFO_FILE, check_export_of_run, export_info
+from nlp_transfer.hub.files import file_inside
 from nlp_transfer.run_info import RunInfo
 
 
 def onnx_push_files(run_dir: Path) -> dict[str, Path]:
-    """``onnx/<file>`` -> local path for the export's model file(s) and ``export.json``; a UserError without an export."""
+    """``onnx/<file>`` -> local path for the export's model file(s) and ``export.json``; a UserError without an export,
+    or when a file it lists is no plain name or leads (through a symbolic link) out of RUN_DIR/onnx."""
     folder = run_dir / EXPORT_DIR
     if not (folder / INFO_FILE).is_file():
         raise UserError(
             f"{run_dir}: no ONNX export to push ({folder / INFO_FILE} is missing). Run nlp-transfer export {run_dir} first."
         )
+    root = run_dir.resolve() / EXPORT_DIR  # its own link out of the run folder is refused too
+    files = {f"{EXPORT_DIR}/{INFO_FILE}": file_inside(folder / INFO_FILE, root)}
     info = export_info(folder)
     check_export_of_run(run_dir, folder, info, RunInfo.read(run_dir).labels)
-    files = {f"{EXPORT_DIR}/{INFO_FILE}": folder / INFO_FILE}
-    for name in info.get("files") or [info["model_file"]]:
+    for name in _listed_files(folder, info):
         if not (folder / name).is_file():
             raise UserError(f"{folder / name}: listed in {INFO_FILE} but missing. Export the run again.")
-        files[f"{EXPORT_DIR}/{name}"] = folder / name
+        files[f"{EXPORT_DIR}/{name}"] = file_inside(folder / name, root)
     return files
+
+
+def _listed_files(folder: Path, info: dict[str, Any]) -> list[str]:
+    """The file names ``export.json`` lists (``files``, else ``model_file``): each must be a plain name of a file in
+    ``folder`` (no folder part, no absolute path, no ``..``), as nlp-transfer export writes them."""
+    names = info.get("files") or [info["model_file"]]
+    if not isinstance(names, list):
+        names = [names]
+    for name in [*names, info["model_file"]]:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise UserError(
+                f"{folder / INFO_FILE}: lists {name!r}, which is no plain file name inside {folder}; push uploads only "
+                f"the export's own files. Export the run again: nlp-transfer export {folder.parent}"
+            )
+    return names
 
 
 def _pad_token(run_dir: Path) -> str:

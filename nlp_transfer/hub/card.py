@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from nlp_transfer.errors import UserError
 from nlp_transfer.hub.files import (
     file_list,
     looks_like_hub_id,
     public_name,
+    read_config_yaml,
     read_json,
     without_local_paths,
     without_paths_in_text,
@@ -244,8 +243,7 @@ def _card_facts(run_dir: Path, repo_id: str, license: str | None, adapter: bool)
     """Read the run's files and settle the task, strategy, base model and license the card states."""
     info = read_run_info(run_dir)
     metrics = read_json(run_dir / "metrics.json")
-    config_path = run_dir / "config.yaml"
-    config = (yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}) if config_path.is_file() else {}
+    config = read_config_yaml(run_dir / "config.yaml") or {}
     config = without_local_paths(config) if isinstance(config, dict) else {}
     task = str(info.task or config.get("task") or "classification")
     base_model = info.base_model or config.get("model")

@@ -36,6 +36,10 @@ TOKENIZER_PATTERNS = (
 RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*.png", "calibration.json")
 
 
+#: Files of a run that the model card is written from besides those uploaded (read, so kept inside the run folder too).
+CARD_SOURCES = ("config.json", "tokenizer_config.json", "check/check.json")
+
+
 #: Never uploaded: training state, pickles, editor/OS clutter, a README we replace with the card.
 EXCLUDED_PATTERNS = (
     "optimizer*", "scheduler*", "rng_state*", "training_args*", "trainer_state*", "*.pt", "*.pth",
@@ -64,6 +68,41 @@ def read_json(path: Path) -> dict[str, Any]:
     except ValueError as err:
         raise UserError(f"{path}: not valid JSON ({err}).") from None
     return data if isinstance(data, dict) else {}
+
+
+def read_config_yaml(path: Path) -> Any:
+    """The run's config.yaml as safe YAML (None when the file is missing); a one-line UserError naming the file and
+    line when it is not valid YAML, holds a Python tag (``!!python/object``) or is not UTF-8 text."""
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text. Save it as UTF-8 YAML (or delete it), then push again.") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise UserError(
+            f"{path}{where}: not valid YAML ({problem}); push publishes it and writes the card from it. Fix it as plain "
+            "YAML (no !!python tags) or delete it, then push again."
+        ) from None
+
+
+def file_inside(path: Path, root: Path) -> Path:
+    """The real path of ``path`` (every link followed), a file that push uploads or reads: a UserError when it lies
+    outside ``root``, so that a symbolic link in a run folder never publishes a file from elsewhere on the machine.
+
+    ``root`` is compared as given: pass a resolved folder (``run_dir.resolve()``), or one below it whose own links
+    must not lead out either (``run_dir.resolve() / "onnx"``). A link to another file inside ``root`` is allowed."""
+    real = path.resolve()
+    if real.is_relative_to(root):
+        return real
+    how = "a symbolic link to" if path.is_symlink() else "through a linked folder, it is"
+    raise UserError(
+        f"{path}: {how} {real}, outside {root}; push uploads only files that lie inside that folder. "
+        "Replace the link with a copy of the file, or delete it, then push again."
+    )
 
 
 def matches_any(name: str, patterns: tuple[str, ...]) -> bool:
@@ -167,10 +206,7 @@ def _sanitized_config_yaml(path: Path) -> bytes | None:
     section switched off (``hub.push: false``, no ``hub.repo_id``) so that training it again pushes nowhere."""
     if not path.is_file():
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return None
+    data = read_config_yaml(path)
 
     def clean(node: Any) -> Any:
         if isinstance(node, dict):
@@ -219,21 +255,25 @@ def looks_like_hub_id(name: str) -> bool:
 def collect_files(run_dir: Path, mode: Literal["merged", "adapter"], base_model: str | None = None) -> dict[str, Path | bytes]:
     """Path in the repo -> local file or bytes, for everything the push uploads (the card excluded)."""
     files: dict[str, Path | bytes] = {}
+    root = run_dir.resolve()
+    for name in CARD_SOURCES:  # read into the card, uploaded or not
+        if (run_dir / name).exists():
+            file_inside(run_dir / name, root)
     top = sorted(p for p in run_dir.iterdir() if p.is_file() and not matches_any(p.name, EXCLUDED_PATTERNS))
     for path in top:
         keep = matches_any(path.name, RUN_FILES + TOKENIZER_PATTERNS)
         if mode == "merged":
             keep = keep or path.name == "config.json" or path.name == "generation_config.json"
             keep = keep or matches_any(path.name, WEIGHT_PATTERNS)
-        if keep:
-            files[path.name] = path
+        if keep:  # the real path goes up: a link swapped after this check changes nothing
+            files[path.name] = file_inside(path, root)
     if mode == "adapter":
         adapter_dir = run_dir / "adapter"
         for path in sorted(adapter_dir.iterdir()):
             if path.is_file() and not matches_any(path.name, EXCLUDED_PATTERNS):
                 if path.name == "config.json":  # a full config beside an adapter misleads from_pretrained
                     continue
-                files[path.name] = path
+                files[path.name] = file_inside(path, root)
         files["adapter_config.json"] = _adapter_config_for_hub(adapter_dir / "adapter_config.json", base_model)
     if "run_info.json" in files:
         files["run_info.json"] = _run_info_for_hub(run_dir / "run_info.json")
