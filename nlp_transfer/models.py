@@ -102,7 +102,7 @@ def load_pretrained(loader: Any, path: str, *, allow_pickle: bool = False, trust
         if not allow_pickle and "safetensors" in str(err):
             raise UserError(
                 f"model '{path}': no safetensors weights, only pickle-based ones (e.g. pytorch_model.bin), which can run "
-                "code when loaded. Set allow_pickle=true (--allow-pickle for predict/evaluate) only if you trust the source."
+                "code when loaded. Set allow_pickle=true (--allow-pickle for predict, evaluate, check and export) only if you trust the source."
             ) from None
         raise UserError(f"model '{path}': cannot be loaded ({str(err).splitlines()[0][:200]}).") from None
     except SafetensorError as err:
@@ -183,7 +183,7 @@ def read_model_config(path: str | Path, *, trust_remote_code: bool = False, **kw
         if "custom code" in str(err) and not trust_remote_code:  # transformers refuses to run the folder's code
             raise UserError(
                 f"{path}: the model's config.json names code of its own (auto_map), which runs only when allowed. If you "
-                "trust the folder's Python files, set trust_remote_code=true (--trust-remote-code for predict/evaluate)."
+                "trust the folder's Python files, set trust_remote_code=true (--trust-remote-code for predict, evaluate, check and export)."
             ) from None
         raise UserError(
             f"{Path(path) / 'config.json'}: not a readable model config ({str(err).splitlines()[0][:160]}). "

@@ -334,3 +334,36 @@ def test_settings_typed_as_users_type_them(tmp_path, monkeypatch):
     config = load_config(None, ["data.train_file=~/a.csv,~/b.csv", "output_dir=~/runs/x"])
     assert config.output_dir == str(tmp_path / "runs" / "x")
     assert config.data.train_file == f"{tmp_path / 'a.csv'},{tmp_path / 'b.csv'}"
+
+
+@pytest.mark.parametrize(
+    ("override", "origin", "problem"),
+    [
+        ("hub.token=hf_notmine123", "override hub.token=***", "unknown config key 'hub.token'"),
+        ("hub={token: plain_secret_text}", "override hub=***", "unknown config key 'hub.token'"),
+        ("data.api_password=plain_secret_text", "override data.api_password=***", "unknown config key 'data.api_password'"),
+        ("training.epochs=three", "override training.epochs=three", "training.epochs must be int"),
+        ("training.optimiser=adam", "override training.optimiser=adam", "unknown config key 'training.optimiser'"),
+        ("trainer.epochs=2", "override trainer.epochs=2", "unknown config key 'trainer'"),
+        ("training={epochs: 2, warmup: 3}", "override training={epochs: 2, warmup: 3}", "unknown config key 'training.warmup'"),
+    ],
+)
+def test_a_bad_override_is_named_as_the_override_not_as_the_file(tmp_path, override, origin, problem):
+    """`train cfg.yaml hub.token=hf_x` said "cfg.yaml: unknown config key 'hub.token'": the file was blamed for an
+    override. The override is named instead, without the value of a key that names a token, secret or password."""
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, ["seed=1", override])
+    message = str(caught.value)
+    assert message.startswith(f"{origin}: {problem}"), message
+    assert str(path) not in message and "notmine" not in message and "plain_secret_text" not in message
+
+
+def test_a_bad_key_of_the_file_is_still_named_as_the_file_beside_overrides(tmp_path):
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: three\n  optimiser: adam\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: unknown config key 'training\.optimiser'"):
+        load_config(path, ["training.epochs=2", "hub.repo_id=me/model"])
+    path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: three\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: training\.epochs must be int"):
+        load_config(path, ["training.batch_size=4"])
+    assert load_config(path, ["training.epochs=2"]).training.epochs == 2  # the override replaced the file's bad value

@@ -160,8 +160,8 @@ def label_config(common: RunConfig, strategy: str, overrides: Sequence[str], sou
 
     raw = config_to_dict(fitted_to_strategy(common, strategy, common))
     raw["strategy"] = strategy
-    apply_overrides(raw, list(overrides))
-    return config_from_dict(raw, source=source)
+    overridden = apply_overrides(raw, list(overrides))
+    return config_from_dict(raw, source=source, overridden=overridden)
 
 
 def run_config_for(

@@ -34,17 +34,64 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         set_override(raw, key, value)
     if path is not None:
         deep_update(raw, _read_yaml(Path(path)))
-    apply_overrides(raw, overrides)
-    return config_from_dict(raw, source=str(path) if path else "config")
+    overridden = apply_overrides(raw, overrides)
+    return config_from_dict(raw, source=str(path) if path else "config", overridden=overridden)
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
-    """Set each ``key=value`` of ``overrides`` in the nested config dict ``raw``, the value read as YAML."""
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Set each ``key=value`` of ``overrides`` in the nested config dict ``raw``, the value read as YAML.
+
+    Returns where the keys they set came from, for messages: each dotted key an override set (the keys inside a
+    mapping it gave whole, the sections it added) -> ``override KEY=VALUE`` as typed (:func:`shown_override`).
+    """
+    overridden: dict[str, str] = {}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r}: write overrides as key=value, e.g. training.epochs=3")
-        set_override(raw, key.strip(), parse_override(key.strip(), text))
+        key = key.strip()
+        value = parse_override(key, text)
+        parts = key.split(".")
+        added = [".".join(parts[:depth]) for depth in range(1, len(parts)) if not _has_key(raw, parts[:depth])]
+        set_override(raw, key, value)
+        shown = shown_override(key, text, value)
+        for set_key in [*added, key, *_nested_keys(value, key + ".")]:
+            overridden.setdefault(set_key, shown)
+    return overridden
+
+
+#: a key whose value a message never repeats: a secret typed by mistake (hub.token=hf_...) must not reach logs
+SECRET_NAME = re.compile(r"token|secret|password", re.IGNORECASE)
+
+
+def shown_override(key: str, text: str, value: Any) -> str:
+    """``override KEY=VALUE`` as a message names it; the value is hidden (``***``) when the key, or a key of the
+    mapping it gives, names a token, a secret or a password."""
+    if any(SECRET_NAME.search(name) for name in [key, *_nested_keys(value, "")]):
+        return f"override {key}=***"
+    text = text.strip()
+    return f"override {key}={text if len(text) <= 80 else text[:77] + '...'}"
+
+
+def _has_key(raw: dict[str, Any], parts: list[str]) -> bool:
+    """Whether the nested dict ``raw`` holds the dotted key ``parts`` (each level a mapping)."""
+    node: Any = raw
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _nested_keys(value: Any, prefix: str) -> list[str]:
+    """The dotted keys (``prefix`` + name) inside a mapping ``value``, at every depth; none for another value."""
+    if not isinstance(value, dict):
+        return []
+    keys = []
+    for name, inner in value.items():
+        keys.append(f"{prefix}{name}")
+        keys.extend(_nested_keys(inner, f"{prefix}{name}."))
+    return keys
 
 
 def load_saved_config(path: str | Path) -> RunConfig:
@@ -82,9 +129,13 @@ def _check_relative_data_paths(config: RunConfig, path: str | Path) -> None:
             )
 
 
-def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    """Build a :class:`RunConfig` from nested dicts, naming the key of any problem."""
-    config = _build(RunConfig, raw, prefix="", source=source)
+def config_from_dict(raw: dict[str, Any], source: str = "config", *, overridden: dict[str, str] | None = None) -> RunConfig:
+    """Build a :class:`RunConfig` from nested dicts, naming the key of any problem.
+
+    A problem is said to come from ``source`` (the file), or for a key in ``overridden`` (what :func:`apply_overrides`
+    returns) from the override that set it.
+    """
+    config = _build(RunConfig, raw, prefix="", origins=_Origins(source, overridden or {}))
     _expand_home(config)
     check_values(config, source)
     return config
@@ -254,22 +305,35 @@ def _unknown_key(key: str, source: str) -> ConfigError:
     return ConfigError(f"{source}: unknown config key '{key}'.{hint}")
 
 
-def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+@dataclasses.dataclass(frozen=True)
+class _Origins:
+    """Where the keys of a raw config came from: the file ``source``, or an override (dotted key -> how it is named)."""
+
+    source: str
+    overridden: dict[str, str]
+
+    def of(self, key: str) -> str:
+        """What a message about ``key`` names as its origin."""
+        return self.overridden.get(key, self.source)
+
+
+def _build(cls: type, raw: Any, prefix: str, origins: _Origins) -> Any:
+    """The dataclass ``cls`` from the mapping ``raw`` (its keys under ``prefix``); a ConfigError naming a key's origin."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.')}' must be a mapping of keys, got {raw!r}.")
+        raise ConfigError(f"{origins.of(prefix.rstrip('.'))}: '{prefix.rstrip('.')}' must be a mapping of keys, got {raw!r}.")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in names:
-            raise _unknown_key(prefix + str(key), source)
+            raise _unknown_key(prefix + str(key), origins.of(prefix + str(key)))
     values = {}
     for name in raw:
         hint = hints[name]
         key = prefix + name
         if dataclasses.is_dataclass(hint):  # an empty section (`training:`) is its defaults; `training: false` is refused
-            values[name] = _build(hint, {} if raw[name] is None else raw[name], key + ".", source)
+            values[name] = _build(hint, {} if raw[name] is None else raw[name], key + ".", origins)
         else:  # a mapping given whole is taken as given (hub_splits without validation: validation is carved)
-            values[name] = _coerce(raw[name], hint, key, source)
+            values[name] = _coerce(raw[name], hint, key, origins.of(key))
     return cls(**values)
 
 

@@ -18,7 +18,7 @@ from nlp_transfer.tasks.classification import SequenceClassificationTask
 from nlp_transfer.tasks.token_classification import TokenClassificationTask
 from nlp_transfer.tasks.windows import CONFIG_KEY, WindowSettings
 from nlp_transfer.transfer.feature_extraction import POOLING_KEY, MeanPooledModel
-from nlp_transfer.transfer.peft_adapters import is_adapter_run, load_adapter_run
+from nlp_transfer.transfer.peft_adapters import adapter_weights_file, is_adapter_run, load_adapter_run
 
 
 def load_run(
@@ -40,7 +40,9 @@ def load_run(
     has_safetensors = any(run_dir.glob("*.safetensors"))
     if not adapter_only and not has_safetensors and not any(run_dir.glob("*.bin")):
         raise UserError(f"{run_dir}: no model weights (no model.safetensors); the run is incomplete. Train it again.")
-    if not allow_pickle and not adapter_only and not has_safetensors:
+    if adapter_only:  # its weights are the adapter's: a pickled adapter_model.bin is refused as a pytorch_model.bin is
+        adapter_weights_file(run_dir, allow_pickle=allow_pickle)
+    elif not allow_pickle and not has_safetensors:
         raise UserError(
             f"{run_dir}: no safetensors weights. Pickle-based weights (.bin) can run code when loaded; "
             "pass --allow-pickle only if you trust where they came from."
@@ -49,7 +51,7 @@ def load_run(
     is_tagger = any(name.endswith("ForTokenClassification") for name in (config.architectures or []))
     auto = AutoModelForTokenClassification if is_tagger else AutoModelForSequenceClassification
     if adapter_only:
-        model = load_adapter_run(run_dir, auto, trust_remote_code=trust_remote_code)
+        model = load_adapter_run(run_dir, auto, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     else:
         model = load_pretrained(auto, str(run_dir), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if getattr(model.config, POOLING_KEY, "cls") == "mean":  # a feature-extraction run whose head reads the mean

@@ -8,10 +8,13 @@ pooler gets a low-rank update instead and only the classifier is saved whole.
 
 from __future__ import annotations
 
+import pickle
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from torch import nn
 
 from nlp_transfer.config import TransferConfig
@@ -215,9 +218,40 @@ def is_adapter_run(run_dir: str | Path) -> bool:
     return not has_weights and (run_dir / ADAPTER_DIR / "adapter_config.json").is_file()
 
 
-def load_adapter_run(run_dir: str | Path, auto_class: Any, *, trust_remote_code: bool = False) -> nn.Module:
+#: the adapter weights peft writes: safetensors, or (older runs, other tools) a pickle
+ADAPTER_SAFETENSORS = "adapter_model.safetensors"
+ADAPTER_PICKLE = "adapter_model.bin"
+
+
+def adapter_weights_file(run_dir: str | Path, *, allow_pickle: bool = False) -> Path:
+    """The adapter weights file of an adapter-only run, refused when it is a pickle and ``allow_pickle`` is off.
+
+    peft loads ``adapter_model.bin`` when there is no safetensors file; unpickling it can run code, so it is loaded
+    only as the model weights are: on ``allow_pickle``.
+    """
+    adapter = Path(run_dir) / ADAPTER_DIR
+    if (adapter / ADAPTER_SAFETENSORS).is_file():
+        return adapter / ADAPTER_SAFETENSORS
+    pickled = adapter / ADAPTER_PICKLE
+    if not pickled.is_file():
+        raise UserError(f"{adapter}: no adapter weights (no {ADAPTER_SAFETENSORS}); the run is incomplete. Train it again.")
+    if not allow_pickle:
+        raise UserError(
+            f"{pickled}: pickle-based adapter weights and no {ADAPTER_SAFETENSORS}. Unpickling can run code when loaded; "
+            "pass --allow-pickle (allow_pickle=True) only if you trust where the run came from."
+        )
+    return pickled
+
+
+def load_adapter_run(
+    run_dir: str | Path, auto_class: Any, *, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> nn.Module:
     """The model of an adapter-only run: its base model (from run_info.json, else adapter_config.json) with
-    the run's config (labels), the adapter loaded with peft and merged in."""
+    the run's config (labels), the adapter loaded with peft and merged in.
+
+    The adapter weights load from safetensors unless ``allow_pickle`` (:func:`adapter_weights_file`); a file that
+    cannot be read (damaged, or a pickle holding more than tensors) is a UserError naming it.
+    """
     import json
 
     from peft import PeftModel
@@ -226,6 +260,7 @@ def load_adapter_run(run_dir: str | Path, auto_class: Any, *, trust_remote_code:
     from nlp_transfer.models import resolve_model
 
     run_dir = Path(run_dir)
+    weights = adapter_weights_file(run_dir, allow_pickle=allow_pickle)
     info_file = run_dir / "run_info.json"
     info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else {}
     adapter_config = json.loads((run_dir / ADAPTER_DIR / "adapter_config.json").read_text(encoding="utf-8"))
@@ -236,7 +271,28 @@ def load_adapter_run(run_dir: str | Path, auto_class: Any, *, trust_remote_code:
     base = auto_class.from_pretrained(
         resolve_model(base_name).path, config=config, trust_remote_code=trust_remote_code, use_safetensors=True
     )
-    return merge_adapters(PeftModel.from_pretrained(base, str(run_dir / ADAPTER_DIR)))
+    try:
+        with warnings.catch_warnings():  # torch's note on the pickle protocol would come before the error, a second line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            adapted = PeftModel.from_pretrained(base, str(run_dir / ADAPTER_DIR))
+    except (pickle.UnpicklingError, SafetensorError, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        raise unreadable_adapter(weights, err) from None
+    return merge_adapters(adapted)
+
+
+def unreadable_adapter(weights: Path, err: BaseException) -> UserError:
+    """The one-line error for adapter ``weights`` that peft could not load: a pickle torch refused to unpickle (it holds
+    more than tensors), or a damaged or mismatched file."""
+    if isinstance(err, pickle.UnpicklingError) and "weights only" in str(err).lower():
+        return UserError(
+            f"{weights}: the pickle holds more than tensors (Python objects that unpickling would build or run), so it "
+            "is refused with --allow-pickle or without. Do not load this run anywhere; train it again."
+        )
+    first_line = (str(err).strip().splitlines() or [""])[0][:160]
+    return UserError(
+        f"{weights}: the adapter weights cannot be loaded ({type(err).__name__}: {first_line}). "
+        "Copy the run again from where it was trained, or train it again."
+    )
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:
