@@ -476,3 +476,7 @@ def test_long_text_windows_cut_a_long_text_into_windows_instead_of_truncating_it
     assert run_adapt(adapt_args(tiny_model_dir, texts, tmp_path / "run", **extra)) == 0
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["truncated_texts"]["train"] == 0 and info["truncated_texts"]["train_windows"] > 36
+    # adapt reads no task or strategy of a config: the NER and few-shot recipes' own limits on windows do not apply
+    for recipe in ("recipes/configs/ner/minilm_full.yaml", "recipes/configs/sentiment/minilm_few_shot.yaml"):
+        args = adapt_args(tiny_model_dir, texts, tmp_path / recipe.split("/")[-1], **extra, **{"data.format": "null"})
+        assert run_adapt([str(REPO / recipe), *args[1:], "training.save_steps=null"]) == 0, recipe

@@ -32,8 +32,10 @@ def run_adapt(argv: Sequence[str], prog: str = "nlp-transfer adapt") -> int:
 
     def action() -> None:
         from nlp_transfer.config import load_config
+        from nlp_transfer.config.checks import checks_for_adapt
 
-        config = load_config(args.config, args.overrides)
+        with checks_for_adapt():
+            config = load_config(args.config, args.overrides)
         from nlp_transfer.adapt.run import run_adaptation  # torch and transformers load only for a valid config
 
         started.append(config.output_dir)

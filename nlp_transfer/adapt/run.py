@@ -22,6 +22,7 @@ from nlp_transfer.adapt.model import MaskedLMScorer, base_weights_to_keep, build
 from nlp_transfer.adapt.task import MaskedLMTask
 from nlp_transfer.adapt.texts import UnlabelledTexts, read_texts, text_files
 from nlp_transfer.config import RunConfig, config_to_dict
+from nlp_transfer.config.checks import checks_for_adapt
 from nlp_transfer.config.parse import checked_config
 from nlp_transfer.errors import DataError, UserError
 from nlp_transfer.models import resolve_with_tokenizer
@@ -72,7 +73,8 @@ def run_adaptation(config: RunConfig, *, resume: bool = False, overwrite: bool =
     With ``overwrite`` the earlier run moves aside only once every input has loaded, and comes back if this run fails
     before its first checkpoint (:func:`nlp_transfer.output_dir.replaced_on_success`).
     """
-    config = checked_config(config)  # a RunConfig built in Python gets the checks a config file gets
+    with checks_for_adapt():
+        config = checked_config(config)  # a RunConfig built in Python gets the checks a config file gets
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     output_dir = Path(config.output_dir)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from nlp_transfer.config.schema import RunConfig, TransferConfig
@@ -124,12 +126,27 @@ def check_values(config: RunConfig, source: str) -> None:
     check_end_to_end_rate(config, source)
 
 
+#: set while adapt reads a config: it reads no task or strategy of it, so their limits on its settings do not hold
+_FOR_ADAPT = contextvars.ContextVar("for_adapt", default=False)
+
+
+@contextlib.contextmanager
+def checks_for_adapt() -> Iterator[None]:
+    """Check configs as ``adapt`` reads them (any recipe's config, whatever its task and strategy) inside the block."""
+    token = _FOR_ADAPT.set(True)
+    try:
+        yield
+    finally:
+        _FOR_ADAPT.reset(token)
+
+
 def check_long_text(config: RunConfig, source: str) -> None:
-    """training.long_text=windows serves classification and multilabel, with a stride that leaves windows room to advance."""
+    """training.long_text=windows serves classification and multilabel (and adapt, whatever the config's task and
+    strategy), with a stride that leaves windows room to advance."""
     t = config.training
     if t.long_text != "windows":
         return
-    if config.task not in ("classification", "multilabel"):
+    if config.task not in ("classification", "multilabel") and not _FOR_ADAPT.get():
         raise ConfigError(
             f"{source}: training.long_text=windows is for task=classification and multilabel; "
             f"set training.long_text=truncate for task={config.task}."
@@ -139,7 +156,7 @@ def check_long_text(config: RunConfig, source: str) -> None:
             f"{source}: training.window_stride must be at most half of training.max_length ({t.max_length // 2}), "
             f"got {t.window_stride}. Fix the value of training.window_stride."
         )
-    if caches_features(config):
+    if caches_features(config) and not _FOR_ADAPT.get():
         fix = "set transfer.cache_features=false" if config.strategy == "frozen" else "choose another strategy"
         raise ConfigError(
             f"{source}: training.long_text=windows cannot run with strategy={config.strategy}: its head trains on cached "
