@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import re
 
-# not \b: a token with "_" beside it (my_hf_..., hf_..._old) is still one; api_org_ is the old organisation token
+# a token is random letters and digits, so it holds a capital letter: a file name or a timestamp after "hf_" is no
+# token (hf_sentiment_v2.csv, hf_20260105123045123456); "_" may touch it (my_hf_...), api_org_ is the old organisation token
 #: a Hugging Face access token as the Hub writes them (hf_ or api_org_, then letters or digits)
-HUB_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])(?:hf|api_org)_[A-Za-z0-9]{20,}")
+HUB_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9])(?:hf|api_org)_(?=[a-z0-9]*[A-Z])[A-Za-z0-9]{20,}(?![A-Za-z0-9])")
 
 
 class UserError(Exception):

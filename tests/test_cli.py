@@ -731,6 +731,8 @@ def test_a_token_typed_where_it_does_not_belong_is_never_echoed(monkeypatch, cap
     # a "_" beside the token hid it from a \b-bounded pattern; the old organisation tokens were not masked at all
     old_org = "api_org_" + "OrgToken0123456789abcdefgh"
     assert without_secrets(f"my_{token}_old and {old_org}.") == "my_hf_***_old and hf_***."
+    for not_a_token in ("data/hf_sentimentclassification_v2_train.csv", "runs/hf_20260105123045123456_sst2"):
+        assert without_secrets(f"{not_a_token}: no such file") == f"{not_a_token}: no such file"
 
 
 def test_a_model_with_code_of_its_own_is_refused_with_the_setting_that_allows_it(tiny_model_dir, tmp_path, monkeypatch, capsys):

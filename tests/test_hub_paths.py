@@ -231,3 +231,8 @@ def test_the_card_and_the_file_list_refuse_unsafe_yaml_and_outside_links_in_proc
     (run / "check" / "check.json").symlink_to(base_run / "metrics.json")  # read into the card, so checked as well
     with pytest.raises(UserError, match=r"check\.json: a symbolic link to .*, outside"):
         collect_files(run, "merged")
+    (run / "check" / "check.json").unlink()
+    (run / "adapter").mkdir()  # a merged push uploads no adapter file, but the card reads its target modules
+    (run / "adapter" / "adapter_config.json").symlink_to(base_run / "metrics.json")
+    with pytest.raises(UserError, match=r"adapter_config\.json: a symbolic link to .*, outside"):
+        collect_files(run, "merged")

@@ -37,7 +37,7 @@ RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "confusion_matrix_*
 
 
 #: Files of a run that the model card is written from besides those uploaded (read, so kept inside the run folder too).
-CARD_SOURCES = ("config.json", "tokenizer_config.json", "check/check.json")
+CARD_SOURCES = ("config.json", "tokenizer_config.json", "check/check.json", "adapter/adapter_config.json")
 
 
 #: Never uploaded: training state, pickles, editor/OS clutter, a README we replace with the card.
