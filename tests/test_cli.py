@@ -780,5 +780,8 @@ def test_a_verb_launched_once_per_process_does_its_work_once(trained_run, tmp_pa
     code, out, err = cli_in_process(capsys, "predict", trained_run["out"], "great movie")
     assert code == 0 and json.loads(out)["text"] == "great movie"
     assert "predict runs in one process; the 1 other(s) launched with it did nothing" in err
+    assert "WORLD_SIZE" not in os.environ and "RANK" not in os.environ  # rank's process state waited for the others
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
     code, _, err = cli_in_process(capsys, "compare", "recipes/configs/sentiment/minilm_full.yaml")
     assert code == 2 and err == "error: compare starts a process per arm itself; run it without accelerate launch or torchrun.\n"

@@ -295,6 +295,9 @@ def test_a_multi_label_hold_out_keeps_a_training_row_of_every_label(tmp_path):
     for seed in range(12):
         data = load_text_classification_data(DataConfig(train_file=str(ml), validation_split=0.3), multi_label=True, seed=seed)
         assert ["rare"] in list(data.splits["train"]["label"]), seed
+    unique = write_labelled(tmp_path / "unique.csv", [f"common|tag{i}" for i in range(10)])
+    with pytest.raises(DataError, match=r"each row it would hold out carries a label no other row has.*or more rows\."):
+        load_text_classification_data(DataConfig(train_file=str(unique), validation_split=0.1), multi_label=True)
 
 
 def test_texts_shared_with_training_and_labels_alike_but_for_case_are_warned_about(tmp_path, caplog):

@@ -28,6 +28,7 @@ BERT_TEXTS = [
     "Peter\x07Blackburn met Anna\x1fLee",  # control characters: deleted by the tokenizer, no word boundary
     "x\x0cy z\x85w",  # form feed and NEL are controls to BERT, though Python counts them as spaces
     "ひらがな 한국어 Mer\u00adkel",  # kana and hangul are no ideographs: runs of letters
+    "Report ends.\n\x0c\nAngela met \x07 Tim \u00ad here",  # alone between spaces: deleted, no word (no [UNK])
 ]
 
 
@@ -52,7 +53,8 @@ def test_each_cjk_ideograph_is_a_word_as_in_character_per_line_data():
 def test_control_characters_join_the_word_they_are_in():
     assert _checked("Peter\x07Blackburn") == ["Peter\x07Blackburn"]
     assert _checked("a\x0cb c") == ["a\x0cb", "c"]
-    assert _checked("Lisbon \x07 .") == ["Lisbon", "\x07", "."]  # alone between spaces: a word of its own
+    assert _checked("Lisbon \x07 .") == ["Lisbon", "."]  # alone between spaces: deleted by the tokenizer, no word
+    assert _checked("end.\n\x0c\nNext") == ["end", ".", "Next"]  # a page break between paragraphs
 
 
 def test_split_words_finds_the_bert_tokenizers_words(tiny_model_dir):
@@ -65,15 +67,15 @@ def test_split_words_finds_the_bert_tokenizers_words(tiny_model_dir):
 def test_no_entity_is_only_invisible_characters_nor_starts_or_ends_with_one():
     text = "\x07 Smith \u00ad met \x07 in Oslo \u00ad"
     words, spans = split_words(text)
-    assert words == ["\x07", "Smith", "\u00ad", "met", "\x07", "in", "Oslo", "\u00ad"]
-    tags = ["B-PER", "I-PER", "I-PER", "O", "B-LOC", "O", "B-LOC", "I-LOC"]
-    scores = [0.1, 0.9, 0.2, 0.9, 0.8, 0.9, 0.7, 0.3]
+    assert words == ["Smith", "met", "in", "Oslo"]  # the lone invisible runs are no words
+    tags = ["B-PER", "O", "O", "B-LOC"]
+    scores = [0.9, 0.9, 0.9, 0.7]
     entities = entity_spans(text, tags, scores, spans)
     assert [(e["text"], e["type"], e["score"]) for e in entities] == [("Smith", "PER", 0.9), ("Oslo", "LOC", 0.7)]
     assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
     inside = "Anna \u00ad Lee"
-    [entity] = entity_spans(inside, ["B-PER", "I-PER", "I-PER"], [1.0, 0.5, 1.0], split_words(inside)[1])
-    assert entity["text"] == inside and entity["score"] == pytest.approx(2.5 / 3)  # inside an entity it stays
+    [entity] = entity_spans(inside, ["B-PER", "I-PER"], [1.0, 0.5], split_words(inside)[1])
+    assert entity["text"] == inside and entity["score"] == pytest.approx(0.75)  # inside an entity's span it stays
 
 
 def _captured_rows(monkeypatch, task, texts):

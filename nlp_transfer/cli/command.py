@@ -9,6 +9,7 @@ flag (``--text-column``) in place of the config key (``data.text_column``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -57,6 +58,8 @@ def dispatch(args: argparse.Namespace) -> int:
             return 2
         if rank > 0:
             return 0
+        for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):  # the others have gone: a process group
+            os.environ.pop(name, None)  # joined now (rank's Accelerate state) would wait for them for ever
         print(f"note: {args.verb} runs in one process; the {copies - 1} other(s) launched with it did nothing.", file=sys.stderr)
     takes_flags = getattr(module, "reads_data_from_flags", lambda _: False)(args)
     return guard(args.debug, lambda: module.run(args), name_flags if takes_flags else str)
@@ -67,8 +70,6 @@ LAUNCH_FIX = "run it without accelerate launch or torchrun."
 
 def launched_copies() -> tuple[int, int]:
     """(how many copies of this command ``accelerate launch`` or ``torchrun`` started, this one's rank): (1, 0) alone."""
-    import os
-
     try:
         return max(int(os.environ.get("WORLD_SIZE") or 1), 1), int(os.environ.get("RANK") or 0)
     except ValueError:  # not set by a launcher

@@ -154,6 +154,8 @@ def hold_out(
         except ValueError as err:  # a side left empty: scikit-learn says which
             raise DataError(_split_refused(fraction, len(rows), str(err).splitlines()[0])) from None
         held = set(chosen) if stratify is None else _every_class_trains(set(chosen), stratify)
+        if chosen and not held:  # every row drawn carries a label no other row has: each went back to training
+            raise DataError(_split_refused(fraction, len(rows), "each row it would hold out carries a label no other row has"))
     train, validation = [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
     if not train or not validation:
         raise DataError(_split_refused(fraction, len(rows), "one side would be empty"))
@@ -182,7 +184,8 @@ def _every_class_trains(held: set[int], labels: Sequence[Any]) -> set[int]:
 def _split_refused(fraction: float, rows: int, reason: str) -> str:
     return (
         f"data.validation_split={fraction} cannot hold out validation from the {rows:,} training rows ({reason}). "
-        "Give data.validation_file, or a data.validation_split that leaves rows on both sides (e.g. 0.1)."
+        "Give data.validation_file, or a data.validation_split that leaves rows on both sides"
+        + (" (e.g. 0.1)." if fraction != 0.1 else ", or more rows.")
     )
 
 

@@ -72,7 +72,8 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     word they touch instead of becoming words of their own, and letters right after one join its word too: the
     tokenizer deletes a soft hyphen, a zero-width joiner or a control character, so "Mer\u00adkel" and
     "Peter\x07Blackburn" are one word to it, and a decomposed accent splits no word ("Se\u0301gole\u0300ne" is one
-    word, as its composed form is). Invisible characters with spaces around them are a word of their own.
+    word, as its composed form is). Invisible characters with spaces around them are no word: the tokenizer deletes
+    them, so the model never reads them (a form feed between paragraphs, a stray soft hyphen).
     """
     words: list[str] = []
     spans: list[tuple[int, int]] = []
@@ -92,7 +93,8 @@ def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
             words.append(match.group())
             spans.append((start, end))
             open_kind = "single" if kind == "cjk" else kind
-    return words, spans
+    kept = [i for i, word in enumerate(words) if not only_invisible(word)]  # deleted by the tokenizer: no word at all
+    return [words[i] for i in kept], [spans[i] for i in kept]
 
 
 def only_invisible(text: str) -> bool:
