@@ -349,10 +349,15 @@ def remove_resume_state(output_dir: Path) -> None:
 
 
 def save_reports(output_dir: Path, task: Task, metrics: dict[str, Any], info: RunInfo) -> None:
-    """The tokenizer, metrics.json, the confusion-matrix plots and run_info.json."""
+    """The tokenizer, the confusion-matrix plots, metrics.json and, last, run_info.json.
+
+    Both reports are written whole or not at all (:func:`write_text_atomic`), run_info.json last: a run counts as
+    finished only once both are whole (:func:`nlp_transfer.output_dir.is_finished`), so one interrupted in between is
+    never taken for a finished run that ``--overwrite`` may move over the earlier run waiting in ``.NAME.replaced``.
+    """
     task.tokenizer.save_pretrained(output_dir)
     save_metrics(output_dir, metrics)
-    info.write(output_dir)
+    write_text_atomic(output_dir / RUN_INFO_FILE, json.dumps(info.to_dict(), indent=2))
 
 
 def save_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
@@ -362,7 +367,7 @@ def save_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:
             save_confusion_matrix(
                 values["confusion_matrix"], output_dir / f"confusion_matrix_{split}.png", title=f"Confusion matrix ({split})"
             )
-    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text_atomic(output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
 
 
 def format_metrics(metrics: dict[str, dict[str, Any]], output_dir: Path) -> str:

@@ -337,6 +337,26 @@ def test_exporting_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["notes"] and not any((tmp_path / "notes").iterdir())
 
 
+def test_a_run_with_pickled_weights_exports_only_with_allow_pickle(sentiment, tmp_path, capsys):
+    """export refused a pytorch_model.bin run with "pass --allow-pickle", a flag it did not have (nor
+    --trust-remote-code, which a model with its own code needs): it takes predict's loading flags now."""
+    import torch
+
+    from nlp_transfer.cli.command import build_parser
+
+    run = tmp_path / "pickled"
+    shutil.copytree(sentiment[0], run, ignore=shutil.ignore_patterns("onnx", "checkpoints"))
+    torch.save(load_file(run / "model.safetensors"), run / "pytorch_model.bin")
+    (run / "model.safetensors").unlink()
+    out = tmp_path / "out"
+    one_error(capsys, ["export", str(run), "--output", str(out)], "--allow-pickle")
+    assert not out.exists()
+    assert main(["export", str(run), "--output", str(out), "--allow-pickle"]) == 0, capsys.readouterr().err
+    assert export_info(out)["labels"] == export_info(sentiment[0] / "onnx")["labels"]
+    args = build_parser().parse_args(["export", str(run), "--trust-remote-code", "--allow-pickle"])
+    assert (args.trust_remote_code, args.allow_pickle, args.batch_size) == (True, True, 64)
+
+
 def test_missing_onnxruntime_names_the_extra(sentiment, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
     hint = 'pip install "nlp-transfer[export]"'

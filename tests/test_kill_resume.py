@@ -141,3 +141,49 @@ def test_a_pass_over_the_batches_leaves_the_global_rng_alone():
         before = torch.get_rng_state()
         assert list(loader), name
         assert torch.equal(torch.get_rng_state(), before), f"{name} drew from the global RNG"
+
+
+def test_an_overwrite_stopped_between_its_reports_never_costs_the_finished_run(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """QA repro3 end to end. Planted fault: the first --overwrite, stopped after metrics.json and before run_info.json,
+    counted as finished; the second --overwrite moved it over the finished run waiting in .NAME.replaced and, stopped
+    before its first checkpoint, put it back in place of the finished run, which was gone."""
+    from nlp_transfer.cli import main
+    from nlp_transfer.output_dir import is_finished, replaced_path
+    from tests.conftest import sentiment_splits
+
+    (tmp_path / "data").mkdir()
+    files = sentiment_splits(tmp_path / "data", 40, 20)
+    run = tmp_path / "runs" / "a"
+    data = {f"data.{split}_file": path for split, path in files.items()}
+
+    def train_cli(seed: int, *flags: str) -> int:
+        config = str(REPO / "tests/bad_inputs/good.yaml")
+        return main(["train", config, *tiny_overrides(tiny_model_dir, run, **data, seed=seed), *flags])
+
+    assert train_cli(1) == 0
+    finished = (run / "model.safetensors").read_bytes()
+    import nlp_transfer.pipeline
+    import nlp_transfer.training.loop
+
+    write_text_atomic = nlp_transfer.pipeline.write_text_atomic
+
+    def stopped_at_run_info(path: Path, text: str) -> None:
+        if Path(path).name == "run_info.json":
+            raise KeyboardInterrupt
+        write_text_atomic(path, text)
+
+    monkeypatch.setattr(nlp_transfer.pipeline, "write_text_atomic", stopped_at_run_info)
+    assert train_cli(2, "--overwrite") == 130
+    monkeypatch.undo()
+    assert (run / "metrics.json").is_file() and not is_finished(run)  # kept for --resume: it has a checkpoint
+    assert (replaced_path(run) / "model.safetensors").read_bytes() == finished
+
+    def stopped_in_first_step(*args: object, **kwargs: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nlp_transfer.training.loop, "train_step", stopped_in_first_step)
+    assert train_cli(3, "--overwrite") == 130
+    monkeypatch.undo()
+    assert (run / "model.safetensors").read_bytes() == finished and is_finished(run)
+    assert not replaced_path(run).exists()
+    capsys.readouterr()

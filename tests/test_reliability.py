@@ -4,6 +4,7 @@ import errno
 
 import pytest
 import torch
+from safetensors import SafetensorError
 
 from nlp_transfer.config import load_config
 from nlp_transfer.errors import UserError
@@ -175,3 +176,50 @@ def test_an_error_during_training_starts_its_own_line_after_the_progress_bar(sen
     err = capsys.readouterr().err
     assert "training:" in err  # the bar was drawn
     assert err.rstrip("\n").split("\n")[-1].startswith("error: "), err[-500:]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (SafetensorError("Error while serializing: I/O error: File too large (os error 27)"), "over the file-size limit"),
+        (RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534"), "cut short while written"),
+        (OSError(errno.EROFS, "Read-only file system"), "the file system is read-only"),
+    ],
+)
+def test_a_library_s_failed_write_keeps_the_best_model_and_leaves_no_temporary(tmp_path, error, reason):
+    """Planted fault: safetensors and torch report a write with no room in their own error types (not OSError), so the
+    failure escaped as a traceback and `.tmp-best` stayed behind."""
+    from accelerate import Accelerator
+
+    accelerator, target = Accelerator(cpu=True), tmp_path / "best"
+    checkpoints.write_collectively(accelerator, target, lambda tmp: (tmp / "model.safetensors").write_text("good"))
+
+    def cut(tmp):
+        (tmp / "model.safetensors").write_text("ha")
+        raise error
+
+    for write_all, write_main in ((cut, None), (lambda tmp: None, cut)):
+        with pytest.raises(UserError, match=rf"best: cannot write the best model \(.*{reason}.*earlier checkpoints are intact"):
+            checkpoints.write_collectively(accelerator, target, write_all, write_main)
+        assert (target / "model.safetensors").read_text() == "good"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    with pytest.raises(UserError, match=rf"cannot write \(.*{reason}"):
+        checkpoints.write_atomically(target, cut)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
+def test_a_bug_in_a_collective_write_is_raised_as_it_is_and_cleaned_up(tmp_path):
+    """Not every error is a full disk: a bug keeps its own type and traceback, and still leaves no temporary folder."""
+    from accelerate import Accelerator
+
+    def bug(tmp):
+        (tmp / "model.safetensors").write_text("ha")
+        raise ValueError("a tensor of the wrong shape")
+
+    with pytest.raises(ValueError, match="wrong shape"):
+        checkpoints.write_collectively(Accelerator(cpu=True), tmp_path / "best", bug)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.write_collectively(
+            Accelerator(cpu=True), tmp_path / "best", lambda tmp: (_ for _ in ()).throw(KeyboardInterrupt)
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from nlp_transfer.check.run_calibration import (
 from nlp_transfer.check.selective import plot_accuracy_coverage
 from nlp_transfer.config import DataConfig
 from nlp_transfer.errors import UserError
+from nlp_transfer.files import write_together
 
 CHECK_DIR = "check"
 
@@ -58,6 +59,8 @@ def check_run(
     text_column: str = "text",
     calibrator: str = "temperature",
     drift_encoding: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> dict[str, Any]:
     """Check a run and write RUN_DIR/check/ (and the temperature); ``report["gates"]["missed"]`` lists missed gates.
 
@@ -67,8 +70,11 @@ def check_run(
     single-label scores get from now on (``temperature``; ``isotonic``, a temperature then a map of the chosen
     label's score; ``auto``, the one with the lower cross-fitted validation ECE). ``drift_encoding``: how the drift
     file is decoded (default: ``data.encoding``, else UTF-8). Bad options fail before any model loads or scores.
+    ``trust_remote_code`` and ``allow_pickle`` say how the run may be loaded, as for predict. The run folder is locked
+    from loading to the last write, so a run another process is writing is refused (and never gets a stale report).
     """
     from nlp_transfer.inference import load_run
+    from nlp_transfer.output_dir import run_lock
     from nlp_transfer.tasks.token_classification import TokenClassificationTask
 
     run_dir = Path(run_dir)
@@ -79,16 +85,35 @@ def check_run(
     )
     options.drift_encoding = drift_encoding
     check_options(options)
-    model, task = load_run(run_dir, calibrated=False)  # the check fits the calibration anew (and replaces a damaged one)
-    if isinstance(task, TokenClassificationTask):
-        report = check_tagger(run_dir, model, task, options)
-    else:
-        report = check_classifier(run_dir, model, task, options)
-    out = run_dir / CHECK_DIR
-    out.mkdir(exist_ok=True)
-    (out / "check.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(markdown_report(report), encoding="utf-8")
+    with run_lock(run_dir, "wait for it to end, then check the run again"):
+        # the check fits the calibration anew (and replaces a damaged one)
+        model, task = load_run(run_dir, calibrated=False, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+        figures: dict[Path, Callable[[Path], Any]] = {}
+        if isinstance(task, TokenClassificationTask):
+            report = check_tagger(run_dir, model, task, options)
+        else:
+            report = check_classifier(run_dir, model, task, options, figures)
+        write_check_files(run_dir / CHECK_DIR, report, figures)
+        if not isinstance(task, TokenClassificationTask) and not task.multi_label:  # once the report is in place
+            write_calibration(run_dir, report["calibration"], report["fitted_on"])
     return report
+
+
+def write_check_files(out: Path, report: dict[str, Any], figures: dict[Path, Callable[[Path], Any]]) -> None:
+    """Write ``check.json``, ``report.md`` and the plots (``figures``: path -> drawing function) into ``out``.
+
+    Each is written beside its place and all are moved in once every one is whole: a failed write (a full disk, a
+    file-size limit) keeps the earlier report and plots as they were, never a cut file or a mix of two checks.
+    """
+    out.mkdir(exist_ok=True)
+    check_json, report_md = json.dumps(report, indent=2) + "\n", markdown_report(report)
+    write_together(
+        {
+            **figures,
+            out / "check.json": lambda partial: partial.write_text(check_json, encoding="utf-8"),
+            out / "report.md": lambda partial: partial.write_text(report_md, encoding="utf-8"),
+        }
+    )
 
 
 @dataclass
@@ -162,8 +187,14 @@ def check_tagger(run_dir: Path, model: Any, task: Any, options: CheckOptions) ->
     return report
 
 
-def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions) -> dict[str, Any]:
-    """A classification run: calibration, selective prediction, behaviour, bias, slices; plots and the temperature."""
+def check_classifier(
+    run_dir: Path, model: Any, task: Any, options: CheckOptions, figures: dict[Path, Callable[[Path], Any]] | None = None
+) -> dict[str, Any]:
+    """A classification run: calibration, selective prediction, behaviour, bias, slices.
+
+    The plots are added to ``figures`` (path -> drawing function) for :func:`write_check_files`, which writes them
+    with the report; the caller writes the temperature (:func:`write_calibration`) once the report is in place.
+    """
     from nlp_transfer.check.behaviour import run_suites
     from nlp_transfer.check.bias import bias_report, load_bias_suite
     from nlp_transfer.check.probes import load_suites, run_classifier, slice_source
@@ -190,14 +221,12 @@ def check_classifier(run_dir: Path, model: Any, task: Any, options: CheckOptions
     if options.drift:
         report["drift"] = drift_figures(run_dir, options)
     report["gates"] = {"bounds": gates, "missed": missed_gates(report, gates)}
-    out = run_dir / CHECK_DIR
-    out.mkdir(exist_ok=True)
-    calibration = report["calibration"]
+    out, calibration = run_dir / CHECK_DIR, report["calibration"]
+    figures = {} if figures is None else figures
     if "bins" in calibration:
-        plot_reliability(calibration["bins"], calibration["bins_after_temperature"], out / "reliability.png")
-    plot_accuracy_coverage(scores, correct, out / "accuracy_coverage.png")
-    if not task.multi_label:
-        write_calibration(run_dir, calibration, report["fitted_on"])
+        bins = calibration["bins"], calibration["bins_after_temperature"]
+        figures[out / "reliability.png"] = lambda partial: plot_reliability(*bins, partial)
+    figures[out / "accuracy_coverage.png"] = lambda partial: plot_accuracy_coverage(scores, correct, partial)
     return report
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nlp_transfer.cli.options import add_data_options, add_load_options, data_config
+from nlp_transfer.cli.options import add_data_options, add_load_options, data_config, load_options
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
         drift_encoding=args.encoding,
         text_column=args.text_column,
         calibrator=args.calibrator,
+        **load_options(args),
     )
     print("\n".join(summary_lines(report)))
     print(f"report: {Path(args.run_dir) / 'check'}")

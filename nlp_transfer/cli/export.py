@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nlp_transfer.cli.options import finite_number, whole_number
+from nlp_transfer.cli.options import add_load_options, finite_number, load_options
 
 
 def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,8 +20,7 @@ def add_parser(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         default=0.5,
         help="refuse (exit 1, nothing written) when the export's validation metric is more than this many points below the run's (default: 0.5)",
     )
-    export.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per batch when checking (default: 64)")
-    export.add_argument("--debug", action="store_true", help="show tracebacks and library logs")
+    add_load_options(export)  # --batch-size (texts per batch when checking), --trust-remote-code, --allow-pickle, --debug
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,7 +28,14 @@ def run(args: argparse.Namespace) -> None:
     from nlp_transfer.export.command import ExportRefused, export_run
 
     try:
-        report = export_run(args.run_dir, output=args.output, int8=args.int8, max_drop=args.max_drop, batch_size=args.batch_size)
+        report = export_run(
+            args.run_dir,
+            output=args.output,
+            int8=args.int8,
+            max_drop=args.max_drop,
+            batch_size=args.batch_size,
+            **load_options(args),
+        )
     except ExportRefused as refused:
         print(refused, file=sys.stderr)
         raise SystemExit(1) from None

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nlp_transfer.errors import UserError, without_secrets
+from nlp_transfer.files import disk_error, disk_error_message
 from nlp_transfer.process_group import end_process_group
 
 EXIT_USER_ERROR = 2
@@ -84,7 +85,8 @@ def guard(
     *,
     resumable: bool | Callable[[], bool] = False,
 ) -> int:
-    """Run ``action``; user errors, and paths that cannot be read or written, become one message and exit code 2.
+    """Run ``action``; user errors, paths that cannot be read or written, and writes that find no room (a full disk, a
+    file-size limit, a quota, a read-only disk) become one message and exit code 2.
 
     ``rename`` rewrites a user error's message (verbs that take flags name the flag where readers name a config key);
     ``resumable``: the verb takes ``--resume``, which its interrupted message then names; a callable says whether
@@ -105,16 +107,26 @@ def guard(
     except BrokenPipeError:  # the reader went away (`nlp-transfer config | head`): stop quietly, as `yes | head` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
         return EXIT_BROKEN_PIPE
-    except OSError as err:
-        if err.filename is None or not isinstance(err, PATH_ERRORS):
+    except Exception as err:
+        message = _path_or_disk_message(err)
+        if message is None:
             raise
         if debug:
             traceback.print_exc()
-        print(f"error: {err.filename}: {err.strerror}. Give a path that exists and that you may write to.", file=sys.stderr)
+        print(f"error: {without_secrets(message)}", file=sys.stderr)
         return EXIT_USER_ERROR
     finally:
         end_process_group()
     return 0
+
+
+def _path_or_disk_message(err: Exception) -> str | None:
+    """The one line for a path the user named that cannot be used, or for a write that found no room (a full disk, a
+    file-size limit, a quota, a read-only disk; also as safetensors or torch report it); None for anything else."""
+    if isinstance(err, PATH_ERRORS) and err.filename is not None:
+        return f"{err.filename}: {err.strerror}. Give a path that exists and that you may write to."
+    found = disk_error(err)
+    return None if found is None else disk_error_message(found)
 
 
 def _interrupted_message(resumable: bool | Callable[[], bool]) -> str:

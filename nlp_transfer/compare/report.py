@@ -11,7 +11,7 @@ from typing import Any
 from nlp_transfer.compare.rows import MEMORY_NOTES, REPORT_FILES, SCRATCH, ComparisonRow
 from nlp_transfer.compare.seeds import AggregateRow, aggregate_rows, aggregate_table, recommendations, several_seeds
 from nlp_transfer.compare.tables import markdown_table
-from nlp_transfer.files import write_text_atomic
+from nlp_transfer.files import write_together
 
 
 @dataclass
@@ -65,8 +65,13 @@ def write_report(rows: Sequence[ComparisonRow], output_dir: str | Path, context:
     else:
         text += "\n## Recommendation\n\nOne run a strategy and size: no spread to judge a lead by.\n\n" + advice
         plot_comparison([r for r in rows if r.value is not None], paths["compare.png"])
-    write_text_atomic(paths["compare.json"], json.dumps(payload, indent=2))
-    write_text_atomic(paths["compare.md"], text)
+    body = json.dumps(payload, indent=2)
+    write_together(  # both whole or neither (the png was replaced whole, or the old one kept, above)
+        {
+            paths["compare.json"]: lambda partial: partial.write_text(body, encoding="utf-8"),
+            paths["compare.md"]: lambda partial: partial.write_text(text, encoding="utf-8"),
+        }
+    )
     return paths
 
 

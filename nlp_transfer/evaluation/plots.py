@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nlp_transfer.files import write_atomic
+
 
 def new_figure(**subplots: Any) -> tuple[Any, Any]:
     """``plt.subplots(**subplots)`` on the file-only Agg backend (no display is needed or used)."""
@@ -17,14 +19,22 @@ def new_figure(**subplots: Any) -> tuple[Any, Any]:
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Lay out ``fig``, write it as a PNG at ``path`` (creating its folder) and free it."""
+    """Lay out ``fig``, write it at ``path`` (creating its folder; PNG unless the suffix names another format) and free it.
+
+    The image is written beside ``path`` and moved into place when whole: a failed write (a full disk, a file-size
+    limit) keeps the earlier image, never a cut one.
+    """
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a partial file written for files.write_together (report.png.partial) is still a PNG
+        image_format = Path(path.name.removesuffix(".partial")).suffix.lstrip(".").lower() or "png"
+        write_atomic(path, lambda partial: fig.savefig(partial, dpi=dpi, format=image_format))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -2,16 +2,21 @@
 
 Everything is written to a temporary folder beside the target; only an export that passes the check is moved
 to ``RUN_DIR/onnx`` (or ``--output``), so a refused or failed export leaves nothing behind, and an earlier
-export stays until a new one replaces it whole.
+export stays until a new one replaces it whole. The staging folder's name carries the exporting process's id: the next
+export removes it only once that process is gone (killed outright). While it runs, an export holds the run's lock
+(:func:`nlp_transfer.output_dir.run_lock`), and the output folder's when that lies outside the run, so a second export,
+a training run or a check in the same folder is refused instead of writing into it at the same time.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from nlp_transfer.export.onnx_backend import (
     weights_fingerprint,
 )
 from nlp_transfer.export.validation import ValidationSet, compare, validation_set
+from nlp_transfer.output_dir import run_lock
 
 DEFAULT_MAX_DROP = 0.5
 #: the float graph computes what the PyTorch model computes: its logits may differ by float rounding (1e-5 and less
@@ -33,6 +39,8 @@ DEFAULT_MAX_DROP = 0.5
 FLOAT_LOGIT_TOLERANCE = 0.01
 #: the int8 graph's decisions may differ from the float model's on near ties, on no more than this share of them
 MIN_INT8_AGREEMENT = 0.9
+#: what a second export of a run in use is told
+LOCK_ADVICE = "wait for it to end, then export again"
 
 
 class ExportRefused(Exception):
@@ -60,12 +68,17 @@ def score(model: Any, task: Any, data: ValidationSet, batch_size: int) -> Any:
     return data.per_text(task, batched_logits(model, task, data.rows, batch_size=batch_size))
 
 
-def build_export(run_dir: Path, folder: Path, *, int8: bool, batch_size: int) -> dict[str, Any]:
-    """Write the ONNX file(s) into ``folder`` and compare each with the torch model; returns the export record."""
+def build_export(
+    run_dir: Path, folder: Path, *, int8: bool, batch_size: int, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> dict[str, Any]:
+    """Write the ONNX file(s) into ``folder`` and compare each with the torch model; returns the export record.
+
+    ``trust_remote_code`` and ``allow_pickle`` say how the run may be loaded, as for predict.
+    """
     from nlp_transfer.export.onnx_export import fused_operators, quantize_int8, write_onnx
     from nlp_transfer.inference import load_run
 
-    model, task = load_run(run_dir, device="cpu")
+    model, task = load_run(run_dir, device="cpu", trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     data = validation_set(run_dir, task)
     started = time.perf_counter()
     inputs = write_onnx(model, task, folder / MODEL_FILE)
@@ -155,6 +168,58 @@ def refusal(report: dict[str, Any], max_drop: float) -> str | None:
     return None
 
 
+def staging_prefix(output: Path) -> str:
+    """The name of a staging folder of ``output`` up to the exporting process's id: ``.NAME.partial-``."""
+    return f".{output.name}.partial-"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this machine (this process counts as alive)."""
+    if pid <= 0 or os.name == "nt":  # os.kill(pid, 0) would end the process on Windows: keep what might be live
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    except (OverflowError, OSError):
+        return False
+    return True
+
+
+def remove_stale_staging(output: Path) -> None:
+    """Delete the staging folders beside ``output`` whose export was killed outright (SIGKILL): those whose process is
+    gone, and those without a process id in their name (left by an older version). A live export's stays."""
+    prefix = staging_prefix(output)
+    for folder in output.parent.iterdir():
+        if not folder.name.startswith(prefix):
+            continue
+        pid = folder.name[len(prefix) :].split("-")[0]
+        if not (pid.isdigit() and process_alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_export(run_dir: Path, output: Path, *, max_drop: float, **build: Any) -> dict[str, Any]:
+    """Build and check the export in a staging folder beside ``output``, then move it in place; the export record.
+
+    ``build``: :func:`build_export`'s keyword arguments (``int8``, ``batch_size`` and how the run may be loaded)."""
+    remove_stale_staging(output)
+    staging = Path(tempfile.mkdtemp(prefix=f"{staging_prefix(output)}{os.getpid()}-", dir=output.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the export is as readable as the run beside it
+    try:
+        report = build_export(run_dir, staging, **build)
+        report["max_drop"] = max_drop
+        reason = refusal(report, max_drop)
+        if reason:
+            raise ExportRefused(f"export refused: {reason}; nothing was written.", report)
+        (staging / INFO_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        _move_in_place(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
 def export_run(
     run_dir: str | Path,
     *,
@@ -162,11 +227,16 @@ def export_run(
     int8: bool = False,
     max_drop: float = DEFAULT_MAX_DROP,
     batch_size: int = 64,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> dict[str, Any]:
     """Export ``run_dir`` to ONNX (``output``, default ``RUN_DIR/onnx``), checked on its validation split.
 
+    ``trust_remote_code`` and ``allow_pickle`` say how the run may be loaded, as for predict.
+
     Returns the record also written to ``export.json``. Raises :class:`ExportRefused` (nothing written) when
-    the served model (int8 with ``int8``) is more than ``max_drop`` points below the torch model.
+    the served model (int8 with ``int8``) is more than ``max_drop`` points below the torch model, and a UserError
+    when another nlp-transfer process is writing the run (or ``output``).
     """
     from nlp_transfer.export.onnx_backend import require_onnxruntime
 
@@ -178,19 +248,11 @@ def export_run(
     output = Path(output) if output else run_dir / EXPORT_DIR
     check_replaceable(output, run_dir)
     output.parent.mkdir(parents=True, exist_ok=True)
-    for stale in output.parent.glob(f".{output.name}.partial-*"):  # left by an export killed outright (SIGKILL)
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the export is as readable as the run beside it
-    try:
-        report = build_export(run_dir, staging, int8=int8, batch_size=batch_size)
-        report["max_drop"] = max_drop
-        reason = refusal(report, max_drop)
-        if reason:
-            raise ExportRefused(f"export refused: {reason}; nothing was written.", report)
-        (staging / INFO_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        _move_in_place(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with ExitStack() as locks:
+        locks.enter_context(run_lock(run_dir, LOCK_ADVICE))
+        if run_dir.resolve() not in output.resolve().parents:  # an --output outside the run has its own lock
+            locks.enter_context(run_lock(output, LOCK_ADVICE))
+        load = {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
+        report = write_export(run_dir, output, max_drop=max_drop, int8=int8, batch_size=batch_size, **load)
     report["output"] = str(output)
     return report

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp_transfer.files import write_together
 from nlp_transfer.shift.measure import ShiftReport
 
 
@@ -60,6 +61,16 @@ def write_plot(report: ShiftReport, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    try:
+        _draw_panels(report, axes)
+        figure.tight_layout()
+        figure.savefig(path, dpi=100, format="png")
+    finally:
+        plt.close(figure)
+
+
+def _draw_panels(report: ShiftReport, axes: Any) -> None:
+    """Draw the three panels of :func:`write_plot` on ``axes``."""
     _length_panel(axes[0], report.lengths)
     size = report.texts["compared_per_side"]
     sides = {"source": slice(0, size), "target": slice(size, 2 * size)}
@@ -77,9 +88,6 @@ def write_plot(report: ShiftReport, path: Path) -> None:
             axes[2].scatter(*report.projection[rows].T, s=6, alpha=0.5, label=name)
         axes[2].set(title=f"embeddings, PCA (PAD {report.proxy_a_distance:.2f})", xlabel="PC 1", ylabel="PC 2")
         axes[2].legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def _length_panel(axis: Any, lengths: dict[str, list[int]]) -> None:
@@ -94,10 +102,18 @@ def _length_panel(axis: Any, lengths: dict[str, list[int]]) -> None:
 
 
 def write_report(report: ShiftReport, output_dir: str | Path) -> dict[str, Path]:
-    """Write ``shift.json`` and ``shift.png`` into ``output_dir`` (created); their paths by name."""
+    """Write ``shift.json`` and ``shift.png`` into ``output_dir`` (created); their paths by name.
+
+    Both are written beside their place and moved in together once both are whole: a failed write (a full disk, a
+    file-size limit) keeps the earlier pair as it was, never a new json beside an old or cut plot.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"shift.json": output_dir / "shift.json", "shift.png": output_dir / "shift.png"}
-    write_json(report, paths["shift.json"])
-    write_plot(report, paths["shift.png"])
+    write_together(
+        {
+            paths["shift.png"]: lambda partial: write_plot(report, partial),
+            paths["shift.json"]: lambda partial: write_json(report, partial),
+        }
+    )
     return paths

@@ -17,6 +17,7 @@ import torch
 from accelerate.checkpointing import load_accelerator_state, save_accelerator_state
 
 from nlp_transfer.errors import UserError
+from nlp_transfer.files import DISK_ERRORS, SHORT_WRITE, SHORT_WRITE_ADVICE, write_error
 
 STATE_FILE = "trainer_state.json"
 PREFIX = "step-"
@@ -48,8 +49,19 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def _reason(err: OSError) -> str:
-    known = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
-    return known.get(err.errno, err.strerror or str(err))
+    """What a failed write ran into, in a few words."""
+    if err.errno in DISK_ERRORS:
+        return DISK_ERRORS[err.errno][0]
+    return {errno.EACCES: "permission denied"}.get(err.errno or 0, err.strerror or str(err))
+
+
+def _advice(err: OSError | None) -> str:
+    """What to do about a failed write of a checkpoint or the best model (the earlier ones are kept)."""
+    if err is not None and err.errno in DISK_ERRORS and err.errno != errno.ENOSPC:  # a full disk: the usual advice
+        advice = DISK_ERRORS[err.errno][1]
+    else:
+        advice = SHORT_WRITE_ADVICE if err is not None and err.strerror == SHORT_WRITE else "Free space or fix permissions"
+    return f"{advice}; earlier checkpoints are intact."
 
 
 def commit_dir(tmp: Path, target: Path) -> None:
@@ -67,7 +79,8 @@ def commit_dir(tmp: Path, target: Path) -> None:
 def write_atomically(target: Path, write: Any) -> Path:
     """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``target`` (replacing an older one).
 
-    Disk-full and permission errors become a :class:`UserError`; the older ``target`` survives.
+    Disk-full and permission errors (also as safetensors and torch report them) become a :class:`UserError`; the
+    older ``target`` survives, and no temporary folder is left.
     """
     target = Path(target)
     tmp = target.with_name(f".tmp-{target.name}")
@@ -76,11 +89,12 @@ def write_atomically(target: Path, write: Any) -> Path:
         tmp.mkdir(parents=True)
         write(tmp)
         commit_dir(tmp, target)
-    except OSError as err:
+    except BaseException as err:  # Ctrl-C and a library's own error type too: no half-written folder stays behind
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(
-            f"{target}: cannot write ({_reason(err)}). Free space or fix permissions; earlier checkpoints are intact."
-        ) from None
+        failure = write_error(err) if isinstance(err, Exception) else None
+        if failure is None:
+            raise
+        raise UserError(f"{target}: cannot write ({_reason(failure)}). {_advice(failure)}") from None
     return target
 
 
@@ -104,33 +118,54 @@ def write_collectively(
     """
     target = Path(target)
     tmp = target.with_name(f".tmp-{target.name}")
-    advice = "Free space or fix permissions; earlier checkpoints are intact."
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-    failure: OSError | None = None
-    try:
-        write_all(tmp)
-    except OSError as err:
-        failure = err
+    failure = _attempt(accelerator, tmp, write_all)
     if _failed_anywhere(accelerator, failure is not None):
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-        reason = _reason(failure) if failure is not None else "another process could not write its part"
-        raise UserError(f"{target}: cannot write {what} ({reason}). {advice}")
+        _refuse(target, what, failure, "another process could not write its part")
     if accelerator.is_main_process:
-        try:
+
+        def finish(tmp: Path) -> None:
             if write_main is not None:
                 write_main(tmp)
             commit_dir(tmp, target)
-        except OSError as err:
+
+        failure = _attempt(accelerator, tmp, finish)
+        if failure is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-            failure = err
     if _failed_anywhere(accelerator, failure is not None):
-        reason = _reason(failure) if failure is not None else "the main process could not finish it"
-        raise UserError(f"{target}: cannot write {what} ({reason}). {advice}")
+        _refuse(target, what, failure, "the main process could not finish it")
     return target
+
+
+def _attempt(accelerator: Any, tmp: Path, write: Any) -> Exception | None:
+    """Run ``write(tmp)``; the error it raised (None: it succeeded), for the processes to agree on before raising it.
+
+    An interrupt (Ctrl-C, SIGTERM) removes the main process's ``tmp`` and goes on at once.
+    """
+    try:
+        write(tmp)
+    except Exception as err:
+        return err
+    except BaseException:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return None
+
+
+def _refuse(target: Path, what: str, failure: Exception | None, elsewhere: str) -> None:
+    """Raise the failed write of ``target`` as one :class:`UserError` (``elsewhere``: why, when another process
+    failed); an error that is not a failed write (a bug) is raised as it was."""
+    found = write_error(failure) if failure is not None else None
+    if failure is not None and found is None:
+        raise failure
+    reason = _reason(found) if found is not None else elsewhere
+    raise UserError(f"{target}: cannot write {what} ({reason}). {_advice(found)}") from None
 
 
 def _failed_anywhere(accelerator: Any, failed: bool) -> bool:
