@@ -357,7 +357,7 @@ def save_reports(output_dir: Path, task: Task, metrics: dict[str, Any], info: Ru
     """
     task.tokenizer.save_pretrained(output_dir)
     save_metrics(output_dir, metrics)
-    write_text_atomic(output_dir / RUN_INFO_FILE, json.dumps(info.to_dict(), indent=2))
+    info.write(output_dir)
 
 
 def save_metrics(output_dir: Path, metrics: dict[str, Any]) -> None:

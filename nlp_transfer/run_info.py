@@ -89,8 +89,10 @@ class RunInfo:
         return cls.from_dict(values)
 
     def write(self, run_dir: str | Path) -> None:
-        """Write RUN_DIR/run_info.json."""
-        (Path(run_dir) / RUN_INFO_FILE).write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        """Write RUN_DIR/run_info.json, whole or not at all (a run counts as finished once it is there)."""
+        from nlp_transfer.files import write_text_atomic
+
+        write_text_atomic(Path(run_dir) / RUN_INFO_FILE, json.dumps(self.to_dict(), indent=2))
 
 
 #: the JSON types a RunInfo field's annotation admits (int where a float goes: JSON writes 1.0 as 1 in places)

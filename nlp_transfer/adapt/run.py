@@ -25,6 +25,7 @@ from nlp_transfer.config import RunConfig, config_to_dict
 from nlp_transfer.config.checks import checks_for_adapt
 from nlp_transfer.config.parse import checked_config
 from nlp_transfer.errors import DataError, UserError
+from nlp_transfer.files import write_text_atomic
 from nlp_transfer.models import resolve_with_tokenizer
 from nlp_transfer.output_dir import replaced_on_success
 from nlp_transfer.pipeline import METRICS_FILE, check_resumed_config, start_run_dir
@@ -284,7 +285,7 @@ def write_outputs(
     save_adapted(model, output_dir, keep)
     prepared.task.tokenizer.save_pretrained(output_dir)
     metrics = {"before": before, "after": after}
-    (output_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (output_dir / RUN_INFO_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    write_text_atomic(output_dir / METRICS_FILE, json.dumps(metrics, indent=2))  # whole, and run_info.json last:
+    write_text_atomic(output_dir / RUN_INFO_FILE, json.dumps(info, indent=2))  # the run is finished once both are
     if not config.training.keep_checkpoints:
         pipeline.remove_resume_state(output_dir)
