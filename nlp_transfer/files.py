@@ -7,6 +7,7 @@ as it was. This module also says what a write that ran out of room means and wha
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -51,7 +52,8 @@ def write_together(writers: Mapping[Path, Callable[[Path], Any]]) -> None:
             os.replace(partial, current)
     except BaseException as err:
         for partial in staged.values():
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only disk refuses even this: the first error is the one to tell
+                partial.unlink(missing_ok=True)
         if isinstance(err, OSError) and current is not None:
             _name_final_file(err, Path(current))
         raise

@@ -167,6 +167,11 @@ def run_lock(folder: Path, advice: str = LOCK_ADVICE) -> Iterator[None]:
         os.close(fd)
 
 
+def holds_lock(folder: Path) -> bool:
+    """Whether this process holds the lock of the run folder ``folder`` (:func:`run_lock`)."""
+    return lock_path(folder) in _held
+
+
 @contextmanager
 def replaced_on_success(
     output_dir: Path, replace: bool, accelerator: Any, resumable: Callable[[Path], bool] = has_checkpoint

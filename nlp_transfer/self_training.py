@@ -226,9 +226,9 @@ def train_round(
 
     Resumed, a round that wrote a checkpoint continues from it; one stopped before its first checkpoint starts again.
     """
-    from nlp_transfer.output_dir import has_checkpoint
+    from nlp_transfer.output_dir import has_checkpoint, is_finished
 
-    if resume and (round_dir / "metrics.json").is_file():
+    if resume and is_finished(round_dir):  # both reports whole: one stopped between them trains again
         return _finished_round(round_dir)
     interrupted = resume and has_checkpoint(round_dir)
     return train(round_config(config, round_dir, pseudo_file, last=last), resume=interrupted, overwrite=not interrupted)

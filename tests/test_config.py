@@ -180,6 +180,12 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
         load_config(path)
 
 
+def test_a_key_overridden_twice_is_reported_as_its_last_override():
+    """`training.epochs=2 training.epochs=abc` blamed the first override, whose value was fine."""
+    with pytest.raises(ConfigError, match=r"^override training\.epochs=abc: training\.epochs must be int"):
+        load_config(None, ["training.epochs=2", "training.epochs=abc"])
+
+
 def test_an_override_of_a_whole_section_merges_into_it(tmp_path):
     path = write(tmp_path, "data:\n  train_file: a.csv\ntraining:\n  epochs: 7\n  batch_size: 4\n")
     config = load_config(path, ["training={epochs: 2}"])

@@ -14,6 +14,7 @@ import pytest
 from nlp_transfer.errors import UserError
 from nlp_transfer.export import command
 from nlp_transfer.export.command import export_run, remove_stale_staging
+from nlp_transfer.output_dir import run_lock
 from tests.conftest import REPO
 
 
@@ -69,23 +70,28 @@ def test_a_live_exports_staging_folder_stays_and_a_killed_ones_goes(tmp_path):
             folder.mkdir()
             (folder / "model.onnx").write_bytes(b"half")
         remove_stale_staging(tmp_path / "onnx")
-        assert {name for name, folder in folders.items() if folder.exists()} == {"live", "mine", "another output's"}
+        # its own pid cannot be a live export's: a container runs every export as pid 1 (a killed one's stayed for ever)
+        assert {name for name, folder in folders.items() if folder.exists()} == {"live", "another output's"}
+        with run_lock(tmp_path):  # the export holds the folder's lock: no other export can be writing there
+            remove_stale_staging(tmp_path / "onnx")
+        assert {name for name, folder in folders.items() if folder.exists()} == {"another output's"}
     finally:
         ended(live)
 
 
-def test_an_export_beside_a_live_one_keeps_its_staging_and_names_its_own_by_pid(fake_run):
-    """The export's own staging folder carries its pid; another live export's staging folder survives it."""
+def test_an_export_names_its_staging_by_pid_and_clears_leftovers_whatever_pid_they_carry(fake_run):
+    """Holding the run's lock, an export knows no other export is writing beside it: a leftover whose pid a live
+    process has taken again (containers run every export as pid 1; ids come back after a reboot) stayed for ever."""
     other = sleeping_process()
     try:
-        theirs = fake_run / f".onnx.partial-{other.pid}-abc123"
-        theirs.mkdir()
-        (theirs / "model.onnx").write_bytes(b"theirs, still being written")
+        leftover = fake_run / f".onnx.partial-{other.pid}-abc123"
+        leftover.mkdir()
+        (leftover / "model.onnx").write_bytes(b"a killed export's half graph")
         report = export_run(fake_run)
         assert report["built_in"].startswith(f".onnx.partial-{os.getpid()}-")
         assert (fake_run / "onnx" / "model.onnx").read_bytes() == b"graph"
         assert json.loads((fake_run / "onnx" / "export.json").read_text())["run"] == "run"
-        assert (theirs / "model.onnx").read_bytes() == b"theirs, still being written"
+        assert not leftover.exists()
     finally:
         ended(other)
     assert sorted(p.name for p in fake_run.parent.iterdir()) == ["run"]  # no lock file left beside the run

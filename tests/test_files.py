@@ -92,3 +92,20 @@ def test_disk_error_message_names_the_file_and_the_fix():
         "/runs/a/model.safetensors: cannot write (a file is over the file-size limit). "
         "Raise the limit (ulimit -f unlimited), or write to another disk."
     )
+
+
+def test_on_a_read_only_disk_the_error_names_the_file_asked_for_not_its_partial(tmp_path, monkeypatch):
+    """The cleanup's own unlink failed on a read-only disk and replaced the first error: the message named
+    reliability.png.partial, a file the user never asked for."""
+    plot = tmp_path / "reliability.png"
+
+    def read_only(partial):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(partial))
+
+    def unlink_refused(self, missing_ok=False):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(type(plot), "unlink", unlink_refused)
+    with pytest.raises(OSError) as raised:
+        files.write_together({plot: read_only})
+    assert raised.value.errno == errno.EROFS and raised.value.filename == str(plot)

@@ -471,3 +471,18 @@ def test_self_training_without_an_unlabelled_file_says_it_is_not_set():
 
     with pytest.raises(DataError, match=r"data\.unlabeled_file is not set: self-training needs a file"):
         read_unlabeled_texts(load_config(None, ["data.train_file=x.csv"]))
+
+
+def test_a_round_stopped_between_its_two_reports_trains_again_on_resume(tmp_path):
+    """A round interrupted after metrics.json but before run_info.json was read back as finished: the resumed run
+    ended with an empty run_info (no task, no labels) and the round's checkpoints left in the finished run."""
+    from nlp_transfer.config import load_config
+    from nlp_transfer.self_training import train_round
+
+    round_dir = tmp_path / "rounds" / "round_0"
+    round_dir.mkdir(parents=True)
+    (round_dir / "metrics.json").write_text('{"validation": {"accuracy": 0.9}}', encoding="utf-8")
+    calls = []
+    config = load_config(None, [f"data.train_file={tmp_path / 'train.csv'}", f"output_dir={tmp_path}"])
+    train_round(config, round_dir, None, lambda c, **kw: calls.append(kw), resume=True, last=False)
+    assert calls == [{"resume": False, "overwrite": True}]  # trained again, not read back

@@ -56,7 +56,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
         set_override(raw, key, value)
         shown = shown_override(key, text, value)
         for set_key in [*added, key, *_nested_keys(value, key + ".")]:
-            overridden.setdefault(set_key, shown)
+            overridden[set_key] = shown  # a key set twice is the last override's, as its value is
     return overridden
 
 

@@ -31,7 +31,7 @@ from nlp_transfer.export.onnx_backend import (
     weights_fingerprint,
 )
 from nlp_transfer.export.validation import ValidationSet, compare, validation_set
-from nlp_transfer.output_dir import run_lock
+from nlp_transfer.output_dir import holds_lock, run_lock
 
 DEFAULT_MAX_DROP = 0.5
 #: the float graph computes what the PyTorch model computes: its logits may differ by float rounding (1e-5 and less
@@ -189,14 +189,20 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_stale_staging(output: Path) -> None:
-    """Delete the staging folders beside ``output`` whose export was killed outright (SIGKILL): those whose process is
-    gone, and those without a process id in their name (left by an older version). A live export's stays."""
+    """Delete the staging folders beside ``output`` whose export was killed outright (SIGKILL).
+
+    While this process holds the lock of the folder they lie in (or of ``output``), no other export can be writing
+    them: every one goes, whatever process id its name carries (in a container every export is pid 1, and ids come
+    back after a reboot). Without the lock, those whose process is gone, this process's own and those without a
+    process id in their name (left by an older version) go; another live export's stays."""
     prefix = staging_prefix(output)
+    locked = holds_lock(output.parent) or holds_lock(output)
     for folder in output.parent.iterdir():
         if not folder.name.startswith(prefix):
             continue
         pid = folder.name[len(prefix) :].split("-")[0]
-        if not (pid.isdigit() and process_alive(int(pid))):
+        live = pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid))
+        if locked or not live:
             shutil.rmtree(folder, ignore_errors=True)
 
 
