@@ -169,13 +169,17 @@ def test_split_words_offsets_and_punctuation():
 
 
 def test_modifier_characters_stay_with_their_word_and_every_word_gets_a_tag(task):
-    """A decomposed accent, an emoji's variation selector or a soft hyphen is no word of its own; a word the tokenizer
-    reads as nothing (a lone soft hyphen) is read as the unknown token, so predict and the metrics never lose it."""
+    """A decomposed accent, an emoji's variation selector or a soft hyphen is no word of its own: in raw text a lone
+    soft hyphen is no word at all (the tokenizer deletes it). A given word the tokenizer reads as nothing (a lone soft
+    hyphen as a CoNLL token) is read as the unknown token, so the metrics never lose it."""
     text = "Jose\u0301 loves \u2764\ufe0f Lisbon \u00ad ."
     words, spans = split_words(text)
-    assert words == ["Jose\u0301", "loves", "\u2764\ufe0f", "Lisbon", "\u00ad", "."]
+    assert words == ["Jose\u0301", "loves", "\u2764\ufe0f", "Lisbon", "."]
     assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
     assert task.tokenizer("\u00ad", add_special_tokens=False)["input_ids"] == []  # the tokenizer drops it
+    conll_words = ["Jose\u0301", "loves", "\u2764\ufe0f", "Lisbon", "\u00ad", "."]
+    rows = task.encode_words([conll_words])
+    assert sorted(w for w in rows["first_word_ids"][0] if w >= 0) == list(range(len(conll_words)))
     rows = task.encode_words([words])
     assert sorted(w for w in rows["first_word_ids"][0] if w >= 0) == list(range(len(words)))
     logits = np.full((1, len(rows["input_ids"][0]), len(task.labels)), -5.0)
@@ -192,7 +196,7 @@ def test_a_word_with_a_soft_hyphen_or_joiner_inside_is_one_word_as_the_tokenizer
     assert words == ["Angela", "Mer\u00adkel", "and", "Bj\u200dorn", "spoke"]
     assert all(text[s:e] == w for w, (s, e) in zip(words, spans, strict=True))
     assert task.tokenizer.tokenize(text)[:3] == ["angela", "mer", "##kel"]  # the tokenizer's own word boundaries
-    assert split_words("Lisbon \u00ad .")[0] == ["Lisbon", "\u00ad", "."]  # a lone soft hyphen stays a word of its own
+    assert split_words("Lisbon \u00ad .")[0] == ["Lisbon", "."]  # a lone soft hyphen: deleted by the tokenizer, no word
     # a decomposed accent inside a word splits it no more than its composed form does (NFD text gave other entities)
     for name in ("S\u00e9gol\u00e8ne Royal", "Se\u0301gole\u0300ne Royal", "Marti\u0301nez", "Rene\u0301e"):
         words, spans = split_words(name)
