@@ -160,6 +160,21 @@ def tiny_overrides(model_dir: str, output_dir: Path, **extra: object) -> list[st
 SLOWEST_FILES = ("test_integration.py", "test_distributed.py", "test_compare.py", "test_cli.py", "test_contrastive.py")
 
 
+def hold_lock(folder: Path) -> Any:
+    """Another process that holds ``folder``'s run lock (as a training run, a check or an export would) until its
+    stdin closes; returns the ``subprocess.Popen`` once it holds it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom nlp_transfer.output_dir import run_lock\n"
+        f"with run_lock(Path({str(folder)!r})):\n    print('held', flush=True)\n    sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Put the tests of :data:`SLOWEST_FILES` first, each file's tests in their own order."""
     rank = {name: i for i, name in enumerate(SLOWEST_FILES)}

@@ -15,7 +15,7 @@ from nlp_transfer.errors import UserError
 from nlp_transfer.export import command
 from nlp_transfer.export.command import export_run, remove_stale_staging
 from nlp_transfer.output_dir import run_lock
-from tests.conftest import REPO
+from tests.conftest import hold_lock
 
 
 def sleeping_process() -> subprocess.Popen:
@@ -95,17 +95,6 @@ def test_an_export_names_its_staging_by_pid_and_clears_leftovers_whatever_pid_th
     finally:
         ended(other)
     assert sorted(p.name for p in fake_run.parent.iterdir()) == ["run"]  # no lock file left beside the run
-
-
-def hold_lock(folder: Path) -> subprocess.Popen:
-    """Another nlp-transfer process holding ``folder``'s lock (a training run, a check or an export) until stdin closes."""
-    code = (
-        "import sys\nfrom pathlib import Path\nfrom nlp_transfer.output_dir import run_lock\n"
-        f"with run_lock(Path({str(folder)!r})):\n    print('held', flush=True)\n    sys.stdin.read()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
 
 
 @pytest.mark.parametrize("held", ["run", "output"])

@@ -162,17 +162,17 @@ def test_an_overwrite_stopped_between_its_reports_never_costs_the_finished_run(t
 
     assert train_cli(1) == 0
     finished = (run / "model.safetensors").read_bytes()
-    import nlp_transfer.pipeline
+    import nlp_transfer.files
     import nlp_transfer.training.loop
 
-    write_text_atomic = nlp_transfer.pipeline.write_text_atomic
+    write_text_atomic = nlp_transfer.files.write_text_atomic
 
     def stopped_at_run_info(path: Path, text: str) -> None:
         if Path(path).name == "run_info.json":
             raise KeyboardInterrupt
         write_text_atomic(path, text)
 
-    monkeypatch.setattr(nlp_transfer.pipeline, "write_text_atomic", stopped_at_run_info)
+    monkeypatch.setattr(nlp_transfer.files, "write_text_atomic", stopped_at_run_info)  # RunInfo.write reads it from there
     assert train_cli(2, "--overwrite") == 130
     monkeypatch.undo()
     assert (run / "metrics.json").is_file() and not is_finished(run)  # kept for --resume: it has a checkpoint

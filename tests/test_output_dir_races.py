@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,7 @@ import pytest
 
 from nlp_transfer.errors import UserError
 from nlp_transfer.output_dir import is_finished, lock_path, move_aside, replaced_on_success, replaced_path, run_lock
-from tests.conftest import REPO
+from tests.conftest import REPO, hold_lock
 
 MAIN_PROCESS = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
 OTHER_PROCESS = SimpleNamespace(is_main_process=False, wait_for_everyone=lambda: None)
@@ -86,17 +85,6 @@ def test_move_aside_replaces_the_waiting_run_only_with_a_finished_one(tmp_path):
     (run / "run_info.json").write_text('{"task": ')  # cut off mid-write
     move_aside(run, aside)
     assert (aside / "model.safetensors").read_bytes() == b"B" and not run.exists()
-
-
-def hold_lock(folder: Path) -> subprocess.Popen:
-    """Another process that holds ``folder``'s lock until its stdin closes; returns once it holds it."""
-    code = (
-        "import sys\nfrom pathlib import Path\nfrom nlp_transfer.output_dir import run_lock\n"
-        f"with run_lock(Path({str(folder)!r})):\n    print('held', flush=True)\n    sys.stdin.read()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
 
 
 def release(holder: subprocess.Popen) -> None:
