@@ -26,7 +26,7 @@ from nlp_transfer.errors import UserError
 from nlp_transfer.evaluation.metrics import scalar_metrics
 from nlp_transfer.evaluation.plots import save_confusion_matrix
 from nlp_transfer.files import write_text_atomic
-from nlp_transfer.output_dir import check_replaceable, has_checkpoint, replaced_on_success
+from nlp_transfer.output_dir import check_replaceable, has_checkpoint, is_finished, replaced_on_success
 from nlp_transfer.process_group import end_process_group
 from nlp_transfer.run_info import RUN_INFO_FILE, RunInfo, data_provenance, library_versions, training_facts
 from nlp_transfer.tasks import Task, build_task_and_data
@@ -165,9 +165,9 @@ def check_output_dir(
     if resume:
         if not output_dir.is_dir():
             raise UserError(f"{output_dir}: nothing to resume (no such directory). Start without --resume.")
-        if (output_dir / METRICS_FILE).is_file() and not has_checkpoint(output_dir):
+        if is_finished(output_dir) and not has_checkpoint(output_dir):
             raise UserError(
-                f"{output_dir}: the run is complete (metrics.json written, no checkpoint left), so there is nothing to "
+                f"{output_dir}: the run is complete (its reports written, no checkpoint left), so there is nothing to "
                 "resume. Use it as it is, or pass --overwrite instead of --resume to train it again."
             )
         return False

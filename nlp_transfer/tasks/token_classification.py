@@ -351,9 +351,8 @@ def entity_spans(
 ) -> list[dict[str, Any]]:
     """The entities of ``text`` given its words' IOB2 ``tags``: ``text``, ``type``, ``start``, ``end`` and mean ``score``.
 
-    A word of nothing but invisible characters (a lone soft hyphen or control character, which the model reads as its
-    unknown token) neither begins nor ends an entity: it is trimmed off the entity's edges, and an entity of such
-    words alone is dropped.
+    No word is invisible characters alone (:func:`split_words` leaves those out, as the tokenizer deletes them), so no
+    entity begins or ends on one.
     """
     groups: list[tuple[str, list[int]]] = []
     for index, tag in enumerate(tags):
@@ -363,12 +362,9 @@ def entity_spans(
             groups[-1][1].append(index)
     entities = []
     for kind, indices in groups:
-        visible = [i for i in indices if not only_invisible(text[word_spans[i][0] : word_spans[i][1]])]
-        if not visible:
-            continue
-        start, end = word_spans[visible[0]][0], word_spans[visible[-1]][1]
-        kept = [scores[i] for i in indices if visible[0] <= i <= visible[-1]]
-        entities.append({"text": text[start:end], "type": kind, "start": start, "end": end, "score": float(np.mean(kept))})
+        start, end = word_spans[indices[0]][0], word_spans[indices[-1]][1]
+        score = float(np.mean([scores[i] for i in indices]))
+        entities.append({"text": text[start:end], "type": kind, "start": start, "end": end, "score": score})
     return entities
 
 
